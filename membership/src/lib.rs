@@ -1,1 +1,161 @@
-//! membership core
+//! The sans-IO host side of IP multicast group management: IGMPv1/v2 (RFC 2236) and MLDv1
+//! (RFC 2710), with the NetBSD `igmp.c` 1.49 and KAME `mld6.c` seeds as the behaviour of record.
+//!
+//! The core does no I/O, reads no clock and owns no randomness source: the driver passes the
+//! time ([`Instant`]) into every call and a seed into [`Host::new`], feeds it received packets,
+//! and writes out what [`Host::poll`] hands back. One generic engine ([`engine`], [`family`])
+//! serves both protocols; `igmp` and `mld` are thin adapters that validate and translate
+//! messages.
+
+pub mod engine;
+mod family;
+mod host;
+mod igmp;
+mod mld;
+pub mod stats;
+pub mod time;
+pub mod timer;
+pub mod wire;
+
+use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub use engine::MemberState;
+pub use family::{Filter, FilterMode};
+pub use host::{GroupInfo, Host, InterfaceInfo};
+pub use stats::{DropReason, Stats};
+pub use time::Instant;
+pub use wire::ip::{Ipv4Meta, Ipv6Meta};
+
+/// An interface, as the driver numbers it.
+pub type IfIndex = u32;
+
+/// Host-wide protocol settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Robustness Variable (RFC 2236 §8.1, RFC 2710 §7.1): unsolicited reports are sent this many
+    /// times. Default 2.
+    pub robustness: u8,
+    /// IGMPv2 Unsolicited Report Interval (RFC 2236 §8.10). Default 10 s.
+    pub igmp_unsolicited_interval: Duration,
+    /// MLDv1 Unsolicited Report Interval (RFC 2710 §7.10). Default 10 s.
+    pub mld_unsolicited_interval: Duration,
+    /// Version 1 Router Present Timeout (RFC 2236 §8.11). Default 400 s. The NetBSD seed ages
+    /// the v1 router out after IGMP_AGE_THRESHOLD slow ticks (540 at 2 Hz: 270 s); RFC wins.
+    pub v1_querier_timeout: Duration,
+    /// Report 224.0.0.0/24 groups other than 224.0.0.1 (Linux does by default; the seed never
+    /// does, and neither do we unless asked).
+    pub report_link_local_groups: bool,
+    /// What IP-level irregularities IGMP input tolerates.
+    pub igmp_policy: InputPolicy,
+    /// What IP-level irregularities MLD input tolerates.
+    pub mld_policy: InputPolicy,
+}
+
+/// Whether input must carry Router Alert and TTL / hop limit 1. Violations are counted either
+/// way; a strict policy also drops them.
+///
+/// Defaults interoperate: the Linux kernel and FRR accept IGMP without Router Alert and with
+/// any TTL, so IGMP is lenient; RFC 2710 §3 requires both for MLD and Linux drops MLD without
+/// them, so MLD is strict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputPolicy {
+    pub require_router_alert: bool,
+    pub require_hop_limit_one: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            robustness: 2,
+            igmp_unsolicited_interval: Duration::from_secs(10),
+            mld_unsolicited_interval: Duration::from_secs(10),
+            v1_querier_timeout: Duration::from_secs(400),
+            report_link_local_groups: false,
+            igmp_policy: InputPolicy {
+                require_router_alert: false,
+                require_hop_limit_one: false,
+            },
+            mld_policy: InputPolicy {
+                require_router_alert: true,
+                require_hop_limit_one: true,
+            },
+        }
+    }
+}
+
+/// This host's addresses on an interface: the sources of what it sends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterfaceConfig {
+    /// Source of IGMP messages. Without one, 0.0.0.0 (RFC 1112 allows it; FRR drops such reports).
+    pub ipv4: Option<Ipv4Addr>,
+    /// Source of MLD messages; `::` while there is none (RFC 2710 §3).
+    pub ipv6_link_local: Option<Ipv6Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("unknown interface {0}")]
+    UnknownInterface(IfIndex),
+    #[error("{0} is not a multicast address")]
+    NotMulticast(IpAddr),
+    #[error("{0} is not joined on this interface")]
+    NotJoined(IpAddr),
+    #[error("too many joins of one group")]
+    TooManyUsers,
+    #[error("interface {0} already exists")]
+    InterfaceExists(IfIndex),
+}
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Igmp(wire::igmp::IgmpRepr),
+    Mld(wire::mld::MldRepr),
+}
+
+/// One packet for the driver to write: where, from and to whom, what, and the IP-level needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub iface: IfIndex,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub message: Message,
+    /// TTL / hop limit: always 1 for IGMP and MLD.
+    pub hop_limit: u8,
+    /// IPv4 Router Alert option / IPv6 hop-by-hop Router Alert (value 0, MLD).
+    pub router_alert: bool,
+}
+
+impl Transmit {
+    /// The whole IP packet: IPv4 with TOS 0xc0, DF, TTL 1 and Router Alert, as the Linux kernel
+    /// sends it; IPv6 with hop limit 1 and a hop-by-hop Router Alert.
+    pub fn to_packet(&self) -> Vec<u8> {
+        match (&self.message, self.src, self.dst) {
+            (Message::Igmp(repr), IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let mut body = vec![0; repr.buffer_len()];
+                repr.emit(&mut body);
+                wire::ip::build_ipv4(src, dst, &body)
+            }
+            (Message::Mld(repr), IpAddr::V6(src), IpAddr::V6(dst)) => {
+                let mut body = vec![0; repr.buffer_len()];
+                repr.emit(&src, &dst, &mut body);
+                wire::ip::build_ipv6(src, dst, &body)
+            }
+            _ => unreachable!("transmits are built with matching address families"),
+        }
+    }
+
+    /// The group the message is about (the destination of a report, the group of a Leave).
+    pub fn group(&self) -> Option<IpAddr> {
+        use wire::igmp::IgmpRepr as I;
+        use wire::mld::MldRepr as M;
+        match &self.message {
+            Message::Igmp(I::ReportV1 { group } | I::ReportV2 { group } | I::Leave { group }) => {
+                Some((*group).into())
+            }
+            Message::Mld(M::Report { group } | M::Done { group }) => Some((*group).into()),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,238 @@
+//! IGMPv1/v2 adapter (RFC 2236; NetBSD igmp.c 1.49): validates IGMP messages and turns them
+//! into engine events, and turns the engine's sends into IGMP messages.
+
+use core::time::Duration;
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::engine::{Context, Send};
+use crate::family::{check_report, query_target, Family, Protocol, QueryProblem, ReportProblem};
+use crate::host::Host;
+use crate::mld::Mld;
+use crate::stats::{igmp_wire_drop, DropReason, Stats};
+use crate::time::Instant;
+use crate::wire::igmp::IgmpRepr;
+use crate::wire::ip::Ipv4Meta;
+use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+
+#[derive(Debug)]
+pub(crate) struct Igmp;
+
+/// 224.0.0.2: IGMPv2 Leave Group messages go to all-routers (RFC 2236 §3).
+const ALL_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
+
+/// IGMPv1 queries carry no Max Resp Time; RFC 2236 §4 has hosts use 10 s.
+const V1_MAX_RESPONSE: Duration = Duration::from_secs(10);
+
+impl Protocol for Igmp {
+    type Addr = Ipv4Addr;
+    const ALL_SYSTEMS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
+
+    fn select<'a>(igmp: &'a mut Family<Igmp>, _: &'a mut Family<Mld>) -> &'a mut Family<Igmp> {
+        igmp
+    }
+
+    fn is_multicast(addr: &Ipv4Addr) -> bool {
+        addr.is_multicast()
+    }
+
+    fn is_unspecified(addr: &Ipv4Addr) -> bool {
+        addr.is_unspecified()
+    }
+
+    fn reportable(group: &Ipv4Addr, config: &Config) -> bool {
+        // 224.0.0.1 is never reported (RFC 2236 §6); the seed's IN_LOCAL_GROUP keeps the rest
+        // of 224.0.0.0/24 quiet too, unless configured otherwise.
+        let local = group.octets()[..3] == [224, 0, 0];
+        *group != Self::ALL_SYSTEMS && (!local || config.report_link_local_groups)
+    }
+
+    fn unsolicited_interval(config: &Config) -> Duration {
+        config.igmp_unsolicited_interval
+    }
+
+    fn transmit(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        group: Ipv4Addr,
+        send: Send,
+        ctx: &Context,
+        stats: &mut Stats,
+    ) -> Transmit {
+        let (repr, dst) = match send {
+            Send::Report if ctx.v1_querier => {
+                stats.igmp.igmp_snd_v1_reports += 1;
+                (IgmpRepr::ReportV1 { group }, group)
+            }
+            Send::Report => {
+                stats.igmp.igmp_snd_v2_reports += 1;
+                (IgmpRepr::ReportV2 { group }, group)
+            }
+            // Departure from the seed, RFC wins: NetBSD igmp.c 1.49 sends the Leave to the group
+            // itself; RFC 2236 §3 sends it to the all-routers group.
+            Send::Leave => {
+                stats.igmp.igmp_snd_leaves += 1;
+                (IgmpRepr::Leave { group }, ALL_ROUTERS)
+            }
+        };
+        if send == Send::Report {
+            stats.igmp.igmp_snd_reports += 1;
+        }
+        Transmit {
+            iface,
+            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            dst: IpAddr::V4(dst),
+            message: Message::Igmp(repr),
+            hop_limit: 1,
+            router_alert: true,
+        }
+    }
+}
+
+impl Host {
+    /// One IGMP message (the IPv4 payload) received on `ifindex`.
+    pub fn handle_igmp(
+        &mut self,
+        ifindex: IfIndex,
+        meta: &Ipv4Meta,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        self.tick(now);
+        self.stats.igmp.igmp_rcv_total += 1;
+        let Some(addrs) = self.interfaces.get(&ifindex) else {
+            return Err(self.dropped(DropReason::UnknownInterface));
+        };
+        let own_address = addrs.ipv4;
+        let repr = match IgmpRepr::parse(payload) {
+            Ok(repr) => repr,
+            Err(e) => {
+                let reason = igmp_wire_drop(e);
+                match reason {
+                    DropReason::IgmpTooShort => self.stats.igmp.igmp_rcv_tooshort += 1,
+                    DropReason::IgmpBadChecksum => self.stats.igmp.igmp_rcv_badsum += 1,
+                    DropReason::IgmpBadQueryLength => self.stats.igmp.igmp_rcv_badqueries += 1,
+                    _ => {}
+                }
+                return Err(self.dropped(reason));
+            }
+        };
+        let policy = self.config.igmp_policy;
+        if !meta.router_alert {
+            if policy.require_router_alert {
+                return Err(self.dropped(DropReason::IgmpNoRouterAlert));
+            }
+            self.stats.igmp.igmp_rcv_no_router_alert += 1;
+        }
+        if meta.ttl != 1 {
+            if policy.require_hop_limit_one {
+                return Err(self.dropped(DropReason::IgmpBadTtl));
+            }
+            self.stats.igmp.igmp_rcv_ttl_not_one += 1;
+        }
+
+        match repr {
+            IgmpRepr::Query {
+                max_resp_code: 0, ..
+            } => {
+                self.stats.igmp.igmp_rcv_queries += 1;
+                self.stats.igmp.igmp_rcv_v1_queries += 1;
+                // IGMPv1 queries are always general and go to all-hosts (RFC 1112 App. I). The
+                // seed marks the v1 router present before checking; we change no state for a
+                // query we reject.
+                if meta.dst != Igmp::ALL_SYSTEMS {
+                    self.stats.igmp.igmp_rcv_badqueries += 1;
+                    return Err(self.dropped(DropReason::IgmpQueryBadDestination));
+                }
+                self.igmp_query(ifindex, None, V1_MAX_RESPONSE, true, now);
+            }
+            IgmpRepr::Query {
+                max_resp_code,
+                group,
+            } => {
+                self.stats.igmp.igmp_rcv_queries += 1;
+                self.stats.igmp.igmp_rcv_v2_queries += 1;
+                let target = self.igmp_query_target(group, meta.dst, 0)?;
+                let max = Duration::from_millis(u64::from(max_resp_code) * 100);
+                self.igmp_query(ifindex, target, max, false, now);
+            }
+            // A v3 query reaching a v1/v2 host is handled as a v2 query (RFC 9776 §7.2.1 and
+            // §7.1), its Max Resp Code read in the v3 floating-point form.
+            ref q @ IgmpRepr::QueryV3 {
+                group, ref sources, ..
+            } => {
+                self.stats.igmp.igmp_rcv_queries += 1;
+                self.stats.igmp.igmp_rcv_v3_queries += 1;
+                let target = self.igmp_query_target(group, meta.dst, sources.len())?;
+                let max = q.max_resp_time().unwrap_or(V1_MAX_RESPONSE);
+                self.igmp_query(ifindex, target, max, false, now);
+            }
+            IgmpRepr::ReportV1 { group } | IgmpRepr::ReportV2 { group } => {
+                let v1 = matches!(repr, IgmpRepr::ReportV1 { .. });
+                self.stats.igmp.igmp_rcv_reports += 1;
+                if v1 {
+                    self.stats.igmp.igmp_rcv_v1_reports += 1;
+                } else {
+                    self.stats.igmp.igmp_rcv_v2_reports += 1;
+                }
+                if let Err(problem) = check_report::<Igmp>(group, meta.dst) {
+                    self.stats.igmp.igmp_rcv_badreports += 1;
+                    return Err(self.dropped(match problem {
+                        ReportProblem::BadGroup => DropReason::IgmpReportBadGroup,
+                        ReportProblem::GroupMismatch => DropReason::IgmpReportGroupMismatch,
+                    }));
+                }
+                // Our own report looped back must not clear the last-reporter flag (the seed
+                // makes the same check under MROUTING).
+                if Some(meta.src) == own_address {
+                    self.stats.igmp.igmp_rcv_looped += 1;
+                    return Ok(());
+                }
+                let (family, mut env) = self
+                    .parts::<Igmp>(ifindex)
+                    .map_err(|_| DropReason::UnknownInterface)?;
+                if family.report_heard(ifindex, group, v1, now, &mut env) {
+                    self.stats.igmp.igmp_rcv_ourreports += 1;
+                }
+            }
+            IgmpRepr::Leave { .. } => self.stats.igmp.igmp_rcv_leaves += 1,
+            // RFC 9776 §7.2: a v1/v2 host ignores IGMPv3 reports.
+            IgmpRepr::ReportV3 { .. } => {
+                self.stats.igmp.igmp_rcv_reports += 1;
+                self.stats.igmp.igmp_rcv_v3_reports += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn igmp_query_target(
+        &mut self,
+        group: Ipv4Addr,
+        dst: Ipv4Addr,
+        sources: usize,
+    ) -> Result<Option<Ipv4Addr>, DropReason> {
+        query_target::<Igmp>(group, dst, sources).map_err(|problem| {
+            self.stats.igmp.igmp_rcv_badqueries += 1;
+            self.dropped(match problem {
+                QueryProblem::BadGroup => DropReason::IgmpQueryBadGroup,
+                QueryProblem::BadDestination => DropReason::IgmpQueryBadDestination,
+                QueryProblem::GeneralWithSources => DropReason::IgmpGeneralQueryWithSources,
+            })
+        })
+    }
+
+    fn igmp_query(
+        &mut self,
+        ifindex: IfIndex,
+        target: Option<Ipv4Addr>,
+        max: Duration,
+        from_v1_querier: bool,
+        now: Instant,
+    ) {
+        if let Ok((family, mut env)) = self.parts::<Igmp>(ifindex) {
+            if from_v1_querier {
+                family.v1_querier_heard(ifindex, now, env.config);
+            }
+            family.query(ifindex, target, max, from_v1_querier, now, &mut env);
+        }
+    }
+}

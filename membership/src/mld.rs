@@ -1,0 +1,167 @@
+//! MLDv1 adapter (RFC 2710; KAME / NetBSD mld6.c): validates MLD messages and turns them into
+//! engine events, and turns the engine's sends into MLD messages.
+
+use core::time::Duration;
+use std::net::{IpAddr, Ipv6Addr};
+
+use crate::engine::{Context, Send};
+use crate::family::{check_report, query_target, Family, Protocol, QueryProblem, ReportProblem};
+use crate::host::Host;
+use crate::igmp::Igmp;
+use crate::stats::{mld_wire_drop, DropReason, Stats};
+use crate::time::Instant;
+use crate::wire::ip::Ipv6Meta;
+use crate::wire::mld::MldRepr;
+use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+
+#[derive(Debug)]
+pub(crate) struct Mld;
+
+/// ff02::2: Done messages go to all-routers (RFC 2710 §3).
+const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+fn is_link_local_unicast(addr: &Ipv6Addr) -> bool {
+    addr.segments()[0] & 0xffc0 == 0xfe80
+}
+
+/// The scope nibble of a multicast address (RFC 4291 §2.7).
+fn multicast_scope(addr: &Ipv6Addr) -> u16 {
+    addr.segments()[0] & 0x000f
+}
+
+impl Protocol for Mld {
+    type Addr = Ipv6Addr;
+    const ALL_SYSTEMS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+    fn select<'a>(_: &'a mut Family<Igmp>, mld: &'a mut Family<Mld>) -> &'a mut Family<Mld> {
+        mld
+    }
+
+    fn is_multicast(addr: &Ipv6Addr) -> bool {
+        addr.is_multicast()
+    }
+
+    fn is_unspecified(addr: &Ipv6Addr) -> bool {
+        addr.is_unspecified()
+    }
+
+    /// RFC 2710 §5: never for ff02::1, nor for scopes 0 (reserved) and 1 (interface-local).
+    fn reportable(group: &Ipv6Addr, _config: &Config) -> bool {
+        *group != Self::ALL_SYSTEMS && multicast_scope(group) > 1
+    }
+
+    fn unsolicited_interval(config: &Config) -> Duration {
+        config.mld_unsolicited_interval
+    }
+
+    fn transmit(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        group: Ipv6Addr,
+        send: Send,
+        _ctx: &Context,
+        stats: &mut Stats,
+    ) -> Transmit {
+        let (repr, dst) = match send {
+            Send::Report => {
+                stats.mld.mld_snd_reports += 1;
+                (MldRepr::Report { group }, group)
+            }
+            Send::Leave => {
+                stats.mld.mld_snd_dones += 1;
+                (MldRepr::Done { group }, ALL_ROUTERS)
+            }
+        };
+        Transmit {
+            iface,
+            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+            dst: IpAddr::V6(dst),
+            message: Message::Mld(repr),
+            hop_limit: 1,
+            router_alert: true,
+        }
+    }
+}
+
+impl Host {
+    /// One MLD message (the ICMPv6 message after the IPv6 header chain) received on `ifindex`.
+    pub fn handle_mld(
+        &mut self,
+        ifindex: IfIndex,
+        meta: &Ipv6Meta,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        self.tick(now);
+        self.stats.mld.mld_rcv_total += 1;
+        let Some(addrs) = self.interfaces.get(&ifindex) else {
+            return Err(self.dropped(DropReason::UnknownInterface));
+        };
+        let own_address = addrs.ipv6_link_local;
+        // RFC 2710 §3: MLD is sent from a link-local source with hop limit 1 and Router
+        // Alert. The seeds drop a non-link-local source; the others are policy.
+        if !is_link_local_unicast(&meta.src) {
+            return Err(self.dropped(DropReason::MldSourceNotLinkLocal));
+        }
+        let policy = self.config.mld_policy;
+        if meta.hop_limit != 1 && policy.require_hop_limit_one {
+            return Err(self.dropped(DropReason::MldBadHopLimit));
+        }
+        if !meta.router_alert && policy.require_router_alert {
+            return Err(self.dropped(DropReason::MldNoRouterAlert));
+        }
+        let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
+            .map_err(|e| self.dropped(mld_wire_drop(e)))?;
+
+        match repr {
+            ref q @ (MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. }) => {
+                self.stats.mld.mld_rcv_queries += 1;
+                let sources = match q {
+                    MldRepr::QueryV2 { sources, .. } => {
+                        self.stats.mld.mld_rcv_v2_queries += 1;
+                        sources.len()
+                    }
+                    _ => 0,
+                };
+                let target = query_target::<Mld>(group, meta.dst, sources).map_err(|problem| {
+                    self.stats.mld.mld_rcv_badqueries += 1;
+                    self.dropped(match problem {
+                        QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
+                        QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
+                        QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
+                    })
+                })?;
+                // An MLDv2 query reaching an MLDv1 host is handled as an MLDv1 query, its
+                // Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
+                let max = q.max_resp_time().unwrap_or_default();
+                if let Ok((family, mut env)) = self.parts::<Mld>(ifindex) {
+                    family.query(ifindex, target, max, false, now, &mut env);
+                }
+            }
+            MldRepr::Report { group } => {
+                self.stats.mld.mld_rcv_reports += 1;
+                if let Err(problem) = check_report::<Mld>(group, meta.dst) {
+                    self.stats.mld.mld_rcv_badreports += 1;
+                    return Err(self.dropped(match problem {
+                        ReportProblem::BadGroup => DropReason::MldReportBadGroup,
+                        ReportProblem::GroupMismatch => DropReason::MldReportGroupMismatch,
+                    }));
+                }
+                if Some(meta.src) == own_address {
+                    self.stats.mld.mld_rcv_looped += 1;
+                    return Ok(());
+                }
+                let (family, mut env) = self
+                    .parts::<Mld>(ifindex)
+                    .map_err(|_| DropReason::UnknownInterface)?;
+                if family.report_heard(ifindex, group, false, now, &mut env) {
+                    self.stats.mld.mld_rcv_ourreports += 1;
+                }
+            }
+            MldRepr::Done { .. } => self.stats.mld.mld_rcv_dones += 1,
+            // RFC 9777 §8.2: an MLDv1 host ignores MLDv2 reports.
+            MldRepr::ReportV2 { .. } => self.stats.mld.mld_rcv_v2_reports += 1,
+        }
+        Ok(())
+    }
+}
