@@ -35,6 +35,8 @@ pub(crate) trait Protocol {
     /// Whether a joined group is ever reported (never 224.0.0.0/24, ff02::1, scopes 0/1).
     fn reportable(group: &Self::Addr, config: &Config) -> bool;
     fn unsolicited_interval(config: &Config) -> Duration;
+    /// Configured to speak IGMPv1 only.
+    fn forced_v1(config: &Config) -> bool;
     /// Builds the message for `send`, counting it.
     fn transmit(
         iface: IfIndex,
@@ -269,10 +271,11 @@ impl<P: Protocol> Family<P> {
 
     pub fn context(&self, ifindex: IfIndex, config: &Config) -> Context {
         Context {
-            v1_querier: self
-                .ifaces
-                .get(&ifindex)
-                .is_some_and(|i| i.v1_querier.is_some()),
+            v1_querier: P::forced_v1(config)
+                || self
+                    .ifaces
+                    .get(&ifindex)
+                    .is_some_and(|i| i.v1_querier.is_some()),
             robustness: config.robustness,
             unsolicited_interval: P::unsolicited_interval(config),
         }

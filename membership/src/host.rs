@@ -267,9 +267,10 @@ impl Host {
             .keys()
             .map(|&ifindex| {
                 let v1 = self.igmp.v1_querier_left(ifindex, now);
+                let forced_v1 = self.config.igmp_max_version == 1;
                 InterfaceInfo {
                     iface: ifindex,
-                    igmp_version: if v1.is_some() { 1 } else { 2 },
+                    igmp_version: if v1.is_some() || forced_v1 { 1 } else { 2 },
                     igmp_v1_querier_ms: v1.map(millis),
                     mld_version: 1,
                     igmp_groups: self.igmp.ifaces.get(&ifindex).map_or(0, |i| i.groups.len()),

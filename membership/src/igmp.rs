@@ -50,6 +50,10 @@ impl Protocol for Igmp {
         config.igmp_unsolicited_interval
     }
 
+    fn forced_v1(config: &Config) -> bool {
+        config.igmp_max_version == 1
+    }
+
     fn transmit(
         iface: IfIndex,
         addrs: &InterfaceConfig,

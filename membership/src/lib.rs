@@ -46,6 +46,9 @@ pub struct Config {
     /// Report 224.0.0.0/24 groups other than 224.0.0.1 (Linux does by default; the seed never
     /// does, and neither do we unless asked).
     pub report_link_local_groups: bool,
+    /// Highest IGMP version to speak (Linux's force_igmp_version): 1 behaves as if an IGMPv1
+    /// querier were always present (v1 reports, no Leave). Default 2.
+    pub igmp_max_version: u8,
     /// What IP-level irregularities IGMP input tolerates.
     pub igmp_policy: InputPolicy,
     /// What IP-level irregularities MLD input tolerates.
@@ -72,6 +75,7 @@ impl Default for Config {
             mld_unsolicited_interval: Duration::from_secs(10),
             v1_querier_timeout: Duration::from_secs(400),
             report_link_local_groups: false,
+            igmp_max_version: 2,
             igmp_policy: InputPolicy {
                 require_router_alert: false,
                 require_hop_limit_one: false,

@@ -54,6 +54,10 @@ impl Protocol for Mld {
         config.mld_unsolicited_interval
     }
 
+    fn forced_v1(_config: &Config) -> bool {
+        false
+    }
+
     fn transmit(
         iface: IfIndex,
         addrs: &InterfaceConfig,

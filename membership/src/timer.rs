@@ -364,9 +364,9 @@ mod tests {
                             .map(|l| (l.1, l.2))
                             .collect();
                         live.retain(|l| l.2 > now);
-                        expected.sort_by_key(|e| e.1);
+                        expected.sort_by_key(|e| (e.1, e.0));
                         let mut got = fired.clone();
-                        got.sort_by_key(|e| e.1);
+                        got.sort_by_key(|e| (e.1, e.0));
                         assert_eq!(got, expected);
                         assert!(fired.windows(2).all(|w| w[0].1 <= w[1].1), "in order");
                     }

@@ -1184,3 +1184,18 @@ fn random_delays_are_uniform_over_the_allowed_range() {
     let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
     assert!((mean - 5000.0).abs() < 100.0, "mean {mean}");
 }
+
+#[test]
+fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
+    let config = Config {
+        igmp_max_version: 1,
+        ..Config::default()
+    };
+    let mut host = host_with(config, 1, ME4, ME6);
+    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
+    assert_eq!(kind(&now_sent(&mut host, 0)[0]), "v1-report 239.1.1.1");
+    assert_eq!(host.interfaces(t(0))[0].igmp_version, 1);
+    run(&mut host, 30_000);
+    host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap();
+    assert!(now_sent(&mut host, 30_000).is_empty());
+}

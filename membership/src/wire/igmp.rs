@@ -1,0 +1,476 @@
+//! IGMP messages (RFC 1112 appendix I, RFC 2236 §2, RFC 9776 §4): the IP payload of
+//! protocol 2.
+//!
+//! All versions share the first eight bytes:
+//!
+//! ```text
+//! | Type (1) | Max Resp Code (1) | Checksum (2) | Group Address (4) |
+//! ```
+//!
+//! An IGMPv3 query continues with `Resv(4) | S(1) | QRV(3)`, QQIC, Number of Sources (2) and
+//! the sources. An IGMPv3 report reuses bytes 4..8 as Reserved (2) and Number of Group
+//! Records (2), followed by the records.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::record::{self, GroupRecords};
+use super::{decode_code8, internet_checksum, Error, GroupRecord, Result};
+
+/// Byte offsets of the IGMP fields.
+pub mod field {
+    use core::ops::Range;
+
+    pub const TYPE: usize = 0;
+    pub const MAX_RESP_CODE: usize = 1;
+    pub const CHECKSUM: Range<usize> = 2..4;
+    pub const GROUP: Range<usize> = 4..8;
+
+    // IGMPv3 query (RFC 9776 §4.1).
+    /// `Resv(4) | S(1) | QRV(3)`.
+    pub const FLAGS: usize = 8;
+    pub const QQIC: usize = 9;
+    pub const NUM_SOURCES: Range<usize> = 10..12;
+    pub const SOURCES: usize = 12;
+
+    // IGMPv3 report (RFC 9776 §4.2).
+    pub const REPORT_RESERVED: Range<usize> = 4..6;
+    pub const NUM_RECORDS: Range<usize> = 6..8;
+    pub const RECORDS: usize = 8;
+}
+
+/// Length of an IGMPv1/v2 message and of the fixed part of every IGMP message.
+pub const HEADER_LEN: usize = 8;
+/// Length of an IGMPv3 query without sources.
+pub const QUERY_V3_HEADER_LEN: usize = field::SOURCES;
+
+const FLAG_SUPPRESS_ROUTER: u8 = 0x08;
+const QRV_MASK: u8 = 0x07;
+
+/// IGMP message types (RFC 9776 §4, §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    /// 0x11, all versions; the version is told by the length.
+    MembershipQuery,
+    /// 0x12
+    ReportV1,
+    /// 0x16
+    ReportV2,
+    /// 0x17
+    LeaveGroup,
+    /// 0x22
+    ReportV3,
+    Unknown(u8),
+}
+
+impl From<u8> for MessageType {
+    fn from(value: u8) -> Self {
+        match value {
+            0x11 => MessageType::MembershipQuery,
+            0x12 => MessageType::ReportV1,
+            0x16 => MessageType::ReportV2,
+            0x17 => MessageType::LeaveGroup,
+            0x22 => MessageType::ReportV3,
+            other => MessageType::Unknown(other),
+        }
+    }
+}
+
+impl From<MessageType> for u8 {
+    fn from(kind: MessageType) -> u8 {
+        match kind {
+            MessageType::MembershipQuery => 0x11,
+            MessageType::ReportV1 => 0x12,
+            MessageType::ReportV2 => 0x16,
+            MessageType::LeaveGroup => 0x17,
+            MessageType::ReportV3 => 0x22,
+            MessageType::Unknown(other) => other,
+        }
+    }
+}
+
+/// A view of an IGMP message over a buffer that holds exactly the message (the IP payload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgmpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> IgmpPacket<T> {
+    /// Wraps a buffer without any check; getters may panic on a short buffer.
+    pub fn new_unchecked(buffer: T) -> Self {
+        IgmpPacket { buffer }
+    }
+
+    /// Wraps a buffer after [`check_len`](Self::check_len).
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks the lengths the message type needs, so that the getters for that type cannot
+    /// panic: 8 bytes for every message; for a query, 8 or at least 12 bytes
+    /// (RFC 9776 §7.1), and an IGMPv3 query must hold its sources. The records of an
+    /// IGMPv3 report are checked one by one by [`records`](Self::records).
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.buffer.as_ref().len();
+        if len < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        if self.msg_type() == MessageType::MembershipQuery && len > HEADER_LEN {
+            if len < QUERY_V3_HEADER_LEN {
+                return Err(Error::BadQueryLength);
+            }
+            let sources_len = usize::from(self.num_sources()) * 4;
+            if len < QUERY_V3_HEADER_LEN + sources_len {
+                return Err(Error::BadCount);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    fn read_u16(&self, range: core::ops::Range<usize>) -> u16 {
+        let bytes = &self.bytes()[range];
+        u16::from_be_bytes([bytes[0], bytes[1]])
+    }
+
+    pub fn msg_type(&self) -> MessageType {
+        MessageType::from(self.bytes()[field::TYPE])
+    }
+
+    /// Max Resp Code; unused (0) in IGMPv1 and in reports and leaves.
+    pub fn max_resp_code(&self) -> u8 {
+        self.bytes()[field::MAX_RESP_CODE]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        self.read_u16(field::CHECKSUM)
+    }
+
+    /// Group address of queries, v1/v2 reports and leaves. In an IGMPv3 report these bytes
+    /// are Reserved and Number of Group Records instead.
+    pub fn group(&self) -> Ipv4Addr {
+        let b = &self.bytes()[field::GROUP];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    /// True for a query long enough to be an IGMPv3 query (RFC 9776 §7.1).
+    pub fn is_v3_query(&self) -> bool {
+        self.msg_type() == MessageType::MembershipQuery && self.bytes().len() >= QUERY_V3_HEADER_LEN
+    }
+
+    /// S flag of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
+    pub fn suppress_router(&self) -> bool {
+        self.bytes()[field::FLAGS] & FLAG_SUPPRESS_ROUTER != 0
+    }
+
+    /// QRV of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
+    pub fn qrv(&self) -> u8 {
+        self.bytes()[field::FLAGS] & QRV_MASK
+    }
+
+    /// QQIC of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
+    pub fn qqic(&self) -> u8 {
+        self.bytes()[field::QQIC]
+    }
+
+    /// Number of Sources of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
+    pub fn num_sources(&self) -> u16 {
+        self.read_u16(field::NUM_SOURCES)
+    }
+
+    /// Source `index` of an IGMPv3 query. Panics if it lies outside the message.
+    pub fn source(&self, index: usize) -> Ipv4Addr {
+        let at = field::SOURCES + index * 4;
+        let b = &self.bytes()[at..at + 4];
+        Ipv4Addr::new(b[0], b[1], b[2], b[3])
+    }
+
+    /// Sources of an IGMPv3 query. Panics unless [`check_len`](Self::check_len) passed.
+    pub fn sources(&self) -> impl ExactSizeIterator<Item = Ipv4Addr> + '_ {
+        let end = field::SOURCES + usize::from(self.num_sources()) * 4;
+        self.bytes()[field::SOURCES..end]
+            .chunks_exact(4)
+            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    }
+
+    /// Number of Group Records of an IGMPv3 report.
+    pub fn num_records(&self) -> u16 {
+        self.read_u16(field::NUM_RECORDS)
+    }
+
+    /// Group records of an IGMPv3 report, each checked against the end of the message.
+    pub fn records(&self) -> GroupRecords<'_, Ipv4Addr> {
+        GroupRecords::new(&self.bytes()[field::RECORDS..], self.num_records())
+    }
+
+    /// The checksum covers the whole IGMP message (RFC 9776 §4.1.2).
+    pub fn verify_checksum(&self) -> bool {
+        internet_checksum(self.bytes()) == 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+
+    fn write_u16(&mut self, range: core::ops::Range<usize>, value: u16) {
+        self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
+    }
+
+    pub fn set_msg_type(&mut self, kind: MessageType) {
+        self.bytes_mut()[field::TYPE] = u8::from(kind);
+    }
+
+    pub fn set_max_resp_code(&mut self, code: u8) {
+        self.bytes_mut()[field::MAX_RESP_CODE] = code;
+    }
+
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.write_u16(field::CHECKSUM, checksum);
+    }
+
+    pub fn set_group(&mut self, group: Ipv4Addr) {
+        self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
+    }
+
+    /// Writes `Resv(4) = 0 | S | QRV` of an IGMPv3 query; QRV above 7 is truncated to 3 bits.
+    pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
+        let s = if suppress_router {
+            FLAG_SUPPRESS_ROUTER
+        } else {
+            0
+        };
+        self.bytes_mut()[field::FLAGS] = s | (qrv & QRV_MASK);
+    }
+
+    pub fn set_qqic(&mut self, qqic: u8) {
+        self.bytes_mut()[field::QQIC] = qqic;
+    }
+
+    pub fn set_num_sources(&mut self, count: u16) {
+        self.write_u16(field::NUM_SOURCES, count);
+    }
+
+    pub fn set_source(&mut self, index: usize, source: Ipv4Addr) {
+        let at = field::SOURCES + index * 4;
+        self.bytes_mut()[at..at + 4].copy_from_slice(&source.octets());
+    }
+
+    /// Sets Reserved (0) and Number of Group Records of an IGMPv3 report.
+    pub fn set_num_records(&mut self, count: u16) {
+        self.write_u16(field::REPORT_RESERVED, 0);
+        self.write_u16(field::NUM_RECORDS, count);
+    }
+
+    /// Mutable access to the bytes after the fixed header (records of a v3 report).
+    pub fn records_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes_mut()[field::RECORDS..]
+    }
+
+    /// Computes the checksum over the whole buffer and stores it.
+    pub fn fill_checksum(&mut self) {
+        self.set_checksum(0);
+        let checksum = internet_checksum(self.bytes());
+        self.set_checksum(checksum);
+    }
+}
+
+/// An IGMP message, any version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IgmpRepr {
+    /// An 8-byte query: IGMPv1 if `max_resp_code` is 0, else IGMPv2 (RFC 2236 §4).
+    Query {
+        max_resp_code: u8,
+        group: Ipv4Addr,
+    },
+    /// An IGMPv3 query (12 bytes or more).
+    QueryV3 {
+        max_resp_code: u8,
+        group: Ipv4Addr,
+        suppress_router: bool,
+        /// 0..=7
+        qrv: u8,
+        qqic: u8,
+        sources: Vec<Ipv4Addr>,
+    },
+    ReportV1 {
+        group: Ipv4Addr,
+    },
+    ReportV2 {
+        group: Ipv4Addr,
+    },
+    Leave {
+        group: Ipv4Addr,
+    },
+    ReportV3 {
+        records: Vec<GroupRecord<Ipv4Addr>>,
+    },
+}
+
+impl IgmpRepr {
+    /// Parses a whole IGMP message (the IP payload within the IP total length).
+    ///
+    /// Checks, in order: 8 bytes at least ([`Error::Truncated`]); the checksum over the whole
+    /// message; then the type and the length rules of RFC 9776 §7.1. Bytes after the last
+    /// source of a v3 query, after the last record of a v3 report and after the first eight
+    /// bytes of other messages are ignored. The Max Resp Code of v1/v2 reports and leaves is
+    /// ignored (unused, RFC 2236 §2.2).
+    pub fn parse(bytes: &[u8]) -> Result<IgmpRepr> {
+        if bytes.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let packet = IgmpPacket::new_unchecked(bytes);
+        if !packet.verify_checksum() {
+            return Err(Error::Checksum);
+        }
+        packet.check_len()?;
+        match packet.msg_type() {
+            MessageType::MembershipQuery if packet.is_v3_query() => Ok(IgmpRepr::QueryV3 {
+                max_resp_code: packet.max_resp_code(),
+                group: packet.group(),
+                suppress_router: packet.suppress_router(),
+                qrv: packet.qrv(),
+                qqic: packet.qqic(),
+                sources: packet.sources().collect(),
+            }),
+            MessageType::MembershipQuery => Ok(IgmpRepr::Query {
+                max_resp_code: packet.max_resp_code(),
+                group: packet.group(),
+            }),
+            MessageType::ReportV1 => Ok(IgmpRepr::ReportV1 {
+                group: packet.group(),
+            }),
+            MessageType::ReportV2 => Ok(IgmpRepr::ReportV2 {
+                group: packet.group(),
+            }),
+            MessageType::LeaveGroup => Ok(IgmpRepr::Leave {
+                group: packet.group(),
+            }),
+            MessageType::ReportV3 => Ok(IgmpRepr::ReportV3 {
+                records: record::parse_records(&bytes[field::RECORDS..], packet.num_records())?,
+            }),
+            MessageType::Unknown(kind) => Err(Error::UnknownType(kind)),
+        }
+    }
+
+    /// Length of the message `emit` writes.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            IgmpRepr::Query { .. }
+            | IgmpRepr::ReportV1 { .. }
+            | IgmpRepr::ReportV2 { .. }
+            | IgmpRepr::Leave { .. } => HEADER_LEN,
+            IgmpRepr::QueryV3 { sources, .. } => QUERY_V3_HEADER_LEN + 4 * sources.len(),
+            IgmpRepr::ReportV3 { records } => {
+                field::RECORDS + records.iter().map(GroupRecord::buffer_len).sum::<usize>()
+            }
+        }
+    }
+
+    /// Writes the message, checksum included, into `buf`.
+    ///
+    /// Panics if `buf` is not exactly [`buffer_len`](Self::buffer_len) bytes long, or if a
+    /// count does not fit its field (more than 65535 sources or records; auxiliary data not
+    /// a multiple of 4 bytes or longer than 255 words).
+    pub fn emit(&self, buf: &mut [u8]) {
+        assert_eq!(
+            buf.len(),
+            self.buffer_len(),
+            "IGMP emit buffer must be exactly buffer_len() bytes"
+        );
+        let mut packet = IgmpPacket::new_unchecked(buf);
+        match self {
+            IgmpRepr::Query {
+                max_resp_code,
+                group,
+            } => {
+                packet.set_msg_type(MessageType::MembershipQuery);
+                packet.set_max_resp_code(*max_resp_code);
+                packet.set_group(*group);
+            }
+            IgmpRepr::QueryV3 {
+                max_resp_code,
+                group,
+                suppress_router,
+                qrv,
+                qqic,
+                sources,
+            } => {
+                let count = u16::try_from(sources.len()).expect("IGMPv3 query with >65535 sources");
+                packet.set_msg_type(MessageType::MembershipQuery);
+                packet.set_max_resp_code(*max_resp_code);
+                packet.set_group(*group);
+                packet.set_flags(*suppress_router, *qrv);
+                packet.set_qqic(*qqic);
+                packet.set_num_sources(count);
+                for (index, source) in sources.iter().enumerate() {
+                    packet.set_source(index, *source);
+                }
+            }
+            IgmpRepr::ReportV1 { group } => {
+                packet.set_msg_type(MessageType::ReportV1);
+                packet.set_max_resp_code(0);
+                packet.set_group(*group);
+            }
+            IgmpRepr::ReportV2 { group } => {
+                packet.set_msg_type(MessageType::ReportV2);
+                packet.set_max_resp_code(0);
+                packet.set_group(*group);
+            }
+            IgmpRepr::Leave { group } => {
+                packet.set_msg_type(MessageType::LeaveGroup);
+                packet.set_max_resp_code(0);
+                packet.set_group(*group);
+            }
+            IgmpRepr::ReportV3 { records } => {
+                let count =
+                    u16::try_from(records.len()).expect("IGMPv3 report with >65535 records");
+                packet.set_msg_type(MessageType::ReportV3);
+                packet.set_max_resp_code(0);
+                packet.set_num_records(count);
+                let mut rest = packet.records_mut();
+                for record in records {
+                    let (this, after) = rest.split_at_mut(record.buffer_len());
+                    record.emit(this);
+                    rest = after;
+                }
+            }
+        }
+        packet.fill_checksum();
+    }
+
+    /// Convenience: a freshly allocated buffer holding the emitted message.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut buf = vec![0; self.buffer_len()];
+        self.emit(&mut buf);
+        buf
+    }
+
+    /// Max Resp Time of a query: IGMPv1 (code 0) means 10 s (RFC 2236 §4), IGMPv2 counts
+    /// tenths of a second, IGMPv3 uses the floating-point code (RFC 9776 §4.1.1). `None` for
+    /// reports and leaves.
+    pub fn max_resp_time(&self) -> Option<Duration> {
+        match self {
+            IgmpRepr::Query {
+                max_resp_code: 0, ..
+            } => Some(Duration::from_secs(10)),
+            IgmpRepr::Query { max_resp_code, .. } => {
+                Some(Duration::from_millis(u64::from(*max_resp_code) * 100))
+            }
+            IgmpRepr::QueryV3 { max_resp_code, .. } => Some(Duration::from_millis(
+                u64::from(decode_code8(*max_resp_code)) * 100,
+            )),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! MLD messages (RFC 2710 §3, RFC 9777 §5): ICMPv6 messages, the upper-layer payload of an
+//! IPv6 packet with next header 58.
+//!
+//! Queries, MLDv1 reports and Dones share the first 24 bytes:
+//!
+//! ```text
+//! | Type (1) | Code (1) | Checksum (2) | Max Resp Delay / Code (2) | Reserved (2) |
+//! | Multicast Address (16) |
+//! ```
+//!
+//! An MLDv2 query continues with `Resv(4) | S(1) | QRV(3)`, QQIC, Number of Sources (2) and
+//! the sources. An MLDv2 report has Reserved (2) and Number of Multicast Address Records (2)
+//! at bytes 4..8, followed by the records.
+
+use std::net::Ipv6Addr;
+use std::time::Duration;
+
+use etherparse::checksum::Sum16BitWords;
+
+use super::record::{self, GroupRecords};
+use super::{decode_code16, Error, GroupRecord, Result};
+
+/// Byte offsets of the MLD fields.
+pub mod field {
+    use core::ops::Range;
+
+    pub const TYPE: usize = 0;
+    pub const CODE: usize = 1;
+    pub const CHECKSUM: Range<usize> = 2..4;
+    /// Maximum Response Delay (MLDv1, ms) or Maximum Response Code (MLDv2).
+    pub const MAX_RESP: Range<usize> = 4..6;
+    pub const RESERVED: Range<usize> = 6..8;
+    pub const GROUP: Range<usize> = 8..24;
+
+    // MLDv2 query (RFC 9777 §5.1).
+    /// `Resv(4) | S(1) | QRV(3)`.
+    pub const FLAGS: usize = 24;
+    pub const QQIC: usize = 25;
+    pub const NUM_SOURCES: Range<usize> = 26..28;
+    pub const SOURCES: usize = 28;
+
+    // MLDv2 report (RFC 9777 §5.2).
+    pub const REPORT_RESERVED: Range<usize> = 4..6;
+    pub const NUM_RECORDS: Range<usize> = 6..8;
+    pub const RECORDS: usize = 8;
+}
+
+/// The fixed part every MLD message has (the MLDv2 report header).
+pub const MIN_LEN: usize = 8;
+/// Length of an MLDv1 message (query, report, done).
+pub const V1_LEN: usize = field::GROUP.end;
+/// Length of an MLDv2 query without sources.
+pub const QUERY_V2_HEADER_LEN: usize = field::SOURCES;
+
+/// IPv6 next header value of ICMPv6, used in the checksum pseudo-header.
+const NEXT_HEADER_ICMPV6: u8 = 58;
+
+const FLAG_SUPPRESS_ROUTER: u8 = 0x08;
+const QRV_MASK: u8 = 0x07;
+
+/// ICMPv6 types of MLD (RFC 2710 §3, RFC 9777 §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MessageType {
+    /// 130, both versions; the version is told by the length.
+    Query,
+    /// 131
+    ReportV1,
+    /// 132
+    Done,
+    /// 143
+    ReportV2,
+    Unknown(u8),
+}
+
+impl MessageType {
+    /// True for the four ICMPv6 types that are MLD.
+    pub fn is_mld(icmpv6_type: u8) -> bool {
+        !matches!(MessageType::from(icmpv6_type), MessageType::Unknown(_))
+    }
+}
+
+impl From<u8> for MessageType {
+    fn from(value: u8) -> Self {
+        match value {
+            130 => MessageType::Query,
+            131 => MessageType::ReportV1,
+            132 => MessageType::Done,
+            143 => MessageType::ReportV2,
+            other => MessageType::Unknown(other),
+        }
+    }
+}
+
+impl From<MessageType> for u8 {
+    fn from(kind: MessageType) -> u8 {
+        match kind {
+            MessageType::Query => 130,
+            MessageType::ReportV1 => 131,
+            MessageType::Done => 132,
+            MessageType::ReportV2 => 143,
+            MessageType::Unknown(other) => other,
+        }
+    }
+}
+
+/// The ICMPv6 checksum of `message` with the IPv6 pseudo-header (RFC 8200 §8.1).
+///
+/// A message whose checksum field is filled in correctly gives 0.
+pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, message: &[u8]) -> u16 {
+    // Upper-layer lengths above u32 cannot occur: IPv6 payloads are at most 65535 bytes
+    // without jumbograms, which we do not handle.
+    let length = message.len() as u32;
+    Sum16BitWords::new()
+        .add_16bytes(src.octets())
+        .add_16bytes(dst.octets())
+        .add_4bytes(length.to_be_bytes())
+        .add_4bytes([0, 0, 0, NEXT_HEADER_ICMPV6])
+        .add_slice(message)
+        .ones_complement()
+        .to_be()
+}
+
+/// A view of an MLD message over a buffer holding exactly the ICMPv6 message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MldPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> MldPacket<T> {
+    /// Wraps a buffer without any check; getters may panic on a short buffer.
+    pub fn new_unchecked(buffer: T) -> Self {
+        MldPacket { buffer }
+    }
+
+    /// Wraps a buffer after [`check_len`](Self::check_len).
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let packet = Self::new_unchecked(buffer);
+        packet.check_len()?;
+        Ok(packet)
+    }
+
+    /// Checks the lengths the message type needs, so that the getters for that type cannot
+    /// panic: 8 bytes for every message; 24 for a query, report or done; a query is 24 bytes
+    /// or at least 28 (RFC 9777 §8.1) and an MLDv2 query must hold its sources. The records
+    /// of an MLDv2 report are checked one by one by [`records`](Self::records).
+    pub fn check_len(&self) -> Result<()> {
+        let len = self.bytes().len();
+        if len < MIN_LEN {
+            return Err(Error::Truncated);
+        }
+        match self.msg_type() {
+            MessageType::Query | MessageType::ReportV1 | MessageType::Done if len < V1_LEN => {
+                Err(Error::Truncated)
+            }
+            MessageType::Query if len > V1_LEN => {
+                if len < QUERY_V2_HEADER_LEN {
+                    return Err(Error::BadQueryLength);
+                }
+                let sources_len = usize::from(self.num_sources()) * 16;
+                if len < QUERY_V2_HEADER_LEN + sources_len {
+                    return Err(Error::BadCount);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    fn read_u16(&self, range: core::ops::Range<usize>) -> u16 {
+        let bytes = &self.bytes()[range];
+        u16::from_be_bytes([bytes[0], bytes[1]])
+    }
+
+    fn read_addr(&self, at: usize) -> Ipv6Addr {
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&self.bytes()[at..at + 16]);
+        Ipv6Addr::from(octets)
+    }
+
+    pub fn msg_type(&self) -> MessageType {
+        MessageType::from(self.bytes()[field::TYPE])
+    }
+
+    /// ICMPv6 code: 0 when sent, ignored when received.
+    pub fn code(&self) -> u8 {
+        self.bytes()[field::CODE]
+    }
+
+    pub fn checksum(&self) -> u16 {
+        self.read_u16(field::CHECKSUM)
+    }
+
+    /// MLDv1 Maximum Response Delay in milliseconds (queries; 0 in reports and dones).
+    pub fn max_resp_delay(&self) -> u16 {
+        self.read_u16(field::MAX_RESP)
+    }
+
+    /// MLDv2 Maximum Response Code: the same two bytes as the MLDv1 delay.
+    pub fn max_resp_code(&self) -> u16 {
+        self.read_u16(field::MAX_RESP)
+    }
+
+    /// Multicast Address of queries, MLDv1 reports and dones. Panics below 24 bytes.
+    pub fn group(&self) -> Ipv6Addr {
+        self.read_addr(field::GROUP.start)
+    }
+
+    /// True for a query long enough to be an MLDv2 query (RFC 9777 §8.1).
+    pub fn is_v2_query(&self) -> bool {
+        self.msg_type() == MessageType::Query && self.bytes().len() >= QUERY_V2_HEADER_LEN
+    }
+
+    /// S flag of an MLDv2 query. Panics below 28 bytes.
+    pub fn suppress_router(&self) -> bool {
+        self.bytes()[field::FLAGS] & FLAG_SUPPRESS_ROUTER != 0
+    }
+
+    /// QRV of an MLDv2 query. Panics below 28 bytes.
+    pub fn qrv(&self) -> u8 {
+        self.bytes()[field::FLAGS] & QRV_MASK
+    }
+
+    /// QQIC of an MLDv2 query. Panics below 28 bytes.
+    pub fn qqic(&self) -> u8 {
+        self.bytes()[field::QQIC]
+    }
+
+    /// Number of Sources of an MLDv2 query. Panics below 28 bytes.
+    pub fn num_sources(&self) -> u16 {
+        self.read_u16(field::NUM_SOURCES)
+    }
+
+    /// Source `index` of an MLDv2 query. Panics if it lies outside the message.
+    pub fn source(&self, index: usize) -> Ipv6Addr {
+        self.read_addr(field::SOURCES + index * 16)
+    }
+
+    /// Sources of an MLDv2 query. Panics unless [`check_len`](Self::check_len) passed.
+    pub fn sources(&self) -> impl ExactSizeIterator<Item = Ipv6Addr> + '_ {
+        let end = field::SOURCES + usize::from(self.num_sources()) * 16;
+        self.bytes()[field::SOURCES..end]
+            .chunks_exact(16)
+            .map(|chunk| {
+                let mut octets = [0; 16];
+                octets.copy_from_slice(chunk);
+                Ipv6Addr::from(octets)
+            })
+    }
+
+    /// Number of Multicast Address Records of an MLDv2 report.
+    pub fn num_records(&self) -> u16 {
+        self.read_u16(field::NUM_RECORDS)
+    }
+
+    /// Records of an MLDv2 report, each checked against the end of the message.
+    pub fn records(&self) -> GroupRecords<'_, Ipv6Addr> {
+        GroupRecords::new(&self.bytes()[field::RECORDS..], self.num_records())
+    }
+
+    /// Checks the ICMPv6 checksum with the pseudo-header of the enclosing IPv6 packet.
+    pub fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        icmpv6_checksum(src, dst, self.bytes()) == 0
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.buffer.as_mut()
+    }
+
+    fn write_u16(&mut self, range: core::ops::Range<usize>, value: u16) {
+        self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
+    }
+
+    pub fn set_msg_type(&mut self, kind: MessageType) {
+        self.bytes_mut()[field::TYPE] = u8::from(kind);
+    }
+
+    pub fn set_code(&mut self, code: u8) {
+        self.bytes_mut()[field::CODE] = code;
+    }
+
+    pub fn set_checksum(&mut self, checksum: u16) {
+        self.write_u16(field::CHECKSUM, checksum);
+    }
+
+    pub fn set_max_resp_delay(&mut self, delay_ms: u16) {
+        self.write_u16(field::MAX_RESP, delay_ms);
+    }
+
+    pub fn set_max_resp_code(&mut self, code: u16) {
+        self.write_u16(field::MAX_RESP, code);
+    }
+
+    /// Clears the Reserved field after the Maximum Response Delay / Code.
+    pub fn clear_reserved(&mut self) {
+        self.write_u16(field::RESERVED, 0);
+    }
+
+    pub fn set_group(&mut self, group: Ipv6Addr) {
+        self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
+    }
+
+    /// Writes `Resv(4) = 0 | S | QRV` of an MLDv2 query; QRV above 7 is truncated to 3 bits.
+    pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
+        let s = if suppress_router {
+            FLAG_SUPPRESS_ROUTER
+        } else {
+            0
+        };
+        self.bytes_mut()[field::FLAGS] = s | (qrv & QRV_MASK);
+    }
+
+    pub fn set_qqic(&mut self, qqic: u8) {
+        self.bytes_mut()[field::QQIC] = qqic;
+    }
+
+    pub fn set_num_sources(&mut self, count: u16) {
+        self.write_u16(field::NUM_SOURCES, count);
+    }
+
+    pub fn set_source(&mut self, index: usize, source: Ipv6Addr) {
+        let at = field::SOURCES + index * 16;
+        self.bytes_mut()[at..at + 16].copy_from_slice(&source.octets());
+    }
+
+    /// Sets Reserved (0) and Number of Multicast Address Records of an MLDv2 report.
+    pub fn set_num_records(&mut self, count: u16) {
+        self.write_u16(field::REPORT_RESERVED, 0);
+        self.write_u16(field::NUM_RECORDS, count);
+    }
+
+    /// Mutable access to the bytes after the fixed header (records of an MLDv2 report).
+    pub fn records_mut(&mut self) -> &mut [u8] {
+        &mut self.bytes_mut()[field::RECORDS..]
+    }
+
+    /// Computes the ICMPv6 checksum over the whole buffer and the pseudo-header, and stores it.
+    pub fn fill_checksum(&mut self, src: &Ipv6Addr, dst: &Ipv6Addr) {
+        self.set_checksum(0);
+        let checksum = icmpv6_checksum(src, dst, self.bytes());
+        self.set_checksum(checksum);
+    }
+}
+
+/// An MLD message, either version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MldRepr {
+    /// A 24-byte MLDv1 query (RFC 2710 §3.4); the delay is in milliseconds.
+    Query {
+        max_resp_delay: u16,
+        group: Ipv6Addr,
+    },
+    /// An MLDv2 query (28 bytes or more).
+    QueryV2 {
+        max_resp_code: u16,
+        group: Ipv6Addr,
+        suppress_router: bool,
+        /// 0..=7
+        qrv: u8,
+        qqic: u8,
+        sources: Vec<Ipv6Addr>,
+    },
+    Report {
+        group: Ipv6Addr,
+    },
+    Done {
+        group: Ipv6Addr,
+    },
+    ReportV2 {
+        records: Vec<GroupRecord<Ipv6Addr>>,
+    },
+}
+
+impl MldRepr {
+    /// Parses an MLD message: the ICMPv6 message, bounded by the IPv6 payload length, of a
+    /// packet from `src` to `dst` (for the checksum pseudo-header).
+    ///
+    /// Checks, in order: 8 bytes at least ([`Error::Truncated`]); the checksum; then the type
+    /// and the length rules. ICMPv6 code, the Reserved fields and bytes after the message
+    /// proper are ignored, as is the delay field of MLDv1 reports and dones.
+    pub fn parse(bytes: &[u8], src: &Ipv6Addr, dst: &Ipv6Addr) -> Result<MldRepr> {
+        if bytes.len() < MIN_LEN {
+            return Err(Error::Truncated);
+        }
+        let packet = MldPacket::new_unchecked(bytes);
+        if !packet.verify_checksum(src, dst) {
+            return Err(Error::Checksum);
+        }
+        packet.check_len()?;
+        match packet.msg_type() {
+            MessageType::Query if packet.is_v2_query() => Ok(MldRepr::QueryV2 {
+                max_resp_code: packet.max_resp_code(),
+                group: packet.group(),
+                suppress_router: packet.suppress_router(),
+                qrv: packet.qrv(),
+                qqic: packet.qqic(),
+                sources: packet.sources().collect(),
+            }),
+            MessageType::Query => Ok(MldRepr::Query {
+                max_resp_delay: packet.max_resp_delay(),
+                group: packet.group(),
+            }),
+            MessageType::ReportV1 => Ok(MldRepr::Report {
+                group: packet.group(),
+            }),
+            MessageType::Done => Ok(MldRepr::Done {
+                group: packet.group(),
+            }),
+            MessageType::ReportV2 => Ok(MldRepr::ReportV2 {
+                records: record::parse_records(&bytes[field::RECORDS..], packet.num_records())?,
+            }),
+            MessageType::Unknown(kind) => Err(Error::UnknownType(kind)),
+        }
+    }
+
+    /// Length of the message `emit` writes.
+    pub fn buffer_len(&self) -> usize {
+        match self {
+            MldRepr::Query { .. } | MldRepr::Report { .. } | MldRepr::Done { .. } => V1_LEN,
+            MldRepr::QueryV2 { sources, .. } => QUERY_V2_HEADER_LEN + 16 * sources.len(),
+            MldRepr::ReportV2 { records } => {
+                field::RECORDS + records.iter().map(GroupRecord::buffer_len).sum::<usize>()
+            }
+        }
+    }
+
+    /// Writes the message into `buf`, with the checksum for a packet from `src` to `dst`.
+    ///
+    /// Panics if `buf` is not exactly [`buffer_len`](Self::buffer_len) bytes long, or if a
+    /// count does not fit its field (more than 65535 sources or records; auxiliary data not
+    /// a multiple of 4 bytes or longer than 255 words).
+    pub fn emit(&self, src: &Ipv6Addr, dst: &Ipv6Addr, buf: &mut [u8]) {
+        assert_eq!(
+            buf.len(),
+            self.buffer_len(),
+            "MLD emit buffer must be exactly buffer_len() bytes"
+        );
+        let mut packet = MldPacket::new_unchecked(buf);
+        packet.set_code(0);
+        match self {
+            MldRepr::Query {
+                max_resp_delay,
+                group,
+            } => {
+                packet.set_msg_type(MessageType::Query);
+                packet.set_max_resp_delay(*max_resp_delay);
+                packet.clear_reserved();
+                packet.set_group(*group);
+            }
+            MldRepr::QueryV2 {
+                max_resp_code,
+                group,
+                suppress_router,
+                qrv,
+                qqic,
+                sources,
+            } => {
+                let count = u16::try_from(sources.len()).expect("MLDv2 query with >65535 sources");
+                packet.set_msg_type(MessageType::Query);
+                packet.set_max_resp_code(*max_resp_code);
+                packet.clear_reserved();
+                packet.set_group(*group);
+                packet.set_flags(*suppress_router, *qrv);
+                packet.set_qqic(*qqic);
+                packet.set_num_sources(count);
+                for (index, source) in sources.iter().enumerate() {
+                    packet.set_source(index, *source);
+                }
+            }
+            MldRepr::Report { group } => {
+                packet.set_msg_type(MessageType::ReportV1);
+                packet.set_max_resp_delay(0);
+                packet.clear_reserved();
+                packet.set_group(*group);
+            }
+            MldRepr::Done { group } => {
+                packet.set_msg_type(MessageType::Done);
+                packet.set_max_resp_delay(0);
+                packet.clear_reserved();
+                packet.set_group(*group);
+            }
+            MldRepr::ReportV2 { records } => {
+                let count = u16::try_from(records.len()).expect("MLDv2 report with >65535 records");
+                packet.set_msg_type(MessageType::ReportV2);
+                packet.set_num_records(count);
+                let mut rest = packet.records_mut();
+                for record in records {
+                    let (this, after) = rest.split_at_mut(record.buffer_len());
+                    record.emit(this);
+                    rest = after;
+                }
+            }
+        }
+        packet.fill_checksum(src, dst);
+    }
+
+    /// Convenience: a freshly allocated buffer holding the emitted message.
+    pub fn to_bytes(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> Vec<u8> {
+        let mut buf = vec![0; self.buffer_len()];
+        self.emit(src, dst, &mut buf);
+        buf
+    }
+
+    /// Maximum Response Delay of a query: MLDv1 counts milliseconds, MLDv2 uses the
+    /// floating-point code (RFC 9777 §5.1.3). `None` for reports and dones.
+    pub fn max_resp_time(&self) -> Option<Duration> {
+        match self {
+            MldRepr::Query { max_resp_delay, .. } => {
+                Some(Duration::from_millis(u64::from(*max_resp_delay)))
+            }
+            MldRepr::QueryV2 { max_resp_code, .. } => Some(Duration::from_millis(u64::from(
+                decode_code16(*max_resp_code),
+            ))),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Wire formats: IGMP v1/v2/v3 (RFC 1112, 2236, 9776), MLD v1/v2 (RFC 2710, 9777) and the IP
+//! layer that carries them.
+//!
+//! Each message format has two layers, as in smoltcp:
+//! - a zero-copy view over a buffer ([`igmp::IgmpPacket`], [`mld::MldPacket`]) whose
+//!   `new_checked` validates lengths once so that its getters cannot panic afterwards;
+//! - a semantic representation ([`igmp::IgmpRepr`], [`mld::MldRepr`]) with `parse`,
+//!   `buffer_len` and `emit`, so that `parse(emit(r)) == r`.
+//!
+//! [`ip::classify`] takes a raw IP packet as read from a TUN device and hands back the IGMP or
+//! MLD message inside it together with the IP fields the protocols care about.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+pub mod igmp;
+pub mod ip;
+pub mod mld;
+mod record;
+
+pub use record::{GroupRecordView, GroupRecords};
+
+/// Why an IGMP or MLD message was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Shorter than the fixed header of its message type.
+    #[error("message truncated")]
+    Truncated,
+    #[error("bad checksum")]
+    Checksum,
+    #[error("unknown message type {0}")]
+    UnknownType(u8),
+    #[error("source or record count runs past the end of the message")]
+    BadCount,
+    /// RFC 9776 §7.1: a query of 9 to 11 bytes is neither v1/v2 nor v3 and must be ignored.
+    /// MLD queries of 25 to 27 bytes (RFC 9777 §8.1) are reported the same way.
+    #[error("IGMP query of 9 to 11 bytes")]
+    BadQueryLength,
+}
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Group Record Type of IGMPv3 / MLDv2 reports (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum RecordType {
+    ModeIsInclude,
+    ModeIsExclude,
+    ChangeToInclude,
+    ChangeToExclude,
+    AllowNewSources,
+    BlockOldSources,
+    /// Any other value. Receivers must ignore such records (RFC 9776 §4.2.12); keeping the
+    /// value lets a report be re-emitted unchanged.
+    Unknown(u8),
+}
+
+impl From<u8> for RecordType {
+    fn from(value: u8) -> Self {
+        match value {
+            1 => RecordType::ModeIsInclude,
+            2 => RecordType::ModeIsExclude,
+            3 => RecordType::ChangeToInclude,
+            4 => RecordType::ChangeToExclude,
+            5 => RecordType::AllowNewSources,
+            6 => RecordType::BlockOldSources,
+            other => RecordType::Unknown(other),
+        }
+    }
+}
+
+impl From<RecordType> for u8 {
+    fn from(kind: RecordType) -> u8 {
+        match kind {
+            RecordType::ModeIsInclude => 1,
+            RecordType::ModeIsExclude => 2,
+            RecordType::ChangeToInclude => 3,
+            RecordType::ChangeToExclude => 4,
+            RecordType::AllowNewSources => 5,
+            RecordType::BlockOldSources => 6,
+            RecordType::Unknown(other) => other,
+        }
+    }
+}
+
+/// One group record of an IGMPv3 (`A = Ipv4Addr`) or MLDv2 (`A = Ipv6Addr`) report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord<A> {
+    pub kind: RecordType,
+    pub group: A,
+    pub sources: Vec<A>,
+    /// Auxiliary data; its length must be a multiple of 4 (the wire counts it in 32-bit
+    /// words) and at most 255 words. No record type defined so far uses it.
+    pub aux_data: Vec<u8>,
+}
+
+/// Addresses that can appear in a group record: the IGMP and MLD cases share one layout.
+pub trait RecordAddress: Copy + 'static + sealed::Sealed {
+    /// Length of the address on the wire.
+    const LEN: usize;
+    /// Reads an address from the first `LEN` bytes. Panics if `bytes` is shorter.
+    fn read(bytes: &[u8]) -> Self;
+    /// Writes the address into the first `LEN` bytes. Panics if `out` is shorter.
+    fn write(&self, out: &mut [u8]);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for std::net::Ipv4Addr {}
+    impl Sealed for std::net::Ipv6Addr {}
+}
+
+impl RecordAddress for Ipv4Addr {
+    const LEN: usize = 4;
+    fn read(bytes: &[u8]) -> Self {
+        let mut octets = [0; 4];
+        octets.copy_from_slice(&bytes[..4]);
+        Ipv4Addr::from(octets)
+    }
+    fn write(&self, out: &mut [u8]) {
+        out[..4].copy_from_slice(&self.octets());
+    }
+}
+
+impl RecordAddress for Ipv6Addr {
+    const LEN: usize = 16;
+    fn read(bytes: &[u8]) -> Self {
+        let mut octets = [0; 16];
+        octets.copy_from_slice(&bytes[..16]);
+        Ipv6Addr::from(octets)
+    }
+    fn write(&self, out: &mut [u8]) {
+        out[..16].copy_from_slice(&self.octets());
+    }
+}
+
+/// Decodes an 8-bit Max Resp Code or QQIC (RFC 9776 §4.1.1, §4.1.7; RFC 9777 §5.1.9).
+///
+/// Below 128 the code is the value; otherwise it is a float with a 3-bit exponent and a
+/// 4-bit mantissa with an implicit leading bit.
+pub fn decode_code8(code: u8) -> u32 {
+    if code < 0x80 {
+        u32::from(code)
+    } else {
+        let mantissa = u32::from(code & 0x0f);
+        let exponent = u32::from((code >> 4) & 0x07);
+        (mantissa | 0x10) << (exponent + 3)
+    }
+}
+
+/// Encodes a value as an 8-bit Max Resp Code or QQIC: exact below 128, otherwise the largest
+/// representable value not above `value` (so a response is never scheduled later than asked
+/// for), saturating at 0xff (31744).
+pub fn encode_code8(value: u32) -> u8 {
+    encode_float(value, 4, 0xff) as u8
+}
+
+/// Decodes a 16-bit MLDv2 Maximum Response Code (RFC 9777 §5.1.3): below 32768 the value in
+/// milliseconds, otherwise a float with a 3-bit exponent and a 12-bit mantissa.
+pub fn decode_code16(code: u16) -> u32 {
+    if code < 0x8000 {
+        u32::from(code)
+    } else {
+        let mantissa = u32::from(code & 0x0fff);
+        let exponent = u32::from((code >> 12) & 0x07);
+        (mantissa | 0x1000) << (exponent + 3)
+    }
+}
+
+/// Encodes a value as a 16-bit MLDv2 Maximum Response Code: exact below 32768, otherwise the
+/// largest representable value not above `value`, saturating at 0xffff (8387584).
+pub fn encode_code16(value: u32) -> u16 {
+    encode_float(value, 12, 0xffff) as u16
+}
+
+/// Shared encoder of both float formats: `1 | exp(3) | mant(m)` with an implicit leading
+/// mantissa bit, value = (mant | 1 << m) << (exp + 3); plain values below 1 << (m + 3).
+fn encode_float(value: u32, mantissa_bits: u32, max_code: u32) -> u32 {
+    let exact_limit = 1u32 << (mantissa_bits + 3);
+    if value < exact_limit {
+        return value;
+    }
+    // Position of the implicit leading bit minus its position at exponent 0.
+    let exponent = (31 - value.leading_zeros()) - (mantissa_bits + 3);
+    if exponent > 7 {
+        return max_code;
+    }
+    let mantissa = (value >> (exponent + 3)) & ((1 << mantissa_bits) - 1);
+    (1 << (mantissa_bits + 3)) | (exponent << mantissa_bits) | mantissa
+}
+
+/// The Internet checksum (RFC 1071) of `data`, odd lengths padded with a zero byte.
+///
+/// A message whose checksum field is filled in correctly sums to 0 here.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    etherparse::checksum::Sum16BitWords::new()
+        .add_slice(data)
+        .ones_complement()
+        .to_be()
+}
