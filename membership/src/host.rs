@@ -258,7 +258,7 @@ impl Host {
                     .map(|(_, r)| info(&self.mld, r, now)),
             )
             .collect();
-        all.sort_by(|a, b| (a.iface, a.group).cmp(&(b.iface, b.group)));
+        all.sort_by_key(|g| (g.iface, g.group));
         all
     }
 

@@ -714,7 +714,7 @@ fn another_hosts_report_suppresses_ours_and_takes_the_leave() {
         ),
         ("lazy", false)
     );
-    assert_eq!(group(&groups, "ff12::1").last_reporter, false);
+    assert!(!group(&groups, "ff12::1").last_reporter);
     assert_eq!(group(&groups, "239.1.1.2").state, "delaying");
     let sent = run(&mut host, 40_000);
     assert_eq!(

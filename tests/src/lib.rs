@@ -1,1 +1,1114 @@
-//! Integration-test harness: see tests/tests/.
+//! Integration-test harness: real network namespaces, real TUN devices, the real
+//! binaries, real tcpdump and tshark. See tests/tests/ for the tests.
+//!
+//! Each test builds its own namespace (unique name), so tests run in parallel
+//! and never touch the host's interfaces. Everything the test starts is owned
+//! by a guard whose `Drop` kills it; [`Netns`]'s `Drop` sweeps whatever is left
+//! in the namespace, deletes it, and on a failing test prints every log the
+//! test produced.
+//!
+//! ```no_run
+//! use tests::*;
+//! let Some(ns) = Netns::new("example") else { return };
+//! ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+//! let mut capture = ns.capture(TUN);
+//! let daemon = ns.spawn_daemon(&[]);
+//! daemon.ctl_ok(&["join", "239.1.2.3"]);
+//! capture.wait_for("a report", secs(2), |p| p.iter().any(|p| p.kind == "igmpv2-report"));
+//! let packets = capture.stop();
+//! assert_daemon_packets_well_formed(&packets);
+//! ```
+
+use std::cell::RefCell;
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+/// The TUN device every test creates (names are per namespace).
+pub const TUN: &str = "tun0";
+/// Kernel side of the link.
+pub const KERNEL_V4_CIDR: &str = "10.99.0.1/24";
+pub const KERNEL_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+pub const KERNEL_LL: &str = "fe80::1";
+/// The daemon's side of the link.
+pub const DAEMON_V4_CIDR: &str = "10.99.0.2/24";
+pub const DAEMON_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+pub const DAEMON_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+/// All-routers groups: where IGMPv2 Leave and MLD Done go.
+pub const ALL_ROUTERS_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
+pub const ALL_ROUTERS_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+/// Allowance for scheduling and capture latency on top of protocol deadlines.
+pub const SLACK: f64 = 0.25;
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn ms(ms: u64) -> Duration {
+    Duration::from_millis(ms)
+}
+
+/// Wall-clock time in seconds since the epoch: the clock tshark stamps frames with.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+pub fn ip(text: &str) -> IpAddr {
+    text.parse()
+        .unwrap_or_else(|_| panic!("{text:?} is not an IP address"))
+}
+
+/// Polls `condition` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(ms(20));
+    }
+}
+
+/// [`wait_until`] that fails the test, saying what it waited for.
+pub fn must_wait(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    if !wait_until(timeout, condition) {
+        panic!("timed out after {timeout:?} waiting for: {what}");
+    }
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True if this process may build namespaces. Otherwise: under `CI=true` the
+/// test fails; elsewhere it prints a loud SKIPPED line and the caller returns.
+pub fn privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let reason = if unsafe { libc::geteuid() } != 0 {
+        Some("not running as root".to_string())
+    } else {
+        match Command::new("ip").args(["netns", "list"]).output() {
+            Ok(out) if out.status.success() => None,
+            Ok(out) => Some(format!(
+                "`ip netns list` failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            Err(e) => Some(format!("cannot run `ip` (iproute2): {e}")),
+        }
+    };
+    match reason {
+        None => true,
+        Some(reason) if ci() => panic!("{test}: needs root and `ip netns` ({reason}); CI=true"),
+        Some(reason) => {
+            eprintln!("\n*** SKIPPED (needs root): {test} ({reason}) ***\n");
+            false
+        }
+    }
+}
+
+/// Directory of the workspace binaries: `$TUNMCAST_BIN_DIR`, else the profile
+/// directory this test executable was built into (target/debug/deps/x → target/debug).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TUNMCAST_BIN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("path of the test executable");
+    let dir = exe.parent().expect("test executable has a directory");
+    if dir.file_name().is_some_and(|name| name == "deps") {
+        dir.parent().expect("deps has a parent").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
+}
+
+/// Path of a workspace binary; fails the test clearly when it was not built.
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    if !path.is_file() {
+        panic!(
+            "{} not found: build the binaries first with `cargo build --workspace --bins` \
+             (scripts/test.sh does), or point TUNMCAST_BIN_DIR at them",
+            path.display()
+        );
+    }
+    path
+}
+
+fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+        .unwrap_or(false);
+    if !found {
+        panic!("{tool} is not installed (scripts/test.sh installs it)");
+    }
+}
+
+/// Runs a command to completion, failing the test if it cannot be started.
+pub fn run(program: impl AsRef<Path>, args: &[&str]) -> Output {
+    let program = program.as_ref();
+    Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()))
+}
+
+/// [`run`] that fails the test unless the command succeeds; returns stdout.
+pub fn run_ok(program: impl AsRef<Path>, args: &[&str]) -> String {
+    let out = run(program.as_ref(), args);
+    if !out.status.success() {
+        panic!(
+            "`{} {}` failed ({}): {}{}",
+            program.as_ref().display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn signal_pid(pid: u32, signal: i32) {
+    // SAFETY: kill(2) on a pid we spawned; an already-dead pid only yields ESRCH.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// Waits for a child with a deadline; `None` if it is still running.
+fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(ms(10)),
+            Ok(None) => return None,
+            Err(e) => panic!("waiting for pid {}: {e}", child.id()),
+        }
+    }
+}
+
+fn kill_child(child: &mut Child) {
+    if let Ok(None) = child.try_wait() {
+        signal_pid(child.id(), libc::SIGKILL);
+        let _ = child.wait();
+    }
+}
+
+static NEXT_NETNS: AtomicUsize = AtomicUsize::new(0);
+
+/// A throwaway network namespace with a per-test scratch directory.
+pub struct Netns {
+    name: String,
+    test: String,
+    dir: PathBuf,
+    tuns: RefCell<Vec<String>>,
+    logs: RefCell<Vec<PathBuf>>,
+    spawned: AtomicUsize,
+}
+
+impl Netns {
+    /// Creates `tmc-<test>-<pid>-<n>` with `lo` up. `None` means skipped (see
+    /// [`privileged`]): the test should return.
+    pub fn new(test: &str) -> Option<Netns> {
+        if !privileged(test) {
+            return None;
+        }
+        let short: String = test.chars().take(20).collect();
+        let name = format!(
+            "tmc-{short}-{}-{}",
+            std::process::id(),
+            NEXT_NETNS.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = std::env::temp_dir().join("tunmcast-tests").join(&name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        run_ok("ip", &["netns", "add", &name]);
+        let ns = Netns {
+            name,
+            test: test.to_string(),
+            dir,
+            tuns: RefCell::new(Vec::new()),
+            logs: RefCell::new(Vec::new()),
+            spawned: AtomicUsize::new(0),
+        };
+        ns.ip(&["link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Per-test scratch directory (removed when the test passes, kept when it fails).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `ip -n NS ARGS`, failing the test on error; returns stdout.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", &self.name];
+        full.extend_from_slice(args);
+        run_ok("ip", &full)
+    }
+
+    /// `ip netns exec NS ARGS` to completion.
+    pub fn exec(&self, args: &[&str]) -> Output {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// [`Netns::exec`] that fails the test unless the command succeeds; returns stdout.
+    pub fn exec_ok(&self, args: &[&str]) -> String {
+        let mut full = vec!["netns", "exec", &self.name];
+        full.extend_from_slice(args);
+        run_ok("ip", &full)
+    }
+
+    /// Creates a TUN device the way LAB-NOTES prescribes; `v4_cidr` and
+    /// `v6_ll` are the kernel's side of the link (`fe80::1`, no prefix).
+    pub fn tun(&self, name: &str, v4_cidr: &str, v6_ll: &str) {
+        self.ip(&["tuntap", "add", "dev", name, "mode", "tun"]);
+        // Without addrgenmode none the kernel adds a second, random link-local.
+        self.ip(&["link", "set", name, "addrgenmode", "none"]);
+        self.ip(&["addr", "add", v4_cidr, "dev", name]);
+        let ll = format!("{v6_ll}/64");
+        self.ip(&["-6", "addr", "add", &ll, "dev", name, "nodad"]);
+        self.ip(&["link", "set", name, "up"]);
+        self.tuns.borrow_mut().push(name.to_string());
+    }
+
+    fn first_tun(&self) -> String {
+        self.tuns
+            .borrow()
+            .first()
+            .cloned()
+            .expect("create a TUN with Netns::tun first")
+    }
+
+    /// Starts `program ARGS` inside the namespace with stdout and stderr in
+    /// `<dir>/<label>-<n>.{out,err}` (printed if the test fails).
+    pub fn spawn(&self, label: &str, program: &Path, args: &[&str]) -> Spawned {
+        let n = self.spawned.fetch_add(1, Ordering::Relaxed);
+        let stdout = self.dir.join(format!("{label}-{n}.out"));
+        let stderr = self.dir.join(format!("{label}-{n}.err"));
+        let create = |path: &Path| {
+            File::create(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()))
+        };
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(program)
+            .args(args)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(create(&stdout))
+            .stderr(create(&stderr))
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+        self.logs
+            .borrow_mut()
+            .extend([stdout.clone(), stderr.clone()]);
+        Spawned {
+            child,
+            stdout,
+            stderr,
+            status: None,
+        }
+    }
+
+    /// Starts tunmcastd on the first TUN with the daemon's standard addresses
+    /// and `<dir>/ctl.sock`, plus `extra`; returns once `tunmcastctl ping` answers.
+    pub fn spawn_daemon(&self, extra: &[&str]) -> Daemon<'_> {
+        let socket = self.dir.join("ctl.sock");
+        let socket_arg = socket.to_str().expect("UTF-8 temp dir").to_string();
+        let tun = self.first_tun();
+        let mut args = vec![
+            "--tun",
+            &tun,
+            "--ipv4",
+            DAEMON_V4_CIDR,
+            "--ipv6-ll",
+            "fe80::2",
+            "--control",
+            &socket_arg,
+        ];
+        args.extend_from_slice(extra);
+        self.spawn_daemon_with(&args, &socket)
+    }
+
+    /// Starts tunmcastd with exactly `args`; `socket` is its control socket.
+    pub fn spawn_daemon_with(&self, args: &[&str], socket: &Path) -> Daemon<'_> {
+        let ctl = bin("tunmcastctl");
+        let process = self.spawn("tunmcastd", &bin("tunmcastd"), args);
+        let mut daemon = Daemon {
+            _ns: self,
+            process,
+            socket: socket.to_path_buf(),
+            ctl,
+        };
+        let ready = wait_until(secs(10), || {
+            if let Some(status) = daemon.process.try_status() {
+                panic!(
+                    "tunmcastd exited during start-up ({status}):\n{}",
+                    daemon.log()
+                );
+            }
+            daemon.socket.exists() && daemon.ctl(&["ping"]).status.success()
+        });
+        if !ready {
+            panic!(
+                "tunmcastd did not answer `tunmcastctl --control {} ping` within 10 s",
+                socket.display()
+            );
+        }
+        daemon
+    }
+
+    /// Starts tcpdump on `iface` (both directions, `igmp or ip6`) and returns
+    /// once it is capturing.
+    pub fn capture(&self, iface: &str) -> Capture<'_> {
+        require_tool("tcpdump");
+        require_tool("tshark");
+        let file = self.dir.join(format!(
+            "{iface}-{}.pcap",
+            self.spawned.load(Ordering::Relaxed)
+        ));
+        let file_arg = file.to_str().expect("UTF-8 temp dir");
+        // -Z root: Debian's tcpdump otherwise drops to user tcpdump, which may not
+        // write here. --immediate-mode: hand packets over at once, not per block.
+        let process = self.spawn(
+            "tcpdump",
+            Path::new("tcpdump"),
+            &[
+                "-i",
+                iface,
+                "-Z",
+                "root",
+                "-U",
+                "--immediate-mode",
+                "-w",
+                file_arg,
+                "igmp or ip6",
+            ],
+        );
+        let mut capture = Capture {
+            _ns: self,
+            process,
+            file,
+            stopped: false,
+        };
+        let listening = wait_until(secs(10), || {
+            if let Some(status) = capture.process.try_status() {
+                panic!(
+                    "tcpdump exited ({status}): {}",
+                    capture.process.stderr_text()
+                );
+            }
+            capture.process.stderr_text().contains("listening on")
+        });
+        assert!(listening, "tcpdump did not start capturing within 10 s");
+        capture
+    }
+
+    /// Starts mcquerier with `args` (include `--dev NAME`).
+    pub fn querier(&self, args: &[&str]) -> Querier<'_> {
+        Querier {
+            _ns: self,
+            process: self.spawn("mcquerier", &bin("mcquerier"), args),
+        }
+    }
+
+    fn dump_logs(&self) {
+        eprintln!(
+            "\n===== {} failed: logs of netns {} (kept in {}) =====",
+            self.test,
+            self.name,
+            self.dir.display()
+        );
+        for path in self.logs.borrow().iter() {
+            let text = fs::read_to_string(path).unwrap_or_default();
+            if text.trim().is_empty() {
+                continue;
+            }
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(200)..];
+            eprintln!("----- {} (last {} lines) -----", path.display(), tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
+        eprintln!("===== end of logs =====\n");
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Whatever still runs in the namespace was started by this test.
+        for _ in 0..50 {
+            let pids = Command::new("ip")
+                .args(["netns", "pids", &self.name])
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default();
+            let pids: Vec<u32> = pids
+                .split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            if pids.is_empty() {
+                break;
+            }
+            for pid in pids {
+                signal_pid(pid, libc::SIGKILL);
+            }
+            std::thread::sleep(ms(20));
+        }
+        let deleted = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !deleted {
+            eprintln!("warning: could not delete netns {}", self.name);
+        }
+        if std::thread::panicking() {
+            self.dump_logs();
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A process started in a namespace, with its output going to files.
+pub struct Spawned {
+    child: Child,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl Spawned {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        if self.status.is_none() {
+            signal_pid(self.pid(), signal);
+        }
+    }
+
+    /// Exit status if the process has ended (never blocks).
+    pub fn try_status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().expect("try_wait on our child");
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the process to end.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = wait_child(&mut self.child, timeout);
+        }
+        self.status
+    }
+
+    pub fn stdout_text(&self) -> String {
+        fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        kill_child(&mut self.child);
+    }
+}
+
+/// A running tunmcastd. Killed on drop if still running.
+pub struct Daemon<'a> {
+    _ns: &'a Netns,
+    pub process: Spawned,
+    socket: PathBuf,
+    ctl: PathBuf,
+}
+
+impl Daemon<'_> {
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        self.process.signal(signal);
+    }
+
+    /// Waits for the daemon to exit; fails the test if it does not within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        match self.process.wait_timeout(timeout) {
+            Some(status) => status,
+            None => panic!(
+                "tunmcastd (pid {}) still running after {timeout:?}",
+                self.pid()
+            ),
+        }
+    }
+
+    /// The daemon's stderr (its log, at RUST_LOG=debug).
+    pub fn log(&self) -> String {
+        self.process.stderr_text()
+    }
+
+    /// `tunmcastctl --control SOCKET ARGS` (run in the host namespace: the
+    /// socket is a path, not a network resource).
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        let mut command = Command::new(&self.ctl);
+        command
+            .arg("--control")
+            .arg(&self.socket)
+            .args(args)
+            .env_remove("TUNMCAST_CONTROL")
+            .stdin(Stdio::null());
+        command
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.ctl.display()))
+    }
+
+    /// [`Daemon::ctl`] that must succeed; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        if !out.status.success() {
+            panic!(
+                "`tunmcastctl {}` failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        String::from_utf8(out.stdout).expect("tunmcastctl prints UTF-8")
+    }
+
+    /// `tunmcastctl --json ARGS`, parsed.
+    pub fn ctl_json(&self, args: &[&str]) -> Value {
+        let mut full = vec!["--json"];
+        full.extend_from_slice(args);
+        let text = self.ctl_ok(&full);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("`tunmcastctl --json {}`: {e}: {text}", args.join(" ")))
+    }
+
+    /// `show --json`: `{"interfaces":[...],"groups":[...]}`.
+    pub fn show(&self) -> Value {
+        self.ctl_json(&["show"])
+    }
+
+    pub fn groups(&self) -> Vec<Value> {
+        self.show()["groups"]
+            .as_array()
+            .cloned()
+            .expect("show has a groups array")
+    }
+
+    /// The `show` entry for `group` (compared as addresses, not strings).
+    pub fn group(&self, group: &str) -> Option<Value> {
+        let wanted = ip(group);
+        self.groups()
+            .into_iter()
+            .find(|g| g["group"].as_str().and_then(|s| s.parse().ok()) == Some(wanted))
+    }
+
+    /// `stats --json`: counter name → value.
+    pub fn stats(&self) -> Map<String, Value> {
+        match self.ctl_json(&["stats"]) {
+            Value::Object(stats) => stats,
+            other => panic!("stats --json is not an object: {other}"),
+        }
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        let stats = self.stats();
+        stats
+            .get(name)
+            .and_then(Value::as_u64)
+            .unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
+    }
+
+    /// Waits until no group has a report pending (`timer_ms` null everywhere):
+    /// after that the daemon sends nothing until something happens.
+    pub fn wait_quiet(&self, timeout: Duration) {
+        let mut last = Vec::new();
+        let quiet = wait_until(timeout, || {
+            last = self.groups();
+            last.iter().all(|g| g["timer_ms"].is_null())
+        });
+        assert!(
+            quiet,
+            "groups still have report timers running after {timeout:?}: {last:?}"
+        );
+    }
+
+    /// Sends `bytes` as-is on a fresh control connection and returns the
+    /// first reply line, or `None` if the daemon closed without replying.
+    pub fn raw_request(&self, bytes: &[u8]) -> Option<String> {
+        let stream = UnixStream::connect(&self.socket)
+            .unwrap_or_else(|e| panic!("connect {}: {e}", self.socket.display()));
+        stream.set_read_timeout(Some(secs(5))).unwrap();
+        stream.set_write_timeout(Some(secs(5))).unwrap();
+        // The daemon may stop reading (and close) part-way through an oversized
+        // line; a failed write is fine as long as the error reply arrives.
+        let _ = (&stream).write_all(bytes);
+        let mut line = String::new();
+        match BufReader::new(&stream).take(1 << 20).read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(line),
+            Err(e) => panic!("no reply to a raw control request within 5 s: {e}"),
+        }
+    }
+}
+
+/// A tcpdump capture in a namespace.
+pub struct Capture<'a> {
+    _ns: &'a Netns,
+    process: Spawned,
+    file: PathBuf,
+    stopped: bool,
+}
+
+/// tshark fields pulled out of every frame; see [`Pkt`].
+const TSHARK_FIELDS: &[&str] = &[
+    "frame.time_epoch",
+    "frame.time_relative",
+    "ip.src",
+    "ip.dst",
+    "ip.ttl",
+    "ip.opt.ra",
+    "ip.checksum.status",
+    "ipv6.src",
+    "ipv6.dst",
+    "ipv6.hlim",
+    "ipv6.opt.router_alert",
+    "igmp.type",
+    "igmp.version",
+    "igmp.maddr",
+    "igmp.max_resp",
+    "igmp.checksum.status",
+    "icmpv6.type",
+    "icmpv6.mld.multicast_address",
+    "icmpv6.mld.maximum_response_delay",
+    "icmpv6.checksum.status",
+];
+
+impl Capture<'_> {
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+
+    fn size(&self) -> u64 {
+        fs::metadata(&self.file).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Dissects what has been captured so far (tcpdump keeps running).
+    pub fn peek(&self) -> Vec<Pkt> {
+        self.packets().iter().map(Pkt::from_tshark).collect()
+    }
+
+    /// Waits until `condition` holds for the packets captured so far and returns
+    /// them; fails the test with a listing of the capture on timeout. Only
+    /// re-dissects when the file grew (or every second), so waiting is cheap.
+    pub fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&[Pkt]) -> bool,
+    ) -> Vec<Pkt> {
+        let deadline = Instant::now() + timeout;
+        let mut seen_size = u64::MAX;
+        let mut dissected_at = Instant::now();
+        let mut packets = Vec::new();
+        loop {
+            let size = self.size();
+            if size != seen_size || dissected_at.elapsed() >= secs(1) {
+                seen_size = size;
+                dissected_at = Instant::now();
+                packets = self.peek();
+                if condition(&packets) {
+                    return packets;
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\ncaptured so far:\n{}",
+                    listing(&packets)
+                );
+            }
+            std::thread::sleep(ms(50));
+        }
+    }
+
+    /// Stops tcpdump once the capture file has stopped growing (so nothing
+    /// already on the wire is lost), then dissects the whole capture.
+    pub fn stop(&mut self) -> Vec<Pkt> {
+        if !self.stopped {
+            let mut size = self.size();
+            let mut stable_since = Instant::now();
+            let give_up = Instant::now() + secs(3);
+            while stable_since.elapsed() < ms(300) && Instant::now() < give_up {
+                std::thread::sleep(ms(50));
+                let now_size = self.size();
+                if now_size != size {
+                    size = now_size;
+                    stable_since = Instant::now();
+                }
+            }
+            self.process.signal(libc::SIGINT);
+            if self.process.wait_timeout(secs(5)).is_none() {
+                panic!("tcpdump ignored SIGINT for 5 s");
+            }
+            self.stopped = true;
+        }
+        self.peek()
+    }
+
+    /// Every frame as tshark's flat field map: `{"ip.src":["10.99.0.2"], ...}`
+    /// (IPv4 header checksums verified too).
+    pub fn packets(&self) -> Vec<Value> {
+        let file = self.file.to_str().expect("UTF-8 temp dir");
+        let mut args = vec!["-r", file, "-T", "json", "-o", "ip.check_checksum:TRUE"];
+        for field in TSHARK_FIELDS {
+            args.extend(["-e", field]);
+        }
+        let out = run("tshark", &args);
+        // tshark exits non-zero on a packet cut short by a live capture but still
+        // prints what it read before.
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.trim().is_empty() {
+            return Vec::new();
+        }
+        let frames: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!(
+                "tshark output is not JSON ({e}): {}\n{text}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        frames
+            .into_iter()
+            .map(|frame| frame["_source"]["layers"].clone())
+            .collect()
+    }
+}
+
+impl Drop for Capture<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() && !self.stopped {
+            self.process.signal(libc::SIGINT);
+            self.process.wait_timeout(secs(2));
+            self.stopped = true;
+            let packets: Vec<Pkt> = self.peek();
+            eprintln!(
+                "\n----- capture {} -----\n{}",
+                self.file.display(),
+                listing(&packets)
+            );
+        }
+    }
+}
+
+/// One captured IP packet, as tshark dissected it.
+#[derive(Debug, Clone)]
+pub struct Pkt {
+    /// Seconds since the epoch (comparable with [`now`]).
+    pub time: f64,
+    /// Seconds since the first captured frame (for listings).
+    pub rel: f64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub ttl_or_hlim: u8,
+    /// IPv4 Router Alert option, or IPv6 hop-by-hop Router Alert, with value 0.
+    pub router_alert: bool,
+    /// "igmp-query", "igmpv1-report", "igmpv2-report", "igmp-leave",
+    /// "igmpv3-report", "mld-query", "mld-report", "mld-done", "mldv2-report",
+    /// "icmpv6-<type>", "igmp-<type>", or "other".
+    pub kind: String,
+    /// IGMP Group Address / MLD Multicast Address (unspecified in general queries).
+    pub group: Option<IpAddr>,
+    /// Max Resp Time / Maximum Response Delay of a query, in milliseconds.
+    pub max_resp_ms: Option<u64>,
+    /// IPv4 header checksum (if IPv4) and IGMP/ICMPv6 checksum all verified good.
+    pub checksum_good: bool,
+    /// tshark's fields for anything else.
+    pub raw: Value,
+}
+
+fn field<'v>(raw: &'v Value, name: &str) -> Option<&'v str> {
+    raw.get(name)?.get(0)?.as_str()
+}
+
+fn number(text: &str) -> Option<u64> {
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+impl Pkt {
+    pub fn from_tshark(raw: &Value) -> Pkt {
+        let f = |name| field(raw, name);
+        let addr = |name| f(name).and_then(|s| s.parse::<IpAddr>().ok());
+        let good = |name| f(name) == Some("1");
+        let time = f("frame.time_epoch")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(f64::NAN);
+        let rel = f("frame.time_relative")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(f64::NAN);
+        let unspecified: IpAddr = Ipv4Addr::UNSPECIFIED.into();
+        let (src, dst, ttl, ra, mut checksum_good);
+        if f("ip.src").is_some() {
+            src = addr("ip.src");
+            dst = addr("ip.dst");
+            ttl = f("ip.ttl").and_then(number);
+            ra = f("ip.opt.ra").and_then(number) == Some(0);
+            checksum_good = good("ip.checksum.status");
+        } else {
+            src = addr("ipv6.src");
+            dst = addr("ipv6.dst");
+            ttl = f("ipv6.hlim").and_then(number);
+            ra = f("ipv6.opt.router_alert").and_then(number) == Some(0);
+            checksum_good = true;
+        }
+        let (kind, group, max_resp_ms) = if let Some(t) = f("igmp.type").and_then(number) {
+            checksum_good &= good("igmp.checksum.status");
+            let kind = match t {
+                0x11 => "igmp-query".to_string(),
+                0x12 => "igmpv1-report".to_string(),
+                0x16 => "igmpv2-report".to_string(),
+                0x17 => "igmp-leave".to_string(),
+                0x22 => "igmpv3-report".to_string(),
+                t => format!("igmp-{t:#x}"),
+            };
+            // tshark shows Max Resp Time in seconds ("1.0"); v1 queries carry 0.
+            let max_resp = f("igmp.max_resp")
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(|s| (s * 1000.0).round() as u64);
+            (kind, addr("igmp.maddr"), max_resp)
+        } else if let Some(t) = f("icmpv6.type").and_then(number) {
+            checksum_good &= good("icmpv6.checksum.status");
+            let kind = match t {
+                130 => "mld-query".to_string(),
+                131 => "mld-report".to_string(),
+                132 => "mld-done".to_string(),
+                143 => "mldv2-report".to_string(),
+                t => format!("icmpv6-{t}"),
+            };
+            let max_resp = f("icmpv6.mld.maximum_response_delay").and_then(number);
+            (kind, addr("icmpv6.mld.multicast_address"), max_resp)
+        } else {
+            ("other".to_string(), None, None)
+        };
+        Pkt {
+            time,
+            rel,
+            src: src.unwrap_or(unspecified),
+            dst: dst.unwrap_or(unspecified),
+            ttl_or_hlim: ttl.and_then(|t| u8::try_from(t).ok()).unwrap_or(0),
+            router_alert: ra,
+            kind,
+            group,
+            max_resp_ms,
+            checksum_good,
+            raw: raw.clone(),
+        }
+    }
+
+    pub fn from_daemon(&self) -> bool {
+        self.src == IpAddr::V4(DAEMON_V4) || self.src == IpAddr::V6(DAEMON_LL)
+    }
+
+    /// IGMP or MLD (as opposed to, say, the kernel's Router Solicitations).
+    pub fn is_membership(&self) -> bool {
+        self.kind.starts_with("igmp") || self.kind.starts_with("mld")
+    }
+
+    pub fn is_report(&self) -> bool {
+        self.kind.ends_with("-report")
+    }
+
+    pub fn is_query(&self) -> bool {
+        self.kind == "igmp-query" || self.kind == "mld-query"
+    }
+
+    /// A report, Leave or Done about `group`.
+    pub fn about(&self, group: IpAddr) -> bool {
+        self.group == Some(group)
+    }
+}
+
+impl fmt::Display for Pkt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:8.3} {} -> {} {}",
+            self.rel, self.src, self.dst, self.kind
+        )?;
+        if let Some(group) = self.group {
+            write!(f, " group {group}")?;
+        }
+        if let (true, Some(max_resp)) = (self.is_query(), self.max_resp_ms) {
+            write!(f, " max-resp {max_resp}ms")?;
+        }
+        write!(
+            f,
+            " ttl {} ra {} checksums {}",
+            self.ttl_or_hlim,
+            if self.router_alert { "yes" } else { "NO" },
+            if self.checksum_good { "good" } else { "BAD" }
+        )
+    }
+}
+
+/// One line per packet, for failure messages.
+pub fn listing<'p>(packets: impl IntoIterator<Item = &'p Pkt>) -> String {
+    let lines: Vec<String> = packets.into_iter().map(|p| format!("  {p}")).collect();
+    if lines.is_empty() {
+        "  (no packets)".to_string()
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// Reports (any version) from the daemon about `group`.
+pub fn daemon_reports(packets: &[Pkt], group: IpAddr) -> Vec<&Pkt> {
+    packets
+        .iter()
+        .filter(|p| p.from_daemon() && p.is_report() && p.about(group))
+        .collect()
+}
+
+/// Every packet the daemon sent must be well formed: good checksums, Router
+/// Alert, TTL / hop limit 1, reports to the group itself, Leave to 224.0.0.2,
+/// Done to ff02::2. Nothing may come from an unspecified source: the daemon
+/// has addresses on both families.
+pub fn assert_daemon_packets_well_formed(packets: &[Pkt]) {
+    let mut problems = Vec::new();
+    for p in packets {
+        if p.is_membership() && p.src.is_unspecified() {
+            problems.push(format!("unspecified source: {p}"));
+        }
+        if !p.from_daemon() {
+            continue;
+        }
+        if !p.checksum_good {
+            problems.push(format!("bad checksum: {p}"));
+        }
+        if !p.router_alert {
+            problems.push(format!("no Router Alert: {p}"));
+        }
+        if p.ttl_or_hlim != 1 {
+            problems.push(format!("TTL / hop limit not 1: {p}"));
+        }
+        let expected_dst = match p.kind.as_str() {
+            "igmpv1-report" | "igmpv2-report" | "mld-report" => p.group,
+            "igmp-leave" => Some(ALL_ROUTERS_V4.into()),
+            "mld-done" => Some(ALL_ROUTERS_V6.into()),
+            _ => Some(p.dst),
+        };
+        if expected_dst != Some(p.dst) {
+            problems.push(format!("wrong destination: {p}"));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "malformed packets from the daemon:\n  {}\nfull capture:\n{}",
+        problems.join("\n  "),
+        listing(packets)
+    );
+}
+
+/// A running mcquerier. Killed on drop if still running.
+pub struct Querier<'a> {
+    _ns: &'a Netns,
+    pub process: Spawned,
+}
+
+impl Querier<'_> {
+    /// Waits up to `timeout` for mcquerier to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        self.process.wait_timeout(timeout)
+    }
+
+    /// What it printed so far.
+    pub fn output(&self) -> String {
+        self.process.stdout_text()
+    }
+
+    /// Its `--json` lines so far (`{"time":..,"src":..,"type":..,"group":..}`).
+    pub fn heard(&self) -> Vec<Value> {
+        self.output()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tshark_fields_become_packets() {
+        let raw: Value = serde_json::from_str(
+            r#"{"frame.time_epoch":["1795305522.409277000"],"ip.src":["10.99.0.2"],
+                "ip.dst":["239.1.2.3"],"ip.ttl":["1"],"ip.opt.ra":["0"],
+                "ip.checksum.status":["1"],"igmp.type":["0x16"],"igmp.maddr":["239.1.2.3"],
+                "igmp.checksum.status":["1"]}"#,
+        )
+        .unwrap();
+        let p = Pkt::from_tshark(&raw);
+        assert_eq!(p.kind, "igmpv2-report");
+        assert_eq!(p.group, Some(ip("239.1.2.3")));
+        assert!(p.from_daemon() && p.router_alert && p.checksum_good);
+        assert_eq!(p.ttl_or_hlim, 1);
+        assert_daemon_packets_well_formed(&[p]);
+
+        let raw: Value = serde_json::from_str(
+            r#"{"frame.time_epoch":["1.5"],"ipv6.src":["fe80::2"],"ipv6.dst":["ff02::2"],
+                "ipv6.hlim":["1"],"ipv6.opt.router_alert":["0"],"icmpv6.type":["132"],
+                "icmpv6.mld.multicast_address":["ff12::1234"],"icmpv6.checksum.status":["0"]}"#,
+        )
+        .unwrap();
+        let p = Pkt::from_tshark(&raw);
+        assert_eq!(p.kind, "mld-done");
+        assert!(!p.checksum_good);
+    }
+
+    #[test]
+    fn bin_dir_is_the_profile_dir() {
+        if std::env::var_os("TUNMCAST_BIN_DIR").is_some() {
+            return;
+        }
+        let dir = bin_dir();
+        assert!(dir.join("deps").is_dir(), "{}", dir.display());
+    }
+}

@@ -1,1 +1,254 @@
-fn main() {}
+//! tunmcastctl: join and leave groups, inspect a running tunmcastd.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use tools::{ClientError, MembershipReply, Request, ShowReply};
+
+#[derive(Parser)]
+#[command(
+    name = "tunmcastctl",
+    version,
+    about = "Control a running tunmcastd",
+    after_help = "Without --control, the socket is $TUNMCAST_CONTROL, else the only *.sock in /run/tunmcast/."
+)]
+struct Cli {
+    /// Control socket of the daemon.
+    #[arg(long, value_name = "PATH", global = true)]
+    control: Option<PathBuf>,
+    /// Print the daemon's reply as JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Join GROUP (IPv4 or IPv6 multicast address).
+    Join {
+        group: String,
+        /// Interface to join on; default: the daemon's only interface.
+        #[arg(long, value_name = "NAME")]
+        iface: Option<String>,
+    },
+    /// Leave GROUP (drops one user; the group is left when none remain).
+    Leave {
+        group: String,
+        #[arg(long, value_name = "NAME")]
+        iface: Option<String>,
+    },
+    /// Interfaces (router versions) and joined groups (state, timers).
+    Show,
+    /// Every protocol counter.
+    Stats,
+    /// Check that the daemon answers.
+    Ping,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{e}`, not `{e:#}`: our messages already carry the OS error text.
+            eprintln!("tunmcastctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // Check the argument before looking for a daemon: a typo is the more useful error.
+    let request = match cli.command {
+        Command::Join { group, iface } => Request::Join {
+            group: parse_group(&group)?,
+            iface,
+        },
+        Command::Leave { group, iface } => Request::Leave {
+            group: parse_group(&group)?,
+            iface,
+        },
+        Command::Show => Request::Show,
+        Command::Stats => Request::Stats,
+        Command::Ping => Request::Ping,
+    };
+    let path = tools::control_path(cli.control.as_deref())?;
+    let reply = tools::request(&path, &request)?;
+    let text = match &request {
+        Request::Join { .. } | Request::Leave { .. } if cli.json => to_json(&reply),
+        Request::Join { .. } => membership_line("joined", &tools::decode(&path, &reply)?),
+        Request::Leave { .. } => membership_line("left", &tools::decode(&path, &reply)?),
+        Request::Show if cli.json => to_json(&reply),
+        Request::Show => show_tables(&tools::decode(&path, &reply)?),
+        Request::Stats => {
+            let stats = match reply.get("stats") {
+                Some(Value::Object(stats)) => stats,
+                _ => {
+                    return Err(ClientError::BadReply {
+                        path,
+                        detail: "no \"stats\" object".into(),
+                    }
+                    .into())
+                }
+            };
+            if cli.json {
+                to_json(stats)
+            } else {
+                stats_table(stats)
+            }
+        }
+        Request::Ping if cli.json => to_json(&reply),
+        Request::Ping => {
+            let version = reply.get("version").and_then(Value::as_str).unwrap_or("?");
+            format!("tunmcastd {version} is running ({})\n", path.display())
+        }
+    };
+    print!("{text}");
+    Ok(())
+}
+
+fn parse_group(text: &str) -> anyhow::Result<IpAddr> {
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("invalid group {text:?}: not an IPv4 or IPv6 address"))
+}
+
+fn to_json(object: &Map<String, Value>) -> String {
+    let mut text = serde_json::to_string_pretty(object).expect("a JSON map always serializes");
+    text.push('\n');
+    text
+}
+
+fn membership_line(verb: &str, reply: &MembershipReply) -> String {
+    format!(
+        "{verb} {} on {} (users {})\n",
+        reply.group, reply.iface, reply.users
+    )
+}
+
+fn show_tables(show: &ShowReply) -> String {
+    let dash = || "-".to_string();
+    let version = |prefix: &str, v: Option<u8>| v.map_or_else(dash, |v| format!("{prefix}{v}"));
+    let interfaces = show
+        .interfaces
+        .iter()
+        .map(|i| {
+            vec![
+                i.iface.clone(),
+                i.ipv4.clone().unwrap_or_else(dash),
+                i.ipv6_ll.clone().unwrap_or_else(dash),
+                version("IGMPv", i.igmp_version),
+                i.igmp_v1_router_present_ms.map_or_else(dash, seconds),
+                version("MLDv", i.mld_version),
+            ]
+        })
+        .collect();
+    let groups = show
+        .groups
+        .iter()
+        .map(|g| {
+            vec![
+                g.iface.clone(),
+                g.group.clone(),
+                g.users.to_string(),
+                g.state.clone().unwrap_or_else(dash),
+                g.timer_ms.map_or_else(dash, seconds),
+                match g.last_reporter {
+                    Some(true) => "yes".into(),
+                    Some(false) => "no".into(),
+                    None => dash(),
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["IFACE", "IPV4", "IPV6-LL", "IGMP", "V1-ROUTER-LEFT", "MLD"],
+        interfaces,
+    );
+    out.push('\n');
+    out.push_str(&table(
+        &["IFACE", "GROUP", "USERS", "STATE", "TIMER", "LAST-REPORTER"],
+        groups,
+    ));
+    if show.groups.is_empty() {
+        out.push_str("(no groups joined)\n");
+    }
+    out
+}
+
+fn stats_table(stats: &Map<String, Value>) -> String {
+    let rows = stats
+        .iter()
+        .map(|(name, value)| vec![name.clone(), value.to_string()])
+        .collect();
+    table(&["NAME", "VALUE"], rows)
+}
+
+fn seconds(ms: u64) -> String {
+    format!("{}.{:03}s", ms / 1000, ms % 1000)
+}
+
+/// Left-aligned columns two spaces apart, no trailing blanks.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (cell, width) in row.iter().zip(&widths) {
+            line.push_str(&format!("{cell:<width$}  "));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_and_trim() {
+        let text = table(
+            &["NAME", "VALUE"],
+            vec![
+                vec!["igmp_snd_reports".into(), "3".into()],
+                vec!["x".into(), "12".into()],
+            ],
+        );
+        assert_eq!(
+            text,
+            "NAME              VALUE\nigmp_snd_reports  3\nx                 12\n"
+        );
+    }
+
+    #[test]
+    fn show_renders_both_tables() {
+        let show: ShowReply = serde_json::from_str(
+            r#"{"interfaces":[{"iface":"tun0","ipv4":"10.99.0.2","ipv6_ll":"fe80::2",
+                "igmp_version":1,"igmp_v1_router_present_ms":12345,"mld_version":1}],
+                "groups":[{"iface":"tun0","group":"239.1.2.3","family":"ipv4","users":2,
+                "state":"delaying","timer_ms":1234,"last_reporter":true,
+                "filter_mode":"exclude","sources":[]}]}"#,
+        )
+        .unwrap();
+        let text = show_tables(&show);
+        assert!(
+            text.contains("tun0   10.99.0.2  fe80::2  IGMPv1  12.345s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("239.1.2.3  2      delaying  1.234s  yes"),
+            "{text}"
+        );
+    }
+}
