@@ -1,1 +1,155 @@
-fn main() {}
+//! tunmcastd: the membership core on a real TUN device.
+//!
+//! One mio event loop owns all membership state: it reads IP packets from the TUN device and
+//! hands them to the core, writes what the core wants to send back onto the device, answers
+//! control requests arriving over a channel from the control thread, and sleeps until the
+//! core's next timer deadline.
+
+mod control;
+mod daemon;
+mod state;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Host side of IGMP and MLD behind a TUN device: joins and leaves groups on request, answers
+/// the multicast router's queries, and keeps its view of our memberships right.
+#[derive(Debug, Parser)]
+#[command(name = "tunmcastd", version)]
+pub struct Args {
+    /// TUN device to attach to (created if it does not exist).
+    #[arg(long, value_name = "NAME")]
+    pub tun: String,
+    /// This host's IPv4 address and prefix on the link: the source of its IGMP messages.
+    #[arg(long, value_name = "ADDR/PLEN", value_parser = parse_ipv4_prefix)]
+    pub ipv4: (Ipv4Addr, u8),
+    /// This host's IPv6 link-local address: the source of its MLD messages. Default: fe80::
+    /// followed by the 32 bits of --ipv4 (10.99.0.2 gives fe80::a63:2), unique on the link
+    /// whenever the IPv4 addresses are.
+    #[arg(long, value_name = "ADDR", value_parser = parse_link_local)]
+    pub ipv6_ll: Option<Ipv6Addr>,
+    /// Control socket. Default: /run/tunmcast/NAME.sock.
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Keep memberships in this file and join them again on start.
+    #[arg(long, value_name = "PATH")]
+    pub state: Option<PathBuf>,
+    /// Highest IGMP version to speak (1: v1 reports only, no Leave).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub igmp_version: u8,
+    /// Highest MLD version to speak.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=1))]
+    pub mld_version: u8,
+    /// Robustness Variable: how many times an unsolicited report is sent.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=10))]
+    pub robustness: u8,
+    /// Unsolicited Report Interval in ms (IGMP and MLD).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub unsolicited_interval_ms: u64,
+    /// Drop IGMP without Router Alert or with TTL other than 1 (default: accept and count, as
+    /// the Linux kernel and FRR do).
+    #[arg(long)]
+    pub strict_igmp: bool,
+    /// Accept MLD without Router Alert or with hop limit other than 1 (default: drop, as
+    /// RFC 2710 and the Linux kernel do).
+    #[arg(long)]
+    pub lenient_mld: bool,
+    /// Report 224.0.0.x groups (other than 224.0.0.1) too, as Linux does.
+    #[arg(long)]
+    pub report_link_local_groups: bool,
+    /// Seed for the random report delays (default: from the clock and pid).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+impl Args {
+    pub fn unsolicited_interval(&self) -> Duration {
+        Duration::from_millis(self.unsolicited_interval_ms)
+    }
+
+    pub fn ipv6_link_local(&self) -> Ipv6Addr {
+        self.ipv6_ll.unwrap_or_else(|| {
+            let v4 = u32::from(self.ipv4.0);
+            Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, (v4 >> 16) as u16, v4 as u16)
+        })
+    }
+
+    pub fn control_path(&self) -> PathBuf {
+        self.control
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{}.sock", self.tun)))
+    }
+}
+
+fn parse_ipv4_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (addr, plen) = s
+        .split_once('/')
+        .ok_or_else(|| format!("{s}: expected ADDR/PLEN, e.g. 10.99.0.2/24"))?;
+    let addr: Ipv4Addr = addr
+        .parse()
+        .map_err(|_| format!("{addr}: not an IPv4 address"))?;
+    let plen: u8 = plen
+        .parse()
+        .ok()
+        .filter(|p| *p <= 32)
+        .ok_or_else(|| format!("{plen}: prefix length must be 0 to 32"))?;
+    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() {
+        return Err(format!("{addr}: not a usable host address"));
+    }
+    Ok((addr, plen))
+}
+
+fn parse_link_local(s: &str) -> Result<Ipv6Addr, String> {
+    let addr: Ipv6Addr = s.parse().map_err(|_| format!("{s}: not an IPv6 address"))?;
+    if addr.segments()[0] & 0xffc0 != 0xfe80 {
+        return Err(format!("{addr}: not a link-local (fe80::/10) address"));
+    }
+    Ok(addr)
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args = Args::parse();
+    match daemon::run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tunmcastd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_link_local_comes_from_ipv4() {
+        let args = Args::parse_from(["tunmcastd", "--tun", "t0", "--ipv4", "10.99.0.2/24"]);
+        assert_eq!(
+            args.ipv6_link_local(),
+            "fe80::a63:2".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(args.control_path(), PathBuf::from("/run/tunmcast/t0.sock"));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        for bad in [
+            vec!["--ipv4", "10.99.0.2"],
+            vec!["--ipv4", "10.99.0.2/33"],
+            vec!["--ipv4", "239.1.1.1/24"],
+            vec!["--ipv4", "10.99.0.2/24", "--ipv6-ll", "2001:db8::1"],
+            vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "3"],
+            vec!["--ipv4", "10.99.0.2/24", "--robustness", "0"],
+        ] {
+            let mut argv = vec!["tunmcastd", "--tun", "t0"];
+            argv.extend(bad.iter());
+            assert!(Args::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+    }
+}

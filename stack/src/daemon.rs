@@ -1,0 +1,479 @@
+//! The event loop: the one owner of membership state.
+
+use std::ffi::CString;
+use std::io::{self, Read};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use crossbeam_channel::Receiver;
+use log::{debug, info, warn};
+use membership::{Config, Host, InputPolicy, Instant, InterfaceConfig, Transmit};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use serde_json::{json, Map, Value};
+use tun_tap::{Iface, Mode};
+
+use crate::control::{error_reply, ControlSocket, Envelope, Request};
+use crate::state::{Membership, StateStore};
+use crate::Args;
+
+const TUN: Token = Token(0);
+const WAKE: Token = Token(1);
+const SIGNAL: Token = Token(2);
+
+/// How often the loop checks that the TUN device still exists, whatever the core's deadlines.
+const DEVICE_CHECK: Duration = Duration::from_secs(1);
+/// Largest packet read from the device.
+const MTU_BUFFER: usize = 65_536;
+
+fn if_nametoindex(name: &str) -> Option<u32> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    (index != 0).then_some(index)
+}
+
+fn core_config(args: &Args) -> Config {
+    Config {
+        robustness: args.robustness,
+        igmp_unsolicited_interval: args.unsolicited_interval(),
+        mld_unsolicited_interval: args.unsolicited_interval(),
+        report_link_local_groups: args.report_link_local_groups,
+        igmp_max_version: args.igmp_version,
+        igmp_policy: InputPolicy {
+            require_router_alert: args.strict_igmp,
+            require_hop_limit_one: args.strict_igmp,
+        },
+        mld_policy: InputPolicy {
+            require_router_alert: !args.lenient_mld,
+            require_hop_limit_one: !args.lenient_mld,
+        },
+        ..Config::default()
+    }
+}
+
+fn default_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    nanos ^ (u64::from(std::process::id()) << 32)
+}
+
+/// Counters of the daemon itself, beside the core's.
+#[derive(Debug, Default)]
+struct IoStats {
+    tun_rx_packets: u64,
+    tun_tx_packets: u64,
+    tun_tx_errors: u64,
+    control_requests: u64,
+    control_errors: u64,
+}
+
+struct Daemon {
+    host: Host,
+    device: Iface,
+    ifname: String,
+    ifindex: u32,
+    args: Args,
+    clock: std::time::Instant,
+    store: Option<StateStore>,
+    io: IoStats,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let device = Iface::without_packet_info(&args.tun, Mode::Tun)
+        .with_context(|| format!("cannot attach to TUN device {}", args.tun))?;
+    device
+        .set_non_blocking()
+        .context("cannot make the TUN device non-blocking")?;
+    let ifname = device.name().to_string();
+    let ifindex = if_nametoindex(&ifname)
+        .with_context(|| format!("TUN device {ifname} has no interface index"))?;
+
+    let mut host = Host::new(core_config(&args), args.seed.unwrap_or_else(default_seed));
+    host.add_interface(
+        ifindex,
+        InterfaceConfig {
+            ipv4: Some(args.ipv4.0),
+            ipv6_link_local: Some(args.ipv6_link_local()),
+        },
+    )?;
+
+    let mut poll = Poll::new().context("cannot create the event loop")?;
+    poll.registry()
+        .register(&mut SourceFd(&device.as_raw_fd()), TUN, Interest::READABLE)?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+
+    let (mut signal_read, signal_write) = UnixStream::pair()?;
+    signal_read.set_nonblocking(true)?;
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::low_level::pipe::register(signal, signal_write.try_clone()?)
+            .context("cannot install signal handlers")?;
+    }
+    poll.registry().register(
+        &mut SourceFd(&signal_read.as_raw_fd()),
+        SIGNAL,
+        Interest::READABLE,
+    )?;
+
+    let (requests_tx, requests) = crossbeam_channel::unbounded();
+    let mut control = ControlSocket::bind(&args.control_path())?;
+    control.serve(requests_tx, waker.clone())?;
+
+    let store = args.state.as_deref().map(StateStore::new);
+    let mut daemon = Daemon {
+        host,
+        device,
+        ifname,
+        ifindex,
+        clock: std::time::Instant::now(),
+        store,
+        io: IoStats::default(),
+        args,
+    };
+    info!(
+        "tunmcastd on {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
+        daemon.ifname,
+        daemon.ifindex,
+        daemon.args.ipv4.0,
+        daemon.args.ipv4.1,
+        daemon.args.ipv6_link_local(),
+        control.path().display()
+    );
+    daemon.restore()?;
+    daemon.flush()?;
+
+    let result = daemon.event_loop(&mut poll, &requests, &mut signal_read);
+    drop(control); // removes the socket file
+    result
+}
+
+impl Daemon {
+    fn now(&self) -> Instant {
+        Instant::from_millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn event_loop(
+        &mut self,
+        poll: &mut Poll,
+        requests: &Receiver<Envelope>,
+        signals: &mut UnixStream,
+    ) -> anyhow::Result<()> {
+        let mut events = Events::with_capacity(64);
+        let mut buf = vec![0u8; MTU_BUFFER];
+        loop {
+            let now = self.now();
+            let timeout = self
+                .host
+                .next_deadline()
+                .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK));
+            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("event loop poll failed");
+            }
+            for event in events.iter() {
+                match event.token() {
+                    TUN => self.read_device(&mut buf)?,
+                    WAKE => {
+                        while let Ok(envelope) = requests.try_recv() {
+                            let reply = self.handle_request(envelope.request);
+                            let _ = envelope.reply.send(reply);
+                        }
+                    }
+                    SIGNAL => {
+                        let mut drain = [0u8; 16];
+                        while matches!(signals.read(&mut drain), Ok(n) if n > 0) {}
+                        return self.shutdown();
+                    }
+                    _ => {}
+                }
+            }
+            if if_nametoindex(&self.ifname) != Some(self.ifindex) {
+                bail!("TUN device {} has gone away", self.ifname);
+            }
+            self.flush()?;
+        }
+    }
+
+    fn read_device(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
+        loop {
+            match self.device.recv(buf) {
+                Ok(n) => {
+                    self.io.tun_rx_packets += 1;
+                    self.handle_packet(&buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("TUN device {} failed (deleted?)", self.ifname))
+                }
+            }
+            // Answer promptly under a flood: what is due goes out between reads.
+            if self.io.tun_rx_packets % 256 == 0 {
+                self.flush()?;
+            }
+        }
+    }
+
+    fn handle_packet(&mut self, packet: &[u8]) {
+        let now = self.now();
+        let stats = self.host.stats();
+        let queries_before = stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries;
+        match self.host.handle_packet(self.ifindex, packet, now) {
+            Ok(()) => {
+                let stats = self.host.stats();
+                if stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries > queries_before {
+                    info!("query on {} from {}", self.ifname, source_of(packet));
+                } else {
+                    debug!("accepted {} bytes from {}", packet.len(), source_of(packet));
+                }
+            }
+            Err(reason) => debug!(
+                "dropped {} bytes from {}: {}",
+                packet.len(),
+                source_of(packet),
+                reason.describe()
+            ),
+        }
+    }
+
+    /// Sends everything the core has due.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        let mut out: Vec<Transmit> = Vec::new();
+        self.host.poll(self.now(), |tx| out.push(tx));
+        for tx in out {
+            let packet = tx.to_packet();
+            match self.device.send(&packet) {
+                Ok(_) => {
+                    self.io.tun_tx_packets += 1;
+                    debug!("sent {:?} {} -> {}", tx.message, tx.src, tx.dst);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.io.tun_tx_errors += 1;
+                    warn!("TUN device {} is full: a packet was dropped", self.ifname);
+                }
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot write to TUN device {}", self.ifname))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        info!("signal received: leaving every group");
+        // The state file keeps the memberships, so that a restart joins them again.
+        self.host.leave_all(self.now());
+        self.flush()
+    }
+
+    fn restore(&mut self) -> anyhow::Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let now = self.now();
+        for m in store.load()? {
+            if m.iface != self.ifname {
+                warn!(
+                    "state file: skipping {} on unknown interface {}",
+                    m.group, m.iface
+                );
+                continue;
+            }
+            for _ in 0..m.users.max(1) {
+                if let Err(e) = self.host.join(self.ifindex, m.group, now) {
+                    warn!("state file: cannot join {}: {e}", m.group);
+                    break;
+                }
+            }
+            info!(
+                "joined {} on {} again (users {})",
+                m.group, self.ifname, m.users
+            );
+        }
+        Ok(())
+    }
+
+    fn save_state(&self) -> Result<(), String> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let memberships = self
+            .host
+            .groups(self.now())
+            .into_iter()
+            .map(|g| Membership {
+                iface: self.ifname.clone(),
+                group: g.group,
+                users: g.users,
+            })
+            .collect();
+        store.save(memberships).map_err(|e| format!("{e:#}"))
+    }
+
+    fn check_iface(&self, iface: &Option<String>) -> Result<(), Value> {
+        match iface {
+            Some(name) if *name != self.ifname => Err(error_reply(format!(
+                "unknown interface {name} (this daemon serves {})",
+                self.ifname
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    fn handle_request(&mut self, request: Request) -> Value {
+        self.io.control_requests += 1;
+        let reply = self.answer(request);
+        if reply["ok"] != true {
+            self.io.control_errors += 1;
+        }
+        reply
+    }
+
+    fn answer(&mut self, request: Request) -> Value {
+        let now = self.now();
+        match request {
+            Request::Ping => json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
+            Request::Join { group, iface } => {
+                let group = match self.group_arg(&group, &iface) {
+                    Ok(g) => g,
+                    Err(reply) => return reply,
+                };
+                match self.host.join(self.ifindex, group, now) {
+                    Ok(users) => {
+                        info!("join {group} on {} (users {users})", self.ifname);
+                        self.changed_reply(group, users)
+                    }
+                    Err(e) => error_reply(e),
+                }
+            }
+            Request::Leave { group, iface } => {
+                let group = match self.group_arg(&group, &iface) {
+                    Ok(g) => g,
+                    Err(reply) => return reply,
+                };
+                match self.host.leave(self.ifindex, group, now) {
+                    Ok(users) => {
+                        info!("leave {group} on {} (users {users})", self.ifname);
+                        self.changed_reply(group, users)
+                    }
+                    Err(membership::Error::NotJoined(_)) => {
+                        error_reply(format!("{group} is not joined on {}", self.ifname))
+                    }
+                    Err(e) => error_reply(e),
+                }
+            }
+            Request::Show => self.show(now),
+            Request::Stats => self.stats(),
+        }
+    }
+
+    fn group_arg(&self, group: &str, iface: &Option<String>) -> Result<IpAddr, Value> {
+        self.check_iface(iface)?;
+        group
+            .trim()
+            .parse::<IpAddr>()
+            .map_err(|_| error_reply(format!("{group:?} is not an IP address")))
+    }
+
+    fn changed_reply(&mut self, group: IpAddr, users: u32) -> Value {
+        // The core has queued the report or Leave: send it before answering.
+        if let Err(e) = self.flush() {
+            warn!("{e:#}");
+        }
+        let mut reply = json!({
+            "ok": true,
+            "iface": self.ifname,
+            "group": group.to_string(),
+            "users": users,
+        });
+        if let Err(e) = self.save_state() {
+            warn!("{e}");
+            reply["warning"] = json!(e);
+        }
+        reply
+    }
+
+    fn show(&self, now: Instant) -> Value {
+        let interfaces: Vec<Value> = self
+            .host
+            .interfaces(now)
+            .into_iter()
+            .map(|i| {
+                json!({
+                    "iface": self.ifname,
+                    "ifindex": i.iface,
+                    "ipv4": self.args.ipv4.0.to_string(),
+                    "ipv4_prefix_len": self.args.ipv4.1,
+                    "ipv6_ll": self.args.ipv6_link_local().to_string(),
+                    "igmp_version": i.igmp_version,
+                    "igmp_v1_router_present_ms": i.igmp_v1_querier_ms,
+                    "mld_version": i.mld_version,
+                    "igmp_groups": i.igmp_groups,
+                    "mld_groups": i.mld_groups,
+                })
+            })
+            .collect();
+        let groups: Vec<Value> = self
+            .host
+            .groups(now)
+            .into_iter()
+            .map(|g| {
+                json!({
+                    "iface": self.ifname,
+                    "group": g.group.to_string(),
+                    "family": if g.group.is_ipv4() { "ipv4" } else { "ipv6" },
+                    "users": g.users,
+                    "state": g.state,
+                    "timer_ms": g.timer_ms,
+                    "last_reporter": g.last_reporter,
+                    "unsolicited_left": g.unsolicited_left,
+                    "filter_mode": g.filter_mode,
+                    "sources": g.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({ "ok": true, "interfaces": interfaces, "groups": groups })
+    }
+
+    fn stats(&self) -> Value {
+        let mut counters = Map::new();
+        for (name, value) in self.host.stats().counters() {
+            counters.insert(name.to_string(), json!(value));
+        }
+        let io = &self.io;
+        for (name, value) in [
+            ("tun_rx_packets", io.tun_rx_packets),
+            ("tun_tx_packets", io.tun_tx_packets),
+            ("tun_tx_errors", io.tun_tx_errors),
+            ("control_requests", io.control_requests),
+            ("control_errors", io.control_errors),
+        ] {
+            counters.insert(name.to_string(), json!(value));
+        }
+        json!({ "ok": true, "stats": counters })
+    }
+}
+
+/// The source address of an IP packet, for log lines.
+fn source_of(packet: &[u8]) -> String {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]).to_string()
+        }
+        Some(6) if packet.len() >= 24 => {
+            let bytes: [u8; 16] = packet[8..24].try_into().expect("16 bytes");
+            std::net::Ipv6Addr::from(bytes).to_string()
+        }
+        _ => "?".into(),
+    }
+}
