@@ -217,7 +217,7 @@ impl Daemon {
                 }
             }
             // Answer promptly under a flood: what is due goes out between reads.
-            if self.io.tun_rx_packets % 256 == 0 {
+            if self.io.tun_rx_packets.is_multiple_of(256) {
                 self.flush()?;
             }
         }

@@ -46,6 +46,9 @@ pub const DAEMON_LL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
 pub const ALL_ROUTERS_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
 pub const ALL_ROUTERS_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
 
+/// Where Debian installs the FRR daemons.
+pub const FRR_DIR: &str = "/usr/lib/frr";
+
 /// Allowance for scheduling and capture latency on top of protocol deadlines.
 pub const SLACK: f64 = 0.25;
 
@@ -433,6 +436,66 @@ impl Netns {
             _ns: self,
             process: self.spawn("mcquerier", &bin("mcquerier"), args),
         }
+    }
+
+    /// Starts FRR's zebra and pimd in the namespace (a real IGMP querier once
+    /// [`Frr::igmp_querier`] configures an interface). `None` means skipped:
+    /// FRR is not installed and CI is not set.
+    pub fn frr(&self) -> Option<Frr<'_>> {
+        let zebra = Path::new(FRR_DIR).join("zebra");
+        let pimd = Path::new(FRR_DIR).join("pimd");
+        if !zebra.is_file() || !pimd.is_file() {
+            if ci() {
+                panic!("{}: FRR (zebra, pimd) is not installed; CI=true", self.test);
+            }
+            eprintln!("\n*** SKIPPED (needs FRR): {} ***\n", self.test);
+            return None;
+        }
+        let dir = self.dir.join("frr");
+        fs::create_dir_all(&dir).unwrap();
+        // The daemons drop to user frr and create their sockets here.
+        run_ok("chown", &["frr:frr", dir.to_str().unwrap()]);
+        let dir_arg = dir.to_str().unwrap().to_string();
+        let api = dir.join("zserv.api");
+        let api_arg = api.to_str().unwrap().to_string();
+        let start = |name: &str, program: &Path| {
+            let pid_file = format!("{dir_arg}/{name}.pid");
+            let process = self.spawn(
+                name,
+                program,
+                &[
+                    "-u",
+                    "frr",
+                    "-g",
+                    "frr",
+                    "-P",
+                    "0",
+                    "-f",
+                    "/dev/null",
+                    "--log",
+                    "stdout",
+                    "-z",
+                    &api_arg,
+                    "--vty_socket",
+                    &dir_arg,
+                    "-i",
+                    &pid_file,
+                ],
+            );
+            let vty = dir.join(format!("{name}.vty"));
+            must_wait(&format!("{} to be up", vty.display()), secs(10), || {
+                vty.exists()
+            });
+            process
+        };
+        let zebra = start("zebra", &zebra);
+        let pimd = start("pimd", &pimd);
+        Some(Frr {
+            _ns: self,
+            dir,
+            _zebra: zebra,
+            _pimd: pimd,
+        })
     }
 
     fn dump_logs(&self) {
@@ -908,10 +971,16 @@ impl Pkt {
                 0x22 => "igmpv3-report".to_string(),
                 t => format!("igmp-{t:#x}"),
             };
-            // tshark shows Max Resp Time in seconds ("1.0"); v1 queries carry 0.
-            let max_resp = f("igmp.max_resp")
-                .and_then(|s| s.parse::<f64>().ok())
-                .map(|s| (s * 1000.0).round() as u64);
+            // tshark gives the raw Max Resp Code (1/10 s; floating-point form from
+            // 128 on, RFC 9776 §4.1.1); IGMPv1 queries have none.
+            let max_resp = f("igmp.max_resp").and_then(number).map(|code| {
+                let tenths = if code < 128 {
+                    code
+                } else {
+                    ((code & 0x0f) | 0x10) << (((code >> 4) & 0x07) + 3)
+                };
+                tenths * 100
+            });
             (kind, addr("igmp.maddr"), max_resp)
         } else if let Some(t) = f("icmpv6.type").and_then(number) {
             checksum_good &= good("icmpv6.checksum.status");
@@ -1046,6 +1115,59 @@ pub fn assert_daemon_packets_well_formed(packets: &[Pkt]) {
     );
 }
 
+/// FRR's zebra and pimd running in a namespace. Killed on drop.
+pub struct Frr<'a> {
+    _ns: &'a Netns,
+    dir: PathBuf,
+    _zebra: Spawned,
+    _pimd: Spawned,
+}
+
+impl Frr<'_> {
+    /// `vtysh -c C1 -c C2 ...` against these daemons; fails the test on error.
+    pub fn vtysh(&self, commands: &[&str]) -> String {
+        let mut args = vec!["--vty_socket", self.dir.to_str().unwrap()];
+        for command in commands {
+            args.extend(["-c", command]);
+        }
+        run_ok("vtysh", &args)
+    }
+
+    /// Makes pimd an IGMP querier of `version` on `iface`, with Max Resp Time
+    /// `max_resp_ds` (1/10 s) and Query Interval `interval_s`.
+    pub fn igmp_querier(&self, iface: &str, version: u8, max_resp_ds: u32, interval_s: u32) {
+        let interface = format!("interface {iface}");
+        let version = format!("ip igmp version {version}");
+        // Max response time before query interval, or FRR refuses the config.
+        let max_resp = format!("ip igmp query-max-response-time {max_resp_ds}");
+        let interval = format!("ip igmp query-interval {interval_s}");
+        self.vtysh(&[
+            "configure terminal",
+            &interface,
+            "ip igmp",
+            &version,
+            &max_resp,
+            &interval,
+        ]);
+    }
+
+    /// Groups pimd has learned on `iface` (`show ip igmp groups json`).
+    pub fn igmp_groups(&self, iface: &str) -> Vec<IpAddr> {
+        let text = self.vtysh(&["show ip igmp groups json"]);
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("show ip igmp groups json: {e}: {text}"));
+        json[iface]["groups"]
+            .as_array()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .filter_map(|g| g["group"].as_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A running mcquerier. Killed on drop if still running.
 pub struct Querier<'a> {
     _ns: &'a Netns,
@@ -1082,7 +1204,7 @@ mod tests {
             r#"{"frame.time_epoch":["1795305522.409277000"],"ip.src":["10.99.0.2"],
                 "ip.dst":["239.1.2.3"],"ip.ttl":["1"],"ip.opt.ra":["0"],
                 "ip.checksum.status":["1"],"igmp.type":["0x16"],"igmp.maddr":["239.1.2.3"],
-                "igmp.checksum.status":["1"]}"#,
+                "igmp.checksum.status":["1"],"igmp.max_resp":["0"]}"#,
         )
         .unwrap();
         let p = Pkt::from_tshark(&raw);
@@ -1091,6 +1213,15 @@ mod tests {
         assert!(p.from_daemon() && p.router_alert && p.checksum_good);
         assert_eq!(p.ttl_or_hlim, 1);
         assert_daemon_packets_well_formed(&[p]);
+
+        let raw: Value = serde_json::from_str(
+            r#"{"ip.src":["10.99.0.1"],"ip.dst":["224.0.0.1"],"igmp.type":["0x11"],
+                "igmp.max_resp":["10"],"igmp.maddr":["0.0.0.0"]}"#,
+        )
+        .unwrap();
+        let p = Pkt::from_tshark(&raw);
+        assert!(p.is_query() && p.group.is_some_and(|g| g.is_unspecified()));
+        assert_eq!(p.max_resp_ms, Some(1000));
 
         let raw: Value = serde_json::from_str(
             r#"{"frame.time_epoch":["1.5"],"ipv6.src":["fe80::2"],"ipv6.dst":["ff02::2"],
