@@ -384,7 +384,16 @@ impl<P: Protocol> Family<P> {
         };
         match target {
             None => {
-                for &key in iface.groups.values() {
+                // Visit the records in slab order rather than in the group map's hash order:
+                // memory order makes a query over 10^5 groups several times cheaper (BENCHMARKS.md).
+                let keys: Vec<usize> = self
+                    .tables
+                    .records
+                    .iter()
+                    .filter(|(_, r)| r.iface == ifindex)
+                    .map(|(key, _)| key)
+                    .collect();
+                for key in keys {
                     self.tables.event::<P>(key, event, &ctx, now, env);
                 }
             }
