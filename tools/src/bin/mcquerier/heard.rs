@@ -1,0 +1,427 @@
+//! What mcquerier hears on the link, decoded and printed as one line each: plain text
+//! (`<seconds> <src> <type> <group>`) or a JSON object.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use membership::wire::igmp::IgmpRepr;
+use membership::wire::ip::{self, Classified};
+use membership::wire::mld::MldRepr;
+use membership::wire::{decode_code16, GroupRecord, RecordType};
+use serde::Serialize;
+
+/// One IGMP or MLD message with the IP fields around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6).
+    pub ttl: u8,
+    pub router_alert: bool,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Igmp(IgmpRepr),
+    Mld(MldRepr),
+}
+
+/// Decodes one IP packet: `Ok(None)` if it is not IGMP or MLD, `Err` with the reason if it
+/// is malformed.
+pub fn decode(packet: &[u8]) -> Result<Option<Message>, String> {
+    match ip::classify(packet).map_err(|error| error.to_string())? {
+        Classified::Igmp { meta, payload } => {
+            let repr = IgmpRepr::parse(payload)
+                .map_err(|error| format!("IGMP from {}: {error}", meta.src))?;
+            Ok(Some(Message {
+                src: meta.src.into(),
+                dst: meta.dst.into(),
+                ttl: meta.ttl,
+                router_alert: meta.router_alert,
+                body: Body::Igmp(repr),
+            }))
+        }
+        Classified::Mld { meta, payload } => {
+            let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
+                .map_err(|error| format!("MLD from {}: {error}", meta.src))?;
+            Ok(Some(Message {
+                src: meta.src.into(),
+                dst: meta.dst.into(),
+                ttl: meta.hop_limit,
+                router_alert: meta.router_alert,
+                body: Body::Mld(repr),
+            }))
+        }
+        Classified::Other(_) => Ok(None),
+    }
+}
+
+/// The printable content of a message, shared by the text and JSON forms.
+struct Summary {
+    kind: &'static str,
+    /// `None` for v3 reports, whose groups are in their records.
+    group: Option<IpAddr>,
+    /// Query version.
+    version: Option<u8>,
+    max_resp_ms: Option<u64>,
+    /// Sources of a v3 query (omitted when empty).
+    sources: Vec<IpAddr>,
+    records: Option<Vec<Record>>,
+}
+
+#[derive(Serialize)]
+struct Record {
+    #[serde(rename = "type")]
+    kind: String,
+    group: IpAddr,
+    sources: Vec<IpAddr>,
+}
+
+impl Summary {
+    fn of(body: &Body) -> Summary {
+        let plain = |kind, group: IpAddr| Summary {
+            kind,
+            group: Some(group),
+            version: None,
+            max_resp_ms: None,
+            sources: Vec::new(),
+            records: None,
+        };
+        let query = |version, group: IpAddr, max_resp_ms: u64, sources: Vec<IpAddr>| Summary {
+            version: Some(version),
+            max_resp_ms: Some(max_resp_ms),
+            sources,
+            ..plain("", group)
+        };
+        match body {
+            Body::Igmp(repr) => {
+                let max_resp_ms = repr
+                    .max_resp_time()
+                    .map_or(0, |time| time.as_millis() as u64);
+                match repr {
+                    IgmpRepr::Query {
+                        max_resp_code,
+                        group,
+                    } => {
+                        // RFC 2236 §4: a v1 query is one with Max Resp Code 0.
+                        let version = if *max_resp_code == 0 { 1 } else { 2 };
+                        Summary {
+                            kind: "query",
+                            ..query(version, (*group).into(), max_resp_ms, Vec::new())
+                        }
+                    }
+                    IgmpRepr::QueryV3 { group, sources, .. } => Summary {
+                        kind: "query",
+                        ..query(3, (*group).into(), max_resp_ms, addrs(sources))
+                    },
+                    IgmpRepr::ReportV1 { group } => plain("v1-report", (*group).into()),
+                    IgmpRepr::ReportV2 { group } => plain("v2-report", (*group).into()),
+                    IgmpRepr::Leave { group } => plain("leave", (*group).into()),
+                    IgmpRepr::ReportV3 { records } => Summary {
+                        group: None,
+                        records: Some(records.iter().map(Record::of).collect()),
+                        ..plain("v3-report", Ipv4Addr::UNSPECIFIED.into())
+                    },
+                }
+            }
+            Body::Mld(repr) => match repr {
+                MldRepr::Query {
+                    max_resp_delay,
+                    group,
+                } => Summary {
+                    kind: "mld-query",
+                    ..query(1, (*group).into(), u64::from(*max_resp_delay), Vec::new())
+                },
+                MldRepr::QueryV2 {
+                    max_resp_code,
+                    group,
+                    sources,
+                    ..
+                } => Summary {
+                    kind: "mld-query",
+                    ..query(
+                        2,
+                        (*group).into(),
+                        u64::from(decode_code16(*max_resp_code)),
+                        addrs(sources),
+                    )
+                },
+                MldRepr::Report { group } => plain("mld-report", (*group).into()),
+                MldRepr::Done { group } => plain("mld-done", (*group).into()),
+                MldRepr::ReportV2 { records } => Summary {
+                    group: None,
+                    records: Some(records.iter().map(Record::of).collect()),
+                    ..plain("mld-v2-report", Ipv6Addr::UNSPECIFIED.into())
+                },
+            },
+        }
+    }
+}
+
+impl Record {
+    fn of<A: Copy + Into<IpAddr>>(record: &GroupRecord<A>) -> Record {
+        Record {
+            kind: record_type_name(record.kind),
+            group: record.group.into(),
+            sources: addrs(&record.sources),
+        }
+    }
+
+    /// `239.1.1.1:to_ex{}`, `232.1.1.1:allow{10.0.0.1,10.0.0.2}`.
+    fn compact(&self) -> String {
+        format!("{}:{}{{{}}}", self.group, self.kind, join(&self.sources))
+    }
+}
+
+fn record_type_name(kind: RecordType) -> String {
+    match kind {
+        RecordType::ModeIsInclude => "is_in".into(),
+        RecordType::ModeIsExclude => "is_ex".into(),
+        RecordType::ChangeToInclude => "to_in".into(),
+        RecordType::ChangeToExclude => "to_ex".into(),
+        RecordType::AllowNewSources => "allow".into(),
+        RecordType::BlockOldSources => "block".into(),
+        RecordType::Unknown(value) => format!("type{value}"),
+    }
+}
+
+fn addrs<A: Copy + Into<IpAddr>>(list: &[A]) -> Vec<IpAddr> {
+    list.iter().map(|&addr| addr.into()).collect()
+}
+
+fn join(list: &[IpAddr]) -> String {
+    list.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    time: f64,
+    src: IpAddr,
+    dst: IpAddr,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    group: Option<IpAddr>,
+    ttl: u8,
+    router_alert: bool,
+    /// "in": from the TUN holder; "out": sent by the kernel side (only with --all).
+    dir: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_resp_ms: Option<u64>,
+    #[serde(skip_serializing_if = "<[IpAddr]>::is_empty")]
+    sources: &'a [IpAddr],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    records: Option<&'a [Record]>,
+}
+
+impl Message {
+    /// `0.812 10.99.0.2 v2-report 239.1.2.3`; queries add their version and Max Resp Time
+    /// (`0.001 10.99.0.1 query 0.0.0.0 v2 max-resp 1000ms`), v3 reports list their records
+    /// instead of a group.
+    pub fn text_line(&self, seconds: f64) -> String {
+        let summary = Summary::of(&self.body);
+        let mut line = format!("{seconds:.3} {} {}", self.src, summary.kind);
+        if let Some(group) = summary.group {
+            let _ = write!(line, " {group}");
+        }
+        if let Some(version) = summary.version {
+            let _ = write!(line, " v{version}");
+        }
+        if let Some(max_resp_ms) = summary.max_resp_ms {
+            let _ = write!(line, " max-resp {max_resp_ms}ms");
+        }
+        if !summary.sources.is_empty() {
+            let _ = write!(line, " sources{{{}}}", join(&summary.sources));
+        }
+        for record in summary.records.iter().flatten() {
+            let _ = write!(line, " {}", record.compact());
+        }
+        line
+    }
+
+    pub fn json_line(&self, seconds: f64, outgoing: bool) -> String {
+        let summary = Summary::of(&self.body);
+        let line = JsonLine {
+            // Milliseconds are all the precision a read loop offers.
+            time: (seconds * 1000.0).round() / 1000.0,
+            src: self.src,
+            dst: self.dst,
+            kind: summary.kind,
+            group: summary.group,
+            ttl: self.ttl,
+            router_alert: self.router_alert,
+            dir: if outgoing { "out" } else { "in" },
+            version: summary.version,
+            max_resp_ms: summary.max_resp_ms,
+            sources: &summary.sources,
+            records: summary.records.as_deref(),
+        };
+        serde_json::to_string(&line).expect("plain data serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use membership::wire::ip::{build_ipv4, build_ipv6};
+    use serde_json::{json, Value};
+
+    fn v4(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
+    fn v6(text: &str) -> Ipv6Addr {
+        text.parse().unwrap()
+    }
+
+    fn igmp(src: &str, dst: &str, repr: &IgmpRepr) -> Message {
+        let packet = build_ipv4(v4(src), v4(dst), &repr.to_bytes());
+        decode(&packet).unwrap().unwrap()
+    }
+
+    fn mld(src: &str, dst: &str, repr: &MldRepr) -> Message {
+        let (src, dst) = (v6(src), v6(dst));
+        let mut body = vec![0; repr.buffer_len()];
+        repr.emit(&src, &dst, &mut body);
+        decode(&build_ipv6(src, dst, &body)).unwrap().unwrap()
+    }
+
+    #[test]
+    fn v2_report_text_and_json() {
+        let group = v4("239.1.2.3");
+        let message = igmp("10.99.0.2", "239.1.2.3", &IgmpRepr::ReportV2 { group });
+        assert_eq!(
+            message.text_line(0.8123),
+            "0.812 10.99.0.2 v2-report 239.1.2.3"
+        );
+        let value: Value = serde_json::from_str(&message.json_line(0.8123, false)).unwrap();
+        assert_eq!(
+            value,
+            json!({"time":0.812,"src":"10.99.0.2","dst":"239.1.2.3","type":"v2-report",
+                   "group":"239.1.2.3","ttl":1,"router_alert":true,"dir":"in"})
+        );
+    }
+
+    #[test]
+    fn v3_report_lists_records_compactly() {
+        let records = vec![
+            GroupRecord {
+                kind: RecordType::ChangeToExclude,
+                group: v4("239.1.1.1"),
+                sources: vec![],
+                aux_data: vec![],
+            },
+            GroupRecord {
+                kind: RecordType::AllowNewSources,
+                group: v4("232.1.1.1"),
+                sources: vec![v4("10.0.0.1"), v4("10.0.0.2")],
+                aux_data: vec![],
+            },
+        ];
+        let message = igmp("10.99.0.1", "224.0.0.22", &IgmpRepr::ReportV3 { records });
+        assert_eq!(
+            message.text_line(1.0),
+            "1.000 10.99.0.1 v3-report 239.1.1.1:to_ex{} 232.1.1.1:allow{10.0.0.1,10.0.0.2}"
+        );
+        let value: Value = serde_json::from_str(&message.json_line(1.0, true)).unwrap();
+        assert_eq!(value["type"], "v3-report");
+        assert_eq!(value["group"], Value::Null);
+        assert_eq!(value["dir"], "out");
+        assert_eq!(
+            value["records"],
+            json!([{"type":"to_ex","group":"239.1.1.1","sources":[]},
+                   {"type":"allow","group":"232.1.1.1","sources":["10.0.0.1","10.0.0.2"]}])
+        );
+    }
+
+    #[test]
+    fn queries_carry_version_and_max_resp() {
+        let general = v4("0.0.0.0");
+        let v1 = IgmpRepr::Query {
+            max_resp_code: 0,
+            group: general,
+        };
+        assert_eq!(
+            igmp("10.99.0.1", "224.0.0.1", &v1).text_line(0.0),
+            "0.000 10.99.0.1 query 0.0.0.0 v1 max-resp 10000ms"
+        );
+        let v2 = IgmpRepr::Query {
+            max_resp_code: 10,
+            group: v4("239.1.2.3"),
+        };
+        assert_eq!(
+            igmp("10.99.0.1", "239.1.2.3", &v2).text_line(0.0),
+            "0.000 10.99.0.1 query 239.1.2.3 v2 max-resp 1000ms"
+        );
+        let mld1 = MldRepr::Query {
+            max_resp_delay: 2500,
+            group: v6("::"),
+        };
+        let message = mld("fe80::1", "ff02::1", &mld1);
+        assert_eq!(
+            message.text_line(0.0),
+            "0.000 fe80::1 mld-query :: v1 max-resp 2500ms"
+        );
+        let value: Value = serde_json::from_str(&message.json_line(0.0, false)).unwrap();
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["max_resp_ms"], 2500);
+    }
+
+    #[test]
+    fn mld_reports_and_done() {
+        let group = v6("ff12::1234");
+        let report = mld("fe80::2", "ff12::1234", &MldRepr::Report { group });
+        assert_eq!(report.text_line(2.5), "2.500 fe80::2 mld-report ff12::1234");
+        let done = mld("fe80::2", "ff02::2", &MldRepr::Done { group });
+        let value: Value = serde_json::from_str(&done.json_line(2.5, false)).unwrap();
+        assert_eq!(value["type"], "mld-done");
+        assert_eq!(value["dst"], "ff02::2");
+        assert_eq!(value["group"], "ff12::1234");
+        let records = vec![GroupRecord {
+            kind: RecordType::ModeIsInclude,
+            group,
+            sources: vec![v6("2001:db8::1")],
+            aux_data: vec![],
+        }];
+        let v2 = mld("fe80::2", "ff02::16", &MldRepr::ReportV2 { records });
+        assert_eq!(
+            v2.text_line(3.0),
+            "3.000 fe80::2 mld-v2-report ff12::1234:is_in{2001:db8::1}"
+        );
+    }
+
+    #[test]
+    fn malformed_and_foreign_packets() {
+        let mut packet = build_ipv4(
+            v4("10.99.0.2"),
+            v4("239.1.2.3"),
+            &IgmpRepr::ReportV2 {
+                group: v4("239.1.2.3"),
+            }
+            .to_bytes(),
+        );
+        let last = packet.len() - 1;
+        packet[last] ^= 1;
+        let error = decode(&packet).unwrap_err();
+        assert!(error.contains("checksum"), "{error}");
+        assert!(decode(&[]).is_err());
+        // A UDP packet: not ours, not an error.
+        let mut header = etherparse::Ipv4Header::new(
+            8,
+            64,
+            etherparse::IpNumber::UDP,
+            [10, 99, 0, 2],
+            [10, 99, 0, 1],
+        )
+        .unwrap();
+        header.header_checksum = header.calc_header_checksum();
+        let mut udp = header.to_bytes().to_vec();
+        udp.extend_from_slice(&[0; 8]);
+        assert_eq!(decode(&udp), Ok(None));
+    }
+}
