@@ -107,7 +107,7 @@ fn host_with_groups(n: u32) -> Host {
     let mut host = Host::new(
         Config {
             robustness: 1,
-            ..Config::default()
+            ..Config::v2()
         },
         9,
     );
@@ -116,6 +116,7 @@ fn host_with_groups(n: u32) -> Host {
         InterfaceConfig {
             ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
             ipv6_link_local: None,
+            ..InterfaceConfig::default()
         },
     )
     .unwrap();

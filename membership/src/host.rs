@@ -8,13 +8,13 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::family::{Env, Family, Protocol, Record};
+use crate::family::{Compat, Env, Family, Protocol, Record, RequestChange};
 use crate::igmp::Igmp;
 use crate::mld::Mld;
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::ip::{classify, Classified, OtherKind};
-use crate::{Config, Error, IfIndex, InterfaceConfig, Transmit};
+use crate::{Config, Error, Filter, FilterMode, IfIndex, InterfaceConfig, SourceFilter, Transmit};
 
 /// The host side of IGMP and MLD on any number of interfaces.
 #[derive(Debug)]
@@ -40,21 +40,32 @@ pub struct GroupInfo {
     /// Time left on the report timer, in ms.
     pub timer_ms: Option<u64>,
     pub last_reporter: bool,
-    /// Unsolicited repeats still to come after the scheduled report.
+    /// Unsolicited repeats still to come after the scheduled report (v1/v2).
     pub unsolicited_left: u8,
+    /// v3: a state-change retransmission is pending, due in this many ms.
+    pub retransmit_ms: Option<u64>,
     pub filter_mode: &'static str,
     pub sources: Vec<IpAddr>,
+    /// Every request held (what `users` counts), each with its own filter.
+    pub requests: Vec<SourceFilter>,
 }
 
-/// One interface, for `show`: the querier versions in force.
+/// One interface, for `show`: the compatibility modes in force and the timers that hold them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InterfaceInfo {
     pub iface: IfIndex,
-    /// 1 while an IGMPv1 querier is present, else 2.
+    /// IGMP version spoken now: 1, 2 or 3.
     pub igmp_version: u8,
-    /// Time left on the IGMPv1 Querier Present timer, in ms.
+    /// Time left on the IGMPv1 / IGMPv2 Querier Present timers, in ms.
     pub igmp_v1_querier_ms: Option<u64>,
+    pub igmp_v2_querier_ms: Option<u64>,
+    /// MLD version spoken now: 1 or 2.
     pub mld_version: u8,
+    /// Time left on the MLDv1 Querier Present timer, in ms.
+    pub mld_v1_querier_ms: Option<u64>,
+    /// v3: a General Query response is pending, due in this many ms.
+    pub igmp_general_response_ms: Option<u64>,
+    pub mld_general_response_ms: Option<u64>,
     pub igmp_groups: usize,
     pub mld_groups: usize,
 }
@@ -105,14 +116,13 @@ impl Host {
         &mut self,
         ifindex: IfIndex,
     ) -> Result<(&mut Family<P>, Env<'_>), Error> {
-        let addrs = self
-            .interfaces
-            .get(&ifindex)
-            .ok_or(Error::UnknownInterface(ifindex))?;
+        if !self.interfaces.contains_key(&ifindex) {
+            return Err(Error::UnknownInterface(ifindex));
+        }
         let family = P::select(&mut self.igmp, &mut self.mld);
         let env = Env {
             config: &self.config,
-            addrs,
+            interfaces: &self.interfaces,
             rng: &mut self.rng,
             out: &mut self.outbox,
             stats: &mut self.stats,
@@ -120,37 +130,115 @@ impl Host {
         Ok((family, env))
     }
 
-    /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user. The first join reports at once;
-    /// further joins only count. Returns the number of users.
-    pub fn join(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
+    fn change(
+        &mut self,
+        ifindex: IfIndex,
+        group: IpAddr,
+        change: impl FnOnce(&dyn Fn(&[IpAddr]) -> Result<Sources, Error>) -> Result<Change, Error>,
+        now: Instant,
+    ) -> Result<u32, Error> {
         self.tick(now);
-        fn join<P: Protocol>(
-            h: &mut Host,
-            i: IfIndex,
-            g: P::Addr,
+        fn run<P: Protocol>(
+            host: &mut Host,
+            ifindex: IfIndex,
+            group: P::Addr,
+            change: RequestChange<P::Addr>,
             now: Instant,
         ) -> Result<u32, Error> {
-            let (family, mut env) = h.parts::<P>(i)?;
-            family.join(i, g, now, &mut env)
+            let (family, mut env) = host.parts::<P>(ifindex)?;
+            family.change(ifindex, group, change, now, &mut env)
         }
         match group {
-            IpAddr::V4(g) => join::<Igmp>(self, ifindex, g, now),
-            IpAddr::V6(g) => join::<Mld>(self, ifindex, g, now),
+            IpAddr::V4(g) => {
+                let sources = |s: &[IpAddr]| -> Result<Sources, Error> {
+                    s.iter()
+                        .map(|&a| match a {
+                            IpAddr::V4(v4)
+                                if !v4.is_multicast()
+                                    && !v4.is_unspecified()
+                                    && !v4.is_broadcast() =>
+                            {
+                                Ok(v4)
+                            }
+                            other => Err(Error::BadSource(other)),
+                        })
+                        .collect::<Result<_, _>>()
+                        .map(Sources::V4)
+                };
+                let change = change(&sources)?.v4();
+                run::<Igmp>(self, ifindex, g, change, now)
+            }
+            IpAddr::V6(g) => {
+                let sources = |s: &[IpAddr]| -> Result<Sources, Error> {
+                    s.iter()
+                        .map(|&a| match a {
+                            IpAddr::V6(v6) if !v6.is_multicast() && !v6.is_unspecified() => Ok(v6),
+                            other => Err(Error::BadSource(other)),
+                        })
+                        .collect::<Result<_, _>>()
+                        .map(Sources::V6)
+                };
+                let change = change(&sources)?.v6();
+                run::<Mld>(self, ifindex, g, change, now)
+            }
         }
     }
 
-    /// Drops one user of `group`; the last one leaves (Leave / Done if we reported last).
-    /// Returns the users left.
+    /// Adds a request for `group` with a source filter (RFC 9776 §3.1: like a socket's
+    /// IP_ADD_SOURCE_MEMBERSHIP / MCAST_JOIN_SOURCE_GROUP). The interface state merges every
+    /// request held; a v3 host reports the change at once. Returns the requests held.
+    pub fn join_filter(
+        &mut self,
+        ifindex: IfIndex,
+        group: IpAddr,
+        filter: SourceFilter,
+        now: Instant,
+    ) -> Result<u32, Error> {
+        if filter.mode == FilterMode::Include && filter.sources.is_empty() {
+            return Err(Error::EmptyInclude);
+        }
+        self.change(
+            ifindex,
+            group,
+            |sources| Ok(Change::Add(filter.mode, sources(&filter.sources)?)),
+            now,
+        )
+    }
+
+    /// Drops sources: INCLUDE S drops S from the INCLUDE requests that list them; EXCLUDE S
+    /// drops one EXCLUDE request with exactly S. Returns the requests left.
+    pub fn leave_filter(
+        &mut self,
+        ifindex: IfIndex,
+        group: IpAddr,
+        filter: SourceFilter,
+        now: Instant,
+    ) -> Result<u32, Error> {
+        self.change(
+            ifindex,
+            group,
+            |sources| {
+                let s = sources(&filter.sources)?;
+                Ok(match filter.mode {
+                    FilterMode::Include => Change::DropIncluded(s),
+                    FilterMode::Exclude => Change::DropExclude(s),
+                })
+            },
+            now,
+        )
+    }
+
+    /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user, any source. The first join
+    /// reports at once; further joins only count. Returns the number of users (requests).
+    pub fn join(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
+        self.join_filter(ifindex, group, SourceFilter::exclude(Vec::new()), now)
+    }
+
+    /// Drops one any-source user of `group`, or, with none left, every request for it (the
+    /// whole group). The last one leaves: Leave / Done if we reported last (v2), a
+    /// CHANGE_TO_INCLUDE {} (v3). Returns the users left.
     pub fn leave(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
-        self.tick(now);
-        fn leave<P: Protocol>(h: &mut Host, i: IfIndex, g: P::Addr) -> Result<u32, Error> {
-            let (family, mut env) = h.parts::<P>(i)?;
-            family.leave(i, g, &mut env)
-        }
-        match group {
-            IpAddr::V4(g) => leave::<Igmp>(self, ifindex, g),
-            IpAddr::V6(g) => leave::<Mld>(self, ifindex, g),
-        }
+        self.change(ifindex, group, |_| Ok(Change::LeaveGroup), now)
     }
 
     /// Leaves every group on every interface, as a host shutting down does.
@@ -159,10 +247,10 @@ impl Host {
         let ifindexes: Vec<IfIndex> = self.interfaces.keys().copied().collect();
         for ifindex in ifindexes {
             if let Ok((family, mut env)) = self.parts::<Igmp>(ifindex) {
-                family.leave_all(ifindex, &mut env);
+                family.leave_all(ifindex, now, &mut env);
             }
             if let Ok((family, mut env)) = self.parts::<Mld>(ifindex) {
-                family.leave_all(ifindex, &mut env);
+                family.leave_all(ifindex, now, &mut env);
             }
         }
     }
@@ -205,8 +293,15 @@ impl Host {
             stats,
             ..
         } = self;
-        igmp.advance(now, config, interfaces, rng, outbox, stats);
-        mld.advance(now, config, interfaces, rng, outbox, stats);
+        let mut env = Env {
+            config,
+            interfaces,
+            rng,
+            out: outbox,
+            stats,
+        };
+        igmp.advance(now, &mut env);
+        mld.advance(now, &mut env);
         while let Some(tx) = self.outbox.pop_front() {
             transmit(tx);
         }
@@ -217,8 +312,8 @@ impl Host {
         if !self.outbox.is_empty() {
             return Some(self.now);
         }
-        let igmp = self.igmp.tables.wheel.next_deadline();
-        let mld = self.mld.tables.wheel.next_deadline();
+        let igmp = self.igmp.wheel.next_deadline();
+        let mld = self.mld.wheel.next_deadline();
         match (igmp, mld) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -231,31 +326,57 @@ impl Host {
 
     /// Every group record on every interface, sorted by interface and group.
     pub fn groups(&self, now: Instant) -> Vec<GroupInfo> {
-        fn info<P: Protocol>(fam: &Family<P>, r: &Record<P::Addr>, now: Instant) -> GroupInfo {
+        fn info<P: Protocol>(
+            fam: &Family<P>,
+            r: &Record<P::Addr>,
+            config: &Config,
+            now: Instant,
+        ) -> GroupInfo {
+            let v3 = fam.compat(r.iface, config) == Compat::V3;
+            let timer_ms = fam.timer_left(r.timer, now).map(millis);
+            let retransmit_ms = fam.timer_left(r.retransmit_timer, now).map(millis);
+            let state = if !v3 || r.member.state == crate::MemberState::Silent {
+                r.member.state.name()
+            } else if r.requests.is_empty() {
+                "leaving"
+            } else if timer_ms.is_some() {
+                "delaying"
+            } else if retransmit_ms.is_some() {
+                "reporting"
+            } else {
+                "idle"
+            };
             GroupInfo {
                 iface: r.iface,
                 group: r.group.into(),
-                users: r.users,
-                state: r.member.state.name(),
-                timer_ms: fam.timer_left(r, now).map(millis),
-                last_reporter: r.member.state.last_reporter(),
+                users: r.users(),
+                state,
+                timer_ms,
+                last_reporter: !v3 && r.member.state.last_reporter(),
                 unsolicited_left: r.member.unsolicited_left,
+                retransmit_ms,
                 filter_mode: r.filter.mode.name(),
                 sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
+                requests: r
+                    .requests
+                    .iter()
+                    .map(|f| SourceFilter {
+                        mode: f.mode,
+                        sources: f.sources.iter().map(|&s| s.into()).collect(),
+                    })
+                    .collect(),
             }
         }
         let mut all: Vec<GroupInfo> = self
             .igmp
-            .tables
             .records
             .iter()
-            .map(|(_, r)| info(&self.igmp, r, now))
+            .map(|(_, r)| info(&self.igmp, r, &self.config, now))
             .chain(
                 self.mld
-                    .tables
                     .records
                     .iter()
-                    .map(|(_, r)| info(&self.mld, r, now)),
+                    .map(|(_, r)| info(&self.mld, r, &self.config, now)),
             )
             .collect();
         all.sort_by_key(|g| (g.iface, g.group));
@@ -263,20 +384,87 @@ impl Host {
     }
 
     pub fn interfaces(&self, now: Instant) -> Vec<InterfaceInfo> {
+        let version = |c: Compat| match c {
+            Compat::V1 => 1,
+            Compat::V2 => 2,
+            Compat::V3 => 3,
+        };
         self.interfaces
             .keys()
             .map(|&ifindex| {
-                let v1 = self.igmp.v1_querier_left(ifindex, now);
-                let forced_v1 = self.config.igmp_max_version == 1;
+                let igmp_general = self.igmp.ifaces.get(&ifindex).and_then(|i| i.general);
+                let mld_general = self.mld.ifaces.get(&ifindex).and_then(|i| i.general);
                 InterfaceInfo {
                     iface: ifindex,
-                    igmp_version: if v1.is_some() || forced_v1 { 1 } else { 2 },
-                    igmp_v1_querier_ms: v1.map(millis),
-                    mld_version: 1,
+                    igmp_version: version(self.igmp.compat(ifindex, &self.config)),
+                    igmp_v1_querier_ms: self
+                        .igmp
+                        .older_querier_left(ifindex, Compat::V1, now)
+                        .map(millis),
+                    igmp_v2_querier_ms: self
+                        .igmp
+                        .older_querier_left(ifindex, Compat::V2, now)
+                        .map(millis),
+                    // MLDv1 is the V2 mode, MLDv2 the V3 one.
+                    mld_version: version(self.mld.compat(ifindex, &self.config)) - 1,
+                    mld_v1_querier_ms: self
+                        .mld
+                        .older_querier_left(ifindex, Compat::V2, now)
+                        .map(millis),
+                    igmp_general_response_ms: self.igmp.timer_left(igmp_general, now).map(millis),
+                    mld_general_response_ms: self.mld.timer_left(mld_general, now).map(millis),
                     igmp_groups: self.igmp.ifaces.get(&ifindex).map_or(0, |i| i.groups.len()),
                     mld_groups: self.mld.ifaces.get(&ifindex).map_or(0, |i| i.groups.len()),
                 }
             })
             .collect()
+    }
+}
+
+/// Sources converted to one family.
+enum Sources {
+    V4(std::collections::BTreeSet<std::net::Ipv4Addr>),
+    V6(std::collections::BTreeSet<std::net::Ipv6Addr>),
+}
+
+/// A request change before its sources are typed.
+enum Change {
+    Add(FilterMode, Sources),
+    LeaveGroup,
+    DropIncluded(Sources),
+    DropExclude(Sources),
+}
+
+impl Change {
+    fn v4(self) -> RequestChange<std::net::Ipv4Addr> {
+        let typed = |s: Sources| match s {
+            Sources::V4(s) => s,
+            Sources::V6(_) => unreachable!("sources were converted for the group's family"),
+        };
+        match self {
+            Change::Add(mode, s) => RequestChange::Add(Filter {
+                mode,
+                sources: typed(s),
+            }),
+            Change::LeaveGroup => RequestChange::LeaveGroup,
+            Change::DropIncluded(s) => RequestChange::DropIncluded(typed(s)),
+            Change::DropExclude(s) => RequestChange::DropExclude(typed(s)),
+        }
+    }
+
+    fn v6(self) -> RequestChange<std::net::Ipv6Addr> {
+        let typed = |s: Sources| match s {
+            Sources::V6(s) => s,
+            Sources::V4(_) => unreachable!("sources were converted for the group's family"),
+        };
+        match self {
+            Change::Add(mode, s) => RequestChange::Add(Filter {
+                mode,
+                sources: typed(s),
+            }),
+            Change::LeaveGroup => RequestChange::LeaveGroup,
+            Change::DropIncluded(s) => RequestChange::DropIncluded(typed(s)),
+            Change::DropExclude(s) => RequestChange::DropExclude(typed(s)),
+        }
     }
 }

@@ -5,13 +5,17 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::engine::{Context, Send};
-use crate::family::{check_report, query_target, Family, Protocol, QueryProblem, ReportProblem};
+use crate::family::{
+    check_report, query_target, Compat, Family, Protocol, QueryProblem, ReportProblem,
+};
 use crate::host::Host;
 use crate::mld::Mld;
 use crate::stats::{igmp_wire_drop, DropReason, Stats};
 use crate::time::Instant;
+use crate::wire::decode_code8;
 use crate::wire::igmp::IgmpRepr;
 use crate::wire::ip::Ipv4Meta;
+use crate::wire::GroupRecord;
 use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
 
 #[derive(Debug)]
@@ -20,12 +24,19 @@ pub(crate) struct Igmp;
 /// 224.0.0.2: IGMPv2 Leave Group messages go to all-routers (RFC 2236 §3).
 const ALL_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 2);
 
+/// 224.0.0.22: IGMPv3 reports go to all IGMPv3-capable routers (RFC 9776 §4.2.14).
+const ALL_V3_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
+
 /// IGMPv1 queries carry no Max Resp Time; RFC 2236 §4 has hosts use 10 s.
 const V1_MAX_RESPONSE: Duration = Duration::from_secs(10);
 
 impl Protocol for Igmp {
     type Addr = Ipv4Addr;
     const ALL_SYSTEMS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
+    /// IPv4 header with Router Alert (24) and the report header (8).
+    const REPORT_OVERHEAD: usize = 24 + 8;
+    const RECORD_OVERHEAD: usize = 8;
+    const ADDR_LEN: usize = 4;
 
     fn select<'a>(igmp: &'a mut Family<Igmp>, _: &'a mut Family<Mld>) -> &'a mut Family<Igmp> {
         igmp
@@ -50,8 +61,30 @@ impl Protocol for Igmp {
         config.igmp_unsolicited_interval
     }
 
-    fn forced_v1(config: &Config) -> bool {
-        config.igmp_max_version == 1
+    fn max_compat(config: &Config) -> Compat {
+        match config.igmp_max_version {
+            0 | 1 => Compat::V1,
+            2 => Compat::V2,
+            _ => Compat::V3,
+        }
+    }
+
+    fn v3_report(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        records: Vec<GroupRecord<Ipv4Addr>>,
+        stats: &mut Stats,
+    ) -> Transmit {
+        stats.igmp.igmp_snd_reports += 1;
+        stats.igmp.igmp_snd_v3_reports += 1;
+        Transmit {
+            iface,
+            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
+            dst: IpAddr::V4(ALL_V3_ROUTERS),
+            message: Message::Igmp(IgmpRepr::ReportV3 { records }),
+            hop_limit: 1,
+            router_alert: true,
+        }
     }
 
     fn transmit(
@@ -147,7 +180,7 @@ impl Host {
                     self.stats.igmp.igmp_rcv_badqueries += 1;
                     return Err(self.dropped(DropReason::IgmpQueryBadDestination));
                 }
-                self.igmp_query(ifindex, None, V1_MAX_RESPONSE, true, now);
+                self.igmp_older_query(ifindex, Compat::V1, None, V1_MAX_RESPONSE, now);
             }
             IgmpRepr::Query {
                 max_resp_code,
@@ -157,18 +190,26 @@ impl Host {
                 self.stats.igmp.igmp_rcv_v2_queries += 1;
                 let target = self.igmp_query_target(group, meta.dst, 0)?;
                 let max = Duration::from_millis(u64::from(max_resp_code) * 100);
-                self.igmp_query(ifindex, target, max, false, now);
+                self.igmp_older_query(ifindex, Compat::V2, target, max, now);
             }
-            // A v3 query reaching a v1/v2 host is handled as a v2 query (RFC 9776 §7.2.1 and
-            // §7.1), its Max Resp Code read in the v3 floating-point form.
+            // A v3 query reaching a v1/v2 host is handled as a query of its mode (RFC 9776
+            // §7.2.1), its Max Resp Code read in the v3 floating-point form.
             ref q @ IgmpRepr::QueryV3 {
-                group, ref sources, ..
+                group,
+                ref sources,
+                qrv,
+                qqic,
+                ..
             } => {
                 self.stats.igmp.igmp_rcv_queries += 1;
                 self.stats.igmp.igmp_rcv_v3_queries += 1;
                 let target = self.igmp_query_target(group, meta.dst, sources.len())?;
                 let max = q.max_resp_time().unwrap_or(V1_MAX_RESPONSE);
-                self.igmp_query(ifindex, target, max, false, now);
+                let qqi = Duration::from_secs(u64::from(decode_code8(qqic)));
+                let sources = sources.iter().copied().collect();
+                if let Ok((family, mut env)) = self.parts::<Igmp>(ifindex) {
+                    family.v3_query(ifindex, target, sources, max, (qrv, qqi), now, &mut env);
+                }
             }
             IgmpRepr::ReportV1 { group } | IgmpRepr::ReportV2 { group } => {
                 let v1 = matches!(repr, IgmpRepr::ReportV1 { .. });
@@ -224,19 +265,17 @@ impl Host {
         })
     }
 
-    fn igmp_query(
+    fn igmp_older_query(
         &mut self,
         ifindex: IfIndex,
+        version: Compat,
         target: Option<Ipv4Addr>,
         max: Duration,
-        from_v1_querier: bool,
         now: Instant,
     ) {
         if let Ok((family, mut env)) = self.parts::<Igmp>(ifindex) {
-            if from_v1_querier {
-                family.v1_querier_heard(ifindex, now, env.config);
-            }
-            family.query(ifindex, target, max, from_v1_querier, now, &mut env);
+            family.older_querier_heard(ifindex, version, now, &mut env);
+            family.query(ifindex, target, max, version == Compat::V1, now, &mut env);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The sans-IO host side of IP multicast group management: IGMPv1/v2 (RFC 2236) and MLDv1
-//! (RFC 2710), with the NetBSD `igmp.c` 1.49 and KAME `mld6.c` seeds as the behaviour of record.
+//! (RFC 2710), with the NetBSD `igmp.c` 1.49 and KAME `mld6.c` seeds as the behaviour of record,
+//! and IGMPv3 (RFC 9776) and MLDv2 (RFC 9777) with source filters.
 //!
 //! The core does no I/O, reads no clock and owns no randomness source: the driver passes the
 //! time ([`Instant`]) into every call and a seed into [`Host::new`], feeds it received packets,
@@ -15,13 +16,14 @@ mod mld;
 pub mod stats;
 pub mod time;
 pub mod timer;
+pub mod v3;
 pub mod wire;
 
 use core::time::Duration;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use engine::MemberState;
-pub use family::{Filter, FilterMode};
+pub use family::{Compat, Filter, FilterMode};
 pub use host::{GroupInfo, Host, InterfaceInfo};
 pub use stats::{DropReason, Stats};
 pub use time::Instant;
@@ -47,8 +49,17 @@ pub struct Config {
     /// does, and neither do we unless asked).
     pub report_link_local_groups: bool,
     /// Highest IGMP version to speak (Linux's force_igmp_version): 1 behaves as if an IGMPv1
-    /// querier were always present (v1 reports, no Leave). Default 2.
+    /// querier were always present (v1 reports, no Leave), 2 as an IGMPv2 host. Default 3.
     pub igmp_max_version: u8,
+    /// Highest MLD version to speak (Linux's force_mld_version): 1 or 2. Default 2.
+    pub mld_max_version: u8,
+    /// IGMPv3 / MLDv2 Unsolicited Report Interval (RFC 9776 §8.11): state-change reports are
+    /// retransmitted at random within it. Default 1 s.
+    pub v3_unsolicited_interval: Duration,
+    /// Query Interval assumed until a querier's QQIC says otherwise (RFC 9776 §8.2). 125 s.
+    pub query_interval: Duration,
+    /// Query Response Interval assumed until a query says otherwise (RFC 9776 §8.3). 10 s.
+    pub query_response_interval: Duration,
     /// What IP-level irregularities IGMP input tolerates.
     pub igmp_policy: InputPolicy,
     /// What IP-level irregularities MLD input tolerates.
@@ -75,7 +86,11 @@ impl Default for Config {
             mld_unsolicited_interval: Duration::from_secs(10),
             v1_querier_timeout: Duration::from_secs(400),
             report_link_local_groups: false,
-            igmp_max_version: 2,
+            igmp_max_version: 3,
+            mld_max_version: 2,
+            v3_unsolicited_interval: Duration::from_secs(1),
+            query_interval: Duration::from_secs(125),
+            query_response_interval: Duration::from_secs(10),
             igmp_policy: InputPolicy {
                 require_router_alert: false,
                 require_hop_limit_one: false,
@@ -88,13 +103,60 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// An IGMPv2 / MLDv1 host: the seeds' protocol versions, other settings default.
+    pub fn v2() -> Config {
+        Config {
+            igmp_max_version: 2,
+            mld_max_version: 1,
+            ..Config::default()
+        }
+    }
+}
+
 /// This host's addresses on an interface: the sources of what it sends.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InterfaceConfig {
     /// Source of IGMP messages. Without one, 0.0.0.0 (RFC 1112 allows it; FRR drops such reports).
     pub ipv4: Option<Ipv4Addr>,
     /// Source of MLD messages; `::` while there is none (RFC 2710 §3).
     pub ipv6_link_local: Option<Ipv6Addr>,
+    /// Link MTU: IGMPv3 / MLDv2 reports are packed to fit it.
+    pub mtu: u16,
+}
+
+impl Default for InterfaceConfig {
+    fn default() -> Self {
+        InterfaceConfig {
+            ipv4: None,
+            ipv6_link_local: None,
+            mtu: 1500,
+        }
+    }
+}
+
+/// A source filter as the API takes it (RFC 9776 §3.1): the sources must be of the group's
+/// family. `Filter::any_source` equivalent: `SourceFilter::exclude(vec![])`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SourceFilter {
+    pub mode: FilterMode,
+    pub sources: Vec<IpAddr>,
+}
+
+impl SourceFilter {
+    pub fn include(sources: Vec<IpAddr>) -> SourceFilter {
+        SourceFilter {
+            mode: FilterMode::Include,
+            sources,
+        }
+    }
+
+    pub fn exclude(sources: Vec<IpAddr>) -> SourceFilter {
+        SourceFilter {
+            mode: FilterMode::Exclude,
+            sources,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +171,12 @@ pub enum Error {
     TooManyUsers,
     #[error("interface {0} already exists")]
     InterfaceExists(IfIndex),
+    #[error("no such source filter is held for the group")]
+    NoSuchFilter,
+    #[error("source {0} is not a unicast address of the group's family")]
+    BadSource(IpAddr),
+    #[error("an INCLUDE filter needs at least one source")]
+    EmptyInclude,
 }
 
 /// A message to send.
@@ -150,7 +218,24 @@ impl Transmit {
         }
     }
 
-    /// The group the message is about (the destination of a report, the group of a Leave).
+    /// Every group the message is about: the group of a v1/v2 message, each record's group of a
+    /// v3 report.
+    pub fn groups(&self) -> Vec<IpAddr> {
+        use wire::igmp::IgmpRepr as I;
+        use wire::mld::MldRepr as M;
+        match &self.message {
+            Message::Igmp(I::ReportV3 { records }) => {
+                records.iter().map(|r| IpAddr::V4(r.group)).collect()
+            }
+            Message::Mld(M::ReportV2 { records }) => {
+                records.iter().map(|r| IpAddr::V6(r.group)).collect()
+            }
+            _ => self.group().into_iter().collect(),
+        }
+    }
+
+    /// The group a v1/v2 (MLDv1) message is about (the destination of a report, the group of
+    /// a Leave).
     pub fn group(&self) -> Option<IpAddr> {
         use wire::igmp::IgmpRepr as I;
         use wire::mld::MldRepr as M;

@@ -5,13 +5,16 @@ use core::time::Duration;
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::engine::{Context, Send};
-use crate::family::{check_report, query_target, Family, Protocol, QueryProblem, ReportProblem};
+use crate::family::{
+    check_report, query_target, Compat, Family, Protocol, QueryProblem, ReportProblem,
+};
 use crate::host::Host;
 use crate::igmp::Igmp;
 use crate::stats::{mld_wire_drop, DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::ip::Ipv6Meta;
 use crate::wire::mld::MldRepr;
+use crate::wire::{decode_code8, GroupRecord};
 use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
 
 #[derive(Debug)]
@@ -19,6 +22,9 @@ pub(crate) struct Mld;
 
 /// ff02::2: Done messages go to all-routers (RFC 2710 §3).
 const ALL_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2);
+
+/// ff02::16: MLDv2 reports go to all MLDv2-capable routers (RFC 9777 §5.2.14).
+const ALL_V2_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
 
 fn is_link_local_unicast(addr: &Ipv6Addr) -> bool {
     addr.segments()[0] & 0xffc0 == 0xfe80
@@ -32,6 +38,10 @@ fn multicast_scope(addr: &Ipv6Addr) -> u16 {
 impl Protocol for Mld {
     type Addr = Ipv6Addr;
     const ALL_SYSTEMS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    /// IPv6 header (40), hop-by-hop header with Router Alert (8), report header (8).
+    const REPORT_OVERHEAD: usize = 40 + 8 + 8;
+    const RECORD_OVERHEAD: usize = 20;
+    const ADDR_LEN: usize = 16;
 
     fn select<'a>(_: &'a mut Family<Igmp>, mld: &'a mut Family<Mld>) -> &'a mut Family<Mld> {
         mld
@@ -54,8 +64,30 @@ impl Protocol for Mld {
         config.mld_unsolicited_interval
     }
 
-    fn forced_v1(_config: &Config) -> bool {
-        false
+    /// MLDv1 is the v2-like mode; MLD has no v1-like one.
+    fn max_compat(config: &Config) -> Compat {
+        match config.mld_max_version {
+            0 | 1 => Compat::V2,
+            _ => Compat::V3,
+        }
+    }
+
+    fn v3_report(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        records: Vec<GroupRecord<Ipv6Addr>>,
+        stats: &mut Stats,
+    ) -> Transmit {
+        stats.mld.mld_snd_reports += 1;
+        stats.mld.mld_snd_v2_reports += 1;
+        Transmit {
+            iface,
+            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
+            dst: IpAddr::V6(ALL_V2_ROUTERS),
+            message: Message::Mld(MldRepr::ReportV2 { records }),
+            hop_limit: 1,
+            router_alert: true,
+        }
     }
 
     fn transmit(
@@ -135,11 +167,24 @@ impl Host {
                         QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
                     })
                 })?;
-                // An MLDv2 query reaching an MLDv1 host is handled as an MLDv1 query, its
-                // Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
                 let max = q.max_resp_time().unwrap_or_default();
-                if let Ok((family, mut env)) = self.parts::<Mld>(ifindex) {
-                    family.query(ifindex, target, max, false, now, &mut env);
+                let Ok((family, mut env)) = self.parts::<Mld>(ifindex) else {
+                    return Err(DropReason::UnknownInterface);
+                };
+                match q {
+                    // An MLDv2 query reaching a host in MLDv1 mode is handled as an MLDv1
+                    // query, its Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
+                    MldRepr::QueryV2 {
+                        sources, qrv, qqic, ..
+                    } => {
+                        let qqi = Duration::from_secs(u64::from(decode_code8(*qqic)));
+                        let sources = sources.iter().copied().collect();
+                        family.v3_query(ifindex, target, sources, max, (*qrv, qqi), now, &mut env);
+                    }
+                    _ => {
+                        family.older_querier_heard(ifindex, Compat::V2, now, &mut env);
+                        family.query(ifindex, target, max, false, now, &mut env);
+                    }
                 }
             }
             MldRepr::Report { group } => {

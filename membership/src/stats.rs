@@ -41,7 +41,7 @@ counter_struct!(
         igmp_rcv_v3_queries,
         igmp_rcv_v1_reports,
         igmp_rcv_v2_reports,
-        /// IGMPv3 reports: understood and ignored by a v1/v2 host (RFC 9776 §7.2).
+        /// IGMPv3 reports from others: understood and ignored (RFC 9776 §5.2, §7.2).
         igmp_rcv_v3_reports,
         /// Leaves from other hosts: hosts ignore them.
         igmp_rcv_leaves,
@@ -55,6 +55,7 @@ counter_struct!(
         igmp_snd_v1_reports,
         igmp_snd_v2_reports,
         igmp_snd_leaves,
+        igmp_snd_v3_reports,
     }
 );
 
@@ -65,7 +66,7 @@ counter_struct!(
         mld_rcv_queries,
         mld_rcv_v2_queries,
         mld_rcv_reports,
-        /// MLDv2 reports: understood and ignored by an MLDv1 host (RFC 9777 §8.2).
+        /// MLDv2 reports from others: understood and ignored (RFC 9777 §6.2, §8.2).
         mld_rcv_v2_reports,
         mld_rcv_dones,
         mld_rcv_badqueries,
@@ -75,6 +76,7 @@ counter_struct!(
         mld_rcv_looped,
         mld_snd_reports,
         mld_snd_dones,
+        mld_snd_v2_reports,
     }
 );
 

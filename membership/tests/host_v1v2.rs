@@ -42,6 +42,7 @@ fn host_with(config: Config, seed: u64, v4: Ipv4Addr, v6: Ipv6Addr) -> Host {
         InterfaceConfig {
             ipv4: Some(v4),
             ipv6_link_local: Some(v6),
+            ..InterfaceConfig::default()
         },
     )
     .unwrap();
@@ -49,7 +50,7 @@ fn host_with(config: Config, seed: u64, v4: Ipv4Addr, v6: Ipv6Addr) -> Host {
 }
 
 fn host() -> Host {
-    host_with(Config::default(), 7, ME4, ME6)
+    host_with(Config::v2(), 7, ME4, ME6)
 }
 
 /// Runs the host's timers up to and including `until`; returns what it sent and when.
@@ -166,7 +167,7 @@ fn unhex(s: &str) -> Vec<u8> {
 /// Router Alert), header checksum filled in; our join must produce exactly these bytes.
 #[test]
 fn join_report_matches_the_kernel_bytes() {
-    let mut host = host_with(Config::default(), 1, ROUTER4, ROUTER6);
+    let mut host = host_with(Config::v2(), 1, ROUTER4, ROUTER6);
     host.join(IF, g4("239.1.2.4"), t(0)).unwrap();
     let sent = now_sent(&mut host, 0);
     assert_eq!(sent.len(), 1);
@@ -220,7 +221,7 @@ fn mld_report_and_done_match_the_kernel_bytes() {
     let kernel_report = kernel_report.expect("kernel MLDv1 report for ff12::1111 in the pcap");
     let kernel_done = kernel_done.expect("kernel MLDv1 done for ff12::1111 in the pcap");
 
-    let mut host = host_with(Config::default(), 1, ROUTER4, ROUTER6);
+    let mut host = host_with(Config::v2(), 1, ROUTER4, ROUTER6);
     host.join(IF, g6("ff12::1111"), t(0)).unwrap();
     let sent = now_sent(&mut host, 0);
     assert_eq!(hex(&sent[0].to_packet()), hex(&kernel_report));
@@ -262,7 +263,7 @@ fn robustness_and_interval_are_configurable() {
         robustness: 4,
         igmp_unsolicited_interval: Duration::from_secs(1),
         mld_unsolicited_interval: Duration::from_secs(2),
-        ..Config::default()
+        ..Config::v2()
     };
     let mut host = host_with(config, 3, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
@@ -354,7 +355,7 @@ fn mld_join_and_done() {
 
 #[test]
 fn mld_source_is_unspecified_without_a_link_local_address() {
-    let mut host = Host::new(Config::default(), 1);
+    let mut host = Host::new(Config::v2(), 1);
     host.add_interface(IF, InterfaceConfig::default()).unwrap();
     host.join(IF, g6("ff12::1"), t(0)).unwrap();
     host.join(IF, g4("239.9.9.9"), t(0)).unwrap();
@@ -397,7 +398,7 @@ fn groups_that_are_never_reported() {
     assert_eq!(now_sent(&mut host, 60_000).len(), 1);
     let config = Config {
         report_link_local_groups: true,
-        ..Config::default()
+        ..Config::v2()
     };
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("224.0.0.251"), t(0)).unwrap();
@@ -974,7 +975,7 @@ fn strict_igmp_policy_drops_missing_router_alert_and_ttl() {
     assert_eq!(host.stats().igmp.igmp_rcv_no_router_alert, 1);
     assert_eq!(host.stats().igmp.igmp_rcv_ttl_not_one, 1);
 
-    let mut config = Config::default();
+    let mut config = Config::v2();
     config.igmp_policy.require_router_alert = true;
     config.igmp_policy.require_hop_limit_one = true;
     let mut host = host_with(config, 1, ME4, ME6);
@@ -1016,7 +1017,7 @@ impl Link {
             .map(|i| {
                 let v4 = Ipv4Addr::new(10, 99, 0, 2 + i as u8);
                 let v6 = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2 + i as u16);
-                host_with(Config::default(), 100 + i as u64, v4, v6)
+                host_with(Config::v2(), 100 + i as u64, v4, v6)
             })
             .collect();
         Link {
@@ -1142,7 +1143,7 @@ fn random_delays_are_uniform_over_the_allowed_range() {
     let mut host = host_with(
         Config {
             robustness: 1,
-            ..Config::default()
+            ..Config::v2()
         },
         0xfeed,
         ME4,
@@ -1189,7 +1190,7 @@ fn random_delays_are_uniform_over_the_allowed_range() {
 fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
     let config = Config {
         igmp_max_version: 1,
-        ..Config::default()
+        ..Config::v2()
     };
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();

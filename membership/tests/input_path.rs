@@ -14,12 +14,13 @@ use proptest::prelude::*;
 const IF: u32 = 1;
 
 fn host() -> Host {
-    let mut host = Host::new(Config::default(), 42);
+    let mut host = Host::new(Config::v2(), 42);
     host.add_interface(
         IF,
         InterfaceConfig {
             ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
             ipv6_link_local: Some("fe80::2".parse().unwrap()),
+            ..InterfaceConfig::default()
         },
     )
     .unwrap();

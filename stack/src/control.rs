@@ -29,6 +29,15 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a client waits for the event loop's answer.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A source filter in a join or leave: `"include": [...]` or `"exclude": [...]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SourceArgs {
+    #[serde(default)]
+    pub include: Option<Vec<String>>,
+    #[serde(default)]
+    pub exclude: Option<Vec<String>>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Request {
@@ -36,11 +45,15 @@ pub enum Request {
         group: String,
         #[serde(default)]
         iface: Option<String>,
+        #[serde(flatten)]
+        filter: SourceArgs,
     },
     Leave {
         group: String,
         #[serde(default)]
         iface: Option<String>,
+        #[serde(flatten)]
+        filter: SourceArgs,
     },
     Show,
     Stats,
@@ -208,17 +221,30 @@ mod tests {
             parse_request(br#"{"cmd":"join","group":"239.1.1.1"}"#),
             Ok(Request::Join {
                 group: "239.1.1.1".into(),
-                iface: None
+                iface: None,
+                filter: SourceArgs::default(),
             })
         );
         assert_eq!(
             parse_request(b"{\"cmd\":\"leave\",\"group\":\"ff12::1\",\"iface\":\"tun0\"}\n"),
             Ok(Request::Leave {
                 group: "ff12::1".into(),
-                iface: Some("tun0".into())
+                iface: Some("tun0".into()),
+                filter: SourceArgs::default(),
             })
         );
         assert_eq!(parse_request(br#"{"cmd":"show"}"#), Ok(Request::Show));
+        assert_eq!(
+            parse_request(br#"{"cmd":"join","group":"232.1.1.1","include":["10.0.0.1"]}"#),
+            Ok(Request::Join {
+                group: "232.1.1.1".into(),
+                iface: None,
+                filter: SourceArgs {
+                    include: Some(vec!["10.0.0.1".into()]),
+                    exclude: None
+                },
+            })
+        );
     }
 
     #[test]

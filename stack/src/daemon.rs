@@ -11,14 +11,16 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
-use membership::{Config, Host, InputPolicy, Instant, InterfaceConfig, Transmit};
+use membership::{
+    Config, FilterMode, Host, InputPolicy, Instant, InterfaceConfig, SourceFilter, Transmit,
+};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::{json, Map, Value};
 use tun_tap::{Iface, Mode};
 
-use crate::control::{error_reply, ControlSocket, Envelope, Request};
-use crate::state::{Membership, StateStore};
+use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
+use crate::state::{Membership, Request as SavedRequest, StateStore};
 use crate::Args;
 
 const TUN: Token = Token(0);
@@ -44,6 +46,8 @@ fn core_config(args: &Args) -> Config {
         mld_unsolicited_interval: args.unsolicited_interval(),
         report_link_local_groups: args.report_link_local_groups,
         igmp_max_version: args.igmp_version,
+        mld_max_version: args.mld_version,
+        v3_unsolicited_interval: Duration::from_millis(args.v3_unsolicited_interval_ms),
         igmp_policy: InputPolicy {
             require_router_alert: args.strict_igmp,
             require_hop_limit_one: args.strict_igmp,
@@ -101,6 +105,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         InterfaceConfig {
             ipv4: Some(args.ipv4.0),
             ipv6_link_local: Some(args.ipv6_link_local()),
+            mtu: args.mtu,
         },
     )?;
 
@@ -289,8 +294,19 @@ impl Daemon {
                 );
                 continue;
             }
-            for _ in 0..m.users.max(1) {
-                if let Err(e) = self.host.join(self.ifindex, m.group, now) {
+            let requests: Vec<SourceFilter> = if m.requests.is_empty() {
+                vec![SourceFilter::exclude(Vec::new()); m.users.max(1) as usize]
+            } else {
+                m.requests
+                    .iter()
+                    .map(|r| match r.mode.as_str() {
+                        "include" => SourceFilter::include(r.sources.clone()),
+                        _ => SourceFilter::exclude(r.sources.clone()),
+                    })
+                    .collect()
+            };
+            for filter in requests {
+                if let Err(e) = self.host.join_filter(self.ifindex, m.group, filter, now) {
                     warn!("state file: cannot join {}: {e}", m.group);
                     break;
                 }
@@ -311,10 +327,19 @@ impl Daemon {
             .host
             .groups(self.now())
             .into_iter()
+            .filter(|g| g.users > 0)
             .map(|g| Membership {
                 iface: self.ifname.clone(),
                 group: g.group,
                 users: g.users,
+                requests: g
+                    .requests
+                    .iter()
+                    .map(|r| SavedRequest {
+                        mode: r.mode.name().to_string(),
+                        sources: r.sources.clone(),
+                    })
+                    .collect(),
             })
             .collect();
         store.save(memberships).map_err(|e| format!("{e:#}"))
@@ -343,27 +368,51 @@ impl Daemon {
         let now = self.now();
         match request {
             Request::Ping => json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
-            Request::Join { group, iface } => {
-                let group = match self.group_arg(&group, &iface) {
+            Request::Join {
+                group,
+                iface,
+                filter,
+            } => {
+                let (group, filter) = match self.group_arg(&group, &iface, &filter) {
                     Ok(g) => g,
                     Err(reply) => return reply,
                 };
-                match self.host.join(self.ifindex, group, now) {
+                let result = match &filter {
+                    None => self.host.join(self.ifindex, group, now),
+                    Some(f) => self.host.join_filter(self.ifindex, group, f.clone(), now),
+                };
+                match result {
                     Ok(users) => {
-                        info!("join {group} on {} (users {users})", self.ifname);
+                        info!(
+                            "join {group}{} on {} (users {users})",
+                            describe(&filter),
+                            self.ifname
+                        );
                         self.changed_reply(group, users)
                     }
                     Err(e) => error_reply(e),
                 }
             }
-            Request::Leave { group, iface } => {
-                let group = match self.group_arg(&group, &iface) {
+            Request::Leave {
+                group,
+                iface,
+                filter,
+            } => {
+                let (group, filter) = match self.group_arg(&group, &iface, &filter) {
                     Ok(g) => g,
                     Err(reply) => return reply,
                 };
-                match self.host.leave(self.ifindex, group, now) {
+                let result = match &filter {
+                    None => self.host.leave(self.ifindex, group, now),
+                    Some(f) => self.host.leave_filter(self.ifindex, group, f.clone(), now),
+                };
+                match result {
                     Ok(users) => {
-                        info!("leave {group} on {} (users {users})", self.ifname);
+                        info!(
+                            "leave {group}{} on {} (users {users})",
+                            describe(&filter),
+                            self.ifname
+                        );
                         self.changed_reply(group, users)
                     }
                     Err(membership::Error::NotJoined(_)) => {
@@ -377,12 +426,35 @@ impl Daemon {
         }
     }
 
-    fn group_arg(&self, group: &str, iface: &Option<String>) -> Result<IpAddr, Value> {
+    fn group_arg(
+        &self,
+        group: &str,
+        iface: &Option<String>,
+        filter: &SourceArgs,
+    ) -> Result<(IpAddr, Option<SourceFilter>), Value> {
         self.check_iface(iface)?;
-        group
+        let group = group
             .trim()
             .parse::<IpAddr>()
-            .map_err(|_| error_reply(format!("{group:?} is not an IP address")))
+            .map_err(|_| error_reply(format!("{group:?} is not an IP address")))?;
+        let parse = |list: &[String]| -> Result<Vec<IpAddr>, Value> {
+            list.iter()
+                .map(|s| {
+                    s.trim()
+                        .parse::<IpAddr>()
+                        .map_err(|_| error_reply(format!("source {s:?} is not an IP address")))
+                })
+                .collect()
+        };
+        let filter = match (&filter.include, &filter.exclude) {
+            (Some(_), Some(_)) => {
+                return Err(error_reply("give include or exclude sources, not both"))
+            }
+            (Some(list), None) => Some(SourceFilter::include(parse(list)?)),
+            (None, Some(list)) => Some(SourceFilter::exclude(parse(list)?)),
+            (None, None) => None,
+        };
+        Ok((group, filter))
     }
 
     fn changed_reply(&mut self, group: IpAddr, users: u32) -> Value {
@@ -416,8 +488,14 @@ impl Daemon {
                     "ipv4_prefix_len": self.args.ipv4.1,
                     "ipv6_ll": self.args.ipv6_link_local().to_string(),
                     "igmp_version": i.igmp_version,
+                    "igmp_max_version": self.args.igmp_version,
                     "igmp_v1_router_present_ms": i.igmp_v1_querier_ms,
+                    "igmp_v2_querier_present_ms": i.igmp_v2_querier_ms,
+                    "igmp_general_response_ms": i.igmp_general_response_ms,
                     "mld_version": i.mld_version,
+                    "mld_max_version": self.args.mld_version,
+                    "mld_v1_querier_present_ms": i.mld_v1_querier_ms,
+                    "mld_general_response_ms": i.mld_general_response_ms,
                     "igmp_groups": i.igmp_groups,
                     "mld_groups": i.mld_groups,
                 })
@@ -437,7 +515,12 @@ impl Daemon {
                     "timer_ms": g.timer_ms,
                     "last_reporter": g.last_reporter,
                     "unsolicited_left": g.unsolicited_left,
+                    "retransmit_ms": g.retransmit_ms,
                     "filter_mode": g.filter_mode,
+                    "requests": g.requests.iter().map(|r| json!({
+                        "mode": r.mode.name(),
+                        "sources": r.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
                     "sources": g.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
                 })
             })
@@ -461,6 +544,20 @@ impl Daemon {
             counters.insert(name.to_string(), json!(value));
         }
         json!({ "ok": true, "stats": counters })
+    }
+}
+
+fn describe(filter: &Option<SourceFilter>) -> String {
+    match filter {
+        None => String::new(),
+        Some(f) => {
+            let sources: Vec<String> = f.sources.iter().map(|s| s.to_string()).collect();
+            let mode = match f.mode {
+                FilterMode::Include => "include",
+                FilterMode::Exclude => "exclude",
+            };
+            format!(" {mode} {{{}}}", sources.join(","))
+        }
     }
 }
 

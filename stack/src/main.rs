@@ -38,18 +38,25 @@ pub struct Args {
     /// Keep memberships in this file and join them again on start.
     #[arg(long, value_name = "PATH")]
     pub state: Option<PathBuf>,
-    /// Highest IGMP version to speak (1: v1 reports only, no Leave).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Highest IGMP version to speak (as Linux's force_igmp_version): 3 falls back to 2 or 1
+    /// while older queriers are present; 2 is an RFC 2236 host; 1 sends v1 reports only.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=3))]
     pub igmp_version: u8,
-    /// Highest MLD version to speak.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=1))]
+    /// Highest MLD version to speak: 2 falls back to 1 while an MLDv1 querier is present.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
     pub mld_version: u8,
     /// Robustness Variable: how many times an unsolicited report is sent.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=10))]
     pub robustness: u8,
-    /// Unsolicited Report Interval in ms (IGMP and MLD).
+    /// Unsolicited Report Interval in ms for IGMPv1/v2 and MLDv1 (RFC default 10000).
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub unsolicited_interval_ms: u64,
+    /// Unsolicited Report Interval in ms for IGMPv3 and MLDv2 (RFC default 1000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub v3_unsolicited_interval_ms: u64,
+    /// Link MTU: IGMPv3 / MLDv2 reports are packed to fit it.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
+    pub mtu: u16,
     /// Drop IGMP without Router Alert or with TTL other than 1 (default: accept and count, as
     /// the Linux kernel and FRR do).
     #[arg(long)]
@@ -144,7 +151,8 @@ mod tests {
             vec!["--ipv4", "10.99.0.2/33"],
             vec!["--ipv4", "239.1.1.1/24"],
             vec!["--ipv4", "10.99.0.2/24", "--ipv6-ll", "2001:db8::1"],
-            vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "3"],
+            vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "4"],
+            vec!["--ipv4", "10.99.0.2/24", "--mld-version", "3"],
             vec!["--ipv4", "10.99.0.2/24", "--robustness", "0"],
         ] {
             let mut argv = vec!["tunmcastd", "--tun", "t0"];

@@ -15,6 +15,16 @@ pub struct Membership {
     pub group: IpAddr,
     /// Joins held.
     pub users: u32,
+    /// Each join's source filter; absent (older files) means `users` any-source joins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requests: Vec<Request>,
+}
+
+/// One join's filter: mode "include" or "exclude", and its sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    pub mode: String,
+    pub sources: Vec<IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,11 +107,16 @@ mod tests {
                 iface: "tun0".into(),
                 group: "239.1.1.1".parse().unwrap(),
                 users: 2,
+                requests: vec![],
             },
             Membership {
                 iface: "tun0".into(),
                 group: "ff12::1".parse().unwrap(),
                 users: 1,
+                requests: vec![Request {
+                    mode: "include".into(),
+                    sources: vec!["2001:db8::1".parse().unwrap()],
+                }],
             },
         ];
         store.save(m.clone()).unwrap();

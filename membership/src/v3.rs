@@ -1,0 +1,317 @@
+//! IGMPv3 / MLDv2 host logic (RFC 9776 §3, §5; RFC 9777 §4, §6), written once for both: the
+//! merge of per-request source filters into interface state, the state-change records of each
+//! transition, the retransmission state that merges further changes, and the current-state
+//! records that answer queries. Pure functions over sets: [`crate::family`] schedules them.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::family::{Filter, FilterMode};
+use crate::wire::RecordType;
+
+/// One group record to send: its type and sources.
+pub type Record<A> = (RecordType, BTreeSet<A>);
+
+/// The interface state for a group, merged from every request held for it (RFC 9776 §3.2,
+/// RFC 9777 §4.2): EXCLUDE if any request excludes, with the intersection of the EXCLUDE lists
+/// minus the union of the INCLUDE lists; otherwise INCLUDE with the union of the INCLUDE lists.
+pub fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
+    let includes = requests
+        .iter()
+        .filter(|r| r.mode == FilterMode::Include)
+        .flat_map(|r| r.sources.iter().copied())
+        .collect::<BTreeSet<A>>();
+    let mut excludes = requests.iter().filter(|r| r.mode == FilterMode::Exclude);
+    match excludes.next() {
+        None => Filter {
+            mode: FilterMode::Include,
+            sources: includes,
+        },
+        Some(first) => {
+            let mut sources = first.sources.clone();
+            for other in excludes {
+                sources.retain(|s| other.sources.contains(s));
+            }
+            sources.retain(|s| !includes.contains(s));
+            Filter {
+                mode: FilterMode::Exclude,
+                sources,
+            }
+        }
+    }
+}
+
+/// Whether the state means any reception at all: INCLUDE {} is no state (RFC 9776 §3.2).
+pub fn has_reception_state<A>(filter: &Filter<A>) -> bool {
+    filter.mode == FilterMode::Exclude || !filter.sources.is_empty()
+}
+
+/// The records a transition from `old` to `new` sends (RFC 9776 §5.1 table, RFC 9777 §6.1).
+/// Empty ALLOW and BLOCK records are left out.
+pub fn state_change<A: Ord + Copy>(old: &Filter<A>, new: &Filter<A>) -> Vec<Record<A>> {
+    use FilterMode::*;
+    let diff = |a: &BTreeSet<A>, b: &BTreeSet<A>| a.difference(b).copied().collect::<BTreeSet<A>>();
+    let records = match (old.mode, new.mode) {
+        (Include, Include) => vec![
+            (
+                RecordType::AllowNewSources,
+                diff(&new.sources, &old.sources),
+            ),
+            (
+                RecordType::BlockOldSources,
+                diff(&old.sources, &new.sources),
+            ),
+        ],
+        (Exclude, Exclude) => vec![
+            (
+                RecordType::AllowNewSources,
+                diff(&old.sources, &new.sources),
+            ),
+            (
+                RecordType::BlockOldSources,
+                diff(&new.sources, &old.sources),
+            ),
+        ],
+        (Include, Exclude) => vec![(RecordType::ChangeToExclude, new.sources.clone())],
+        (Exclude, Include) => vec![(RecordType::ChangeToInclude, new.sources.clone())],
+    };
+    records
+        .into_iter()
+        .filter(|(kind, sources)| {
+            !sources.is_empty()
+                || matches!(
+                    kind,
+                    RecordType::ChangeToExclude | RecordType::ChangeToInclude
+                )
+        })
+        .collect()
+}
+
+/// What is still to be retransmitted for a group (RFC 9776 §5.1, RFC 9777 §6.1): a filter-mode
+/// change counts its own retransmissions; otherwise each source keeps its own count, so that a
+/// further change merges into what is pending instead of restarting it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retransmit<A> {
+    /// Reports left that carry TO_IN / TO_EX.
+    pub mode_change: u8,
+    /// Sources to announce as allowed / blocked, with the reports each has left.
+    pub sources: BTreeMap<A, u8>,
+}
+
+impl<A> Default for Retransmit<A> {
+    fn default() -> Self {
+        Retransmit {
+            mode_change: 0,
+            sources: BTreeMap::new(),
+        }
+    }
+}
+
+impl<A: Ord + Copy> Retransmit<A> {
+    pub fn is_done(&self) -> bool {
+        self.mode_change == 0 && self.sources.is_empty()
+    }
+
+    /// Records a change from `old` to `new`, to be sent `robustness` times in all.
+    pub fn change(&mut self, old: &Filter<A>, new: &Filter<A>, robustness: u8) {
+        if old.mode != new.mode {
+            self.mode_change = robustness;
+            // The mode-change record carries the whole new state; per-source news are moot.
+            self.sources.clear();
+            return;
+        }
+        for (_, sources) in state_change(old, new) {
+            for source in sources {
+                self.sources.insert(source, robustness);
+            }
+        }
+    }
+
+    /// The next report's records against the current state `now`, counting one transmission.
+    /// ALLOW and BLOCK are rebuilt from the sources with transmissions left, according to the
+    /// current state: a source the state allows goes in ALLOW, one it blocks in BLOCK.
+    pub fn next(&mut self, now: &Filter<A>) -> Vec<Record<A>> {
+        if self.mode_change > 0 {
+            self.mode_change -= 1;
+            let kind = match now.mode {
+                FilterMode::Include => RecordType::ChangeToInclude,
+                FilterMode::Exclude => RecordType::ChangeToExclude,
+            };
+            if self.mode_change == 0 {
+                self.sources.clear();
+            }
+            return vec![(kind, now.sources.clone())];
+        }
+        let mut allow = BTreeSet::new();
+        let mut block = BTreeSet::new();
+        for (&source, left) in self.sources.iter_mut() {
+            let listed = now.sources.contains(&source);
+            let allowed = match now.mode {
+                FilterMode::Include => listed,
+                FilterMode::Exclude => !listed,
+            };
+            if allowed {
+                allow.insert(source);
+            } else {
+                block.insert(source);
+            }
+            *left -= 1;
+        }
+        self.sources.retain(|_, left| *left > 0);
+        [
+            (RecordType::AllowNewSources, allow),
+            (RecordType::BlockOldSources, block),
+        ]
+        .into_iter()
+        .filter(|(_, s)| !s.is_empty())
+        .collect()
+    }
+}
+
+/// The current-state record for a group (RFC 9776 §5.2). With `queried` sources (a group-and-
+/// source-specific query): INCLUDE(A) answers IS_IN(A ∩ Q), EXCLUDE(A) answers IS_IN(Q − A); an
+/// empty answer sends nothing.
+pub fn current_state<A: Ord + Copy>(
+    filter: &Filter<A>,
+    queried: Option<&BTreeSet<A>>,
+) -> Option<Record<A>> {
+    match queried {
+        None => {
+            if !has_reception_state(filter) {
+                return None;
+            }
+            let kind = match filter.mode {
+                FilterMode::Include => RecordType::ModeIsInclude,
+                FilterMode::Exclude => RecordType::ModeIsExclude,
+            };
+            Some((kind, filter.sources.clone()))
+        }
+        Some(q) => {
+            let sources: BTreeSet<A> = match filter.mode {
+                FilterMode::Include => filter.sources.intersection(q).copied().collect(),
+                FilterMode::Exclude => q.difference(&filter.sources).copied().collect(),
+            };
+            (!sources.is_empty()).then_some((RecordType::ModeIsInclude, sources))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inc(s: &[u8]) -> Filter<u8> {
+        Filter {
+            mode: FilterMode::Include,
+            sources: s.iter().copied().collect(),
+        }
+    }
+
+    fn exc(s: &[u8]) -> Filter<u8> {
+        Filter {
+            mode: FilterMode::Exclude,
+            sources: s.iter().copied().collect(),
+        }
+    }
+
+    fn set(s: &[u8]) -> BTreeSet<u8> {
+        s.iter().copied().collect()
+    }
+
+    use RecordType::*;
+
+    type ChangeRow = (Filter<u8>, Filter<u8>, Vec<Record<u8>>);
+    type AnswerRow = (Filter<u8>, Option<BTreeSet<u8>>, Option<Record<u8>>);
+
+    #[test]
+    fn merge_rules() {
+        #[rustfmt::skip]
+        let table: Vec<(Vec<Filter<u8>>, Filter<u8>)> = vec![
+            (vec![], inc(&[])),
+            (vec![inc(&[1, 2]), inc(&[2, 3])], inc(&[1, 2, 3])),
+            (vec![exc(&[])], exc(&[])),
+            (vec![exc(&[1, 2]), exc(&[2, 3])], exc(&[2])),
+            (vec![exc(&[1, 2, 3]), inc(&[2])], exc(&[1, 3])),
+            (vec![exc(&[1]), exc(&[]), inc(&[5])], exc(&[])),
+            (vec![inc(&[1]), exc(&[1, 2]), exc(&[1, 2, 3])], exc(&[2])),
+        ];
+        for (requests, want) in table {
+            assert_eq!(merge(&requests), want, "{requests:?}");
+        }
+    }
+
+    /// RFC 9776 §5.1's table.
+    #[test]
+    fn state_change_records() {
+        #[rustfmt::skip]
+        let table: Vec<ChangeRow> = vec![
+            (inc(&[1, 2]), inc(&[2, 3]), vec![(AllowNewSources, set(&[3])), (BlockOldSources, set(&[1]))]),
+            (inc(&[1]), inc(&[1, 2]), vec![(AllowNewSources, set(&[2]))]),
+            (inc(&[1, 2]), inc(&[1]), vec![(BlockOldSources, set(&[2]))]),
+            (exc(&[1, 2]), exc(&[2, 3]), vec![(AllowNewSources, set(&[1])), (BlockOldSources, set(&[3]))]),
+            (inc(&[1]), exc(&[2]), vec![(ChangeToExclude, set(&[2]))]),
+            (inc(&[]), exc(&[]), vec![(ChangeToExclude, set(&[]))]),
+            (exc(&[]), inc(&[]), vec![(ChangeToInclude, set(&[]))]),
+            (exc(&[4]), inc(&[5]), vec![(ChangeToInclude, set(&[5]))]),
+            (inc(&[1]), inc(&[1]), vec![]),
+        ];
+        for (old, new, want) in table {
+            assert_eq!(state_change(&old, &new), want, "{old:?} -> {new:?}");
+        }
+    }
+
+    #[test]
+    fn retransmissions_count_down_and_merge() {
+        let mut r = Retransmit::default();
+        // INCLUDE {1} -> INCLUDE {1,2}: ALLOW {2} twice in all.
+        r.change(&inc(&[1]), &inc(&[1, 2]), 2);
+        assert_eq!(r.next(&inc(&[1, 2])), vec![(AllowNewSources, set(&[2]))]);
+        // Before the retransmission, 3 is blocked... i.e. INCLUDE {1,2} -> INCLUDE {2}: BLOCK {1}.
+        r.change(&inc(&[1, 2]), &inc(&[2]), 2);
+        assert_eq!(
+            r.next(&inc(&[2])),
+            vec![(AllowNewSources, set(&[2])), (BlockOldSources, set(&[1]))]
+        );
+        assert_eq!(r.next(&inc(&[2])), vec![(BlockOldSources, set(&[1]))]);
+        assert!(r.is_done());
+        assert_eq!(r.next(&inc(&[2])), vec![]);
+    }
+
+    #[test]
+    fn a_source_that_flips_back_is_reported_by_its_current_state() {
+        let mut r = Retransmit::default();
+        r.change(&inc(&[]), &inc(&[7]), 2);
+        assert_eq!(r.next(&inc(&[7])), vec![(AllowNewSources, set(&[7]))]);
+        r.change(&inc(&[7]), &inc(&[]), 2);
+        assert_eq!(r.next(&inc(&[])), vec![(BlockOldSources, set(&[7]))]);
+    }
+
+    #[test]
+    fn mode_change_takes_over_pending_source_news() {
+        let mut r = Retransmit::default();
+        r.change(&inc(&[1]), &inc(&[1, 2]), 3);
+        r.change(&inc(&[1, 2]), &exc(&[9]), 2);
+        assert_eq!(r.next(&exc(&[9])), vec![(ChangeToExclude, set(&[9]))]);
+        // A further change in the same mode while TO_EX is pending: TO_EX carries the state.
+        r.change(&exc(&[9]), &exc(&[]), 2);
+        assert_eq!(r.next(&exc(&[])), vec![(ChangeToExclude, set(&[]))]);
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn current_state_answers() {
+        #[rustfmt::skip]
+        let table: Vec<AnswerRow> = vec![
+            (inc(&[1, 2]), None, Some((ModeIsInclude, set(&[1, 2])))),
+            (exc(&[3]), None, Some((ModeIsExclude, set(&[3])))),
+            (exc(&[]), None, Some((ModeIsExclude, set(&[])))),
+            (inc(&[]), None, None),
+            (inc(&[1, 2]), Some(set(&[2, 3])), Some((ModeIsInclude, set(&[2])))),
+            (inc(&[1, 2]), Some(set(&[3])), None),
+            (exc(&[1, 2]), Some(set(&[2, 3])), Some((ModeIsInclude, set(&[3])))),
+            (exc(&[1, 2]), Some(set(&[1])), None),
+        ];
+        for (filter, q, want) in table {
+            assert_eq!(current_state(&filter, q.as_ref()), want, "{filter:?} {q:?}");
+        }
+    }
+}
