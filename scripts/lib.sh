@@ -1,0 +1,55 @@
+# shellcheck shell=bash
+# Shared by scripts/test.sh and scripts/demo.sh (sourced, not run).
+
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# Runs a command as root: directly if we are root, else through sudo.
+as_root() {
+    if [[ $EUID -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null; then
+        sudo "$@"
+    else
+        die "need root for: $* (run as root or install sudo)"
+    fi
+}
+
+# ensure_packages PKG:PROBE...: installs every PKG whose PROBE (a command name
+# or an absolute path) is missing. apt-get update runs only if something is.
+ensure_packages() {
+    local missing=() spec pkg probe
+    for spec in "$@"; do
+        pkg=${spec%%:*} probe=${spec#*:}
+        if [[ $probe == /* ]]; then
+            [[ -x $probe ]] || missing+=("$pkg")
+        else
+            command -v "$probe" >/dev/null || [[ -x /usr/sbin/$probe || -x /sbin/$probe ]] ||
+                missing+=("$pkg")
+        fi
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    command -v apt-get >/dev/null || die "missing ${missing[*]}, and this is not a Debian-like system: install them by hand"
+    say "installing ${missing[*]}"
+    # tshark's package asks whether non-root users may capture: answer no, quietly.
+    echo 'wireshark-common wireshark-common/install-setuid boolean false' | as_root debconf-set-selections
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+}
+
+# ensure_rust: cargo, rustfmt and clippy on PATH (rustup's default place is tried too).
+ensure_rust() {
+    if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+        export PATH=$HOME/.cargo/bin:$PATH
+    fi
+    command -v cargo >/dev/null ||
+        die "no Rust toolchain: install stable Rust with rustup (https://rustup.rs):
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\""
+    local component
+    for component in fmt clippy; do
+        if ! cargo "$component" --version >/dev/null 2>&1; then
+            command -v rustup >/dev/null || die "cargo $component is missing (rustup component add rustfmt clippy)"
+            rustup component add rustfmt clippy
+        fi
+    done
+}

@@ -1,0 +1,90 @@
+//! tunmcastctl without a daemon: errors name the socket, exit non-zero, and a
+//! bad group is caught before any connection. Needs no root.
+
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tests::*;
+
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir()
+        .join("tunmcast-tests")
+        .join(format!("{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn ctl(env_socket: Option<&Path>, args: &[&str]) -> Output {
+    let mut command = Command::new(bin("tunmcastctl"));
+    command.args(args).env_remove("TUNMCAST_CONTROL");
+    if let Some(socket) = env_socket {
+        command.env("TUNMCAST_CONTROL", socket);
+    }
+    command.output().expect("run tunmcastctl")
+}
+
+/// Exit 1 and exactly one line on stderr, `tunmcastctl: <expected>`.
+fn assert_fails_with(out: &Output, expected: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert_eq!(stderr, format!("tunmcastctl: {expected}\n"));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn no_daemon_error_names_the_socket() {
+    let dir = scratch("ctl-no-daemon");
+    let socket = dir.join("tun0.sock");
+    let socket_text = socket.display().to_string();
+    for command in ["ping", "show", "stats"] {
+        let out = ctl(None, &["--control", &socket_text, command]);
+        assert_fails_with(
+            &out,
+            &format!("cannot connect to {socket_text}: No such file or directory (is tunmcastd running?)"),
+        );
+    }
+    // The same socket named by the environment instead of the flag.
+    let out = ctl(Some(&socket), &["--json", "show"]);
+    assert_fails_with(
+        &out,
+        &format!(
+            "cannot connect to {socket_text}: No such file or directory (is tunmcastd running?)"
+        ),
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn stale_socket_file_is_reported_as_refused() {
+    let dir = scratch("ctl-stale");
+    let socket = dir.join("tun0.sock");
+    // A socket file nobody listens on any more, as a crashed daemon leaves it.
+    drop(UnixListener::bind(&socket).unwrap());
+    let out = ctl(None, &["--control", socket.to_str().unwrap(), "ping"]);
+    assert_fails_with(
+        &out,
+        &format!(
+            "cannot connect to {}: Connection refused (is tunmcastd running?)",
+            socket.display()
+        ),
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_group_is_rejected_before_connecting() {
+    for group in ["not-an-address", "239.1.2", "ff12::12345", ""] {
+        let out = ctl(
+            None,
+            &["--control", "/nonexistent/tun0.sock", "join", group],
+        );
+        assert_fails_with(
+            &out,
+            &format!("invalid group {group:?}: not an IPv4 or IPv6 address"),
+        );
+    }
+    let out = ctl(None, &["--control", "/nonexistent/tun0.sock", "leave", "x"]);
+    assert_fails_with(&out, "invalid group \"x\": not an IPv4 or IPv6 address");
+}

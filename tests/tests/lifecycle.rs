@@ -1,0 +1,109 @@
+//! Stopping and restarting the daemon: clean leave on SIGTERM, memberships
+//! carried over a restart by the state file.
+
+use tests::*;
+
+#[test]
+fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
+    let Some(ns) = Netns::new("sigterm") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let mut capture = ns.capture(TUN);
+    let mut daemon = ns.spawn_daemon(&["--robustness", "1"]);
+    let (v4, v6) = ("239.1.2.3", "ff12::1234");
+    daemon.ctl_ok(&["join", v4]);
+    daemon.ctl_ok(&["join", v6]);
+    capture.wait_for("the reports for both groups", secs(3), |p| {
+        !daemon_reports(p, ip(v4)).is_empty() && !daemon_reports(p, ip(v6)).is_empty()
+    });
+    daemon.wait_quiet(secs(3));
+
+    let terminated_at = now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(secs(5));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status}:\n{}",
+        daemon.log()
+    );
+    assert!(
+        !daemon.socket().exists(),
+        "control socket {} left behind",
+        daemon.socket().display()
+    );
+    let packets = capture.stop();
+    assert_daemon_packets_well_formed(&packets);
+    let after: Vec<&Pkt> = packets
+        .iter()
+        .filter(|p| p.from_daemon() && p.time >= terminated_at)
+        .collect();
+    assert!(
+        after
+            .iter()
+            .any(|p| p.kind == "igmp-leave" && p.about(ip(v4))),
+        "no Leave for {v4} on SIGTERM:\n{}",
+        listing(&packets)
+    );
+    assert!(
+        after
+            .iter()
+            .any(|p| p.kind == "mld-done" && p.about(ip(v6))),
+        "no Done for {v6} on SIGTERM:\n{}",
+        listing(&packets)
+    );
+    assert!(
+        !after.iter().any(|p| p.is_report()),
+        "reports after SIGTERM:\n{}",
+        listing(&packets)
+    );
+}
+
+#[test]
+fn state_file_carries_memberships_over_a_restart() {
+    let Some(ns) = Netns::new("state_file") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let state = ns.dir().join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let groups = ["239.1.2.3", "ff12::1234"];
+    {
+        let mut first = ns.spawn_daemon(&["--state", state_arg, "--robustness", "1"]);
+        for group in groups {
+            first.ctl_ok(&["join", group]);
+        }
+        first.wait_quiet(secs(3));
+        // SIGINT must be as clean as SIGTERM.
+        first.signal(libc::SIGINT);
+        let status = first.wait_exit(secs(5));
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "exit status {status}:\n{}",
+            first.log()
+        );
+    }
+    assert!(state.is_file(), "no state file at {}", state.display());
+
+    let mut capture = ns.capture(TUN);
+    let restarted_at = now();
+    let second = ns.spawn_daemon(&["--state", state_arg, "--robustness", "1"]);
+    for group in groups {
+        let entry = second
+            .group(group)
+            .unwrap_or_else(|| panic!("{group} not restored: {}", second.show()));
+        assert!(entry["users"].as_u64() >= Some(1), "{entry}");
+    }
+    let packets = capture.wait_for("fresh reports for both groups", secs(3), |p| {
+        groups.iter().all(|g| {
+            daemon_reports(p, ip(g))
+                .iter()
+                .any(|r| r.time >= restarted_at)
+        })
+    });
+    assert_daemon_packets_well_formed(&packets);
+    second.wait_quiet(secs(3));
+    assert_daemon_packets_well_formed(&capture.stop());
+}
