@@ -35,11 +35,21 @@ pub enum Request {
         /// `None` means the daemon's only interface.
         #[serde(skip_serializing_if = "Option::is_none")]
         iface: Option<String>,
+        /// Source filter: INCLUDE these sources only...
+        #[serde(skip_serializing_if = "Option::is_none")]
+        include: Option<Vec<IpAddr>>,
+        /// ...or every source but these.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exclude: Option<Vec<IpAddr>>,
     },
     Leave {
         group: IpAddr,
         #[serde(skip_serializing_if = "Option::is_none")]
         iface: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        include: Option<Vec<IpAddr>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exclude: Option<Vec<IpAddr>>,
     },
     Show,
     Stats,
@@ -78,6 +88,15 @@ pub struct InterfaceInfo {
     pub igmp_v1_router_present_ms: Option<u64>,
     #[serde(default)]
     pub mld_version: Option<u8>,
+    /// Compatibility-mode timers: older queriers present (ms left), v3 general response due.
+    #[serde(default)]
+    pub igmp_v2_querier_present_ms: Option<u64>,
+    #[serde(default)]
+    pub mld_v1_querier_present_ms: Option<u64>,
+    #[serde(default)]
+    pub igmp_general_response_ms: Option<u64>,
+    #[serde(default)]
+    pub mld_general_response_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,6 +118,9 @@ pub struct GroupInfo {
     pub filter_mode: Option<String>,
     #[serde(default)]
     pub sources: Vec<String>,
+    /// v3: a state-change retransmission is due in this many ms.
+    #[serde(default)]
+    pub retransmit_ms: Option<u64>,
 }
 
 /// Everything that can go wrong between a tool and the daemon.

@@ -28,18 +28,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Join GROUP (IPv4 or IPv6 multicast address).
+    /// Join GROUP (IPv4 or IPv6 multicast address), from any source or with a source filter.
     Join {
         group: String,
         /// Interface to join on; default: the daemon's only interface.
         #[arg(long, value_name = "NAME")]
         iface: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
-    /// Leave GROUP (drops one user; the group is left when none remain).
+    /// Leave GROUP: without a filter, drops one any-source join (or, if none, the whole
+    /// group); --include S drops sources S; --exclude S drops that EXCLUDE join.
     Leave {
         group: String,
         #[arg(long, value_name = "NAME")]
         iface: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
     },
     /// Interfaces (router versions) and joined groups (state, timers).
     Show,
@@ -47,6 +52,42 @@ enum Command {
     Stats,
     /// Check that the daemon answers.
     Ping,
+}
+
+/// A source filter (IGMPv3 / MLDv2): comma-separated source addresses.
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct FilterArgs {
+    /// Receive from these sources only (INCLUDE mode).
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    include: Option<Vec<String>>,
+    /// Receive from every source but these (EXCLUDE mode).
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+}
+
+impl FilterArgs {
+    fn parse(&self, group: &IpAddr) -> anyhow::Result<(Option<Vec<IpAddr>>, Option<Vec<IpAddr>>)> {
+        let list = |sources: &Option<Vec<String>>| -> anyhow::Result<Option<Vec<IpAddr>>> {
+            let Some(sources) = sources else {
+                return Ok(None);
+            };
+            let parsed = sources
+                .iter()
+                .map(|s| {
+                    let addr: IpAddr = s.trim().parse().map_err(|_| {
+                        anyhow::anyhow!("invalid source {s:?}: not an IPv4 or IPv6 address")
+                    })?;
+                    if addr.is_ipv4() != group.is_ipv4() {
+                        anyhow::bail!("source {addr} is not of the same family as group {group}");
+                    }
+                    Ok(addr)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok(Some(parsed))
+        };
+        Ok((list(&self.include)?, list(&self.exclude)?))
+    }
 }
 
 fn main() -> ExitCode {
@@ -64,14 +105,34 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     // Check the argument before looking for a daemon: a typo is the more useful error.
     let request = match cli.command {
-        Command::Join { group, iface } => Request::Join {
-            group: parse_group(&group)?,
+        Command::Join {
+            group,
             iface,
-        },
-        Command::Leave { group, iface } => Request::Leave {
-            group: parse_group(&group)?,
+            filter,
+        } => {
+            let group = parse_group(&group)?;
+            let (include, exclude) = filter.parse(&group)?;
+            Request::Join {
+                group,
+                iface,
+                include,
+                exclude,
+            }
+        }
+        Command::Leave {
+            group,
             iface,
-        },
+            filter,
+        } => {
+            let group = parse_group(&group)?;
+            let (include, exclude) = filter.parse(&group)?;
+            Request::Leave {
+                group,
+                iface,
+                include,
+                exclude,
+            }
+        }
         Command::Show => Request::Show,
         Command::Stats => Request::Stats,
         Command::Ping => Request::Ping,
@@ -142,7 +203,9 @@ fn show_tables(show: &ShowReply) -> String {
                 i.ipv6_ll.clone().unwrap_or_else(dash),
                 version("IGMPv", i.igmp_version),
                 i.igmp_v1_router_present_ms.map_or_else(dash, seconds),
+                i.igmp_v2_querier_present_ms.map_or_else(dash, seconds),
                 version("MLDv", i.mld_version),
+                i.mld_v1_querier_present_ms.map_or_else(dash, seconds),
             ]
         })
         .collect();
@@ -161,22 +224,48 @@ fn show_tables(show: &ShowReply) -> String {
                     Some(false) => "no".into(),
                     None => dash(),
                 },
+                filter_text(g),
             ]
         })
         .collect();
     let mut out = table(
-        &["IFACE", "IPV4", "IPV6-LL", "IGMP", "V1-ROUTER-LEFT", "MLD"],
+        &[
+            "IFACE",
+            "IPV4",
+            "IPV6-LL",
+            "IGMP",
+            "V1-QUERIER-LEFT",
+            "V2-QUERIER-LEFT",
+            "MLD",
+            "MLDV1-QUERIER-LEFT",
+        ],
         interfaces,
     );
     out.push('\n');
     out.push_str(&table(
-        &["IFACE", "GROUP", "USERS", "STATE", "TIMER", "LAST-REPORTER"],
+        &[
+            "IFACE",
+            "GROUP",
+            "USERS",
+            "STATE",
+            "TIMER",
+            "LAST-REPORTER",
+            "FILTER",
+        ],
         groups,
     ));
     if show.groups.is_empty() {
         out.push_str("(no groups joined)\n");
     }
     out
+}
+
+/// "exclude {}" (any source), "include {10.0.0.1,10.0.0.2}", ...
+fn filter_text(g: &tools::GroupInfo) -> String {
+    match &g.filter_mode {
+        Some(mode) => format!("{mode} {{{}}}", g.sources.join(",")),
+        None => "-".into(),
+    }
 }
 
 fn stats_table(stats: &Map<String, Value>) -> String {
@@ -247,7 +336,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("239.1.2.3  2      delaying  1.234s  yes"),
+            text.contains("239.1.2.3  2      delaying  1.234s  yes            exclude {}"),
             "{text}"
         );
     }
