@@ -66,8 +66,11 @@ struct FilterArgs {
     exclude: Option<Vec<String>>,
 }
 
+/// The parsed `--include` and `--exclude` lists.
+type SourceLists = (Option<Vec<IpAddr>>, Option<Vec<IpAddr>>);
+
 impl FilterArgs {
-    fn parse(&self, group: &IpAddr) -> anyhow::Result<(Option<Vec<IpAddr>>, Option<Vec<IpAddr>>)> {
+    fn parse(&self, group: &IpAddr) -> anyhow::Result<SourceLists> {
         let list = |sources: &Option<Vec<String>>| -> anyhow::Result<Option<Vec<IpAddr>>> {
             let Some(sources) = sources else {
                 return Ok(None);
