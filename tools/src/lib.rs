@@ -365,6 +365,8 @@ mod tests {
         let join = Request::Join {
             group: "239.1.2.3".parse().unwrap(),
             iface: None,
+            include: None,
+            exclude: None,
         };
         assert_eq!(
             serde_json::to_string(&join).unwrap(),
@@ -373,10 +375,22 @@ mod tests {
         let leave = Request::Leave {
             group: "ff12::1234".parse().unwrap(),
             iface: Some("tun0".into()),
+            include: None,
+            exclude: None,
         };
         assert_eq!(
             serde_json::to_string(&leave).unwrap(),
             r#"{"cmd":"leave","group":"ff12::1234","iface":"tun0"}"#
+        );
+        let ssm = Request::Join {
+            group: "232.1.1.1".parse().unwrap(),
+            iface: None,
+            include: Some(vec!["10.0.0.1".parse().unwrap()]),
+            exclude: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&ssm).unwrap(),
+            r#"{"cmd":"join","group":"232.1.1.1","include":["10.0.0.1"]}"#
         );
         assert_eq!(
             serde_json::to_string(&Request::Show).unwrap(),
