@@ -1,9 +1,11 @@
-//! mcquerier: a small IGMPv1/v2 and MLDv1 querier for tests and demos.
+//! mcquerier: a small IGMPv1/v2/v3 and MLDv1/v2 querier for tests and demos.
 //!
 //! It runs on the kernel side of a TUN link (usually inside a network namespace) and sends
 //! queries through the namespace's IP stack: they go out onto the link towards whatever holds
 //! the TUN, and are looped back to the kernel's own IGMP/MLD, so that both answer the same
-//! query. It prints every IGMP and MLD message it hears from the TUN holder, one line each,
+//! query. IGMPv3 and MLDv2 queries may be general, group-specific or group-and-source-specific
+//! (--group with --sources). It prints every IGMP and MLD message it hears from the TUN holder,
+//! one line each,
 //! flushed at once so that tests can read them live. What it sends is logged on stderr, never
 //! on stdout.
 //!
@@ -24,10 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::error::ErrorKind;
-use clap::{ArgGroup, Parser};
+use clap::{ArgGroup, Parser, ValueEnum};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
+use membership::wire::{decode_code16, decode_code8, encode_code16, encode_code8};
 
 use heard::Message;
 use link::{Icmpv6Sender, Interface, Ipv4Sender, PacketSocket, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -43,6 +46,15 @@ const DEFAULT_MAX_RESP_MS: u32 = 10_000;
 const LISTEN_SLACK_MS: u64 = 1_000;
 /// Large enough for any IP packet a TUN can carry.
 const RECEIVE_BUFFER: usize = 65_536;
+/// The Querier's Robustness Variable sent in v3 queries unless --qrv says otherwise (RFC 9776
+/// §8.1, RFC 9777 §9.1).
+const DEFAULT_QRV: u8 = 2;
+/// Most sources an IGMPv3 query can list within one IPv4 packet: 65535 bytes less a 24-byte
+/// header (Router Alert included) and the 12-byte query header, 4 bytes each.
+const MAX_IGMP_SOURCES: usize = (65_535 - 24 - 12) / 4;
+/// Most sources an MLDv2 query can list: the IPv6 payload (65535 bytes at most) holds the
+/// 8-byte hop-by-hop header and the 28-byte query header, then 16 bytes each.
+const MAX_MLD_SOURCES: usize = (65_535 - 8 - 28) / 16;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,7 +64,15 @@ const RECEIVE_BUFFER: usize = 65_536;
     after_help = "Output (stdout): one line per IGMP/MLD message heard from the TUN holder, \
 `<seconds> <src> <type> <group>`, e.g. `0.812 10.99.0.2 v2-report 239.1.2.3`; \
 types v1-report, v2-report, leave, v3-report, query, mld-report, mld-done, \
-mld-v2-report, mld-query. What is sent is logged on stderr.
+mld-v2-report, mld-query. v3 and MLDv2 reports list their records instead of a group: \
+`0.734 10.99.0.2 v3-report 232.1.1.1:is_in{10.0.0.2} 239.1.1.1:is_ex{}` (in JSON: \
+\"records\":[{\"type\":\"is_in\",\"group\":..,\"sources\":[..]}]). What is sent is \
+logged on stderr.
+
+IGMPv3 / MLDv2 queries carry Max Resp Code and QQIC in their floating-point form (QQIC from \
+--interval, rounded up to whole seconds), the QRV of --qrv and the S flag of --s-flag. \
+--group G --sources S1,S2 makes a group-and-source-specific query. General queries go to \
+224.0.0.1 / ff02::1, the others to their group.
 
 Queries go through the IP stack of the namespace: out of --dev to the TUN holder, and looped \
 back to the kernel's own IGMP/MLD, which answers them too (its reports show with --all). \
@@ -65,20 +85,33 @@ struct Cli {
     /// Interface to query on: the kernel side of the TUN link.
     #[arg(long, value_name = "NAME")]
     dev: String,
-    /// Send IGMP queries of this version (1 or 2).
-    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u8).range(1..=2))]
+    /// Send IGMP queries of this version (1, 2 or 3).
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u8).range(1..=3))]
     igmp: Option<u8>,
-    /// Send MLD queries of this version (1).
-    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u8).range(1..=1))]
+    /// Send MLD queries of this version (1 or 2).
+    #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u8).range(1..=2))]
     mld: Option<u8>,
     /// Query for GROUP only (group-specific query) instead of a general query.
     #[arg(long, value_name = "GROUP")]
     group: Option<IpAddr>,
+    /// With --group on an IGMPv3 / MLDv2 query: ask about these sources of the group only
+    /// (group-and-source-specific query). Comma separated, same family as the group.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    sources: Option<Vec<IpAddr>>,
     /// Max Resp Time in ms [default: 10000]; IGMPv2 sends it in tenths of a second
-    /// (1..=255), IGMPv1 cannot send it (hosts use 10 s).
+    /// (1..=255), IGMPv3 in tenths of a second as a floating-point code (up to 3174.4 s),
+    /// MLDv2 in ms as a floating-point code; IGMPv1 cannot send it (hosts use 10 s).
     #[arg(long, value_name = "MS")]
     max_resp_ms: Option<u32>,
-    /// Seconds between queries (fractions allowed).
+    /// IGMPv3 / MLDv2: the Querier's Robustness Variable to send (0..=7) [default: 2].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=7))]
+    qrv: Option<u8>,
+    /// IGMPv3 / MLDv2: the S flag (Suppress Router-Side Processing); auto sets it on general
+    /// queries only [default: auto].
+    #[arg(long, value_name = "WHEN", value_enum)]
+    s_flag: Option<SFlag>,
+    /// Seconds between queries (fractions allowed). IGMPv3 / MLDv2 queries also announce it
+    /// as their QQIC, rounded up to whole seconds (at least 1).
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     interval: Duration,
     /// Number of queries to send; 0: forever.
@@ -109,7 +142,9 @@ struct Cli {
         long,
         value_name = "HEX",
         value_parser = parse_hex,
-        conflicts_with_all = ["protocol", "group", "max_resp_ms", "src"]
+        conflicts_with_all = [
+            "protocol", "group", "sources", "max_resp_ms", "qrv", "s_flag", "src"
+        ]
     )]
     // Spelled out so that clap takes it as one value, not as a list of u8.
     raw_hex: Option<::std::vec::Vec<u8>>,
@@ -147,12 +182,40 @@ fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
         .collect())
 }
 
+/// --s-flag: the S flag of IGMPv3 / MLDv2 queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SFlag {
+    On,
+    Off,
+    /// Set on general queries only, as FRR does.
+    Auto,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
-    /// IGMP version 1 or 2.
+    /// IGMP version 1, 2 or 3.
     Igmp(u8),
-    /// MLD version 1.
-    Mld,
+    /// MLD version 1 or 2.
+    Mld(u8),
+}
+
+impl Protocol {
+    fn is_ipv6(self) -> bool {
+        matches!(self, Protocol::Mld(_))
+    }
+
+    /// IGMPv3 or MLDv2: queries with QRV, QQIC, S flag and sources.
+    fn is_v3(self) -> bool {
+        matches!(self, Protocol::Igmp(3) | Protocol::Mld(2))
+    }
+
+    /// `igmpv2`, `mldv1`...
+    fn name(self) -> String {
+        match self {
+            Protocol::Igmp(version) => format!("igmpv{version}"),
+            Protocol::Mld(version) => format!("mldv{version}"),
+        }
+    }
 }
 
 /// The Max Resp Code we send and the time it stands for.
@@ -170,6 +233,15 @@ impl MaxResp {
                 code: 0,
                 ms: DEFAULT_MAX_RESP_MS,
             }),
+            // Tenths of a second, as a floating-point code (RFC 9776 §4.1.1): exact up to
+            // 12.7 s, then rounded down. 0 is valid in v3, but 1 at least, as in v2.
+            Protocol::Igmp(3) => {
+                let code = encode_code8((requested_ms / 100).max(1));
+                Ok(MaxResp {
+                    code: u16::from(code),
+                    ms: decode_code8(code) * 100,
+                })
+            }
             // Tenths of a second; 0 would make it a v1 query, so 1 at least.
             Protocol::Igmp(_) => {
                 let code = (requested_ms / 100).clamp(1, 255);
@@ -178,7 +250,16 @@ impl MaxResp {
                     ms: code * 100,
                 })
             }
-            Protocol::Mld => {
+            // Milliseconds as a floating-point code (RFC 9777 §5.1.3): exact up to 32767 ms,
+            // then rounded down.
+            Protocol::Mld(2) => {
+                let code = encode_code16(requested_ms);
+                Ok(MaxResp {
+                    code,
+                    ms: decode_code16(code),
+                })
+            }
+            Protocol::Mld(_) => {
                 let code = u16::try_from(requested_ms).map_err(|_| {
                     format!(
                         "--max-resp-ms {requested_ms}: MLDv1 Maximum Response Delay is at most \
@@ -225,6 +306,18 @@ struct QuerySpec {
     group: Option<IpAddr>,
     max_resp: MaxResp,
     src: Option<IpAddr>,
+    /// What only IGMPv3 and MLDv2 queries carry: present for those, and for those only.
+    v3: Option<V3Fields>,
+}
+
+/// The fields of an IGMPv3 / MLDv2 query beyond those of v2 / v1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct V3Fields {
+    suppress_router: bool,
+    qrv: u8,
+    qqic: u8,
+    /// Non-empty: a group-and-source-specific query (a group is then given).
+    sources: Vec<IpAddr>,
 }
 
 impl Config {
@@ -266,7 +359,7 @@ impl QuerySpec {
     fn from_cli(cli: &Cli, warnings: &mut Vec<String>) -> Result<QuerySpec, String> {
         let protocol = match (cli.igmp, cli.mld) {
             (Some(version), None) => Protocol::Igmp(version),
-            (None, Some(_)) => Protocol::Mld,
+            (None, Some(version)) => Protocol::Mld(version),
             (None, None) => {
                 return Err(
                     "give one of --igmp and --mld (or --inject --raw-hex to write raw bytes)"
@@ -276,7 +369,7 @@ impl QuerySpec {
             // clap's argument group already refuses this.
             (Some(_), Some(_)) => return Err("give only one of --igmp and --mld".into()),
         };
-        let ipv6 = protocol == Protocol::Mld;
+        let ipv6 = protocol.is_ipv6();
         let family = if ipv6 { "--mld" } else { "--igmp" };
         if let Some(group) = cli.group {
             if group.is_ipv6() != ipv6 {
@@ -302,6 +395,28 @@ impl QuerySpec {
                 ));
             }
         }
+        let v3 = if protocol.is_v3() {
+            Some(V3Fields::from_cli(cli, ipv6, warnings)?)
+        } else {
+            let v3_only = [
+                ("--sources", cli.sources.is_some()),
+                ("--qrv", cli.qrv.is_some()),
+                ("--s-flag", cli.s_flag.is_some()),
+            ];
+            if let Some((option, _)) = v3_only.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "{option} needs an IGMPv3 or MLDv2 query (--igmp 3 or --mld 2): {} \
+                     queries carry no {}",
+                    protocol.name(),
+                    if *option == "--sources" {
+                        "sources"
+                    } else {
+                        "QRV, QQIC or S flag"
+                    }
+                ));
+            }
+            None
+        };
         let max_resp =
             MaxResp::for_protocol(protocol, cli.max_resp_ms.unwrap_or(DEFAULT_MAX_RESP_MS))?;
         if let Some(requested) = cli.max_resp_ms {
@@ -322,6 +437,68 @@ impl QuerySpec {
             group: cli.group,
             max_resp,
             src: cli.src,
+            v3,
+        })
+    }
+}
+
+impl V3Fields {
+    /// The v3-only options, once the version, family and group are checked.
+    fn from_cli(cli: &Cli, ipv6: bool, warnings: &mut Vec<String>) -> Result<V3Fields, String> {
+        let sources = cli.sources.clone().unwrap_or_default();
+        if !sources.is_empty() && cli.group.is_none() {
+            let message = "--sources needs --group: only group-and-source-specific queries list \
+                           sources";
+            return Err(message.to_owned());
+        }
+        for source in &sources {
+            if source.is_ipv6() != ipv6 {
+                return Err(format!(
+                    "--sources {source}: {} needs {} sources",
+                    if ipv6 { "--mld" } else { "--igmp" },
+                    if ipv6 { "IPv6" } else { "IPv4" }
+                ));
+            }
+            if source.is_multicast() || source.is_unspecified() {
+                return Err(format!(
+                    "--sources {source} is not a unicast source address"
+                ));
+            }
+        }
+        let most = if ipv6 {
+            MAX_MLD_SOURCES
+        } else {
+            MAX_IGMP_SOURCES
+        };
+        if sources.len() > most {
+            return Err(format!(
+                "--sources: {} sources do not fit in one query ({most} at most)",
+                sources.len()
+            ));
+        }
+        let suppress_router = match cli.s_flag.unwrap_or(SFlag::Auto) {
+            SFlag::On => true,
+            SFlag::Off => false,
+            SFlag::Auto => cli.group.is_none(),
+        };
+        // QQIC announces the query interval in whole seconds: rounded up, at least 1.
+        let interval = cli.interval;
+        let seconds = interval.as_secs() + u64::from(interval.subsec_nanos() > 0);
+        let seconds = u32::try_from(seconds.max(1)).unwrap_or(u32::MAX);
+        let qqic = encode_code8(seconds);
+        let announced = decode_code8(qqic);
+        if announced != seconds {
+            warnings.push(format!(
+                "--interval {}: QQIC announces {announced} s (QQIC {qqic}), the nearest \
+                 value it can carry",
+                interval.as_secs_f64()
+            ));
+        }
+        Ok(V3Fields {
+            suppress_router,
+            qrv: cli.qrv.unwrap_or(DEFAULT_QRV),
+            qqic,
+            sources,
         })
     }
 }
@@ -339,64 +516,105 @@ struct Query {
     description: String,
 }
 
-fn build_query(protocol: Protocol, max_resp: MaxResp, src: IpAddr, group: Option<IpAddr>) -> Query {
-    let (name, ethertype, dst, message, packet) = match (protocol, src) {
-        (Protocol::Igmp(version), IpAddr::V4(src)) => {
-            let group = match group {
+fn build_query(spec: &QuerySpec, src: IpAddr) -> Query {
+    let max_resp = spec.max_resp;
+    let (ethertype, dst, message, packet) = match (spec.protocol, src) {
+        (Protocol::Igmp(_), IpAddr::V4(src)) => {
+            let group = match spec.group {
                 Some(IpAddr::V4(group)) => Some(group),
                 _ => None,
             };
             let dst = group.unwrap_or(ALL_SYSTEMS);
-            let repr = IgmpRepr::Query {
-                max_resp_code: max_resp.code as u8,
-                group: group.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            let group = group.unwrap_or(Ipv4Addr::UNSPECIFIED);
+            let max_resp_code = max_resp.code as u8;
+            let repr = match &spec.v3 {
+                Some(v3) => IgmpRepr::QueryV3 {
+                    max_resp_code,
+                    group,
+                    suppress_router: v3.suppress_router,
+                    qrv: v3.qrv,
+                    qqic: v3.qqic,
+                    sources: v3
+                        .sources
+                        .iter()
+                        .filter_map(|source| match source {
+                            IpAddr::V4(source) => Some(*source),
+                            IpAddr::V6(_) => None,
+                        })
+                        .collect(),
+                },
+                None => IgmpRepr::Query {
+                    max_resp_code,
+                    group,
+                },
             };
             let message = repr.to_bytes();
             let packet = build_ipv4(src, dst, &message);
-            (
-                format!("igmpv{version}"),
-                ETHERTYPE_IPV4,
-                IpAddr::V4(dst),
-                message,
-                packet,
-            )
+            (ETHERTYPE_IPV4, IpAddr::V4(dst), message, packet)
         }
-        (Protocol::Mld, IpAddr::V6(src)) => {
-            let group = match group {
+        (Protocol::Mld(_), IpAddr::V6(src)) => {
+            let group = match spec.group {
                 Some(IpAddr::V6(group)) => Some(group),
                 _ => None,
             };
             let dst = group.unwrap_or(ALL_NODES);
-            let repr = MldRepr::Query {
-                max_resp_delay: max_resp.code,
-                group: group.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            let group = group.unwrap_or(Ipv6Addr::UNSPECIFIED);
+            let repr = match &spec.v3 {
+                Some(v3) => MldRepr::QueryV2 {
+                    max_resp_code: max_resp.code,
+                    group,
+                    suppress_router: v3.suppress_router,
+                    qrv: v3.qrv,
+                    qqic: v3.qqic,
+                    sources: v3
+                        .sources
+                        .iter()
+                        .filter_map(|source| match source {
+                            IpAddr::V6(source) => Some(*source),
+                            IpAddr::V4(_) => None,
+                        })
+                        .collect(),
+                },
+                None => MldRepr::Query {
+                    max_resp_delay: max_resp.code,
+                    group,
+                },
             };
             let mut message = vec![0; repr.buffer_len()];
             repr.emit(&src, &dst, &mut message);
             let packet = build_ipv6(src, dst, &message);
-            (
-                "mldv1".to_owned(),
-                ETHERTYPE_IPV6,
-                IpAddr::V6(dst),
-                message,
-                packet,
-            )
+            (ETHERTYPE_IPV6, IpAddr::V6(dst), message, packet)
         }
         _ => unreachable!("Config::from_cli checks the source family"),
     };
-    let kind = match group {
-        Some(group) => format!("group-specific query {group}"),
-        None => "general query".to_owned(),
-    };
+    let mut description = spec.protocol.name();
+    match (spec.group, &spec.v3) {
+        (None, _) => description.push_str(" general query"),
+        (Some(group), Some(v3)) if !v3.sources.is_empty() => {
+            let sources: Vec<String> = v3.sources.iter().map(IpAddr::to_string).collect();
+            description.push_str(&format!(
+                " group-and-source-specific query {group} sources{{{}}}",
+                sources.join(",")
+            ));
+        }
+        (Some(group), _) => description.push_str(&format!(" group-specific query {group}")),
+    }
+    description.push_str(&format!(" max-resp {}ms", max_resp.ms));
+    if let Some(v3) = &spec.v3 {
+        description.push_str(&format!(
+            " qrv {} qqi {}s s-flag {}",
+            v3.qrv,
+            decode_code8(v3.qqic),
+            if v3.suppress_router { "on" } else { "off" }
+        ));
+    }
+    description.push_str(&format!(" from {src} to {dst}"));
     Query {
         ethertype,
         dst,
         message,
         packet,
-        description: format!(
-            "{name} {kind} max-resp {}ms from {src} to {dst}",
-            max_resp.ms
-        ),
+        description,
     }
 }
 
@@ -433,7 +651,7 @@ fn query_source(
         }
         // RFC 2710 §3: hosts (the Linux kernel among them) drop MLD queries whose source is
         // not link-local. A test may want exactly that, so --src is taken as given.
-        Protocol::Mld => match (spec.src, interface.link_local) {
+        Protocol::Mld(_) => match (spec.src, interface.link_local) {
             (Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), _) if !inject => Ok((
                 Ipv6Addr::UNSPECIFIED.into(),
                 Some(format!(
@@ -600,7 +818,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         Payload::Query(spec) => {
             let (src, src_warning) = query_source(spec, &interface, config.inject)?;
             warnings.extend(src_warning);
-            let query = build_query(spec.protocol, spec.max_resp, src, spec.group);
+            let query = build_query(spec, src);
             let description = if config.inject {
                 format!("{} (injected)", query.description)
             } else {
@@ -758,11 +976,33 @@ mod tests {
         Config::from_cli(cli)
     }
 
-    fn max_resp(config: &Config) -> MaxResp {
+    fn spec(config: &Config) -> &QuerySpec {
         match &config.payload {
-            Payload::Query(spec) => spec.max_resp,
+            Payload::Query(spec) => spec,
             Payload::Raw(_) => panic!("not a query"),
         }
+    }
+
+    fn max_resp(config: &Config) -> MaxResp {
+        spec(config).max_resp
+    }
+
+    fn v3(config: &Config) -> V3Fields {
+        spec(config).v3.clone().expect("a v3 query")
+    }
+
+    /// The query that `mcquerier --dev t0 ARGS` sends from `src`.
+    fn query(args: &[&str], src: &str) -> Query {
+        let args: Vec<&str> = ["--dev", "t0"].iter().chain(args).copied().collect();
+        build_query(spec(&config(&args).unwrap()), src.parse().unwrap())
+    }
+
+    fn v4(text: &str) -> Ipv4Addr {
+        text.parse().unwrap()
+    }
+
+    fn v6(text: &str) -> Ipv6Addr {
+        text.parse().unwrap()
     }
 
     #[test]
@@ -783,8 +1023,345 @@ mod tests {
         assert!(delay.unwrap_err().contains("65535"));
         let interval = config(&["--dev", "t0", "--igmp", "2", "--interval", "-1"]);
         assert!(interval.unwrap_err().contains("seconds"));
-        let version = config(&["--dev", "t0", "--igmp", "3"]).unwrap_err();
+        let version = config(&["--dev", "t0", "--igmp", "4"]).unwrap_err();
+        assert!(version.contains("1..=3"), "{version}");
+        let version = config(&["--dev", "t0", "--mld", "3"]).unwrap_err();
         assert!(version.contains("1..=2"), "{version}");
+    }
+
+    #[test]
+    fn v3_options_are_checked() {
+        let error = |args: &[&str]| {
+            let args: Vec<&str> = ["--dev", "t0"].iter().chain(args).copied().collect();
+            let error = config(&args).unwrap_err();
+            assert!(!error.contains('\n'), "{error}");
+            error
+        };
+        let no_group = error(&["--igmp", "3", "--sources", "10.0.0.1"]);
+        assert!(no_group.contains("--sources needs --group"), "{no_group}");
+        for (version, name) in [(["--igmp", "2"], "igmpv2"), (["--mld", "1"], "mldv1")] {
+            let group = if name == "igmpv2" {
+                "232.1.1.1"
+            } else {
+                "ff3e::1"
+            };
+            let source = if name == "igmpv2" {
+                "10.0.0.1"
+            } else {
+                "2001:db8::1"
+            };
+            let e = error(&[
+                version[0],
+                version[1],
+                "--group",
+                group,
+                "--sources",
+                source,
+            ]);
+            assert!(
+                e.contains("--sources needs an IGMPv3 or MLDv2 query") && e.contains(name),
+                "{e}"
+            );
+            let e = error(&[version[0], version[1], "--qrv", "3"]);
+            assert!(e.contains("--qrv needs an IGMPv3 or MLDv2 query"), "{e}");
+            let e = error(&[version[0], version[1], "--s-flag", "on"]);
+            assert!(e.contains("--s-flag needs"), "{e}");
+        }
+        let e = error(&["--igmp", "1", "--s-flag", "off"]);
+        assert!(e.contains("igmpv1"), "{e}");
+        let family = error(&[
+            "--igmp",
+            "3",
+            "--group",
+            "232.1.1.1",
+            "--sources",
+            "10.0.0.1,2001:db8::1",
+        ]);
+        assert!(family.contains("--igmp needs IPv4 sources"), "{family}");
+        let family = error(&["--mld", "2", "--group", "ff3e::1", "--sources", "10.0.0.1"]);
+        assert!(family.contains("--mld needs IPv6 sources"), "{family}");
+        for bad in ["224.1.1.1", "0.0.0.0"] {
+            let e = error(&["--igmp", "3", "--group", "232.1.1.1", "--sources", bad]);
+            assert!(e.contains("not a unicast source"), "{e}");
+        }
+        let e = error(&[
+            "--igmp",
+            "3",
+            "--group",
+            "232.1.1.1",
+            "--sources",
+            "10.0.0.1,",
+        ]);
+        assert!(e.contains("--sources"), "{e}");
+        let e = error(&["--igmp", "3", "--group", "232.1.1.1", "--sources", "nope"]);
+        assert!(e.contains("invalid value 'nope'"), "{e}");
+        let e = error(&["--igmp", "3", "--qrv", "8"]);
+        assert!(e.contains("0..=7"), "{e}");
+        let e = error(&["--mld", "2", "--s-flag", "maybe"]);
+        assert!(e.contains("possible values: on, off, auto"), "{e}");
+        let e = error(&["--inject", "--raw-hex", "45", "--sources", "10.0.0.1"]);
+        assert!(e.contains("cannot be used with"), "{e}");
+        let e = error(&["--inject", "--raw-hex", "45", "--qrv", "1"]);
+        assert!(e.contains("cannot be used with"), "{e}");
+    }
+
+    #[test]
+    fn v3_fields_and_defaults() {
+        // General query: QRV 2, QQIC from the 5 s default interval, S flag set (auto).
+        let c = config(&["--dev", "t0", "--igmp", "3"]).unwrap();
+        assert_eq!(
+            v3(&c),
+            V3Fields {
+                suppress_router: true,
+                qrv: 2,
+                qqic: 5,
+                sources: vec![]
+            }
+        );
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Group-(and-source-)specific: S flag clear (auto).
+        let c = config(&[
+            "--dev",
+            "t0",
+            "--mld",
+            "2",
+            "--group",
+            "ff3e::8000:1",
+            "--sources",
+            "2001:db8::1,2001:db8::2",
+            "--sources",
+            "2001:db8::3",
+        ])
+        .unwrap();
+        let fields = v3(&c);
+        assert!(!fields.suppress_router);
+        assert_eq!(
+            fields.sources,
+            ["2001:db8::1", "2001:db8::2", "2001:db8::3"].map(|s| s.parse::<IpAddr>().unwrap())
+        );
+        // Overrides.
+        let c = config(&[
+            "--dev",
+            "t0",
+            "--igmp",
+            "3",
+            "--group",
+            "239.1.1.1",
+            "--s-flag",
+            "on",
+            "--qrv",
+            "7",
+        ])
+        .unwrap();
+        assert_eq!((v3(&c).suppress_router, v3(&c).qrv), (true, 7));
+        let c = config(&[
+            "--dev", "t0", "--igmp", "3", "--s-flag", "off", "--qrv", "0",
+        ])
+        .unwrap();
+        assert_eq!((v3(&c).suppress_router, v3(&c).qrv), (false, 0));
+        // QQIC: whole seconds rounded up, at least 1; floating-point beyond 127 s.
+        for (interval, qqic, warned) in [
+            ("0.25", 1, false),
+            ("0", 1, false),
+            ("125", 125, false),
+            ("125.5", 126, false),
+            ("130", 0x80, true), // 128 s
+            ("248", 0x8f, false),
+            ("100000", 0xff, true), // 31744 s
+        ] {
+            let c = config(&["--dev", "t0", "--mld", "2", "--interval", interval]).unwrap();
+            assert_eq!(v3(&c).qqic, qqic, "--interval {interval}");
+            assert_eq!(c.warnings.len(), usize::from(warned), "{:?}", c.warnings);
+        }
+        // v1/v2 queries carry none of it.
+        for version in [["--igmp", "1"], ["--igmp", "2"], ["--mld", "1"]] {
+            let c = config(&["--dev", "t0", version[0], version[1]]).unwrap();
+            assert!(spec(&c).v3.is_none());
+        }
+    }
+
+    #[test]
+    fn v3_max_resp_codes() {
+        for (ms, code, sent) in [
+            (None, 100, 10_000),
+            (Some("1000"), 10, 1000),
+            (Some("50"), 1, 100),
+            (Some("0"), 1, 100),
+            (Some("12700"), 127, 12_700),
+            (Some("20000"), 0x89, 20_000), // (9 | 16) << 3 = 200 tenths
+            (Some("25000"), 0x8f, 24_800), // rounded down: 248 tenths
+            (Some("4294967295"), 0xff, 3_174_400),
+        ] {
+            let mut args = vec!["--dev", "t0", "--igmp", "3"];
+            args.extend(ms.map(|ms| ["--max-resp-ms", ms]).iter().flatten());
+            let c = config(&args).unwrap();
+            assert_eq!(max_resp(&c), MaxResp { code, ms: sent }, "{ms:?}");
+            let warned = ms.is_some_and(|ms| ms.parse::<u32>().unwrap() != sent);
+            assert_eq!(c.warnings.len(), usize::from(warned), "{:?}", c.warnings);
+            assert_eq!(c.listen, Duration::from_millis(u64::from(sent) + 1000));
+        }
+        for (ms, code, sent) in [
+            (None, 10_000, 10_000),
+            (Some("0"), 0, 0),
+            (Some("32767"), 0x7fff, 32_767),
+            (Some("40000"), 0x8388, 40_000), // (0x388 | 0x1000) << 3
+            (Some("70001"), 0x9117, 70_000), // rounded down, no MLDv1 limit
+            (Some("4294967295"), 0xffff, 8_387_584),
+        ] {
+            let mut args = vec!["--dev", "t0", "--mld", "2"];
+            args.extend(ms.map(|ms| ["--max-resp-ms", ms]).iter().flatten());
+            let c = config(&args).unwrap();
+            assert_eq!(max_resp(&c), MaxResp { code, ms: sent }, "{ms:?}");
+        }
+    }
+
+    #[test]
+    fn igmpv3_queries_are_well_formed() {
+        let general = query(&["--igmp", "3", "--max-resp-ms", "1000"], "10.99.0.1");
+        assert_eq!(general.dst, IpAddr::V4(ALL_SYSTEMS));
+        assert_eq!(general.message.len(), 12);
+        assert_eq!(
+            general.description,
+            "igmpv3 general query max-resp 1000ms qrv 2 qqi 5s s-flag on from 10.99.0.1 to \
+             224.0.0.1"
+        );
+        let Ok(Classified::Igmp { meta, payload }) = classify(&general.packet) else {
+            panic!("not IGMP");
+        };
+        assert_eq!(payload, general.message);
+        assert_eq!((meta.ttl, meta.router_alert), (1, true));
+        assert_eq!(meta.dst, ALL_SYSTEMS);
+        assert_eq!(
+            IgmpRepr::parse(payload),
+            Ok(IgmpRepr::QueryV3 {
+                max_resp_code: 10,
+                group: Ipv4Addr::UNSPECIFIED,
+                suppress_router: true,
+                qrv: 2,
+                qqic: 5,
+                sources: vec![]
+            })
+        );
+
+        let specific = query(
+            &[
+                "--igmp",
+                "3",
+                "--group",
+                "232.1.1.1",
+                "--sources",
+                "10.0.0.2,10.0.0.9",
+                "--interval",
+                "125",
+                "--qrv",
+                "3",
+            ],
+            "10.99.0.1",
+        );
+        assert_eq!(specific.message.len(), 12 + 2 * 4);
+        assert_eq!(
+            specific.description,
+            "igmpv3 group-and-source-specific query 232.1.1.1 sources{10.0.0.2,10.0.0.9} \
+             max-resp 10000ms qrv 3 qqi 125s s-flag off from 10.99.0.1 to 232.1.1.1"
+        );
+        let Ok(Classified::Igmp { meta, payload }) = classify(&specific.packet) else {
+            panic!("not IGMP");
+        };
+        assert_eq!(meta.dst, v4("232.1.1.1"));
+        assert_eq!(specific.dst, IpAddr::V4(meta.dst));
+        assert_eq!(
+            IgmpRepr::parse(payload),
+            Ok(IgmpRepr::QueryV3 {
+                max_resp_code: 100,
+                group: v4("232.1.1.1"),
+                suppress_router: false,
+                qrv: 3,
+                qqic: 125,
+                sources: vec![v4("10.0.0.2"), v4("10.0.0.9")]
+            })
+        );
+        // Group-specific, without sources: S flag clear, to the group.
+        let group = query(&["--igmp", "3", "--group", "239.1.1.1"], "10.99.0.1");
+        assert!(group
+            .description
+            .starts_with("igmpv3 group-specific query 239.1.1.1 "));
+        let Ok(IgmpRepr::QueryV3 {
+            group: g,
+            suppress_router: false,
+            sources,
+            ..
+        }) = IgmpRepr::parse(&group.message)
+        else {
+            panic!("not a v3 query without S flag");
+        };
+        assert_eq!((g, sources.len()), (v4("239.1.1.1"), 0));
+        assert_eq!(group.dst, IpAddr::V4(g));
+    }
+
+    #[test]
+    fn mldv2_queries_are_well_formed() {
+        let src = v6("fe80::1");
+        let general = query(&["--mld", "2", "--max-resp-ms", "40000"], "fe80::1");
+        assert_eq!(general.ethertype, ETHERTYPE_IPV6);
+        assert_eq!(general.dst, IpAddr::V6(ALL_NODES));
+        assert_eq!(general.message.len(), 28);
+        let Ok(Classified::Mld { meta, payload }) = classify(&general.packet) else {
+            panic!("not MLD");
+        };
+        assert_eq!(payload, general.message);
+        assert_eq!((meta.src, meta.dst), (src, ALL_NODES));
+        assert_eq!((meta.hop_limit, meta.router_alert), (1, true));
+        assert_eq!(
+            MldRepr::parse(payload, &meta.src, &meta.dst),
+            Ok(MldRepr::QueryV2 {
+                max_resp_code: 0x8388,
+                group: Ipv6Addr::UNSPECIFIED,
+                suppress_router: true,
+                qrv: 2,
+                qqic: 5,
+                sources: vec![]
+            })
+        );
+        assert_eq!(
+            general.description,
+            "mldv2 general query max-resp 40000ms qrv 2 qqi 5s s-flag on from fe80::1 to ff02::1"
+        );
+
+        let specific = query(
+            &[
+                "--mld",
+                "2",
+                "--group",
+                "ff3e::8000:1",
+                "--sources",
+                "2001:db8::1,2001:db8::2",
+                "--max-resp-ms",
+                "1000",
+                "--s-flag",
+                "on",
+                "--interval",
+                "0.5",
+            ],
+            "fe80::1",
+        );
+        let group = v6("ff3e::8000:1");
+        assert_eq!(specific.message.len(), 28 + 2 * 16);
+        assert_eq!(specific.dst, IpAddr::V6(group));
+        let Ok(Classified::Mld { meta, payload }) = classify(&specific.packet) else {
+            panic!("not MLD");
+        };
+        assert_eq!(meta.dst, group);
+        assert_eq!(
+            MldRepr::parse(payload, &meta.src, &meta.dst),
+            Ok(MldRepr::QueryV2 {
+                max_resp_code: 1000,
+                group,
+                suppress_router: true,
+                qrv: 2,
+                qqic: 1,
+                sources: vec![v6("2001:db8::1"), v6("2001:db8::2")]
+            })
+        );
     }
 
     #[test]
@@ -887,9 +1464,7 @@ mod tests {
 
     #[test]
     fn igmp_queries_are_well_formed() {
-        let src: IpAddr = "10.99.0.1".parse().unwrap();
-        let max_resp = MaxResp { code: 10, ms: 1000 };
-        let general = build_query(Protocol::Igmp(2), max_resp, src, None);
+        let general = query(&["--igmp", "2", "--max-resp-ms", "1000"], "10.99.0.1");
         assert_eq!(general.ethertype, ETHERTYPE_IPV4);
         assert_eq!(general.dst, IpAddr::V4(ALL_SYSTEMS));
         assert_eq!(
@@ -912,7 +1487,17 @@ mod tests {
             })
         );
         let group: IpAddr = "239.1.2.3".parse().unwrap();
-        let specific = build_query(Protocol::Igmp(2), max_resp, src, Some(group));
+        let specific = query(
+            &[
+                "--igmp",
+                "2",
+                "--max-resp-ms",
+                "1000",
+                "--group",
+                "239.1.2.3",
+            ],
+            "10.99.0.1",
+        );
         let Ok(Classified::Igmp { meta, payload }) = classify(&specific.packet) else {
             panic!("not IGMP");
         };
@@ -929,13 +1514,14 @@ mod tests {
     #[test]
     fn mld_queries_are_well_formed() {
         let src: Ipv6Addr = "fe80::1".parse().unwrap();
-        let max_resp = MaxResp {
-            code: 1000,
-            ms: 1000,
-        };
         let group: Ipv6Addr = "ff12::1234".parse().unwrap();
         for (group, dst) in [(None, ALL_NODES), (Some(group), group)] {
-            let query = build_query(Protocol::Mld, max_resp, src.into(), group.map(Into::into));
+            let mut args = vec!["--mld", "1", "--max-resp-ms", "1000"];
+            let group_text = group.map(|group| group.to_string());
+            if let Some(text) = &group_text {
+                args.extend(["--group", text.as_str()]);
+            }
+            let query = query(&args, "fe80::1");
             assert_eq!(query.ethertype, ETHERTYPE_IPV6);
             let Ok(Classified::Mld { meta, payload }) = classify(&query.packet) else {
                 panic!("not MLD");

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{self, Classified};
 use membership::wire::mld::MldRepr;
-use membership::wire::{decode_code16, GroupRecord, RecordType};
+use membership::wire::{decode_code16, decode_code8, GroupRecord, RecordType};
 use serde::Serialize;
 
 /// One IGMP or MLD message with the IP fields around it.
@@ -67,7 +67,28 @@ struct Summary {
     max_resp_ms: Option<u64>,
     /// Sources of a v3 query (omitted when empty).
     sources: Vec<IpAddr>,
+    /// S flag, QRV and QQI of an IGMPv3 / MLDv2 query.
+    v3: Option<V3Flags>,
     records: Option<Vec<Record>>,
+}
+
+/// What an IGMPv3 / MLDv2 query carries beyond a v2 / v1 one.
+#[derive(Debug, Clone, Copy)]
+struct V3Flags {
+    suppress_router: bool,
+    qrv: u8,
+    /// The Querier's Query Interval that QQIC stands for, in seconds.
+    qqi_s: u32,
+}
+
+impl V3Flags {
+    fn new(suppress_router: bool, qrv: u8, qqic: u8) -> V3Flags {
+        V3Flags {
+            suppress_router,
+            qrv,
+            qqi_s: decode_code8(qqic),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -86,6 +107,7 @@ impl Summary {
             version: None,
             max_resp_ms: None,
             sources: Vec::new(),
+            v3: None,
             records: None,
         };
         let query = |version, group: IpAddr, max_resp_ms: u64, sources: Vec<IpAddr>| Summary {
@@ -111,8 +133,16 @@ impl Summary {
                             ..query(version, (*group).into(), max_resp_ms, Vec::new())
                         }
                     }
-                    IgmpRepr::QueryV3 { group, sources, .. } => Summary {
+                    IgmpRepr::QueryV3 {
+                        group,
+                        suppress_router,
+                        qrv,
+                        qqic,
+                        sources,
+                        ..
+                    } => Summary {
                         kind: "query",
+                        v3: Some(V3Flags::new(*suppress_router, *qrv, *qqic)),
                         ..query(3, (*group).into(), max_resp_ms, addrs(sources))
                     },
                     IgmpRepr::ReportV1 { group } => plain("v1-report", (*group).into()),
@@ -136,10 +166,13 @@ impl Summary {
                 MldRepr::QueryV2 {
                     max_resp_code,
                     group,
+                    suppress_router,
+                    qrv,
+                    qqic,
                     sources,
-                    ..
                 } => Summary {
                     kind: "mld-query",
+                    v3: Some(V3Flags::new(*suppress_router, *qrv, *qqic)),
                     ..query(
                         2,
                         (*group).into(),
@@ -215,14 +248,22 @@ struct JsonLine<'a> {
     max_resp_ms: Option<u64>,
     #[serde(skip_serializing_if = "<[IpAddr]>::is_empty")]
     sources: &'a [IpAddr],
+    /// IGMPv3 / MLDv2 queries only, like the next two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suppress_router: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qrv: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    qqi_s: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<&'a [Record]>,
 }
 
 impl Message {
     /// `0.812 10.99.0.2 v2-report 239.1.2.3`; queries add their version and Max Resp Time
-    /// (`0.001 10.99.0.1 query 0.0.0.0 v2 max-resp 1000ms`), v3 reports list their records
-    /// instead of a group.
+    /// (`0.001 10.99.0.1 query 0.0.0.0 v2 max-resp 1000ms`), v3 queries their sources, QRV,
+    /// QQI and S flag (`... query 232.1.1.1 v3 max-resp 1000ms sources{10.0.0.2} qrv 2 qqi
+    /// 125s s-flag off`), v3 reports list their records instead of a group.
     pub fn text_line(&self, seconds: f64) -> String {
         let summary = Summary::of(&self.body);
         let mut line = format!("{seconds:.3} {} {}", self.src, summary.kind);
@@ -237,6 +278,15 @@ impl Message {
         }
         if !summary.sources.is_empty() {
             let _ = write!(line, " sources{{{}}}", join(&summary.sources));
+        }
+        if let Some(v3) = summary.v3 {
+            let _ = write!(
+                line,
+                " qrv {} qqi {}s s-flag {}",
+                v3.qrv,
+                v3.qqi_s,
+                if v3.suppress_router { "on" } else { "off" }
+            );
         }
         for record in summary.records.iter().flatten() {
             let _ = write!(line, " {}", record.compact());
@@ -259,6 +309,9 @@ impl Message {
             version: summary.version,
             max_resp_ms: summary.max_resp_ms,
             sources: &summary.sources,
+            suppress_router: summary.v3.map(|v3| v3.suppress_router),
+            qrv: summary.v3.map(|v3| v3.qrv),
+            qqi_s: summary.v3.map(|v3| v3.qqi_s),
             records: summary.records.as_deref(),
         };
         serde_json::to_string(&line).expect("plain data serializes")
@@ -373,6 +426,59 @@ mod tests {
     }
 
     #[test]
+    fn v3_queries_carry_sources_and_flags() {
+        let igmp3 = IgmpRepr::QueryV3 {
+            max_resp_code: 10,
+            group: v4("232.1.1.1"),
+            suppress_router: false,
+            qrv: 2,
+            qqic: 0x8f, // (0xf | 0x10) << 3 = 248 s
+            sources: vec![v4("10.0.0.2"), v4("10.0.0.9")],
+        };
+        let message = igmp("10.99.0.1", "232.1.1.1", &igmp3);
+        assert_eq!(
+            message.text_line(0.0),
+            "0.000 10.99.0.1 query 232.1.1.1 v3 max-resp 1000ms sources{10.0.0.2,10.0.0.9} \
+             qrv 2 qqi 248s s-flag off"
+        );
+        let value: Value = serde_json::from_str(&message.json_line(0.0, true)).unwrap();
+        assert_eq!(value["version"], 3);
+        assert_eq!(value["sources"], json!(["10.0.0.2", "10.0.0.9"]));
+        assert_eq!(
+            (&value["suppress_router"], &value["qrv"], &value["qqi_s"]),
+            (&json!(false), &json!(2), &json!(248))
+        );
+        let mld2 = MldRepr::QueryV2 {
+            max_resp_code: 0x8000, // 0x1000 << 3 = 32768 ms
+            group: v6("::"),
+            suppress_router: true,
+            qrv: 7,
+            qqic: 125,
+            sources: vec![],
+        };
+        let message = mld("fe80::1", "ff02::1", &mld2);
+        assert_eq!(
+            message.text_line(0.0),
+            "0.000 fe80::1 mld-query :: v2 max-resp 32768ms qrv 7 qqi 125s s-flag on"
+        );
+        let value: Value = serde_json::from_str(&message.json_line(0.0, false)).unwrap();
+        assert_eq!(value["max_resp_ms"], 32768);
+        assert_eq!(value["suppress_router"], true);
+        assert!(value.get("sources").is_none());
+        // v1/v2 queries have none of the v3 fields.
+        let v2 = IgmpRepr::Query {
+            max_resp_code: 10,
+            group: v4("0.0.0.0"),
+        };
+        let value: Value =
+            serde_json::from_str(&igmp("10.99.0.1", "224.0.0.1", &v2).json_line(0.0, false))
+                .unwrap();
+        assert!(["suppress_router", "qrv", "qqi_s", "records"]
+            .iter()
+            .all(|key| value.get(key).is_none()));
+    }
+
+    #[test]
     fn mld_reports_and_done() {
         let group = v6("ff12::1234");
         let report = mld("fe80::2", "ff12::1234", &MldRepr::Report { group });
@@ -392,6 +498,13 @@ mod tests {
         assert_eq!(
             v2.text_line(3.0),
             "3.000 fe80::2 mld-v2-report ff12::1234:is_in{2001:db8::1}"
+        );
+        let value: Value = serde_json::from_str(&v2.json_line(3.0, false)).unwrap();
+        assert_eq!(value["type"], "mld-v2-report");
+        assert_eq!(value["group"], Value::Null);
+        assert_eq!(
+            value["records"],
+            json!([{"type":"is_in","group":"ff12::1234","sources":["2001:db8::1"]}])
         );
     }
 
