@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A five-second tour of tunmcast: a TUN link in a throwaway network namespace,
+# A short tour of tunmcast: a TUN link in a throwaway network namespace,
 # tunmcastd holding one end as a host, a querier on the kernel's end. Joins
-# 239.1.2.3 and ff12::1234, queries the link over IGMPv2 and MLDv1, then shows
+# 239.1.2.3, 232.1.1.1 from one source only, and ff12::1234; queries the link
+# over IGMPv3 and MLDv2, then once over IGMPv2 (the daemon falls back); shows
 # what went over the wire and what the daemon thinks. Cleans up after itself,
 # and never touches the host's own interfaces.
 #
@@ -61,7 +62,7 @@ ip -n "$NS" link set tun0 up
 say "tunmcastd on tun0 as 10.99.0.2 / fe80::2 (log: tunmcastd.log)"
 # Not through a shell function: $! must be the daemon itself (ip netns exec execs it).
 ip netns exec "$NS" "$BIN/tunmcastd" --tun tun0 --ipv4 10.99.0.2/24 --ipv6-ll fe80::2 \
-    --control "$SOCK" --unsolicited-interval-ms 1000 >"$WORK/tunmcastd.log" 2>&1 &
+    --control "$SOCK" >"$WORK/tunmcastd.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do
     "$BIN/tunmcastctl" --control "$SOCK" ping >/dev/null 2>&1 && break
@@ -78,20 +79,24 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-say "join an IPv4 and an IPv6 group: unsolicited reports (and one repeat each)"
+say "join two IPv4 groups (one from a single source) and an IPv6 group"
 ctl join 239.1.2.3
+ctl join 232.1.1.1 --include 10.99.0.77
 ctl join ff12::1234
 sleep 1.2
 
-say "an IGMPv2 general query from the kernel side (Max Resp Time 1 s)"
-echo "\$ mcquerier --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1"
+say "an IGMPv3 general query from the kernel side (Max Resp Time 1 s)"
+echo "\$ mcquerier --dev tun0 --igmp 3 --max-resp-ms 1000 --count 1"
 # It listens for Max Resp Time + 1 s, printing what it hears, then exits.
-timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1 || true
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --igmp 3 --max-resp-ms 1000 --count 1 || true
 
-say "an MLDv1 general query (Maximum Response Delay 1 s)"
-echo "\$ mcquerier --dev tun0 --mld 1 --max-resp-ms 1000 --count 1"
-# It listens for Max Resp Time + 1 s, printing what it hears, then exits.
-timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --mld 1 --max-resp-ms 1000 --count 1 || true
+say "an MLDv2 general query (Maximum Response Delay 1 s)"
+echo "\$ mcquerier --dev tun0 --mld 2 --max-resp-ms 1000 --count 1"
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --mld 2 --max-resp-ms 1000 --count 1 || true
+
+say "an IGMPv2 query: the daemon falls back to IGMPv2 for the Older Version Querier Present Timeout"
+echo "\$ mcquerier --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1"
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1 || true
 
 say "what the daemon knows"
 ctl show

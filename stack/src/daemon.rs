@@ -278,7 +278,20 @@ impl Daemon {
         info!("signal received: leaving every group");
         // The state file keeps the memberships, so that a restart joins them again.
         self.host.leave_all(self.now());
-        self.flush()
+        self.flush()?;
+        // IGMPv3 / MLDv2 leaves are state changes, retransmitted Robustness - 1 times within
+        // the Unsolicited Report Interval (RFC 9776 §5.1): stay until they are out, bounded.
+        let limit =
+            self.clock.elapsed() + Duration::from_millis(self.args.v3_unsolicited_interval_ms) * 2;
+        while !self.host.groups(self.now()).is_empty() && self.clock.elapsed() < limit {
+            let wait = self
+                .host
+                .next_deadline()
+                .map_or(Duration::from_millis(10), |at| at - self.now());
+            std::thread::sleep(wait.min(Duration::from_millis(100)));
+            self.flush()?;
+        }
+        Ok(())
     }
 
     fn restore(&mut self) -> anyhow::Result<()> {
