@@ -86,7 +86,8 @@ fn show_and_stats_report_groups_users_and_moving_counters() {
             "USERS",
             "STATE",
             "TIMER",
-            "LAST-REPORTER"
+            "LAST-REPORTER",
+            "FILTER"
         ])),
         "{table}"
     );
