@@ -385,57 +385,50 @@ impl Daemon {
                 group,
                 iface,
                 filter,
-            } => {
-                let (group, filter) = match self.group_arg(&group, &iface, &filter) {
-                    Ok(g) => g,
-                    Err(reply) => return reply,
-                };
-                let result = match &filter {
-                    None => self.host.join(self.ifindex, group, now),
-                    Some(f) => self.host.join_filter(self.ifindex, group, f.clone(), now),
-                };
-                match result {
-                    Ok(users) => {
-                        info!(
-                            "join {group}{} on {} (users {users})",
-                            describe(&filter),
-                            self.ifname
-                        );
-                        self.changed_reply(group, users)
-                    }
-                    Err(e) => error_reply(e),
-                }
-            }
+            } => self.membership(true, &group, &iface, &filter, now),
             Request::Leave {
                 group,
                 iface,
                 filter,
-            } => {
-                let (group, filter) = match self.group_arg(&group, &iface, &filter) {
-                    Ok(g) => g,
-                    Err(reply) => return reply,
-                };
-                let result = match &filter {
-                    None => self.host.leave(self.ifindex, group, now),
-                    Some(f) => self.host.leave_filter(self.ifindex, group, f.clone(), now),
-                };
-                match result {
-                    Ok(users) => {
-                        info!(
-                            "leave {group}{} on {} (users {users})",
-                            describe(&filter),
-                            self.ifname
-                        );
-                        self.changed_reply(group, users)
-                    }
-                    Err(membership::Error::NotJoined(_)) => {
-                        error_reply(format!("{group} is not joined on {}", self.ifname))
-                    }
-                    Err(e) => error_reply(e),
-                }
-            }
+            } => self.membership(false, &group, &iface, &filter, now),
             Request::Show => self.show(now),
             Request::Stats => self.stats(),
+        }
+    }
+
+    /// A join (`join` true) or a leave, with or without a source filter.
+    fn membership(
+        &mut self,
+        join: bool,
+        group: &str,
+        iface: &Option<String>,
+        filter: &SourceArgs,
+        now: Instant,
+    ) -> Value {
+        let (group, filter) = match self.group_arg(group, iface, filter) {
+            Ok(g) => g,
+            Err(reply) => return reply,
+        };
+        let result = match (join, &filter) {
+            (true, None) => self.host.join(self.ifindex, group, now),
+            (true, Some(f)) => self.host.join_filter(self.ifindex, group, f.clone(), now),
+            (false, None) => self.host.leave(self.ifindex, group, now),
+            (false, Some(f)) => self.host.leave_filter(self.ifindex, group, f.clone(), now),
+        };
+        let verb = if join { "join" } else { "leave" };
+        match result {
+            Ok(users) => {
+                info!(
+                    "{verb} {group}{} on {} (users {users})",
+                    describe(&filter),
+                    self.ifname
+                );
+                self.changed_reply(group, users)
+            }
+            Err(membership::Error::NotJoined(_)) => {
+                error_reply(format!("{group} is not joined on {}", self.ifname))
+            }
+            Err(e) => error_reply(e),
         }
     }
 
