@@ -1,7 +1,7 @@
 //! [`Host`]: the one owner of all membership state, and its public API.
 
 use core::time::Duration;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 
 use rand::rngs::SmallRng;
@@ -165,7 +165,10 @@ impl Host {
                         .collect::<Result<_, _>>()
                         .map(Sources::V4)
                 };
-                let change = change(&sources)?.v4();
+                let change = change(&sources)?.typed(|s| match s {
+                    Sources::V4(s) => Some(s),
+                    Sources::V6(_) => None,
+                });
                 run::<Igmp>(self, ifindex, g, change, now)
             }
             IpAddr::V6(g) => {
@@ -178,7 +181,10 @@ impl Host {
                         .collect::<Result<_, _>>()
                         .map(Sources::V6)
                 };
-                let change = change(&sources)?.v6();
+                let change = change(&sources)?.typed(|s| match s {
+                    Sources::V6(s) => Some(s),
+                    Sources::V4(_) => None,
+                });
                 run::<Mld>(self, ifindex, g, change, now)
             }
         }
@@ -423,8 +429,8 @@ impl Host {
 
 /// Sources converted to one family.
 enum Sources {
-    V4(std::collections::BTreeSet<std::net::Ipv4Addr>),
-    V6(std::collections::BTreeSet<std::net::Ipv6Addr>),
+    V4(BTreeSet<std::net::Ipv4Addr>),
+    V6(BTreeSet<std::net::Ipv6Addr>),
 }
 
 /// A request change before its sources are typed.
@@ -436,27 +442,10 @@ enum Change {
 }
 
 impl Change {
-    fn v4(self) -> RequestChange<std::net::Ipv4Addr> {
-        let typed = |s: Sources| match s {
-            Sources::V4(s) => s,
-            Sources::V6(_) => unreachable!("sources were converted for the group's family"),
-        };
-        match self {
-            Change::Add(mode, s) => RequestChange::Add(Filter {
-                mode,
-                sources: typed(s),
-            }),
-            Change::LeaveGroup => RequestChange::LeaveGroup,
-            Change::DropIncluded(s) => RequestChange::DropIncluded(typed(s)),
-            Change::DropExclude(s) => RequestChange::DropExclude(typed(s)),
-        }
-    }
-
-    fn v6(self) -> RequestChange<std::net::Ipv6Addr> {
-        let typed = |s: Sources| match s {
-            Sources::V6(s) => s,
-            Sources::V4(_) => unreachable!("sources were converted for the group's family"),
-        };
+    /// The change with its sources in the group's family; `family` unwraps them (the sources
+    /// were checked against the group's family when they were converted).
+    fn typed<A: Ord>(self, family: impl Fn(Sources) -> Option<BTreeSet<A>>) -> RequestChange<A> {
+        let typed = |s| family(s).expect("sources were converted for the group's family");
         match self {
             Change::Add(mode, s) => RequestChange::Add(Filter {
                 mode,

@@ -1,6 +1,8 @@
 //! The Host in virtual time: joins, leaves, queries, suppression, router versions, validation,
 //! byte-exact output, and a simulated link with one querier and three hosts.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -142,9 +144,7 @@ fn group<'a>(groups: &'a [GroupInfo], g: &str) -> &'a GroupInfo {
 // ---------------------------------------------------------------------------------------------
 // Byte-exact output.
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+use common::{hex, vector_packets};
 
 fn with_ipv4_checksum(mut packet: Vec<u8>) -> Vec<u8> {
     let ihl = usize::from(packet[0] & 0x0f) * 4;
@@ -190,29 +190,17 @@ fn join_report_matches_the_kernel_bytes() {
 /// ../shared/vectors/kernel-host.pcap.
 #[test]
 fn mld_report_and_done_match_the_kernel_bytes() {
-    let pcap = std::fs::read(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/vectors/kernel-host.pcap"
-    ))
-    .expect("../shared/vectors/kernel-host.pcap must sit beside the repository");
     let mut kernel_report = None;
     let mut kernel_done = None;
-    let mut off = 24;
-    while off + 16 <= pcap.len() {
-        let len = u32::from_le_bytes(pcap[off + 8..off + 12].try_into().unwrap()) as usize;
-        let packet = &pcap[off + 16..off + 16 + len];
-        off += 16 + len;
-        if let Ok(Classified::Mld { meta, payload }) = classify(packet) {
+    let group: Ipv6Addr = "ff12::1111".parse().unwrap();
+    for packet in vector_packets("kernel-host.pcap") {
+        if let Ok(Classified::Mld { meta, payload }) = classify(&packet) {
             match MldRepr::parse(payload, &meta.src, &meta.dst) {
-                Ok(MldRepr::Report { group })
-                    if group == "ff12::1111".parse::<Ipv6Addr>().unwrap() =>
-                {
-                    kernel_report.get_or_insert(packet.to_vec());
+                Ok(MldRepr::Report { group: g }) if g == group => {
+                    kernel_report.get_or_insert(packet.clone());
                 }
-                Ok(MldRepr::Done { group })
-                    if group == "ff12::1111".parse::<Ipv6Addr>().unwrap() =>
-                {
-                    kernel_done.get_or_insert(packet.to_vec());
+                Ok(MldRepr::Done { group: g }) if g == group => {
+                    kernel_done.get_or_insert(packet.clone());
                 }
                 _ => {}
             }
