@@ -388,6 +388,13 @@ impl<P: Protocol> Family<P> {
             .get_mut(&ifindex)
             .ok_or(Error::UnknownInterface(ifindex))?;
         let key = match iface.groups.get(&group) {
+            // A group being left (its last retransmissions pending) is not joined any more.
+            Some(&key)
+                if self.records[key].requests.is_empty()
+                    && !matches!(change, RequestChange::Add(_)) =>
+            {
+                return Err(Error::NotJoined(group.into()));
+            }
             Some(&key) => key,
             None => {
                 if !matches!(change, RequestChange::Add(_)) {

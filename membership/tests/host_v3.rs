@@ -771,3 +771,25 @@ fn learned_qqic_and_qrv_shape_the_older_querier_timeout() {
         Some(62_000)
     );
 }
+
+#[test]
+fn a_group_being_left_is_not_joined_but_can_be_joined_again() {
+    let mut host = host();
+    let g = ip("239.3.3.3");
+    host.join(IF, g, t(0)).unwrap();
+    run(&mut host, 10_000);
+    host.leave(IF, g, t(10_000)).unwrap();
+    now_sent(&mut host, 10_000);
+    assert_eq!(
+        host.leave(IF, g, t(10_000)),
+        Err(membership::Error::NotJoined(g))
+    );
+    // Joining again during the TO_IN retransmissions: TO_EX {} takes over.
+    host.join(IF, g, t(10_001)).unwrap();
+    assert_eq!(
+        records(&now_sent(&mut host, 10_001)[0]),
+        ["to_ex 239.3.3.3 {}"]
+    );
+    assert_eq!(all_records(&run(&mut host, 20_000)), ["to_ex 239.3.3.3 {}"]);
+    assert_eq!(host.groups(t(20_000))[0].users, 1);
+}
