@@ -608,6 +608,11 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) {
+        if version >= P::max_compat(env.config) {
+            // A querier of the newest version we speak changes nothing (an IGMPv2 host
+            // hearing IGMPv2 queries): no timer to keep.
+            return;
+        }
         let before = self.compat(ifindex, env.config);
         let timeout = self.older_querier_timeout(ifindex, env.config);
         let Some(iface) = self.ifaces.get_mut(&ifindex) else {
