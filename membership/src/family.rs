@@ -749,7 +749,11 @@ impl<P: Protocol> Family<P> {
         if !qqi.is_zero() {
             iface.learned_query_interval = Some(qqi);
         }
-        iface.learned_response_interval = Some(max_delay);
+        // RFC 9776 §8.3: the Query Response Interval is the general queries' Max Resp Time;
+        // last-member (group-specific) queries use shorter ones.
+        if target.is_none() {
+            iface.learned_response_interval = Some(max_delay);
+        }
         if mode < Compat::V3 {
             self.query(ifindex, target, max_delay, mode == Compat::V1, now, env);
             return;

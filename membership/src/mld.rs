@@ -209,7 +209,10 @@ impl Host {
             }
             MldRepr::Done { .. } => self.stats.mld.mld_rcv_dones += 1,
             // RFC 9777 §8.2: an MLDv1 host ignores MLDv2 reports.
-            MldRepr::ReportV2 { .. } => self.stats.mld.mld_rcv_v2_reports += 1,
+            MldRepr::ReportV2 { .. } => {
+                self.stats.mld.mld_rcv_reports += 1;
+                self.stats.mld.mld_rcv_v2_reports += 1;
+            }
         }
         Ok(())
     }

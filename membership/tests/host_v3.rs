@@ -793,3 +793,32 @@ fn a_group_being_left_is_not_joined_but_can_be_joined_again() {
     assert_eq!(all_records(&run(&mut host, 20_000)), ["to_ex 239.3.3.3 {}"]);
     assert_eq!(host.groups(t(20_000))[0].users, 1);
 }
+
+#[test]
+fn only_general_queries_teach_the_query_response_interval() {
+    let mut host = settled(&[("239.1.1.1", SourceFilter::exclude(vec![]))]);
+    // General: Max Resp 1 s, QQIC 125 s. Then a last-member query with 0.1 s.
+    host.handle_packet(IF, &v3_query("0.0.0.0", &[], 10, ALL_HOSTS), t(10_000))
+        .unwrap();
+    host.handle_packet(
+        IF,
+        &v3_query("239.1.1.1", &[], 1, "239.1.1.1".parse().unwrap()),
+        t(10_000),
+    )
+    .unwrap();
+    let v2q = IgmpRepr::Query {
+        max_resp_code: 10,
+        group: Ipv4Addr::UNSPECIFIED,
+    };
+    host.handle_packet(
+        IF,
+        &build_ipv4(ROUTER4, ALL_HOSTS, &v2q.to_bytes()),
+        t(10_000),
+    )
+    .unwrap();
+    assert_eq!(
+        host.interfaces(t(10_000))[0].igmp_v2_querier_ms,
+        Some(251_000),
+        "2 × 125 s + 1 s"
+    );
+}
