@@ -1229,6 +1229,461 @@ impl Querier<'_> {
     }
 }
 
+// ===========================================================================================
+// Peers and IGMPv3 / MLDv2 helpers (used by peers_frr.rs, peers_kernel.rs, v3.rs): group
+// records dissected by tshark, the namespace's kernel as a second host, FRR's IGMP views.
+// ===========================================================================================
+
+/// tshark fields for IGMPv3 / MLDv2 group records and v3 query sources, on top of
+/// [`TSHARK_FIELDS`]. Repeated fields come as lists in record order.
+const V3_FIELDS: &[&str] = &[
+    "igmp.record_type",
+    "igmp.num_src",
+    "igmp.saddr",
+    "igmp.s",
+    "igmp.qrv",
+    "igmp.qqic",
+    "icmpv6.mldr.mar.record_type",
+    "icmpv6.mldr.mar.multicast_address",
+    "icmpv6.mldr.mar.nb_sources",
+    "icmpv6.mldr.mar.source_address",
+    "icmpv6.mld.source_address",
+];
+
+/// Every frame of `file` dissected with [`TSHARK_FIELDS`] and [`V3_FIELDS`]: [`Pkt`]s whose
+/// [`Pkt::records`] and [`Pkt::query_sources`] work.
+pub fn dissect_full(file: &Path) -> Vec<Pkt> {
+    let file = file.to_str().expect("UTF-8 temp dir");
+    let mut args = vec!["-r", file, "-T", "json", "-o", "ip.check_checksum:TRUE"];
+    for field in TSHARK_FIELDS.iter().chain(V3_FIELDS) {
+        args.extend(["-e", field]);
+    }
+    let out = run("tshark", &args);
+    let text = String::from_utf8_lossy(&out.stdout);
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
+    let frames: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "tshark output is not JSON ({e}): {}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    frames
+        .iter()
+        .map(|frame| Pkt::from_tshark(&frame["_source"]["layers"]))
+        .collect()
+}
+
+/// One IGMPv3 / MLDv2 group record (RFC 9776 §4.2.4, RFC 9777 §5.2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// "is_in", "is_ex", "to_in", "to_ex", "allow", "block", or "type-N".
+    pub kind: String,
+    pub group: IpAddr,
+    /// Sorted.
+    pub sources: Vec<IpAddr>,
+}
+
+impl Record {
+    /// An expected record: `Record::new("allow", "232.1.1.1", &["10.99.0.77"])`.
+    pub fn new(kind: &str, group: &str, sources: &[&str]) -> Record {
+        let mut sources: Vec<IpAddr> = sources.iter().map(|s| ip(s)).collect();
+        sources.sort();
+        Record {
+            kind: kind.to_string(),
+            group: ip(group),
+            sources,
+        }
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sources: Vec<String> = self.sources.iter().map(IpAddr::to_string).collect();
+        write!(f, "{} {} {{{}}}", self.kind, self.group, sources.join(","))
+    }
+}
+
+fn record_kind(code: u64) -> String {
+    match code {
+        1 => "is_in".to_string(),
+        2 => "is_ex".to_string(),
+        3 => "to_in".to_string(),
+        4 => "to_ex".to_string(),
+        5 => "allow".to_string(),
+        6 => "block".to_string(),
+        other => format!("type-{other}"),
+    }
+}
+
+fn field_list(raw: &Value, name: &str) -> Vec<String> {
+    raw.get(name)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Pkt {
+    /// The group records of an IGMPv3 / MLDv2 report (empty for anything else). Needs a
+    /// packet from [`dissect_full`] (or [`Capture::peek_full`] and friends).
+    pub fn records(&self) -> Vec<Record> {
+        let names = match self.kind.as_str() {
+            "igmpv3-report" => [
+                "igmp.record_type",
+                "igmp.maddr",
+                "igmp.num_src",
+                "igmp.saddr",
+            ],
+            "mldv2-report" => [
+                "icmpv6.mldr.mar.record_type",
+                "icmpv6.mldr.mar.multicast_address",
+                "icmpv6.mldr.mar.nb_sources",
+                "icmpv6.mldr.mar.source_address",
+            ],
+            _ => return Vec::new(),
+        };
+        let [types, groups, counts, sources] = names.map(|name| field_list(&self.raw, name));
+        assert!(
+            !types.is_empty() && types.len() == groups.len() && types.len() == counts.len(),
+            "{self}: records not dissected (use dissect_full / peek_full): {}",
+            self.raw
+        );
+        let mut sources = sources.iter().map(|s| ip(s));
+        types
+            .iter()
+            .zip(&groups)
+            .zip(&counts)
+            .map(|((kind, group), count)| {
+                let count = number(count).expect("a source count");
+                let mut list: Vec<IpAddr> = sources.by_ref().take(count as usize).collect();
+                assert_eq!(list.len() as u64, count, "{self}: sources cut short");
+                list.sort();
+                Record {
+                    kind: record_kind(number(kind).expect("a record type")),
+                    group: ip(group),
+                    sources: list,
+                }
+            })
+            .collect()
+    }
+
+    /// IGMP version as tshark tells it (1, 2 or 3: queries by length and Max Resp Code).
+    pub fn igmp_version(&self) -> Option<u8> {
+        field(&self.raw, "igmp.version")
+            .and_then(number)
+            .and_then(|v| u8::try_from(v).ok())
+    }
+
+    /// Sources of an IGMPv3 / MLDv2 group-and-source-specific query (needs [`dissect_full`]).
+    pub fn query_sources(&self) -> Vec<IpAddr> {
+        let name = if self.kind == "igmp-query" {
+            "igmp.saddr"
+        } else {
+            "icmpv6.mld.source_address"
+        };
+        let mut list: Vec<IpAddr> = field_list(&self.raw, name).iter().map(|s| ip(s)).collect();
+        list.sort();
+        list
+    }
+
+    /// A v1/v2 message about `group`, or a v3 report with a record for it.
+    pub fn covers(&self, group: IpAddr) -> bool {
+        match self.kind.as_str() {
+            "igmpv3-report" | "mldv2-report" => self.records().iter().any(|r| r.group == group),
+            _ => self.about(group),
+        }
+    }
+
+    /// The packet and its records on one line.
+    pub fn full_line(&self) -> String {
+        let records: Vec<String> = self.records().iter().map(Record::to_string).collect();
+        if records.is_empty() {
+            self.to_string()
+        } else {
+            format!("{self} [{}]", records.join("; "))
+        }
+    }
+}
+
+/// [`listing`] with each v3 report's records.
+pub fn full_listing<'p>(packets: impl IntoIterator<Item = &'p Pkt>) -> String {
+    let lines: Vec<String> = packets
+        .into_iter()
+        .map(|p| format!("  {}", p.full_line()))
+        .collect();
+    if lines.is_empty() {
+        "  (no packets)".to_string()
+    } else {
+        lines.join("\n")
+    }
+}
+
+pub fn secs_f64(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+impl Capture<'_> {
+    /// [`Capture::peek`] with group records ([`dissect_full`]).
+    pub fn peek_full(&self) -> Vec<Pkt> {
+        dissect_full(&self.file)
+    }
+
+    /// [`Capture::wait_for`] on [`Capture::peek_full`]; the failure lists records too.
+    pub fn wait_for_full(
+        &self,
+        what: &str,
+        timeout: Duration,
+        condition: impl Fn(&[Pkt]) -> bool,
+    ) -> Vec<Pkt> {
+        let deadline = Instant::now() + timeout;
+        let mut seen_size = u64::MAX;
+        let mut dissected_at = Instant::now();
+        let mut packets = Vec::new();
+        loop {
+            let size = self.size();
+            if size != seen_size || dissected_at.elapsed() >= secs(1) {
+                seen_size = size;
+                dissected_at = Instant::now();
+                packets = self.peek_full();
+                if condition(&packets) {
+                    return packets;
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for: {what}\ncaptured so far:\n{}",
+                    full_listing(&packets)
+                );
+            }
+            std::thread::sleep(ms(50));
+        }
+    }
+
+    /// [`Capture::stop`], then the whole capture with group records.
+    pub fn stop_full(&mut self) -> Vec<Pkt> {
+        self.stop();
+        self.peek_full()
+    }
+}
+
+impl Daemon<'_> {
+    /// The first (only) interface of `show --json`.
+    pub fn interface(&self) -> Value {
+        self.show()["interfaces"][0].clone()
+    }
+
+    /// [`Daemon::wait_quiet`] for a v3 host as well: no report timer, no state-change
+    /// retransmission, no pending General Query response, no group still being left.
+    pub fn wait_v3_quiet(&self, timeout: Duration) {
+        let mut last = Value::Null;
+        let quiet = wait_until(timeout, || {
+            last = self.show();
+            let groups_quiet = last["groups"].as_array().is_some_and(|groups| {
+                groups.iter().all(|g| {
+                    g["timer_ms"].is_null()
+                        && g["retransmit_ms"].is_null()
+                        && g["state"] != "leaving"
+                })
+            });
+            let ifaces_quiet = last["interfaces"].as_array().is_some_and(|ifaces| {
+                ifaces.iter().all(|i| {
+                    i["igmp_general_response_ms"].is_null()
+                        && i["mld_general_response_ms"].is_null()
+                })
+            });
+            groups_quiet && ifaces_quiet
+        });
+        assert!(
+            quiet,
+            "the daemon still has reports pending after {timeout:?}: {last}"
+        );
+    }
+}
+
+impl Frr<'_> {
+    /// `configure terminal` / `interface IFACE` / `lines`, e.g.
+    /// `["ip igmp last-member-query-interval 5"]`.
+    pub fn interface_config(&self, iface: &str, lines: &[&str]) {
+        let interface = format!("interface {iface}");
+        let mut commands = vec!["configure terminal", interface.as_str()];
+        commands.extend_from_slice(lines);
+        self.vtysh(&commands);
+    }
+
+    fn vtysh_json(&self, command: &str) -> Value {
+        let text = self.vtysh(&[command]);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{command}: {e}: {text}"))
+    }
+
+    /// pimd's entry for `group` on `iface` in `show ip igmp groups json`
+    /// (`{"group","mode","timer","sourcesCount","version","uptime"}`; v2 entries have no mode).
+    pub fn igmp_group(&self, iface: &str, group: IpAddr) -> Option<Value> {
+        let json = self.vtysh_json("show ip igmp groups json");
+        json[iface]["groups"]
+            .as_array()?
+            .iter()
+            .find(|g| g["group"].as_str().and_then(|s| s.parse().ok()) == Some(group))
+            .cloned()
+    }
+
+    /// pimd's entry for `group` on `iface` in `show ip igmp sources json`
+    /// (`{"group","sources":[{"source","timer","forwarded","uptime"}]}`).
+    pub fn igmp_group_sources(&self, iface: &str, group: IpAddr) -> Option<Value> {
+        let json = self.vtysh_json("show ip igmp sources json");
+        let entry = &json[iface][group.to_string()];
+        (!entry.is_null()).then(|| entry.clone())
+    }
+
+    /// The sources pimd lists for `group` (as text: `*` stands for any source), each with
+    /// whether its timer runs (`--:--` marks an excluded source in EXCLUDE mode).
+    pub fn igmp_source_list(&self, iface: &str, group: IpAddr) -> Vec<(String, bool)> {
+        self.igmp_group_sources(iface, group)
+            .and_then(|entry| entry["sources"].as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .map(|s| {
+                (
+                    s["source"].as_str().unwrap_or("?").to_string(),
+                    s["timer"].as_str() != Some("--:--"),
+                )
+            })
+            .collect()
+    }
+}
+
+/// The namespace's kernel as a second host on the link: sockets made inside the namespace,
+/// each joined to one group on one interface (IP_ADD_MEMBERSHIP with an ifindex,
+/// IPV6_JOIN_GROUP). Dropping it (or [`KernelMember::leave`]) closes them: the kernel leaves.
+pub struct KernelMember<'a> {
+    _ns: &'a Netns,
+    sockets: Vec<(IpAddr, std::os::fd::OwnedFd)>,
+}
+
+impl KernelMember<'_> {
+    /// Closes the socket that holds `group`: the kernel leaves it.
+    pub fn leave(&mut self, group: &str) {
+        let group = ip(group);
+        let before = self.sockets.len();
+        self.sockets.retain(|(g, _)| *g != group);
+        assert!(
+            self.sockets.len() < before,
+            "the kernel never joined {group}"
+        );
+    }
+}
+
+/// Joins `groups` on `iface` from the calling thread (already in the namespace).
+fn join_in_current_netns(
+    iface: &str,
+    groups: &[IpAddr],
+) -> Result<Vec<(IpAddr, std::os::fd::OwnedFd)>, String> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let name = std::ffi::CString::new(iface).map_err(|e| e.to_string())?;
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(format!(
+            "no interface {iface}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    let mut sockets = Vec::new();
+    for &group in groups {
+        let domain = if group.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(format!("socket: {}", std::io::Error::last_os_error()));
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        let rc = match group {
+            IpAddr::V4(g) => {
+                let mreq = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(g.octets()),
+                    },
+                    imr_address: libc::in_addr { s_addr: 0 },
+                    imr_ifindex: ifindex as libc::c_int,
+                };
+                // SAFETY: mreq lives across the call and its size is passed.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_IP,
+                        libc::IP_ADD_MEMBERSHIP,
+                        (&mreq as *const libc::ip_mreqn).cast(),
+                        std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
+                    )
+                }
+            }
+            IpAddr::V6(g) => {
+                let mreq = libc::ipv6_mreq {
+                    ipv6mr_multiaddr: libc::in6_addr {
+                        s6_addr: g.octets(),
+                    },
+                    ipv6mr_interface: ifindex,
+                };
+                // SAFETY: as above.
+                unsafe {
+                    libc::setsockopt(
+                        fd,
+                        libc::IPPROTO_IPV6,
+                        libc::IPV6_ADD_MEMBERSHIP,
+                        (&mreq as *const libc::ipv6_mreq).cast(),
+                        std::mem::size_of::<libc::ipv6_mreq>() as libc::socklen_t,
+                    )
+                }
+            }
+        };
+        if rc != 0 {
+            return Err(format!(
+                "joining {group}: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        sockets.push((group, socket));
+    }
+    Ok(sockets)
+}
+
+impl Netns {
+    /// Has the namespace's kernel join `groups` on `iface`, as a process in the namespace
+    /// would: it sends its own unsolicited reports onto the link (LAB-NOTES). The sockets are
+    /// made on a short-lived thread that enters the namespace; they stay in it.
+    pub fn kernel_join(&self, iface: &str, groups: &[&str]) -> KernelMember<'_> {
+        let path = Path::new("/var/run/netns").join(&self.name);
+        let iface = iface.to_string();
+        let groups: Vec<IpAddr> = groups.iter().map(|g| ip(g)).collect();
+        let joined = std::thread::spawn(move || {
+            use std::os::fd::AsRawFd;
+            let netns = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            // SAFETY: setns(2) on this thread only; the thread ends right after.
+            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                return Err(format!("setns: {}", std::io::Error::last_os_error()));
+            }
+            join_in_current_netns(&iface, &groups)
+        })
+        .join()
+        .expect("the joining thread does not panic");
+        match joined {
+            Ok(sockets) => KernelMember { _ns: self, sockets },
+            Err(e) => panic!("the kernel of {} could not join: {e}", self.name),
+        }
+    }
+}
+
+// ===================== end of peers and IGMPv3 / MLDv2 helpers =====================
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1278,3 +1733,139 @@ mod tests {
         assert!(dir.join("deps").is_dir(), "{}", dir.display());
     }
 }
+
+// ===== Hostile input and fault helpers (hostile.rs, faults.rs) =====
+
+/// Bytes as lowercase hex, no separators (what `mcquerier --raw-hex` takes).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Resident set size of `pid` in KiB (`VmRSS` of /proc/PID/status); `None` once it is gone.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    proc_status_field(pid, "VmRSS:")
+}
+
+/// Number of threads of `pid` (`Threads` of /proc/PID/status).
+pub fn thread_count(pid: u32) -> Option<u64> {
+    proc_status_field(pid, "Threads:")
+}
+
+fn proc_status_field(pid: u32, name: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(name))?;
+    line[name.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// Raises this process's open-file limit to at least `want` (the hard limit too if we may,
+/// else up to it); children spawned afterwards inherit it. Returns the soft limit in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with valid pointers to local structs.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < want {
+            let raised = libc::rlimit {
+                rlim_cur: want,
+                rlim_max: limit.rlim_max.max(want),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                limit.rlim_cur = want.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    }
+    limit.rlim_cur
+}
+
+/// Sets the open-file limit (soft and hard) of a running process, e.g. a daemon just spawned,
+/// so that a test does not depend on the limit it happened to inherit. Needs root to raise.
+pub fn set_fd_limit(pid: u32, limit: u64) {
+    let new = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: prlimit(2) with a valid pointer to a local struct and no old-limit pointer.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &new,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc != 0 {
+        panic!(
+            "prlimit({pid}, RLIMIT_NOFILE, {limit}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// Kernel-side packet counters of one interface (`ip -s -j link show`): what the kernel
+/// wrote into a TUN is its TX, what the TUN holder could not take its TX drops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinkCounters {
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+    pub rx_packets: u64,
+}
+
+impl Netns {
+    /// `sysctl -qw KEY=VALUE` inside the namespace.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        self.exec_ok(&["sysctl", "-qw", &format!("{key}={value}")]);
+    }
+
+    /// Stops the kernel from sending Router Solicitations on `dev` (it does, with backoff, once
+    /// something holds the TUN): for tests that count every packet the daemon reads. Call
+    /// before starting the daemon.
+    pub fn no_router_solicitations(&self, dev: &str) {
+        self.sysctl(&format!("net.ipv6.conf.{dev}.router_solicitations"), "0");
+    }
+
+    /// Writes `packet` onto `dev` towards the TUN holder, as-is, with `mcquerier --inject
+    /// --raw-hex` (AF_PACKET; the first nibble 6 makes it IPv6, anything else IPv4).
+    pub fn inject_raw(&self, dev: &str, packet: &[u8]) {
+        let mcquerier = bin("mcquerier");
+        let hex = hex(packet);
+        self.exec_ok(&[
+            mcquerier.to_str().expect("UTF-8 path"),
+            "--dev",
+            dev,
+            "--inject",
+            "--raw-hex",
+            &hex,
+            "--count",
+            "1",
+            "--listen-ms",
+            "0",
+        ]);
+    }
+
+    /// Kernel-side counters of `dev`.
+    pub fn link_counters(&self, dev: &str) -> LinkCounters {
+        let text = self.ip(&["-s", "-j", "link", "show", dev]);
+        let json: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("ip -s -j link show {dev}: {e}: {text}"));
+        let stats = &json[0]["stats64"];
+        let get = |dir: &str, name: &str| {
+            stats[dir][name]
+                .as_u64()
+                .unwrap_or_else(|| panic!("no {dir}.{name} in {text}"))
+        };
+        LinkCounters {
+            tx_packets: get("tx", "packets"),
+            tx_dropped: get("tx", "dropped"),
+            rx_packets: get("rx", "packets"),
+        }
+    }
+}
+
+// ===== end of hostile input and fault helpers =====

@@ -1,0 +1,1027 @@
+//! Hostile input: malformed and illegal IGMP/MLD packets written onto the link from the kernel
+//! side (`mcquerier --inject --raw-hex`, AF_PACKET, towards the TUN holder only). Each one must
+//! be dropped and counted under its own `drop_*` counter (exactly +1 there, nothing on any
+//! other drop counter), change no membership state, make the daemon send nothing, and leave
+//! it serving. Then the Router Alert policies: IGMP without Router Alert is accepted by default
+//! and dropped with --strict-igmp; MLD without it is dropped by default and accepted with
+//! --lenient-mld.
+//!
+//! Run with `--nocapture` to see the table of cases.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use membership::wire::igmp::IgmpRepr;
+use membership::wire::ip::{build_ipv4, build_ipv6};
+use membership::wire::mld::{icmpv6_checksum, MldRepr};
+use membership::wire::{internet_checksum, GroupRecord, RecordType};
+use serde_json::{Map, Value};
+use tests::*;
+
+const KERNEL6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const ALL_SYSTEMS4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
+const ALL_SYSTEMS6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+const V3_ROUTERS4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
+const V2_ROUTERS6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+/// Joined before the hostile packets arrive.
+const G4: Ipv4Addr = Ipv4Addr::new(239, 1, 2, 3);
+const G4B: Ipv4Addr = Ipv4Addr::new(239, 4, 5, 6);
+const G6: Ipv6Addr = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 0x1234);
+const G6B: Ipv6Addr = Ipv6Addr::new(0xff05, 0, 0, 0, 0, 4, 5, 6);
+/// Not joined.
+const OTHER4: Ipv4Addr = Ipv4Addr::new(239, 9, 9, 9);
+const OTHER6: Ipv6Addr = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 0x9999);
+const UNICAST4: Ipv4Addr = Ipv4Addr::new(10, 1, 2, 3);
+const GLOBAL6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+const SOURCE4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 9);
+const SOURCE6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 9);
+
+/// IPv4 protocol numbers, IPv6 next-header values.
+const PROTO_IGMP: u8 = 2;
+const PROTO_UDP: u8 = 17;
+const NH_HOP_BY_HOP: u8 = 0;
+const NH_FRAGMENT: u8 = 44;
+const NH_ICMPV6: u8 = 58;
+const NH_DEST_OPTS: u8 = 60;
+/// Hop-by-hop header to ICMPv6 with Router Alert 0 (MLD) and PadN, as Linux sends it.
+const HBH_RA: [u8; 8] = [NH_ICMPV6, 0, 5, 2, 0, 0, 1, 0];
+
+// ---------- packet building ----------
+
+/// Recomputes the IPv4 header checksum after an edit.
+fn fix_ipv4_sum(p: &mut [u8]) {
+    let header_len = (usize::from(p[0] & 0x0f) * 4).clamp(20, p.len());
+    p[10..12].copy_from_slice(&[0, 0]);
+    let sum = internet_checksum(&p[..header_len]);
+    p[10..12].copy_from_slice(&sum.to_be_bytes());
+}
+
+/// `packet` with `edit` applied and the header checksum made right again.
+fn edit_ipv4(mut packet: Vec<u8>, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    edit(&mut packet);
+    fix_ipv4_sum(&mut packet);
+    packet
+}
+
+/// IGMP as Linux sends it (Router Alert, TTL 1) from the kernel side to `dst`.
+fn ipv4(dst: Ipv4Addr, igmp: &[u8]) -> Vec<u8> {
+    build_ipv4(KERNEL_V4, dst, igmp)
+}
+
+/// IPv4 with any options, protocol and TTL; the header checksum right.
+fn ipv4_raw(options: &[u8], ttl: u8, protocol: u8, dst: Ipv4Addr, payload: &[u8]) -> Vec<u8> {
+    assert_eq!(options.len() % 4, 0, "options fill whole words");
+    let header_len = 20 + options.len();
+    let total = (header_len + payload.len()) as u16;
+    let mut p = vec![0x40 | (header_len / 4) as u8, 0xc0];
+    p.extend(total.to_be_bytes());
+    p.extend([0, 0, 0x40, 0, ttl, protocol, 0, 0]);
+    p.extend(KERNEL_V4.octets());
+    p.extend(dst.octets());
+    p.extend(options);
+    fix_ipv4_sum(&mut p);
+    p.extend(payload);
+    p
+}
+
+/// The IGMP checksum made right again after an edit.
+fn fix_igmp_sum(mut igmp: Vec<u8>) -> Vec<u8> {
+    igmp[2..4].copy_from_slice(&[0, 0]);
+    let sum = internet_checksum(&igmp);
+    igmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    igmp
+}
+
+/// The ICMPv6 checksum made right again after an edit.
+fn fix_mld_sum(src: Ipv6Addr, dst: Ipv6Addr, mut message: Vec<u8>) -> Vec<u8> {
+    message[2..4].copy_from_slice(&[0, 0]);
+    let sum = icmpv6_checksum(&src, &dst, &message);
+    message[2..4].copy_from_slice(&sum.to_be_bytes());
+    message
+}
+
+/// An IPv6 header (hop limit `hop_limit`, first next header `next`) followed by `rest`.
+fn ipv6_raw(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, next: u8, rest: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x60, 0, 0, 0];
+    p.extend((rest.len() as u16).to_be_bytes());
+    p.extend([next, hop_limit]);
+    p.extend(src.octets());
+    p.extend(dst.octets());
+    p.extend(rest);
+    p
+}
+
+/// MLD as Linux sends it (hop-by-hop Router Alert, hop limit 1), checksum for `src`/`dst`.
+fn mld(src: Ipv6Addr, dst: Ipv6Addr, repr: &MldRepr) -> Vec<u8> {
+    build_ipv6(src, dst, &repr.to_bytes(&src, &dst))
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn record4(group: Ipv4Addr, sources: Vec<Ipv4Addr>) -> GroupRecord<Ipv4Addr> {
+    GroupRecord {
+        kind: RecordType::ModeIsInclude,
+        group,
+        sources,
+        aux_data: vec![],
+    }
+}
+
+fn record6(group: Ipv6Addr, sources: Vec<Ipv6Addr>) -> GroupRecord<Ipv6Addr> {
+    GroupRecord {
+        kind: RecordType::ModeIsInclude,
+        group,
+        sources,
+        aux_data: vec![],
+    }
+}
+
+/// A malformed or illegal packet and the one drop counter it must move.
+struct Case {
+    name: String,
+    counter: &'static str,
+    packet: Vec<u8>,
+}
+
+fn case(name: impl Into<String>, counter: &'static str, packet: Vec<u8>) -> Case {
+    Case {
+        name: name.into(),
+        counter,
+        packet,
+    }
+}
+
+/// Every hostile packet, IP layer first, then IGMP, IPv6 and MLD.
+fn cases() -> Vec<Case> {
+    // A valid IGMPv2 general query (Max Resp 1 s) and a valid MLDv1 one, to corrupt.
+    let query4 = IgmpRepr::Query {
+        max_resp_code: 10,
+        group: Ipv4Addr::UNSPECIFIED,
+    }
+    .to_bytes();
+    let valid4 = ipv4(ALL_SYSTEMS4, &query4);
+    assert_eq!(valid4.len(), 32);
+    let mld_query = |group| MldRepr::Query {
+        max_resp_delay: 1000,
+        group,
+    };
+    let query6 = mld_query(Ipv6Addr::UNSPECIFIED).to_bytes(&KERNEL6, &ALL_SYSTEMS6);
+    let valid6 = mld(KERNEL6, ALL_SYSTEMS6, &mld_query(Ipv6Addr::UNSPECIFIED));
+    assert_eq!(valid6.len(), 72);
+    let udp = [0x12, 0x34, 0x12, 0x34, 0, 12, 0, 0, b'h', b'i', b'!', 0];
+    let v3_query4 = |group, sources| IgmpRepr::QueryV3 {
+        max_resp_code: 10,
+        group,
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources,
+    };
+    let v3_query6 = |group, sources| MldRepr::QueryV2 {
+        max_resp_code: 1000,
+        group,
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources,
+    };
+    let v3_report4 = IgmpRepr::ReportV3 {
+        records: vec![record4(OTHER4, vec![SOURCE4])],
+    }
+    .to_bytes();
+    let v2_report6 = MldRepr::ReportV2 {
+        records: vec![record6(OTHER6, vec![])],
+    }
+    .to_bytes(&KERNEL6, &V2_ROUTERS6);
+    let set_u16 = |bytes: &mut Vec<u8>, at: usize, value: u16| {
+        bytes[at..at + 2].copy_from_slice(&value.to_be_bytes());
+    };
+
+    let mut cases = vec![
+        // ---- not IP, IPv4 header ----
+        case(
+            "garbage, not IP (version 0)",
+            "drop_not_ip",
+            b"\x00\x11 this is not an IP packet".to_vec(),
+        ),
+        case(
+            "IP version 5",
+            "drop_not_ip",
+            edit_ipv4(valid4.clone(), |p| p[0] = 0x56),
+        ),
+        case(
+            "IPv4 header cut at 12 bytes",
+            "drop_ipv4_truncated",
+            valid4[..12].to_vec(),
+        ),
+        case(
+            "IPv4 options cut short (IHL 6, 22 bytes)",
+            "drop_ipv4_truncated",
+            valid4[..22].to_vec(),
+        ),
+        case(
+            "IPv4 IHL 4 (< 5)",
+            "drop_ipv4_bad_header_length",
+            edit_ipv4(valid4.clone(), |p| p[0] = 0x44),
+        ),
+        case(
+            "IPv4 total length 4 bytes past the packet",
+            "drop_ipv4_bad_total_length",
+            edit_ipv4(valid4.clone(), |p| set_u16(p, 2, 36)),
+        ),
+        case(
+            "IPv4 total length 20, below the 24-byte header",
+            "drop_ipv4_bad_total_length",
+            edit_ipv4(valid4.clone(), |p| set_u16(p, 2, 20)),
+        ),
+        case("IPv4 header checksum wrong", "drop_ipv4_bad_checksum", {
+            let mut p = valid4.clone();
+            p[10] ^= 0x5a;
+            p
+        }),
+        case(
+            "IPv4 Router Alert option claims 8 bytes in a 4-byte option area",
+            "drop_ipv4_bad_options",
+            ipv4_raw(&[0x94, 8, 0, 0], 1, PROTO_IGMP, ALL_SYSTEMS4, &query4),
+        ),
+        case(
+            "IPv4 option of length 1",
+            "drop_ipv4_bad_options",
+            ipv4_raw(&[7, 1, 0, 0], 1, PROTO_IGMP, ALL_SYSTEMS4, &query4),
+        ),
+        case(
+            "IPv4 Router Alert option of length 6",
+            "drop_ipv4_bad_options",
+            ipv4_raw(
+                &[0x94, 6, 0, 0, 0, 0, 0, 0],
+                1,
+                PROTO_IGMP,
+                ALL_SYSTEMS4,
+                &query4,
+            ),
+        ),
+        case(
+            "IPv4 fragment: More Fragments set",
+            "drop_fragment",
+            edit_ipv4(valid4.clone(), |p| p[6] = 0x20),
+        ),
+        case(
+            "IPv4 fragment: offset 8",
+            "drop_fragment",
+            edit_ipv4(valid4.clone(), |p| set_u16(p, 6, 1)),
+        ),
+        case(
+            "IPv4 UDP to a joined group",
+            "drop_other_ipv4",
+            ipv4_raw(&[], 1, PROTO_UDP, G4, &udp),
+        ),
+        // ---- IGMP ----
+        case(
+            "IGMP cut to 4 bytes",
+            "drop_igmp_too_short",
+            ipv4(ALL_SYSTEMS4, &query4[..4]),
+        ),
+        case("IGMP checksum wrong", "drop_igmp_bad_checksum", {
+            let mut q = query4.clone();
+            q[2] ^= 0x5a;
+            ipv4(ALL_SYSTEMS4, &q)
+        }),
+    ];
+    for len in 9..=11 {
+        let mut q = query4.clone();
+        q.resize(len, 0);
+        cases.push(case(
+            format!("IGMP query of {len} bytes"),
+            "drop_igmp_bad_query_length",
+            ipv4(ALL_SYSTEMS4, &fix_igmp_sum(q)),
+        ));
+    }
+    cases.extend([
+        case(
+            "IGMP type 0x55 (unknown)",
+            "drop_igmp_unknown_type",
+            ipv4(ALL_SYSTEMS4, &fix_igmp_sum(vec![0x55, 0, 0, 0, 0, 0, 0, 0])),
+        ),
+        case(
+            "IGMPv3 query: 3 sources claimed, 1 present",
+            "drop_igmp_bad_count",
+            ipv4(G4, &{
+                let mut q = v3_query4(G4, vec![SOURCE4]).to_bytes();
+                set_u16(&mut q, 10, 3);
+                fix_igmp_sum(q)
+            }),
+        ),
+        case(
+            "IGMPv3 report: 2 records claimed, 1 present",
+            "drop_igmp_bad_count",
+            ipv4(V3_ROUTERS4, &{
+                let mut r = v3_report4.clone();
+                set_u16(&mut r, 6, 2);
+                fix_igmp_sum(r)
+            }),
+        ),
+        case(
+            "IGMPv3 report: record claims 5 sources, has 1",
+            "drop_igmp_bad_count",
+            ipv4(V3_ROUTERS4, &{
+                let mut r = v3_report4.clone();
+                set_u16(&mut r, 8 + 2, 5);
+                fix_igmp_sum(r)
+            }),
+        ),
+        case(
+            "IGMPv3 report: record's aux data runs past the end",
+            "drop_igmp_bad_count",
+            ipv4(V3_ROUTERS4, &{
+                let mut r = v3_report4.clone();
+                r[8 + 1] = 4;
+                fix_igmp_sum(r)
+            }),
+        ),
+        case(
+            "IGMPv2 general query to unicast 10.99.0.2",
+            "drop_igmp_query_bad_destination",
+            ipv4(DAEMON_V4, &query4),
+        ),
+        case(
+            "IGMPv1 query to unicast 10.99.0.2",
+            "drop_igmp_query_bad_destination",
+            ipv4(
+                DAEMON_V4,
+                &IgmpRepr::Query {
+                    max_resp_code: 0,
+                    group: Ipv4Addr::UNSPECIFIED,
+                }
+                .to_bytes(),
+            ),
+        ),
+        case(
+            "IGMPv2 query for 239.1.2.3 sent to 239.9.9.9",
+            "drop_igmp_query_bad_destination",
+            ipv4(
+                OTHER4,
+                &IgmpRepr::Query {
+                    max_resp_code: 10,
+                    group: G4,
+                }
+                .to_bytes(),
+            ),
+        ),
+        case(
+            "IGMPv2 query for non-multicast 10.1.2.3",
+            "drop_igmp_query_bad_group",
+            ipv4(
+                ALL_SYSTEMS4,
+                &IgmpRepr::Query {
+                    max_resp_code: 10,
+                    group: UNICAST4,
+                }
+                .to_bytes(),
+            ),
+        ),
+        case(
+            "IGMPv3 general query listing a source",
+            "drop_igmp_general_query_with_sources",
+            ipv4(
+                ALL_SYSTEMS4,
+                &v3_query4(Ipv4Addr::UNSPECIFIED, vec![SOURCE4]).to_bytes(),
+            ),
+        ),
+        case(
+            "IGMPv2 report for 239.1.2.3 sent to 239.9.9.9",
+            "drop_igmp_report_group_mismatch",
+            ipv4(OTHER4, &IgmpRepr::ReportV2 { group: G4 }.to_bytes()),
+        ),
+        case(
+            "IGMPv1 report for 239.4.5.6 sent to 224.0.0.1",
+            "drop_igmp_report_group_mismatch",
+            ipv4(ALL_SYSTEMS4, &IgmpRepr::ReportV1 { group: G4B }.to_bytes()),
+        ),
+        case(
+            "IGMPv2 report for non-multicast 10.1.2.3",
+            "drop_igmp_report_bad_group",
+            ipv4(UNICAST4, &IgmpRepr::ReportV2 { group: UNICAST4 }.to_bytes()),
+        ),
+        // ---- IPv6 header and extension headers ----
+        case(
+            "IPv6 header cut at 30 bytes",
+            "drop_ipv6_truncated",
+            valid6[..30].to_vec(),
+        ),
+        case(
+            "IPv6 payload length 8 bytes past the packet",
+            "drop_ipv6_bad_payload_length",
+            {
+                let mut p = valid6.clone();
+                set_u16(&mut p, 4, 40);
+                p
+            },
+        ),
+        case(
+            "IPv6 hop-by-hop header cut to 4 bytes",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(KERNEL6, ALL_SYSTEMS6, 1, NH_HOP_BY_HOP, &HBH_RA[..4]),
+        ),
+        case(
+            "IPv6 hop-by-hop claims 88 bytes, 32 present",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[&[NH_ICMPV6, 10, 5, 2, 0, 0, 1, 0], &query6]),
+            ),
+        ),
+        case(
+            "IPv6 destination options claim 48 bytes, 24 present",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[
+                    &[NH_DEST_OPTS, 0, 5, 2, 0, 0, 1, 0],
+                    &[NH_ICMPV6, 5, 1, 4, 0, 0, 0, 0],
+                    &query6[..16],
+                ]),
+            ),
+        ),
+        case(
+            "IPv6 Router Alert option data runs past its header",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[&[NH_ICMPV6, 0, 5, 8, 0, 0, 1, 0], &query6]),
+            ),
+        ),
+        case(
+            "IPv6 Router Alert option of 4 bytes",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[&[NH_ICMPV6, 0, 5, 4, 0, 0, 0, 0], &query6]),
+            ),
+        ),
+        case(
+            "IPv6 hop-by-hop after destination options (not first)",
+            "drop_ipv6_bad_extension",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_DEST_OPTS,
+                &cat(&[&[NH_HOP_BY_HOP, 0, 1, 4, 0, 0, 0, 0], &HBH_RA, &query6]),
+            ),
+        ),
+        case(
+            "IPv6 fragment header before MLD",
+            "drop_fragment",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[
+                    &[NH_FRAGMENT, 0, 5, 2, 0, 0, 1, 0],
+                    &[NH_ICMPV6, 0, 0, 1, 0, 0, 0, 7],
+                    &query6,
+                ]),
+            ),
+        ),
+        case(
+            "IPv6 UDP to a joined group",
+            "drop_other_ipv6",
+            ipv6_raw(KERNEL6, G6, 1, PROTO_UDP, &udp),
+        ),
+        // No MLD type: the daemon files it as other ICMPv6 (drop_mld_unknown_type is not
+        // reachable through classify, which only hands the four MLD types to the MLD code).
+        case(
+            "ICMPv6 type 200 behind Router Alert (unknown MLD type)",
+            "drop_other_ipv6",
+            build_ipv6(KERNEL6, ALL_SYSTEMS6, &{
+                let mut m = query6.clone();
+                m[0] = 200;
+                fix_mld_sum(KERNEL6, ALL_SYSTEMS6, m)
+            }),
+        ),
+        // ---- MLD ----
+        case(
+            "MLD cut to 4 bytes",
+            "drop_mld_too_short",
+            build_ipv6(KERNEL6, ALL_SYSTEMS6, &query6[..4]),
+        ),
+        case(
+            "MLD query cut to 20 bytes",
+            "drop_mld_too_short",
+            build_ipv6(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                &fix_mld_sum(KERNEL6, ALL_SYSTEMS6, query6[..20].to_vec()),
+            ),
+        ),
+        case("ICMPv6 checksum wrong", "drop_mld_bad_checksum", {
+            let mut m = query6.clone();
+            m[2] ^= 0x5a;
+            build_ipv6(KERNEL6, ALL_SYSTEMS6, &m)
+        }),
+        case(
+            "MLD query of 26 bytes",
+            "drop_mld_bad_query_length",
+            build_ipv6(KERNEL6, ALL_SYSTEMS6, &{
+                let mut m = query6.clone();
+                m.resize(26, 0);
+                fix_mld_sum(KERNEL6, ALL_SYSTEMS6, m)
+            }),
+        ),
+        case(
+            "MLDv2 query: 3 sources claimed, 1 present",
+            "drop_mld_bad_count",
+            build_ipv6(KERNEL6, G6, &{
+                let mut m = v3_query6(G6, vec![SOURCE6]).to_bytes(&KERNEL6, &G6);
+                set_u16(&mut m, 26, 3);
+                fix_mld_sum(KERNEL6, G6, m)
+            }),
+        ),
+        case(
+            "MLDv2 report: 2 records claimed, 1 present",
+            "drop_mld_bad_count",
+            build_ipv6(KERNEL6, V2_ROUTERS6, &{
+                let mut m = v2_report6.clone();
+                set_u16(&mut m, 6, 2);
+                fix_mld_sum(KERNEL6, V2_ROUTERS6, m)
+            }),
+        ),
+        case(
+            "MLDv2 report: record claims 4 sources, has 0",
+            "drop_mld_bad_count",
+            build_ipv6(KERNEL6, V2_ROUTERS6, &{
+                let mut m = v2_report6.clone();
+                set_u16(&mut m, 8 + 2, 4);
+                fix_mld_sum(KERNEL6, V2_ROUTERS6, m)
+            }),
+        ),
+        case(
+            "MLD query from global 2001:db8::1",
+            "drop_mld_source_not_link_local",
+            mld(GLOBAL6, ALL_SYSTEMS6, &mld_query(Ipv6Addr::UNSPECIFIED)),
+        ),
+        case(
+            "MLD query from ::",
+            "drop_mld_source_not_link_local",
+            mld(
+                Ipv6Addr::UNSPECIFIED,
+                ALL_SYSTEMS6,
+                &mld_query(Ipv6Addr::UNSPECIFIED),
+            ),
+        ),
+        case(
+            "MLD without hop-by-hop header (no Router Alert)",
+            "drop_mld_no_router_alert",
+            ipv6_raw(KERNEL6, ALL_SYSTEMS6, 1, NH_ICMPV6, &query6),
+        ),
+        case(
+            "MLD hop-by-hop with PadN only (no Router Alert)",
+            "drop_mld_no_router_alert",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[&[NH_ICMPV6, 0, 1, 4, 0, 0, 0, 0], &query6]),
+            ),
+        ),
+        case(
+            "MLD Router Alert value 1 (not MLD)",
+            "drop_mld_no_router_alert",
+            ipv6_raw(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                1,
+                NH_HOP_BY_HOP,
+                &cat(&[&[NH_ICMPV6, 0, 5, 2, 0, 1, 1, 0], &query6]),
+            ),
+        ),
+        case("MLD hop limit 255", "drop_mld_bad_hop_limit", {
+            let mut p = valid6.clone();
+            p[7] = 255;
+            p
+        }),
+        case(
+            "MLDv1 query to unicast fe80::2",
+            "drop_mld_query_bad_destination",
+            mld(KERNEL6, DAEMON_LL, &mld_query(Ipv6Addr::UNSPECIFIED)),
+        ),
+        case(
+            "MLDv1 query for ff12::1234 sent to ff12::9999",
+            "drop_mld_query_bad_destination",
+            mld(KERNEL6, OTHER6, &mld_query(G6)),
+        ),
+        case(
+            "MLDv1 query for non-multicast 2001:db8::1",
+            "drop_mld_query_bad_group",
+            mld(KERNEL6, ALL_SYSTEMS6, &mld_query(GLOBAL6)),
+        ),
+        case(
+            "MLDv2 general query listing a source",
+            "drop_mld_general_query_with_sources",
+            mld(
+                KERNEL6,
+                ALL_SYSTEMS6,
+                &v3_query6(Ipv6Addr::UNSPECIFIED, vec![SOURCE6]),
+            ),
+        ),
+        case(
+            "MLD report for ff12::1234 sent to ff12::9999",
+            "drop_mld_report_group_mismatch",
+            mld(KERNEL6, OTHER6, &MldRepr::Report { group: G6 }),
+        ),
+        case(
+            "MLD report for unicast fe80::9",
+            "drop_mld_report_bad_group",
+            mld(KERNEL6, SOURCE6, &MldRepr::Report { group: SOURCE6 }),
+        ),
+    ]);
+    cases
+}
+
+// ---------- checking ----------
+
+fn count(stats: &Map<String, Value>, name: &str) -> u64 {
+    stats
+        .get(name)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
+}
+
+/// Membership state without the ticking parts: each `*_ms` field becomes "set or not".
+fn state(daemon: &Daemon) -> Value {
+    fn strip(value: &Value) -> Value {
+        match value {
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let v = if k.ends_with("_ms") {
+                            Value::Bool(!v.is_null())
+                        } else {
+                            strip(v)
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect(),
+            ),
+            Value::Array(items) => Value::Array(items.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    let show = daemon.show();
+    serde_json::json!({
+        "interfaces": strip(&show["interfaces"]),
+        "groups": strip(&show["groups"]),
+    })
+}
+
+/// Writes `packet` and waits until the daemon has read it (tun_rx_packets moved); returns the
+/// counters from before and after. Fails if the daemon never reads it.
+fn inject(ns: &Netns, daemon: &Daemon, packet: &[u8]) -> (Map<String, Value>, Map<String, Value>) {
+    let before = daemon.stats();
+    let rx = count(&before, "tun_rx_packets");
+    ns.inject_raw(TUN, packet);
+    let mut after = before.clone();
+    let read = wait_until(secs(3), || {
+        after = daemon.stats();
+        count(&after, "tun_rx_packets") > rx
+    });
+    assert!(read, "the daemon never read {}", hex(packet));
+    (before, after)
+}
+
+/// Counters that moved between `before` and `after`, with their deltas (control_* excluded:
+/// our own requests move them).
+fn moved(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<(String, i128)> {
+    after
+        .keys()
+        .filter(|name| !name.starts_with("control_"))
+        .filter_map(|name| {
+            let delta = i128::from(count(after, name)) - i128::from(count(before, name));
+            (delta != 0).then(|| (name.clone(), delta))
+        })
+        .collect()
+}
+
+/// What is wrong with how the daemon took one hostile packet (empty: nothing).
+fn judge(
+    case: &Case,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    state_before: &Value,
+    state_after: &Value,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let delta = |name: &str| i128::from(count(after, name)) - i128::from(count(before, name));
+    if delta(case.counter) != 1 {
+        problems.push(format!("{} moved by {}", case.counter, delta(case.counter)));
+    }
+    if delta("tun_rx_packets") != 1 {
+        problems.push(format!(
+            "tun_rx_packets moved by {} (other traffic on the link?)",
+            delta("tun_rx_packets")
+        ));
+    }
+    for (name, d) in moved(before, after) {
+        let sent = name.starts_with("tun_tx_") || name.contains("_snd_");
+        if (name.starts_with("drop_") && name != case.counter) || sent {
+            problems.push(format!("{name} moved by {d}"));
+        }
+    }
+    if state_before != state_after {
+        problems.push(format!(
+            "state changed:\n      before {state_before}\n      after  {state_after}"
+        ));
+    }
+    problems
+}
+
+fn table(rows: &[(String, &str, usize, String)]) -> String {
+    let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let cwidth = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    let mut out = format!(
+        "  {:<width$}  {:<cwidth$}  {:>5}  RESULT\n",
+        "CASE", "COUNTER", "BYTES"
+    );
+    for (name, counter, len, result) in rows {
+        out += &format!("  {name:<width$}  {counter:<cwidth$}  {len:>5}  {result}\n");
+    }
+    out
+}
+
+/// The daemon as the hostile tests run it: groups of both families joined and settled, no
+/// Router Solicitations from the kernel in the way of exact counts.
+fn settled_daemon<'a>(ns: &'a Netns, extra: &[&str], groups: &[IpAddr]) -> Daemon<'a> {
+    let mut args = vec!["--robustness", "1"];
+    args.extend_from_slice(extra);
+    let daemon = ns.spawn_daemon(&args);
+    for group in groups {
+        daemon.ctl_ok(&["join", &group.to_string()]);
+    }
+    daemon.wait_quiet(secs(3));
+    daemon
+}
+
+fn netns(test: &str) -> Option<Netns> {
+    let ns = Netns::new(test)?;
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    ns.no_router_solicitations(TUN);
+    Some(ns)
+}
+
+#[test]
+fn every_hostile_packet_is_dropped_counted_and_changes_nothing() {
+    let Some(ns) = netns("hostile") else { return };
+    let groups: [IpAddr; 4] = [G4.into(), G4B.into(), G6.into(), G6B.into()];
+    let daemon = settled_daemon(&ns, &[], &groups);
+    let mut capture = ns.capture(TUN);
+    let started = now();
+
+    let cases = cases();
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    let mut injected_at = Vec::new();
+    let mut state_before = state(&daemon);
+    for case in &cases {
+        injected_at.push((now(), case.name.as_str()));
+        let (before, after) = inject(&ns, &daemon, &case.packet);
+        let state_after = state(&daemon);
+        let problems = judge(case, &before, &after, &state_before, &state_after);
+        let pong = daemon.ctl(&["ping"]);
+        let mut result = if problems.is_empty() {
+            "dropped, counted once".to_string()
+        } else {
+            format!("FAILED: {}", problems.join("; "))
+        };
+        if !pong.status.success() {
+            result += "; FAILED: ping not answered";
+        }
+        if result.contains("FAILED") {
+            failures.push(format!("{}: {}", case.name, result));
+        }
+        rows.push((case.name.clone(), case.counter, case.packet.len(), result));
+        state_before = state_after;
+    }
+    let listing_of_cases = table(&rows);
+    assert!(
+        failures.is_empty(),
+        "{} of {} hostile cases failed:\n  {}\n\n{listing_of_cases}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n  ")
+    );
+
+    // Still serving: a valid query of each family is answered for every group.
+    let queried_at = now();
+    let mut queriers = [
+        ns.querier(&[
+            "--dev",
+            TUN,
+            "--inject",
+            "--igmp",
+            "2",
+            "--max-resp-ms",
+            "500",
+            "--json",
+        ]),
+        ns.querier(&[
+            "--dev",
+            TUN,
+            "--inject",
+            "--mld",
+            "1",
+            "--max-resp-ms",
+            "500",
+            "--json",
+        ]),
+    ];
+    capture.wait_for("an answer for every group", secs(5), |p| {
+        groups
+            .iter()
+            .all(|g| daemon_reports(p, *g).iter().any(|r| r.time >= queried_at))
+    });
+    for querier in &mut queriers {
+        querier.wait_exit(secs(5));
+    }
+    let packets = capture.stop();
+    // Only the daemon's own: the capture holds the hostile packets too (one comes from ::).
+    let ours: Vec<Pkt> = packets
+        .iter()
+        .filter(|p| p.from_daemon())
+        .cloned()
+        .collect();
+    assert_daemon_packets_well_formed(&ours);
+    // Nothing from the daemon while the hostile packets came in.
+    let early: Vec<&Pkt> = packets
+        .iter()
+        .filter(|p| p.from_daemon() && p.time >= started && p.time < queried_at)
+        .collect();
+    if !early.is_empty() {
+        let blame: Vec<String> = early
+            .iter()
+            .map(|p| {
+                let after = injected_at
+                    .iter()
+                    .rev()
+                    .find(|(t, _)| *t <= p.time)
+                    .map_or("(before the first case)", |(_, name)| name);
+                format!("{p}  <- after \"{after}\"")
+            })
+            .collect();
+        panic!(
+            "the daemon sent packets because of hostile input:\n  {}",
+            blame.join("\n  ")
+        );
+    }
+    println!(
+        "{} hostile cases, each dropped and counted once:\n{listing_of_cases}",
+        cases.len()
+    );
+}
+
+/// A v2 general query with Max Resp 0.5 s, for the policy tests.
+fn short_query4() -> Vec<u8> {
+    IgmpRepr::Query {
+        max_resp_code: 5,
+        group: Ipv4Addr::UNSPECIFIED,
+    }
+    .to_bytes()
+}
+
+fn short_query6() -> MldRepr {
+    MldRepr::Query {
+        max_resp_delay: 500,
+        group: Ipv6Addr::UNSPECIFIED,
+    }
+}
+
+/// Checks that the query just read was dropped under `counter` and nothing is pending.
+fn assert_dropped(
+    daemon: &Daemon,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    counter: &str,
+) {
+    let moved = moved(before, after);
+    assert!(
+        moved.iter().any(|(n, d)| n == counter && *d == 1),
+        "{counter} did not move by 1: {moved:?}"
+    );
+    let drops = moved.iter().filter(|(n, _)| n.starts_with("drop_")).count();
+    assert_eq!(drops, 1, "more than one drop counter moved: {moved:?}");
+    // A query that got through would have a report pending now.
+    let pending: Vec<Value> = daemon
+        .groups()
+        .into_iter()
+        .filter(|g| !g["timer_ms"].is_null())
+        .collect();
+    assert!(
+        pending.is_empty(),
+        "a dropped query started timers: {pending:?}"
+    );
+}
+
+/// Checks that the query just read was accepted and gets an answer.
+fn assert_answered(
+    daemon: &Daemon,
+    before: &Map<String, Value>,
+    after: &Map<String, Value>,
+    sent: &str,
+) {
+    let moved = moved(before, after);
+    assert!(
+        !moved.iter().any(|(n, _)| n.starts_with("drop_")),
+        "dropped: {moved:?}"
+    );
+    let was = count(before, sent);
+    must_wait(&format!("{sent} to move (the answer)"), secs(3), || {
+        daemon.counter(sent) > was
+    });
+    daemon.wait_quiet(secs(3));
+}
+
+#[test]
+fn igmp_without_router_alert_is_accepted_by_default_and_dropped_when_strict() {
+    let Some(ns) = netns("igmp_ra_policy") else {
+        return;
+    };
+    let no_ra = ipv4_raw(&[], 1, PROTO_IGMP, ALL_SYSTEMS4, &short_query4());
+    let ttl_2 = edit_ipv4(ipv4(ALL_SYSTEMS4, &short_query4()), |p| p[8] = 2);
+    let with_ra = ipv4(ALL_SYSTEMS4, &short_query4());
+    {
+        let mut daemon = settled_daemon(&ns, &[], &[G4.into()]);
+        let (before, after) = inject(&ns, &daemon, &no_ra);
+        assert_eq!(
+            count(&after, "igmp_rcv_no_router_alert"),
+            count(&before, "igmp_rcv_no_router_alert") + 1
+        );
+        assert_answered(&daemon, &before, &after, "igmp_snd_v2_reports");
+        let (before, after) = inject(&ns, &daemon, &ttl_2);
+        assert_eq!(
+            count(&after, "igmp_rcv_ttl_not_one"),
+            count(&before, "igmp_rcv_ttl_not_one") + 1
+        );
+        assert_answered(&daemon, &before, &after, "igmp_snd_v2_reports");
+        daemon.signal(libc::SIGTERM);
+        daemon.wait_exit(secs(5));
+    }
+    let daemon = settled_daemon(&ns, &["--strict-igmp"], &[G4.into()]);
+    let (before, after) = inject(&ns, &daemon, &no_ra);
+    assert_dropped(&daemon, &before, &after, "drop_igmp_no_router_alert");
+    assert_eq!(
+        count(&after, "igmp_rcv_no_router_alert"),
+        count(&before, "igmp_rcv_no_router_alert"),
+        "a dropped packet counted as accepted"
+    );
+    let (before, after) = inject(&ns, &daemon, &ttl_2);
+    assert_dropped(&daemon, &before, &after, "drop_igmp_bad_ttl");
+    // Strict is not deaf: a proper query is answered.
+    let (before, after) = inject(&ns, &daemon, &with_ra);
+    assert_answered(&daemon, &before, &after, "igmp_snd_v2_reports");
+}
+
+#[test]
+fn mld_without_router_alert_is_dropped_by_default_and_accepted_when_lenient() {
+    let Some(ns) = netns("mld_ra_policy") else {
+        return;
+    };
+    let message = short_query6().to_bytes(&KERNEL6, &ALL_SYSTEMS6);
+    let no_ra = ipv6_raw(KERNEL6, ALL_SYSTEMS6, 1, NH_ICMPV6, &message);
+    let hop_limit_255 = {
+        let mut p = mld(KERNEL6, ALL_SYSTEMS6, &short_query6());
+        p[7] = 255;
+        p
+    };
+    {
+        let mut daemon = settled_daemon(&ns, &[], &[G6.into()]);
+        let (before, after) = inject(&ns, &daemon, &no_ra);
+        assert_dropped(&daemon, &before, &after, "drop_mld_no_router_alert");
+        let (before, after) = inject(&ns, &daemon, &hop_limit_255);
+        assert_dropped(&daemon, &before, &after, "drop_mld_bad_hop_limit");
+        daemon.signal(libc::SIGTERM);
+        daemon.wait_exit(secs(5));
+    }
+    let daemon = settled_daemon(&ns, &["--lenient-mld"], &[G6.into()]);
+    let (before, after) = inject(&ns, &daemon, &no_ra);
+    assert_eq!(
+        count(&after, "mld_rcv_queries"),
+        count(&before, "mld_rcv_queries") + 1
+    );
+    assert_answered(&daemon, &before, &after, "mld_snd_reports");
+    let (before, after) = inject(&ns, &daemon, &hop_limit_255);
+    assert_answered(&daemon, &before, &after, "mld_snd_reports");
+}
