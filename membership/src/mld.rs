@@ -134,6 +134,9 @@ impl Host {
             return Err(self.dropped(DropReason::UnknownInterface));
         };
         let own_address = addrs.ipv6_link_local;
+        // Length and checksum first, as for IGMP: a corrupt packet is counted as corrupt.
+        let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
+            .map_err(|e| self.dropped(mld_wire_drop(e)))?;
         // RFC 2710 §3: MLD is sent from a link-local source with hop limit 1 and Router
         // Alert. The seeds drop a non-link-local source; the others are policy.
         if !is_link_local_unicast(&meta.src) {
@@ -146,8 +149,6 @@ impl Host {
         if !meta.router_alert && policy.require_router_alert {
             return Err(self.dropped(DropReason::MldNoRouterAlert));
         }
-        let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
-            .map_err(|e| self.dropped(mld_wire_drop(e)))?;
 
         match repr {
             ref q @ (MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. }) => {

@@ -26,8 +26,9 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 const MAX_CLIENTS: usize = 4096;
 /// A client that sends nothing for this long is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long a client waits for the event loop's answer.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client waits for the event loop's answer: less than tunmcastctl's 5 s, so that
+/// the client gets the error reply rather than a timeout of its own.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// A source filter in a join or leave: `"include": [...]` or `"exclude": [...]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -129,8 +130,9 @@ impl ControlSocket {
                     let stream = match stream {
                         Ok(stream) => stream,
                         Err(e) => {
+                            // Typically EMFILE: back off rather than spin and flood the log.
                             warn!("control: accept failed: {e}");
-                            thread::sleep(Duration::from_millis(10));
+                            thread::sleep(Duration::from_millis(250));
                             continue;
                         }
                     };
@@ -174,8 +176,9 @@ fn serve_client(
 ) -> io::Result<()> {
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    // One descriptor per client: reads and writes share the stream.
+    let mut writer = &stream;
+    let mut reader = BufReader::new(&stream);
     let mut line = Vec::new();
     loop {
         line.clear();

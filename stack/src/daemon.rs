@@ -31,6 +31,8 @@ const SIGNAL: Token = Token(2);
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
 /// Largest packet read from the device.
 const MTU_BUFFER: usize = 65_536;
+/// Packets read in one go before timers, control requests and sends get their turn.
+const READ_BURST: usize = 256;
 
 fn if_nametoindex(name: &str) -> Option<u32> {
     let name = CString::new(name).ok()?;
@@ -89,7 +91,29 @@ struct Daemon {
     io: IoStats,
 }
 
+/// Raises the soft limit on open files to the hard one: every control client holds one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                warn!(
+                    "cannot raise the open-file limit: {}",
+                    io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    raise_fd_limit();
     let device = Iface::without_packet_info(&args.tun, Mode::Tun)
         .with_context(|| format!("cannot attach to TUN device {}", args.tun))?;
     device
@@ -171,12 +195,19 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; MTU_BUFFER];
+        // mio is edge-triggered: after a capped burst the device may still hold packets
+        // without a new event, so we remember it and poll without sleeping.
+        let mut device_readable = false;
+        let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
             let now = self.now();
-            let timeout = self
-                .host
-                .next_deadline()
-                .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK));
+            let timeout = if device_readable {
+                Duration::ZERO
+            } else {
+                self.host
+                    .next_deadline()
+                    .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK))
+            };
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -185,47 +216,72 @@ impl Daemon {
             }
             for event in events.iter() {
                 match event.token() {
-                    TUN => self.read_device(&mut buf)?,
-                    WAKE => {
-                        while let Ok(envelope) = requests.try_recv() {
-                            let reply = self.handle_request(envelope.request);
-                            let _ = envelope.reply.send(reply);
-                        }
-                    }
+                    TUN => device_readable = true,
                     SIGNAL => {
                         let mut drain = [0u8; 16];
                         while matches!(signals.read(&mut drain), Ok(n) if n > 0) {}
                         return self.shutdown();
                     }
-                    _ => {}
+                    _ => {} // WAKE: the requests are drained below, every turn
                 }
             }
-            if if_nametoindex(&self.ifname) != Some(self.ifindex) {
-                bail!("TUN device {} has gone away", self.ifname);
+            // Control requests are answered between bursts, so a flood cannot starve them.
+            while let Ok(envelope) = requests.try_recv() {
+                let reply = self.handle_request(envelope.request);
+                let _ = envelope.reply.send(reply);
+            }
+            if device_readable {
+                device_readable = self.read_burst(&mut buf)?;
+            }
+            if self.clock.elapsed() >= next_device_check {
+                self.check_device()?;
+                next_device_check = self.clock.elapsed() + DEVICE_CHECK;
             }
             self.flush()?;
         }
     }
 
-    fn read_device(&mut self, buf: &mut [u8]) -> anyhow::Result<()> {
-        loop {
+    /// The device is deleted when its name is gone or names another interface. Only ENODEV
+    /// counts: `if_nametoindex` needs a socket, and running out of descriptors must not be
+    /// taken for a deleted device (a read on a deleted TUN fails with EBADFD anyway).
+    fn check_device(&self) -> anyhow::Result<()> {
+        match if_nametoindex(&self.ifname) {
+            Some(index) if index == self.ifindex => Ok(()),
+            Some(_) => bail!(
+                "TUN device {} has gone away (the name is another device now)",
+                self.ifname
+            ),
+            None if io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) => {
+                bail!("TUN device {} has gone away", self.ifname)
+            }
+            None => {
+                warn!(
+                    "cannot check TUN device {}: {}",
+                    self.ifname,
+                    io::Error::last_os_error()
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads at most [`READ_BURST`] packets; returns whether the device may hold more.
+    fn read_burst(&mut self, buf: &mut [u8]) -> anyhow::Result<bool> {
+        for _ in 0..READ_BURST {
             match self.device.recv(buf) {
                 Ok(n) => {
                     self.io.tun_rx_packets += 1;
                     self.handle_packet(&buf[..n]);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     return Err(e)
                         .with_context(|| format!("TUN device {} failed (deleted?)", self.ifname))
                 }
             }
-            // Answer promptly under a flood: what is due goes out between reads.
-            if self.io.tun_rx_packets.is_multiple_of(256) {
-                self.flush()?;
-            }
         }
+        Ok(true)
     }
 
     fn handle_packet(&mut self, packet: &[u8]) {

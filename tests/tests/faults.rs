@@ -2,9 +2,8 @@
 //! device deleted under the daemon, SIGKILL and a restart from the state file, and a thousand
 //! control clients at once mixed with hostile ones.
 //!
-//! Two tests are `#[ignore]`d: they show daemon defects found while writing these (control
-//! requests starved during a flood; fd exhaustion from control clients taken for a deleted
-//! TUN). Run them with `--ignored`; they pass once the daemon is fixed.
+//! Two of them pin defects found while writing these, since fixed: control requests starved
+//! during a flood, and descriptor exhaustion from control clients taken for a deleted TUN.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -558,7 +557,6 @@ fn a_thousand_control_clients_at_once_with_hostile_ones_mixed_in() {
 /// while a flood keeps it readable, control requests wait for the whole flood (the CLI gives
 /// up after 5 s, the daemon's client thread after 10 s).
 #[test]
-#[ignore = "daemon defect: control requests are starved while a flood keeps the TUN readable"]
 fn control_requests_are_answered_during_a_flood() {
     let Some(ns) = netns("flood_control") else {
         return;
@@ -603,7 +601,6 @@ fn control_requests_are_answered_during_a_flood() {
 /// device check, which the daemon takes for a deleted TUN: it exits with
 /// "TUN device tun0 has gone away".
 #[test]
-#[ignore = "daemon defect: running out of descriptors is taken for a deleted TUN device"]
 fn running_out_of_descriptors_does_not_kill_the_daemon() {
     let Some(ns) = netns("fd_exhaustion") else {
         return;
