@@ -840,6 +840,19 @@ impl Capture<'_> {
         timeout: Duration,
         condition: impl Fn(&[Pkt]) -> bool,
     ) -> Vec<Pkt> {
+        self.wait_dissected(what, timeout, Self::peek, |p| listing(p), condition)
+    }
+
+    /// The loop behind `wait_for` and `wait_for_full`: `dissect` reads the capture, `list`
+    /// renders it for the failure message.
+    fn wait_dissected(
+        &self,
+        what: &str,
+        timeout: Duration,
+        dissect: impl Fn(&Self) -> Vec<Pkt>,
+        list: impl Fn(&[Pkt]) -> String,
+        condition: impl Fn(&[Pkt]) -> bool,
+    ) -> Vec<Pkt> {
         let deadline = Instant::now() + timeout;
         let mut seen_size = u64::MAX;
         let mut dissected_at = Instant::now();
@@ -849,7 +862,7 @@ impl Capture<'_> {
             if size != seen_size || dissected_at.elapsed() >= secs(1) {
                 seen_size = size;
                 dissected_at = Instant::now();
-                packets = self.peek();
+                packets = dissect(self);
                 if condition(&packets) {
                     return packets;
                 }
@@ -857,7 +870,7 @@ impl Capture<'_> {
             if Instant::now() >= deadline {
                 panic!(
                     "timed out after {timeout:?} waiting for: {what}\ncaptured so far:\n{}",
-                    listing(&packets)
+                    list(&packets)
                 );
             }
             std::thread::sleep(ms(50));
@@ -1440,28 +1453,7 @@ impl Capture<'_> {
         timeout: Duration,
         condition: impl Fn(&[Pkt]) -> bool,
     ) -> Vec<Pkt> {
-        let deadline = Instant::now() + timeout;
-        let mut seen_size = u64::MAX;
-        let mut dissected_at = Instant::now();
-        let mut packets = Vec::new();
-        loop {
-            let size = self.size();
-            if size != seen_size || dissected_at.elapsed() >= secs(1) {
-                seen_size = size;
-                dissected_at = Instant::now();
-                packets = self.peek_full();
-                if condition(&packets) {
-                    return packets;
-                }
-            }
-            if Instant::now() >= deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for: {what}\ncaptured so far:\n{}",
-                    full_listing(&packets)
-                );
-            }
-            std::thread::sleep(ms(50));
-        }
+        self.wait_dissected(what, timeout, Self::peek_full, |p| full_listing(p), condition)
     }
 
     /// [`Capture::stop`], then the whole capture with group records.
