@@ -1453,7 +1453,13 @@ impl Capture<'_> {
         timeout: Duration,
         condition: impl Fn(&[Pkt]) -> bool,
     ) -> Vec<Pkt> {
-        self.wait_dissected(what, timeout, Self::peek_full, |p| full_listing(p), condition)
+        self.wait_dissected(
+            what,
+            timeout,
+            Self::peek_full,
+            |p| full_listing(p),
+            condition,
+        )
     }
 
     /// [`Capture::stop`], then the whole capture with group records.
