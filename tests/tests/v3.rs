@@ -464,9 +464,12 @@ fn query_responses(test: &str, family: Family) {
     let present = interface[family.older_present_field]
         .as_u64()
         .unwrap_or_else(|| panic!("no older-querier timer: {interface}"));
+    // What is left is 11 s less the time since the query went out (longer on a loaded machine).
+    let since_query_ms = ((now() - at).max(0.0) * 1000.0) as u64;
     assert!(
-        (9_000..=11_000).contains(&present),
-        "older querier present for {present} ms more (want about 11 s): {interface}"
+        present <= 11_000 && present + since_query_ms + 500 >= 11_000,
+        "older querier present for {present} ms more, {since_query_ms} ms after the query \
+         (want 11 s in all): {interface}"
     );
     let mut answered: Vec<IpAddr> = answers.iter().filter_map(|p| p.group).collect();
     answered.sort();
