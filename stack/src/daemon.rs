@@ -76,6 +76,8 @@ struct IoStats {
     tun_rx_packets: u64,
     tun_tx_packets: u64,
     tun_tx_errors: u64,
+    /// Of those, dropped because the link was down.
+    tun_tx_link_down: u64,
     control_requests: u64,
     control_errors: u64,
 }
@@ -320,6 +322,22 @@ impl Daemon {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.tun_tx_errors += 1;
                     warn!("TUN device {} is full: a packet was dropped", self.ifname);
+                }
+                // EIO: the link is down (a device we created, not yet set up on the kernel
+                // side). Like a host on a dead link, we lose the packet and carry on.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    self.io.tun_tx_errors += 1;
+                    self.io.tun_tx_link_down += 1;
+                    if self.io.tun_tx_link_down == 1 {
+                        warn!(
+                            "TUN device {} is down: packets are dropped until it is up",
+                            self.ifname
+                        );
+                    }
+                    debug!(
+                        "dropped {:?} {} -> {}: link down",
+                        tx.message, tx.src, tx.dst
+                    );
                 }
                 Err(e) => {
                     return Err(e)
@@ -600,6 +618,7 @@ impl Daemon {
             ("tun_rx_packets", io.tun_rx_packets),
             ("tun_tx_packets", io.tun_tx_packets),
             ("tun_tx_errors", io.tun_tx_errors),
+            ("tun_tx_link_down", io.tun_tx_link_down),
             ("control_requests", io.control_requests),
             ("control_errors", io.control_errors),
         ] {

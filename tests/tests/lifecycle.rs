@@ -107,3 +107,62 @@ fn state_file_carries_memberships_over_a_restart() {
     second.wait_quiet(secs(3));
     assert_daemon_packets_well_formed(&capture.stop());
 }
+
+/// `--tun NAME` for a device that does not exist yet: the daemon creates it (a TUN that lives
+/// as long as the daemon holds it) and serves on it. Until the kernel side sets the link up,
+/// what the daemon sends is dropped and counted, not fatal; once it is up, reports flow. The
+/// device goes away with the daemon.
+#[test]
+fn a_missing_tun_device_is_created_and_served() {
+    let Some(ns) = Netns::new("create_tun") else {
+        return;
+    };
+    let socket = ns.dir().join("ctl.sock");
+    let socket_arg = socket.to_str().expect("UTF-8 temp dir").to_string();
+    let args = [
+        "--tun",
+        "tmcnew0",
+        "--ipv4",
+        DAEMON_V4_CIDR,
+        "--igmp-version",
+        "2",
+        "--control",
+        &socket_arg,
+    ];
+    let mut daemon = ns.spawn_daemon_with(&args, &socket);
+    let link = ns.ip(&["-d", "link", "show", "tmcnew0"]);
+    assert!(link.contains("tun"), "not a TUN device: {link}");
+    let show = daemon.show();
+    assert_eq!(show["interfaces"][0]["iface"], "tmcnew0", "{show}");
+    daemon.ctl_ok(&["join", "239.9.9.9"]);
+    assert_eq!(daemon.group("239.9.9.9").expect("listed")["users"], 1);
+    must_wait(
+        "the report dropped on the down link to be counted",
+        secs(3),
+        || daemon.counter("tun_tx_link_down") >= 1,
+    );
+    assert!(daemon.ctl(&["ping"]).status.success(), "{}", daemon.log());
+
+    ns.ip(&["addr", "add", KERNEL_V4_CIDR, "dev", "tmcnew0"]);
+    ns.ip(&["link", "set", "tmcnew0", "up"]);
+    let mut capture = ns.capture("tmcnew0");
+    let sent = daemon.counter("tun_tx_packets");
+    daemon.ctl_ok(&["join", "239.9.9.10"]);
+    capture.wait_for("the report for 239.9.9.10", secs(3), |p| {
+        !daemon_reports(p, ip("239.9.9.10")).is_empty()
+    });
+    assert!(daemon.counter("tun_tx_packets") > sent);
+    assert_daemon_packets_well_formed(&capture.stop());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(secs(5)).code(),
+        Some(0),
+        "{}",
+        daemon.log()
+    );
+    let gone = ns.exec(&["ip", "link", "show", "tmcnew0"]);
+    assert!(
+        !gone.status.success(),
+        "the device outlived the daemon that made it"
+    );
+}
