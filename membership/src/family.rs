@@ -207,6 +207,10 @@ pub(crate) struct Family<P: Protocol> {
     pub ifaces: HashMap<IfIndex, FamilyIface<P::Addr>>,
     pub records: Slab<Record<P::Addr>>,
     pub wheel: TimerWheel<TimerKey>,
+    /// v3 records decided since the last `flush_reports`: what happens at one instant (a
+    /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
+    /// few reports as fit the MTU.
+    pub pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
 }
 
 /// Why a query was refused; the adapter maps it to its own drop reason.
@@ -326,6 +330,7 @@ impl<P: Protocol> Default for Family<P> {
             ifaces: HashMap::new(),
             records: Slab::new(),
             wheel: TimerWheel::new(),
+            pending: Vec::new(),
         }
     }
 }
@@ -525,20 +530,36 @@ impl<P: Protocol> Family<P> {
                 aux_data: Vec::new(),
             })
             .collect();
-        self.send_v3(ifindex, records, env);
+        self.send_v3(ifindex, records);
     }
 
-    fn send_v3(&self, ifindex: IfIndex, records: Vec<GroupRecord<P::Addr>>, env: &mut Env<'_>) {
-        let Some(addrs) = env.interfaces.get(&ifindex) else {
-            return;
-        };
-        if records.is_empty() {
+    fn send_v3(&mut self, ifindex: IfIndex, records: Vec<GroupRecord<P::Addr>>) {
+        self.pending
+            .extend(records.into_iter().map(|record| (ifindex, record)));
+    }
+
+    /// Packs the pending v3 records of each interface, in the order they were decided, into
+    /// as few reports as fit its MTU (RFC 9776 §5.2, RFC 9777 §6.2).
+    pub fn flush_reports(&mut self, env: &mut Env<'_>) {
+        if self.pending.is_empty() {
             return;
         }
-        let space = usize::from(addrs.mtu).saturating_sub(P::REPORT_OVERHEAD);
-        for report in pack(records, space, P::RECORD_OVERHEAD, P::ADDR_LEN) {
-            let tx = P::v3_report(ifindex, addrs, report, env.stats);
-            env.out.push_back(tx);
+        let mut by_iface: Vec<(IfIndex, Vec<GroupRecord<P::Addr>>)> = Vec::new();
+        for (ifindex, record) in self.pending.drain(..) {
+            match by_iface.iter_mut().find(|(i, _)| *i == ifindex) {
+                Some((_, records)) => records.push(record),
+                None => by_iface.push((ifindex, vec![record])),
+            }
+        }
+        for (ifindex, records) in by_iface {
+            let Some(addrs) = env.interfaces.get(&ifindex) else {
+                continue;
+            };
+            let space = usize::from(addrs.mtu).saturating_sub(P::REPORT_OVERHEAD);
+            for report in pack(records, space, P::RECORD_OVERHEAD, P::ADDR_LEN) {
+                let tx = P::v3_report(ifindex, addrs, report, env.stats);
+                env.out.push_back(tx);
+            }
         }
     }
 
@@ -657,6 +678,7 @@ impl<P: Protocol> Family<P> {
     /// Entering an older mode cancels v3's pending responses and retransmissions (RFC 9776
     /// §7.2.1); groups being left in v3 are forgotten.
     fn leave_v3_mode(&mut self, ifindex: IfIndex) {
+        self.pending.retain(|(i, _)| *i != ifindex);
         if let Some(timer) = self.ifaces.get_mut(&ifindex).and_then(|i| i.general.take()) {
             self.wheel.cancel(timer);
         }
@@ -865,7 +887,7 @@ impl<P: Protocol> Family<P> {
                         sources: sources.into_iter().collect(),
                         aux_data: Vec::new(),
                     }];
-                    self.send_v3(ifindex, records, env);
+                    self.send_v3(ifindex, records);
                 }
             }
             TimerKey::Retransmit(record_key) => {
@@ -897,7 +919,7 @@ impl<P: Protocol> Family<P> {
                         })
                     })
                     .collect();
-                self.send_v3(ifindex, records, env);
+                self.send_v3(ifindex, records);
             }
             TimerKey::OlderQuerier(ifindex, version) => {
                 let before = self.compat(ifindex, env.config);

@@ -308,6 +308,8 @@ impl Host {
         };
         igmp.advance(now, &mut env);
         mld.advance(now, &mut env);
+        igmp.flush_reports(&mut env);
+        mld.flush_reports(&mut env);
         while let Some(tx) = self.outbox.pop_front() {
             transmit(tx);
         }
@@ -315,7 +317,8 @@ impl Host {
 
     /// When `poll` has something to do next: the driver's sleep deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        if !self.outbox.is_empty() {
+        if !self.outbox.is_empty() || !self.igmp.pending.is_empty() || !self.mld.pending.is_empty()
+        {
             return Some(self.now);
         }
         let igmp = self.igmp.wheel.next_deadline();

@@ -822,3 +822,34 @@ fn only_general_queries_teach_the_query_response_interval() {
         "2 × 125 s + 1 s"
     );
 }
+
+#[test]
+fn changes_at_one_instant_share_reports() {
+    let mut host = host();
+    for i in 0..10u32 {
+        host.join(IF, IpAddr::V4(Ipv4Addr::from(0xef05_0000 + i)), t(0))
+            .unwrap();
+    }
+    host.join_filter(
+        IF,
+        ip("232.5.5.5"),
+        SourceFilter::include(ips(&["10.0.0.1"])),
+        t(0),
+    )
+    .unwrap();
+    let sent = now_sent(&mut host, 0);
+    assert_eq!(sent.len(), 1, "one report for eleven state changes");
+    assert_eq!(records(&sent[0]).len(), 11);
+    assert_eq!(records(&sent[0])[10], "allow 232.5.5.5 {10.0.0.1}");
+    // Shutdown: every leave of the instant in one report, retransmitted per group.
+    run(&mut host, 10_000);
+    host.leave_all(t(10_000));
+    let sent = now_sent(&mut host, 10_000);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(records(&sent[0]).len(), 11);
+    let leaves = records(&sent[0]);
+    assert_eq!(leaves.iter().filter(|r| r.starts_with("to_in")).count(), 10);
+    assert!(leaves.contains(&"block 232.5.5.5 {10.0.0.1}".to_string()));
+    assert_eq!(all_records(&run(&mut host, 20_000)).len(), 11);
+    assert!(host.groups(t(20_000)).is_empty());
+}
