@@ -20,6 +20,7 @@ use serde_json::{json, Map, Value};
 use tun_tap::{Iface, Mode};
 
 use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
+use crate::framing::{FrameDrop, Framing};
 use crate::state::{Membership, Request as SavedRequest, StateStore};
 use crate::Args;
 
@@ -78,6 +79,10 @@ struct IoStats {
     tun_tx_errors: u64,
     /// Of those, dropped because the link was down.
     tun_tx_link_down: u64,
+    /// TAP: frames not for this host, not IP, or too short for Ethernet.
+    tap_rx_not_for_us: u64,
+    tap_rx_other_ethertype: u64,
+    tap_rx_truncated: u64,
     control_requests: u64,
     control_errors: u64,
 }
@@ -85,6 +90,9 @@ struct IoStats {
 struct Daemon {
     host: Host,
     device: Iface,
+    framing: Framing,
+    /// "TUN" or "TAP", for messages.
+    kind: &'static str,
     ifname: String,
     ifindex: u32,
     args: Args,
@@ -116,14 +124,20 @@ fn raise_fd_limit() {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     raise_fd_limit();
-    let device = Iface::without_packet_info(&args.tun, Mode::Tun)
-        .with_context(|| format!("cannot attach to TUN device {}", args.tun))?;
+    let (mode, kind, framing) = if args.tap {
+        let framing = Framing::Ethernet { mac: args.mac() };
+        (Mode::Tap, "TAP", framing)
+    } else {
+        (Mode::Tun, "TUN", Framing::Ip)
+    };
+    let device = Iface::without_packet_info(&args.tun, mode)
+        .with_context(|| format!("cannot attach to {kind} device {}", args.tun))?;
     device
         .set_non_blocking()
-        .context("cannot make the TUN device non-blocking")?;
+        .with_context(|| format!("cannot make the {kind} device non-blocking"))?;
     let ifname = device.name().to_string();
     let ifindex = if_nametoindex(&ifname)
-        .with_context(|| format!("TUN device {ifname} has no interface index"))?;
+        .with_context(|| format!("{kind} device {ifname} has no interface index"))?;
 
     let mut host = Host::new(core_config(&args), args.seed.unwrap_or_else(default_seed));
     host.add_interface(
@@ -160,6 +174,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut daemon = Daemon {
         host,
         device,
+        framing,
+        kind,
         ifname,
         ifindex,
         clock: std::time::Instant::now(),
@@ -168,7 +184,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args,
     };
     info!(
-        "tunmcastd on {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
+        "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
+        daemon.kind,
         daemon.ifname,
         daemon.ifindex,
         daemon.args.ipv4.0,
@@ -250,15 +267,17 @@ impl Daemon {
         match if_nametoindex(&self.ifname) {
             Some(index) if index == self.ifindex => Ok(()),
             Some(_) => bail!(
-                "TUN device {} has gone away (the name is another device now)",
+                "{} device {} has gone away (the name is another device now)",
+                self.kind,
                 self.ifname
             ),
             None if io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) => {
-                bail!("TUN device {} has gone away", self.ifname)
+                bail!("{} device {} has gone away", self.kind, self.ifname)
             }
             None => {
                 warn!(
-                    "cannot check TUN device {}: {}",
+                    "cannot check {} device {}: {}",
+                    self.kind,
                     self.ifname,
                     io::Error::last_os_error()
                 );
@@ -273,13 +292,19 @@ impl Daemon {
             match self.device.recv(buf) {
                 Ok(n) => {
                     self.io.tun_rx_packets += 1;
-                    self.handle_packet(&buf[..n]);
+                    match self.framing.decap(&buf[..n]) {
+                        Ok(packet) => self.handle_packet(packet),
+                        Err(FrameDrop::NotForUs) => self.io.tap_rx_not_for_us += 1,
+                        Err(FrameDrop::OtherEtherType) => self.io.tap_rx_other_ethertype += 1,
+                        Err(FrameDrop::Truncated) => self.io.tap_rx_truncated += 1,
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("TUN device {} failed (deleted?)", self.ifname))
+                    return Err(e).with_context(|| {
+                        format!("{} device {} failed (deleted?)", self.kind, self.ifname)
+                    })
                 }
             }
         }
@@ -313,7 +338,7 @@ impl Daemon {
         let mut out: Vec<Transmit> = Vec::new();
         self.host.poll(self.now(), |tx| out.push(tx));
         for tx in out {
-            let packet = tx.to_packet();
+            let packet = self.framing.encap(tx.to_packet(), tx.dst);
             match self.device.send(&packet) {
                 Ok(_) => {
                     self.io.tun_tx_packets += 1;
@@ -321,7 +346,10 @@ impl Daemon {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.tun_tx_errors += 1;
-                    warn!("TUN device {} is full: a packet was dropped", self.ifname);
+                    warn!(
+                        "{} device {} is full: a packet was dropped",
+                        self.kind, self.ifname
+                    );
                 }
                 // EIO: the link is down (a device we created, not yet set up on the kernel
                 // side). Like a host on a dead link, we lose the packet and carry on.
@@ -330,8 +358,8 @@ impl Daemon {
                     self.io.tun_tx_link_down += 1;
                     if self.io.tun_tx_link_down == 1 {
                         warn!(
-                            "TUN device {} is down: packets are dropped until it is up",
-                            self.ifname
+                            "{} device {} is down: packets are dropped until it is up",
+                            self.kind, self.ifname
                         );
                     }
                     debug!(
@@ -340,8 +368,9 @@ impl Daemon {
                     );
                 }
                 Err(e) => {
-                    return Err(e)
-                        .with_context(|| format!("cannot write to TUN device {}", self.ifname))
+                    return Err(e).with_context(|| {
+                        format!("cannot write to {} device {}", self.kind, self.ifname)
+                    })
                 }
             }
         }
@@ -564,6 +593,11 @@ impl Daemon {
                 json!({
                     "iface": self.ifname,
                     "ifindex": i.iface,
+                    "device": self.kind.to_lowercase(),
+                    "mac": match self.framing {
+                        Framing::Ethernet { mac } => Some(mac.to_string()),
+                        Framing::Ip => None,
+                    },
                     "ipv4": self.args.ipv4.0.to_string(),
                     "ipv4_prefix_len": self.args.ipv4.1,
                     "ipv6_ll": self.args.ipv6_link_local().to_string(),
@@ -619,6 +653,9 @@ impl Daemon {
             ("tun_tx_packets", io.tun_tx_packets),
             ("tun_tx_errors", io.tun_tx_errors),
             ("tun_tx_link_down", io.tun_tx_link_down),
+            ("tap_rx_not_for_us", io.tap_rx_not_for_us),
+            ("tap_rx_other_ethertype", io.tap_rx_other_ethertype),
+            ("tap_rx_truncated", io.tap_rx_truncated),
             ("control_requests", io.control_requests),
             ("control_errors", io.control_errors),
         ] {

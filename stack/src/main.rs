@@ -7,6 +7,7 @@
 
 mod control;
 mod daemon;
+mod framing;
 mod state;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -21,9 +22,16 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "tunmcastd", version)]
 pub struct Args {
-    /// TUN device to attach to (created if it does not exist).
+    /// TUN device to attach to (created if it does not exist); with --tap, a TAP device.
     #[arg(long, value_name = "NAME")]
     pub tun: String,
+    /// The device is a TAP: Ethernet frames, this host having its own MAC address.
+    #[arg(long)]
+    pub tap: bool,
+    /// With --tap: this host's MAC address. Default: 02:00 followed by the four bytes of
+    /// --ipv4 (locally administered, unique on the link when the IPv4 addresses are).
+    #[arg(long, value_name = "MAC", requires = "tap")]
+    pub mac: Option<framing::Mac>,
     /// This host's IPv4 address and prefix on the link: the source of its IGMP messages.
     #[arg(long, value_name = "ADDR/PLEN", value_parser = parse_ipv4_prefix)]
     pub ipv4: (Ipv4Addr, u8),
@@ -85,6 +93,13 @@ impl Args {
         })
     }
 
+    pub fn mac(&self) -> framing::Mac {
+        self.mac.unwrap_or_else(|| {
+            let o = self.ipv4.0.octets();
+            framing::Mac([0x02, 0x00, o[0], o[1], o[2], o[3]])
+        })
+    }
+
     pub fn control_path(&self) -> PathBuf {
         self.control
             .clone()
@@ -142,6 +157,7 @@ mod tests {
             "fe80::a63:2".parse::<Ipv6Addr>().unwrap()
         );
         assert_eq!(args.control_path(), PathBuf::from("/run/tunmcast/t0.sock"));
+        assert_eq!(args.mac().to_string(), "02:00:0a:63:00:02");
     }
 
     #[test]
@@ -154,6 +170,14 @@ mod tests {
             vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "4"],
             vec!["--ipv4", "10.99.0.2/24", "--mld-version", "3"],
             vec!["--ipv4", "10.99.0.2/24", "--robustness", "0"],
+            vec!["--ipv4", "10.99.0.2/24", "--mac", "02:00:00:00:00:01"],
+            vec![
+                "--ipv4",
+                "10.99.0.2/24",
+                "--tap",
+                "--mac",
+                "01:00:5e:00:00:01",
+            ],
         ] {
             let mut argv = vec!["tunmcastd", "--tun", "t0"];
             argv.extend(bad.iter());
