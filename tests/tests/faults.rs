@@ -341,7 +341,7 @@ fn sigkill_then_restart_with_the_state_file_announces_every_group_again() {
         let users = if group == groups[0] { 2 } else { 1 };
         assert_eq!(entry["users"], users, "{entry}");
     }
-    capture.wait_for("a fresh report for every group", secs(3), |p| {
+    capture.wait_for("a fresh report for every group", secs(8), |p| {
         groups.iter().all(|g| {
             daemon_reports(p, ip(g))
                 .iter()

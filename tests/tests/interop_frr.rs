@@ -15,7 +15,7 @@ fn frr_pimd_learns_and_forgets_groups_from_the_daemon() {
     let (kept, left) = (ip("239.5.5.5"), ip("239.1.2.3"));
     daemon.ctl_ok(&["join", &kept.to_string()]);
     daemon.ctl_ok(&["join", &left.to_string()]);
-    capture.wait_for("the unsolicited reports", secs(3), |p| {
+    capture.wait_for("the unsolicited reports", secs(8), |p| {
         !daemon_reports(p, kept).is_empty() && !daemon_reports(p, left).is_empty()
     });
     daemon.wait_quiet(secs(3));

@@ -14,7 +14,7 @@ fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
     let (v4, v6) = ("239.1.2.3", "ff12::1234");
     daemon.ctl_ok(&["join", v4]);
     daemon.ctl_ok(&["join", v6]);
-    capture.wait_for("the reports for both groups", secs(3), |p| {
+    capture.wait_for("the reports for both groups", secs(8), |p| {
         !daemon_reports(p, ip(v4)).is_empty() && !daemon_reports(p, ip(v6)).is_empty()
     });
     daemon.wait_quiet(secs(3));
@@ -96,7 +96,7 @@ fn state_file_carries_memberships_over_a_restart() {
             .unwrap_or_else(|| panic!("{group} not restored: {}", second.show()));
         assert!(entry["users"].as_u64() >= Some(1), "{entry}");
     }
-    let packets = capture.wait_for("fresh reports for both groups", secs(3), |p| {
+    let packets = capture.wait_for("fresh reports for both groups", secs(8), |p| {
         groups.iter().all(|g| {
             daemon_reports(p, ip(g))
                 .iter()
@@ -148,7 +148,7 @@ fn a_missing_tun_device_is_created_and_served() {
     let mut capture = ns.capture("tmcnew0");
     let sent = daemon.counter("tun_tx_packets");
     daemon.ctl_ok(&["join", "239.9.9.10"]);
-    capture.wait_for("the report for 239.9.9.10", secs(3), |p| {
+    capture.wait_for("the report for 239.9.9.10", secs(8), |p| {
         !daemon_reports(p, ip("239.9.9.10")).is_empty()
     });
     assert!(daemon.counter("tun_tx_packets") > sent);

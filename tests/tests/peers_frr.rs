@@ -534,7 +534,7 @@ fn frr_igmpv2_querier_makes_a_v3_daemon_fall_back_and_it_returns_to_v3() {
     // Its next state change is an IGMPv3 report.
     let joined_at = now();
     daemon.ctl_ok(&["join", g3]);
-    capture.wait_for_full("a TO_EX record for the new group", secs(2), |p| {
+    capture.wait_for_full("a TO_EX record for the new group", secs(8), |p| {
         p.iter().any(|p| {
             p.from_daemon()
                 && p.time >= joined_at

@@ -47,7 +47,7 @@ fn kernel_report_suppresses_ours(s: Suppression) {
     let daemon = ns.spawn_daemon(&["--robustness", "1", "--seed", SEED]);
     let group = ip(s.group);
     daemon.ctl_ok(&["join", s.group]);
-    capture.wait_for("the daemon's unsolicited report", secs(3), |p| {
+    capture.wait_for("the daemon's unsolicited report", secs(8), |p| {
         !daemon_reports(p, group).is_empty()
     });
     daemon.wait_quiet(secs(3));
@@ -183,7 +183,7 @@ fn kernel_v3_and_mldv2_reports_are_counted_and_change_nothing_on_a_v2_daemon() {
     let (g4, g6) = ("239.1.1.1", "ff12::1");
     daemon.ctl_ok(&["join", g4]);
     daemon.ctl_ok(&["join", g6]);
-    capture.wait_for("the daemon's unsolicited reports", secs(3), |p| {
+    capture.wait_for("the daemon's unsolicited reports", secs(8), |p| {
         !daemon_reports(p, ip(g4)).is_empty() && !daemon_reports(p, ip(g6)).is_empty()
     });
     daemon.wait_quiet(secs(3));

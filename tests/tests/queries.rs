@@ -46,7 +46,7 @@ fn general_and_group_specific(test: &str, family: Family) {
     for group in family.groups {
         daemon.ctl_ok(&["join", group]);
     }
-    capture.wait_for("one unsolicited report per group", secs(3), |p| {
+    capture.wait_for("one unsolicited report per group", secs(8), |p| {
         family
             .groups
             .iter()
@@ -179,7 +179,7 @@ fn igmpv1_querier_switches_to_v1_reports_and_no_leave() {
     let daemon = ns.spawn_daemon(&["--robustness", "1"]);
     let group = "239.1.2.3";
     daemon.ctl_ok(&["join", group]);
-    capture.wait_for("the unsolicited report", secs(3), |p| {
+    capture.wait_for("the unsolicited report", secs(8), |p| {
         !daemon_reports(p, ip(group)).is_empty()
     });
     daemon.wait_quiet(secs(3));

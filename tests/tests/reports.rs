@@ -36,7 +36,7 @@ fn join_report_repeat_leave(test: &str, group: &str, report_kind: &str, leave_ki
         daemon.ctl_ok(&["leave", group]),
         format!("left {group} on {TUN} (users 0)\n")
     );
-    capture.wait_for(&format!("{leave_kind} for {group}"), secs(3), |p| {
+    capture.wait_for(&format!("{leave_kind} for {group}"), secs(8), |p| {
         p.iter()
             .any(|p| p.from_daemon() && p.kind == leave_kind && p.about(g))
     });
@@ -122,14 +122,14 @@ fn link_scope_all_nodes_and_reserved_scopes_are_never_reported() {
         // Refusing the join is as good as never reporting it; the status is not checked.
         daemon.ctl(&["join", group]);
     }
-    capture.wait_for("reports for 239.7.7.7 and ff12::7", secs(3), |p| {
+    capture.wait_for("reports for 239.7.7.7 and ff12::7", secs(8), |p| {
         markers.iter().all(|g| !daemon_reports(p, ip(g)).is_empty())
     });
     daemon.wait_quiet(secs(3));
     for group in never.iter().chain(&markers) {
         daemon.ctl(&["leave", group]);
     }
-    capture.wait_for("Leave and Done for the marker groups", secs(3), |p| {
+    capture.wait_for("Leave and Done for the marker groups", secs(8), |p| {
         markers.iter().all(|g| {
             p.iter().any(|p| {
                 p.from_daemon()

@@ -201,7 +201,7 @@ fn state_changes(test: &str, family: Family, robustness: u8) {
         let wanted = usize::from(robustness);
         capture.wait_for_full(
             &format!("{wanted} reports with {}", step.record),
-            secs(3),
+            secs(8),
             |p| {
                 p.iter()
                     .filter(|p| p.from_daemon() && p.is_report() && p.time >= at)
@@ -298,7 +298,7 @@ fn query(
     args.extend_from_slice(extra);
     args.extend_from_slice(&["--count", "1", "--listen-ms", "0"]);
     ns.querier(&args).wait_exit(secs(5));
-    let packets = capture.wait_for_full("the query on the wire", secs(3), |p| {
+    let packets = capture.wait_for_full("the query on the wire", secs(8), |p| {
         p.iter()
             .any(|p| p.is_query() && p.src == ip(family.querier_src) && p.time >= at)
     });
