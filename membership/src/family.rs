@@ -143,9 +143,8 @@ pub(crate) struct Record<A> {
     pub timer: Option<TimerId>,
     /// v3: sources of a pending group-and-source-specific response (None: whole group).
     pub queried: Option<BTreeSet<A>>,
-    /// v3: state-change news still to be retransmitted, and when.
+    /// v3: state-change news still to be retransmitted (by the interface's timer).
     pub retransmit: Retransmit<A>,
-    pub retransmit_timer: Option<TimerId>,
 }
 
 impl<A> Record<A> {
@@ -165,6 +164,11 @@ pub(crate) struct FamilyIface<A> {
     pub older_v2: Option<TimerId>,
     /// v3: the pending response to a General Query (the "interface timer").
     pub general: Option<TimerId>,
+    /// v3: one retransmission timer for every group with state-change news left, as Linux
+    /// does: a retransmission carries all of them, packed, instead of one report per group.
+    pub retransmit: Option<TimerId>,
+    /// The records (slab keys) with news left.
+    pub changed: BTreeSet<usize>,
     /// v3: Robustness Variable and Query Interval learned from the querier's QRV and QQIC.
     pub learned_robustness: Option<u8>,
     pub learned_query_interval: Option<Duration>,
@@ -178,6 +182,8 @@ impl<A> Default for FamilyIface<A> {
             older_v1: None,
             older_v2: None,
             general: None,
+            retransmit: None,
+            changed: BTreeSet::new(),
             learned_robustness: None,
             learned_query_interval: None,
             learned_response_interval: None,
@@ -188,7 +194,7 @@ impl<A> Default for FamilyIface<A> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TimerKey {
     Report(usize),
-    Retransmit(usize),
+    Retransmit(IfIndex),
     GeneralResponse(IfIndex),
     OlderQuerier(IfIndex, Compat),
 }
@@ -424,7 +430,6 @@ impl<P: Protocol> Family<P> {
                     timer: None,
                     queried: None,
                     retransmit: Retransmit::default(),
-                    retransmit_timer: None,
                 });
                 iface.groups.insert(group, key);
                 key
@@ -448,7 +453,7 @@ impl<P: Protocol> Family<P> {
         if mode == Compat::V3 {
             if old != record.filter {
                 record.retransmit.change(&old, &record.filter, robustness);
-                self.send_retransmission(key, now, env);
+                self.send_state_change(key, now, env);
             }
             self.forget_if_done(key);
             return Ok(users);
@@ -486,14 +491,17 @@ impl<P: Protocol> Family<P> {
 
     fn remove(&mut self, key: usize) {
         let record = self.records.remove(key);
-        for timer in [record.timer, record.retransmit_timer]
-            .into_iter()
-            .flatten()
-        {
+        if let Some(timer) = record.timer {
             self.wheel.cancel(timer);
         }
         if let Some(iface) = self.ifaces.get_mut(&record.iface) {
             iface.groups.remove(&record.group);
+            iface.changed.remove(&key);
+            if iface.changed.is_empty() {
+                if let Some(timer) = iface.retransmit.take() {
+                    self.wheel.cancel(timer);
+                }
+            }
         }
     }
 
@@ -505,23 +513,68 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    /// Sends the group's next state-change report and schedules the one after, if any.
-    fn send_retransmission(&mut self, key: usize, now: Instant, env: &mut Env<'_>) {
+    /// Sends a group's state-change report at once (RFC 9776 §5.1) and leaves what is left of
+    /// it to the interface's retransmission timer.
+    fn send_state_change(&mut self, key: usize, now: Instant, env: &mut Env<'_>) {
+        let ifindex = self.records[key].iface;
+        let records = self.next_records(key);
+        self.send_v3(ifindex, records);
+        if self.records[key].retransmit.is_done() {
+            return;
+        }
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        iface.changed.insert(key);
+        if iface.retransmit.is_none() {
+            // At random in (0, Unsolicited Report Interval]; a change while the timer runs
+            // rides along with the retransmission already scheduled.
+            let delay = random_delay(env.rng, env.config.v3_unsolicited_interval)
+                .max(Duration::from_millis(1));
+            iface.retransmit = Some(
+                self.wheel
+                    .schedule(now + delay, TimerKey::Retransmit(ifindex)),
+            );
+        }
+    }
+
+    /// The interface's retransmission timer: every group's next records in one go.
+    fn retransmit(&mut self, ifindex: IfIndex, at: Instant, env: &mut Env<'_>) {
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        iface.retransmit = None;
+        let keys: Vec<usize> = iface.changed.iter().copied().collect();
+        for key in keys {
+            let records = self.next_records(key);
+            self.send_v3(ifindex, records);
+            if self.records[key].retransmit.is_done() {
+                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                    iface.changed.remove(&key);
+                }
+                self.forget_if_done(key);
+            }
+        }
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        if !iface.changed.is_empty() {
+            let delay = random_delay(env.rng, env.config.v3_unsolicited_interval)
+                .max(Duration::from_millis(1));
+            iface.retransmit = Some(
+                self.wheel
+                    .schedule(at + delay, TimerKey::Retransmit(ifindex)),
+            );
+        }
+    }
+
+    /// A group's next state-change records, counting one transmission.
+    fn next_records(&mut self, key: usize) -> Vec<GroupRecord<P::Addr>> {
         let record = &mut self.records[key];
-        let records = record.retransmit.next(&record.filter);
         let group = record.group;
-        let ifindex = record.iface;
-        if let Some(timer) = record.retransmit_timer.take() {
-            self.wheel.cancel(timer);
-        }
-        if !record.retransmit.is_done() {
-            // RFC 9776 §5.1: at random in (0, Unsolicited Report Interval].
-            let max = env.config.v3_unsolicited_interval;
-            let delay = random_delay(env.rng, max).max(Duration::from_millis(1));
-            record.retransmit_timer =
-                Some(self.wheel.schedule(now + delay, TimerKey::Retransmit(key)));
-        }
-        let records = records
+        record
+            .retransmit
+            .next(&record.filter)
             .into_iter()
             .map(|(kind, sources)| GroupRecord {
                 kind,
@@ -529,8 +582,7 @@ impl<P: Protocol> Family<P> {
                 sources: sources.into_iter().collect(),
                 aux_data: Vec::new(),
             })
-            .collect();
-        self.send_v3(ifindex, records);
+            .collect()
     }
 
     fn send_v3(&mut self, ifindex: IfIndex, records: Vec<GroupRecord<P::Addr>>) {
@@ -679,15 +731,18 @@ impl<P: Protocol> Family<P> {
     /// §7.2.1); groups being left in v3 are forgotten.
     fn leave_v3_mode(&mut self, ifindex: IfIndex) {
         self.pending.retain(|(i, _)| *i != ifindex);
-        if let Some(timer) = self.ifaces.get_mut(&ifindex).and_then(|i| i.general.take()) {
-            self.wheel.cancel(timer);
-        }
-        for key in self.keys_on(ifindex) {
-            let record = &mut self.records[key];
-            for timer in [record.timer.take(), record.retransmit_timer.take()]
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            iface.changed.clear();
+            for timer in [iface.general.take(), iface.retransmit.take()]
                 .into_iter()
                 .flatten()
             {
+                self.wheel.cancel(timer);
+            }
+        }
+        for key in self.keys_on(ifindex) {
+            let record = &mut self.records[key];
+            if let Some(timer) = record.timer.take() {
                 self.wheel.cancel(timer);
             }
             record.queried = None;
@@ -890,14 +945,7 @@ impl<P: Protocol> Family<P> {
                     self.send_v3(ifindex, records);
                 }
             }
-            TimerKey::Retransmit(record_key) => {
-                let Some(record) = self.records.get_mut(record_key) else {
-                    return;
-                };
-                record.retransmit_timer = None;
-                self.send_retransmission(record_key, at, env);
-                self.forget_if_done(record_key);
-            }
+            TimerKey::Retransmit(ifindex) => self.retransmit(ifindex, at, env),
             TimerKey::GeneralResponse(ifindex) => {
                 if let Some(iface) = self.ifaces.get_mut(&ifindex) {
                     iface.general = None;

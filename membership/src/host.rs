@@ -343,7 +343,12 @@ impl Host {
         ) -> GroupInfo {
             let v3 = fam.compat(r.iface, config) == Compat::V3;
             let timer_ms = fam.timer_left(r.timer, now).map(millis);
-            let retransmit_ms = fam.timer_left(r.retransmit_timer, now).map(millis);
+            let retransmit_ms = if r.retransmit.is_done() {
+                None
+            } else {
+                let timer = fam.ifaces.get(&r.iface).and_then(|i| i.retransmit);
+                fam.timer_left(timer, now).map(millis)
+            };
             let state = if !v3 || r.member.state == crate::MemberState::Silent {
                 r.member.state.name()
             } else if r.requests.is_empty() {

@@ -853,3 +853,58 @@ fn changes_at_one_instant_share_reports() {
     assert_eq!(all_records(&run(&mut host, 20_000)).len(), 11);
     assert!(host.groups(t(20_000)).is_empty());
 }
+
+/// As the kernel does (kernel-host.pcap frame 34): a BLOCK waiting to be retransmitted and two
+/// leaves made meanwhile go out together in one 3-record retransmission.
+#[test]
+fn retransmissions_of_all_groups_share_one_interface_timer() {
+    let mut host = settled(&[
+        ("239.1.1.4", SourceFilter::exclude(vec![])),
+        ("239.1.1.5", SourceFilter::exclude(vec![])),
+        ("232.1.1.2", SourceFilter::include(ips(&["10.99.0.78"]))),
+    ]);
+    host.leave_filter(
+        IF,
+        ip("232.1.1.2"),
+        SourceFilter::include(ips(&["10.99.0.78"])),
+        t(10_000),
+    )
+    .unwrap();
+    assert_eq!(
+        records(&now_sent(&mut host, 10_000)[0]),
+        ["block 232.1.1.2 {10.99.0.78}"]
+    );
+    let due = host
+        .groups(t(10_000))
+        .iter()
+        .find_map(|g| g.retransmit_ms)
+        .unwrap();
+    host.leave(IF, ip("239.1.1.5"), t(10_000)).unwrap();
+    host.leave(IF, ip("239.1.1.4"), t(10_000)).unwrap();
+    assert_eq!(
+        records(&now_sent(&mut host, 10_000)[0]),
+        ["to_in 239.1.1.5 {}", "to_in 239.1.1.4 {}"]
+    );
+    // Every group waits for the same timer.
+    let left: Vec<Option<u64>> = host
+        .groups(t(10_000))
+        .iter()
+        .map(|g| g.retransmit_ms)
+        .collect();
+    assert_eq!(left, vec![Some(due); 3]);
+    let sent = run(&mut host, 20_000);
+    assert_eq!(sent.len(), 1, "one retransmission for the three groups");
+    assert_eq!(sent[0].0, 10_000 + due);
+    let mut got = records(&sent[0].1);
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            "block 232.1.1.2 {10.99.0.78}",
+            "to_in 239.1.1.4 {}",
+            "to_in 239.1.1.5 {}"
+        ]
+    );
+    assert!(host.groups(t(20_000)).is_empty());
+    assert_eq!(host.next_deadline(), None);
+}
