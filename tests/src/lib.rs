@@ -904,28 +904,7 @@ impl Capture<'_> {
     /// Every frame as tshark's flat field map: `{"ip.src":["10.99.0.2"], ...}`
     /// (IPv4 header checksums verified too).
     pub fn packets(&self) -> Vec<Value> {
-        let file = self.file.to_str().expect("UTF-8 temp dir");
-        let mut args = vec!["-r", file, "-T", "json", "-o", "ip.check_checksum:TRUE"];
-        for field in TSHARK_FIELDS {
-            args.extend(["-e", field]);
-        }
-        let out = run("tshark", &args);
-        // tshark exits non-zero on a packet cut short by a live capture but still
-        // prints what it read before.
-        let text = String::from_utf8_lossy(&out.stdout);
-        if text.trim().is_empty() {
-            return Vec::new();
-        }
-        let frames: Vec<Value> = serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "tshark output is not JSON ({e}): {}\n{text}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        frames
-            .into_iter()
-            .map(|frame| frame["_source"]["layers"].clone())
-            .collect()
+        tshark_layers(&self.file, TSHARK_FIELDS.iter())
     }
 }
 
@@ -1266,12 +1245,22 @@ const V3_FIELDS: &[&str] = &[
 /// Every frame of `file` dissected with [`TSHARK_FIELDS`] and [`V3_FIELDS`]: [`Pkt`]s whose
 /// [`Pkt::records`] and [`Pkt::query_sources`] work.
 pub fn dissect_full(file: &Path) -> Vec<Pkt> {
+    tshark_layers(file, TSHARK_FIELDS.iter().chain(V3_FIELDS))
+        .iter()
+        .map(Pkt::from_tshark)
+        .collect()
+}
+
+/// Every frame of `file` as tshark's flat map of `fields` (IPv4 header checksums verified too).
+fn tshark_layers<'f>(file: &Path, fields: impl Iterator<Item = &'f &'f str>) -> Vec<Value> {
     let file = file.to_str().expect("UTF-8 temp dir");
     let mut args = vec!["-r", file, "-T", "json", "-o", "ip.check_checksum:TRUE"];
-    for field in TSHARK_FIELDS.iter().chain(V3_FIELDS) {
-        args.extend(["-e", field]);
+    for field in fields {
+        args.extend(["-e", *field]);
     }
     let out = run("tshark", &args);
+    // tshark exits non-zero on a packet cut short by a live capture but still prints what it
+    // read before.
     let text = String::from_utf8_lossy(&out.stdout);
     if text.trim().is_empty() {
         return Vec::new();
@@ -1283,8 +1272,8 @@ pub fn dissect_full(file: &Path) -> Vec<Pkt> {
         )
     });
     frames
-        .iter()
-        .map(|frame| Pkt::from_tshark(&frame["_source"]["layers"]))
+        .into_iter()
+        .map(|frame| frame["_source"]["layers"].clone())
         .collect()
 }
 
