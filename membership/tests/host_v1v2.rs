@@ -187,7 +187,7 @@ fn join_report_matches_the_kernel_bytes() {
 }
 
 /// MLDv1 report and Done for ff12::1111 from fe80::1, against the kernel's packets in
-/// ../shared/vectors/kernel-host.pcap.
+/// tests/vectors/kernel-host.pcap.
 #[test]
 fn mld_report_and_done_match_the_kernel_bytes() {
     let mut kernel_report = None;

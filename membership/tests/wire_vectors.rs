@@ -1,82 +1,17 @@
-//! Real packets from ../shared/vectors (LINKTYPE_RAW pcaps): every IGMP and MLD packet must
+//! Real packets from tests/vectors (LINKTYPE_RAW pcaps): every IGMP and MLD packet must
 //! classify and parse to what tshark shows, re-emit to the same message bytes, and — where
 //! the sender shaped its IP header as we do — rebuild to the same whole IP packet.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
 
+mod common;
+
+use common::vector_packets as capture;
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::internet_checksum;
 use membership::wire::ip::{build_ipv4, build_ipv6, classify, Classified, OtherKind};
 use membership::wire::mld::MldRepr;
 use membership::wire::{GroupRecord, RecordType};
-
-/// A minimal pcap reader: classic format, either byte order, raw IP link type.
-mod pcap {
-    const LINKTYPE_RAW: u32 = 101;
-
-    pub fn read(path: &std::path::Path) -> Vec<Vec<u8>> {
-        let data = std::fs::read(path).unwrap_or_else(|error| {
-            panic!(
-                "cannot read test vector {}: {error} (the vectors live in the shared \
-                 directory next to the repository, see shared/vectors/README.md)",
-                path.display()
-            )
-        });
-        assert!(
-            data.len() >= 24,
-            "{}: no pcap global header",
-            path.display()
-        );
-        let magic = u32::from_le_bytes(data[0..4].try_into().unwrap());
-        let little_endian = match magic {
-            0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-            0xd4c3_b2a1 | 0x4d3c_b2a1 => false,
-            other => panic!("{}: not a pcap file (magic {other:#x})", path.display()),
-        };
-        let u32_at = |at: usize| {
-            let bytes: [u8; 4] = data[at..at + 4].try_into().unwrap();
-            if little_endian {
-                u32::from_le_bytes(bytes)
-            } else {
-                u32::from_be_bytes(bytes)
-            }
-        };
-        assert_eq!(u32_at(20), LINKTYPE_RAW, "{}: link type", path.display());
-        let mut packets = Vec::new();
-        let mut at = 24;
-        while at < data.len() {
-            assert!(
-                at + 16 <= data.len(),
-                "{}: cut record header",
-                path.display()
-            );
-            let captured = u32_at(at + 8) as usize;
-            let original = u32_at(at + 12) as usize;
-            assert_eq!(
-                captured,
-                original,
-                "{}: packet cut by snaplen",
-                path.display()
-            );
-            at += 16;
-            assert!(
-                at + captured <= data.len(),
-                "{}: cut record",
-                path.display()
-            );
-            packets.push(data[at..at + captured].to_vec());
-            at += captured;
-        }
-        packets
-    }
-}
-
-fn capture(name: &str) -> Vec<Vec<u8>> {
-    let path =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors")).join(name);
-    pcap::read(&path)
-}
 
 /// What tshark shows for a frame.
 #[derive(Debug)]

@@ -1,10 +1,9 @@
 //! The event loop: the one owner of membership state.
 
-use std::ffi::CString;
-use std::io::{self, Read};
+use std::ffi::{CString, OsString};
+use std::io;
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +16,28 @@ use membership::{
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use serde_json::{json, Map, Value};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use tun_tap::{Iface, Mode};
 
 use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
 use crate::framing::{FrameDrop, Framing};
 use crate::state::{Membership, Request as SavedRequest, StateStore};
 use crate::Args;
+
+/// Signals a shell or a service manager sends. SIGHUP reloads; the others leave every group on
+/// the wire and exit 0 (SIGKILL cannot be caught: `--state` covers it).
+const HANDLED_SIGNALS: [i32; 4] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT];
+
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        SIGHUP => "SIGHUP",
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGQUIT => "SIGQUIT",
+        _ => "signal",
+    }
+}
 
 const TUN: Token = Token(0);
 const WAKE: Token = Token(1);
@@ -96,6 +111,8 @@ struct Daemon {
     ifname: String,
     ifindex: u32,
     args: Args,
+    /// The command line as given, for re-reading the --config file under it on SIGHUP.
+    argv: Vec<OsString>,
     clock: std::time::Instant,
     store: Option<StateStore>,
     io: IoStats,
@@ -130,8 +147,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         (Mode::Tun, "TUN", Framing::Ip)
     };
-    let device = Iface::without_packet_info(&args.tun, mode)
-        .with_context(|| format!("cannot attach to {kind} device {}", args.tun))?;
+    let device = Iface::without_packet_info(&args.iface, mode)
+        .with_context(|| format!("cannot attach to {kind} device {}", args.iface))?;
     device
         .set_non_blocking()
         .with_context(|| format!("cannot make the {kind} device non-blocking"))?;
@@ -154,17 +171,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .register(&mut SourceFd(&device.as_raw_fd()), TUN, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
 
-    let (mut signal_read, signal_write) = UnixStream::pair()?;
-    signal_read.set_nonblocking(true)?;
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::low_level::pipe::register(signal, signal_write.try_clone()?)
-            .context("cannot install signal handlers")?;
-    }
-    poll.registry().register(
-        &mut SourceFd(&signal_read.as_raw_fd()),
-        SIGNAL,
-        Interest::READABLE,
-    )?;
+    let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
+    poll.registry()
+        .register(&mut signals, SIGNAL, Interest::READABLE)?;
 
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let mut control = ControlSocket::bind(&args.control_path())?;
@@ -182,6 +191,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         store,
         io: IoStats::default(),
         args,
+        argv: std::env::args_os().collect(),
     };
     info!(
         "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
@@ -196,7 +206,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     daemon.restore()?;
     daemon.flush()?;
 
-    let result = daemon.event_loop(&mut poll, &requests, &mut signal_read);
+    let result = daemon.event_loop(&mut poll, &requests, &mut signals);
     drop(control); // removes the socket file
     result
 }
@@ -210,7 +220,7 @@ impl Daemon {
         &mut self,
         poll: &mut Poll,
         requests: &Receiver<Envelope>,
-        signals: &mut UnixStream,
+        signals: &mut Signals,
     ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; MTU_BUFFER];
@@ -237,9 +247,15 @@ impl Daemon {
                 match event.token() {
                     TUN => device_readable = true,
                     SIGNAL => {
-                        let mut drain = [0u8; 16];
-                        while matches!(signals.read(&mut drain), Ok(n) if n > 0) {}
-                        return self.shutdown();
+                        let pending: Vec<i32> = signals.pending().collect();
+                        for signal in pending {
+                            if signal == SIGHUP {
+                                self.reload();
+                            } else {
+                                info!("{}: leaving every group", signal_name(signal));
+                                return self.shutdown();
+                            }
+                        }
                     }
                     _ => {} // WAKE: the requests are drained below, every turn
                 }
@@ -377,8 +393,45 @@ impl Daemon {
         Ok(())
     }
 
+    /// SIGHUP: re-reads the --config file and applies what can change while running (the log
+    /// level); what needs a restart is named. A bad file changes nothing. Memberships, timers
+    /// and the wire are not touched.
+    fn reload(&mut self) {
+        let Some(path) = self.args.config.clone() else {
+            info!(
+                "SIGHUP: no --config file to re-read; log level stays {:?}",
+                self.args.log_filter()
+            );
+            return;
+        };
+        let new = match Args::from_argv(&self.argv) {
+            Ok(new) => new,
+            Err(e) => {
+                warn!("SIGHUP: {e}; the running configuration is kept");
+                return;
+            }
+        };
+        let (old_filter, new_filter) = (self.args.log_filter(), new.log_filter());
+        if new_filter != old_filter {
+            crate::logging::reload(&new_filter);
+        }
+        let restart_needed = new.differs_beyond_reloadable(&self.args);
+        info!(
+            "SIGHUP: re-read {}: log level {new_filter:?}{}",
+            path.display(),
+            if restart_needed.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; changed, taking effect on restart: {}",
+                    restart_needed.join(", ")
+                )
+            }
+        );
+        self.args.log_level = new.log_level;
+    }
+
     fn shutdown(&mut self) -> anyhow::Result<()> {
-        info!("signal received: leaving every group");
         // The state file keeps the memberships, so that a restart joins them again.
         self.host.leave_all(self.now());
         self.flush()?;

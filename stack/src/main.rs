@@ -5,11 +5,14 @@
 //! control requests arriving over a channel from the control thread, and sleeps until the
 //! core's next timer deadline.
 
+mod config;
 mod control;
 mod daemon;
 mod framing;
+mod logging;
 mod state;
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,12 +22,23 @@ use clap::Parser;
 
 /// Host side of IGMP and MLD behind a TUN device: joins and leaves groups on request, answers
 /// the multicast router's queries, and keeps its view of our memberships right.
-#[derive(Debug, Parser)]
-#[command(name = "tunmcastd", version)]
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
+#[command(
+    name = "tunmcastd",
+    version,
+    args_override_self = true,
+    after_help = "Every option can also be given as a key of the --config file \
+                  (log_level = \"debug\"); the command line wins over the file.\n\
+                  Signals: SIGTERM, SIGINT and SIGQUIT leave every group on the wire and exit 0; \
+                  SIGHUP re-reads the --config file and applies the log level.\n\
+                  Exit status: 0 after a clean stop, 1 on a runtime error, 2 on a usage or \
+                  configuration error."
+)]
 pub struct Args {
-    /// TUN device to attach to (created if it does not exist); with --tap, a TAP device.
-    #[arg(long, value_name = "NAME")]
-    pub tun: String,
+    /// The device to attach to: a TUN device (created if it does not exist), or with --tap a
+    /// TAP device. `--tun` is the old spelling.
+    #[arg(long, visible_alias = "tun", value_name = "NAME")]
+    pub iface: String,
     /// The device is a TAP: Ethernet frames, this host having its own MAC address.
     #[arg(long)]
     pub tap: bool,
@@ -62,7 +76,7 @@ pub struct Args {
     /// Unsolicited Report Interval in ms for IGMPv3 and MLDv2 (RFC default 1000).
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub v3_unsolicited_interval_ms: u64,
-    /// Link MTU: IGMPv3 / MLDv2 reports are packed to fit it.
+    /// Link MTU in bytes: IGMPv3 / MLDv2 reports are packed to fit it.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     pub mtu: u16,
     /// Drop IGMP without Router Alert or with TTL other than 1 (default: accept and count, as
@@ -79,6 +93,14 @@ pub struct Args {
     /// Seed for the random report delays (default: from the clock and pid).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// What to log: a level (error, warn, info, debug, trace, off) or env_logger directives
+    /// (info,stack::control=debug). Default: $RUST_LOG, else info. Reloaded on SIGHUP from the
+    /// --config file.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_log_level)]
+    pub log_level: Option<String>,
+    /// A TOML file of options (keys are the long option names). Re-read on SIGHUP.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
 }
 
 impl Args {
@@ -103,8 +125,118 @@ impl Args {
     pub fn control_path(&self) -> PathBuf {
         self.control
             .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{}.sock", self.tun)))
+            .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{}.sock", self.iface)))
     }
+
+    /// The options that differ from `running`, other than those a reload applies (the log
+    /// level), by their long names.
+    pub fn differs_beyond_reloadable(&self, running: &Args) -> Vec<&'static str> {
+        let reloaded = Args {
+            log_level: running.log_level.clone(),
+            ..self.clone()
+        };
+        if reloaded == *running {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        let mut differ = |name, changed: bool| {
+            if changed {
+                names.push(name)
+            }
+        };
+        differ("iface", self.iface != running.iface);
+        differ("tap", self.tap != running.tap);
+        differ("mac", self.mac != running.mac);
+        differ("ipv4", self.ipv4 != running.ipv4);
+        differ("ipv6_ll", self.ipv6_ll != running.ipv6_ll);
+        differ("control", self.control != running.control);
+        differ("state", self.state != running.state);
+        differ("igmp_version", self.igmp_version != running.igmp_version);
+        differ("mld_version", self.mld_version != running.mld_version);
+        differ("robustness", self.robustness != running.robustness);
+        differ(
+            "unsolicited_interval_ms",
+            self.unsolicited_interval_ms != running.unsolicited_interval_ms,
+        );
+        differ(
+            "v3_unsolicited_interval_ms",
+            self.v3_unsolicited_interval_ms != running.v3_unsolicited_interval_ms,
+        );
+        differ("mtu", self.mtu != running.mtu);
+        differ("strict_igmp", self.strict_igmp != running.strict_igmp);
+        differ("lenient_mld", self.lenient_mld != running.lenient_mld);
+        differ(
+            "report_link_local_groups",
+            self.report_link_local_groups != running.report_link_local_groups,
+        );
+        differ("seed", self.seed != running.seed);
+        differ("config", self.config != running.config);
+        names
+    }
+
+    /// The log filter in force: --log-level, else $RUST_LOG, else info.
+    pub fn log_filter(&self) -> String {
+        self.log_level
+            .clone()
+            .or_else(|| {
+                std::env::var("RUST_LOG")
+                    .ok()
+                    .filter(|f| logging::check_filter(f).is_ok())
+            })
+            .unwrap_or_else(|| logging::DEFAULT_FILTER.to_string())
+    }
+
+    /// Parses the command line of this process, with the --config file's options before it.
+    /// Usage and configuration errors print one message and exit with status 2.
+    pub fn from_command_line() -> Args {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        match Args::from_argv(&argv) {
+            Ok(args) => args,
+            Err(ArgsError::Usage(e)) => e.exit(),
+            Err(ArgsError::Config(e)) => {
+                eprintln!("tunmcastd: {e}");
+                std::process::exit(2)
+            }
+        }
+    }
+
+    /// Parses `argv` (the program name first) with the --config file's options before it.
+    pub fn from_argv(argv: &[OsString]) -> Result<Args, ArgsError> {
+        let from_file = match config::config_path(argv) {
+            Some(path) => config::file_args(&path).map_err(ArgsError::Config)?,
+            None => Vec::new(),
+        };
+        Args::try_parse_from(config::merged_argv(argv, from_file)).map_err(ArgsError::Usage)
+    }
+}
+
+/// Why a command line, with its configuration file, was refused.
+#[derive(Debug)]
+pub enum ArgsError {
+    /// clap's own error: it prints itself, with usage, and knows its exit status.
+    Usage(clap::Error),
+    Config(config::ConfigError),
+}
+
+impl std::fmt::Display for ArgsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ArgsError::Usage(e) => {
+                let text = e.to_string();
+                f.write_str(
+                    text.lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("error: "),
+                )
+            }
+            ArgsError::Config(e) => e.fmt(f),
+        }
+    }
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    logging::check_filter(s).map(|()| s.trim().to_string())
 }
 
 fn parse_ipv4_prefix(s: &str) -> Result<(Ipv4Addr, u8), String> {
@@ -134,8 +266,8 @@ fn parse_link_local(s: &str) -> Result<Ipv6Addr, String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args = Args::parse();
+    let args = Args::from_command_line();
+    logging::init(&args.log_filter());
     match daemon::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,17 @@ use tests::*;
 
 #[test]
 fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
-    let Some(ns) = Netns::new("sigterm") else {
+    signal_leaves_every_group_removes_the_socket_and_exits_0("sigterm", libc::SIGTERM);
+}
+
+/// Ctrl-\\ in a shell: as clean as SIGTERM (no core dump, every group left).
+#[test]
+fn sigquit_leaves_every_group_removes_the_socket_and_exits_0() {
+    signal_leaves_every_group_removes_the_socket_and_exits_0("sigquit", libc::SIGQUIT);
+}
+
+fn signal_leaves_every_group_removes_the_socket_and_exits_0(test: &str, signal: i32) {
+    let Some(ns) = Netns::new(test) else {
         return;
     };
     ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
@@ -19,8 +29,8 @@ fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
     });
     daemon.wait_quiet(secs(3));
 
-    let terminated_at = now();
-    daemon.signal(libc::SIGTERM);
+    let signalled_at = now();
+    daemon.signal(signal);
     let status = daemon.wait_exit(secs(5));
     assert_eq!(
         status.code(),
@@ -33,31 +43,121 @@ fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
         "control socket {} left behind",
         daemon.socket().display()
     );
-    let packets = capture.stop();
-    assert_daemon_packets_well_formed(&packets);
+    assert_left_on_the_wire(&capture.stop(), signalled_at, &[v4], &[v6]);
+}
+
+/// Every IPv4 group got a Leave and every IPv6 group a Done after `since`, and no report went
+/// out after it.
+fn assert_left_on_the_wire(packets: &[Pkt], since: f64, v4: &[&str], v6: &[&str]) {
+    assert_daemon_packets_well_formed(packets);
     let after: Vec<&Pkt> = packets
         .iter()
-        .filter(|p| p.from_daemon() && p.time >= terminated_at)
+        .filter(|p| p.from_daemon() && p.time >= since)
         .collect();
-    assert!(
-        after
-            .iter()
-            .any(|p| p.kind == "igmp-leave" && p.about(ip(v4))),
-        "no Leave for {v4} on SIGTERM:\n{}",
-        listing(&packets)
-    );
-    assert!(
-        after
-            .iter()
-            .any(|p| p.kind == "mld-done" && p.about(ip(v6))),
-        "no Done for {v6} on SIGTERM:\n{}",
-        listing(&packets)
-    );
+    for (groups, kind) in [(v4, "igmp-leave"), (v6, "mld-done")] {
+        for group in groups {
+            assert!(
+                after.iter().any(|p| p.kind == kind && p.about(ip(group))),
+                "no {kind} for {group}:\n{}",
+                listing(packets)
+            );
+        }
+    }
     assert!(
         !after.iter().any(|p| p.is_report()),
-        "reports after SIGTERM:\n{}",
-        listing(&packets)
+        "reports after the signal:\n{}",
+        listing(packets)
     );
+}
+
+/// SIGHUP, which a shell sends its jobs when the terminal closes, must not end the daemon: it
+/// keeps its groups, answers, sends nothing, and re-reads its --config file (the log level
+/// changes at once; a bad file is refused and changes nothing). SIGTERM afterwards still
+/// leaves every group and exits 0.
+#[test]
+fn sighup_keeps_the_groups_and_reloads_the_log_level() {
+    let Some(ns) = Netns::new("sighup") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let config = ns.dir().join("tunmcastd.toml");
+    std::fs::write(&config, "log_level = \"info\"\nrobustness = 1\n").unwrap();
+    let config_arg = config.to_str().unwrap();
+    let mut capture = ns.capture(TUN);
+    let mut daemon = ns.spawn_daemon(&["--config", config_arg]);
+    let (v4, v6) = ("239.1.2.3", "ff12::1234");
+    daemon.ctl_ok(&["join", v4]);
+    daemon.ctl_ok(&["join", v6]);
+    capture.wait_for("the reports for both groups", secs(8), |p| {
+        !daemon_reports(p, ip(v4)).is_empty() && !daemon_reports(p, ip(v6)).is_empty()
+    });
+    daemon.wait_quiet(secs(3));
+    assert!(
+        !daemon.log().contains("DEBUG"),
+        "debug lines at log level info:\n{}",
+        daemon.log()
+    );
+
+    // 1. The file unchanged: nothing changes, nothing is sent.
+    let hup_at = now();
+    daemon.signal(libc::SIGHUP);
+    must_wait("the reload to be logged", secs(3), || {
+        daemon.log().contains("SIGHUP: re-read")
+    });
+    std::thread::sleep(secs(2));
+    assert!(
+        daemon.process.try_status().is_none(),
+        "SIGHUP ended the daemon:\n{}",
+        daemon.log()
+    );
+    daemon.ctl_ok(&["ping"]);
+    for group in [v4, v6] {
+        let entry = daemon
+            .group(group)
+            .unwrap_or_else(|| panic!("{group} lost on SIGHUP: {}", daemon.show()));
+        assert_eq!(entry["users"], 1, "{entry}");
+    }
+    let quiet: Vec<Pkt> = capture
+        .peek()
+        .into_iter()
+        .filter(|p| p.from_daemon() && p.time >= hup_at)
+        .collect();
+    assert!(
+        quiet.is_empty(),
+        "the daemon sent packets on SIGHUP:\n{}",
+        listing(&quiet)
+    );
+
+    // 2. A new log level takes effect at once.
+    std::fs::write(&config, "log_level = \"debug\"\nrobustness = 1\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    must_wait("the new log level to be logged", secs(3), || {
+        daemon.log().contains("log level \"debug\"")
+    });
+    daemon.ctl_ok(&["join", "239.9.9.9"]);
+    must_wait("a debug line after the reload", secs(3), || {
+        daemon.log().contains("DEBUG")
+    });
+
+    // 3. A bad file is refused with its line, and the running configuration is kept.
+    std::fs::write(&config, "log_level = \"info\"\nrobustness = 0\n").unwrap();
+    daemon.signal(libc::SIGHUP);
+    must_wait("the refusal to be logged", secs(3), || {
+        daemon.log().contains("tunmcastd.toml:2: `robustness`")
+    });
+    assert!(
+        daemon.log().contains("the running configuration is kept"),
+        "{}",
+        daemon.log()
+    );
+    daemon.ctl_ok(&["ping"]);
+    daemon.wait_quiet(secs(5));
+
+    let terminated_at = now();
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(secs(5));
+    assert_eq!(status.code(), Some(0), "{status}:\n{}", daemon.log());
+    assert_left_on_the_wire(&capture.stop(), terminated_at, &[v4, "239.9.9.9"], &[v6]);
 }
 
 #[test]
