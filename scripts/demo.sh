@@ -61,7 +61,7 @@ ip -n "$NS" link set tun0 up
 
 say "tunmcastd on tun0 as 10.99.0.2 / fe80::2 (log: tunmcastd.log)"
 # Not through a shell function: $! must be the daemon itself (ip netns exec execs it).
-ip netns exec "$NS" "$BIN/tunmcastd" --tun tun0 --ipv4 10.99.0.2/24 --ipv6-ll fe80::2 \
+ip netns exec "$NS" "$BIN/tunmcastd" --iface tun0 --ipv4 10.99.0.2/24 --ipv6-ll fe80::2 \
     --control "$SOCK" >"$WORK/tunmcastd.log" 2>&1 &
 DAEMON_PID=$!
 for _ in $(seq 100); do

@@ -88,3 +88,71 @@ fn bad_group_is_rejected_before_connecting() {
     let out = ctl(None, &["--control", "/nonexistent/tun0.sock", "leave", "x"]);
     assert_fails_with(&out, "invalid group \"x\": not an IPv4 or IPv6 address");
 }
+
+/// Usage errors exit 2 with clap's message and usage, as the README says; nothing is
+/// contacted.
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["join"][..],
+        &["frobnicate"],
+        &[
+            "join",
+            "239.1.1.1",
+            "--include",
+            "10.0.0.1",
+            "--exclude",
+            "10.0.0.2",
+        ],
+        &["show", "--no-such-flag"],
+    ] {
+        let out = ctl(None, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains("Usage: tunmcastctl"), "{args:?}: {stderr}");
+    }
+}
+
+/// The daemon refuses a bad command line or configuration file with exit 2, one clear message,
+/// and nothing touched: no device opened, no control socket made.
+#[test]
+fn tunmcastd_refuses_a_bad_configuration_with_exit_2_and_touches_nothing() {
+    let dir = scratch("daemon-bad-config");
+    let socket = dir.join("ctl.sock");
+    let config = dir.join("tunmcastd.toml");
+    let cases: [(&str, &[&str], &str); 4] = [
+        (
+            "iface = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\nmtu = 100\n",
+            &[],
+            "tunmcastd.toml:3: `mtu`",
+        ),
+        (
+            "iface = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\nrobustnes = 2\n",
+            &[],
+            "tunmcastd.toml:3: unknown key `robustnes`",
+        ),
+        ("iface = \"tmcbad0\"\nipv4 = [\n", &[], "tunmcastd.toml:2: "),
+        (
+            "iface = \"tmcbad0\"\n",
+            &["--log-level", "loud"],
+            "not a level",
+        ),
+    ];
+    for (text, extra, expected) in cases {
+        std::fs::write(&config, text).unwrap();
+        let mut command = Command::new(bin("tunmcastd"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--control")
+            .arg(&socket)
+            .args(extra);
+        let out = command.output().expect("run tunmcastd");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {stderr}");
+        assert!(stderr.contains(expected), "{text:?}: {stderr}");
+        assert!(!socket.exists(), "{text:?}: a control socket was made");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

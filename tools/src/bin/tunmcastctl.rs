@@ -13,14 +13,16 @@ use tools::{ClientError, MembershipReply, Request, ShowReply};
     name = "tunmcastctl",
     version,
     about = "Control a running tunmcastd",
-    after_help = "Without --control, the socket is $TUNMCAST_CONTROL, else the only *.sock in /run/tunmcast/."
+    after_help = "Without --control, the socket is $TUNMCAST_CONTROL, else the only *.sock in \
+                  /run/tunmcast/.\nExit status: 0 on success, 1 when the request fails (no \
+                  daemon, refused, timed out), 2 on a usage error."
 )]
 struct Cli {
     /// Control socket of the daemon.
     #[arg(long, value_name = "PATH", global = true)]
     control: Option<PathBuf>,
     /// Print the daemon's reply as JSON instead of a table.
-    #[arg(long, global = true)]
+    #[arg(short = 'j', long, global = true)]
     json: bool,
     #[command(subcommand)]
     command: Command,
@@ -28,36 +30,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Join GROUP (IPv4 or IPv6 multicast address), from any source or with a source filter.
+    /// Join GROUP, from any source or with a source filter. Each join is one request, like one
+    /// socket's membership: two joins need two leaves.
     Join {
+        /// IPv4 or IPv6 multicast address, e.g. 239.1.2.3 or ff12::1234.
         group: String,
-        /// Interface to join on; default: the daemon's only interface.
-        #[arg(long, value_name = "NAME")]
-        iface: Option<String>,
         #[command(flatten)]
-        filter: FilterArgs,
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: JoinFilter,
     },
-    /// Leave GROUP: without a filter, drops one any-source join (or, if none, the whole
-    /// group); --include S drops sources S; --exclude S drops that EXCLUDE join.
+    /// Leave GROUP: without a filter, drop one any-source join (or, with none left, every
+    /// request for the group); --include S drops sources S from the INCLUDE joins; --exclude S
+    /// drops the EXCLUDE join with exactly those sources.
     Leave {
+        /// IPv4 or IPv6 multicast address, as given to join.
         group: String,
-        #[arg(long, value_name = "NAME")]
-        iface: Option<String>,
         #[command(flatten)]
-        filter: FilterArgs,
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: LeaveFilter,
     },
-    /// Interfaces (router versions) and joined groups (state, timers).
+    /// Interfaces (router versions in force) and joined groups (state, timers, filters). A
+    /// filter `exclude {}` means from any source.
     Show,
-    /// Every protocol counter.
+    /// Every protocol and I/O counter.
     Stats,
     /// Check that the daemon answers.
     Ping,
 }
 
-/// A source filter (IGMPv3 / MLDv2): comma-separated source addresses.
+/// The interface a join or leave applies to.
+#[derive(clap::Args)]
+struct IfaceArg {
+    /// The daemon's interface (its TUN or TAP device) to act on; default: the only one it
+    /// serves.
+    #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// A join's source filter (IGMPv3 / MLDv2): comma-separated source addresses.
 #[derive(clap::Args)]
 #[group(multiple = false)]
-struct FilterArgs {
+struct JoinFilter {
     /// Receive from these sources only (INCLUDE mode).
     #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
     include: Option<Vec<String>>,
@@ -66,31 +81,46 @@ struct FilterArgs {
     exclude: Option<Vec<String>>,
 }
 
+/// Which sources or which join a leave drops.
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct LeaveFilter {
+    /// Stop receiving from these sources: drop them from the group's INCLUDE joins.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    include: Option<Vec<String>>,
+    /// Drop the EXCLUDE join made with exactly these sources.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+}
+
 /// The parsed `--include` and `--exclude` lists.
 type SourceLists = (Option<Vec<IpAddr>>, Option<Vec<IpAddr>>);
 
-impl FilterArgs {
-    fn parse(&self, group: &IpAddr) -> anyhow::Result<SourceLists> {
-        let list = |sources: &Option<Vec<String>>| -> anyhow::Result<Option<Vec<IpAddr>>> {
-            let Some(sources) = sources else {
-                return Ok(None);
-            };
-            let parsed = sources
-                .iter()
-                .map(|s| {
-                    let addr: IpAddr = s.trim().parse().map_err(|_| {
-                        anyhow::anyhow!("invalid source {s:?}: not an IPv4 or IPv6 address")
-                    })?;
-                    if addr.is_ipv4() != group.is_ipv4() {
-                        anyhow::bail!("source {addr} is not of the same family as group {group}");
-                    }
-                    Ok(addr)
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok(Some(parsed))
+/// Parses the `--include` / `--exclude` lists: addresses of the group's family.
+fn parse_sources(
+    group: &IpAddr,
+    include: &Option<Vec<String>>,
+    exclude: &Option<Vec<String>>,
+) -> anyhow::Result<SourceLists> {
+    let list = |sources: &Option<Vec<String>>| -> anyhow::Result<Option<Vec<IpAddr>>> {
+        let Some(sources) = sources else {
+            return Ok(None);
         };
-        Ok((list(&self.include)?, list(&self.exclude)?))
-    }
+        let parsed = sources
+            .iter()
+            .map(|s| {
+                let addr: IpAddr = s.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("invalid source {s:?}: not an IPv4 or IPv6 address")
+                })?;
+                if addr.is_ipv4() != group.is_ipv4() {
+                    anyhow::bail!("source {addr} is not of the same family as group {group}");
+                }
+                Ok(addr)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(parsed))
+    };
+    Ok((list(include)?, list(exclude)?))
 }
 
 fn main() -> ExitCode {
@@ -114,10 +144,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             filter,
         } => {
             let group = parse_group(&group)?;
-            let (include, exclude) = filter.parse(&group)?;
+            let (include, exclude) = parse_sources(&group, &filter.include, &filter.exclude)?;
             Request::Join {
                 group,
-                iface,
+                iface: iface.name,
                 include,
                 exclude,
             }
@@ -128,10 +158,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             filter,
         } => {
             let group = parse_group(&group)?;
-            let (include, exclude) = filter.parse(&group)?;
+            let (include, exclude) = parse_sources(&group, &filter.include, &filter.exclude)?;
             Request::Leave {
                 group,
-                iface,
+                iface: iface.name,
                 include,
                 exclude,
             }
@@ -263,9 +293,11 @@ fn show_tables(show: &ShowReply) -> String {
     out
 }
 
-/// "exclude {}" (any source), "include {10.0.0.1,10.0.0.2}", ...
+/// "include {10.0.0.1,10.0.0.2}", "exclude {10.0.0.9}", and "exclude {} (any source)": an
+/// empty EXCLUDE filter is what a plain join asks for, and it is spelled out for the reader.
 fn filter_text(g: &tools::GroupInfo) -> String {
     match &g.filter_mode {
+        Some(mode) if mode == "exclude" && g.sources.is_empty() => "exclude {} (any source)".into(),
         Some(mode) => format!("{mode} {{{}}}", g.sources.join(",")),
         None => "-".into(),
     }
