@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 
-ensure_packages iproute2:ip tcpdump:tcpdump tshark:tshark frr:/usr/lib/frr/pimd
+ensure_packages iproute2:ip tcpdump:tcpdump tshark:tshark frr:/usr/lib/frr/pimd man-db:man \
+    systemd:systemd-analyze
 ensure_rust
 
 say "cargo fmt --check"

@@ -15,6 +15,7 @@ use membership::{
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use sd_notify::NotifyState;
 use serde_json::{json, Map, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -205,6 +206,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     daemon.restore()?;
     daemon.flush()?;
+    // The control socket is bound and the saved state restored: tell systemd (Type=notify).
+    service_notify(&[
+        NotifyState::Ready,
+        NotifyState::Status(&daemon.status_line()),
+    ]);
 
     let result = daemon.event_loop(&mut poll, &requests, &mut signals);
     drop(control); // removes the socket file
@@ -397,6 +403,26 @@ impl Daemon {
     /// level); what needs a restart is named. A bad file changes nothing. Memberships, timers
     /// and the wire are not touched.
     fn reload(&mut self) {
+        if let Ok(now) = NotifyState::monotonic_usec_now() {
+            service_notify(&[NotifyState::Reloading, now]);
+        }
+        self.reread_config();
+        service_notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
+    }
+
+    /// What `systemctl status` shows beside the unit.
+    fn status_line(&self) -> String {
+        let now = self.now();
+        let groups: usize = self
+            .host
+            .interfaces(now)
+            .iter()
+            .map(|i| i.igmp_groups + i.mld_groups)
+            .sum();
+        format!("serving {} {}: {groups} groups", self.kind, self.ifname)
+    }
+
+    fn reread_config(&mut self) {
         let Some(path) = self.args.config.clone() else {
             info!(
                 "SIGHUP: no --config file to re-read; log level stays {:?}",
@@ -432,6 +458,10 @@ impl Daemon {
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
+        service_notify(&[
+            NotifyState::Stopping,
+            NotifyState::Status("leaving every group"),
+        ]);
         // The state file keeps the memberships, so that a restart joins them again.
         self.host.leave_all(self.now());
         self.flush()?;
@@ -715,6 +745,14 @@ impl Daemon {
             counters.insert(name.to_string(), json!(value));
         }
         json!({ "ok": true, "stats": counters })
+    }
+}
+
+/// Tells the service manager (systemd, `Type=notify`) about a state change; nothing when the
+/// daemon was not started by one (`NOTIFY_SOCKET` unset).
+fn service_notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        warn!("cannot notify the service manager: {e}");
     }
 }
 

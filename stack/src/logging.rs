@@ -5,6 +5,7 @@
 //! a reload, so it sits behind a `parking_lot::RwLock`: readers never block each other, and
 //! the rare writer swaps the whole logger at once.
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use log::{LevelFilter, Log, Metadata, Record};
@@ -67,7 +68,43 @@ pub fn check_filter(spec: &str) -> Result<(), String> {
 }
 
 fn build(spec: &str) -> env_logger::Logger {
-    env_logger::Builder::new().parse_filters(spec).build()
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(spec);
+    if stderr_is_journal() {
+        // journald stamps the time and the unit; a `<N>` prefix gives the syslog priority
+        // (sd-daemon(3)), so `journalctl -p warning` finds the warnings.
+        builder.format(|out, record| {
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(out, "<{priority}>{}: {}", record.target(), record.args())
+        });
+    }
+    builder.build()
+}
+
+/// Whether stderr is the journal's stream: systemd sets `JOURNAL_STREAM` to its
+/// `device:inode` (systemd.exec(5)); a redirected stderr no longer matches.
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let stderr = std::io::stderr();
+    let Ok(fd) = stderr.as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    match std::fs::File::from(fd).metadata() {
+        Ok(meta) => dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino()),
+        Err(_) => false,
+    }
 }
 
 /// Installs the logger with `spec` (checked with [`check_filter`]). Called once, at start.
@@ -96,6 +133,26 @@ pub fn reload(spec: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The only test that touches JOURNAL_STREAM, so setting it cannot race another.
+    #[test]
+    fn the_journal_is_recognised_by_its_device_and_inode() {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let fd = std::io::stderr().as_fd().try_clone_to_owned().unwrap();
+        let meta = std::fs::File::from(fd).metadata().unwrap();
+        std::env::set_var("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+        assert!(stderr_is_journal());
+        std::env::set_var(
+            "JOURNAL_STREAM",
+            format!("{}:{}", meta.dev(), meta.ino() + 1),
+        );
+        assert!(!stderr_is_journal());
+        std::env::set_var("JOURNAL_STREAM", "garbage");
+        assert!(!stderr_is_journal());
+        std::env::remove_var("JOURNAL_STREAM");
+        assert!(!stderr_is_journal());
+    }
 
     #[test]
     fn filters_are_checked() {

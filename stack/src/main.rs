@@ -18,10 +18,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
-/// Host side of IGMP and MLD behind a TUN device: joins and leaves groups on request, answers
-/// the multicast router's queries, and keeps its view of our memberships right.
+/// Host side of IGMP and MLD behind a TUN or TAP device: joins and leaves groups on request,
+/// answers the multicast routers' queries, and reports its memberships on the link.
 #[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(
     name = "tunmcastd",
@@ -266,6 +266,10 @@ fn parse_link_local(s: &str) -> Result<Ipv6Addr, String> {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if let Some(status) = tools::generate::handle(&argv, Args::command(), "8") {
+        return status;
+    }
     let args = Args::from_command_line();
     logging::init(&args.log_filter());
     match daemon::run(args) {

@@ -7,6 +7,8 @@
 //! finds the socket the way every tool should (flag, then environment, then
 //! the only socket in [`RUN_DIR`]).
 
+pub mod generate;
+
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::IpAddr;

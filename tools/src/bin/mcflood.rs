@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context as _};
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
@@ -27,9 +27,9 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 #[derive(Debug, Parser)]
 #[command(name = "mcflood", version)]
 struct Cli {
-    /// Interface to write on: the kernel side of the TUN link.
-    #[arg(long, value_name = "NAME")]
-    dev: String,
+    /// Interface to write on: the kernel side of the TUN link. `--dev` is the old spelling.
+    #[arg(long, visible_alias = "dev", value_name = "NAME")]
+    iface: String,
     /// Number of packets to write.
     #[arg(long, value_name = "N")]
     count: u64,
@@ -286,13 +286,13 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         valid_packets(cli.src4, cli.src6),
         invalid_packets(cli.src4, cli.src6),
     );
-    let link = Link::open(&cli.dev)?;
+    let link = Link::open(&cli.iface)?;
     let (mut valid, mut retries) = (0u64, 0u64);
     let started = Instant::now();
     for (packet, is_valid) in packets.iter().cycle().take(usize::try_from(cli.count)?) {
         retries += link
             .send(packet)
-            .with_context(|| format!("{}: sendto", cli.dev))?;
+            .with_context(|| format!("{}: sendto", cli.iface))?;
         valid += u64::from(*is_valid);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -323,7 +323,11 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(status) = tools::generate::handle(&argv, Cli::command(), "1") {
+        return status;
+    }
+    let cli = Cli::parse_from(argv);
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Map, Value};
 use tools::{ClientError, MembershipReply, Request, ShowReply};
 
@@ -124,7 +124,11 @@ fn parse_sources(
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(status) = tools::generate::handle(&argv, Cli::command(), "1") {
+        return status;
+    }
+    let cli = Cli::parse_from(argv);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
