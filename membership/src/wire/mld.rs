@@ -266,7 +266,13 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
     }
 
     /// Checks the ICMPv6 checksum with the pseudo-header of the enclosing IPv6 packet.
+    ///
+    /// Always true when built for fuzzing (`cfg(fuzzing)`), as in smoltcp: random inputs
+    /// almost never carry a right checksum, and the fuzzer must reach the state machine.
     pub fn verify_checksum(&self, src: &Ipv6Addr, dst: &Ipv6Addr) -> bool {
+        if cfg!(fuzzing) {
+            return true;
+        }
         icmpv6_checksum(src, dst, self.bytes()) == 0
     }
 }
