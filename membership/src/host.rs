@@ -333,64 +333,31 @@ impl Host {
         &self.stats
     }
 
+    /// One group on one interface, as [`Host::groups`] lists it; `None` if there is no record.
+    pub fn group(&self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Option<GroupInfo> {
+        fn find<P: Protocol>(fam: &Family<P>, ifindex: IfIndex, group: P::Addr) -> Option<usize> {
+            fam.ifaces.get(&ifindex)?.groups.get(&group).copied()
+        }
+        match group {
+            IpAddr::V4(g) => find(&self.igmp, ifindex, g)
+                .map(|key| group_info(&self.igmp, &self.igmp.records[key], &self.config, now)),
+            IpAddr::V6(g) => find(&self.mld, ifindex, g)
+                .map(|key| group_info(&self.mld, &self.mld.records[key], &self.config, now)),
+        }
+    }
+
     /// Every group record on every interface, sorted by interface and group.
     pub fn groups(&self, now: Instant) -> Vec<GroupInfo> {
-        fn info<P: Protocol>(
-            fam: &Family<P>,
-            r: &Record<P::Addr>,
-            config: &Config,
-            now: Instant,
-        ) -> GroupInfo {
-            let v3 = fam.compat(r.iface, config) == Compat::V3;
-            let timer_ms = fam.timer_left(r.timer, now).map(millis);
-            let retransmit_ms = if r.retransmit.is_done() {
-                None
-            } else {
-                let timer = fam.ifaces.get(&r.iface).and_then(|i| i.retransmit);
-                fam.timer_left(timer, now).map(millis)
-            };
-            let state = if !v3 || r.member.state == crate::MemberState::Silent {
-                r.member.state.name()
-            } else if r.requests.is_empty() {
-                "leaving"
-            } else if timer_ms.is_some() {
-                "delaying"
-            } else if retransmit_ms.is_some() {
-                "reporting"
-            } else {
-                "idle"
-            };
-            GroupInfo {
-                iface: r.iface,
-                group: r.group.into(),
-                users: r.users(),
-                state,
-                timer_ms,
-                last_reporter: !v3 && r.member.state.last_reporter(),
-                unsolicited_left: r.member.unsolicited_left,
-                retransmit_ms,
-                filter_mode: r.filter.mode.name(),
-                sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
-                requests: r
-                    .requests
-                    .iter()
-                    .map(|f| SourceFilter {
-                        mode: f.mode,
-                        sources: f.sources.iter().map(|&s| s.into()).collect(),
-                    })
-                    .collect(),
-            }
-        }
         let mut all: Vec<GroupInfo> = self
             .igmp
             .records
             .iter()
-            .map(|(_, r)| info(&self.igmp, r, &self.config, now))
+            .map(|(_, r)| group_info(&self.igmp, r, &self.config, now))
             .chain(
                 self.mld
                     .records
                     .iter()
-                    .map(|(_, r)| info(&self.mld, r, &self.config, now)),
+                    .map(|(_, r)| group_info(&self.mld, r, &self.config, now)),
             )
             .collect();
         all.sort_by_key(|g| (g.iface, g.group));
@@ -463,5 +430,53 @@ impl Change {
             Change::DropIncluded(s) => RequestChange::DropIncluded(typed(s)),
             Change::DropExclude(s) => RequestChange::DropExclude(typed(s)),
         }
+    }
+}
+
+/// What `show` tells of one record.
+fn group_info<P: Protocol>(
+    fam: &Family<P>,
+    r: &Record<P::Addr>,
+    config: &Config,
+    now: Instant,
+) -> GroupInfo {
+    let v3 = fam.compat(r.iface, config) == Compat::V3;
+    let timer_ms = fam.timer_left(r.timer, now).map(millis);
+    let retransmit_ms = if r.retransmit.is_done() {
+        None
+    } else {
+        let timer = fam.ifaces.get(&r.iface).and_then(|i| i.retransmit);
+        fam.timer_left(timer, now).map(millis)
+    };
+    let state = if !v3 || r.member.state == crate::MemberState::Silent {
+        r.member.state.name()
+    } else if r.requests.is_empty() {
+        "leaving"
+    } else if timer_ms.is_some() {
+        "delaying"
+    } else if retransmit_ms.is_some() {
+        "reporting"
+    } else {
+        "idle"
+    };
+    GroupInfo {
+        iface: r.iface,
+        group: r.group.into(),
+        users: r.users(),
+        state,
+        timer_ms,
+        last_reporter: !v3 && r.member.state.last_reporter(),
+        unsolicited_left: r.member.unsolicited_left,
+        retransmit_ms,
+        filter_mode: r.filter.mode.name(),
+        sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
+        requests: r
+            .requests
+            .iter()
+            .map(|f| SourceFilter {
+                mode: f.mode,
+                sources: f.sources.iter().map(|&s| s.into()).collect(),
+            })
+            .collect(),
     }
 }

@@ -23,7 +23,7 @@ use tun_tap::{Iface, Mode};
 
 use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
 use crate::framing::{FrameDrop, Framing};
-use crate::state::{Membership, Request as SavedRequest, StateStore};
+use crate::state::{self, Journal, Membership, Request as SavedRequest};
 use crate::Args;
 
 /// Signals a shell or a service manager sends. SIGHUP reloads; the others leave every group on
@@ -115,7 +115,10 @@ struct Daemon {
     /// The command line as given, for re-reading the --config file under it on SIGHUP.
     argv: Vec<OsString>,
     clock: std::time::Instant,
-    store: Option<StateStore>,
+    /// `--state`: the journal's writer.
+    journal: Option<Journal>,
+    /// The request being answered changed what the journal holds.
+    changed_this_request: bool,
     io: IoStats,
 }
 
@@ -180,7 +183,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut control = ControlSocket::bind(&args.control_path())?;
     control.serve(requests_tx, waker.clone())?;
 
-    let store = args.state.as_deref().map(StateStore::new);
     let mut daemon = Daemon {
         host,
         device,
@@ -189,7 +191,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ifname,
         ifindex,
         clock: std::time::Instant::now(),
-        store,
+        journal: None,
+        changed_this_request: false,
         io: IoStats::default(),
         args,
         argv: std::env::args_os().collect(),
@@ -213,6 +216,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     ]);
 
     let result = daemon.event_loop(&mut poll, &requests, &mut signals);
+    // Everything acknowledged is on disk already; this waits for the last appends.
+    if let Some(journal) = daemon.journal.take() {
+        journal.stop();
+    }
     drop(control); // removes the socket file
     result
 }
@@ -269,7 +276,15 @@ impl Daemon {
             // Control requests are answered between bursts, so a flood cannot starve them.
             while let Ok(envelope) = requests.try_recv() {
                 let reply = self.handle_request(envelope.request);
-                let _ = envelope.reply.send(reply);
+                match (
+                    &self.journal,
+                    std::mem::take(&mut self.changed_this_request),
+                ) {
+                    (Some(journal), true) => journal.reply_when_durable(envelope.reply, reply),
+                    _ => {
+                        let _ = envelope.reply.send(reply);
+                    }
+                }
             }
             if device_readable {
                 device_readable = self.read_burst(&mut buf)?;
@@ -480,12 +495,29 @@ impl Daemon {
         Ok(())
     }
 
+    /// Joins the memberships of the `--state` journal again, then starts its writer.
     fn restore(&mut self) -> anyhow::Result<()> {
-        let Some(store) = &self.store else {
+        let Some(path) = self.args.state.clone() else {
             return Ok(());
         };
+        let loaded = state::load(&path)?;
+        if let Some(tail) = &loaded.damaged_tail {
+            warn!(
+                "state file {}: line {} is damaged ({}); kept the {} valid changes before it \
+                 and cut the file at byte {}",
+                path.display(),
+                tail.line,
+                tail.reason,
+                tail.kept_lines,
+                tail.offset
+            );
+        }
+        if loaded.converted {
+            info!("state file {}: converted to a journal", path.display());
+        }
         let now = self.now();
-        for m in store.load()? {
+        let mut joined = 0usize;
+        for m in &loaded.memberships {
             if m.iface != self.ifname {
                 warn!(
                     "state file: skipping {} on unknown interface {}",
@@ -510,38 +542,49 @@ impl Daemon {
                     break;
                 }
             }
-            info!(
+            joined += 1;
+            debug!(
                 "joined {} on {} again (users {})",
                 m.group, self.ifname, m.users
             );
         }
+        if joined > 0 {
+            info!(
+                "state file {}: joined {joined} groups on {} again",
+                path.display(),
+                self.ifname
+            );
+        }
+        self.journal = Some(Journal::start(&path, &loaded.memberships)?);
         Ok(())
     }
 
-    fn save_state(&self) -> Result<(), String> {
-        let Some(store) = &self.store else {
-            return Ok(());
+    /// Appends `group`'s memberships now to the journal, if there is one: one line, whatever
+    /// the number of groups. The reply to the request waits until it is on disk.
+    fn record_change(&mut self, group: IpAddr) {
+        let Some(journal) = &self.journal else {
+            return;
         };
-        let memberships = self
-            .host
-            .groups(self.now())
-            .into_iter()
-            .filter(|g| g.users > 0)
-            .map(|g| Membership {
-                iface: self.ifname.clone(),
-                group: g.group,
-                users: g.users,
-                requests: g
-                    .requests
-                    .iter()
-                    .map(|r| SavedRequest {
-                        mode: r.mode.name().to_string(),
-                        sources: r.sources.clone(),
-                    })
-                    .collect(),
+        let info = self.host.group(self.ifindex, group, self.now());
+        let requests: Vec<SavedRequest> = info
+            .iter()
+            .flat_map(|g| g.requests.iter())
+            .map(|r| SavedRequest {
+                mode: r.mode.name().to_string(),
+                sources: r.sources.clone(),
             })
             .collect();
-        store.save(memberships).map_err(|e| format!("{e:#}"))
+        let any_source = requests
+            .iter()
+            .all(|r| r.mode == "exclude" && r.sources.is_empty());
+        journal.change(Membership {
+            iface: self.ifname.clone(),
+            group,
+            users: info.map_or(0, |g| g.users),
+            // Plain joins are the common case: `users` says how many, no list needed.
+            requests: if any_source { Vec::new() } else { requests },
+        });
+        self.changed_this_request = true;
     }
 
     fn check_iface(&self, iface: &Option<String>) -> Result<(), Value> {
@@ -654,17 +697,13 @@ impl Daemon {
         if let Err(e) = self.flush() {
             warn!("{e:#}");
         }
-        let mut reply = json!({
+        self.record_change(group);
+        json!({
             "ok": true,
             "iface": self.ifname,
             "group": group.to_string(),
             "users": users,
-        });
-        if let Err(e) = self.save_state() {
-            warn!("{e}");
-            reply["warning"] = json!(e);
-        }
-        reply
+        })
     }
 
     fn show(&self, now: Instant) -> Value {
