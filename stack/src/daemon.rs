@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::io::{self, Read};
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,9 @@ use serde_json::{json, Map, Value};
 use tun_tap::{Iface, Mode};
 
 use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
+use crate::datapath::Sorted;
 use crate::framing::{FrameDrop, Framing};
+use crate::listeners::Listeners;
 use crate::state::{Membership, Request as SavedRequest, StateStore};
 use crate::Args;
 
@@ -99,6 +101,7 @@ struct Daemon {
     clock: std::time::Instant,
     store: Option<StateStore>,
     io: IoStats,
+    listeners: Listeners,
 }
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
@@ -181,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         clock: std::time::Instant::now(),
         store,
         io: IoStats::default(),
+        listeners: Listeners::new(poll.registry().try_clone()?),
         args,
     };
     info!(
@@ -241,12 +245,13 @@ impl Daemon {
                         while matches!(signals.read(&mut drain), Ok(n) if n > 0) {}
                         return self.shutdown();
                     }
+                    token if Listeners::owns(token) => self.listeners.readable(token),
                     _ => {} // WAKE: the requests are drained below, every turn
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
             while let Ok(envelope) = requests.try_recv() {
-                let reply = self.handle_request(envelope.request);
+                let reply = self.handle_request(envelope.request, envelope.socket);
                 let _ = envelope.reply.send(reply);
             }
             if device_readable {
@@ -255,6 +260,10 @@ impl Daemon {
             if self.clock.elapsed() >= next_device_check {
                 self.check_device()?;
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
+            }
+            if self.listeners.has_closed() {
+                let now = self.now();
+                self.listeners.reap(&mut self.host, self.ifindex, now);
             }
             self.flush()?;
         }
@@ -312,6 +321,12 @@ impl Daemon {
     }
 
     fn handle_packet(&mut self, packet: &[u8]) {
+        // Multicast UDP is the data path's; the core sees (and counts) everything else.
+        match crate::datapath::sort(packet) {
+            Sorted::Datagram(datagram) => return self.listeners.deliver(&datagram),
+            Sorted::Dropped(reason) => return self.listeners.dropped(reason),
+            Sorted::NotMulticastUdp => {}
+        }
         let now = self.now();
         let stats = self.host.stats();
         let queries_before = stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries;
@@ -439,7 +454,7 @@ impl Daemon {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let memberships = self
+        let mut memberships: Vec<Membership> = self
             .host
             .groups(self.now())
             .into_iter()
@@ -458,6 +473,7 @@ impl Daemon {
                     .collect(),
             })
             .collect();
+        self.listeners.unsaved(&mut memberships);
         store.save(memberships).map_err(|e| format!("{e:#}"))
     }
 
@@ -471,9 +487,20 @@ impl Daemon {
         }
     }
 
-    fn handle_request(&mut self, request: Request) -> Value {
+    fn handle_request(&mut self, request: Request, socket: Option<OwnedFd>) -> Value {
         self.io.control_requests += 1;
-        let reply = self.answer(request);
+        let reply = match (request, socket) {
+            (
+                Request::Listen {
+                    group,
+                    port,
+                    iface,
+                    filter,
+                },
+                Some(socket),
+            ) => self.listen(&group, port, &iface, &filter, socket),
+            (request, _) => self.answer(request),
+        };
         if reply["ok"] != true {
             self.io.control_errors += 1;
         }
@@ -494,6 +521,7 @@ impl Daemon {
                 iface,
                 filter,
             } => self.membership(false, &group, &iface, &filter, now),
+            Request::Listen { .. } => error_reply("listen needs a listener socket"),
             Request::Show => self.show(now),
             Request::Stats => self.stats(),
         }
@@ -532,6 +560,47 @@ impl Daemon {
                 error_reply(format!("{group} is not joined on {}", self.ifname))
             }
             Err(e) => error_reply(e),
+        }
+    }
+
+    /// A join held by the listener `socket` (see `listeners`).
+    fn listen(
+        &mut self,
+        group: &str,
+        port: Option<u16>,
+        iface: &Option<String>,
+        filter: &SourceArgs,
+        socket: OwnedFd,
+    ) -> Value {
+        let (group, filter) = match self.group_arg(group, iface, filter) {
+            Ok(g) => g,
+            Err(reply) => return reply,
+        };
+        let filter = filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new()));
+        let now = self.now();
+        match self.listeners.open(
+            &mut self.host,
+            self.ifindex,
+            group,
+            port,
+            filter,
+            socket,
+            now,
+        ) {
+            Ok((id, users)) => {
+                if let Err(e) = self.flush() {
+                    warn!("{e:#}");
+                }
+                json!({
+                    "ok": true,
+                    "id": id,
+                    "iface": self.ifname,
+                    "group": group.to_string(),
+                    "port": port,
+                    "users": users,
+                })
+            }
+            Err(reply) => reply,
         }
     }
 
@@ -639,7 +708,8 @@ impl Daemon {
                 })
             })
             .collect();
-        json!({ "ok": true, "interfaces": interfaces, "groups": groups })
+        let listeners = self.listeners.show(&self.ifname);
+        json!({ "ok": true, "interfaces": interfaces, "groups": groups, "listeners": listeners })
     }
 
     fn stats(&self) -> Value {
@@ -659,6 +729,9 @@ impl Daemon {
             ("control_requests", io.control_requests),
             ("control_errors", io.control_errors),
         ] {
+            counters.insert(name.to_string(), json!(value));
+        }
+        for (name, value) in self.listeners.stats.counters() {
             counters.insert(name.to_string(), json!(value));
         }
         json!({ "ok": true, "stats": counters })

@@ -7,7 +7,9 @@
 
 mod control;
 mod daemon;
+mod datapath;
 mod framing;
+mod listeners;
 mod state;
 
 use std::net::{Ipv4Addr, Ipv6Addr};

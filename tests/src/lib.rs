@@ -32,6 +32,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+mod datapath;
+pub use datapath::*;
+
 /// The TUN device every test creates (names are per namespace).
 pub const TUN: &str = "tun0";
 /// Kernel side of the link.

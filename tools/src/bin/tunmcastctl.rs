@@ -46,7 +46,23 @@ enum Command {
         #[command(flatten)]
         filter: FilterArgs,
     },
-    /// Interfaces (router versions) and joined groups (state, timers).
+    /// Receive the group's UDP datagrams: a join of its own for as long as this runs. Prints
+    /// one line per datagram (--json: one object), or forwards payloads with --udp-to.
+    Listen {
+        /// GROUP or GROUP:PORT ([GROUP]:PORT for IPv6): with a port, only datagrams to it.
+        group: String,
+        #[arg(long, value_name = "NAME")]
+        iface: Option<String>,
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// Exit after N datagrams.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Send each payload, unchanged, to this UDP address instead of printing it.
+        #[arg(long, value_name = "HOST:PORT")]
+        udp_to: Option<std::net::SocketAddr>,
+    },
+    /// Interfaces (router versions), joined groups (state, timers) and listeners.
     Show,
     /// Every protocol counter.
     Stats,
@@ -106,6 +122,31 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Listen {
+        group,
+        iface,
+        filter,
+        count,
+        udp_to,
+    } = cli.command
+    {
+        let (group, port) = tools::listen::parse_group_port(&group).map_err(anyhow::Error::msg)?;
+        let (include, exclude) = filter.parse(&group)?;
+        let request = Request::Listen {
+            group,
+            port,
+            iface,
+            include,
+            exclude,
+        };
+        let options = tools::listen::ListenOptions {
+            count,
+            json: cli.json,
+            udp_to,
+        };
+        let path = tools::control_path(cli.control.as_deref())?;
+        return tools::listen::listen(&path, &request, &options);
+    }
     // Check the argument before looking for a daemon: a typo is the more useful error.
     let request = match cli.command {
         Command::Join {
@@ -139,6 +180,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show => Request::Show,
         Command::Stats => Request::Stats,
         Command::Ping => Request::Ping,
+        Command::Listen { .. } => unreachable!("handled above"),
     };
     let path = tools::control_path(cli.control.as_deref())?;
     let reply = tools::request(&path, &request)?;
@@ -165,11 +207,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stats_table(stats)
             }
         }
-        Request::Ping if cli.json => to_json(&reply),
+        Request::Ping | Request::Listen { .. } if cli.json => to_json(&reply),
         Request::Ping => {
             let version = reply.get("version").and_then(Value::as_str).unwrap_or("?");
             format!("tunmcastd {version} is running ({})\n", path.display())
         }
+        Request::Listen { .. } => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())
@@ -260,7 +303,40 @@ fn show_tables(show: &ShowReply) -> String {
     if show.groups.is_empty() {
         out.push_str("(no groups joined)\n");
     }
+    if !show.listeners.is_empty() {
+        out.push('\n');
+        out.push_str(&listener_table(&show.listeners));
+    }
     out
+}
+
+fn listener_table(listeners: &[tools::ListenerInfo]) -> String {
+    let rows = listeners
+        .iter()
+        .map(|l| {
+            vec![
+                l.id.to_string(),
+                l.iface.clone(),
+                l.group.clone(),
+                l.port.map_or_else(|| "any".into(), |p| p.to_string()),
+                format!("{} {{{}}}", l.filter_mode, l.sources.join(",")),
+                l.delivered.to_string(),
+                l.dropped.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "LISTENER",
+            "IFACE",
+            "GROUP",
+            "PORT",
+            "FILTER",
+            "DELIVERED",
+            "DROPPED",
+        ],
+        rows,
+    )
 }
 
 /// "exclude {}" (any source), "include {10.0.0.1,10.0.0.2}", ...
