@@ -198,17 +198,19 @@ impl Netns {
         })
     }
 
-    /// The namespace's kernel sends `count` datagrams of `len` bytes from `src` to
-    /// `group:port` as fast as it can (ENOBUFS retried); returns how long it took.
+    /// The namespace's kernel sends datagrams of `len` bytes from `src` to `group:port` for
+    /// `duration`, `rate` per second (paced in batches of 100; 0: as fast as it can; ENOBUFS
+    /// retried); returns how many it sent.
     pub fn kernel_flood(
         &self,
         iface: &str,
         src: &str,
         group: &str,
         port: u16,
-        count: usize,
+        duration: Duration,
+        rate: u64,
         len: usize,
-    ) -> Duration {
+    ) -> u64 {
         let iface = iface.to_string();
         let (src, group) = (ip(src), ip(group));
         self.in_netns(move || {
@@ -217,7 +219,13 @@ impl Netns {
             let start = std::time::Instant::now();
             let payload = vec![0x5a; len];
             let mut sent = 0;
-            while sent < count {
+            while start.elapsed() < duration {
+                if rate > 0 && sent % 100 == 0 {
+                    let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                    if let Some(ahead) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(ahead);
+                    }
+                }
                 match socket.send_to(&payload, (group, port)) {
                     Ok(_) => sent += 1,
                     Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -226,8 +234,14 @@ impl Netns {
                     Err(e) => return Err(format!("flood: {e}")),
                 }
             }
-            Ok(start.elapsed())
+            Ok(sent)
         })
+    }
+
+    /// A UDP socket bound to `addr` inside the namespace (e.g. where `--udp-to` sends).
+    pub fn udp_socket(&self, addr: &str) -> UdpSocket {
+        let addr: SocketAddr = addr.parse().expect("HOST:PORT");
+        self.in_netns(move || UdpSocket::bind(addr).map_err(|e| format!("bind {addr}: {e}")))
     }
 }
 

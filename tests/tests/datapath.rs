@@ -125,3 +125,215 @@ fn a_source_filtered_out_is_counted_and_not_delivered() {
     assert_eq!(daemon.counter("udp_drop_source_filtered"), 1);
     assert_eq!(daemon.counter("udp_delivered"), 1);
 }
+
+#[test]
+fn ipv6_datagrams_with_and_without_hop_by_hop_reach_the_right_listeners() {
+    let Some(ns) = Netns::new("dp_v6") else {
+        return;
+    };
+    let daemon = link(&ns, &["--mld-version", "2"]);
+    let any = daemon.listen(&[&format!("[{GROUP6}]:5000")]);
+    let include = daemon.listen(&[GROUP6, "--include", KERNEL_LL]);
+    let exclude = daemon.listen(&[GROUP6, "--exclude", KERNEL_LL]);
+    ns.kernel_send(
+        TUN,
+        &[
+            Udp::new(KERNEL_LL, GROUP6, 5000, b"plain from ::1"),
+            Udp::new(KERNEL_LL, GROUP6, 5000, b"hbh from ::1").with_hop_by_hop(),
+            Udp::new(OTHER_LL, GROUP6, 5000, b"hbh from ::3").with_hop_by_hop(),
+            Udp::new(OTHER_LL, GROUP6, 5001, b"plain from ::3 to 5001"),
+        ],
+    );
+    assert_eq!(
+        wait_payloads(&any, 3, secs(5)),
+        hexes(&[b"plain from ::1", b"hbh from ::1", b"hbh from ::3"])
+    );
+    assert_eq!(
+        wait_payloads(&include, 2, secs(5)),
+        hexes(&[b"plain from ::1", b"hbh from ::1"])
+    );
+    assert_eq!(
+        wait_payloads(&exclude, 2, secs(5)),
+        hexes(&[b"hbh from ::3", b"plain from ::3 to 5001"])
+    );
+    assert_eq!(received(&include)[0]["src"], KERNEL_LL);
+    std::thread::sleep(ms(300));
+    assert_eq!(received(&any).len(), 3);
+    assert_eq!(daemon.counter("udp_rcv_datagrams"), 4);
+    assert_eq!(daemon.counter("drop_other_ipv6"), 0);
+}
+
+#[test]
+fn a_listener_killed_with_sigkill_leaves_on_the_wire() {
+    let Some(ns) = Netns::new("dp_kill9") else {
+        return;
+    };
+    let daemon = link(&ns, &[]);
+    let capture = ns.capture(TUN);
+    let listener = daemon.listen(&[GROUP4]);
+    capture.wait_for("the report of the listener's join", secs(5), |p| {
+        p.iter()
+            .any(|p| p.from_daemon() && p.is_report() && p.about(ip(GROUP4)))
+    });
+    assert!(daemon.group(GROUP4).is_some());
+    let killed_at = now();
+    listener.signal(libc::SIGKILL);
+    must_wait("the listener and its join to be gone", secs(5), || {
+        daemon.listeners().is_empty() && daemon.group(GROUP4).is_none()
+    });
+    let packets = capture.wait_for("the Leave", secs(5), |p| {
+        p.iter().any(|p| {
+            p.from_daemon() && p.kind == "igmp-leave" && p.about(ip(GROUP4)) && p.time >= killed_at
+        })
+    });
+    assert_daemon_packets_well_formed(&packets);
+    assert_eq!(daemon.counter("listeners_closed"), 1);
+}
+
+#[test]
+fn udp_to_forwards_payloads_to_a_plain_udp_socket() {
+    let Some(ns) = Netns::new("dp_udp_to") else {
+        return;
+    };
+    let daemon = link(&ns, &[]);
+    let sink = ns.udp_socket("127.0.0.1:7000");
+    sink.set_read_timeout(Some(secs(5))).unwrap();
+    let mut listener = daemon.listen(&[GROUP4, "--udp-to", "127.0.0.1:7000", "--count", "3"]);
+    let payloads: [&[u8]; 3] = [b"first", b"", &[0xff; 1400]];
+    let sends: Vec<Udp> = payloads
+        .iter()
+        .map(|p| Udp::new(&KERNEL_V4.to_string(), GROUP4, 5000, p))
+        .collect();
+    ns.kernel_send(TUN, &sends);
+    let mut buf = [0u8; 2048];
+    for want in payloads {
+        let n = sink.recv(&mut buf).expect("a forwarded payload");
+        assert_eq!(&buf[..n], want);
+    }
+    // --count 3: it exits 0, and its join goes with it.
+    let status = listener
+        .wait_timeout(secs(5))
+        .expect("listen exits after 3");
+    assert!(status.success(), "{status}");
+    must_wait("the join to be gone", secs(5), || {
+        daemon.group(GROUP4).is_none()
+    });
+}
+
+#[test]
+fn a_stopped_listener_slows_neither_other_listeners_nor_the_protocol() {
+    let Some(ns) = Netns::new("dp_slow") else {
+        return;
+    };
+    let daemon = link(&ns, &[]);
+    let capture = ns.capture(TUN);
+    let stopped = daemon.listen(&[GROUP4]);
+    let _running = daemon.listen(&[GROUP4]);
+    stopped.signal(libc::SIGSTOP);
+    // A general query (Max Resp Time 1 s) half a second into a 3 s flood of 10,000
+    // datagrams/s: more than the stopped listener's queue holds, less than a running debug
+    // build of tunmcastctl prints.
+    let query = format!(
+        "sleep 0.5; exec {} --dev {TUN} --igmp 2 --max-resp-ms 1000 --count 1 --listen-ms 0",
+        bin("mcquerier").display()
+    );
+    let _querier = ns.spawn("querier", std::path::Path::new("sh"), &["-c", &query]);
+    let sent = ns.kernel_flood(
+        TUN,
+        &KERNEL_V4.to_string(),
+        GROUP4,
+        5000,
+        secs(3),
+        10_000,
+        64,
+    );
+
+    let packets = capture.wait_for("the query and our answer", secs(5), |p| {
+        let query = p.iter().find(|p| p.is_query());
+        query.is_some_and(|q| {
+            p.iter()
+                .any(|r| r.from_daemon() && r.is_report() && r.about(ip(GROUP4)) && r.time > q.time)
+        })
+    });
+    let query = packets.iter().find(|p| p.is_query()).unwrap();
+    let report = packets
+        .iter()
+        .find(|r| r.from_daemon() && r.is_report() && r.about(ip(GROUP4)) && r.time > query.time)
+        .unwrap();
+    let delay = report.time - query.time;
+    assert!(
+        delay <= 1.0 + SLACK,
+        "answered after {delay:.3} s:\n{}",
+        listing(&packets)
+    );
+
+    let listeners = daemon.listeners();
+    let count = |i: usize, what: &str| listeners[i][what].as_u64().unwrap();
+    let received = daemon.counter("udp_rcv_datagrams");
+    eprintln!(
+        "flood: {sent} sent, {received} read; stopped listener {} delivered / {} dropped, \
+         running listener {} / {}",
+        count(0, "delivered"),
+        count(0, "dropped"),
+        count(1, "delivered"),
+        count(1, "dropped"),
+    );
+    assert!(count(0, "dropped") > 0, "{listeners:?}");
+    assert_eq!(count(1, "dropped"), 0, "{listeners:?}");
+    assert_eq!(count(1, "delivered"), received, "{listeners:?}");
+    assert_eq!(
+        daemon.counter("udp_drop_queue_full"),
+        count(0, "dropped"),
+        "{listeners:?}"
+    );
+    stopped.signal(libc::SIGCONT);
+}
+
+#[test]
+fn tap_delivers_frames_sent_to_the_group_mac() {
+    let Some(ns) = Netns::new("dp_tap") else {
+        return;
+    };
+    const TAP: &str = "tap0";
+    ns.ip(&["tuntap", "add", "dev", TAP, "mode", "tap"]);
+    ns.ip(&["link", "set", TAP, "addrgenmode", "none"]);
+    ns.ip(&["addr", "add", KERNEL_V4_CIDR, "dev", TAP]);
+    ns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{KERNEL_LL}/64"),
+        "dev",
+        TAP,
+        "nodad",
+    ]);
+    ns.ip(&["link", "set", TAP, "up"]);
+    let socket = ns.dir().join("ctl.sock");
+    let socket_arg = socket.to_str().unwrap().to_string();
+    let args = [
+        "--tap",
+        "--tun",
+        TAP,
+        "--ipv4",
+        DAEMON_V4_CIDR,
+        "--ipv6-ll",
+        "fe80::2",
+        "--control",
+        &socket_arg,
+    ];
+    let daemon = ns.spawn_daemon_with(&args, &socket);
+    let v4 = daemon.listen(&[&format!("{GROUP4}:5000")]);
+    let v6 = daemon.listen(&[&format!("[{GROUP6}]:5000")]);
+    ns.kernel_send(
+        TAP,
+        &[
+            Udp::new(&KERNEL_V4.to_string(), GROUP4, 5000, b"over ethernet"),
+            Udp::new(KERNEL_LL, GROUP6, 5000, b"over ethernet v6").with_hop_by_hop(),
+        ],
+    );
+    assert_eq!(wait_payloads(&v4, 1, secs(5)), hexes(&[b"over ethernet"]));
+    assert_eq!(
+        wait_payloads(&v6, 1, secs(5)),
+        hexes(&[b"over ethernet v6"])
+    );
+}
