@@ -68,6 +68,18 @@ pub fn wait_payloads(listener: &Spawned, n: usize, timeout: Duration) -> Vec<Str
         .collect()
 }
 
+/// Datagrams of `len` bytes from `src` to `group:port` for `duration`, `rate` per second
+/// (paced in batches of 100; 0: as fast as the kernel takes them; ENOBUFS retried).
+#[derive(Debug, Clone, Copy)]
+pub struct Flood {
+    pub src: IpAddr,
+    pub group: IpAddr,
+    pub port: u16,
+    pub duration: Duration,
+    pub rate: u64,
+    pub len: usize,
+}
+
 /// One datagram for [`Netns::kernel_send`].
 #[derive(Debug, Clone)]
 pub struct Udp {
@@ -198,21 +210,17 @@ impl Netns {
         })
     }
 
-    /// The namespace's kernel sends datagrams of `len` bytes from `src` to `group:port` for
-    /// `duration`, `rate` per second (paced in batches of 100; 0: as fast as it can; ENOBUFS
-    /// retried); returns how many it sent.
-    pub fn kernel_flood(
-        &self,
-        iface: &str,
-        src: &str,
-        group: &str,
-        port: u16,
-        duration: Duration,
-        rate: u64,
-        len: usize,
-    ) -> u64 {
+    /// The namespace's kernel sends `flood` out of `iface`; returns how many it sent.
+    pub fn kernel_flood(&self, iface: &str, flood: &Flood) -> u64 {
         let iface = iface.to_string();
-        let (src, group) = (ip(src), ip(group));
+        let Flood {
+            src,
+            group,
+            port,
+            duration,
+            rate,
+            len,
+        } = *flood;
         self.in_netns(move || {
             let ifindex = ifindex(&iface)?;
             let socket = sender(src, ifindex, false).map_err(|e| e.to_string())?;

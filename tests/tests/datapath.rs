@@ -238,15 +238,15 @@ fn a_stopped_listener_slows_neither_other_listeners_nor_the_protocol() {
         bin("mcquerier").display()
     );
     let _querier = ns.spawn("querier", std::path::Path::new("sh"), &["-c", &query]);
-    let sent = ns.kernel_flood(
-        TUN,
-        &KERNEL_V4.to_string(),
-        GROUP4,
-        5000,
-        secs(3),
-        10_000,
-        64,
-    );
+    let flood = Flood {
+        src: KERNEL_V4.into(),
+        group: ip(GROUP4),
+        port: 5000,
+        duration: secs(3),
+        rate: 10_000,
+        len: 64,
+    };
+    let sent = ns.kernel_flood(TUN, &flood);
 
     let packets = capture.wait_for("the query and our answer", secs(5), |p| {
         let query = p.iter().find(|p| p.is_query());
