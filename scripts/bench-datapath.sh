@@ -70,35 +70,29 @@ start_daemon() {
 }
 start_daemon
 DAEMON=$!
-in_ns "$WORK/udp_sink" 127.0.0.1 7000 "$SECONDS_RUN" >"$WORK/sink.out" &
-SINK=$!
-wait_line "$WORK/sink.out" bound
-in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to 127.0.0.1:7000 &
-LISTENER=$!
-sleep 0.5
-flood 0 >"$WORK/flood2.out" &
-FLOOD=$!
-wait $SINK
-wait $FLOOD
+# One listener forwarding to a udp_sink on PORT while the kernel floods at RATE.
+through_listener() { # PORT RATE SINK_OUT FLOOD_OUT
+    in_ns "$WORK/udp_sink" 127.0.0.1 "$1" "$SECONDS_RUN" >"$3" &
+    local sink=$!
+    wait_line "$3" bound
+    in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to "127.0.0.1:$1" &
+    local listener=$!
+    sleep 0.5
+    flood "$2" >"$4" &
+    local flooder=$!
+    wait $sink
+    wait $flooder
+    kill $listener; wait $listener 2>/dev/null || true
+}
+through_listener 7000 0 "$WORK/sink.out" "$WORK/flood2.out"
 OUR_RATE=$(awk -F'= ' '/datagrams/ {split($2, a, "/"); print a[1]}' "$WORK/sink.out")
 echo "2. tunmcastd -> listen --udp-to -> socket: $OUR_RATE datagrams/s   ($(cat "$WORK/flood2.out"))"
 python3 -c "print('   ratio to the C loop: %.2f' % ($OUR_RATE / $C_RATE))"
 echo "   daemon: read $(counter tun_rx_packets), delivered $(counter udp_delivered), queue-full drops $(counter udp_drop_queue_full)"
-kill $LISTENER; wait $LISTENER 2>/dev/null || true
 
 # 4. Latency at a moderate rate (same daemon, a fresh listener and sink).
-in_ns "$WORK/udp_sink" 127.0.0.1 7001 "$SECONDS_RUN" >"$WORK/sink4.out" &
-SINK=$!
-wait_line "$WORK/sink4.out" bound
-in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to 127.0.0.1:7001 &
-LISTENER=$!
-sleep 0.5
-flood "$MODERATE_RATE" >/dev/null &
-FLOOD=$!
-wait $SINK
-wait $FLOOD
+through_listener 7001 "$MODERATE_RATE" "$WORK/sink4.out" /dev/null
 echo "4. latency at $MODERATE_RATE/s, kernel send -> UDP socket: $(sed -n 's/.*latency //p' "$WORK/sink4.out")   ($(awk '/datagrams/ {print $2}' "$WORK/sink4.out") datagrams received)"
-kill $LISTENER; wait $LISTENER 2>/dev/null || true
 
 # 3. One group, $LISTENERS listeners, each forwarding to a port nobody reads.
 PIDS=()

@@ -170,6 +170,31 @@ fn setsockopt(socket: &UdpSocket, level: i32, option: i32, value: &[u8]) -> std:
 }
 
 impl Netns {
+    /// A TAP device `name` with the kernel's standard addresses on it, and tunmcastd on it as
+    /// a host with its own MAC (`--tap`) and the daemon's standard addresses.
+    pub fn tap_daemon(&self, name: &str) -> Daemon<'_> {
+        self.ip(&["tuntap", "add", "dev", name, "mode", "tap"]);
+        self.ip(&["link", "set", name, "addrgenmode", "none"]);
+        self.ip(&["addr", "add", crate::KERNEL_V4_CIDR, "dev", name]);
+        let ll = format!("{}/64", crate::KERNEL_LL);
+        self.ip(&["-6", "addr", "add", &ll, "dev", name, "nodad"]);
+        self.ip(&["link", "set", name, "up"]);
+        let socket = self.dir().join("ctl.sock");
+        let socket_arg = socket.to_str().expect("UTF-8 temp dir").to_string();
+        let args = [
+            "--tap",
+            "--tun",
+            name,
+            "--ipv4",
+            crate::DAEMON_V4_CIDR,
+            "--ipv6-ll",
+            "fe80::2",
+            "--control",
+            &socket_arg,
+        ];
+        self.spawn_daemon_with(&args, &socket)
+    }
+
     /// Runs `f` on a thread inside the namespace (sockets it makes belong to the namespace).
     fn in_netns<T: Send + 'static>(
         &self,
