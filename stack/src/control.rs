@@ -28,7 +28,7 @@ const MAX_CLIENTS: usize = 4096;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a client waits for the event loop's answer: less than tunmcastctl's 5 s, so that
 /// the client gets the error reply rather than a timeout of its own.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
+pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// A source filter in a join or leave: `"include": [...]` or `"exclude": [...]`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -56,6 +56,16 @@ pub enum Request {
         #[serde(flatten)]
         filter: SourceArgs,
     },
+    /// A join held by a listener socket handed to the client: see `listeners`.
+    Listen {
+        group: String,
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        iface: Option<String>,
+        #[serde(flatten)]
+        filter: SourceArgs,
+    },
     Show,
     Stats,
     Ping,
@@ -65,6 +75,8 @@ pub enum Request {
 pub struct Envelope {
     pub request: Request,
     pub reply: Sender<Value>,
+    /// `listen`: the daemon's end of the listener socket pair.
+    pub socket: Option<std::os::fd::OwnedFd>,
 }
 
 pub fn error_reply(message: impl std::fmt::Display) -> Value {
@@ -199,9 +211,20 @@ fn serve_client(
             return Ok(()); // hung up in the middle of a request: nothing to answer
         }
         let reply = match parse_request(&line) {
+            Ok(request @ Request::Listen { .. }) => {
+                match crate::listeners::hand_over(&stream, request, requests, waker)? {
+                    Some(refusal) => refusal,
+                    None => return Ok(()), // the listener socket carries on alone
+                }
+            }
             Ok(request) => {
                 let (tx, rx) = bounded(1);
-                if requests.send(Envelope { request, reply: tx }).is_err() {
+                let envelope = Envelope {
+                    request,
+                    reply: tx,
+                    socket: None,
+                };
+                if requests.send(envelope).is_err() {
                     return Ok(()); // the daemon is shutting down
                 }
                 waker.wake()?;

@@ -3,7 +3,7 @@
 use std::ffi::{CString, OsString};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,9 @@ use signal_hook_mio::v1_0::Signals;
 use tun_tap::{Iface, Mode};
 
 use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
+use crate::datapath::Sorted;
 use crate::framing::{FrameDrop, Framing};
+use crate::listeners::Listeners;
 use crate::state::{self, Journal, Membership, Request as SavedRequest};
 use crate::Args;
 
@@ -120,6 +122,7 @@ struct Daemon {
     /// The request being answered changed what the journal holds.
     changed_this_request: bool,
     io: IoStats,
+    listeners: Listeners,
 }
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
@@ -194,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         journal: None,
         changed_this_request: false,
         io: IoStats::default(),
+        listeners: Listeners::new(poll.registry().try_clone()?),
         args,
         argv: std::env::args_os().collect(),
     };
@@ -270,12 +274,13 @@ impl Daemon {
                             }
                         }
                     }
+                    token if Listeners::owns(token) => self.listeners.readable(token),
                     _ => {} // WAKE: the requests are drained below, every turn
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
             while let Ok(envelope) = requests.try_recv() {
-                let reply = self.handle_request(envelope.request);
+                let reply = self.handle_request(envelope.request, envelope.socket);
                 match (
                     &self.journal,
                     std::mem::take(&mut self.changed_this_request),
@@ -292,6 +297,10 @@ impl Daemon {
             if self.clock.elapsed() >= next_device_check {
                 self.check_device()?;
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
+            }
+            if self.listeners.has_closed() {
+                let now = self.now();
+                self.listeners.reap(&mut self.host, self.ifindex, now);
             }
             self.flush()?;
         }
@@ -349,6 +358,12 @@ impl Daemon {
     }
 
     fn handle_packet(&mut self, packet: &[u8]) {
+        // Multicast UDP is the data path's; the core sees (and counts) everything else.
+        match crate::datapath::sort(packet) {
+            Sorted::Datagram(datagram) => return self.listeners.deliver(&datagram),
+            Sorted::Dropped(reason) => return self.listeners.dropped(reason),
+            Sorted::NotMulticastUdp => {}
+        }
         let now = self.now();
         let stats = self.host.stats();
         let queries_before = stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries;
@@ -566,24 +581,30 @@ impl Daemon {
             return;
         };
         let info = self.host.group(self.ifindex, group, self.now());
-        let requests: Vec<SavedRequest> = info
-            .iter()
-            .flat_map(|g| g.requests.iter())
-            .map(|r| SavedRequest {
-                mode: r.mode.name().to_string(),
-                sources: r.sources.clone(),
-            })
-            .collect();
-        let any_source = requests
-            .iter()
-            .all(|r| r.mode == "exclude" && r.sources.is_empty());
-        journal.change(Membership {
+        let mut membership = Membership {
             iface: self.ifname.clone(),
             group,
-            users: info.map_or(0, |g| g.users),
-            // Plain joins are the common case: `users` says how many, no list needed.
-            requests: if any_source { Vec::new() } else { requests },
-        });
+            users: info.as_ref().map_or(0, |g| g.users),
+            requests: info
+                .iter()
+                .flat_map(|g| g.requests.iter())
+                .map(|r| SavedRequest {
+                    mode: r.mode.name().to_string(),
+                    sources: r.sources.clone(),
+                })
+                .collect(),
+        };
+        // Listeners' joins belong to their connections, not to the state file.
+        self.listeners.unsaved(&mut membership);
+        // Plain joins are the common case: `users` says how many, no list needed.
+        if membership
+            .requests
+            .iter()
+            .all(|r| r.mode == "exclude" && r.sources.is_empty())
+        {
+            membership.requests.clear();
+        }
+        journal.change(membership);
         self.changed_this_request = true;
     }
 
@@ -597,9 +618,20 @@ impl Daemon {
         }
     }
 
-    fn handle_request(&mut self, request: Request) -> Value {
+    fn handle_request(&mut self, request: Request, socket: Option<OwnedFd>) -> Value {
         self.io.control_requests += 1;
-        let reply = self.answer(request);
+        let reply = match (request, socket) {
+            (
+                Request::Listen {
+                    group,
+                    port,
+                    iface,
+                    filter,
+                },
+                Some(socket),
+            ) => self.listen(&group, port, &iface, &filter, socket),
+            (request, _) => self.answer(request),
+        };
         if reply["ok"] != true {
             self.io.control_errors += 1;
         }
@@ -620,6 +652,7 @@ impl Daemon {
                 iface,
                 filter,
             } => self.membership(false, &group, &iface, &filter, now),
+            Request::Listen { .. } => error_reply("listen needs a listener socket"),
             Request::Show => self.show(now),
             Request::Stats => self.stats(),
         }
@@ -658,6 +691,47 @@ impl Daemon {
                 error_reply(format!("{group} is not joined on {}", self.ifname))
             }
             Err(e) => error_reply(e),
+        }
+    }
+
+    /// A join held by the listener `socket` (see `listeners`).
+    fn listen(
+        &mut self,
+        group: &str,
+        port: Option<u16>,
+        iface: &Option<String>,
+        filter: &SourceArgs,
+        socket: OwnedFd,
+    ) -> Value {
+        let (group, filter) = match self.group_arg(group, iface, filter) {
+            Ok(g) => g,
+            Err(reply) => return reply,
+        };
+        let filter = filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new()));
+        let now = self.now();
+        match self.listeners.open(
+            &mut self.host,
+            self.ifindex,
+            group,
+            port,
+            filter,
+            socket,
+            now,
+        ) {
+            Ok((id, users)) => {
+                if let Err(e) = self.flush() {
+                    warn!("{e:#}");
+                }
+                json!({
+                    "ok": true,
+                    "id": id,
+                    "iface": self.ifname,
+                    "group": group.to_string(),
+                    "port": port,
+                    "users": users,
+                })
+            }
+            Err(reply) => reply,
         }
     }
 
@@ -761,7 +835,8 @@ impl Daemon {
                 })
             })
             .collect();
-        json!({ "ok": true, "interfaces": interfaces, "groups": groups })
+        let listeners = self.listeners.show(&self.ifname);
+        json!({ "ok": true, "interfaces": interfaces, "groups": groups, "listeners": listeners })
     }
 
     fn stats(&self) -> Value {
@@ -781,6 +856,9 @@ impl Daemon {
             ("control_requests", io.control_requests),
             ("control_errors", io.control_errors),
         ] {
+            counters.insert(name.to_string(), json!(value));
+        }
+        for (name, value) in self.listeners.stats.counters() {
             counters.insert(name.to_string(), json!(value));
         }
         json!({ "ok": true, "stats": counters })

@@ -8,7 +8,9 @@
 mod config;
 mod control;
 mod daemon;
+mod datapath;
 mod framing;
+mod listeners;
 mod logging;
 mod state;
 

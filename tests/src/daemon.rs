@@ -46,7 +46,7 @@ impl Netns {
         let ctl = bin("tunmcastctl");
         let process = self.spawn("tunmcastd", &bin("tunmcastd"), args);
         let mut daemon = Daemon {
-            _ns: self,
+            ns: self,
             process,
             socket: socket.to_path_buf(),
             ctl,
@@ -72,10 +72,11 @@ impl Netns {
 
 /// A running tunmcastd. Killed on drop if still running.
 pub struct Daemon<'a> {
-    _ns: &'a Netns,
+    pub(crate) ns: &'a Netns,
     pub process: Spawned,
-    socket: PathBuf,
-    ctl: PathBuf,
+    pub(crate) socket: PathBuf,
+    /// The tunmcastctl binary.
+    pub(crate) ctl: PathBuf,
 }
 
 impl Daemon<'_> {

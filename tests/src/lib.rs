@@ -47,6 +47,9 @@ pub use tshark::{
     Record,
 };
 
+mod datapath;
+pub use datapath::*;
+
 /// The TUN device every test creates (names are per namespace).
 pub const TUN: &str = "tun0";
 

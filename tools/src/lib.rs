@@ -19,6 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub mod listen;
+
 /// Where tunmcastd puts its control sockets by default, one per instance.
 pub const RUN_DIR: &str = "/run/tunmcast";
 /// Environment variable naming the control socket when no flag is given.
@@ -53,6 +55,19 @@ pub enum Request {
         #[serde(skip_serializing_if = "Option::is_none")]
         exclude: Option<Vec<IpAddr>>,
     },
+    /// A join that lasts as long as the connection's listener socket: see [`listen`].
+    Listen {
+        group: IpAddr,
+        /// Only datagrams to this UDP destination port.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        iface: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        include: Option<Vec<IpAddr>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exclude: Option<Vec<IpAddr>>,
+    },
     Show,
     Stats,
     Ping,
@@ -74,6 +89,25 @@ pub struct ShowReply {
     pub interfaces: Vec<InterfaceInfo>,
     #[serde(default)]
     pub groups: Vec<GroupInfo>,
+    #[serde(default)]
+    pub listeners: Vec<ListenerInfo>,
+}
+
+/// A `listen` client as `show` lists it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListenerInfo {
+    pub id: u64,
+    pub iface: String,
+    pub group: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    pub filter_mode: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// Datagrams queued to the client.
+    pub delivered: u64,
+    /// Datagrams lost because the client's queue was full.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

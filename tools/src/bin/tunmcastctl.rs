@@ -51,8 +51,24 @@ enum Command {
         #[command(flatten)]
         filter: LeaveFilter,
     },
-    /// Interfaces (router versions in force) and joined groups (state, timers, filters). A
-    /// filter `exclude {}` means from any source.
+    /// Receive the group's UDP datagrams: a join of its own for as long as this runs. Prints
+    /// one line per datagram (--json: one object), or forwards payloads with --udp-to.
+    Listen {
+        /// GROUP or GROUP:PORT ([GROUP]:PORT for IPv6): with a port, only datagrams to it.
+        group: String,
+        #[command(flatten)]
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: JoinFilter,
+        /// Exit after N datagrams.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Send each payload, unchanged, to this UDP address instead of printing it.
+        #[arg(long, value_name = "HOST:PORT")]
+        udp_to: Option<std::net::SocketAddr>,
+    },
+    /// Interfaces (router versions in force), joined groups (state, timers, filters) and
+    /// listeners. A filter `exclude {}` means from any source.
     Show,
     /// Every protocol and I/O counter.
     Stats,
@@ -140,6 +156,31 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Listen {
+        group,
+        iface,
+        filter,
+        count,
+        udp_to,
+    } = cli.command
+    {
+        let (group, port) = tools::listen::parse_group_port(&group).map_err(anyhow::Error::msg)?;
+        let (include, exclude) = parse_sources(&group, &filter.include, &filter.exclude)?;
+        let request = Request::Listen {
+            group,
+            port,
+            iface: iface.name,
+            include,
+            exclude,
+        };
+        let options = tools::listen::ListenOptions {
+            count,
+            json: cli.json,
+            udp_to,
+        };
+        let path = tools::control_path(cli.control.as_deref())?;
+        return tools::listen::listen(&path, &request, &options);
+    }
     // Check the argument before looking for a daemon: a typo is the more useful error.
     let request = match cli.command {
         Command::Join {
@@ -173,6 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Show => Request::Show,
         Command::Stats => Request::Stats,
         Command::Ping => Request::Ping,
+        Command::Listen { .. } => unreachable!("handled above"),
     };
     let path = tools::control_path(cli.control.as_deref())?;
     let reply = tools::request(&path, &request)?;
@@ -199,11 +241,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 stats_table(stats)
             }
         }
-        Request::Ping if cli.json => to_json(&reply),
+        Request::Ping | Request::Listen { .. } if cli.json => to_json(&reply),
         Request::Ping => {
             let version = reply.get("version").and_then(Value::as_str).unwrap_or("?");
             format!("tunmcastd {version} is running ({})\n", path.display())
         }
+        Request::Listen { .. } => unreachable!("handled above"),
     };
     print!("{text}");
     Ok(())
@@ -294,7 +337,40 @@ fn show_tables(show: &ShowReply) -> String {
     if show.groups.is_empty() {
         out.push_str("(no groups joined)\n");
     }
+    if !show.listeners.is_empty() {
+        out.push('\n');
+        out.push_str(&listener_table(&show.listeners));
+    }
     out
+}
+
+fn listener_table(listeners: &[tools::ListenerInfo]) -> String {
+    let rows = listeners
+        .iter()
+        .map(|l| {
+            vec![
+                l.id.to_string(),
+                l.iface.clone(),
+                l.group.clone(),
+                l.port.map_or_else(|| "any".into(), |p| p.to_string()),
+                format!("{} {{{}}}", l.filter_mode, l.sources.join(",")),
+                l.delivered.to_string(),
+                l.dropped.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "LISTENER",
+            "IFACE",
+            "GROUP",
+            "PORT",
+            "FILTER",
+            "DELIVERED",
+            "DROPPED",
+        ],
+        rows,
+    )
 }
 
 /// "include {10.0.0.1,10.0.0.2}", "exclude {10.0.0.9}", and "exclude {} (any source)": an

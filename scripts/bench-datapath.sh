@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Data-path benchmark (stack/BENCHMARKS.md): in a throwaway network namespace with a TUN,
+# the kernel floods UDP to 239.1.2.3 and we measure, in one run:
+#   1. a bare C loop reading and dropping from the TUN (scripts/bench/tun_drain.c);
+#   2. tunmcastd + one `tunmcastctl listen --udp-to` + a plain UDP socket (udp_sink.c);
+#   3. tunmcastd with 100 listeners of one group: deliveries per second (daemon counters);
+#   4. latency, kernel send -> UDP socket, at a moderate rate (p50, p99).
+# usage: scripts/bench-datapath.sh [SECONDS] [PAYLOAD_LEN]   (root; gcc; release build)
+set -euo pipefail
+SECONDS_RUN=${1:-5}
+LEN=${2:-64}
+MODERATE_RATE=${MODERATE_RATE:-20000}
+LISTENERS=${LISTENERS:-100}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/tunmcast-bench.XXXXXX)
+NS=tmc-bench-$$
+TUN=tun0
+GROUP=239.1.2.3
+
+cleanup() {
+    for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+cargo build --release -q -p stack -p tools --manifest-path "$ROOT/Cargo.toml"
+BIN=$ROOT/target/release
+for prog in tun_drain udp_flood udp_sink; do
+    gcc -O2 -Wall -o "$WORK/$prog" "$ROOT/scripts/bench/$prog.c"
+done
+
+in_ns() { ip netns exec "$NS" "$@"; }
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+ip -n "$NS" tuntap add dev $TUN mode tun
+ip -n "$NS" link set $TUN addrgenmode none
+ip -n "$NS" addr add 10.99.0.1/24 dev $TUN
+ip -n "$NS" link set $TUN up
+in_ns sysctl -qw net.ipv6.conf.$TUN.router_solicitations=0
+
+flood() { # RATE: floods for SECONDS_RUN + 2 s (the receivers count SECONDS_RUN of it)
+    in_ns "$WORK/udp_flood" $TUN 10.99.0.1 $GROUP 5000 "$LEN" $((SECONDS_RUN + 2)) "$1"
+}
+wait_line() { # FILE TEXT
+    for _ in $(seq 100); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
+    echo "timed out waiting for '$2' in $1" >&2; cat "$1" >&2; exit 1
+}
+ctl() { "$BIN/tunmcastctl" --control "$WORK/ctl.sock" "$@"; }
+counter() { ctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+
+echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
+
+# 1. The baseline: a C loop reading and dropping from the TUN.
+in_ns "$WORK/tun_drain" $TUN "$SECONDS_RUN" >"$WORK/drain.out" &
+DRAIN=$!
+wait_line "$WORK/drain.out" attached
+flood 0 >"$WORK/flood1.out" &
+wait $DRAIN
+C_RATE=$(awk '/packets\/s/ {print $(NF-1)}' "$WORK/drain.out")
+wait
+echo "1. C read-and-drop loop on the TUN:        $C_RATE packets/s   ($(cat "$WORK/flood1.out"))"
+
+# 2. tunmcastd and one --udp-to listener.
+start_daemon() {
+    in_ns env RUST_LOG=warn "$BIN/tunmcastd" --tun $TUN --ipv4 10.99.0.2/24 \
+        --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
+    for _ in $(seq 100); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.05; done
+    echo "tunmcastd did not start" >&2; cat "$WORK/daemon.err" >&2; exit 1
+}
+start_daemon
+DAEMON=$!
+# One listener forwarding to a udp_sink on PORT while the kernel floods at RATE.
+through_listener() { # PORT RATE SINK_OUT FLOOD_OUT
+    in_ns "$WORK/udp_sink" 127.0.0.1 "$1" "$SECONDS_RUN" >"$3" &
+    local sink=$!
+    wait_line "$3" bound
+    in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to "127.0.0.1:$1" &
+    local listener=$!
+    sleep 0.5
+    flood "$2" >"$4" &
+    local flooder=$!
+    wait $sink
+    wait $flooder
+    kill $listener; wait $listener 2>/dev/null || true
+}
+through_listener 7000 0 "$WORK/sink.out" "$WORK/flood2.out"
+OUR_RATE=$(awk -F'= ' '/datagrams/ {split($2, a, "/"); print a[1]}' "$WORK/sink.out")
+echo "2. tunmcastd -> listen --udp-to -> socket: $OUR_RATE datagrams/s   ($(cat "$WORK/flood2.out"))"
+python3 -c "print('   ratio to the C loop: %.2f' % ($OUR_RATE / $C_RATE))"
+echo "   daemon: read $(counter tun_rx_packets), delivered $(counter udp_delivered), queue-full drops $(counter udp_drop_queue_full)"
+
+# 4. Latency at a moderate rate (same daemon, a fresh listener and sink).
+through_listener 7001 "$MODERATE_RATE" "$WORK/sink4.out" /dev/null
+echo "4. latency at $MODERATE_RATE/s, kernel send -> UDP socket: $(sed -n 's/.*latency //p' "$WORK/sink4.out")   ($(awk '/datagrams/ {print $2}' "$WORK/sink4.out") datagrams received)"
+
+# 3. One group, $LISTENERS listeners, each forwarding to a port nobody reads.
+PIDS=()
+for i in $(seq "$LISTENERS"); do
+    in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to 127.0.0.1:9 &
+    PIDS+=($!)
+done
+for _ in $(seq 100); do
+    [ "$(ctl --json show | python3 -c "import json,sys; print(len(json.load(sys.stdin)['listeners']))")" = "$LISTENERS" ] && break
+    sleep 0.1
+done
+D0=$(counter udp_delivered); Q0=$(counter udp_drop_queue_full); R0=$(counter udp_rcv_datagrams)
+T0=$(date +%s.%N)
+flood 0 >"$WORK/flood3.out"
+T1=$(date +%s.%N)
+D1=$(counter udp_delivered); Q1=$(counter udp_drop_queue_full); R1=$(counter udp_rcv_datagrams)
+python3 -c "
+t = $T1 - $T0
+print('3. %d listeners of one group: %.0f deliveries/s (%.0f datagrams/s read, %.0f copies/s dropped on full queues)'
+      % ($LISTENERS, ($D1 - $D0) / t, ($R1 - $R0) / t, ($Q1 - $Q0) / t))"
+echo "   ($(cat "$WORK/flood3.out"))"
+kill "${PIDS[@]}" 2>/dev/null || true
+kill $DAEMON; wait $DAEMON 2>/dev/null || true

@@ -1,0 +1,457 @@
+//! The data path's second half: `listen` clients, each a join of its own with its own source
+//! filter (the per-socket filter of RFC 9776 §3.2, Linux `ip_mc_sf_allow`), and the delivery
+//! of datagrams to them.
+//!
+//! A listener is one end of a `SOCK_SEQPACKET` pair whose other end went to the client (see
+//! `tools::listen`). The event loop owns the daemon's end: non-blocking, so a full queue
+//! (the kernel's send buffer: the bound of this consumer's queue) means the datagram is
+//! dropped and counted for that listener, and the loop carries on. The end is registered in
+//! mio: when the client goes away, however it goes, the hang-up wakes the loop and the join
+//! is dropped. Listeners are found by group in a hash map: nothing per datagram grows with
+//! the number of groups.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+
+use crossbeam_channel::{bounded, Sender};
+use log::{debug, info, warn};
+use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
+use mio::unix::SourceFd;
+use mio::{Interest, Registry, Token};
+use serde_json::{json, Value};
+use tools::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
+
+use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
+use crate::datapath::{Datagram, UdpDrop};
+use crate::state::Membership;
+
+/// Tokens from here on are listeners (`FIRST_TOKEN + id`).
+const FIRST_TOKEN: usize = 1 << 20;
+/// Send buffer asked for each listener socket: its queue bound (about 1000 small datagrams;
+/// the kernel counts each message's full buffer size, not only its bytes).
+const QUEUE_BYTES: libc::c_int = 1 << 20;
+
+/// Control-thread side of `listen`: makes the socket pair, hands the loop its end with the
+/// request, and on success sends the reply with the client's end attached. `Ok(None)`: done,
+/// the connection may close; `Ok(Some(reply))`: refused, answer and carry on.
+pub fn hand_over(
+    stream: &UnixStream,
+    request: Request,
+    requests: &Sender<Envelope>,
+    waker: &mio::Waker,
+) -> io::Result<Option<Value>> {
+    let (ours, theirs) = match seqpacket_pair() {
+        Ok(pair) => pair,
+        Err(e) => {
+            return Ok(Some(error_reply(format!(
+                "cannot make a listener socket: {e}"
+            ))))
+        }
+    };
+    let (tx, rx) = bounded(1);
+    let envelope = Envelope {
+        request,
+        reply: tx,
+        socket: Some(ours),
+    };
+    if requests.send(envelope).is_err() {
+        return Ok(Some(error_reply("the daemon is shutting down")));
+    }
+    waker.wake()?;
+    // If the loop answers after we gave up, `theirs` is closed by then: the hang-up ends the
+    // listener it made.
+    let reply = rx
+        .recv_timeout(REPLY_TIMEOUT)
+        .unwrap_or_else(|_| error_reply("daemon did not answer"));
+    if reply["ok"] != true {
+        return Ok(Some(reply));
+    }
+    send_with_fd(stream, format!("{reply}\n").as_bytes(), theirs.as_raw_fd())?;
+    Ok(None)
+}
+
+/// Data-path counters, in `stats`.
+#[derive(Debug, Default)]
+pub struct DataStats {
+    /// Well-formed UDP datagrams to a multicast group.
+    pub udp_rcv_datagrams: u64,
+    /// Copies queued to listeners (one datagram to three listeners: three).
+    pub udp_delivered: u64,
+    /// Datagrams no listener admitted: nobody listens to the group on this link...
+    pub udp_drop_not_joined: u64,
+    /// ...listeners of the group, none on that destination port...
+    pub udp_drop_port: u64,
+    /// ...or none whose filter admits the source.
+    pub udp_drop_source_filtered: u64,
+    pub udp_drop_truncated: u64,
+    pub udp_drop_bad_length: u64,
+    pub udp_drop_bad_checksum: u64,
+    pub udp_drop_fragment: u64,
+    /// Copies lost because a listener's queue was full.
+    pub udp_drop_queue_full: u64,
+    pub listeners_opened: u64,
+    pub listeners_closed: u64,
+}
+
+impl DataStats {
+    pub fn counters(&self) -> [(&'static str, u64); 12] {
+        [
+            ("udp_rcv_datagrams", self.udp_rcv_datagrams),
+            ("udp_delivered", self.udp_delivered),
+            ("udp_drop_not_joined", self.udp_drop_not_joined),
+            ("udp_drop_port", self.udp_drop_port),
+            ("udp_drop_source_filtered", self.udp_drop_source_filtered),
+            ("udp_drop_truncated", self.udp_drop_truncated),
+            ("udp_drop_bad_length", self.udp_drop_bad_length),
+            ("udp_drop_bad_checksum", self.udp_drop_bad_checksum),
+            ("udp_drop_fragment", self.udp_drop_fragment),
+            ("udp_drop_queue_full", self.udp_drop_queue_full),
+            ("listeners_opened", self.listeners_opened),
+            ("listeners_closed", self.listeners_closed),
+        ]
+    }
+}
+
+struct Listener {
+    id: usize,
+    port: Option<u16>,
+    /// Sources sorted: the filter as the core holds it, and binary search per datagram.
+    filter: SourceFilter,
+    socket: OwnedFd,
+    delivered: u64,
+    dropped: u64,
+}
+
+impl Listener {
+    /// RFC 9776 §3.2 at the socket: INCLUDE admits the listed sources, EXCLUDE the others.
+    fn admits(&self, src: &IpAddr) -> bool {
+        let listed = self.filter.sources.binary_search(src).is_ok();
+        listed == (self.filter.mode == FilterMode::Include)
+    }
+}
+
+pub struct Listeners {
+    registry: Registry,
+    by_group: HashMap<IpAddr, Vec<Listener>>,
+    group_of: HashMap<usize, IpAddr>,
+    next_id: usize,
+    /// Listeners found closed, to be ended by [`Listeners::reap`].
+    closed: Vec<usize>,
+    /// One message: header, then payload.
+    message: Vec<u8>,
+    pub stats: DataStats,
+}
+
+impl Listeners {
+    pub fn new(registry: Registry) -> Listeners {
+        Listeners {
+            registry,
+            by_group: HashMap::new(),
+            group_of: HashMap::new(),
+            next_id: 1,
+            closed: Vec::new(),
+            message: Vec::with_capacity(tools::listen::MAX_MESSAGE),
+            stats: DataStats::default(),
+        }
+    }
+
+    pub fn owns(token: Token) -> bool {
+        token.0 >= FIRST_TOKEN
+    }
+
+    /// Joins `group` in the core with `filter` and makes `socket` its listener.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        &mut self,
+        host: &mut Host,
+        ifindex: IfIndex,
+        group: IpAddr,
+        port: Option<u16>,
+        mut filter: SourceFilter,
+        socket: OwnedFd,
+        now: Instant,
+    ) -> Result<(usize, u32), Value> {
+        filter.sources.sort();
+        filter.sources.dedup();
+        let users = host
+            .join_filter(ifindex, group, filter.clone(), now)
+            .map_err(error_reply)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        set_queue_bytes(&socket);
+        let token = Token(FIRST_TOKEN + id);
+        // Readable with nothing to read means hung up: the client never writes.
+        if let Err(e) = self.registry.register(
+            &mut SourceFd(&socket.as_raw_fd()),
+            token,
+            Interest::READABLE,
+        ) {
+            let _ = leave(host, ifindex, group, &filter, now);
+            return Err(error_reply(format!(
+                "cannot watch the listener socket: {e}"
+            )));
+        }
+        info!(
+            "listener {id}: {group}{} {} (users {users})",
+            port.map(|p| format!(" port {p}")).unwrap_or_default(),
+            describe(&filter),
+        );
+        self.by_group.entry(group).or_default().push(Listener {
+            id,
+            port,
+            filter,
+            socket,
+            delivered: 0,
+            dropped: 0,
+        });
+        self.group_of.insert(id, group);
+        self.stats.listeners_opened += 1;
+        Ok((id, users))
+    }
+
+    /// A listener socket became readable: the client hung up (or wrote, which it should not).
+    pub fn readable(&mut self, token: Token) {
+        let id = token.0 - FIRST_TOKEN;
+        let Some(group) = self.group_of.get(&id) else {
+            return;
+        };
+        let Some(listener) = self.by_group[group].iter().find(|l| l.id == id) else {
+            return;
+        };
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: recv(2) into a local buffer on a descriptor we own.
+            let n = unsafe {
+                libc::recv(
+                    listener.socket.as_raw_fd(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            match n {
+                0 => break self.closed.push(id),
+                n if n > 0 => continue, // ignored
+                _ => match io::Error::last_os_error().kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => break,
+                    _ => break self.closed.push(id),
+                },
+            }
+        }
+    }
+
+    /// Queues `datagram` to every listener of its group whose port and filter admit it.
+    pub fn deliver(&mut self, datagram: &Datagram<'_>) {
+        self.stats.udp_rcv_datagrams += 1;
+        let Some(listeners) = self.by_group.get_mut(&datagram.group) else {
+            self.stats.udp_drop_not_joined += 1;
+            return;
+        };
+        let header = DatagramHeader {
+            src: datagram.src,
+            sport: datagram.sport,
+            group: datagram.group,
+            dport: datagram.dport,
+            rx_ns: monotonic_ns(),
+        };
+        let mut header_bytes = [0u8; HEADER_LEN];
+        header.emit(&mut header_bytes);
+        self.message.clear();
+        self.message.extend_from_slice(&header_bytes);
+        self.message.extend_from_slice(datagram.payload);
+        let (mut port_matched, mut admitted) = (false, false);
+        for listener in listeners.iter_mut() {
+            if listener.port.is_some_and(|p| p != datagram.dport) {
+                continue;
+            }
+            port_matched = true;
+            if !listener.admits(&datagram.src) {
+                continue;
+            }
+            admitted = true;
+            // SAFETY: send(2) from our buffer on a descriptor we own; MSG_NOSIGNAL: a hung-up
+            // client is EPIPE, not SIGPIPE.
+            let sent = unsafe {
+                libc::send(
+                    listener.socket.as_raw_fd(),
+                    self.message.as_ptr().cast(),
+                    self.message.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if sent >= 0 {
+                listener.delivered += 1;
+                self.stats.udp_delivered += 1;
+                continue;
+            }
+            let error = io::Error::last_os_error();
+            listener.dropped += 1;
+            self.stats.udp_drop_queue_full += 1;
+            match error.raw_os_error() {
+                Some(libc::EAGAIN | libc::ENOBUFS | libc::EMSGSIZE | libc::EINTR) => {}
+                _ => {
+                    debug!("listener {}: {error}", listener.id);
+                    self.closed.push(listener.id);
+                }
+            }
+        }
+        if !port_matched {
+            self.stats.udp_drop_port += 1;
+        } else if !admitted {
+            self.stats.udp_drop_source_filtered += 1;
+        }
+    }
+
+    pub fn dropped(&mut self, reason: UdpDrop) {
+        let counter = match reason {
+            UdpDrop::Truncated => &mut self.stats.udp_drop_truncated,
+            UdpDrop::BadLength => &mut self.stats.udp_drop_bad_length,
+            UdpDrop::BadChecksum => &mut self.stats.udp_drop_bad_checksum,
+            UdpDrop::Fragment => &mut self.stats.udp_drop_fragment,
+        };
+        *counter += 1;
+    }
+
+    /// Whether some listener waits to be ended by [`Listeners::reap`].
+    pub fn has_closed(&self) -> bool {
+        !self.closed.is_empty()
+    }
+
+    /// Ends the listeners found closed: each one's join leaves the core.
+    pub fn reap(&mut self, host: &mut Host, ifindex: IfIndex, now: Instant) {
+        for id in std::mem::take(&mut self.closed) {
+            let Some(group) = self.group_of.remove(&id) else {
+                continue; // already ended
+            };
+            let listeners = self.by_group.get_mut(&group).expect("indexed group");
+            let i = listeners
+                .iter()
+                .position(|l| l.id == id)
+                .expect("indexed listener");
+            let listener = listeners.swap_remove(i);
+            let _ = self
+                .registry
+                .deregister(&mut SourceFd(&listener.socket.as_raw_fd()));
+            let users = leave(host, ifindex, group, &listener.filter, now);
+            // The core drops INCLUDE sources from every INCLUDE request listing them: give
+            // the other listeners of the group back the ones they still want.
+            if listener.filter.mode == FilterMode::Include {
+                for other in listeners
+                    .iter()
+                    .filter(|l| l.filter.mode == FilterMode::Include)
+                {
+                    let shared: Vec<IpAddr> = other
+                        .filter
+                        .sources
+                        .iter()
+                        .filter(|s| listener.filter.sources.binary_search(s).is_ok())
+                        .copied()
+                        .collect();
+                    if !shared.is_empty() {
+                        let _ =
+                            host.join_filter(ifindex, group, SourceFilter::include(shared), now);
+                    }
+                }
+            }
+            if listeners.is_empty() {
+                self.by_group.remove(&group);
+            }
+            self.stats.listeners_closed += 1;
+            info!(
+                "listener {id} closed: {group} {} left (users {users}; delivered {}, dropped {})",
+                describe(&listener.filter),
+                listener.delivered,
+                listener.dropped
+            );
+        }
+    }
+
+    /// For `show`.
+    pub fn show(&self, ifname: &str) -> Vec<Value> {
+        let mut all: Vec<(&IpAddr, &Listener)> = self
+            .by_group
+            .iter()
+            .flat_map(|(g, ls)| ls.iter().map(move |l| (g, l)))
+            .collect();
+        all.sort_by_key(|(_, l)| l.id);
+        all.into_iter()
+            .map(|(group, l)| {
+                json!({
+                    "id": l.id,
+                    "iface": ifname,
+                    "group": group.to_string(),
+                    "port": l.port,
+                    "filter_mode": l.filter.mode.name(),
+                    "sources": l.filter.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                    "delivered": l.delivered,
+                    "dropped": l.dropped,
+                })
+            })
+            .collect()
+    }
+
+    /// Listener joins belong to their connections, not to the state file: takes them out of
+    /// `m`, one group's memberships (one request each).
+    pub fn unsaved(&self, m: &mut Membership) {
+        let Some(listeners) = self.by_group.get(&m.group) else {
+            return;
+        };
+        for l in listeners {
+            let found = m.requests.iter().position(|r| {
+                r.mode == l.filter.mode.name() && {
+                    let mut sources = r.sources.clone();
+                    sources.sort();
+                    sources == l.filter.sources
+                }
+            });
+            if let Some(i) = found {
+                m.requests.remove(i);
+                m.users = m.users.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// Drops the request `filter` made; returns the requests left.
+fn leave(
+    host: &mut Host,
+    ifindex: IfIndex,
+    group: IpAddr,
+    filter: &SourceFilter,
+    now: Instant,
+) -> u32 {
+    match host.leave_filter(ifindex, group, filter.clone(), now) {
+        Ok(users) => users,
+        Err(e) => {
+            warn!("leaving {group} {}: {e}", describe(filter));
+            0
+        }
+    }
+}
+
+fn describe(filter: &SourceFilter) -> String {
+    let sources: Vec<String> = filter.sources.iter().map(|s| s.to_string()).collect();
+    format!("{} {{{}}}", filter.mode.name(), sources.join(","))
+}
+
+fn set_queue_bytes(socket: &OwnedFd) {
+    for option in [libc::SO_SNDBUFFORCE, libc::SO_SNDBUF] {
+        // SAFETY: setsockopt with a pointer to a local int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&QUEUE_BYTES as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            return;
+        }
+    }
+}
