@@ -31,6 +31,21 @@ pub struct Host {
 }
 
 /// One group record, for `show`.
+/// Where a walk of the group table with [`Host::groups_page`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupCursor {
+    family: u8,
+    index: usize,
+}
+
+impl GroupCursor {
+    /// The beginning of the table.
+    pub const START: GroupCursor = GroupCursor {
+        family: 0,
+        index: 0,
+    };
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GroupInfo {
     pub iface: IfIndex,
@@ -344,6 +359,64 @@ impl Host {
             IpAddr::V6(g) => find(&self.mld, ifindex, g)
                 .map(|key| group_info(&self.mld, &self.mld.records[key], &self.config, now)),
         }
+    }
+
+    /// Up to `max` group records from `cursor` on (start with [`GroupCursor::START`]), in
+    /// table order (IPv4 first, then IPv6; not sorted), appended to `out`; the cursor to go on
+    /// from, or `None` when every record has been visited. Each call costs what it lists: a
+    /// view of a million groups is built a slice at a time. A group held throughout a walk is
+    /// listed exactly once; one joined or left during it may or may not be.
+    pub fn groups_page(
+        &self,
+        cursor: GroupCursor,
+        max: usize,
+        now: Instant,
+        out: &mut Vec<GroupInfo>,
+    ) -> Option<GroupCursor> {
+        fn page<P: Protocol>(
+            fam: &Family<P>,
+            from: usize,
+            max: usize,
+            config: &Config,
+            now: Instant,
+            out: &mut Vec<GroupInfo>,
+        ) -> Option<usize> {
+            let end = fam.records.capacity();
+            let mut at = from;
+            let mut taken = 0;
+            while at < end {
+                if taken == max {
+                    return Some(at);
+                }
+                if let Some(r) = fam.records.get(at) {
+                    out.push(group_info(fam, r, config, now));
+                    taken += 1;
+                }
+                at += 1;
+            }
+            None
+        }
+        let mut cursor = cursor;
+        if cursor.family == 0 {
+            let before = out.len();
+            match page(&self.igmp, cursor.index, max, &self.config, now, out) {
+                Some(index) => return Some(GroupCursor { family: 0, index }),
+                None => {
+                    cursor = GroupCursor {
+                        family: 1,
+                        index: 0,
+                    };
+                    let max = max - (out.len() - before);
+                    if max == 0 {
+                        return Some(cursor);
+                    }
+                    return page(&self.mld, 0, max, &self.config, now, out)
+                        .map(|index| GroupCursor { family: 1, index });
+                }
+            }
+        }
+        page(&self.mld, cursor.index, max, &self.config, now, out)
+            .map(|index| GroupCursor { family: 1, index })
     }
 
     /// Every group record on every interface, sorted by interface and group.

@@ -24,7 +24,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use engine::MemberState;
 pub use family::{Compat, Filter, FilterMode};
-pub use host::{GroupInfo, Host, InterfaceInfo};
+pub use host::{GroupCursor, GroupInfo, Host, InterfaceInfo};
 pub use stats::{DropReason, Stats};
 pub use time::Instant;
 pub use wire::ip::{Ipv4Meta, Ipv6Meta};

@@ -11,15 +11,17 @@ pub mod generate;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub mod listen;
+pub mod protocol;
+pub mod show_stream;
+
+pub use protocol::Request;
 
 /// Where tunmcastd puts its control sockets by default, one per instance.
 pub const RUN_DIR: &str = "/run/tunmcast";
@@ -29,135 +31,6 @@ pub const CONTROL_ENV: &str = "TUNMCAST_CONTROL";
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// A reply longer than this is not something tunmcastd would send.
 const MAX_REPLY_BYTES: u64 = 16 << 20;
-
-/// One control request, serialized as a single JSON line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "cmd", rename_all = "lowercase")]
-pub enum Request {
-    Join {
-        group: IpAddr,
-        /// `None` means the daemon's only interface.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        iface: Option<String>,
-        /// Source filter: INCLUDE these sources only...
-        #[serde(skip_serializing_if = "Option::is_none")]
-        include: Option<Vec<IpAddr>>,
-        /// ...or every source but these.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exclude: Option<Vec<IpAddr>>,
-    },
-    Leave {
-        group: IpAddr,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        iface: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        include: Option<Vec<IpAddr>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exclude: Option<Vec<IpAddr>>,
-    },
-    /// A join that lasts as long as the connection's listener socket: see [`listen`].
-    Listen {
-        group: IpAddr,
-        /// Only datagrams to this UDP destination port.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        port: Option<u16>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        iface: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        include: Option<Vec<IpAddr>>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        exclude: Option<Vec<IpAddr>>,
-    },
-    Show,
-    Stats,
-    Ping,
-}
-
-/// Reply to `join` and `leave`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct MembershipReply {
-    pub iface: String,
-    pub group: String,
-    /// Local users of the group after the operation (0 after the last leave).
-    pub users: u64,
-}
-
-/// Reply to `show`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ShowReply {
-    #[serde(default)]
-    pub interfaces: Vec<InterfaceInfo>,
-    #[serde(default)]
-    pub groups: Vec<GroupInfo>,
-    #[serde(default)]
-    pub listeners: Vec<ListenerInfo>,
-}
-
-/// A `listen` client as `show` lists it.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ListenerInfo {
-    pub id: u64,
-    pub iface: String,
-    pub group: String,
-    #[serde(default)]
-    pub port: Option<u16>,
-    pub filter_mode: String,
-    #[serde(default)]
-    pub sources: Vec<String>,
-    /// Datagrams queued to the client.
-    pub delivered: u64,
-    /// Datagrams lost because the client's queue was full.
-    pub dropped: u64,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct InterfaceInfo {
-    pub iface: String,
-    #[serde(default)]
-    pub ipv4: Option<String>,
-    #[serde(default)]
-    pub ipv6_ll: Option<String>,
-    #[serde(default)]
-    pub igmp_version: Option<u8>,
-    /// Time left until the IGMPv1-router-present timer expires (RFC 2236 §4).
-    #[serde(default)]
-    pub igmp_v1_router_present_ms: Option<u64>,
-    #[serde(default)]
-    pub mld_version: Option<u8>,
-    /// Compatibility-mode timers: older queriers present (ms left), v3 general response due.
-    #[serde(default)]
-    pub igmp_v2_querier_present_ms: Option<u64>,
-    #[serde(default)]
-    pub mld_v1_querier_present_ms: Option<u64>,
-    #[serde(default)]
-    pub igmp_general_response_ms: Option<u64>,
-    #[serde(default)]
-    pub mld_general_response_ms: Option<u64>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct GroupInfo {
-    pub iface: String,
-    pub group: String,
-    #[serde(default)]
-    pub family: Option<String>,
-    #[serde(default)]
-    pub users: u64,
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Time left until the pending report, if one is scheduled.
-    #[serde(default)]
-    pub timer_ms: Option<u64>,
-    #[serde(default)]
-    pub last_reporter: Option<bool>,
-    #[serde(default)]
-    pub filter_mode: Option<String>,
-    #[serde(default)]
-    pub sources: Vec<String>,
-    /// v3: a state-change retransmission is due in this many ms.
-    #[serde(default)]
-    pub retransmit_ms: Option<u64>,
-}
 
 /// Everything that can go wrong between a tool and the daemon.
 #[derive(Debug)]
@@ -344,6 +217,78 @@ impl Client {
         self.parse_reply(reply.trim_end())
     }
 
+    /// Writes one request line.
+    pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let mut line = serde_json::to_vec(request).expect("a Request always serializes");
+        line.push(b'\n');
+        self.writer
+            .write_all(&line)
+            .and_then(|()| self.writer.flush())
+            .map_err(|e| self.io_error(e))
+    }
+
+    /// The reader of the replies, for a streamed one ([`show_stream`]).
+    pub fn reader(&mut self) -> &mut BufReader<UnixStream> {
+        &mut self.reader
+    }
+
+    /// Sends `request` and copies its reply, whatever its size and without its `"ok"`, to `out`
+    /// as it arrives (the newline that ends it included). A `{"ok":false}` reply becomes
+    /// [`ClientError::Daemon`] and nothing is written.
+    pub fn request_into(
+        &mut self,
+        request: &Request,
+        out: &mut dyn Write,
+    ) -> Result<(), ClientError> {
+        self.send(request)?;
+        let path = self.path.clone();
+        let io_error = |source: io::Error| io_error(&path, source);
+        let head = self.reader.fill_buf().map_err(io_error)?;
+        if head.is_empty() {
+            return Err(ClientError::Closed {
+                path: self.path.clone(),
+            });
+        }
+        if head.starts_with(b"{\"ok\":false") {
+            let mut line = String::new();
+            (&mut self.reader)
+                .take(MAX_REPLY_BYTES)
+                .read_line(&mut line)
+                .map_err(io_error)?;
+            return self.parse_reply(line.trim_end()).map(|_| ());
+        }
+        // As for every reply a tool prints, "ok" is left out: the exit status says it.
+        const OK: &[u8] = b"{\"ok\":true,";
+        if head.starts_with(OK) {
+            self.reader.consume(OK.len());
+            out.write_all(b"{").map_err(|e| ClientError::Io {
+                path: PathBuf::from("standard output"),
+                source: e,
+            })?;
+        }
+        loop {
+            let chunk = self.reader.fill_buf().map_err(io_error)?;
+            if chunk.is_empty() {
+                return Err(ClientError::Closed {
+                    path: self.path.clone(),
+                });
+            }
+            let (n, done) = match chunk.iter().position(|&b| b == b'\n') {
+                Some(at) => (at + 1, true),
+                None => (chunk.len(), false),
+            };
+            let written = out.write_all(&chunk[..n]);
+            self.reader.consume(n);
+            written.map_err(|e| ClientError::Io {
+                path: PathBuf::from("standard output"),
+                source: e,
+            })?;
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
     fn parse_reply(&self, line: &str) -> Result<Map<String, Value>, ClientError> {
         let bad = |detail: String| ClientError::BadReply {
             path: self.path.clone(),
@@ -367,12 +312,17 @@ impl Client {
         }
     }
 
-    fn io_error(&self, source: io::Error) -> ClientError {
-        let path = self.path.clone();
-        match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout { path },
-            _ => ClientError::Io { path, source },
-        }
+    pub(crate) fn io_error(&self, source: io::Error) -> ClientError {
+        io_error(&self.path, source)
+    }
+}
+
+/// A read or write failure on the control socket; a timeout is said as one.
+fn io_error(path: &Path, source: io::Error) -> ClientError {
+    let path = path.to_path_buf();
+    match source.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout { path },
+        _ => ClientError::Io { path, source },
     }
 }
 
@@ -395,44 +345,6 @@ pub fn decode<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_are_one_json_object_each() {
-        let join = Request::Join {
-            group: "239.1.2.3".parse().unwrap(),
-            iface: None,
-            include: None,
-            exclude: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&join).unwrap(),
-            r#"{"cmd":"join","group":"239.1.2.3"}"#
-        );
-        let leave = Request::Leave {
-            group: "ff12::1234".parse().unwrap(),
-            iface: Some("tun0".into()),
-            include: None,
-            exclude: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&leave).unwrap(),
-            r#"{"cmd":"leave","group":"ff12::1234","iface":"tun0"}"#
-        );
-        let ssm = Request::Join {
-            group: "232.1.1.1".parse().unwrap(),
-            iface: None,
-            include: Some(vec!["10.0.0.1".parse().unwrap()]),
-            exclude: None,
-        };
-        assert_eq!(
-            serde_json::to_string(&ssm).unwrap(),
-            r#"{"cmd":"join","group":"232.1.1.1","include":["10.0.0.1"]}"#
-        );
-        assert_eq!(
-            serde_json::to_string(&Request::Show).unwrap(),
-            r#"{"cmd":"show"}"#
-        );
-    }
 
     #[test]
     fn os_error_suffix_is_dropped() {

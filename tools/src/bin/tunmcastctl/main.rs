@@ -1,0 +1,380 @@
+//! tunmcastctl: join and leave groups, receive their traffic, inspect a running tunmcastd.
+
+mod render;
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use serde_json::{Map, Value};
+use tools::protocol::{Change, ChangeReply, ListenArgs, PingReply, ShowArgs, StatsReply};
+use tools::{Client, ClientError, Request};
+
+#[derive(Parser)]
+#[command(
+    name = "tunmcastctl",
+    version,
+    about = "Control a running tunmcastd",
+    after_help = "Without --control, the socket is $TUNMCAST_CONTROL, else the only *.sock in \
+                  /run/tunmcast/.\nExit status: 0 on success, 1 when the request fails (no \
+                  daemon, refused, timed out), 2 on a usage error."
+)]
+struct Cli {
+    /// Control socket of the daemon.
+    #[arg(long, value_name = "PATH", global = true)]
+    control: Option<PathBuf>,
+    /// Print the daemon's reply as JSON instead of a table.
+    #[arg(short = 'j', long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Join GROUP, from any source or with a source filter. Each join is one request, like one
+    /// socket's membership: two joins need two leaves.
+    Join {
+        /// IPv4 or IPv6 multicast address, e.g. 239.1.2.3 or ff12::1234; GROUP+COUNT joins
+        /// COUNT consecutive groups from GROUP in one request (239.1.0.0+1000).
+        group: String,
+        #[command(flatten)]
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: JoinFilter,
+    },
+    /// Leave GROUP: without a filter, drop one any-source join (or, with none left, every
+    /// request for the group); --include S drops sources S from the INCLUDE joins; --exclude S
+    /// drops the EXCLUDE join with exactly those sources.
+    Leave {
+        /// IPv4 or IPv6 multicast address, as given to join; GROUP+COUNT leaves COUNT
+        /// consecutive groups.
+        group: String,
+        #[command(flatten)]
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: LeaveFilter,
+    },
+    /// Receive the group's UDP datagrams: a join of its own for as long as this runs. Prints
+    /// one line per datagram (--json: one object), or forwards payloads with --udp-to.
+    Listen {
+        /// GROUP or GROUP:PORT ([GROUP]:PORT for IPv6): with a port, only datagrams to it.
+        group: String,
+        #[command(flatten)]
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: JoinFilter,
+        /// Exit after N datagrams.
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+        /// Send each payload, unchanged, to this UDP address instead of printing it.
+        #[arg(long, value_name = "HOST:PORT")]
+        udp_to: Option<std::net::SocketAddr>,
+    },
+    /// Interfaces (router versions in force), joined groups (state, timers, filters) and
+    /// listeners. A filter `exclude {}` means from any source. Groups are listed as the daemon
+    /// reads them, streamed: any number of them.
+    Show {
+        /// Only this group.
+        group: Option<String>,
+        /// Only groups on this interface.
+        #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
+        iface: Option<String>,
+        /// At most N groups.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Every protocol and I/O counter.
+    Stats {
+        /// In the Prometheus text format (tunmcast_*_total counters with HELP and TYPE lines),
+        /// for node_exporter's textfile collector or a scrape.
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
+    },
+    /// Check that the daemon answers.
+    Ping,
+}
+
+/// The interface a join or leave applies to.
+#[derive(clap::Args)]
+struct IfaceArg {
+    /// The daemon's interface (its TUN or TAP device) to act on; default: the only one it
+    /// serves.
+    #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
+    name: Option<String>,
+}
+
+/// A join's source filter (IGMPv3 / MLDv2): comma-separated source addresses.
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct JoinFilter {
+    /// Receive from these sources only (INCLUDE mode).
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    include: Option<Vec<String>>,
+    /// Receive from every source but these (EXCLUDE mode).
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+}
+
+/// Which sources or which join a leave drops.
+#[derive(clap::Args)]
+#[group(multiple = false)]
+struct LeaveFilter {
+    /// Stop receiving from these sources: drop them from the group's INCLUDE joins.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    include: Option<Vec<String>>,
+    /// Drop the EXCLUDE join made with exactly these sources.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+}
+
+/// The parsed `--include` and `--exclude` lists.
+type SourceLists = (Option<Vec<IpAddr>>, Option<Vec<IpAddr>>);
+
+/// Parses the `--include` / `--exclude` lists: addresses of the group's family.
+fn parse_sources(
+    group: &IpAddr,
+    include: &Option<Vec<String>>,
+    exclude: &Option<Vec<String>>,
+) -> anyhow::Result<SourceLists> {
+    let list = |sources: &Option<Vec<String>>| -> anyhow::Result<Option<Vec<IpAddr>>> {
+        let Some(sources) = sources else {
+            return Ok(None);
+        };
+        let parsed = sources
+            .iter()
+            .map(|s| {
+                let addr: IpAddr = s.trim().parse().map_err(|_| {
+                    anyhow::anyhow!("invalid source {s:?}: not an IPv4 or IPv6 address")
+                })?;
+                if addr.is_ipv4() != group.is_ipv4() {
+                    anyhow::bail!("source {addr} is not of the same family as group {group}");
+                }
+                Ok(addr)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Some(parsed))
+    };
+    Ok((list(include)?, list(exclude)?))
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(status) = tools::generate::handle(&argv, Cli::command(), "1") {
+        return status;
+    }
+    let cli = Cli::parse_from(argv);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{e}`, not `{e:#}`: our messages already carry the OS error text.
+            eprintln!("tunmcastctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    // Check the arguments before looking for a daemon: a typo is the more useful error.
+    let request = match cli.command {
+        Command::Join {
+            ref group,
+            ref iface,
+            ref filter,
+        } => Request::Join(change(group, iface, &filter.include, &filter.exclude)?),
+        Command::Leave {
+            ref group,
+            ref iface,
+            ref filter,
+        } => Request::Leave(change(group, iface, &filter.include, &filter.exclude)?),
+        Command::Listen {
+            ref group,
+            ref iface,
+            ref filter,
+            count,
+            udp_to,
+        } => {
+            let (group, port) =
+                tools::listen::parse_group_port(group).map_err(anyhow::Error::msg)?;
+            let (include, exclude) = parse_sources(&group, &filter.include, &filter.exclude)?;
+            let request = Request::Listen(ListenArgs {
+                group,
+                port,
+                iface: iface.name.clone(),
+                include,
+                exclude,
+            });
+            let options = tools::listen::ListenOptions {
+                count,
+                json: cli.json,
+                udp_to,
+            };
+            let path = tools::control_path(cli.control.as_deref())?;
+            return tools::listen::listen(&path, &request, &options);
+        }
+        Command::Show {
+            ref group,
+            ref iface,
+            limit,
+        } => Request::Show(ShowArgs {
+            group: group.as_deref().map(parse_group).transpose()?,
+            iface: iface.clone(),
+            limit,
+        }),
+        Command::Stats { .. } => Request::Stats,
+        Command::Ping => Request::Ping,
+    };
+    let path = tools::control_path(cli.control.as_deref())?;
+    let mut client = Client::connect(&path)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let text = match &request {
+        Request::Show(_) => return show(&mut client, &request, cli.json, &mut out),
+        // The counters alone, as a flat object: what scripts read.
+        Request::Stats if cli.json => {
+            let stats: StatsReply = decode(&path, client.request(&request)?)?;
+            let mut text = serde_json::to_string_pretty(&stats.stats)?;
+            text.push('\n');
+            text
+        }
+        _ if cli.json => to_json(&client.request(&request)?),
+        Request::Join(_) => change_line("joined", &decode(&path, client.request(&request)?)?),
+        Request::Leave(_) => change_line("left", &decode(&path, client.request(&request)?)?),
+        Request::Stats => {
+            let stats: StatsReply = decode(&path, client.request(&request)?)?;
+            match cli.command {
+                Command::Stats { prometheus: true } => render::prometheus(&stats),
+                _ => render::stats_table(&stats),
+            }
+        }
+        Request::Ping => {
+            let ping: PingReply = decode(&path, client.request(&request)?)?;
+            format!(
+                "tunmcastd {} is running ({})\n",
+                ping.version,
+                path.display()
+            )
+        }
+        Request::Listen(_) => unreachable!("handled above"),
+    };
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// A join or leave of GROUP or GROUP+COUNT.
+fn change(
+    group: &str,
+    iface: &IfaceArg,
+    include: &Option<Vec<String>>,
+    exclude: &Option<Vec<String>>,
+) -> anyhow::Result<Change> {
+    let (first, count) = match group.split_once('+') {
+        Some((first, count)) => {
+            let count: u32 = count
+                .trim()
+                .parse()
+                .ok()
+                .filter(|c| *c >= 1)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid count in {group:?}: expected GROUP+COUNT, COUNT 1 or more"
+                    )
+                })?;
+            (parse_group(first)?, Some(count))
+        }
+        None => (parse_group(group)?, None),
+    };
+    let (include, exclude) = parse_sources(&first, include, exclude)?;
+    Ok(Change {
+        group: Some(first),
+        count,
+        groups: None,
+        iface: iface.name.clone(),
+        include,
+        exclude,
+    })
+}
+
+/// `show`: the tables, or with --json the daemon's reply copied through as it streams in.
+fn show(
+    client: &mut Client,
+    request: &Request,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    if json {
+        client.request_into(request, out)?;
+        return Ok(());
+    }
+    client.send(request)?;
+    let path = client.path().to_path_buf();
+    let mut printer = render::ShowPrinter::new(out);
+    let summary = tools::show_stream::read_show(client.reader(), &mut printer);
+    printer.finish(summary.is_ok())?;
+    match summary {
+        Ok(_) => Ok(()),
+        Err(tools::show_stream::ShowError::Refused(e)) => Err(ClientError::Daemon(e).into()),
+        Err(tools::show_stream::ShowError::Bad(detail)) => {
+            Err(ClientError::BadReply { path, detail }.into())
+        }
+    }
+}
+
+fn parse_group(text: &str) -> anyhow::Result<IpAddr> {
+    text.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid group {text:?}: not an IPv4 or IPv6 address"))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    reply: Map<String, Value>,
+) -> Result<T, ClientError> {
+    tools::decode(path, &reply)
+}
+
+fn to_json(object: &Map<String, Value>) -> String {
+    let mut text = serde_json::to_string_pretty(object).expect("a JSON map always serializes");
+    text.push('\n');
+    text
+}
+
+fn change_line(verb: &str, reply: &ChangeReply) -> String {
+    let mut line = if reply.count == 1 {
+        format!(
+            "{verb} {} on {} (users {})",
+            reply.group, reply.iface, reply.users
+        )
+    } else {
+        format!(
+            "{verb} {} groups from {} on {}",
+            reply.count, reply.group, reply.iface
+        )
+    };
+    if let Some(warning) = &reply.warning {
+        line.push_str(&format!(" (warning: {warning})"));
+    }
+    line.push('\n');
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_plus_count_is_a_batch() {
+        let iface = IfaceArg { name: None };
+        let c = change("239.1.0.0+1000", &iface, &None, &None).unwrap();
+        assert_eq!(
+            (c.group, c.count),
+            (Some("239.1.0.0".parse().unwrap()), Some(1000))
+        );
+        assert_eq!(change("ff12::1", &iface, &None, &None).unwrap().count, None);
+        for bad in ["239.1.0.0+0", "239.1.0.0+x", "239.1.0.0+", "x+3"] {
+            assert!(change(bad, &iface, &None, &None).is_err(), "{bad}");
+        }
+    }
+}
