@@ -40,9 +40,8 @@ pub enum Error {
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// Group Record Type of IGMPv3 / MLDv2 reports (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RecordType {
     ModeIsInclude,
     ModeIsExclude,
