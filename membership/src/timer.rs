@@ -12,6 +12,7 @@
 //! each entry cascades at most `LEVELS - 1` times over its life.
 
 use crate::time::Instant;
+use alloc::vec::Vec;
 
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
