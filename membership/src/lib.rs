@@ -70,3 +70,8 @@ pub use wire::ip::{Ipv4Meta, Ipv6Meta};
 
 /// An interface, as the driver numbers it.
 pub type IfIndex = u32;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
