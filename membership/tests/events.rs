@@ -1,42 +1,21 @@
 //! `Host::poll_event`: what happened, without diffing counters; and the queue's bound.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
+
+use common::{host_on, ip, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::{
-    Config, Event, FilterMode, Host, IgmpVersion, Instant, InterfaceConfig, MldVersion,
-    ProtocolVersion, SourceFilter,
+    Config, Event, FilterMode, Host, IgmpVersion, MldVersion, ProtocolVersion, SourceFilter,
 };
 
-const IF: u32 = 1;
-const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-const ALL_HOSTS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
 fn host_with(config: Config) -> Host {
-    let mut host = Host::new(config, 3);
-    host.add_interface(
-        IF,
-        InterfaceConfig {
-            ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
-            ipv6_link_local: Some("fe80::2".parse().unwrap()),
-            ..InterfaceConfig::default()
-        },
-    )
-    .unwrap();
-    host
+    host_on(config, 3)
 }
 
 fn events(host: &mut Host) -> Vec<Event> {

@@ -7,29 +7,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::{hex, vector_packets};
+use common::{hex, ip, t, vector_packets, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{encode_code8, RecordType};
 use membership::{
-    Config, Host, IgmpVersion, Instant, InterfaceConfig, Message, MldVersion, SourceFilter,
-    Transmit,
+    Config, Host, IgmpVersion, InterfaceConfig, Message, MldVersion, SourceFilter, Transmit,
 };
-
-const IF: u32 = 1;
-const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-const ALL_HOSTS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
 
 fn ips(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|s| ip(s)).collect()
