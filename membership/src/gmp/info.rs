@@ -40,7 +40,7 @@ impl<P: Protocol> Family<P> {
                 });
                 let state = if !P::reportable(&r.group, config) {
                     "silent"
-                } else if r.requests.is_empty() {
+                } else if r.is_leaving() {
                     "leaving"
                 } else if timer_ms.is_some() {
                     "delaying"

@@ -104,6 +104,12 @@ impl<A> Record<A> {
     pub(super) fn users(&self) -> u32 {
         u32::try_from(self.requests.len()).unwrap_or(u32::MAX)
     }
+
+    /// A v3 group whose last request was dropped: kept only while its leave is retransmitted,
+    /// and not joined any more.
+    pub(super) fn is_leaving(&self) -> bool {
+        self.requests.is_empty()
+    }
 }
 
 /// Per interface and family: its groups, the queriers heard, and v3 query state.
@@ -182,7 +188,7 @@ impl<P: Protocol> Family<P> {
         let adding = matches!(change, RequestChange::Add(_));
         let key = match iface.groups.get(&group) {
             // A group being left (its last retransmissions pending) is not joined any more.
-            Some(&key) if self.records[key].requests.is_empty() && !adding => {
+            Some(&key) if self.records[key].is_leaving() && !adding => {
                 return Err(Error::NotJoined(group.into()));
             }
             Some(&key) => key,
@@ -274,7 +280,7 @@ impl<P: Protocol> Family<P> {
     /// A record with no requests stays only while its leave is being retransmitted.
     pub(super) fn forget_if_done(&mut self, key: usize) {
         let record = &self.records[key];
-        if record.requests.is_empty() && record.mode.news_done() {
+        if record.is_leaving() && record.mode.news_done() {
             self.remove(key);
         }
     }
