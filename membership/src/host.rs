@@ -1,113 +1,66 @@
-//! [`Host`]: the one owner of all membership state, and its public API.
+//! [`Host`]: the one owner of all membership state, and every public operation on it.
 
-use core::time::Duration;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::IpAddr;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::net::IpAddr;
 
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use serde::Serialize;
 
-use crate::family::{Compat, Env, Family, Protocol, Record, RequestChange};
-use crate::igmp::Igmp;
-use crate::mld::Mld;
+use crate::event::{Event, EventQueue};
+use crate::filter::{Filter, FilterMode, RequestChange, SourceFilter};
+use crate::gmp::info::millis;
+use crate::gmp::{Compat, Env, Family};
+use crate::igmp::{self, Igmp};
+use crate::info::{GroupCursor, GroupInfo, InterfaceInfo};
+use crate::mld::{self, Mld};
 use crate::stats::{DropReason, Stats};
 use crate::time::Instant;
-use crate::wire::ip::{classify, Classified, OtherKind};
-use crate::{Config, Error, Filter, FilterMode, IfIndex, InterfaceConfig, SourceFilter, Transmit};
+use crate::wire::ip::{classify, Classified, Ipv4Meta, Ipv6Meta, OtherKind};
+use crate::{Config, Error, IfIndex, InterfaceConfig, Transmit};
 
 /// The host side of IGMP and MLD on any number of interfaces.
+///
+/// Sans-IO: every call takes the current [`Instant`]; packets come in through
+/// [`handle_packet`](Host::handle_packet) (or [`handle_igmp`](Host::handle_igmp) /
+/// [`handle_mld`](Host::handle_mld)), and what is to be sent comes out of
+/// [`poll`](Host::poll), which is due again at [`next_deadline`](Host::next_deadline).
 #[derive(Debug)]
 pub struct Host {
-    pub(crate) config: Config,
-    pub(crate) rng: SmallRng,
-    pub(crate) interfaces: BTreeMap<IfIndex, InterfaceConfig>,
-    pub(crate) igmp: Family<Igmp>,
-    pub(crate) mld: Family<Mld>,
-    pub(crate) outbox: VecDeque<Transmit>,
-    pub(crate) stats: Stats,
+    config: Config,
+    rng: SmallRng,
+    interfaces: BTreeMap<IfIndex, InterfaceConfig>,
+    igmp: Family<Igmp>,
+    mld: Family<Mld>,
+    outbox: VecDeque<Transmit>,
+    events: EventQueue,
+    stats: Stats,
     /// The latest time the driver has told us.
-    pub(crate) now: Instant,
-}
-
-/// One group record, for `show`.
-/// Where a walk of the group table with [`Host::groups_page`] stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GroupCursor {
-    family: u8,
-    index: usize,
-}
-
-impl GroupCursor {
-    /// The beginning of the table.
-    pub const START: GroupCursor = GroupCursor {
-        family: 0,
-        index: 0,
-    };
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GroupInfo {
-    pub iface: IfIndex,
-    pub group: IpAddr,
-    pub users: u32,
-    pub state: &'static str,
-    /// Time left on the report timer, in ms.
-    pub timer_ms: Option<u64>,
-    pub last_reporter: bool,
-    /// Unsolicited repeats still to come after the scheduled report (v1/v2).
-    pub unsolicited_left: u8,
-    /// v3: a state-change retransmission is pending, due in this many ms.
-    pub retransmit_ms: Option<u64>,
-    pub filter_mode: &'static str,
-    pub sources: Vec<IpAddr>,
-    /// Every request held (what `users` counts), each with its own filter.
-    pub requests: Vec<SourceFilter>,
-}
-
-/// One interface, for `show`: the compatibility modes in force and the timers that hold them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct InterfaceInfo {
-    pub iface: IfIndex,
-    /// IGMP version spoken now: 1, 2 or 3.
-    pub igmp_version: u8,
-    /// Time left on the IGMPv1 / IGMPv2 Querier Present timers, in ms.
-    pub igmp_v1_querier_ms: Option<u64>,
-    pub igmp_v2_querier_ms: Option<u64>,
-    /// MLD version spoken now: 1 or 2.
-    pub mld_version: u8,
-    /// Time left on the MLDv1 Querier Present timer, in ms.
-    pub mld_v1_querier_ms: Option<u64>,
-    /// v3: a General Query response is pending, due in this many ms.
-    pub igmp_general_response_ms: Option<u64>,
-    pub mld_general_response_ms: Option<u64>,
-    pub igmp_groups: usize,
-    pub mld_groups: usize,
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+    now: Instant,
 }
 
 impl Host {
     /// A host with no interfaces. `rng_seed` seeds every random delay it will draw.
     pub fn new(config: Config, rng_seed: u64) -> Host {
         Host {
-            config,
             rng: SmallRng::seed_from_u64(rng_seed),
             interfaces: BTreeMap::new(),
             igmp: Family::default(),
             mld: Family::default(),
             outbox: VecDeque::new(),
+            events: EventQueue::new(config.event_capacity),
             stats: Stats::new(),
             now: Instant::ZERO,
+            config,
         }
     }
 
+    /// The settings the host was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Adds an interface with this host's addresses on it.
     pub fn add_interface(
         &mut self,
         ifindex: IfIndex,
@@ -122,86 +75,35 @@ impl Host {
         Ok(())
     }
 
-    pub(crate) fn tick(&mut self, now: Instant) {
+    fn tick(&mut self, now: Instant) {
         self.now = self.now.max(now);
     }
 
-    /// Family `P` and the environment its operations need, borrowed apart.
-    pub(crate) fn parts<P: Protocol>(
-        &mut self,
-        ifindex: IfIndex,
-    ) -> Result<(&mut Family<P>, Env<'_>), Error> {
-        if !self.interfaces.contains_key(&ifindex) {
-            return Err(Error::UnknownInterface(ifindex));
-        }
-        let family = P::select(&mut self.igmp, &mut self.mld);
+    /// Both families and the environment their operations need, borrowed apart.
+    fn split(&mut self) -> (&mut Family<Igmp>, &mut Family<Mld>, Env<'_>) {
         let env = Env {
             config: &self.config,
             interfaces: &self.interfaces,
             rng: &mut self.rng,
             out: &mut self.outbox,
             stats: &mut self.stats,
+            events: &mut self.events,
         };
-        Ok((family, env))
+        (&mut self.igmp, &mut self.mld, env)
     }
 
     fn change(
         &mut self,
         ifindex: IfIndex,
         group: IpAddr,
-        change: impl FnOnce(&dyn Fn(&[IpAddr]) -> Result<Sources, Error>) -> Result<Change, Error>,
+        change: RequestChange<IpAddr>,
         now: Instant,
     ) -> Result<u32, Error> {
         self.tick(now);
-        fn run<P: Protocol>(
-            host: &mut Host,
-            ifindex: IfIndex,
-            group: P::Addr,
-            change: RequestChange<P::Addr>,
-            now: Instant,
-        ) -> Result<u32, Error> {
-            let (family, mut env) = host.parts::<P>(ifindex)?;
-            family.change(ifindex, group, change, now, &mut env)
-        }
+        let (igmp, mld, mut env) = self.split();
         match group {
-            IpAddr::V4(g) => {
-                let sources = |s: &[IpAddr]| -> Result<Sources, Error> {
-                    s.iter()
-                        .map(|&a| match a {
-                            IpAddr::V4(v4)
-                                if !v4.is_multicast()
-                                    && !v4.is_unspecified()
-                                    && !v4.is_broadcast() =>
-                            {
-                                Ok(v4)
-                            }
-                            other => Err(Error::BadSource(other)),
-                        })
-                        .collect::<Result<_, _>>()
-                        .map(Sources::V4)
-                };
-                let change = change(&sources)?.typed(|s| match s {
-                    Sources::V4(s) => Some(s),
-                    Sources::V6(_) => None,
-                });
-                run::<Igmp>(self, ifindex, g, change, now)
-            }
-            IpAddr::V6(g) => {
-                let sources = |s: &[IpAddr]| -> Result<Sources, Error> {
-                    s.iter()
-                        .map(|&a| match a {
-                            IpAddr::V6(v6) if !v6.is_multicast() && !v6.is_unspecified() => Ok(v6),
-                            other => Err(Error::BadSource(other)),
-                        })
-                        .collect::<Result<_, _>>()
-                        .map(Sources::V6)
-                };
-                let change = change(&sources)?.typed(|s| match s {
-                    Sources::V6(s) => Some(s),
-                    Sources::V4(_) => None,
-                });
-                run::<Mld>(self, ifindex, g, change, now)
-            }
+            IpAddr::V4(g) => igmp.request(ifindex, g, change, now, &mut env),
+            IpAddr::V6(g) => mld.request(ifindex, g, change, now, &mut env),
         }
     }
 
@@ -218,12 +120,11 @@ impl Host {
         if filter.mode == FilterMode::Include && filter.sources.is_empty() {
             return Err(Error::EmptyInclude);
         }
-        self.change(
-            ifindex,
-            group,
-            |sources| Ok(Change::Add(filter.mode, sources(&filter.sources)?)),
-            now,
-        )
+        let filter = Filter {
+            mode: filter.mode,
+            sources: filter.sources.into_iter().collect(),
+        };
+        self.change(ifindex, group, RequestChange::Add(filter), now)
     }
 
     /// Drops sources: INCLUDE S drops S from the INCLUDE requests that list them; EXCLUDE S
@@ -235,18 +136,12 @@ impl Host {
         filter: SourceFilter,
         now: Instant,
     ) -> Result<u32, Error> {
-        self.change(
-            ifindex,
-            group,
-            |sources| {
-                let s = sources(&filter.sources)?;
-                Ok(match filter.mode {
-                    FilterMode::Include => Change::DropIncluded(s),
-                    FilterMode::Exclude => Change::DropExclude(s),
-                })
-            },
-            now,
-        )
+        let sources = filter.sources.into_iter().collect();
+        let change = match filter.mode {
+            FilterMode::Include => RequestChange::DropIncluded(sources),
+            FilterMode::Exclude => RequestChange::DropExclude(sources),
+        };
+        self.change(ifindex, group, change, now)
     }
 
     /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user, any source. The first join
@@ -259,20 +154,17 @@ impl Host {
     /// whole group). The last one leaves: Leave / Done if we reported last (v2), a
     /// CHANGE_TO_INCLUDE {} (v3). Returns the users left.
     pub fn leave(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
-        self.change(ifindex, group, |_| Ok(Change::LeaveGroup), now)
+        self.change(ifindex, group, RequestChange::LeaveGroup, now)
     }
 
     /// Leaves every group on every interface, as a host shutting down does.
     pub fn leave_all(&mut self, now: Instant) {
         self.tick(now);
         let ifindexes: Vec<IfIndex> = self.interfaces.keys().copied().collect();
+        let (igmp, mld, mut env) = self.split();
         for ifindex in ifindexes {
-            if let Ok((family, mut env)) = self.parts::<Igmp>(ifindex) {
-                family.leave_all(ifindex, now, &mut env);
-            }
-            if let Ok((family, mut env)) = self.parts::<Mld>(ifindex) {
-                family.leave_all(ifindex, now, &mut env);
-            }
+            igmp.leave_all(ifindex, now, &mut env);
+            mld.leave_all(ifindex, now, &mut env);
         }
     }
 
@@ -285,42 +177,49 @@ impl Host {
         now: Instant,
     ) -> Result<(), DropReason> {
         self.stats.ip_rcv_total += 1;
-        let classified = classify(packet).map_err(|e| self.dropped(e.into()))?;
+        let classified = classify(packet).map_err(|e| self.stats.reject(e.into()))?;
         match classified {
             Classified::Igmp { meta, payload } => self.handle_igmp(ifindex, &meta, payload, now),
             Classified::Mld { meta, payload } => self.handle_mld(ifindex, &meta, payload, now),
-            Classified::Other(OtherKind::Ipv4(_)) => Err(self.dropped(DropReason::OtherIpv4)),
+            Classified::Other(OtherKind::Ipv4(_)) => Err(self.stats.reject(DropReason::OtherIpv4)),
             Classified::Other(OtherKind::Ipv6(_) | OtherKind::Icmpv6(_)) => {
-                Err(self.dropped(DropReason::OtherIpv6))
+                Err(self.stats.reject(DropReason::OtherIpv6))
             }
         }
     }
 
-    pub(crate) fn dropped(&mut self, reason: DropReason) -> DropReason {
-        self.stats.drop(reason);
-        reason
+    /// One IGMP message (the IPv4 payload) received on `ifindex`, with the IP fields that
+    /// matter (RFC 2236 §2, RFC 9776 §4).
+    pub fn handle_igmp(
+        &mut self,
+        ifindex: IfIndex,
+        meta: &Ipv4Meta,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        self.tick(now);
+        let (family, _, mut env) = self.split();
+        igmp::input(family, &mut env, ifindex, meta, payload, now)
+    }
+
+    /// One MLD message (the ICMPv6 message after the IPv6 header chain) received on
+    /// `ifindex`, with the IP fields that matter (RFC 2710 §3, RFC 9777 §5).
+    pub fn handle_mld(
+        &mut self,
+        ifindex: IfIndex,
+        meta: &Ipv6Meta,
+        payload: &[u8],
+        now: Instant,
+    ) -> Result<(), DropReason> {
+        self.tick(now);
+        let (_, family, mut env) = self.split();
+        mld::input(family, &mut env, ifindex, meta, payload, now)
     }
 
     /// Fires due timers and hands every packet waiting to be sent to `transmit`.
     pub fn poll(&mut self, now: Instant, mut transmit: impl FnMut(Transmit)) {
         self.tick(now);
-        let Host {
-            config,
-            rng,
-            interfaces,
-            igmp,
-            mld,
-            outbox,
-            stats,
-            ..
-        } = self;
-        let mut env = Env {
-            config,
-            interfaces,
-            rng,
-            out: outbox,
-            stats,
-        };
+        let (igmp, mld, mut env) = self.split();
         igmp.advance(now, &mut env);
         mld.advance(now, &mut env);
         igmp.flush_reports(&mut env);
@@ -330,42 +229,43 @@ impl Host {
         }
     }
 
+    /// The next event, oldest first. Events are kept up to
+    /// [`Config::event_capacity`]; further ones are counted in [`Stats::events_dropped`].
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop()
+    }
+
     /// When `poll` has something to do next: the driver's sleep deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        if !self.outbox.is_empty() || !self.igmp.pending.is_empty() || !self.mld.pending.is_empty()
-        {
+        if !self.outbox.is_empty() || self.igmp.has_pending() || self.mld.has_pending() {
             return Some(self.now);
         }
-        let igmp = self.igmp.wheel.next_deadline();
-        let mld = self.mld.wheel.next_deadline();
+        let igmp = self.igmp.next_deadline();
+        let mld = self.mld.next_deadline();
         match (igmp, mld) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
     }
 
+    /// Every counter.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
 
-    /// One group on one interface, as [`Host::groups`] lists it; `None` if there is no record.
+    /// One group on one interface, as [`Host::groups`] lists it; `None` without a record.
     pub fn group(&self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Option<GroupInfo> {
-        fn find<P: Protocol>(fam: &Family<P>, ifindex: IfIndex, group: P::Addr) -> Option<usize> {
-            fam.ifaces.get(&ifindex)?.groups.get(&group).copied()
-        }
         match group {
-            IpAddr::V4(g) => find(&self.igmp, ifindex, g)
-                .map(|key| group_info(&self.igmp, &self.igmp.records[key], &self.config, now)),
-            IpAddr::V6(g) => find(&self.mld, ifindex, g)
-                .map(|key| group_info(&self.mld, &self.mld.records[key], &self.config, now)),
+            IpAddr::V4(g) => self.igmp.find_group_info(ifindex, g, &self.config, now),
+            IpAddr::V6(g) => self.mld.find_group_info(ifindex, g, &self.config, now),
         }
     }
 
-    /// Up to `max` group records from `cursor` on (start with [`GroupCursor::START`]), in
-    /// table order (IPv4 first, then IPv6; not sorted), appended to `out`; the cursor to go on
-    /// from, or `None` when every record has been visited. Each call costs what it lists: a
-    /// view of a million groups is built a slice at a time. A group held throughout a walk is
-    /// listed exactly once; one joined or left during it may or may not be.
+    /// Up to `max` group records from `cursor` on (start at [`GroupCursor::START`]), appended
+    /// to `out` in table order (IPv4, then IPv6; not sorted); the cursor to go on from, or
+    /// `None` when every record has been visited. A call costs what it lists, so a view of a
+    /// million groups can be built a slice at a time between packets. A group held throughout
+    /// a walk is listed exactly once; one joined or left during it may or may not be.
     pub fn groups_page(
         &self,
         cursor: GroupCursor,
@@ -373,183 +273,59 @@ impl Host {
         now: Instant,
         out: &mut Vec<GroupInfo>,
     ) -> Option<GroupCursor> {
-        fn page<P: Protocol>(
-            fam: &Family<P>,
-            from: usize,
-            max: usize,
-            config: &Config,
-            now: Instant,
-            out: &mut Vec<GroupInfo>,
-        ) -> Option<usize> {
-            let end = fam.records.capacity();
-            let mut at = from;
-            let mut taken = 0;
-            while at < end {
-                if taken == max {
-                    return Some(at);
-                }
-                if let Some(r) = fam.records.get(at) {
-                    out.push(group_info(fam, r, config, now));
-                    taken += 1;
-                }
-                at += 1;
-            }
-            None
-        }
-        let mut cursor = cursor;
-        if cursor.family == 0 {
-            let before = out.len();
-            match page(&self.igmp, cursor.index, max, &self.config, now, out) {
-                Some(index) => return Some(GroupCursor { family: 0, index }),
-                None => {
-                    cursor = GroupCursor {
-                        family: 1,
-                        index: 0,
-                    };
-                    let max = max - (out.len() - before);
-                    if max == 0 {
-                        return Some(cursor);
-                    }
-                    return page(&self.mld, 0, max, &self.config, now, out)
-                        .map(|index| GroupCursor { family: 1, index });
-                }
+        let before = out.len();
+        if !cursor.ipv6 {
+            let next = self
+                .igmp
+                .group_infos_page(cursor.slot, max, &self.config, now, out);
+            if let Some(slot) = next {
+                return Some(GroupCursor { ipv6: false, slot });
             }
         }
-        page(&self.mld, cursor.index, max, &self.config, now, out)
-            .map(|index| GroupCursor { family: 1, index })
+        let from = if cursor.ipv6 { cursor.slot } else { 0 };
+        let left = max - (out.len() - before);
+        if left == 0 {
+            return Some(GroupCursor {
+                ipv6: true,
+                slot: from,
+            });
+        }
+        self.mld
+            .group_infos_page(from, left, &self.config, now, out)
+            .map(|slot| GroupCursor { ipv6: true, slot })
     }
 
     /// Every group record on every interface, sorted by interface and group.
     pub fn groups(&self, now: Instant) -> Vec<GroupInfo> {
-        let mut all: Vec<GroupInfo> = self
-            .igmp
-            .records
-            .iter()
-            .map(|(_, r)| group_info(&self.igmp, r, &self.config, now))
-            .chain(
-                self.mld
-                    .records
-                    .iter()
-                    .map(|(_, r)| group_info(&self.mld, r, &self.config, now)),
-            )
-            .collect();
+        let mut all = Vec::new();
+        self.igmp.group_infos(&self.config, now, &mut all);
+        self.mld.group_infos(&self.config, now, &mut all);
         all.sort_by_key(|g| (g.iface, g.group));
         all
     }
 
+    /// Every interface: the versions spoken and the timers that hold them.
     pub fn interfaces(&self, now: Instant) -> Vec<InterfaceInfo> {
-        let version = |c: Compat| match c {
-            Compat::V1 => 1,
-            Compat::V2 => 2,
-            Compat::V3 => 3,
-        };
+        let (igmp, mld, config) = (&self.igmp, &self.mld, &self.config);
         self.interfaces
             .keys()
-            .map(|&ifindex| {
-                let igmp_general = self.igmp.ifaces.get(&ifindex).and_then(|i| i.general);
-                let mld_general = self.mld.ifaces.get(&ifindex).and_then(|i| i.general);
-                InterfaceInfo {
-                    iface: ifindex,
-                    igmp_version: version(self.igmp.compat(ifindex, &self.config)),
-                    igmp_v1_querier_ms: self
-                        .igmp
-                        .older_querier_left(ifindex, Compat::V1, now)
-                        .map(millis),
-                    igmp_v2_querier_ms: self
-                        .igmp
-                        .older_querier_left(ifindex, Compat::V2, now)
-                        .map(millis),
-                    // MLDv1 is the V2 mode, MLDv2 the V3 one.
-                    mld_version: version(self.mld.compat(ifindex, &self.config)) - 1,
-                    mld_v1_querier_ms: self
-                        .mld
-                        .older_querier_left(ifindex, Compat::V2, now)
-                        .map(millis),
-                    igmp_general_response_ms: self.igmp.timer_left(igmp_general, now).map(millis),
-                    mld_general_response_ms: self.mld.timer_left(mld_general, now).map(millis),
-                    igmp_groups: self.igmp.ifaces.get(&ifindex).map_or(0, |i| i.groups.len()),
-                    mld_groups: self.mld.ifaces.get(&ifindex).map_or(0, |i| i.groups.len()),
-                }
+            .map(|&ifindex| InterfaceInfo {
+                iface: ifindex,
+                igmp_version: igmp.version(ifindex, config),
+                igmp_v1_querier_ms: igmp
+                    .older_querier_left(ifindex, Compat::V1, now)
+                    .map(millis),
+                igmp_v2_querier_ms: igmp
+                    .older_querier_left(ifindex, Compat::V2, now)
+                    .map(millis),
+                mld_version: mld.version(ifindex, config),
+                // MLDv1 is the V2 mode.
+                mld_v1_querier_ms: mld.older_querier_left(ifindex, Compat::V2, now).map(millis),
+                igmp_general_response_ms: igmp.general_response_left(ifindex, now).map(millis),
+                mld_general_response_ms: mld.general_response_left(ifindex, now).map(millis),
+                igmp_groups: igmp.group_count(ifindex),
+                mld_groups: mld.group_count(ifindex),
             })
             .collect()
-    }
-}
-
-/// Sources converted to one family.
-enum Sources {
-    V4(BTreeSet<std::net::Ipv4Addr>),
-    V6(BTreeSet<std::net::Ipv6Addr>),
-}
-
-/// A request change before its sources are typed.
-enum Change {
-    Add(FilterMode, Sources),
-    LeaveGroup,
-    DropIncluded(Sources),
-    DropExclude(Sources),
-}
-
-impl Change {
-    /// The change with its sources in the group's family; `family` unwraps them (the sources
-    /// were checked against the group's family when they were converted).
-    fn typed<A: Ord>(self, family: impl Fn(Sources) -> Option<BTreeSet<A>>) -> RequestChange<A> {
-        let typed = |s| family(s).expect("sources were converted for the group's family");
-        match self {
-            Change::Add(mode, s) => RequestChange::Add(Filter {
-                mode,
-                sources: typed(s),
-            }),
-            Change::LeaveGroup => RequestChange::LeaveGroup,
-            Change::DropIncluded(s) => RequestChange::DropIncluded(typed(s)),
-            Change::DropExclude(s) => RequestChange::DropExclude(typed(s)),
-        }
-    }
-}
-
-/// What `show` tells of one record.
-fn group_info<P: Protocol>(
-    fam: &Family<P>,
-    r: &Record<P::Addr>,
-    config: &Config,
-    now: Instant,
-) -> GroupInfo {
-    let v3 = fam.compat(r.iface, config) == Compat::V3;
-    let timer_ms = fam.timer_left(r.timer, now).map(millis);
-    let retransmit_ms = if r.retransmit.is_done() {
-        None
-    } else {
-        let timer = fam.ifaces.get(&r.iface).and_then(|i| i.retransmit);
-        fam.timer_left(timer, now).map(millis)
-    };
-    let state = if !v3 || r.member.state == crate::MemberState::Silent {
-        r.member.state.name()
-    } else if r.requests.is_empty() {
-        "leaving"
-    } else if timer_ms.is_some() {
-        "delaying"
-    } else if retransmit_ms.is_some() {
-        "reporting"
-    } else {
-        "idle"
-    };
-    GroupInfo {
-        iface: r.iface,
-        group: r.group.into(),
-        users: r.users(),
-        state,
-        timer_ms,
-        last_reporter: !v3 && r.member.state.last_reporter(),
-        unsolicited_left: r.member.unsolicited_left,
-        retransmit_ms,
-        filter_mode: r.filter.mode.name(),
-        sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
-        requests: r
-            .requests
-            .iter()
-            .map(|f| SourceFilter {
-                mode: f.mode,
-                sources: f.sources.iter().map(|&s| s.into()).collect(),
-            })
-            .collect(),
     }
 }

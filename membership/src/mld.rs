@@ -1,15 +1,16 @@
 //! MLDv1 adapter (RFC 2710; KAME / NetBSD mld6.c): validates MLD messages and turns them into
 //! engine events, and turns the engine's sends into MLD messages.
 
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv6Addr};
 use core::time::Duration;
-use std::net::{IpAddr, Ipv6Addr};
 
-use crate::engine::{Context, Send};
-use crate::family::{
-    check_report, query_target, Compat, Family, Protocol, QueryProblem, ReportProblem,
+use crate::config::{MldVersion, ProtocolVersion};
+use crate::event::Event;
+use crate::gmp::engine::{Context, Send};
+use crate::gmp::{
+    check_report, query_target, Compat, Env, Family, Protocol, QueryProblem, ReportProblem,
 };
-use crate::host::Host;
-use crate::igmp::Igmp;
 use crate::stats::{mld_wire_drop, DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::ip::Ipv6Meta;
@@ -37,14 +38,22 @@ fn multicast_scope(addr: &Ipv6Addr) -> u16 {
 
 impl Protocol for Mld {
     type Addr = Ipv6Addr;
+    type Version = MldVersion;
     const ALL_SYSTEMS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
     /// IPv6 header (40), hop-by-hop header with Router Alert (8), report header (8).
     const REPORT_OVERHEAD: usize = 40 + 8 + 8;
     const RECORD_OVERHEAD: usize = 20;
     const ADDR_LEN: usize = 16;
 
-    fn select<'a>(_: &'a mut Family<Igmp>, mld: &'a mut Family<Mld>) -> &'a mut Family<Mld> {
-        mld
+    fn from_ip(addr: IpAddr) -> Option<Ipv6Addr> {
+        match addr {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+
+    fn is_source(addr: &Ipv6Addr) -> bool {
+        !addr.is_multicast() && !addr.is_unspecified()
     }
 
     fn is_multicast(addr: &Ipv6Addr) -> bool {
@@ -67,8 +76,16 @@ impl Protocol for Mld {
     /// MLDv1 is the v2-like mode; MLD has no v1-like one.
     fn max_compat(config: &Config) -> Compat {
         match config.mld_max_version {
-            0 | 1 => Compat::V2,
-            _ => Compat::V3,
+            MldVersion::V1 => Compat::V2,
+            MldVersion::V2 => Compat::V3,
+        }
+    }
+
+    /// MLDv1 is the V2 mode, MLDv2 the V3 one.
+    fn version(mode: Compat) -> MldVersion {
+        match mode {
+            Compat::V1 | Compat::V2 => MldVersion::V1,
+            Compat::V3 => MldVersion::V2,
         }
     }
 
@@ -85,8 +102,6 @@ impl Protocol for Mld {
             src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
             dst: IpAddr::V6(ALL_V2_ROUTERS),
             message: Message::Mld(MldRepr::ReportV2 { records }),
-            hop_limit: 1,
-            router_alert: true,
         }
     }
 
@@ -113,108 +128,115 @@ impl Protocol for Mld {
             src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
             dst: IpAddr::V6(dst),
             message: Message::Mld(repr),
-            hop_limit: 1,
-            router_alert: true,
         }
     }
 }
 
-impl Host {
-    /// One MLD message (the ICMPv6 message after the IPv6 header chain) received on `ifindex`.
-    pub fn handle_mld(
-        &mut self,
-        ifindex: IfIndex,
-        meta: &Ipv6Meta,
-        payload: &[u8],
-        now: Instant,
-    ) -> Result<(), DropReason> {
-        self.tick(now);
-        self.stats.mld.mld_rcv_total += 1;
-        let Some(addrs) = self.interfaces.get(&ifindex) else {
-            return Err(self.dropped(DropReason::UnknownInterface));
-        };
-        let own_address = addrs.ipv6_link_local;
-        // Length and checksum first, as for IGMP: a corrupt packet is counted as corrupt.
-        let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
-            .map_err(|e| self.dropped(mld_wire_drop(e)))?;
-        // RFC 2710 §3: MLD is sent from a link-local source with hop limit 1 and Router
-        // Alert. The seeds drop a non-link-local source; the others are policy.
-        if !is_link_local_unicast(&meta.src) {
-            return Err(self.dropped(DropReason::MldSourceNotLinkLocal));
-        }
-        let policy = self.config.mld_policy;
-        if meta.hop_limit != 1 && policy.require_hop_limit_one {
-            return Err(self.dropped(DropReason::MldBadHopLimit));
-        }
-        if !meta.router_alert && policy.require_router_alert {
-            return Err(self.dropped(DropReason::MldNoRouterAlert));
-        }
-
-        match repr {
-            ref q @ (MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. }) => {
-                self.stats.mld.mld_rcv_queries += 1;
-                let sources = match q {
-                    MldRepr::QueryV2 { sources, .. } => {
-                        self.stats.mld.mld_rcv_v2_queries += 1;
-                        sources.len()
-                    }
-                    _ => 0,
-                };
-                let target = query_target::<Mld>(group, meta.dst, sources).map_err(|problem| {
-                    self.stats.mld.mld_rcv_badqueries += 1;
-                    self.dropped(match problem {
-                        QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
-                        QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
-                        QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
-                    })
-                })?;
-                let max = q.max_resp_time().unwrap_or_default();
-                let Ok((family, mut env)) = self.parts::<Mld>(ifindex) else {
-                    return Err(DropReason::UnknownInterface);
-                };
-                match q {
-                    // An MLDv2 query reaching a host in MLDv1 mode is handled as an MLDv1
-                    // query, its Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
-                    MldRepr::QueryV2 {
-                        sources, qrv, qqic, ..
-                    } => {
-                        let qqi = Duration::from_secs(u64::from(decode_code8(*qqic)));
-                        let sources = sources.iter().copied().collect();
-                        family.v3_query(ifindex, target, sources, max, (*qrv, qqi), now, &mut env);
-                    }
-                    _ => {
-                        family.older_querier_heard(ifindex, Compat::V2, now, &mut env);
-                        family.query(ifindex, target, max, false, now, &mut env);
-                    }
-                }
-            }
-            MldRepr::Report { group } => {
-                self.stats.mld.mld_rcv_reports += 1;
-                if let Err(problem) = check_report::<Mld>(group, meta.dst) {
-                    self.stats.mld.mld_rcv_badreports += 1;
-                    return Err(self.dropped(match problem {
-                        ReportProblem::BadGroup => DropReason::MldReportBadGroup,
-                        ReportProblem::GroupMismatch => DropReason::MldReportGroupMismatch,
-                    }));
-                }
-                if Some(meta.src) == own_address {
-                    self.stats.mld.mld_rcv_looped += 1;
-                    return Ok(());
-                }
-                let (family, mut env) = self
-                    .parts::<Mld>(ifindex)
-                    .map_err(|_| DropReason::UnknownInterface)?;
-                if family.report_heard(ifindex, group, false, now, &mut env) {
-                    self.stats.mld.mld_rcv_ourreports += 1;
-                }
-            }
-            MldRepr::Done { .. } => self.stats.mld.mld_rcv_dones += 1,
-            // RFC 9777 §8.2: an MLDv1 host ignores MLDv2 reports.
-            MldRepr::ReportV2 { .. } => {
-                self.stats.mld.mld_rcv_reports += 1;
-                self.stats.mld.mld_rcv_v2_reports += 1;
-            }
-        }
-        Ok(())
+impl From<MldVersion> for ProtocolVersion {
+    fn from(v: MldVersion) -> ProtocolVersion {
+        ProtocolVersion::Mld(v)
     }
+}
+
+/// One MLD message (the ICMPv6 message after the IPv6 header chain) received on `ifindex`:
+/// validated, counted, handled.
+pub(crate) fn input(
+    family: &mut Family<Mld>,
+    env: &mut Env<'_>,
+    ifindex: IfIndex,
+    meta: &Ipv6Meta,
+    payload: &[u8],
+    now: Instant,
+) -> Result<(), DropReason> {
+    env.stats.mld.mld_rcv_total += 1;
+    let Some(addrs) = env.interfaces.get(&ifindex) else {
+        return Err(env.stats.reject(DropReason::UnknownInterface));
+    };
+    let own_address = addrs.ipv6_link_local;
+    // Length and checksum first, as for IGMP: a corrupt packet is counted as corrupt.
+    let repr = MldRepr::parse(payload, &meta.src, &meta.dst)
+        .map_err(|e| env.stats.reject(mld_wire_drop(e)))?;
+    // RFC 2710 §3: MLD is sent from a link-local source with hop limit 1 and Router
+    // Alert. The seeds drop a non-link-local source; the others are policy.
+    if !is_link_local_unicast(&meta.src) {
+        return Err(env.stats.reject(DropReason::MldSourceNotLinkLocal));
+    }
+    let policy = env.config.mld_policy;
+    if meta.hop_limit != 1 && policy.require_hop_limit_one {
+        return Err(env.stats.reject(DropReason::MldBadHopLimit));
+    }
+    if !meta.router_alert && policy.require_router_alert {
+        return Err(env.stats.reject(DropReason::MldNoRouterAlert));
+    }
+
+    match repr {
+        ref q @ (MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. }) => {
+            env.stats.mld.mld_rcv_queries += 1;
+            let sources = match q {
+                MldRepr::QueryV2 { sources, .. } => {
+                    env.stats.mld.mld_rcv_v2_queries += 1;
+                    sources.len()
+                }
+                _ => 0,
+            };
+            let target = query_target::<Mld>(group, meta.dst, sources).map_err(|problem| {
+                env.stats.mld.mld_rcv_badqueries += 1;
+                env.stats.reject(match problem {
+                    QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
+                    QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
+                    QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
+                })
+            })?;
+            let max = q.max_resp_time().unwrap_or_default();
+            let version = match q {
+                MldRepr::QueryV2 { .. } => MldVersion::V2,
+                _ => MldVersion::V1,
+            };
+            env.event(Event::QueryHeard {
+                iface: ifindex,
+                version: version.into(),
+                group: target.map(IpAddr::V6),
+                max_resp: max,
+            });
+            match q {
+                // An MLDv2 query reaching a host in MLDv1 mode is handled as an MLDv1
+                // query, its Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
+                MldRepr::QueryV2 {
+                    sources, qrv, qqic, ..
+                } => {
+                    let qqi = Duration::from_secs(u64::from(decode_code8(*qqic)));
+                    let sources = sources.iter().copied().collect();
+                    family.v3_query(ifindex, target, sources, max, (*qrv, qqi), now, env);
+                }
+                _ => {
+                    family.older_querier_heard(ifindex, Compat::V2, now, env);
+                    family.query(ifindex, target, max, false, now, env);
+                }
+            }
+        }
+        MldRepr::Report { group } => {
+            env.stats.mld.mld_rcv_reports += 1;
+            if let Err(problem) = check_report::<Mld>(group, meta.dst) {
+                env.stats.mld.mld_rcv_badreports += 1;
+                return Err(env.stats.reject(match problem {
+                    ReportProblem::BadGroup => DropReason::MldReportBadGroup,
+                    ReportProblem::GroupMismatch => DropReason::MldReportGroupMismatch,
+                }));
+            }
+            if Some(meta.src) == own_address {
+                env.stats.mld.mld_rcv_looped += 1;
+                return Ok(());
+            }
+            if family.report_heard(ifindex, group, false, now, env) {
+                env.stats.mld.mld_rcv_ourreports += 1;
+            }
+        }
+        MldRepr::Done { .. } => env.stats.mld.mld_rcv_dones += 1,
+        // RFC 9777 §8.2: an MLDv1 host ignores MLDv2 reports.
+        MldRepr::ReportV2 { .. } => {
+            env.stats.mld.mld_rcv_reports += 1;
+            env.stats.mld.mld_rcv_v2_reports += 1;
+        }
+    }
+    Ok(())
 }

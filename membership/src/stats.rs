@@ -2,6 +2,9 @@
 //! counts reports heard for groups we are a member of); every dropped packet is also counted
 //! under exactly one [`DropReason`].
 
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::wire;
 use crate::wire::ip::IpError;
 
@@ -10,7 +13,12 @@ macro_rules! counter_struct {
         $(#[$meta])*
         #[derive(Debug, Default, Clone, PartialEq, Eq)]
         pub struct $name {
-            $($(#[doc = $doc])* pub $field: u64,)*
+            $(
+                #[doc = concat!("`", stringify!($field), "`")]
+                #[doc = ""]
+                $(#[doc = $doc])*
+                pub $field: u64,
+            )*
         }
 
         impl $name {
@@ -89,6 +97,7 @@ macro_rules! drop_reasons {
         }
 
         impl DropReason {
+            /// Every reason, in counter order.
             pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
 
             /// The counter name, `drop_...`.
@@ -98,6 +107,7 @@ macro_rules! drop_reasons {
                 }
             }
 
+            /// A short description of the reason.
             pub fn describe(self) -> &'static str {
                 match self {
                     $(DropReason::$variant => $doc,)*
@@ -188,14 +198,20 @@ pub(crate) fn mld_wire_drop(e: wire::Error) -> DropReason {
 /// All counters of a [`crate::Host`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
+    /// IGMP counters.
     pub igmp: IgmpStats,
+    /// MLD counters.
     pub mld: MldStats,
     drops: Vec<u64>,
     /// Packets handed to the core at the IP level (`Host::handle_packet`).
     pub ip_rcv_total: u64,
+    /// Events dropped because the queue held [`Config::event_capacity`](crate::Config) of them
+    /// already (the driver did not call `Host::poll_event`).
+    pub events_dropped: u64,
 }
 
 impl Stats {
+    /// All counters zero.
     pub fn new() -> Stats {
         Stats {
             drops: vec![0; DropReason::ALL.len()],
@@ -203,10 +219,12 @@ impl Stats {
         }
     }
 
+    /// Packets dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops.get(reason as usize).copied().unwrap_or_default()
     }
 
+    /// Packets dropped for any reason.
     pub fn total_dropped(&self) -> u64 {
         self.drops.iter().sum()
     }
@@ -218,12 +236,19 @@ impl Stats {
         self.drops[reason as usize] += 1;
     }
 
+    /// Counts a dropped packet and hands its reason back.
+    pub(crate) fn reject(&mut self, reason: DropReason) -> DropReason {
+        self.drop(reason);
+        reason
+    }
+
     /// Every counter by name: IP level, IGMP, MLD, then one per drop reason.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
         let mut all = vec![("ip_rcv_total", self.ip_rcv_total)];
         all.extend(self.igmp.counters());
         all.extend(self.mld.counters());
         all.extend(DropReason::ALL.iter().map(|&r| (r.name(), self.dropped(r))));
+        all.push(("events_dropped", self.events_dropped));
         all
     }
 }

@@ -13,18 +13,22 @@ pub struct Instant {
 }
 
 impl Instant {
+    /// The epoch.
     pub const ZERO: Instant = Instant { millis: 0 };
 
+    /// `millis` milliseconds after the epoch.
     pub const fn from_millis(millis: u64) -> Instant {
         Instant { millis }
     }
 
+    /// `secs` seconds after the epoch.
     pub const fn from_secs(secs: u64) -> Instant {
         Instant {
             millis: secs * 1000,
         }
     }
 
+    /// Milliseconds since the epoch.
     pub const fn as_millis(self) -> u64 {
         self.millis
     }

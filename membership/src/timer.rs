@@ -12,6 +12,7 @@
 //! each entry cascades at most `LEVELS - 1` times over its life.
 
 use crate::time::Instant;
+use alloc::vec::Vec;
 
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
@@ -72,15 +73,18 @@ impl<K: Copy> TimerWheel<K> {
     }
 
     /// Number of scheduled timers.
+    #[cfg_attr(not(any(test, feature = "__bench")), allow(dead_code))]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[cfg_attr(not(any(test, feature = "__bench")), allow(dead_code))]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The wheel's current time: the last `advance` target.
+    #[cfg_attr(not(any(test, feature = "__bench")), allow(dead_code))]
     pub fn now(&self) -> Instant {
         Instant::from_millis(self.elapsed)
     }
@@ -139,7 +143,7 @@ impl<K: Copy> TimerWheel<K> {
                 break;
             }
             self.elapsed = self.elapsed.max(start);
-            let mut index = std::mem::replace(&mut self.heads[level][slot], NIL);
+            let mut index = core::mem::replace(&mut self.heads[level][slot], NIL);
             self.occupied[level] &= !(1u64 << slot);
             while index != NIL {
                 let next = self.entries[index as usize].next;

@@ -12,7 +12,7 @@ use membership::wire::ip::{build_ipv4, build_ipv6, classify, Classified};
 use membership::wire::mld::MldRepr;
 use membership::wire::{GroupRecord, RecordType};
 use membership::{
-    Config, DropReason, GroupInfo, Host, Instant, InterfaceConfig, Message, Transmit,
+    Config, DropReason, GroupInfo, Host, IgmpVersion, Instant, InterfaceConfig, Message, Transmit,
 };
 
 const IF: u32 = 1;
@@ -231,7 +231,9 @@ fn join_reports_at_once_and_repeats_within_the_unsolicited_interval() {
     assert_eq!(kind(&first[0]), "v2-report 239.1.1.1");
     assert_eq!(first[0].src, IpAddr::V4(ME4));
     assert_eq!(first[0].dst, g4("239.1.1.1"));
-    assert_eq!((first[0].hop_limit, first[0].router_alert), (1, true));
+    // TTL 1 and the Router Alert option (RFC 2236 §2).
+    let packet = first[0].to_packet();
+    assert_eq!((packet[8], &packet[20..24]), (1, &[0x94, 4, 0, 0][..]));
 
     let repeats = run(&mut host, 100_000);
     assert_eq!(repeats.len(), 1, "robustness 2: one repeat");
@@ -581,7 +583,7 @@ fn igmp_v3_query_is_handled_as_v2() {
     assert_eq!(sent.len(), 2);
     assert!(sent.iter().all(|(_, tx)| kind(tx).starts_with("v2-report")));
     assert_eq!(
-        host.interfaces(t(60_000))[0].igmp_version,
+        host.interfaces(t(60_000))[0].igmp_version.number(),
         2,
         "a v3 querier does not make us v1"
     );
@@ -612,7 +614,7 @@ fn igmpv1_querier_makes_v1_reports_no_leave_and_ages_out_after_400_s() {
     host.handle_packet(IF, &v1_query(), t(20_000)).unwrap();
     let iface = &host.interfaces(t(20_000))[0];
     assert_eq!(
-        (iface.igmp_version, iface.igmp_v1_querier_ms),
+        (iface.igmp_version.number(), iface.igmp_v1_querier_ms),
         (1, Some(400_000))
     );
     let sent = run(&mut host, 30_000);
@@ -634,9 +636,9 @@ fn igmpv1_querier_makes_v1_reports_no_leave_and_ages_out_after_400_s() {
     assert!(now_sent(&mut host, 40_000).is_empty());
     // Still v1 just before 400 s, v2 at 400 s (RFC 2236 §4; the seed says 270 s).
     run(&mut host, 419_999);
-    assert_eq!(host.interfaces(t(419_999))[0].igmp_version, 1);
+    assert_eq!(host.interfaces(t(419_999))[0].igmp_version.number(), 1);
     run(&mut host, 420_000);
-    assert_eq!(host.interfaces(t(420_000))[0].igmp_version, 2);
+    assert_eq!(host.interfaces(t(420_000))[0].igmp_version.number(), 2);
     host.leave(IF, g4("239.1.1.2"), t(420_000)).unwrap();
     assert_eq!(kind(&now_sent(&mut host, 420_000)[0]), "leave 239.1.1.2");
 }
@@ -648,9 +650,9 @@ fn another_v1_query_restarts_the_v1_querier_timer() {
     run(&mut host, 300_000);
     host.handle_packet(IF, &v1_query(), t(300_000)).unwrap();
     run(&mut host, 500_000);
-    assert_eq!(host.interfaces(t(500_000))[0].igmp_version, 1);
+    assert_eq!(host.interfaces(t(500_000))[0].igmp_version.number(), 1);
     run(&mut host, 700_000);
-    assert_eq!(host.interfaces(t(700_000))[0].igmp_version, 2);
+    assert_eq!(host.interfaces(t(700_000))[0].igmp_version.number(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1177,13 +1179,13 @@ fn random_delays_are_uniform_over_the_allowed_range() {
 #[test]
 fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
     let config = Config {
-        igmp_max_version: 1,
+        igmp_max_version: IgmpVersion::V1,
         ..Config::v2()
     };
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
     assert_eq!(kind(&now_sent(&mut host, 0)[0]), "v1-report 239.1.1.1");
-    assert_eq!(host.interfaces(t(0))[0].igmp_version, 1);
+    assert_eq!(host.interfaces(t(0))[0].igmp_version.number(), 1);
     run(&mut host, 30_000);
     host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap();
     assert!(now_sent(&mut host, 30_000).is_empty());

@@ -7,26 +7,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::{hex, vector_packets};
+use common::{hex, ip, t, vector_packets, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{encode_code8, RecordType};
-use membership::{Config, Host, Instant, InterfaceConfig, Message, SourceFilter, Transmit};
-
-const IF: u32 = 1;
-const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
-const ALL_HOSTS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-
-fn t(ms: u64) -> Instant {
-    Instant::from_millis(ms)
-}
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
+use membership::{
+    Config, Host, IgmpVersion, InterfaceConfig, Message, MldVersion, SourceFilter, Transmit,
+};
 
 fn ips(list: &[&str]) -> Vec<IpAddr> {
     list.iter().map(|s| ip(s)).collect()
@@ -588,10 +576,10 @@ fn older_queriers_switch_the_mode_and_it_times_out() {
     .unwrap();
     let info = &host.interfaces(t(20_000))[0];
     assert_eq!(
-        (info.igmp_version, info.igmp_v2_querier_ms),
+        (info.igmp_version.number(), info.igmp_v2_querier_ms),
         (2, Some(251_000))
     );
-    assert_eq!(info.mld_version, 2, "families are independent");
+    assert_eq!(info.mld_version.number(), 2, "families are independent");
     let sent = run(&mut host, 21_000);
     assert_eq!(sent.len(), 1);
     assert!(matches!(
@@ -606,9 +594,9 @@ fn older_queriers_switch_the_mode_and_it_times_out() {
     ));
     // And reverts to v3 when the timer runs out.
     run(&mut host, 270_999);
-    assert_eq!(host.interfaces(t(270_999))[0].igmp_version, 2);
+    assert_eq!(host.interfaces(t(270_999))[0].igmp_version.number(), 2);
     run(&mut host, 271_000);
-    assert_eq!(host.interfaces(t(271_000))[0].igmp_version, 3);
+    assert_eq!(host.interfaces(t(271_000))[0].igmp_version.number(), 3);
     host.join(IF, ip("239.1.1.8"), t(271_000)).unwrap();
     assert_eq!(
         records(&now_sent(&mut host, 271_000)[0]),
@@ -632,7 +620,7 @@ fn mldv1_querier_puts_mld_in_v1_mode_and_cancels_pending_v3_work() {
         t(1),
     )
     .unwrap();
-    assert_eq!(host.interfaces(t(1))[0].mld_version, 1);
+    assert_eq!(host.interfaces(t(1))[0].mld_version.number(), 1);
     assert_eq!(
         host.interfaces(t(1))[0].mld_v1_querier_ms,
         Some(260_000),
@@ -674,7 +662,7 @@ fn v1_querier_wins_over_v2() {
         t(10_000),
     )
     .unwrap();
-    assert_eq!(host.interfaces(t(10_000))[0].igmp_version, 1);
+    assert_eq!(host.interfaces(t(10_000))[0].igmp_version.number(), 1);
     let sent = run(&mut host, 30_000);
     assert!(sent
         .iter()
@@ -693,8 +681,8 @@ fn v1_querier_wins_over_v2() {
 #[test]
 fn configured_maximum_versions_hold() {
     let config = Config {
-        igmp_max_version: 2,
-        mld_max_version: 1,
+        igmp_max_version: IgmpVersion::V2,
+        mld_max_version: MldVersion::V1,
         ..Config::default()
     };
     let mut host = host_as("10.99.0.2", "fe80::2", config);
@@ -710,7 +698,10 @@ fn configured_maximum_versions_hold() {
         Message::Mld(MldRepr::Report { .. })
     ));
     let info = &host.interfaces(t(0))[0];
-    assert_eq!((info.igmp_version, info.mld_version), (2, 1));
+    assert_eq!(
+        (info.igmp_version.number(), info.mld_version.number()),
+        (2, 1)
+    );
 }
 
 #[test]

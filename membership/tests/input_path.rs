@@ -2,28 +2,21 @@
 //! panics, every packet is either accepted or counted under exactly one drop reason, packets
 //! never change who is joined, and no group ever has more than one report pending.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use common::{host_on, IF};
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{GroupRecord, RecordType};
-use membership::{Config, DropReason, Host, Instant, InterfaceConfig};
+use membership::{Config, DropReason, Host, Instant};
 use proptest::prelude::*;
 
-const IF: u32 = 1;
-
 fn host() -> Host {
-    let mut host = Host::new(Config::v2(), 42);
-    host.add_interface(
-        IF,
-        InterfaceConfig {
-            ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
-            ipv6_link_local: Some("fe80::2".parse().unwrap()),
-            ..InterfaceConfig::default()
-        },
-    )
-    .unwrap();
+    let mut host = host_on(Config::v2(), 42);
     for g in [
         "239.1.1.1",
         "239.1.1.2",

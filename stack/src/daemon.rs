@@ -11,7 +11,8 @@ use anyhow::{bail, Context as _};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use membership::{
-    Config, FilterMode, Host, InputPolicy, Instant, InterfaceConfig, SourceFilter, Transmit,
+    Config, Event, FilterMode, Host, IgmpVersion, InputPolicy, Instant, InterfaceConfig,
+    MldVersion, SourceFilter, Transmit,
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -66,8 +67,10 @@ fn core_config(args: &Args) -> Config {
         igmp_unsolicited_interval: args.unsolicited_interval(),
         mld_unsolicited_interval: args.unsolicited_interval(),
         report_link_local_groups: args.report_link_local_groups,
-        igmp_max_version: args.igmp_version,
-        mld_max_version: args.mld_version,
+        igmp_max_version: IgmpVersion::try_from(args.igmp_version)
+            .expect("clap keeps --igmp-version in 1..=3"),
+        mld_max_version: MldVersion::try_from(args.mld_version)
+            .expect("clap keeps --mld-version in 1..=2"),
         v3_unsolicited_interval: Duration::from_millis(args.v3_unsolicited_interval_ms),
         igmp_policy: InputPolicy {
             require_router_alert: args.strict_igmp,
@@ -365,12 +368,14 @@ impl Daemon {
             Sorted::NotMulticastUdp => {}
         }
         let now = self.now();
-        let stats = self.host.stats();
-        let queries_before = stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries;
         match self.host.handle_packet(self.ifindex, packet, now) {
             Ok(()) => {
-                let stats = self.host.stats();
-                if stats.igmp.igmp_rcv_queries + stats.mld.mld_rcv_queries > queries_before {
+                let mut query = false;
+                while let Some(event) = self.host.poll_event() {
+                    query |= matches!(event, Event::QueryHeard { .. });
+                    self.log_event(&event);
+                }
+                if query {
                     info!("query on {} from {}", self.ifname, source_of(packet));
                 } else {
                     debug!("accepted {} bytes from {}", packet.len(), source_of(packet));
@@ -385,10 +390,23 @@ impl Daemon {
         }
     }
 
+    /// What the core reports having done, at debug level (mode changes at info).
+    fn log_event(&self, event: &Event) {
+        match event {
+            Event::CompatibilityModeChanged { from, to, .. } => {
+                info!("{}: {from} -> {to} (compatibility mode)", self.ifname)
+            }
+            other => debug!("{}: {other:?}", self.ifname),
+        }
+    }
+
     /// Sends everything the core has due.
     fn flush(&mut self) -> anyhow::Result<()> {
         let mut out: Vec<Transmit> = Vec::new();
         self.host.poll(self.now(), |tx| out.push(tx));
+        while let Some(event) = self.host.poll_event() {
+            self.log_event(&event);
+        }
         for tx in out {
             let packet = self.framing.encap(tx.to_packet(), tx.dst);
             match self.device.send(&packet) {
@@ -797,12 +815,12 @@ impl Daemon {
                     "ipv4": self.args.ipv4.0.to_string(),
                     "ipv4_prefix_len": self.args.ipv4.1,
                     "ipv6_ll": self.args.ipv6_link_local().to_string(),
-                    "igmp_version": i.igmp_version,
+                    "igmp_version": i.igmp_version.number(),
                     "igmp_max_version": self.args.igmp_version,
                     "igmp_v1_router_present_ms": i.igmp_v1_querier_ms,
                     "igmp_v2_querier_present_ms": i.igmp_v2_querier_ms,
                     "igmp_general_response_ms": i.igmp_general_response_ms,
-                    "mld_version": i.mld_version,
+                    "mld_version": i.mld_version.number(),
                     "mld_max_version": self.args.mld_version,
                     "mld_v1_querier_present_ms": i.mld_v1_querier_ms,
                     "mld_general_response_ms": i.mld_general_response_ms,

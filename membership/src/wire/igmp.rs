@@ -11,8 +11,10 @@
 //! the sources. An IGMPv3 report reuses bytes 4..8 as Reserved (2) and Number of Group
 //! Records (2), followed by the records.
 
-use std::net::Ipv4Addr;
-use std::time::Duration;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv4Addr;
+use core::time::Duration;
 
 use super::record::{self, GroupRecords};
 use super::{decode_code8, internet_checksum, Error, GroupRecord, Result};

@@ -4,7 +4,8 @@
 //! Header layouts come from etherparse; the Router Alert option (RFC 2113 for IPv4, RFC 2711
 //! for IPv6) is decoded here from the raw option bytes, since etherparse leaves options raw.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::err::ipv4::{HeaderError as Ipv4HeaderError, HeaderSliceError};
 use etherparse::{

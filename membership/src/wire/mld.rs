@@ -12,8 +12,10 @@
 //! the sources. An MLDv2 report has Reserved (2) and Number of Multicast Address Records (2)
 //! at bytes 4..8, followed by the records.
 
-use std::net::Ipv6Addr;
-use std::time::Duration;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::Ipv6Addr;
+use core::time::Duration;
 
 use etherparse::checksum::Sum16BitWords;
 

@@ -10,7 +10,8 @@
 //! [`ip::classify`] takes a raw IP packet as read from a TUN device and hands back the IGMP or
 //! MLD message inside it together with the IP fields the protocols care about.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use alloc::vec::Vec;
+use core::net::{Ipv4Addr, Ipv6Addr};
 
 pub mod igmp;
 pub mod ip;
@@ -40,9 +41,8 @@ pub enum Error {
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// Group Record Type of IGMPv3 / MLDv2 reports (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RecordType {
     ModeIsInclude,
     ModeIsExclude,
@@ -106,8 +106,8 @@ pub trait RecordAddress: Copy + 'static + sealed::Sealed {
 
 mod sealed {
     pub trait Sealed {}
-    impl Sealed for std::net::Ipv4Addr {}
-    impl Sealed for std::net::Ipv6Addr {}
+    impl Sealed for core::net::Ipv4Addr {}
+    impl Sealed for core::net::Ipv6Addr {}
 }
 
 impl RecordAddress for Ipv4Addr {

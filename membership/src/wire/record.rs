@@ -8,6 +8,7 @@
 //! | Multicast Address (A) | Source Address [N] (A each) | Auxiliary Data (4 * Aux Data Len) |
 //! ```
 
+use alloc::vec::Vec;
 use core::marker::PhantomData;
 
 use super::{Error, GroupRecord, RecordAddress, RecordType, Result};

@@ -3,7 +3,39 @@
 
 #![allow(dead_code)]
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+
+use membership::{Config, Host, Instant, InterfaceConfig};
+
+pub const IF: u32 = 1;
+pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+pub const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+pub const ALL_HOSTS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
+pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+
+pub fn t(ms: u64) -> Instant {
+    Instant::from_millis(ms)
+}
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A host with interface `IF` at 10.99.0.2 and fe80::2.
+pub fn host_on(config: Config, seed: u64) -> Host {
+    let mut host = Host::new(config, seed);
+    host.add_interface(
+        IF,
+        InterfaceConfig {
+            ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
+            ipv6_link_local: Some("fe80::2".parse().unwrap()),
+            ..InterfaceConfig::default()
+        },
+    )
+    .unwrap();
+    host
+}
 
 const LINKTYPE_RAW: u32 = 101;
 

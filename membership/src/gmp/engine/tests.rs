@@ -2,10 +2,12 @@
 //! input, fast-timeout, join and leave paths (with its state names in the comments), plus the
 //! RFC corrections.
 
-use std::time::Duration;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
 
-use membership::engine::{
-    self, Actions, Context, Event, Member, MemberState, MemberState::*, Send, TimerCmd,
+use super::{
+    self as engine, Actions, Context, Event, Member, MemberState, MemberState::*, Send, TimerCmd,
 };
 
 const URI: Duration = Duration::from_secs(10);

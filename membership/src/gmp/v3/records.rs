@@ -1,49 +1,17 @@
-//! IGMPv3 / MLDv2 host logic (RFC 9776 §3, §5; RFC 9777 §4, §6), written once for both: the
-//! merge of per-request source filters into interface state, the state-change records of each
-//! transition, the retransmission state that merges further changes, and the current-state
-//! records that answer queries. Pure functions over sets: [`crate::family`] schedules them.
+//! IGMPv3 / MLDv2 host logic (RFC 9776 §5, RFC 9777 §6), written once for both: the
+//! state-change records of each transition, the retransmission state that merges further
+//! changes, the current-state records that answer queries, and the packing of records into
+//! reports. Pure functions over sets: the parent module schedules them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec;
+use alloc::vec::Vec;
 
-use crate::family::{Filter, FilterMode};
-use crate::wire::RecordType;
+use crate::filter::{Filter, FilterMode};
+use crate::wire::{GroupRecord, RecordType};
 
 /// One group record to send: its type and sources.
 pub type Record<A> = (RecordType, BTreeSet<A>);
-
-/// The interface state for a group, merged from every request held for it (RFC 9776 §3.2,
-/// RFC 9777 §4.2): EXCLUDE if any request excludes, with the intersection of the EXCLUDE lists
-/// minus the union of the INCLUDE lists; otherwise INCLUDE with the union of the INCLUDE lists.
-pub fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
-    let includes = requests
-        .iter()
-        .filter(|r| r.mode == FilterMode::Include)
-        .flat_map(|r| r.sources.iter().copied())
-        .collect::<BTreeSet<A>>();
-    let mut excludes = requests.iter().filter(|r| r.mode == FilterMode::Exclude);
-    match excludes.next() {
-        None => Filter {
-            mode: FilterMode::Include,
-            sources: includes,
-        },
-        Some(first) => {
-            let mut sources = first.sources.clone();
-            for other in excludes {
-                sources.retain(|s| other.sources.contains(s));
-            }
-            sources.retain(|s| !includes.contains(s));
-            Filter {
-                mode: FilterMode::Exclude,
-                sources,
-            }
-        }
-    }
-}
-
-/// Whether the state means any reception at all: INCLUDE {} is no state (RFC 9776 §3.2).
-pub fn has_reception_state<A>(filter: &Filter<A>) -> bool {
-    filter.mode == FilterMode::Exclude || !filter.sources.is_empty()
-}
 
 /// The records a transition from `old` to `new` sends (RFC 9776 §5.1 table, RFC 9777 §6.1).
 /// Empty ALLOW and BLOCK records are left out.
@@ -176,7 +144,7 @@ pub fn current_state<A: Ord + Copy>(
 ) -> Option<Record<A>> {
     match queried {
         None => {
-            if !has_reception_state(filter) {
+            if !filter.has_reception_state() {
                 return None;
             }
             let kind = match filter.mode {
@@ -195,23 +163,60 @@ pub fn current_state<A: Ord + Copy>(
     }
 }
 
+/// Splits records over as few reports as fit `space` bytes of records each (RFC 9776 §5.2,
+/// RFC 9777 §6.2): a record too large for one report is split into records of the same type
+/// over several reports, except IS_EX / TO_EX, which carry as many sources as fit.
+pub(crate) fn pack<A: Copy>(
+    records: Vec<GroupRecord<A>>,
+    space: usize,
+    record_overhead: usize,
+    addr_len: usize,
+) -> Vec<Vec<GroupRecord<A>>> {
+    let max_sources = space.saturating_sub(record_overhead) / addr_len;
+    let mut pieces = Vec::new();
+    for record in records {
+        if record.sources.len() <= max_sources {
+            pieces.push(record);
+        } else if matches!(
+            record.kind,
+            RecordType::ModeIsExclude | RecordType::ChangeToExclude
+        ) {
+            let mut record = record;
+            record.sources.truncate(max_sources);
+            pieces.push(record);
+        } else {
+            for chunk in record.sources.chunks(max_sources.max(1)) {
+                pieces.push(GroupRecord {
+                    kind: record.kind,
+                    group: record.group,
+                    sources: chunk.to_vec(),
+                    aux_data: Vec::new(),
+                });
+            }
+        }
+    }
+    let mut reports: Vec<Vec<GroupRecord<A>>> = Vec::new();
+    let mut used = 0;
+    for piece in pieces {
+        let size = record_overhead + addr_len * piece.sources.len();
+        match reports.last_mut() {
+            Some(report) if used + size <= space => {
+                report.push(piece);
+                used += size;
+            }
+            _ => {
+                used = size;
+                reports.push(vec![piece]);
+            }
+        }
+    }
+    reports
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn inc(s: &[u8]) -> Filter<u8> {
-        Filter {
-            mode: FilterMode::Include,
-            sources: s.iter().copied().collect(),
-        }
-    }
-
-    fn exc(s: &[u8]) -> Filter<u8> {
-        Filter {
-            mode: FilterMode::Exclude,
-            sources: s.iter().copied().collect(),
-        }
-    }
+    use crate::filter::tests::{exc, inc};
 
     fn set(s: &[u8]) -> BTreeSet<u8> {
         s.iter().copied().collect()
@@ -221,23 +226,6 @@ mod tests {
 
     type ChangeRow = (Filter<u8>, Filter<u8>, Vec<Record<u8>>);
     type AnswerRow = (Filter<u8>, Option<BTreeSet<u8>>, Option<Record<u8>>);
-
-    #[test]
-    fn merge_rules() {
-        #[rustfmt::skip]
-        let table: Vec<(Vec<Filter<u8>>, Filter<u8>)> = vec![
-            (vec![], inc(&[])),
-            (vec![inc(&[1, 2]), inc(&[2, 3])], inc(&[1, 2, 3])),
-            (vec![exc(&[])], exc(&[])),
-            (vec![exc(&[1, 2]), exc(&[2, 3])], exc(&[2])),
-            (vec![exc(&[1, 2, 3]), inc(&[2])], exc(&[1, 3])),
-            (vec![exc(&[1]), exc(&[]), inc(&[5])], exc(&[])),
-            (vec![inc(&[1]), exc(&[1, 2]), exc(&[1, 2, 3])], exc(&[2])),
-        ];
-        for (requests, want) in table {
-            assert_eq!(merge(&requests), want, "{requests:?}");
-        }
-    }
 
     /// RFC 9776 §5.1's table.
     #[test]
@@ -313,5 +301,45 @@ mod tests {
         for (filter, q, want) in table {
             assert_eq!(current_state(&filter, q.as_ref()), want, "{filter:?} {q:?}");
         }
+    }
+
+    fn rec(kind: RecordType, group: u8, n: usize) -> GroupRecord<u8> {
+        GroupRecord {
+            kind,
+            group,
+            sources: (0..n as u8).collect(),
+            aux_data: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn packing_fills_reports_and_splits_large_records() {
+        // Space for 3 sources per record (8 + 4 * 3 = 20 bytes).
+        let reports = pack(
+            vec![
+                rec(RecordType::ModeIsInclude, 1, 1),
+                rec(RecordType::ModeIsInclude, 2, 0),
+                rec(RecordType::ModeIsInclude, 3, 7),
+                rec(RecordType::ModeIsExclude, 4, 7),
+            ],
+            20,
+            8,
+            4,
+        );
+        let shape: Vec<Vec<(u8, usize)>> = reports
+            .iter()
+            .map(|r| r.iter().map(|g| (g.group, g.sources.len())).collect())
+            .collect();
+        // 12 + 8 fit together; 7 IS_IN sources split 3/3/1; IS_EX truncated to 3.
+        assert_eq!(
+            shape,
+            vec![
+                vec![(1, 1), (2, 0)],
+                vec![(3, 3)],
+                vec![(3, 3)],
+                vec![(3, 1)],
+                vec![(4, 3)]
+            ]
+        );
     }
 }

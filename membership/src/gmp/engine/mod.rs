@@ -3,18 +3,16 @@
 //!
 //! Every event is a pure function of the old state: it returns the new state and plain-data
 //! actions (send a report or a leave; start, keep or cancel the report timer). The random delay
-//! is drawn by the caller, so these functions need neither a clock nor an RNG. [`crate::family`]
+//! is drawn by the caller, so these functions need neither a clock nor an RNG. `gmp::v1v2`
 //! carries the actions out; `igmp` and `mld` only translate messages into events.
 //!
 //! States follow the NetBSD seed's `igmp.c` (names in brackets). MLD reaches only `Delaying` and
 //! `Idle`, because only IGMP has v1 reports from other hosts to be heard.
 
 use core::time::Duration;
-use serde::Serialize;
 
 /// What a member record is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MemberState {
     /// A group this host never reports: 224.0.0.0/24, ff02::1, IPv6 scopes 0 and 1 (the seeds
     /// keep them with no timer). Joins are counted, nothing is ever sent.
@@ -79,6 +77,7 @@ pub struct Context {
     pub unsolicited_interval: Duration,
 }
 
+/// What happens to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A query covering the group. `from_v1_querier`: an IGMPv1 query (code 0).
@@ -292,3 +291,6 @@ pub fn on_event(
         },
     }
 }
+
+#[cfg(test)]
+mod tests;

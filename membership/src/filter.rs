@@ -1,0 +1,276 @@
+//! Source filters (RFC 9776 §3, RFC 9777 §4): the filter a request carries, the requests held
+//! for a group, and their merge into the interface state.
+
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
+use core::net::IpAddr;
+
+use crate::Error;
+
+/// INCLUDE or EXCLUDE (RFC 9776 §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum FilterMode {
+    /// Receive only from the sources listed.
+    Include,
+    /// Receive from every source but those listed.
+    Exclude,
+}
+
+impl FilterMode {
+    /// "include" or "exclude".
+    pub fn name(self) -> &'static str {
+        match self {
+            FilterMode::Include => "include",
+            FilterMode::Exclude => "exclude",
+        }
+    }
+}
+
+/// A source filter as the API takes it (RFC 9776 §3.1): the sources must be unicast addresses
+/// of the group's family. Any source is `SourceFilter::exclude(vec![])`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct SourceFilter {
+    /// INCLUDE or EXCLUDE.
+    pub mode: FilterMode,
+    /// The sources listed.
+    pub sources: Vec<IpAddr>,
+}
+
+impl SourceFilter {
+    /// Only from `sources` (IP_ADD_SOURCE_MEMBERSHIP).
+    pub fn include(sources: Vec<IpAddr>) -> SourceFilter {
+        SourceFilter {
+            mode: FilterMode::Include,
+            sources,
+        }
+    }
+
+    /// From everyone but `sources` (an any-source join with `sources` blocked).
+    pub fn exclude(sources: Vec<IpAddr>) -> SourceFilter {
+        SourceFilter {
+            mode: FilterMode::Exclude,
+            sources,
+        }
+    }
+}
+
+/// A source filter in one family's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Filter<A> {
+    pub mode: FilterMode,
+    pub sources: BTreeSet<A>,
+}
+
+impl<A: Ord> Filter<A> {
+    /// Any source: EXCLUDE {}.
+    pub fn any_source() -> Self {
+        Filter {
+            mode: FilterMode::Exclude,
+            sources: BTreeSet::new(),
+        }
+    }
+
+    /// No reception: INCLUDE {}.
+    pub fn none() -> Self {
+        Filter {
+            mode: FilterMode::Include,
+            sources: BTreeSet::new(),
+        }
+    }
+
+    /// Whether the state means any reception at all: INCLUDE {} is no state (RFC 9776 §3.2).
+    pub fn has_reception_state(&self) -> bool {
+        self.mode == FilterMode::Exclude || !self.sources.is_empty()
+    }
+}
+
+impl<A: Copy + Into<IpAddr>> Filter<A> {
+    /// The filter as the API shows it.
+    pub fn to_api(&self) -> SourceFilter {
+        SourceFilter {
+            mode: self.mode,
+            sources: self.sources.iter().map(|&s| s.into()).collect(),
+        }
+    }
+}
+
+/// The interface state for a group, merged from every request held for it (RFC 9776 §3.2,
+/// RFC 9777 §4.2): EXCLUDE if any request excludes, with the intersection of the EXCLUDE lists
+/// minus the union of the INCLUDE lists; otherwise INCLUDE with the union of the INCLUDE lists.
+pub(crate) fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
+    let includes = requests
+        .iter()
+        .filter(|r| r.mode == FilterMode::Include)
+        .flat_map(|r| r.sources.iter().copied())
+        .collect::<BTreeSet<A>>();
+    let mut excludes = requests.iter().filter(|r| r.mode == FilterMode::Exclude);
+    match excludes.next() {
+        None => Filter {
+            mode: FilterMode::Include,
+            sources: includes,
+        },
+        Some(first) => {
+            let mut sources = first.sources.clone();
+            for other in excludes {
+                sources.retain(|s| other.sources.contains(s));
+            }
+            sources.retain(|s| !includes.contains(s));
+            Filter {
+                mode: FilterMode::Exclude,
+                sources,
+            }
+        }
+    }
+}
+
+/// How a request list changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestChange<A> {
+    /// A new request (a join, with its filter).
+    Add(Filter<A>),
+    /// Drop one any-source request; without one, every request (the whole group).
+    LeaveGroup,
+    /// Drop these sources from the INCLUDE requests that list them.
+    DropIncluded(BTreeSet<A>),
+    /// Drop one EXCLUDE request with exactly these sources.
+    DropExclude(BTreeSet<A>),
+    /// Drop every request (shutdown).
+    DropAll,
+}
+
+impl RequestChange<IpAddr> {
+    /// The change with its sources in the group's family: `convert` gives a valid source of
+    /// that family, or `None` (RFC 9776 §3.1: sources are unicast addresses of the group's
+    /// family).
+    pub fn typed<A: Ord>(
+        self,
+        convert: impl Fn(IpAddr) -> Option<A>,
+    ) -> Result<RequestChange<A>, Error> {
+        let typed = |s: BTreeSet<IpAddr>| -> Result<BTreeSet<A>, Error> {
+            s.into_iter()
+                .map(|a| convert(a).ok_or(Error::BadSource(a)))
+                .collect()
+        };
+        Ok(match self {
+            RequestChange::Add(f) => RequestChange::Add(Filter {
+                mode: f.mode,
+                sources: typed(f.sources)?,
+            }),
+            RequestChange::LeaveGroup => RequestChange::LeaveGroup,
+            RequestChange::DropIncluded(s) => RequestChange::DropIncluded(typed(s)?),
+            RequestChange::DropExclude(s) => RequestChange::DropExclude(typed(s)?),
+            RequestChange::DropAll => RequestChange::DropAll,
+        })
+    }
+}
+
+/// Applies `change` to the requests held for a group.
+pub(crate) fn apply_change<A: Ord + Copy>(
+    requests: &mut Vec<Filter<A>>,
+    change: RequestChange<A>,
+) -> Result<(), Error> {
+    match change {
+        RequestChange::Add(filter) => {
+            if requests.len() >= u32::MAX as usize {
+                return Err(Error::TooManyUsers);
+            }
+            requests.push(filter);
+        }
+        RequestChange::LeaveGroup => {
+            let any = Filter::any_source();
+            match requests.iter().position(|r| *r == any) {
+                Some(i) => {
+                    requests.remove(i);
+                }
+                None if !requests.is_empty() => requests.clear(),
+                None => return Err(Error::NoSuchFilter),
+            }
+        }
+        RequestChange::DropIncluded(sources) => {
+            let mut found = false;
+            for request in requests
+                .iter_mut()
+                .filter(|r| r.mode == FilterMode::Include)
+            {
+                let before = request.sources.len();
+                request.sources.retain(|s| !sources.contains(s));
+                found |= request.sources.len() != before;
+            }
+            if !found {
+                return Err(Error::NoSuchFilter);
+            }
+            requests.retain(|r| r.mode == FilterMode::Exclude || !r.sources.is_empty());
+        }
+        RequestChange::DropExclude(sources) => {
+            let i = requests
+                .iter()
+                .position(|r| r.mode == FilterMode::Exclude && r.sources == sources)
+                .ok_or(Error::NoSuchFilter)?;
+            requests.remove(i);
+        }
+        RequestChange::DropAll => requests.clear(),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use alloc::vec;
+
+    pub(crate) fn inc(s: &[u8]) -> Filter<u8> {
+        Filter {
+            mode: FilterMode::Include,
+            sources: s.iter().copied().collect(),
+        }
+    }
+
+    pub(crate) fn exc(s: &[u8]) -> Filter<u8> {
+        Filter {
+            mode: FilterMode::Exclude,
+            sources: s.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn merge_rules() {
+        #[rustfmt::skip]
+        let table: Vec<(Vec<Filter<u8>>, Filter<u8>)> = vec![
+            (vec![], inc(&[])),
+            (vec![inc(&[1, 2]), inc(&[2, 3])], inc(&[1, 2, 3])),
+            (vec![exc(&[])], exc(&[])),
+            (vec![exc(&[1, 2]), exc(&[2, 3])], exc(&[2])),
+            (vec![exc(&[1, 2, 3]), inc(&[2])], exc(&[1, 3])),
+            (vec![exc(&[1]), exc(&[]), inc(&[5])], exc(&[])),
+            (vec![inc(&[1]), exc(&[1, 2]), exc(&[1, 2, 3])], exc(&[2])),
+        ];
+        for (requests, want) in table {
+            assert_eq!(merge(&requests), want, "{requests:?}");
+        }
+    }
+
+    #[test]
+    fn request_changes() {
+        let mut r = vec![inc(&[1, 2]), exc(&[]), exc(&[3]), inc(&[2])];
+        apply_change(&mut r, RequestChange::DropIncluded([2].into())).unwrap();
+        assert_eq!(r, vec![inc(&[1]), exc(&[]), exc(&[3])]);
+        apply_change(&mut r, RequestChange::DropExclude([3].into())).unwrap();
+        assert_eq!(r, vec![inc(&[1]), exc(&[])]);
+        assert_eq!(
+            apply_change(&mut r, RequestChange::DropExclude([3].into())),
+            Err(Error::NoSuchFilter)
+        );
+        apply_change(&mut r, RequestChange::LeaveGroup).unwrap();
+        assert_eq!(r, vec![inc(&[1])]);
+        // No any-source join left: leaving the group drops every request.
+        apply_change(&mut r, RequestChange::LeaveGroup).unwrap();
+        assert!(r.is_empty());
+        assert_eq!(
+            apply_change(&mut r, RequestChange::LeaveGroup),
+            Err(Error::NoSuchFilter)
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! The group management engine, generic over the protocol (as netstack3's `gmp`): the
+//! [`Protocol`] trait says what differs between IGMP and MLD, and [`Family`] is one address
+//! family's group table with everything it does. IGMP and MLD implement the trait in
+//! `crate::igmp` and `crate::mld`; nothing here names either.
+//!
+//! - [`table`]: group records, request changes, the timer wheel's keys and dispatch;
+//! - [`compat`]: the per-interface host compatibility mode (RFC 9776 §7.2, RFC 9777 §8.2);
+//! - [`v1v2`] and [`engine`]: the IGMPv1/v2 and MLDv1 group state machine and its execution;
+//! - [`v3`]: IGMPv3 / MLDv2 queries, state-change reports, retransmission and packing.
+
+pub(crate) mod compat;
+pub(crate) mod engine;
+pub(crate) mod info;
+pub(crate) mod table;
+pub(crate) mod v1v2;
+pub(crate) mod v3;
+
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::fmt::Debug;
+use core::net::IpAddr;
+use core::time::Duration;
+
+use rand::rngs::SmallRng;
+use rand::Rng;
+use slab::Slab;
+
+use crate::config::ProtocolVersion;
+use crate::event::{Event, EventQueue};
+use crate::stats::Stats;
+use crate::timer::TimerWheel;
+use crate::wire::GroupRecord;
+use crate::{Config, IfIndex, InterfaceConfig, Transmit};
+
+pub(crate) use compat::Compat;
+use engine::{Context, Send};
+use table::{FamilyIface, Record, TimerKey};
+
+/// What differs between IGMP and MLD, as far as the shared machinery is concerned.
+pub(crate) trait Protocol {
+    /// Ipv4Addr or Ipv6Addr.
+    type Addr: Copy + Eq + Ord + Debug + Into<IpAddr>;
+    /// The protocol's version type.
+    type Version: Copy + Into<ProtocolVersion>;
+    /// 224.0.0.1 / ff02::1: general queries are sent here.
+    const ALL_SYSTEMS: Self::Addr;
+    /// Bytes of a v3 report (IP header with Router Alert, extension headers, message header)
+    /// before the first record, and of each record's fixed part, and of one address.
+    const REPORT_OVERHEAD: usize;
+    const RECORD_OVERHEAD: usize;
+    const ADDR_LEN: usize;
+    /// An address of this family, if `addr` is one.
+    fn from_ip(addr: IpAddr) -> Option<Self::Addr>;
+    fn is_multicast(addr: &Self::Addr) -> bool;
+    fn is_unspecified(addr: &Self::Addr) -> bool;
+    /// Whether `addr` may be a source in a filter: unicast, not unspecified (RFC 9776 §3.1).
+    fn is_source(addr: &Self::Addr) -> bool;
+    /// Whether a joined group is ever reported (never 224.0.0.0/24, ff02::1, scopes 0/1).
+    fn reportable(group: &Self::Addr, config: &Config) -> bool;
+    /// Unsolicited Report Interval in the v1/v2 (MLDv1) modes.
+    fn unsolicited_interval(config: &Config) -> Duration;
+    /// The newest mode configured (`--igmp-version`, `--mld-version`).
+    fn max_compat(config: &Config) -> Compat;
+    /// The protocol version a compatibility mode speaks.
+    fn version(mode: Compat) -> Self::Version;
+    /// Builds a v1/v2 (MLDv1) message for `send`, counting it.
+    fn transmit(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        group: Self::Addr,
+        send: Send,
+        ctx: &Context,
+        stats: &mut Stats,
+    ) -> Transmit;
+    /// Builds an IGMPv3 / MLDv2 report carrying `records`, counting it.
+    fn v3_report(
+        iface: IfIndex,
+        addrs: &InterfaceConfig,
+        records: Vec<GroupRecord<Self::Addr>>,
+        stats: &mut Stats,
+    ) -> Transmit;
+}
+
+/// The Host's parts that every operation needs besides the family itself.
+pub(crate) struct Env<'a> {
+    pub config: &'a Config,
+    pub interfaces: &'a BTreeMap<IfIndex, InterfaceConfig>,
+    pub rng: &'a mut SmallRng,
+    pub out: &'a mut VecDeque<Transmit>,
+    pub stats: &'a mut Stats,
+    pub events: &'a mut EventQueue,
+}
+
+impl Env<'_> {
+    /// Queues an event for `Host::poll_event`, or counts it dropped.
+    pub fn event(&mut self, event: Event) {
+        self.events.push(event, self.stats);
+    }
+}
+
+/// One address family's group table: every interface's records, timers and pending reports.
+#[derive(Debug)]
+pub(crate) struct Family<P: Protocol> {
+    ifaces: BTreeMap<IfIndex, FamilyIface<P::Addr>>,
+    records: Slab<Record<P::Addr>>,
+    wheel: TimerWheel<TimerKey>,
+    /// v3 records decided since the last `flush_reports`: what happens at one instant (a
+    /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
+    /// few reports as fit the MTU.
+    pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
+}
+
+impl<P: Protocol> Default for Family<P> {
+    fn default() -> Self {
+        Family {
+            ifaces: BTreeMap::new(),
+            records: Slab::new(),
+            wheel: TimerWheel::new(),
+            pending: Vec::new(),
+        }
+    }
+}
+
+/// Why a query was refused; the adapter maps it to its own drop reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryProblem {
+    BadGroup,
+    BadDestination,
+    GeneralWithSources,
+}
+
+/// Why a report was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReportProblem {
+    BadGroup,
+    GroupMismatch,
+}
+
+/// Which groups a query covers: `None` for a general query.
+///
+/// Departure from the seeds, RFC wins: NetBSD igmp.c 1.49 picks the records by the IP
+/// destination (all of them when it is 224.0.0.1, else the one equal to it) and ignores the
+/// group field; RFC 2236 §2.1 and RFC 2710 §3.6 define the query by its group field. A general
+/// query must go to all-systems; a group-specific one to the group or, as the Linux bridge
+/// sends them, to all-systems (RFC 9776 §4.1.12 allows a host to accept both).
+pub(crate) fn query_target<P: Protocol>(
+    group: P::Addr,
+    dst: P::Addr,
+    sources: usize,
+) -> Result<Option<P::Addr>, QueryProblem> {
+    if P::is_unspecified(&group) {
+        if sources > 0 {
+            return Err(QueryProblem::GeneralWithSources);
+        }
+        if dst != P::ALL_SYSTEMS {
+            return Err(QueryProblem::BadDestination);
+        }
+        return Ok(None);
+    }
+    if !P::is_multicast(&group) {
+        return Err(QueryProblem::BadGroup);
+    }
+    if dst != group && dst != P::ALL_SYSTEMS {
+        return Err(QueryProblem::BadDestination);
+    }
+    Ok(Some(group))
+}
+
+/// A v1/v2 report (MLDv1 report) names a multicast group and is sent to it.
+pub(crate) fn check_report<P: Protocol>(group: P::Addr, dst: P::Addr) -> Result<(), ReportProblem> {
+    if !P::is_multicast(&group) {
+        return Err(ReportProblem::BadGroup);
+    }
+    if group != dst {
+        return Err(ReportProblem::GroupMismatch);
+    }
+    Ok(())
+}
+
+/// Uniform over [0, max] at millisecond resolution, from the host's seeded RNG.
+fn random_delay(rng: &mut SmallRng, max: Duration) -> Duration {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.gen_range(0..=max_ms))
+}

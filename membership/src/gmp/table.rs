@@ -1,0 +1,377 @@
+//! The group table: one record per (interface, group) with the requests held for it, the
+//! per-interface state, the timer wheel's keys, and the request changes that drive it all.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+use core::net::IpAddr;
+use core::time::Duration;
+
+use super::compat::{OlderQueriers, QuerierParams};
+use super::engine::{Member, MemberState};
+use super::v3::{Retransmit, V3Iface};
+use super::{Compat, Env, Family, Protocol};
+use crate::event::Event;
+use crate::filter::{apply_change, merge, Filter, RequestChange};
+use crate::time::Instant;
+use crate::timer::TimerId;
+use crate::{Error, IfIndex};
+
+/// One group on one interface.
+#[derive(Debug)]
+pub(crate) struct Record<A> {
+    pub(super) iface: IfIndex,
+    pub(super) group: A,
+    /// Every request held (each join is one; the seeds' reference count is their number). A
+    /// record without requests is a v3 group being left: only its leave's retransmissions keep
+    /// it, and it is not joined any more.
+    pub(super) requests: Vec<Filter<A>>,
+    /// The interface state: the requests merged.
+    pub(super) filter: Filter<A>,
+    /// What the interface's compatibility mode keeps for the group.
+    pub(super) mode: GroupMode<A>,
+}
+
+/// A group's state in each compatibility mode; an interface switches all its records at once.
+#[derive(Debug)]
+pub(crate) enum GroupMode<A> {
+    /// IGMPv1/v2, MLDv1: the group state machine and its report timer.
+    Older {
+        member: Member,
+        report: Option<TimerId>,
+    },
+    /// IGMPv3, MLDv2. The rarely used parts are boxed, so that a settled group stays small.
+    V3 {
+        /// The pending response to a group-specific or group-and-source-specific query.
+        response: Option<TimerId>,
+        /// The sources that query asked about (None: the whole group). Boxed: 8 bytes in
+        /// every record instead of 24, for what only a source-specific query needs.
+        #[allow(clippy::box_collection)]
+        queried: Option<Box<BTreeSet<A>>>,
+        /// State-change news still to be retransmitted (by the interface's timer).
+        news: Option<Box<Retransmit<A>>>,
+    },
+}
+
+impl<A> GroupMode<A> {
+    /// A new group's state in `mode`.
+    pub(super) fn new(mode: Compat, reportable: bool) -> GroupMode<A> {
+        if mode == Compat::V3 {
+            return GroupMode::V3 {
+                response: None,
+                queried: None,
+                news: None,
+            };
+        }
+        let state = if reportable {
+            MemberState::Idle {
+                last_reporter: false,
+            }
+        } else {
+            MemberState::Silent
+        };
+        GroupMode::Older {
+            member: Member {
+                state,
+                unsolicited_left: 0,
+            },
+            report: None,
+        }
+    }
+
+    /// The group's timer: the v1/v2 report timer or the v3 query-response timer.
+    pub(super) fn timer(&self) -> Option<TimerId> {
+        match self {
+            GroupMode::Older { report, .. } => *report,
+            GroupMode::V3 { response, .. } => *response,
+        }
+    }
+
+    fn take_timer(&mut self) -> Option<TimerId> {
+        match self {
+            GroupMode::Older { report, .. } => report.take(),
+            GroupMode::V3 { response, .. } => response.take(),
+        }
+    }
+
+    /// Whether no state-change news is left to retransmit.
+    pub(super) fn news_done(&self) -> bool {
+        !matches!(self, GroupMode::V3 { news: Some(_), .. })
+    }
+}
+
+impl<A> Record<A> {
+    pub(super) fn users(&self) -> u32 {
+        u32::try_from(self.requests.len()).unwrap_or(u32::MAX)
+    }
+
+    /// A v3 group whose last request was dropped: kept only while its leave is retransmitted,
+    /// and not joined any more.
+    pub(super) fn is_leaving(&self) -> bool {
+        self.requests.is_empty()
+    }
+}
+
+/// Per interface and family: its groups, the queriers heard, and v3 query state.
+#[derive(Debug)]
+pub(crate) struct FamilyIface<A> {
+    pub(super) groups: BTreeMap<A, usize>,
+    pub(super) older: OlderQueriers,
+    pub(super) querier: QuerierParams,
+    pub(super) v3: V3Iface,
+}
+
+impl<A> Default for FamilyIface<A> {
+    fn default() -> Self {
+        FamilyIface {
+            groups: BTreeMap::new(),
+            older: OlderQueriers::default(),
+            querier: QuerierParams::default(),
+            v3: V3Iface::default(),
+        }
+    }
+}
+
+/// What a timer on the wheel is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimerKey {
+    /// A record's report timer (v1/v2) or query-response timer (v3).
+    Report(usize),
+    /// An interface's v3 state-change retransmission.
+    Retransmit(IfIndex),
+    /// An interface's pending v3 General Query response.
+    GeneralResponse(IfIndex),
+    /// An Older Version Querier Present timer.
+    OlderQuerier(IfIndex, Compat),
+}
+
+impl<P: Protocol> Family<P> {
+    pub fn add_interface(&mut self, ifindex: IfIndex) {
+        self.ifaces.entry(ifindex).or_default();
+    }
+
+    /// A request change as the API gives it, its sources checked against the family.
+    pub fn request(
+        &mut self,
+        ifindex: IfIndex,
+        group: P::Addr,
+        change: RequestChange<IpAddr>,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) -> Result<u32, Error> {
+        let change = change.typed(|a| P::from_ip(a).filter(P::is_source))?;
+        self.change(ifindex, group, change, now, env)
+    }
+
+    /// Changes the requests held for `group`; reports the change the way the interface's mode
+    /// says. Returns the requests (users) left.
+    pub fn change(
+        &mut self,
+        ifindex: IfIndex,
+        group: P::Addr,
+        change: RequestChange<P::Addr>,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) -> Result<u32, Error> {
+        if !P::is_multicast(&group) {
+            return Err(Error::NotMulticast(group.into()));
+        }
+        if !env.interfaces.contains_key(&ifindex) {
+            return Err(Error::UnknownInterface(ifindex));
+        }
+        let mode = self.compat(ifindex, env.config);
+        let reportable = P::reportable(&group, env.config);
+        let iface = self
+            .ifaces
+            .get_mut(&ifindex)
+            .ok_or(Error::UnknownInterface(ifindex))?;
+        let adding = matches!(change, RequestChange::Add(_));
+        let key = match iface.groups.get(&group) {
+            // A group being left (its last retransmissions pending) is not joined any more.
+            Some(&key) if self.records[key].is_leaving() && !adding => {
+                return Err(Error::NotJoined(group.into()));
+            }
+            Some(&key) => key,
+            None if !adding => return Err(Error::NotJoined(group.into())),
+            None => {
+                let key = self.records.insert(Record {
+                    iface: ifindex,
+                    group,
+                    requests: Vec::new(),
+                    filter: Filter::none(),
+                    mode: GroupMode::new(mode, reportable),
+                });
+                iface.groups.insert(group, key);
+                key
+            }
+        };
+        if let Err(e) = apply_change(&mut self.records[key].requests, change) {
+            self.forget_if_done(key); // a record created for a change that did not apply
+            return Err(e);
+        }
+        let record = &mut self.records[key];
+        let old = core::mem::replace(&mut record.filter, merge(&record.requests));
+        let users = record.users();
+        let had = old.has_reception_state();
+        let has = record.filter.has_reception_state();
+        let event = match (had, has) {
+            (false, true) => Some(Event::Joined {
+                iface: ifindex,
+                group: group.into(),
+            }),
+            (true, false) => Some(Event::Left {
+                iface: ifindex,
+                group: group.into(),
+            }),
+            (true, true) if old != record.filter => Some(Event::FilterChanged {
+                iface: ifindex,
+                group: group.into(),
+                filter: record.filter.to_api(),
+            }),
+            _ => None,
+        };
+        if let Some(event) = event {
+            env.event(event);
+        }
+        if !reportable {
+            if !has && users == 0 {
+                self.remove(key);
+            }
+            return Ok(users);
+        }
+        if mode == Compat::V3 {
+            if old != self.records[key].filter {
+                self.state_changed(key, &old, now, env);
+            }
+            self.forget_if_done(key);
+        } else {
+            self.reception_changed(key, had, has, now, env);
+        }
+        Ok(users)
+    }
+
+    /// Every request on `ifindex` dropped (shutdown): each group leaves as the mode says.
+    pub fn leave_all(&mut self, ifindex: IfIndex, now: Instant, env: &mut Env<'_>) {
+        let groups: Vec<P::Addr> = match self.ifaces.get(&ifindex) {
+            Some(iface) => iface.groups.keys().copied().collect(),
+            None => return,
+        };
+        for group in groups {
+            let _ = self.change(ifindex, group, RequestChange::DropAll, now, env);
+        }
+    }
+
+    pub(super) fn remove(&mut self, key: usize) {
+        let mut record = self.records.remove(key);
+        if let Some(timer) = record.mode.take_timer() {
+            self.wheel.cancel(timer);
+        }
+        if let Some(iface) = self.ifaces.get_mut(&record.iface) {
+            iface.groups.remove(&record.group);
+            iface.v3.changed.remove(&key);
+            if iface.v3.changed.is_empty() {
+                if let Some(timer) = iface.v3.retransmit.take() {
+                    self.wheel.cancel(timer);
+                }
+            }
+        }
+    }
+
+    /// A record with no requests stays only while its leave is being retransmitted.
+    pub(super) fn forget_if_done(&mut self, key: usize) {
+        let record = &self.records[key];
+        if record.is_leaving() && record.mode.news_done() {
+            self.remove(key);
+        }
+    }
+
+    /// Cancels a record's timer.
+    pub(super) fn cancel_timer(&mut self, key: usize) {
+        if let Some(timer) = self.records[key].mode.take_timer() {
+            self.wheel.cancel(timer);
+        }
+    }
+
+    /// Records in memory order rather than the group map's order: a query over 10^5 groups is
+    /// several times cheaper this way (BENCHMARKS.md).
+    pub(super) fn keys_on(&self, ifindex: IfIndex) -> Vec<usize> {
+        self.records
+            .iter()
+            .filter(|(_, r)| r.iface == ifindex)
+            .map(|(key, _)| key)
+            .collect()
+    }
+
+    /// Fires every timer due by `now`.
+    pub fn advance(&mut self, now: Instant, env: &mut Env<'_>) {
+        let mut due = Vec::new();
+        loop {
+            // A repeat drawn from a deadline in the past may itself be due by `now`.
+            self.wheel.advance(now, |key, at| due.push((key, at)));
+            if due.is_empty() {
+                break;
+            }
+            for (key, at) in due.drain(..) {
+                self.fire(key, at, env);
+            }
+        }
+    }
+
+    /// One timer. Follow-up timers are drawn from its deadline, not from when the driver got
+    /// round to polling, so a late poll does not stretch the schedule.
+    fn fire(&mut self, key: TimerKey, at: Instant, env: &mut Env<'_>) {
+        match key {
+            TimerKey::Report(record_key) => {
+                let Some(record) = self.records.get_mut(record_key) else {
+                    return;
+                };
+                match record.mode {
+                    GroupMode::Older { ref mut report, .. } => {
+                        *report = None;
+                        self.report_timer_expired(record_key, at, env);
+                    }
+                    GroupMode::V3 {
+                        ref mut response, ..
+                    } => {
+                        *response = None;
+                        self.query_response_due(record_key);
+                    }
+                }
+            }
+            TimerKey::Retransmit(ifindex) => self.retransmit(ifindex, at, env),
+            TimerKey::GeneralResponse(ifindex) => self.general_response_due(ifindex, env),
+            TimerKey::OlderQuerier(ifindex, version) => {
+                self.older_querier_expired(ifindex, version, env)
+            }
+        }
+    }
+
+    /// When `advance` has a timer to fire next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.wheel.next_deadline()
+    }
+
+    /// Whether v3 records wait for `flush_reports`.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub(super) fn timer_left(&self, timer: Option<TimerId>, now: Instant) -> Option<Duration> {
+        Some(self.wheel.deadline(timer?)? - now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::Record;
+
+    /// Per-membership memory (DESIGN.md: ≤ 150 B per any-source membership at 10^6 groups).
+    /// Before the per-mode state types: 144 and 160 bytes.
+    #[test]
+    fn records_stay_small() {
+        assert!(core::mem::size_of::<Record<Ipv4Addr>>() <= 96);
+        assert!(core::mem::size_of::<Record<Ipv6Addr>>() <= 112);
+    }
+}

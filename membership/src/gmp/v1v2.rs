@@ -1,0 +1,163 @@
+//! The IGMPv1/v2 and MLDv1 path: carries out the [`engine`](super::engine)'s decisions for a
+//! record (report timers, reports, Leave / Done) while the interface is in an older mode.
+
+use core::time::Duration;
+
+use super::engine::{self, Actions, Context, Event, Member, TimerCmd};
+use super::table::{GroupMode, TimerKey};
+use super::{random_delay, Compat, Env, Family, Protocol};
+use crate::time::Instant;
+use crate::IfIndex;
+
+impl<P: Protocol> Family<P> {
+    /// A group gained or lost reception state in an older mode. v1/v2 and MLDv1 cannot express
+    /// sources: only gaining and losing reception state count, as a join and a leave.
+    pub(super) fn reception_changed(
+        &mut self,
+        key: usize,
+        had: bool,
+        has: bool,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
+        let record = &self.records[key];
+        let (ifindex, group) = (record.iface, record.group);
+        let ctx = self.context(ifindex, env.config);
+        match (had, has) {
+            (false, true) => {
+                let (member, actions) = engine::join(true, &ctx);
+                self.apply(key, member, actions, &ctx, now, env);
+            }
+            (true, false) => {
+                let member = match record.mode {
+                    GroupMode::Older { member, .. } => member,
+                    GroupMode::V3 { .. } => return,
+                };
+                self.remove(key);
+                if let Some(send) = engine::leave(member, &ctx) {
+                    if let Some(addrs) = env.interfaces.get(&ifindex) {
+                        let tx = P::transmit(ifindex, addrs, group, send, &ctx, env.stats);
+                        env.out.push_back(tx);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A v1/v2 (MLDv1) query for `target` (None: every group), or a newer query heard in an
+    /// older mode and handled as one of that mode (RFC 9776 §7.2.1, RFC 9777 §8.2.1).
+    pub fn query(
+        &mut self,
+        ifindex: IfIndex,
+        target: Option<P::Addr>,
+        max_delay: Duration,
+        from_v1_querier: bool,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
+        let ctx = self.context(ifindex, env.config);
+        let Some(iface) = self.ifaces.get(&ifindex) else {
+            return;
+        };
+        let event = Event::Query {
+            max_delay,
+            from_v1_querier,
+        };
+        match target {
+            None => {
+                for key in self.keys_on(ifindex) {
+                    self.event(key, event, &ctx, now, env);
+                }
+            }
+            Some(group) => {
+                if let Some(&key) = iface.groups.get(&group) {
+                    self.event(key, event, &ctx, now, env);
+                }
+            }
+        }
+    }
+
+    /// Another host's v1/v2 (MLDv1) report. Returns whether we are a member of the group. In v3
+    /// mode reports from others change nothing (RFC 9776 §5.2: no suppression).
+    pub fn report_heard(
+        &mut self,
+        ifindex: IfIndex,
+        group: P::Addr,
+        v1: bool,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) -> bool {
+        let Some(&key) = self.ifaces.get(&ifindex).and_then(|i| i.groups.get(&group)) else {
+            return false;
+        };
+        if self.compat(ifindex, env.config) < Compat::V3 {
+            let ctx = self.context(ifindex, env.config);
+            self.event(key, Event::ReportHeard { v1 }, &ctx, now, env);
+        }
+        true
+    }
+
+    /// A record's report timer fired.
+    pub(super) fn report_timer_expired(&mut self, key: usize, at: Instant, env: &mut Env<'_>) {
+        let ctx = self.context(self.records[key].iface, env.config);
+        self.event(key, Event::TimerExpired, &ctx, at, env);
+    }
+
+    fn event(&mut self, key: usize, event: Event, ctx: &Context, now: Instant, env: &mut Env<'_>) {
+        let record = &self.records[key];
+        let GroupMode::Older { member, report } = record.mode else {
+            return;
+        };
+        if !record.filter.has_reception_state() {
+            return;
+        }
+        let remaining = report
+            .and_then(|t| self.wheel.deadline(t))
+            .map(|deadline| deadline - now);
+        let (member, actions) = engine::on_event(member, event, remaining, ctx);
+        self.apply(key, member, actions, ctx, now, env);
+    }
+
+    /// Carries out one transition's actions for record `key`.
+    fn apply(
+        &mut self,
+        key: usize,
+        member: Member,
+        actions: Actions,
+        ctx: &Context,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
+        let record = &mut self.records[key];
+        let GroupMode::Older {
+            member: ref mut current,
+            ref mut report,
+        } = record.mode
+        else {
+            return;
+        };
+        *current = member;
+        match actions.timer {
+            TimerCmd::Keep => {}
+            TimerCmd::Cancel => {
+                if let Some(timer) = report.take() {
+                    self.wheel.cancel(timer);
+                }
+            }
+            TimerCmd::StartRandom { max } => {
+                if let Some(timer) = report.take() {
+                    self.wheel.cancel(timer);
+                }
+                let at = now + random_delay(env.rng, max);
+                *report = Some(self.wheel.schedule(at, TimerKey::Report(key)));
+            }
+        }
+        if let Some(send) = actions.send {
+            if let Some(addrs) = env.interfaces.get(&record.iface) {
+                let tx = P::transmit(record.iface, addrs, record.group, send, ctx, env.stats);
+                env.out.push_back(tx);
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The IGMPv3 / MLDv2 path (RFC 9776 §5, RFC 9777 §6): queries answered by the five rules of
+//! RFC 9776 §5.2, state-change reports and their retransmission, and the packing of everything
+//! decided at one instant into as few reports as fit the MTU.
+
+mod records;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+pub(crate) use records::Retransmit;
+use records::{current_state, pack};
+
+use super::table::{GroupMode, TimerKey};
+use super::{random_delay, Compat, Env, Family, Protocol};
+use crate::filter::Filter;
+use crate::time::Instant;
+use crate::timer::TimerId;
+use crate::wire::GroupRecord;
+use crate::IfIndex;
+
+/// Per interface: the v3 timers.
+#[derive(Debug, Default)]
+pub(crate) struct V3Iface {
+    /// The pending response to a General Query (the "interface timer").
+    pub(in crate::gmp) general: Option<TimerId>,
+    /// One retransmission timer for every group with state-change news left, as Linux does: a
+    /// retransmission carries all of them, packed, instead of one report per group.
+    pub(in crate::gmp) retransmit: Option<TimerId>,
+    /// The records (slab keys) with news left.
+    pub(in crate::gmp) changed: BTreeSet<usize>,
+}
+
+/// The records a group's sources turn into.
+fn records_of<A: Copy>(group: A, records: Vec<records::Record<A>>) -> Vec<GroupRecord<A>> {
+    records
+        .into_iter()
+        .map(|(kind, sources)| GroupRecord {
+            kind,
+            group,
+            sources: sources.into_iter().collect(),
+            aux_data: Vec::new(),
+        })
+        .collect()
+}
+
+impl<P: Protocol> Family<P> {
+    /// An IGMPv3 / MLDv2 query. In an older mode it is handled as a query of that mode.
+    #[allow(clippy::too_many_arguments)]
+    pub fn v3_query(
+        &mut self,
+        ifindex: IfIndex,
+        target: Option<P::Addr>,
+        sources: BTreeSet<P::Addr>,
+        max_delay: Duration,
+        querier: (u8, Duration),
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
+        let mode = self.compat(ifindex, env.config);
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        // RFC 9776 §4.1.6-4.1.7: a QRV of 0 keeps the old value; QQIC gives the interval.
+        let (qrv, qqi) = querier;
+        if qrv != 0 {
+            iface.querier.robustness = Some(qrv);
+        }
+        if !qqi.is_zero() {
+            iface.querier.query_interval = Some(qqi);
+        }
+        // RFC 9776 §8.3: the Query Response Interval is the general queries' Max Resp Time;
+        // last-member (group-specific) queries use shorter ones.
+        if target.is_none() {
+            iface.querier.response_interval = Some(max_delay);
+        }
+        if mode < Compat::V3 {
+            self.query(ifindex, target, max_delay, mode == Compat::V1, now, env);
+            return;
+        }
+        let at = now + random_delay(env.rng, max_delay);
+        // Rule 1: a general response due sooner covers this query.
+        if let Some(general) = iface.v3.general.and_then(|t| self.wheel.deadline(t)) {
+            if general <= at {
+                return;
+            }
+        }
+        let Some(group) = target else {
+            // Rule 2: (re)schedule the interface timer.
+            if let Some(timer) = iface.v3.general.take() {
+                self.wheel.cancel(timer);
+            }
+            iface.v3.general = Some(self.wheel.schedule(at, TimerKey::GeneralResponse(ifindex)));
+            return;
+        };
+        let Some(&key) = iface.groups.get(&group) else {
+            return;
+        };
+        let record = &mut self.records[key];
+        if !record.filter.has_reception_state() || !P::reportable(&group, env.config) {
+            return;
+        }
+        let GroupMode::V3 {
+            response, queried, ..
+        } = &mut record.mode
+        else {
+            return;
+        };
+        match response.and_then(|t| self.wheel.deadline(t)) {
+            // Rule 3: nothing pending: schedule, remembering the sources.
+            None => {
+                *queried = (!sources.is_empty()).then(|| Box::new(sources));
+                *response = Some(self.wheel.schedule(at, TimerKey::Report(key)));
+            }
+            Some(due) => {
+                if sources.is_empty() || queried.is_none() {
+                    // Rule 4: the whole group is asked for.
+                    *queried = None;
+                } else if let Some(queried) = queried.as_mut() {
+                    // Rule 5: add the sources.
+                    queried.extend(sources);
+                }
+                if at < due {
+                    if let Some(timer) = response.take() {
+                        self.wheel.cancel(timer);
+                    }
+                    *response = Some(self.wheel.schedule(at, TimerKey::Report(key)));
+                }
+            }
+        }
+    }
+
+    /// A group's query-response timer fired: its current state, or the queried part of it.
+    pub(super) fn query_response_due(&mut self, key: usize) {
+        let record = &mut self.records[key];
+        let GroupMode::V3 { queried, .. } = &mut record.mode else {
+            return;
+        };
+        let queried = queried.take();
+        if let Some(state) = current_state(&record.filter, queried.as_deref()) {
+            let (ifindex, group) = (record.iface, record.group);
+            self.send_v3(ifindex, records_of(group, vec![state]));
+        }
+    }
+
+    /// The interface timer fired: the current state of every reportable group.
+    pub(super) fn general_response_due(&mut self, ifindex: IfIndex, env: &mut Env<'_>) {
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            iface.v3.general = None;
+        }
+        let records: Vec<GroupRecord<P::Addr>> = self
+            .keys_on(ifindex)
+            .into_iter()
+            .filter_map(|key| {
+                let r = &self.records[key];
+                if !P::reportable(&r.group, env.config) {
+                    return None;
+                }
+                let state = current_state(&r.filter, None)?;
+                records_of(r.group, vec![state]).pop()
+            })
+            .collect();
+        self.send_v3(ifindex, records);
+    }
+
+    /// The interface state of record `key` changed from `old`: sends the state-change report
+    /// at once (RFC 9776 §5.1) and leaves what is left of it to the interface's retransmission
+    /// timer.
+    pub(super) fn state_changed(
+        &mut self,
+        key: usize,
+        old: &Filter<P::Addr>,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
+        let ifindex = self.records[key].iface;
+        let robustness = self.robustness(ifindex, env.config);
+        let record = &mut self.records[key];
+        let GroupMode::V3 { news, .. } = &mut record.mode else {
+            return;
+        };
+        news.get_or_insert_with(Default::default)
+            .change(old, &record.filter, robustness);
+        let records = self.next_records(key);
+        self.send_v3(ifindex, records);
+        if self.records[key].mode.news_done() {
+            return;
+        }
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        iface.v3.changed.insert(key);
+        if iface.v3.retransmit.is_none() {
+            // At random in (0, Unsolicited Report Interval]; a change while the timer runs
+            // rides along with the retransmission already scheduled.
+            let delay = random_delay(env.rng, env.config.v3_unsolicited_interval)
+                .max(Duration::from_millis(1));
+            iface.v3.retransmit = Some(
+                self.wheel
+                    .schedule(now + delay, TimerKey::Retransmit(ifindex)),
+            );
+        }
+    }
+
+    /// The interface's retransmission timer: every group's next records in one go.
+    pub(super) fn retransmit(&mut self, ifindex: IfIndex, at: Instant, env: &mut Env<'_>) {
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        iface.v3.retransmit = None;
+        let keys: Vec<usize> = iface.v3.changed.iter().copied().collect();
+        for key in keys {
+            let records = self.next_records(key);
+            self.send_v3(ifindex, records);
+            if self.records[key].mode.news_done() {
+                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                    iface.v3.changed.remove(&key);
+                }
+                self.forget_if_done(key);
+            }
+        }
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        if !iface.v3.changed.is_empty() {
+            let delay = random_delay(env.rng, env.config.v3_unsolicited_interval)
+                .max(Duration::from_millis(1));
+            iface.v3.retransmit = Some(
+                self.wheel
+                    .schedule(at + delay, TimerKey::Retransmit(ifindex)),
+            );
+        }
+    }
+
+    /// A group's next state-change records, counting one transmission.
+    fn next_records(&mut self, key: usize) -> Vec<GroupRecord<P::Addr>> {
+        let record = &mut self.records[key];
+        let GroupMode::V3 { news, .. } = &mut record.mode else {
+            return Vec::new();
+        };
+        let Some(pending) = news.as_mut() else {
+            return Vec::new();
+        };
+        let records = pending.next(&record.filter);
+        if pending.is_done() {
+            *news = None;
+        }
+        records_of(record.group, records)
+    }
+
+    fn send_v3(&mut self, ifindex: IfIndex, records: Vec<GroupRecord<P::Addr>>) {
+        self.pending
+            .extend(records.into_iter().map(|record| (ifindex, record)));
+    }
+
+    /// Packs the pending v3 records of each interface, in the order they were decided, into
+    /// as few reports as fit its MTU (RFC 9776 §5.2, RFC 9777 §6.2).
+    pub fn flush_reports(&mut self, env: &mut Env<'_>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let mut by_iface: Vec<(IfIndex, Vec<GroupRecord<P::Addr>>)> = Vec::new();
+        for (ifindex, record) in self.pending.drain(..) {
+            match by_iface.iter_mut().find(|(i, _)| *i == ifindex) {
+                Some((_, records)) => records.push(record),
+                None => by_iface.push((ifindex, vec![record])),
+            }
+        }
+        for (ifindex, records) in by_iface {
+            let Some(addrs) = env.interfaces.get(&ifindex) else {
+                continue;
+            };
+            let space = usize::from(addrs.mtu).saturating_sub(P::REPORT_OVERHEAD);
+            for report in pack(records, space, P::RECORD_OVERHEAD, P::ADDR_LEN) {
+                let tx = P::v3_report(ifindex, addrs, report, env.stats);
+                env.out.push_back(tx);
+            }
+        }
+    }
+}
