@@ -9,7 +9,7 @@ use crate::wire;
 use crate::wire::ip::IpError;
 
 macro_rules! counter_struct {
-    ($(#[$meta:meta])* $name:ident { $($(#[doc = $doc:literal])* $field:ident,)* }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[doc = $doc:literal])+ $field:ident,)* }) => {
         $(#[$meta])*
         #[derive(Debug, Default, Clone, PartialEq, Eq)]
         pub struct $name {
@@ -26,6 +26,11 @@ macro_rules! counter_struct {
             pub fn counters(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($field), self.$field),)*]
             }
+
+            /// Every counter with its name and what it counts (its documentation).
+            pub fn described(&self) -> Vec<(&'static str, u64, &'static str)> {
+                vec![$((stringify!($field), self.$field, concat!($($doc),+).trim_start()),)*]
+            }
         }
     };
 }
@@ -35,19 +40,29 @@ counter_struct!(
     IgmpStats {
         /// IGMP messages handed to the core (igmpstat rcv_total).
         igmp_rcv_total,
+        /// IGMP messages shorter than their header (igmpstat rcv_tooshort).
         igmp_rcv_tooshort,
+        /// IGMP messages with a wrong checksum (igmpstat rcv_badsum).
         igmp_rcv_badsum,
+        /// IGMP queries accepted, every version.
         igmp_rcv_queries,
         /// Queries rejected after parsing (bad destination, bad group, sources in a general query).
         igmp_rcv_badqueries,
+        /// IGMP reports accepted from other hosts, every version.
         igmp_rcv_reports,
+        /// IGMP reports rejected after parsing (bad group, group and destination differ).
         igmp_rcv_badreports,
         /// Reports from other hosts for groups we are a member of.
         igmp_rcv_ourreports,
+        /// IGMPv1 queries accepted (Max Resp Time 0).
         igmp_rcv_v1_queries,
+        /// IGMPv2 queries accepted.
         igmp_rcv_v2_queries,
+        /// IGMPv3 queries accepted.
         igmp_rcv_v3_queries,
+        /// IGMPv1 reports from other hosts.
         igmp_rcv_v1_reports,
+        /// IGMPv2 reports from other hosts.
         igmp_rcv_v2_reports,
         /// IGMPv3 reports from others: understood and ignored (RFC 9776 §5.2, §7.2).
         igmp_rcv_v3_reports,
@@ -59,10 +74,15 @@ counter_struct!(
         igmp_rcv_no_router_alert,
         /// Accepted although the TTL was not 1 (lenient policy).
         igmp_rcv_ttl_not_one,
+        /// IGMP reports sent, every version.
         igmp_snd_reports,
+        /// IGMPv1 reports sent.
         igmp_snd_v1_reports,
+        /// IGMPv2 reports sent.
         igmp_snd_v2_reports,
+        /// IGMPv2 Leave Group messages sent.
         igmp_snd_leaves,
+        /// IGMPv3 reports sent (state-change and current-state).
         igmp_snd_v3_reports,
     }
 );
@@ -70,20 +90,31 @@ counter_struct!(
 counter_struct!(
     /// MLD counters, per message type.
     MldStats {
+        /// MLD messages handed to the core.
         mld_rcv_total,
+        /// MLD queries accepted, both versions.
         mld_rcv_queries,
+        /// MLDv2 queries accepted.
         mld_rcv_v2_queries,
+        /// MLD reports accepted from other hosts, both versions.
         mld_rcv_reports,
         /// MLDv2 reports from others: understood and ignored (RFC 9777 §6.2, §8.2).
         mld_rcv_v2_reports,
+        /// MLDv1 Done messages from other hosts: hosts ignore them.
         mld_rcv_dones,
+        /// MLD queries rejected after parsing (bad destination, bad group, sources in a general query).
         mld_rcv_badqueries,
+        /// MLD reports rejected after parsing (bad group, group and destination differ).
         mld_rcv_badreports,
         /// Reports from other hosts for groups we are a member of.
         mld_rcv_ourreports,
+        /// MLD reports carrying our own source address: our own, looped back; ignored.
         mld_rcv_looped,
+        /// MLD reports sent, both versions.
         mld_snd_reports,
+        /// MLDv1 Done messages sent.
         mld_snd_dones,
+        /// MLDv2 reports sent (state-change and current-state).
         mld_snd_v2_reports,
     }
 );
@@ -240,6 +271,28 @@ impl Stats {
     pub(crate) fn reject(&mut self, reason: DropReason) -> DropReason {
         self.drop(reason);
         reason
+    }
+
+    /// Every counter with its name and what it counts, in [`Stats::counters`] order.
+    pub fn described(&self) -> Vec<(&'static str, u64, &'static str)> {
+        let mut all = vec![(
+            "ip_rcv_total",
+            self.ip_rcv_total,
+            "Packets handed to the core at the IP level.",
+        )];
+        all.extend(self.igmp.described());
+        all.extend(self.mld.described());
+        all.extend(
+            DropReason::ALL
+                .iter()
+                .map(|&r| (r.name(), self.dropped(r), r.describe())),
+        );
+        all.push((
+            "events_dropped",
+            self.events_dropped,
+            "Events dropped because the driver did not take them (the queue was full).",
+        ));
+        all
     }
 
     /// Every counter by name: IP level, IGMP, MLD, then one per drop reason.

@@ -4,8 +4,9 @@
 //! to the event loop over a crossbeam channel (waking it through a `mio::Waker`) and writes back
 //! the reply the loop sends. The control side never touches membership state.
 
+use std::collections::VecDeque;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -17,8 +18,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use crossbeam_channel::{bounded, Sender};
 use log::{debug, warn};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 /// Longest request line accepted.
 pub const MAX_REQUEST: usize = 64 * 1024;
@@ -30,61 +30,59 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// the client gets the error reply rather than a timeout of its own.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 
-/// A source filter in a join or leave: `"include": [...]` or `"exclude": [...]`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct SourceArgs {
-    #[serde(default)]
-    pub include: Option<Vec<String>>,
-    #[serde(default)]
-    pub exclude: Option<Vec<String>>,
-}
+pub use tools::protocol::Request;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Request {
-    Join {
-        group: String,
-        #[serde(default)]
-        iface: Option<String>,
-        #[serde(flatten)]
-        filter: SourceArgs,
-    },
-    Leave {
-        group: String,
-        #[serde(default)]
-        iface: Option<String>,
-        #[serde(flatten)]
-        filter: SourceArgs,
-    },
-    /// A join held by a listener socket handed to the client: see `listeners`.
-    Listen {
-        group: String,
-        #[serde(default)]
-        port: Option<u16>,
-        #[serde(default)]
-        iface: Option<String>,
-        #[serde(flatten)]
-        filter: SourceArgs,
-    },
-    Show,
-    Stats,
-    Ping,
-}
+/// Requests of one connection read ahead (pipelined) before their replies are written.
+const MAX_IN_FLIGHT: usize = 1024;
+/// Parts of one streamed reply (`show`) queued between the loop and the client's thread.
+pub const STREAM_DEPTH: usize = 4;
 
-/// A request on its way to the event loop, with where its reply goes.
+/// A request on its way to the event loop, with where its reply goes: the bytes of one JSON
+/// line, in one part or, for a streamed reply, in several (the last ends with the newline).
 pub struct Envelope {
     pub request: Request,
-    pub reply: Sender<Value>,
+    pub reply: Sender<Vec<u8>>,
     /// `listen`: the daemon's end of the listener socket pair.
     pub socket: Option<std::os::fd::OwnedFd>,
 }
 
-pub fn error_reply(message: impl std::fmt::Display) -> Value {
-    json!({ "ok": false, "error": message.to_string() })
+/// `{"ok":false,"error":...}` and its newline.
+pub fn error_reply(message: impl std::fmt::Display) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Refusal {
+        ok: bool,
+        error: String,
+    }
+    line(&Refusal {
+        ok: false,
+        error: message.to_string(),
+    })
+}
+
+/// `{"ok":true, ...body's fields}` and its newline: every reply has this one shape.
+pub fn ok_reply<T: Serialize>(body: &T) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Accepted<'a, T> {
+        ok: bool,
+        #[serde(flatten)]
+        body: &'a T,
+    }
+    line(&Accepted { ok: true, body })
+}
+
+fn line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).expect("replies always serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Whether a whole reply line says `"ok":true`.
+pub fn is_ok(reply: &[u8]) -> bool {
+    reply.starts_with(b"{\"ok\":true")
 }
 
 /// Parses one request line; the error is the reply to send.
-pub fn parse_request(line: &[u8]) -> Result<Request, Value> {
+pub fn parse_request(line: &[u8]) -> Result<Request, Vec<u8>> {
     let text = std::str::from_utf8(line).map_err(|_| error_reply("request is not UTF-8"))?;
     let text = text.trim();
     if text.is_empty() {
@@ -151,7 +149,7 @@ impl ControlSocket {
                     if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                         clients.fetch_sub(1, Ordering::SeqCst);
                         let mut stream = stream;
-                        let _ = writeln!(stream, "{}", error_reply("too many control clients"));
+                        let _ = stream.write_all(&error_reply("too many control clients"));
                         continue;
                     }
                     let requests = requests.clone();
@@ -181,6 +179,10 @@ impl Drop for ControlSocket {
     }
 }
 
+/// Serves one connection: reads requests, hands them to the loop, writes the replies in
+/// order. Requests already sent (pipelined) are read and handed over before the replies to the
+/// earlier ones are waited for, so that a client with many requests in flight gets them all
+/// handled in one turn of the loop (and, with --state, saved with one fsync).
 fn serve_client(
     stream: UnixStream,
     requests: &Sender<Envelope>,
@@ -189,52 +191,128 @@ fn serve_client(
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
     // One descriptor per client: reads and writes share the stream.
-    let mut writer = &stream;
-    let mut reader = BufReader::new(&stream);
+    let mut writer = BufWriter::with_capacity(64 * 1024, &stream);
+    let mut reader = BufReader::with_capacity(64 * 1024, &stream);
+    let mut in_flight: VecDeque<Pending> = VecDeque::new();
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let n = reader
-            .by_ref()
-            .take(MAX_REQUEST as u64 + 1)
-            .read_until(b'\n', &mut line)?;
-        if n == 0 {
-            return Ok(()); // hung up
+        // Block for a request only when no reply is owed.
+        if in_flight.is_empty() || reader.buffer().contains(&b'\n') {
+            line.clear();
+            let n = reader
+                .by_ref()
+                .take(MAX_REQUEST as u64 + 1)
+                .read_until(b'\n', &mut line)?;
+            if n == 0 {
+                return finish(&mut writer, &mut in_flight); // hung up
+            }
+            if line.last() != Some(&b'\n') {
+                finish(&mut writer, &mut in_flight)?;
+                if line.len() > MAX_REQUEST {
+                    // The rest of the line cannot be told from the next request: answer, close.
+                    let reply = error_reply(format!("request longer than {MAX_REQUEST} bytes"));
+                    writer.write_all(&reply)?;
+                    writer.flush()?;
+                }
+                return Ok(()); // or hung up in the middle of a request: nothing to answer
+            }
+            match parse_request(&line) {
+                Ok(request @ Request::Listen(_)) => {
+                    // The connection becomes the listener's: everything before it is answered.
+                    finish(&mut writer, &mut in_flight)?;
+                    drop(writer);
+                    match crate::listeners::hand_over(&stream, request, requests, waker)? {
+                        Some(refusal) => {
+                            (&stream).write_all(&refusal)?;
+                            writer = BufWriter::with_capacity(64 * 1024, &stream);
+                            continue;
+                        }
+                        None => return Ok(()), // the listener socket carries on alone
+                    }
+                }
+                Ok(request) => {
+                    let (tx, rx) = bounded(STREAM_DEPTH);
+                    let envelope = Envelope {
+                        request,
+                        reply: tx,
+                        socket: None,
+                    };
+                    if requests.send(envelope).is_err() {
+                        return Ok(()); // the daemon is shutting down
+                    }
+                    in_flight.push_back(Pending::Loop(rx));
+                }
+                Err(refusal) => in_flight.push_back(Pending::Ready(refusal)),
+            }
+            if in_flight.len() < MAX_IN_FLIGHT && reader.buffer().contains(&b'\n') {
+                continue; // more requests already here: hand them over first
+            }
+            waker.wake()?;
         }
-        if line.last() != Some(&b'\n') {
-            if line.len() > MAX_REQUEST {
-                // The rest of the line cannot be told from the next request: answer and close.
-                let reply = error_reply(format!("request longer than {MAX_REQUEST} bytes"));
-                writeln!(writer, "{reply}")?;
+        // Answer the oldest request; then read on, or answer the next.
+        if let Some(pending) = in_flight.pop_front() {
+            if !write_reply(&mut writer, pending)? {
                 return Ok(());
             }
-            return Ok(()); // hung up in the middle of a request: nothing to answer
+            if in_flight.is_empty() || !reader.buffer().contains(&b'\n') {
+                writer.flush()?;
+            }
         }
-        let reply = match parse_request(&line) {
-            Ok(request @ Request::Listen { .. }) => {
-                match crate::listeners::hand_over(&stream, request, requests, waker)? {
-                    Some(refusal) => refusal,
-                    None => return Ok(()), // the listener socket carries on alone
-                }
-            }
-            Ok(request) => {
-                let (tx, rx) = bounded(1);
-                let envelope = Envelope {
-                    request,
-                    reply: tx,
-                    socket: None,
-                };
-                if requests.send(envelope).is_err() {
-                    return Ok(()); // the daemon is shutting down
-                }
-                waker.wake()?;
-                rx.recv_timeout(REPLY_TIMEOUT)
-                    .unwrap_or_else(|_| error_reply("daemon did not answer"))
-            }
-            Err(reply) => reply,
-        };
-        writeln!(writer, "{reply}")?;
     }
+}
+
+/// A reply owed to the client, in request order.
+enum Pending {
+    /// Answered without the loop (a request that did not parse).
+    Ready(Vec<u8>),
+    /// The loop's answer, in one part or more.
+    Loop(crossbeam_channel::Receiver<Vec<u8>>),
+}
+
+/// Writes one reply whole; `false` when it cannot be finished (the loop gave up on a streamed
+/// reply midway): the connection must close, as the client cannot tell where it stopped.
+fn write_reply(writer: &mut impl Write, pending: Pending) -> io::Result<bool> {
+    let rx = match pending {
+        Pending::Ready(reply) => {
+            writer.write_all(&reply)?;
+            return Ok(true);
+        }
+        Pending::Loop(rx) => rx,
+    };
+    let mut started = false;
+    loop {
+        match rx.recv_timeout(REPLY_TIMEOUT) {
+            Ok(part) => {
+                writer.write_all(&part)?;
+                if part.ends_with(b"\n") {
+                    return Ok(true);
+                }
+                if !started {
+                    // The first part of a long reply goes out at once.
+                    writer.flush()?;
+                    started = true;
+                }
+            }
+            Err(_) if !started => {
+                writer.write_all(&error_reply("daemon did not answer"))?;
+                return Ok(true);
+            }
+            Err(_) => {
+                warn!("control: a streamed reply stopped midway; closing the connection");
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// Writes every reply still owed, then flushes.
+fn finish(writer: &mut impl Write, in_flight: &mut VecDeque<Pending>) -> io::Result<()> {
+    while let Some(pending) = in_flight.pop_front() {
+        if !write_reply(writer, pending)? {
+            break;
+        }
+    }
+    writer.flush()
 }
 
 #[cfg(test)]
@@ -242,35 +320,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn requests_parse() {
-        assert_eq!(
-            parse_request(br#"{"cmd":"join","group":"239.1.1.1"}"#),
-            Ok(Request::Join {
-                group: "239.1.1.1".into(),
-                iface: None,
-                filter: SourceArgs::default(),
-            })
-        );
-        assert_eq!(
-            parse_request(b"{\"cmd\":\"leave\",\"group\":\"ff12::1\",\"iface\":\"tun0\"}\n"),
-            Ok(Request::Leave {
-                group: "ff12::1".into(),
-                iface: Some("tun0".into()),
-                filter: SourceArgs::default(),
-            })
-        );
-        assert_eq!(parse_request(br#"{"cmd":"show"}"#), Ok(Request::Show));
-        assert_eq!(
-            parse_request(br#"{"cmd":"join","group":"232.1.1.1","include":["10.0.0.1"]}"#),
-            Ok(Request::Join {
-                group: "232.1.1.1".into(),
-                iface: None,
-                filter: SourceArgs {
-                    include: Some(vec!["10.0.0.1".into()]),
-                    exclude: None
-                },
-            })
-        );
+    fn replies_have_one_shape_with_ok_first() {
+        #[derive(Serialize)]
+        struct Body {
+            users: u32,
+        }
+        assert_eq!(ok_reply(&Body { users: 2 }), b"{\"ok\":true,\"users\":2}\n");
+        assert_eq!(error_reply("no"), b"{\"ok\":false,\"error\":\"no\"}\n");
+        assert!(is_ok(&ok_reply(&Body { users: 1 })));
+        assert!(!is_ok(&error_reply("x")));
     }
 
     #[test]
@@ -281,11 +339,12 @@ mod tests {
             b"{}",
             b"[1,2]",
             br#"{"cmd":"explode"}"#,
-            br#"{"cmd":"join"}"#,
             br#"{"cmd":"join","group":"239.1.1.1","extra":1}"#,
+            br#"{"cmd":"join","group":"not-an-address"}"#,
             b"\xff\xfe",
         ] {
             let reply = parse_request(bad).unwrap_err();
+            let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
             assert_eq!(reply["ok"], false, "{bad:?}");
             assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()));
         }

@@ -21,12 +21,12 @@ use log::{debug, info, warn};
 use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
-use serde_json::{json, Value};
 use tools::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 
 use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
 use crate::state::Membership;
+use tools::protocol::ListenerInfo;
 
 /// Tokens from here on are listeners (`FIRST_TOKEN + id`).
 const FIRST_TOKEN: usize = 1 << 20;
@@ -42,7 +42,7 @@ pub fn hand_over(
     request: Request,
     requests: &Sender<Envelope>,
     waker: &mio::Waker,
-) -> io::Result<Option<Value>> {
+) -> io::Result<Option<Vec<u8>>> {
     let (ours, theirs) = match seqpacket_pair() {
         Ok(pair) => pair,
         Err(e) => {
@@ -66,52 +66,28 @@ pub fn hand_over(
     let reply = rx
         .recv_timeout(REPLY_TIMEOUT)
         .unwrap_or_else(|_| error_reply("daemon did not answer"));
-    if reply["ok"] != true {
+    if !crate::control::is_ok(&reply) {
         return Ok(Some(reply));
     }
-    send_with_fd(stream, format!("{reply}\n").as_bytes(), theirs.as_raw_fd())?;
+    send_with_fd(stream, &reply, theirs.as_raw_fd())?;
     Ok(None)
 }
 
-/// Data-path counters, in `stats`.
-#[derive(Debug, Default)]
-pub struct DataStats {
-    /// Well-formed UDP datagrams to a multicast group.
-    pub udp_rcv_datagrams: u64,
-    /// Copies queued to listeners (one datagram to three listeners: three).
-    pub udp_delivered: u64,
-    /// Datagrams no listener admitted: nobody listens to the group on this link...
-    pub udp_drop_not_joined: u64,
-    /// ...listeners of the group, none on that destination port...
-    pub udp_drop_port: u64,
-    /// ...or none whose filter admits the source.
-    pub udp_drop_source_filtered: u64,
-    pub udp_drop_truncated: u64,
-    pub udp_drop_bad_length: u64,
-    pub udp_drop_bad_checksum: u64,
-    pub udp_drop_fragment: u64,
-    /// Copies lost because a listener's queue was full.
-    pub udp_drop_queue_full: u64,
-    pub listeners_opened: u64,
-    pub listeners_closed: u64,
-}
-
-impl DataStats {
-    pub fn counters(&self) -> [(&'static str, u64); 12] {
-        [
-            ("udp_rcv_datagrams", self.udp_rcv_datagrams),
-            ("udp_delivered", self.udp_delivered),
-            ("udp_drop_not_joined", self.udp_drop_not_joined),
-            ("udp_drop_port", self.udp_drop_port),
-            ("udp_drop_source_filtered", self.udp_drop_source_filtered),
-            ("udp_drop_truncated", self.udp_drop_truncated),
-            ("udp_drop_bad_length", self.udp_drop_bad_length),
-            ("udp_drop_bad_checksum", self.udp_drop_bad_checksum),
-            ("udp_drop_fragment", self.udp_drop_fragment),
-            ("udp_drop_queue_full", self.udp_drop_queue_full),
-            ("listeners_opened", self.listeners_opened),
-            ("listeners_closed", self.listeners_closed),
-        ]
+crate::counters::counters! {
+    /// Data-path counters, in `stats`.
+    pub struct DataStats {
+        udp_rcv_datagrams: "Well-formed UDP datagrams to a multicast group.",
+        udp_delivered: "Copies queued to listeners (one datagram to three listeners: three).",
+        udp_drop_not_joined: "Datagrams dropped: nobody listens to the group on this link.",
+        udp_drop_port: "Datagrams dropped: the group's listeners all want another port.",
+        udp_drop_source_filtered: "Datagrams dropped: no listener's filter admits the source.",
+        udp_drop_truncated: "Datagrams dropped: shorter than their UDP header.",
+        udp_drop_bad_length: "Datagrams dropped: UDP length disagrees with the packet.",
+        udp_drop_bad_checksum: "Datagrams dropped: UDP checksum wrong.",
+        udp_drop_fragment: "Datagrams dropped: IP fragments (not reassembled).",
+        udp_drop_queue_full: "Copies lost because a listener's queue was full.",
+        listeners_opened: "listen clients opened.",
+        listeners_closed: "listen clients gone (their joins left).",
     }
 }
 
@@ -173,7 +149,7 @@ impl Listeners {
         mut filter: SourceFilter,
         socket: OwnedFd,
         now: Instant,
-    ) -> Result<(usize, u32), Value> {
+    ) -> Result<(usize, u32), Vec<u8>> {
         filter.sources.sort();
         filter.sources.dedup();
         let users = host
@@ -370,8 +346,8 @@ impl Listeners {
         }
     }
 
-    /// For `show`.
-    pub fn show(&self, ifname: &str) -> Vec<Value> {
+    /// For `show`, in the order they were opened.
+    pub fn show(&self, ifname: &str) -> Vec<ListenerInfo> {
         let mut all: Vec<(&IpAddr, &Listener)> = self
             .by_group
             .iter()
@@ -379,17 +355,15 @@ impl Listeners {
             .collect();
         all.sort_by_key(|(_, l)| l.id);
         all.into_iter()
-            .map(|(group, l)| {
-                json!({
-                    "id": l.id,
-                    "iface": ifname,
-                    "group": group.to_string(),
-                    "port": l.port,
-                    "filter_mode": l.filter.mode.name(),
-                    "sources": l.filter.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                    "delivered": l.delivered,
-                    "dropped": l.dropped,
-                })
+            .map(|(group, l)| ListenerInfo {
+                id: l.id as u64,
+                iface: ifname.to_string(),
+                group: *group,
+                port: l.port,
+                filter_mode: l.filter.mode.name().to_string(),
+                sources: l.filter.sources.clone(),
+                delivered: l.delivered,
+                dropped: l.dropped,
             })
             .collect()
     }

@@ -7,6 +7,7 @@
 
 mod config;
 mod control;
+mod counters;
 mod daemon;
 mod datapath;
 mod framing;

@@ -34,7 +34,6 @@ use anyhow::{bail, Context as _};
 use crossbeam_channel::{Receiver, Sender};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// The first line of a journal.
 const HEADER: &str = "tunmcast state journal 1";
@@ -273,7 +272,7 @@ fn write_whole<'m>(
 enum Message {
     Change(Membership),
     /// Sent once the changes before it are on disk; a failure to save becomes its warning.
-    Reply(Sender<Value>, Value),
+    Reply(Sender<Vec<u8>>, Vec<u8>),
     Stop,
 }
 
@@ -303,8 +302,9 @@ impl Journal {
         let _ = self.tx.send(Message::Change(m));
     }
 
-    /// Sends `reply` on `to` once every change recorded before it is on disk.
-    pub fn reply_when_durable(&self, to: Sender<Value>, reply: Value) {
+    /// Sends `reply` (a JSON object line) on `to` once every change recorded before it is on
+    /// disk; if they could not be written, with a `"warning"` saying so.
+    pub fn reply_when_durable(&self, to: Sender<Vec<u8>>, reply: Vec<u8>) {
         if let Err(crossbeam_channel::SendError(Message::Reply(to, reply))) =
             self.tx.send(Message::Reply(to, reply))
         {
@@ -319,6 +319,19 @@ impl Journal {
             let _ = thread.join();
         }
     }
+}
+
+/// `reply` (`{...}` and a newline) with `"warning":text` added as its last member.
+fn with_warning(mut reply: Vec<u8>, text: &str) -> Vec<u8> {
+    let end = reply.trim_ascii_end().len();
+    if end < 2 || reply[end - 1] != b'}' {
+        return reply;
+    }
+    reply.truncate(end - 1);
+    reply.extend_from_slice(b",\"warning\":");
+    serde_json::to_writer(&mut reply, text).expect("a string always serializes");
+    reply.extend_from_slice(b"}\n");
+    reply
 }
 
 struct Writer {
@@ -387,10 +400,11 @@ impl Writer {
                 self.commit(&batch);
                 batch.clear();
             }
-            for (to, mut reply) in replies.drain(..) {
-                if let Some(error) = &self.failed {
-                    reply["warning"] = Value::from(format!("not saved: {error}"));
-                }
+            for (to, reply) in replies.drain(..) {
+                let reply = match &self.failed {
+                    Some(error) => with_warning(reply, &format!("not saved: {error}")),
+                    None => reply,
+                };
                 let _ = to.send(reply);
             }
             if stop {
@@ -470,10 +484,18 @@ mod tests {
         }
     }
 
-    fn durable(journal: &Journal) -> Value {
+    fn durable(journal: &Journal) -> Vec<u8> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        journal.reply_when_durable(tx, serde_json::json!({"ok": true}));
+        journal.reply_when_durable(tx, b"{\"ok\":true}\n".to_vec());
         rx.recv().unwrap()
+    }
+
+    #[test]
+    fn a_warning_joins_the_reply_object() {
+        assert_eq!(
+            with_warning(b"{\"ok\":true,\"users\":1}\n".to_vec(), "disk \"full\""),
+            b"{\"ok\":true,\"users\":1,\"warning\":\"disk \\\"full\\\"\"}\n"
+        );
     }
 
     #[test]
@@ -494,7 +516,7 @@ mod tests {
         journal.change(any_source("239.1.1.1", 2));
         journal.change(any_source("ff12::1", 1));
         journal.change(any_source("ff12::1", 0));
-        assert_eq!(durable(&journal), serde_json::json!({"ok": true}));
+        assert_eq!(durable(&journal), b"{\"ok\":true}\n");
         journal.stop();
         let loaded = load(&path).unwrap();
         assert_eq!(loaded.memberships, vec![any_source("239.1.1.1", 2), ssm]);

@@ -163,9 +163,13 @@ fn one() -> u32 {
 /// Reply to `listen`, sent with the listener socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListenReply {
-    pub listener: u64,
+    /// The listener's number, as `show` lists it.
+    pub id: u64,
     pub iface: String,
     pub group: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Requests (joins) the group holds now, this one included.
     pub users: u32,
 }
 

@@ -2,8 +2,7 @@
 
 use std::ffi::{CString, OsString};
 use std::io;
-use std::net::IpAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,23 +10,28 @@ use anyhow::{bail, Context as _};
 use crossbeam_channel::Receiver;
 use log::{debug, info, warn};
 use membership::{
-    Config, Event, FilterMode, Host, IgmpVersion, InputPolicy, Instant, InterfaceConfig,
-    MldVersion, SourceFilter, Transmit,
+    Config, Event, Host, IgmpVersion, InputPolicy, Instant, InterfaceConfig, MldVersion, Transmit,
 };
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use sd_notify::NotifyState;
-use serde_json::{json, Map, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use tun_tap::{Iface, Mode};
 
-use crate::control::{error_reply, ControlSocket, Envelope, Request, SourceArgs};
+use crate::control::{ControlSocket, Envelope};
 use crate::datapath::Sorted;
 use crate::framing::{FrameDrop, Framing};
 use crate::listeners::Listeners;
-use crate::state::{self, Journal, Membership, Request as SavedRequest};
+use crate::state::Journal;
 use crate::Args;
+
+mod persist;
+mod requests;
+mod show;
+
+use requests::Answer;
+use show::ShowJob;
 
 /// Signals a shell or a service manager sends. SIGHUP reloads; the others leave every group on
 /// the wire and exit 0 (SIGKILL cannot be caught: `--state` covers it).
@@ -51,6 +55,8 @@ const SIGNAL: Token = Token(2);
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
 /// Largest packet read from the device.
 const MTU_BUFFER: usize = 65_536;
+/// How long the loop sleeps at most while a `show` waits for its slow client.
+const SHOW_WAIT: Duration = Duration::from_millis(5);
 /// Packets read in one go before timers, control requests and sends get their turn.
 const READ_BURST: usize = 256;
 
@@ -92,20 +98,19 @@ fn default_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-/// Counters of the daemon itself, beside the core's.
-#[derive(Debug, Default)]
-struct IoStats {
-    tun_rx_packets: u64,
-    tun_tx_packets: u64,
-    tun_tx_errors: u64,
-    /// Of those, dropped because the link was down.
-    tun_tx_link_down: u64,
-    /// TAP: frames not for this host, not IP, or too short for Ethernet.
-    tap_rx_not_for_us: u64,
-    tap_rx_other_ethertype: u64,
-    tap_rx_truncated: u64,
-    control_requests: u64,
-    control_errors: u64,
+crate::counters::counters! {
+    /// Counters of the daemon itself, beside the core's.
+    struct IoStats {
+        tun_rx_packets: "Packets (TUN) or frames (TAP) read from the device.",
+        tun_tx_packets: "Packets or frames written to the device.",
+        tun_tx_errors: "Writes to the device that failed (the packet is lost).",
+        tun_tx_link_down: "Of those, because the link was down.",
+        tap_rx_not_for_us: "TAP frames to another station's MAC.",
+        tap_rx_other_ethertype: "TAP frames neither IPv4 nor IPv6.",
+        tap_rx_truncated: "TAP frames too short for Ethernet.",
+        control_requests: "Control requests answered.",
+        control_errors: "Control requests refused.",
+    }
 }
 
 struct Daemon {
@@ -126,6 +131,8 @@ struct Daemon {
     changed_this_request: bool,
     io: IoStats,
     listeners: Listeners,
+    /// `show` replies being written, a slice per turn.
+    shows: Vec<ShowJob>,
 }
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
@@ -201,6 +208,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         changed_this_request: false,
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
+        shows: Vec::new(),
         args,
         argv: std::env::args_os().collect(),
     };
@@ -252,6 +260,10 @@ impl Daemon {
             let now = self.now();
             let timeout = if device_readable {
                 Duration::ZERO
+            } else if self.shows.iter().any(|job| !job.is_blocked()) {
+                Duration::ZERO // a `show` has its next slice to write
+            } else if !self.shows.is_empty() {
+                SHOW_WAIT // its client is reading slowly
             } else {
                 self.host
                     .next_deadline()
@@ -282,18 +294,8 @@ impl Daemon {
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
-            while let Ok(envelope) = requests.try_recv() {
-                let reply = self.handle_request(envelope.request, envelope.socket);
-                match (
-                    &self.journal,
-                    std::mem::take(&mut self.changed_this_request),
-                ) {
-                    (Some(journal), true) => journal.reply_when_durable(envelope.reply, reply),
-                    _ => {
-                        let _ = envelope.reply.send(reply);
-                    }
-                }
-            }
+            self.answer_requests(requests)?;
+            self.advance_shows();
             if device_readable {
                 device_readable = self.read_burst(&mut buf)?;
             }
@@ -307,6 +309,38 @@ impl Daemon {
             }
             self.flush()?;
         }
+    }
+
+    /// Answers every request waiting. Their packets go out first (a join's report is on the
+    /// wire when its reply arrives), then the replies, those that changed the state file
+    /// once the change is on disk.
+    fn answer_requests(&mut self, requests: &Receiver<Envelope>) -> anyhow::Result<()> {
+        let mut replies = Vec::new();
+        while let Ok(envelope) = requests.try_recv() {
+            match self.handle_request(envelope.request, envelope.socket) {
+                Answer::Reply(reply) => {
+                    let durable = std::mem::take(&mut self.changed_this_request);
+                    replies.push((envelope.reply, reply, durable));
+                }
+                Answer::Show(mut job) => {
+                    job.start(envelope.reply);
+                    self.shows.push(job);
+                }
+            }
+        }
+        if replies.is_empty() {
+            return Ok(());
+        }
+        self.flush()?;
+        for (to, reply, durable) in replies {
+            match &self.journal {
+                Some(journal) if durable => journal.reply_when_durable(to, reply),
+                _ => {
+                    let _ = to.send(reply);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The device is deleted when its name is gone or names another interface. Only ENODEV
@@ -527,360 +561,6 @@ impl Daemon {
         }
         Ok(())
     }
-
-    /// Joins the memberships of the `--state` journal again, then starts its writer.
-    fn restore(&mut self) -> anyhow::Result<()> {
-        let Some(path) = self.args.state.clone() else {
-            return Ok(());
-        };
-        let loaded = state::load(&path)?;
-        if let Some(tail) = &loaded.damaged_tail {
-            warn!(
-                "state file {}: line {} is damaged ({}); kept the {} valid changes before it \
-                 and cut the file at byte {}",
-                path.display(),
-                tail.line,
-                tail.reason,
-                tail.kept_lines,
-                tail.offset
-            );
-        }
-        if loaded.converted {
-            info!("state file {}: converted to a journal", path.display());
-        }
-        let now = self.now();
-        let mut joined = 0usize;
-        for m in &loaded.memberships {
-            if m.iface != self.ifname {
-                warn!(
-                    "state file: skipping {} on unknown interface {}",
-                    m.group, m.iface
-                );
-                continue;
-            }
-            let requests: Vec<SourceFilter> = if m.requests.is_empty() {
-                vec![SourceFilter::exclude(Vec::new()); m.users.max(1) as usize]
-            } else {
-                m.requests
-                    .iter()
-                    .map(|r| match r.mode.as_str() {
-                        "include" => SourceFilter::include(r.sources.clone()),
-                        _ => SourceFilter::exclude(r.sources.clone()),
-                    })
-                    .collect()
-            };
-            for filter in requests {
-                if let Err(e) = self.host.join_filter(self.ifindex, m.group, filter, now) {
-                    warn!("state file: cannot join {}: {e}", m.group);
-                    break;
-                }
-            }
-            joined += 1;
-            debug!(
-                "joined {} on {} again (users {})",
-                m.group, self.ifname, m.users
-            );
-        }
-        if joined > 0 {
-            info!(
-                "state file {}: joined {joined} groups on {} again",
-                path.display(),
-                self.ifname
-            );
-        }
-        self.journal = Some(Journal::start(&path, &loaded.memberships)?);
-        Ok(())
-    }
-
-    /// Appends `group`'s memberships now to the journal, if there is one: one line, whatever
-    /// the number of groups. The reply to the request waits until it is on disk.
-    fn record_change(&mut self, group: IpAddr) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
-        let info = self.host.group(self.ifindex, group, self.now());
-        let mut membership = Membership {
-            iface: self.ifname.clone(),
-            group,
-            users: info.as_ref().map_or(0, |g| g.users),
-            requests: info
-                .iter()
-                .flat_map(|g| g.requests.iter())
-                .map(|r| SavedRequest {
-                    mode: r.mode.name().to_string(),
-                    sources: r.sources.clone(),
-                })
-                .collect(),
-        };
-        // Listeners' joins belong to their connections, not to the state file.
-        self.listeners.unsaved(&mut membership);
-        // Plain joins are the common case: `users` says how many, no list needed.
-        if membership
-            .requests
-            .iter()
-            .all(|r| r.mode == "exclude" && r.sources.is_empty())
-        {
-            membership.requests.clear();
-        }
-        journal.change(membership);
-        self.changed_this_request = true;
-    }
-
-    fn check_iface(&self, iface: &Option<String>) -> Result<(), Value> {
-        match iface {
-            Some(name) if *name != self.ifname => Err(error_reply(format!(
-                "unknown interface {name} (this daemon serves {})",
-                self.ifname
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    fn handle_request(&mut self, request: Request, socket: Option<OwnedFd>) -> Value {
-        self.io.control_requests += 1;
-        let reply = match (request, socket) {
-            (
-                Request::Listen {
-                    group,
-                    port,
-                    iface,
-                    filter,
-                },
-                Some(socket),
-            ) => self.listen(&group, port, &iface, &filter, socket),
-            (request, _) => self.answer(request),
-        };
-        if reply["ok"] != true {
-            self.io.control_errors += 1;
-        }
-        reply
-    }
-
-    fn answer(&mut self, request: Request) -> Value {
-        let now = self.now();
-        match request {
-            Request::Ping => json!({ "ok": true, "version": env!("CARGO_PKG_VERSION") }),
-            Request::Join {
-                group,
-                iface,
-                filter,
-            } => self.membership(true, &group, &iface, &filter, now),
-            Request::Leave {
-                group,
-                iface,
-                filter,
-            } => self.membership(false, &group, &iface, &filter, now),
-            Request::Listen { .. } => error_reply("listen needs a listener socket"),
-            Request::Show => self.show(now),
-            Request::Stats => self.stats(),
-        }
-    }
-
-    /// A join (`join` true) or a leave, with or without a source filter.
-    fn membership(
-        &mut self,
-        join: bool,
-        group: &str,
-        iface: &Option<String>,
-        filter: &SourceArgs,
-        now: Instant,
-    ) -> Value {
-        let (group, filter) = match self.group_arg(group, iface, filter) {
-            Ok(g) => g,
-            Err(reply) => return reply,
-        };
-        let result = match (join, &filter) {
-            (true, None) => self.host.join(self.ifindex, group, now),
-            (true, Some(f)) => self.host.join_filter(self.ifindex, group, f.clone(), now),
-            (false, None) => self.host.leave(self.ifindex, group, now),
-            (false, Some(f)) => self.host.leave_filter(self.ifindex, group, f.clone(), now),
-        };
-        let verb = if join { "join" } else { "leave" };
-        match result {
-            Ok(users) => {
-                info!(
-                    "{verb} {group}{} on {} (users {users})",
-                    describe(&filter),
-                    self.ifname
-                );
-                self.changed_reply(group, users)
-            }
-            Err(membership::Error::NotJoined(_)) => {
-                error_reply(format!("{group} is not joined on {}", self.ifname))
-            }
-            Err(e) => error_reply(e),
-        }
-    }
-
-    /// A join held by the listener `socket` (see `listeners`).
-    fn listen(
-        &mut self,
-        group: &str,
-        port: Option<u16>,
-        iface: &Option<String>,
-        filter: &SourceArgs,
-        socket: OwnedFd,
-    ) -> Value {
-        let (group, filter) = match self.group_arg(group, iface, filter) {
-            Ok(g) => g,
-            Err(reply) => return reply,
-        };
-        let filter = filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new()));
-        let now = self.now();
-        match self.listeners.open(
-            &mut self.host,
-            self.ifindex,
-            group,
-            port,
-            filter,
-            socket,
-            now,
-        ) {
-            Ok((id, users)) => {
-                if let Err(e) = self.flush() {
-                    warn!("{e:#}");
-                }
-                json!({
-                    "ok": true,
-                    "id": id,
-                    "iface": self.ifname,
-                    "group": group.to_string(),
-                    "port": port,
-                    "users": users,
-                })
-            }
-            Err(reply) => reply,
-        }
-    }
-
-    fn group_arg(
-        &self,
-        group: &str,
-        iface: &Option<String>,
-        filter: &SourceArgs,
-    ) -> Result<(IpAddr, Option<SourceFilter>), Value> {
-        self.check_iface(iface)?;
-        let group = group
-            .trim()
-            .parse::<IpAddr>()
-            .map_err(|_| error_reply(format!("{group:?} is not an IP address")))?;
-        let parse = |list: &[String]| -> Result<Vec<IpAddr>, Value> {
-            list.iter()
-                .map(|s| {
-                    s.trim()
-                        .parse::<IpAddr>()
-                        .map_err(|_| error_reply(format!("source {s:?} is not an IP address")))
-                })
-                .collect()
-        };
-        let filter = match (&filter.include, &filter.exclude) {
-            (Some(_), Some(_)) => {
-                return Err(error_reply("give include or exclude sources, not both"))
-            }
-            (Some(list), None) => Some(SourceFilter::include(parse(list)?)),
-            (None, Some(list)) => Some(SourceFilter::exclude(parse(list)?)),
-            (None, None) => None,
-        };
-        Ok((group, filter))
-    }
-
-    fn changed_reply(&mut self, group: IpAddr, users: u32) -> Value {
-        // The core has queued the report or Leave: send it before answering.
-        if let Err(e) = self.flush() {
-            warn!("{e:#}");
-        }
-        self.record_change(group);
-        json!({
-            "ok": true,
-            "iface": self.ifname,
-            "group": group.to_string(),
-            "users": users,
-        })
-    }
-
-    fn show(&self, now: Instant) -> Value {
-        let interfaces: Vec<Value> = self
-            .host
-            .interfaces(now)
-            .into_iter()
-            .map(|i| {
-                json!({
-                    "iface": self.ifname,
-                    "ifindex": i.iface,
-                    "device": self.kind.to_lowercase(),
-                    "mac": match self.framing {
-                        Framing::Ethernet { mac } => Some(mac.to_string()),
-                        Framing::Ip => None,
-                    },
-                    "ipv4": self.args.ipv4.0.to_string(),
-                    "ipv4_prefix_len": self.args.ipv4.1,
-                    "ipv6_ll": self.args.ipv6_link_local().to_string(),
-                    "igmp_version": i.igmp_version.number(),
-                    "igmp_max_version": self.args.igmp_version,
-                    "igmp_v1_router_present_ms": i.igmp_v1_querier_ms,
-                    "igmp_v2_querier_present_ms": i.igmp_v2_querier_ms,
-                    "igmp_general_response_ms": i.igmp_general_response_ms,
-                    "mld_version": i.mld_version.number(),
-                    "mld_max_version": self.args.mld_version,
-                    "mld_v1_querier_present_ms": i.mld_v1_querier_ms,
-                    "mld_general_response_ms": i.mld_general_response_ms,
-                    "igmp_groups": i.igmp_groups,
-                    "mld_groups": i.mld_groups,
-                })
-            })
-            .collect();
-        let groups: Vec<Value> = self
-            .host
-            .groups(now)
-            .into_iter()
-            .map(|g| {
-                json!({
-                    "iface": self.ifname,
-                    "group": g.group.to_string(),
-                    "family": if g.group.is_ipv4() { "ipv4" } else { "ipv6" },
-                    "users": g.users,
-                    "state": g.state,
-                    "timer_ms": g.timer_ms,
-                    "last_reporter": g.last_reporter,
-                    "unsolicited_left": g.unsolicited_left,
-                    "retransmit_ms": g.retransmit_ms,
-                    "filter_mode": g.filter_mode,
-                    "requests": g.requests.iter().map(|r| json!({
-                        "mode": r.mode.name(),
-                        "sources": r.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                    "sources": g.sources.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let listeners = self.listeners.show(&self.ifname);
-        json!({ "ok": true, "interfaces": interfaces, "groups": groups, "listeners": listeners })
-    }
-
-    fn stats(&self) -> Value {
-        let mut counters = Map::new();
-        for (name, value) in self.host.stats().counters() {
-            counters.insert(name.to_string(), json!(value));
-        }
-        let io = &self.io;
-        for (name, value) in [
-            ("tun_rx_packets", io.tun_rx_packets),
-            ("tun_tx_packets", io.tun_tx_packets),
-            ("tun_tx_errors", io.tun_tx_errors),
-            ("tun_tx_link_down", io.tun_tx_link_down),
-            ("tap_rx_not_for_us", io.tap_rx_not_for_us),
-            ("tap_rx_other_ethertype", io.tap_rx_other_ethertype),
-            ("tap_rx_truncated", io.tap_rx_truncated),
-            ("control_requests", io.control_requests),
-            ("control_errors", io.control_errors),
-        ] {
-            counters.insert(name.to_string(), json!(value));
-        }
-        for (name, value) in self.listeners.stats.counters() {
-            counters.insert(name.to_string(), json!(value));
-        }
-        json!({ "ok": true, "stats": counters })
-    }
 }
 
 /// Tells the service manager (systemd, `Type=notify`) about a state change; nothing when the
@@ -888,20 +568,6 @@ impl Daemon {
 fn service_notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         warn!("cannot notify the service manager: {e}");
-    }
-}
-
-fn describe(filter: &Option<SourceFilter>) -> String {
-    match filter {
-        None => String::new(),
-        Some(f) => {
-            let sources: Vec<String> = f.sources.iter().map(|s| s.to_string()).collect();
-            let mode = match f.mode {
-                FilterMode::Include => "include",
-                FilterMode::Exclude => "exclude",
-            };
-            format!(" {mode} {{{}}}", sources.join(","))
-        }
     }
 }
 
