@@ -258,10 +258,10 @@ impl Daemon {
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
             let now = self.now();
-            let timeout = if device_readable {
+            // A readable device, or a `show` with its next slice to write: no sleep.
+            let busy = device_readable || self.shows.iter().any(|job| !job.is_blocked());
+            let timeout = if busy {
                 Duration::ZERO
-            } else if self.shows.iter().any(|job| !job.is_blocked()) {
-                Duration::ZERO // a `show` has its next slice to write
             } else if !self.shows.is_empty() {
                 SHOW_WAIT // its client is reading slowly
             } else {

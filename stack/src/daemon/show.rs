@@ -8,7 +8,7 @@
 //! parts go to the client's thread over a channel of [`STREAM_DEPTH`] parts: when the client
 //! reads slowly the channel fills and the walk waits, costing nothing.
 
-use std::io::Write;
+use std::io::Write as _;
 
 use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo};
@@ -172,7 +172,7 @@ impl Daemon {
                 .iter()
                 .map(|i| i.igmp_groups + i.mld_groups)
                 .sum();
-            let _ = write!(part, "],\"total_groups\":{total}}}\n");
+            let _ = writeln!(part, "],\"total_groups\":{total}}}");
         }
         part
     }
