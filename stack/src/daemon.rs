@@ -342,7 +342,7 @@ impl Daemon {
             match self.device.send(&packet) {
                 Ok(_) => {
                     self.io.tun_tx_packets += 1;
-                    debug!("sent {:?} {} -> {}", tx.message, tx.src, tx.dst);
+                    debug!("sent {} {} -> {}", tx.message, tx.src, tx.dst);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.tun_tx_errors += 1;
