@@ -1,6 +1,5 @@
 //! The event loop: the one owner of membership state.
 
-use std::ffi::CString;
 use std::io::{self, Read};
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
@@ -36,10 +35,8 @@ const MTU_BUFFER: usize = 65_536;
 const READ_BURST: usize = 256;
 
 fn if_nametoindex(name: &str) -> Option<u32> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+    // Leaves errno set on failure, as callers read it.
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 fn core_config(args: &Args) -> Config {
@@ -103,19 +100,13 @@ struct Daemon {
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
                 warn!(
                     "cannot raise the open-file limit: {}",
-                    io::Error::last_os_error()
+                    io::Error::from(errno)
                 );
             }
         }

@@ -976,7 +976,7 @@ fn igmp_without_router_alert_is_accepted_by_default_and_dropped_when_strict() {
             count(&before, "igmp_rcv_ttl_not_one") + 1
         );
         assert_answered(&daemon, &before, &after, "igmp_snd_v2_reports");
-        daemon.signal(libc::SIGTERM);
+        daemon.signal(Signal::SIGTERM);
         daemon.wait_exit(secs(5));
     }
     let daemon = settled_daemon(&ns, &["--strict-igmp"], &[G4.into()]);
@@ -1012,7 +1012,7 @@ fn mld_without_router_alert_is_dropped_by_default_and_accepted_when_lenient() {
         assert_dropped(&daemon, &before, &after, "drop_mld_no_router_alert");
         let (before, after) = inject(&ns, &daemon, &hop_limit_255);
         assert_dropped(&daemon, &before, &after, "drop_mld_bad_hop_limit");
-        daemon.signal(libc::SIGTERM);
+        daemon.signal(Signal::SIGTERM);
         daemon.wait_exit(secs(5));
     }
     let daemon = settled_daemon(&ns, &["--lenient-mld"], &[G6.into()]);

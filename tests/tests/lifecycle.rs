@@ -20,7 +20,7 @@ fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
     daemon.wait_quiet(secs(3));
 
     let terminated_at = now();
-    daemon.signal(libc::SIGTERM);
+    daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(secs(5));
     assert_eq!(
         status.code(),
@@ -76,7 +76,7 @@ fn state_file_carries_memberships_over_a_restart() {
         }
         first.wait_quiet(secs(3));
         // SIGINT must be as clean as SIGTERM.
-        first.signal(libc::SIGINT);
+        first.signal(Signal::SIGINT);
         let status = first.wait_exit(secs(5));
         assert_eq!(
             status.code(),
@@ -153,7 +153,7 @@ fn a_missing_tun_device_is_created_and_served() {
     });
     assert!(daemon.counter("tun_tx_packets") > sent);
     assert_daemon_packets_well_formed(&capture.stop());
-    daemon.signal(libc::SIGTERM);
+    daemon.signal(Signal::SIGTERM);
     assert_eq!(
         daemon.wait_exit(secs(5)).code(),
         Some(0),
