@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{self, Classified};
@@ -126,56 +127,59 @@ impl Record {
     }
 }
 
+/// A message about one group, or a report with records.
+enum Subject<'a, A> {
+    Group(A),
+    Records(&'a [GroupRecord<A>]),
+}
+
 impl Summary {
     fn of(body: &Body) -> Summary {
-        let max_resp_time = match body {
-            Body::Igmp(repr) => repr.max_resp_time(),
-            Body::Mld(repr) => repr.max_resp_time(),
-        };
-        let mut summary = Summary {
-            group: None,
-            version: None,
-            max_resp_ms: max_resp_time.map(|time| time.as_millis() as u64),
-            sources: Vec::new(),
-            v3: None,
-            records: None,
-        };
         match body {
             Body::Igmp(repr) => {
-                summary.version = repr.query_version();
-                if let Some(v3) = repr.v3_query() {
-                    summary.sources = addrs(v3.sources);
-                    summary.v3 = Some(v3.into());
-                }
-                match repr {
+                let subject = match repr {
                     IgmpRepr::Query { group, .. }
                     | IgmpRepr::QueryV3 { group, .. }
                     | IgmpRepr::ReportV1 { group }
                     | IgmpRepr::ReportV2 { group }
-                    | IgmpRepr::Leave { group } => summary.group = Some((*group).into()),
-                    IgmpRepr::ReportV3 { records } => {
-                        summary.records = Some(records.iter().map(Record::of).collect());
-                    }
-                }
+                    | IgmpRepr::Leave { group } => Subject::Group(*group),
+                    IgmpRepr::ReportV3 { records } => Subject::Records(records),
+                };
+                let query = (repr.query_version(), repr.max_resp_time());
+                Summary::new(subject, query, repr.v3_query())
             }
             Body::Mld(repr) => {
-                summary.version = repr.query_version();
-                if let Some(v3) = repr.v3_query() {
-                    summary.sources = addrs(v3.sources);
-                    summary.v3 = Some(v3.into());
-                }
-                match repr {
+                let subject = match repr {
                     MldRepr::Query { group, .. }
                     | MldRepr::QueryV2 { group, .. }
                     | MldRepr::Report { group }
-                    | MldRepr::Done { group } => summary.group = Some((*group).into()),
-                    MldRepr::ReportV2 { records } => {
-                        summary.records = Some(records.iter().map(Record::of).collect());
-                    }
-                }
+                    | MldRepr::Done { group } => Subject::Group(*group),
+                    MldRepr::ReportV2 { records } => Subject::Records(records),
+                };
+                let query = (repr.query_version(), repr.max_resp_time());
+                Summary::new(subject, query, repr.v3_query())
             }
         }
-        summary
+    }
+
+    /// `query`: the version and Max Resp Time of a query, both `None` for other messages.
+    fn new<A: Copy + Into<IpAddr>>(
+        subject: Subject<'_, A>,
+        (version, max_resp_time): (Option<u8>, Option<Duration>),
+        v3: Option<V3QueryFields<'_, A>>,
+    ) -> Summary {
+        let (group, records) = match subject {
+            Subject::Group(group) => (Some(group.into()), None),
+            Subject::Records(records) => (None, Some(records.iter().map(Record::of).collect())),
+        };
+        Summary {
+            group,
+            version,
+            max_resp_ms: max_resp_time.map(|time| time.as_millis() as u64),
+            sources: v3.map_or_else(Vec::new, |v3| addrs(v3.sources)),
+            v3: v3.map(V3Flags::from),
+            records,
+        }
     }
 }
 
