@@ -253,6 +253,15 @@ impl Host {
         &self.stats
     }
 
+    /// Whether `group` has a record on `ifindex` (joined, or being left): the cheap test a data
+    /// path makes per datagram.
+    pub fn is_joined(&self, ifindex: IfIndex, group: IpAddr) -> bool {
+        match group {
+            IpAddr::V4(g) => self.igmp.has_record(ifindex, g),
+            IpAddr::V6(g) => self.mld.has_record(ifindex, g),
+        }
+    }
+
     /// One group on one interface, as [`Host::groups`] lists it; `None` without a record.
     pub fn group(&self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Option<GroupInfo> {
         match group {

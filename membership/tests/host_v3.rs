@@ -58,20 +58,9 @@ fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
 
 /// A report's records as text: "to_ex 239.1.1.3 {}" ...
 fn records(tx: &Transmit) -> Vec<String> {
-    fn kind(k: RecordType) -> &'static str {
-        match k {
-            RecordType::ModeIsInclude => "is_in",
-            RecordType::ModeIsExclude => "is_ex",
-            RecordType::ChangeToInclude => "to_in",
-            RecordType::ChangeToExclude => "to_ex",
-            RecordType::AllowNewSources => "allow",
-            RecordType::BlockOldSources => "block",
-            RecordType::Unknown(_) => "unknown",
-        }
-    }
     fn fmt<A: std::fmt::Display>(k: RecordType, g: A, s: &[A]) -> String {
         let s: Vec<String> = s.iter().map(|a| a.to_string()).collect();
-        format!("{} {} {{{}}}", kind(k), g, s.join(","))
+        format!("{k} {g} {{{}}}", s.join(","))
     }
     match &tx.message {
         Message::Igmp(IgmpRepr::ReportV3 { records }) => {

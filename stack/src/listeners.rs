@@ -78,7 +78,8 @@ crate::counters::counters! {
     pub struct DataStats {
         udp_rcv_datagrams: "Well-formed UDP datagrams to a multicast group.",
         udp_delivered: "Copies queued to listeners (one datagram to three listeners: three).",
-        udp_drop_not_joined: "Datagrams dropped: nobody listens to the group on this link.",
+        udp_drop_not_joined: "Datagrams dropped: the group is not joined on this link.",
+        udp_drop_no_listener: "Datagrams dropped: the group is joined, but no listen client takes its data.",
         udp_drop_port: "Datagrams dropped: the group's listeners all want another port.",
         udp_drop_source_filtered: "Datagrams dropped: no listener's filter admits the source.",
         udp_drop_truncated: "Datagrams dropped: shorter than their UDP header.",
@@ -221,10 +222,16 @@ impl Listeners {
     }
 
     /// Queues `datagram` to every listener of its group whose port and filter admit it.
-    pub fn deliver(&mut self, datagram: &Datagram<'_>) {
+    /// `joined`: whether the link holds the group at all (a join without a listener receives
+    /// nothing: there is nobody to hand the data to).
+    pub fn deliver(&mut self, datagram: &Datagram<'_>, joined: bool) {
         self.stats.udp_rcv_datagrams += 1;
         let Some(listeners) = self.by_group.get_mut(&datagram.group) else {
-            self.stats.udp_drop_not_joined += 1;
+            if joined {
+                self.stats.udp_drop_no_listener += 1;
+            } else {
+                self.stats.udp_drop_not_joined += 1;
+            }
             return;
         };
         let header = DatagramHeader {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use crate::processes::{require_tool, Spawned};
@@ -144,7 +145,7 @@ impl Capture<'_> {
                     stable_since = Instant::now();
                 }
             }
-            self.process.signal(libc::SIGINT);
+            self.process.signal(Signal::SIGINT);
             if self.process.wait_timeout(secs(5)).is_none() {
                 panic!("tcpdump ignored SIGINT for 5 s");
             }
@@ -190,7 +191,7 @@ impl Capture<'_> {
 impl Drop for Capture<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() && !self.stopped {
-            self.process.signal(libc::SIGINT);
+            self.process.signal(Signal::SIGINT);
             self.process.wait_timeout(secs(2));
             self.stopped = true;
             let packets: Vec<Pkt> = self.peek();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::{Map, Value};
 
 use crate::processes::{bin, Spawned};
@@ -88,7 +89,7 @@ impl Daemon<'_> {
         self.process.pid()
     }
 
-    pub fn signal(&self, signal: i32) {
+    pub fn signal(&self, signal: Signal) {
         self.process.signal(signal);
     }
 

@@ -110,63 +110,39 @@ impl Udp {
 
 /// A UDP socket of this namespace bound to `src`, sending multicast out of `ifindex`.
 fn sender(src: IpAddr, ifindex: u32, hop_by_hop: bool) -> std::io::Result<UdpSocket> {
-    let (socket, level, option, value): (UdpSocket, _, _, Vec<u8>) = match src {
+    let socket = match src {
         IpAddr::V4(v4) => {
-            let socket = UdpSocket::bind(SocketAddrV4::new(v4, 0))?;
-            let mreq = libc::ip_mreqn {
-                imr_multiaddr: libc::in_addr { s_addr: 0 },
-                imr_address: libc::in_addr { s_addr: 0 },
-                imr_ifindex: ifindex as libc::c_int,
-            };
-            // SAFETY: reading the bytes of a plain C struct.
-            let bytes = unsafe {
-                std::slice::from_raw_parts(
-                    (&mreq as *const libc::ip_mreqn).cast::<u8>(),
-                    std::mem::size_of::<libc::ip_mreqn>(),
-                )
-            };
-            (
-                socket,
-                libc::IPPROTO_IP,
-                libc::IP_MULTICAST_IF,
-                bytes.to_vec(),
-            )
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None)?;
+            socket.bind(&SocketAddrV4::new(v4, 0).into())?;
+            socket.set_multicast_if_v4(&v4)?;
+            socket
         }
         IpAddr::V6(v6) => {
-            let socket = UdpSocket::bind(SocketAddrV6::new(v6, 0, 0, ifindex))?;
-            let value = (ifindex as libc::c_int).to_ne_bytes().to_vec();
-            (socket, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, value)
+            let socket = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::DGRAM, None)?;
+            socket.bind(&SocketAddrV6::new(v6, 0, 0, ifindex).into())?;
+            socket.set_multicast_if_v6(ifindex)?;
+            socket
         }
     };
-    setsockopt(&socket, level, option, &value)?;
     if hop_by_hop {
-        // Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4.
-        setsockopt(
-            &socket,
-            libc::IPPROTO_IPV6,
-            libc::IPV6_HOPOPTS,
-            &[0, 0, 1, 4, 0, 0, 0, 0],
-        )?;
+        // Next header (the kernel fills it in), length 0 (8 bytes), PadN of 4. Neither socket2
+        // nor nix wraps IPV6_HOPOPTS: the one setsockopt of the harness written by hand.
+        let option = [0u8, 0, 1, 4, 0, 0, 0, 0];
+        // SAFETY: setsockopt with a pointer to `option` and its length, on a live socket.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IPV6,
+                libc::IPV6_HOPOPTS,
+                option.as_ptr().cast(),
+                option.len() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
     }
-    Ok(socket)
-}
-
-fn setsockopt(socket: &UdpSocket, level: i32, option: i32, value: &[u8]) -> std::io::Result<()> {
-    // SAFETY: setsockopt with a pointer to `value` and its length.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            value.as_ptr().cast(),
-            value.len() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    Ok(socket.into())
 }
 
 impl Netns {
@@ -183,7 +159,7 @@ impl Netns {
         let socket_arg = socket.to_str().expect("UTF-8 temp dir").to_string();
         let args = [
             "--tap",
-            "--tun",
+            "--iface",
             name,
             "--ipv4",
             crate::DAEMON_V4_CIDR,

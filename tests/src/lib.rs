@@ -38,6 +38,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use capture::Capture;
 pub use daemon::Daemon;
 pub use namespace::{privileged, LinkCounters, Netns};
+/// Signals for [`Spawned::signal`] and [`Daemon::signal`].
+pub use nix::sys::signal::Signal;
 pub use peers::{Frr, KernelMember, Querier};
 pub use processes::{
     bin, bin_dir, raise_fd_limit, rss_kib, run, run_ok, set_fd_limit, thread_count, Spawned,

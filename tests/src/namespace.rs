@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
+use nix::sys::signal::Signal;
+
 use crate::processes::{bin, run, run_ok, signal_pid, Spawned};
 use crate::{hex, ms};
 
@@ -35,8 +37,7 @@ pub(crate) fn test_name(tag: &str) -> String {
 /// True if this process may build namespaces. Otherwise: under `CI=true` the
 /// test fails; elsewhere it prints a loud SKIPPED line and the caller returns.
 pub fn privileged(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let reason = if unsafe { libc::geteuid() } != 0 {
+    let reason = if !nix::unistd::geteuid().is_root() {
         Some("not running as root".to_string())
     } else {
         match Command::new("ip").args(["netns", "list"]).output() {
@@ -271,7 +272,7 @@ impl Drop for Netns {
                 break;
             }
             for pid in pids {
-                signal_pid(pid, libc::SIGKILL);
+                signal_pid(pid, Signal::SIGKILL);
             }
             std::thread::sleep(ms(20));
         }

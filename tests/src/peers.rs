@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use nix::net::if_::if_nametoindex;
+use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
+use socket2::{Domain, InterfaceIndexOrAddress, Socket, Type};
 
 use crate::namespace::{ci, skipped, test_name};
 use crate::processes::{bin, run_ok, Spawned};
@@ -93,12 +96,9 @@ impl Netns {
         let iface = iface.to_string();
         let groups: Vec<IpAddr> = groups.iter().map(|g| ip(g)).collect();
         let joined = std::thread::spawn(move || {
-            use std::os::fd::AsRawFd;
             let netns = File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            // SAFETY: setns(2) on this thread only; the thread ends right after.
-            if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(format!("setns: {}", std::io::Error::last_os_error()));
-            }
+            // On this thread only; the thread ends right after.
+            setns(&netns, CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns: {e}"))?;
             join_in_current_netns(&iface, &groups)
         })
         .join()
@@ -243,7 +243,7 @@ impl Querier<'_> {
 /// IPV6_JOIN_GROUP). Dropping it (or [`KernelMember::leave`]) closes them: the kernel leaves.
 pub struct KernelMember<'a> {
     _ns: &'a Netns,
-    sockets: Vec<(IpAddr, std::os::fd::OwnedFd)>,
+    sockets: Vec<(IpAddr, Socket)>,
 }
 
 impl KernelMember<'_> {
@@ -260,79 +260,24 @@ impl KernelMember<'_> {
 }
 
 /// Joins `groups` on `iface` from the calling thread (already in the namespace).
-fn join_in_current_netns(
-    iface: &str,
-    groups: &[IpAddr],
-) -> Result<Vec<(IpAddr, std::os::fd::OwnedFd)>, String> {
-    use std::os::fd::{FromRawFd, OwnedFd};
-    let name = std::ffi::CString::new(iface).map_err(|e| e.to_string())?;
-    // SAFETY: a NUL-terminated name.
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
-        return Err(format!(
-            "no interface {iface}: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+fn join_in_current_netns(iface: &str, groups: &[IpAddr]) -> Result<Vec<(IpAddr, Socket)>, String> {
+    let ifindex = if_nametoindex(iface).map_err(|e| format!("no interface {iface}: {e}"))?;
     let mut sockets = Vec::new();
     for &group in groups {
         let domain = if group.is_ipv4() {
-            libc::AF_INET
+            Domain::IPV4
         } else {
-            libc::AF_INET6
+            Domain::IPV6
         };
-        // SAFETY: plain socket(2); the fd is owned right away.
-        let fd = unsafe { libc::socket(domain, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(format!("socket: {}", std::io::Error::last_os_error()));
-        }
-        // SAFETY: fd is a fresh descriptor nobody else owns.
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        let rc = match group {
-            IpAddr::V4(g) => {
-                let mreq = libc::ip_mreqn {
-                    imr_multiaddr: libc::in_addr {
-                        s_addr: u32::from_ne_bytes(g.octets()),
-                    },
-                    imr_address: libc::in_addr { s_addr: 0 },
-                    imr_ifindex: ifindex as libc::c_int,
-                };
-                // SAFETY: mreq lives across the call and its size is passed.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::IPPROTO_IP,
-                        libc::IP_ADD_MEMBERSHIP,
-                        (&mreq as *const libc::ip_mreqn).cast(),
-                        std::mem::size_of::<libc::ip_mreqn>() as libc::socklen_t,
-                    )
-                }
+        let socket = Socket::new(domain, Type::DGRAM, None).map_err(|e| format!("socket: {e}"))?;
+        let joined = match group {
+            // IP_ADD_MEMBERSHIP with an ip_mreqn naming the interface by index.
+            IpAddr::V4(group) => {
+                socket.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(ifindex))
             }
-            IpAddr::V6(g) => {
-                let mreq = libc::ipv6_mreq {
-                    ipv6mr_multiaddr: libc::in6_addr {
-                        s6_addr: g.octets(),
-                    },
-                    ipv6mr_interface: ifindex,
-                };
-                // SAFETY: as above.
-                unsafe {
-                    libc::setsockopt(
-                        fd,
-                        libc::IPPROTO_IPV6,
-                        libc::IPV6_ADD_MEMBERSHIP,
-                        (&mreq as *const libc::ipv6_mreq).cast(),
-                        std::mem::size_of::<libc::ipv6_mreq>() as libc::socklen_t,
-                    )
-                }
-            }
+            IpAddr::V6(group) => socket.join_multicast_v6(&group, ifindex),
         };
-        if rc != 0 {
-            return Err(format!(
-                "joining {group}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+        joined.map_err(|e| format!("joining {group}: {e}"))?;
         sockets.push((group, socket));
     }
     Ok(sockets)

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
 use crate::ms;
 
 /// Directory of the workspace binaries: `$TUNMCAST_BIN_DIR`, else the profile
@@ -71,11 +75,9 @@ pub fn run_ok(program: impl AsRef<Path>, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub(crate) fn signal_pid(pid: u32, signal: i32) {
-    // SAFETY: kill(2) on a pid we spawned; an already-dead pid only yields ESRCH.
-    unsafe {
-        libc::kill(pid as libc::pid_t, signal);
-    }
+pub(crate) fn signal_pid(pid: u32, signal: Signal) {
+    // An already-dead pid only yields ESRCH.
+    let _ = kill(Pid::from_raw(pid as i32), signal);
 }
 
 /// Waits for a child with a deadline; `None` if it is still running.
@@ -93,7 +95,7 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
 
 fn kill_child(child: &mut Child) {
     if let Ok(None) = child.try_wait() {
-        signal_pid(child.id(), libc::SIGKILL);
+        signal_pid(child.id(), Signal::SIGKILL);
         let _ = child.wait();
     }
 }
@@ -121,7 +123,7 @@ impl Spawned {
         self.child.id()
     }
 
-    pub fn signal(&self, signal: i32) {
+    pub fn signal(&self, signal: Signal) {
         if self.status.is_none() {
             signal_pid(self.pid(), signal);
         }
@@ -177,52 +179,27 @@ fn proc_status_field(pid: u32, name: &str) -> Option<u64> {
 /// Raises this process's open-file limit to at least `want` (the hard limit too if we may,
 /// else up to it); children spawned afterwards inherit it. Returns the soft limit in force.
 pub fn raise_fd_limit(want: u64) -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return 0;
     };
-    // SAFETY: getrlimit/setrlimit with valid pointers to local structs.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < want {
-            let raised = libc::rlimit {
-                rlim_cur: want,
-                rlim_max: limit.rlim_max.max(want),
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                limit.rlim_cur = want.min(limit.rlim_max);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+    if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, hard.max(want)).is_err() {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, want.min(hard), hard);
     }
-    limit.rlim_cur
+    getrlimit(Resource::RLIMIT_NOFILE).map_or(soft, |(soft, _)| soft)
 }
 
 /// Sets the open-file limit (soft and hard) of a running process, e.g. a daemon just spawned,
 /// so that a test does not depend on the limit it happened to inherit. Needs root to raise.
 pub fn set_fd_limit(pid: u32, limit: u64) {
-    let new = libc::rlimit {
-        rlim_cur: limit,
-        rlim_max: limit,
-    };
-    // SAFETY: prlimit(2) with a valid pointer to a local struct and no old-limit pointer.
-    let rc = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_NOFILE,
-            &new,
-            std::ptr::null_mut(),
-        )
-    };
-    if rc != 0 {
-        panic!(
-            "prlimit({pid}, RLIMIT_NOFILE, {limit}): {}",
-            std::io::Error::last_os_error()
-        );
-    }
+    // prlimit(1): nix has no prlimit(2).
+    run_ok(
+        "prlimit",
+        &[
+            "--pid",
+            &pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ],
+    );
 }
 
 #[cfg(test)]

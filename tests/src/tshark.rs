@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
+use membership::wire::{decode_code8, RecordType};
 use serde_json::Value;
 
 use crate::processes::run;
@@ -164,14 +165,10 @@ impl Pkt {
             };
             // tshark gives the raw Max Resp Code (1/10 s; floating-point form from
             // 128 on, RFC 9776 §4.1.1); IGMPv1 queries have none.
-            let max_resp = f("igmp.max_resp").and_then(number).map(|code| {
-                let tenths = if code < 128 {
-                    code
-                } else {
-                    ((code & 0x0f) | 0x10) << (((code >> 4) & 0x07) + 3)
-                };
-                tenths * 100
-            });
+            let max_resp = f("igmp.max_resp")
+                .and_then(number)
+                .and_then(|code| u8::try_from(code).ok())
+                .map(|code| u64::from(decode_code8(code)) * 100);
             (kind, addr("igmp.maddr"), max_resp)
         } else if let Some(t) = f("icmpv6.type").and_then(number) {
             checksum_good &= good("icmpv6.checksum.status");
@@ -259,7 +256,7 @@ impl Pkt {
                 assert_eq!(list.len() as u64, count, "{self}: sources cut short");
                 list.sort();
                 Record {
-                    kind: record_kind(number(kind).expect("a record type")),
+                    kind: record_type(number(kind).expect("a record type")),
                     group: ip(group),
                     sources: list,
                 }
@@ -403,7 +400,7 @@ pub fn assert_daemon_packets_well_formed(packets: &[Pkt]) {
 /// One IGMPv3 / MLDv2 group record (RFC 9776 §4.2.4, RFC 9777 §5.2.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// "is_in", "is_ex", "to_in", "to_ex", "allow", "block", or "type-N".
+    /// "is_in", "is_ex", "to_in", "to_ex", "allow", "block", or "typeN" ([`RecordType`]'s names).
     pub kind: String,
     pub group: IpAddr,
     /// Sorted.
@@ -430,16 +427,12 @@ impl fmt::Display for Record {
     }
 }
 
-fn record_kind(code: u64) -> String {
-    match code {
-        1 => "is_in".to_string(),
-        2 => "is_ex".to_string(),
-        3 => "to_in".to_string(),
-        4 => "to_ex".to_string(),
-        5 => "allow".to_string(),
-        6 => "block".to_string(),
-        other => format!("type-{other}"),
-    }
+/// The name of a record type code, as membership prints it.
+fn record_type(code: u64) -> String {
+    u8::try_from(code).map_or_else(
+        |_| format!("type{code}"),
+        |code| RecordType::from(code).to_string(),
+    )
 }
 
 fn field_list(raw: &Value, name: &str) -> Vec<String> {

@@ -177,7 +177,7 @@ fn a_listener_killed_with_sigkill_leaves_on_the_wire() {
     });
     assert!(daemon.group(GROUP4).is_some());
     let killed_at = now();
-    listener.signal(libc::SIGKILL);
+    listener.signal(Signal::SIGKILL);
     must_wait("the listener and its join to be gone", secs(5), || {
         daemon.listeners().is_empty() && daemon.group(GROUP4).is_none()
     });
@@ -229,7 +229,7 @@ fn a_stopped_listener_slows_neither_other_listeners_nor_the_protocol() {
     let capture = ns.capture(TUN);
     let stopped = daemon.listen(&[GROUP4]);
     let _running = daemon.listen(&[GROUP4]);
-    stopped.signal(libc::SIGSTOP);
+    stopped.signal(Signal::SIGSTOP);
     // A general query (Max Resp Time 1 s) half a second into a 3 s flood of 3,000
     // datagrams/s: more than the stopped listener's queue holds, less than a running debug
     // build of tunmcastctl prints.
@@ -286,7 +286,7 @@ fn a_stopped_listener_slows_neither_other_listeners_nor_the_protocol() {
         count(0, "dropped"),
         "{listeners:?}"
     );
-    stopped.signal(libc::SIGCONT);
+    stopped.signal(Signal::SIGCONT);
 }
 
 #[test]

@@ -322,9 +322,9 @@ fn sigkill_then_restart_with_the_state_file_announces_every_group_again() {
         // A second user of one group: the count survives too.
         first.ctl_ok(&["join", groups[0]]);
         first.wait_quiet(secs(3));
-        first.signal(libc::SIGKILL);
+        first.signal(Signal::SIGKILL);
         let status = first.wait_exit(secs(5));
-        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status}");
+        assert_eq!(status.signal(), Some(Signal::SIGKILL as i32), "{status}");
         assert!(
             first.socket().exists(),
             "SIGKILL cannot clean up, so a stale socket should be there"

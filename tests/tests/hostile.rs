@@ -272,8 +272,8 @@ fn cases() -> Vec<Case> {
             edit_ipv4(valid4.clone(), |p| set_u16(p, 6, 1)),
         ),
         case(
-            "IPv4 UDP to a joined group",
-            "drop_other_ipv4",
+            "IPv4 UDP to a joined group without a listener",
+            "udp_drop_no_listener",
             ipv4_raw(&[], 1, PROTO_UDP, G4, &udp),
         ),
         // ---- IGMP ----
@@ -498,8 +498,8 @@ fn cases() -> Vec<Case> {
             ),
         ),
         case(
-            "IPv6 UDP to a joined group",
-            "drop_other_ipv6",
+            "IPv6 UDP with a zero checksum (RFC 8200 §8.1: not allowed over IPv6)",
+            "udp_drop_bad_checksum",
             ipv6_raw(KERNEL6, G6, 1, PROTO_UDP, &udp),
         ),
         // No MLD type: the daemon files it as other ICMPv6 (drop_mld_unknown_type is not
@@ -976,7 +976,7 @@ fn igmp_without_router_alert_is_accepted_by_default_and_dropped_when_strict() {
             count(&before, "igmp_rcv_ttl_not_one") + 1
         );
         assert_answered(&daemon, &before, &after, "igmp_snd_v2_reports");
-        daemon.signal(libc::SIGTERM);
+        daemon.signal(Signal::SIGTERM);
         daemon.wait_exit(secs(5));
     }
     let daemon = settled_daemon(&ns, &["--strict-igmp"], &[G4.into()]);
@@ -1012,7 +1012,7 @@ fn mld_without_router_alert_is_dropped_by_default_and_accepted_when_lenient() {
         assert_dropped(&daemon, &before, &after, "drop_mld_no_router_alert");
         let (before, after) = inject(&ns, &daemon, &hop_limit_255);
         assert_dropped(&daemon, &before, &after, "drop_mld_bad_hop_limit");
-        daemon.signal(libc::SIGTERM);
+        daemon.signal(Signal::SIGTERM);
         daemon.wait_exit(secs(5));
     }
     let daemon = settled_daemon(&ns, &["--lenient-mld"], &[G6.into()]);

@@ -5,16 +5,16 @@ use tests::*;
 
 #[test]
 fn sigterm_leaves_every_group_removes_the_socket_and_exits_0() {
-    signal_leaves_every_group_removes_the_socket_and_exits_0("sigterm", libc::SIGTERM);
+    signal_leaves_every_group_removes_the_socket_and_exits_0("sigterm", Signal::SIGTERM);
 }
 
 /// Ctrl-\\ in a shell: as clean as SIGTERM (no core dump, every group left).
 #[test]
 fn sigquit_leaves_every_group_removes_the_socket_and_exits_0() {
-    signal_leaves_every_group_removes_the_socket_and_exits_0("sigquit", libc::SIGQUIT);
+    signal_leaves_every_group_removes_the_socket_and_exits_0("sigquit", Signal::SIGQUIT);
 }
 
-fn signal_leaves_every_group_removes_the_socket_and_exits_0(test: &str, signal: i32) {
+fn signal_leaves_every_group_removes_the_socket_and_exits_0(test: &str, signal: Signal) {
     let Some(ns) = Netns::new(test) else {
         return;
     };
@@ -100,7 +100,7 @@ fn sighup_keeps_the_groups_and_reloads_the_log_level() {
 
     // 1. The file unchanged: nothing changes, nothing is sent.
     let hup_at = now();
-    daemon.signal(libc::SIGHUP);
+    daemon.signal(Signal::SIGHUP);
     must_wait("the reload to be logged", secs(3), || {
         daemon.log().contains("SIGHUP: re-read")
     });
@@ -130,7 +130,7 @@ fn sighup_keeps_the_groups_and_reloads_the_log_level() {
 
     // 2. A new log level takes effect at once.
     std::fs::write(&config, "log_level = \"debug\"\nrobustness = 1\n").unwrap();
-    daemon.signal(libc::SIGHUP);
+    daemon.signal(Signal::SIGHUP);
     must_wait("the new log level to be logged", secs(3), || {
         daemon.log().contains("log level \"debug\"")
     });
@@ -141,7 +141,7 @@ fn sighup_keeps_the_groups_and_reloads_the_log_level() {
 
     // 3. A bad file is refused with its line, and the running configuration is kept.
     std::fs::write(&config, "log_level = \"info\"\nrobustness = 0\n").unwrap();
-    daemon.signal(libc::SIGHUP);
+    daemon.signal(Signal::SIGHUP);
     must_wait("the refusal to be logged", secs(3), || {
         daemon.log().contains("tunmcastd.toml:2: `robustness`")
     });
@@ -154,7 +154,7 @@ fn sighup_keeps_the_groups_and_reloads_the_log_level() {
     daemon.wait_quiet(secs(5));
 
     let terminated_at = now();
-    daemon.signal(libc::SIGTERM);
+    daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(secs(5));
     assert_eq!(status.code(), Some(0), "{status}:\n{}", daemon.log());
     assert_left_on_the_wire(&capture.stop(), terminated_at, &[v4, "239.9.9.9"], &[v6]);
@@ -176,7 +176,7 @@ fn state_file_carries_memberships_over_a_restart() {
         }
         first.wait_quiet(secs(3));
         // SIGINT must be as clean as SIGTERM.
-        first.signal(libc::SIGINT);
+        first.signal(Signal::SIGINT);
         let status = first.wait_exit(secs(5));
         assert_eq!(
             status.code(),
@@ -253,7 +253,7 @@ fn a_missing_tun_device_is_created_and_served() {
     });
     assert!(daemon.counter("tun_tx_packets") > sent);
     assert_daemon_packets_well_formed(&capture.stop());
-    daemon.signal(libc::SIGTERM);
+    daemon.signal(Signal::SIGTERM);
     assert_eq!(
         daemon.wait_exit(secs(5)).code(),
         Some(0),

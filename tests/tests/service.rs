@@ -78,7 +78,7 @@ fn readiness_reload_and_stopping_reach_the_notify_socket() {
         "{show:?}"
     );
 
-    daemon.signal(libc::SIGHUP);
+    daemon.signal(Signal::SIGHUP);
     let reloading = next_notification(&notify, secs(5)).expect("no RELOADING=1");
     assert!(
         reloading.lines().any(|l| l == "RELOADING=1"),
@@ -91,7 +91,7 @@ fn readiness_reload_and_stopping_reach_the_notify_socket() {
     let ready = next_notification(&notify, secs(5)).expect("no READY=1 after the reload");
     assert!(ready.lines().any(|l| l == "READY=1"), "{ready:?}");
 
-    daemon.signal(libc::SIGTERM);
+    daemon.signal(Signal::SIGTERM);
     let stopping = next_notification(&notify, secs(5)).expect("no STOPPING=1");
     assert!(stopping.lines().any(|l| l == "STOPPING=1"), "{stopping:?}");
     let status = daemon.wait_timeout(secs(5)).expect("exit after SIGTERM");

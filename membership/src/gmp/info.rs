@@ -24,6 +24,13 @@ impl<P: Protocol> Family<P> {
         );
     }
 
+    /// Whether `group` has a record on `ifindex`.
+    pub fn has_record(&self, ifindex: IfIndex, group: P::Addr) -> bool {
+        self.ifaces
+            .get(&ifindex)
+            .is_some_and(|i| i.groups.contains_key(&group))
+    }
+
     /// The record of `group` on `ifindex`, if there is one.
     pub fn find_group_info(
         &self,

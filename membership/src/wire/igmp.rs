@@ -17,7 +17,7 @@ use core::net::Ipv4Addr;
 use core::time::Duration;
 
 use super::record::{self, GroupRecords};
-use super::{decode_code8, internet_checksum, Error, GroupRecord, Result};
+use super::{decode_code8, internet_checksum, v3_query, Error, GroupRecord, Result};
 
 /// Byte offsets of the IGMP fields.
 pub mod field {
@@ -45,9 +45,6 @@ pub mod field {
 pub const HEADER_LEN: usize = 8;
 /// Length of an IGMPv3 query without sources.
 pub const QUERY_V3_HEADER_LEN: usize = field::SOURCES;
-
-const FLAG_SUPPRESS_ROUTER: u8 = 0x08;
-const QRV_MASK: u8 = 0x07;
 
 /// IGMP message types (RFC 9776 §4, §10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -171,12 +168,12 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
 
     /// S flag of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
     pub fn suppress_router(&self) -> bool {
-        self.bytes()[field::FLAGS] & FLAG_SUPPRESS_ROUTER != 0
+        v3_query::suppress_router_of(self.bytes()[field::FLAGS])
     }
 
     /// QRV of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
     pub fn qrv(&self) -> u8 {
-        self.bytes()[field::FLAGS] & QRV_MASK
+        v3_query::qrv_of(self.bytes()[field::FLAGS])
     }
 
     /// QQIC of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
@@ -253,12 +250,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
 
     /// Writes `Resv(4) = 0 | S | QRV` of an IGMPv3 query; QRV above 7 is truncated to 3 bits.
     pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
-        let s = if suppress_router {
-            FLAG_SUPPRESS_ROUTER
-        } else {
-            0
-        };
-        self.bytes_mut()[field::FLAGS] = s | (qrv & QRV_MASK);
+        self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
     }
 
     pub fn set_qqic(&mut self, qqic: u8) {

@@ -20,7 +20,7 @@ use core::time::Duration;
 use etherparse::checksum::Sum16BitWords;
 
 use super::record::{self, GroupRecords};
-use super::{decode_code16, Error, GroupRecord, Result};
+use super::{decode_code16, v3_query, Error, GroupRecord, Result};
 
 /// Byte offsets of the MLD fields.
 pub mod field {
@@ -56,9 +56,6 @@ pub const QUERY_V2_HEADER_LEN: usize = field::SOURCES;
 
 /// IPv6 next header value of ICMPv6, used in the checksum pseudo-header.
 const NEXT_HEADER_ICMPV6: u8 = 58;
-
-const FLAG_SUPPRESS_ROUTER: u8 = 0x08;
-const QRV_MASK: u8 = 0x07;
 
 /// ICMPv6 types of MLD (RFC 2710 §3, RFC 9777 §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -222,12 +219,12 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
 
     /// S flag of an MLDv2 query. Panics below 28 bytes.
     pub fn suppress_router(&self) -> bool {
-        self.bytes()[field::FLAGS] & FLAG_SUPPRESS_ROUTER != 0
+        v3_query::suppress_router_of(self.bytes()[field::FLAGS])
     }
 
     /// QRV of an MLDv2 query. Panics below 28 bytes.
     pub fn qrv(&self) -> u8 {
-        self.bytes()[field::FLAGS] & QRV_MASK
+        v3_query::qrv_of(self.bytes()[field::FLAGS])
     }
 
     /// QQIC of an MLDv2 query. Panics below 28 bytes.
@@ -319,12 +316,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
 
     /// Writes `Resv(4) = 0 | S | QRV` of an MLDv2 query; QRV above 7 is truncated to 3 bits.
     pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
-        let s = if suppress_router {
-            FLAG_SUPPRESS_ROUTER
-        } else {
-            0
-        };
-        self.bytes_mut()[field::FLAGS] = s | (qrv & QRV_MASK);
+        self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
     }
 
     pub fn set_qqic(&mut self, qqic: u8) {

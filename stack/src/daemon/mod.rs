@@ -1,6 +1,6 @@
 //! The event loop: the one owner of membership state.
 
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -61,10 +61,8 @@ const SHOW_WAIT: Duration = Duration::from_millis(5);
 const READ_BURST: usize = 256;
 
 fn if_nametoindex(name: &str) -> Option<u32> {
-    let name = CString::new(name).ok()?;
-    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    (index != 0).then_some(index)
+    // Leaves errno set on failure, as callers read it.
+    nix::net::if_::if_nametoindex(name).ok()
 }
 
 fn core_config(args: &Args) -> Config {
@@ -137,19 +135,13 @@ struct Daemon {
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
 fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
                 warn!(
                     "cannot raise the open-file limit: {}",
-                    io::Error::last_os_error()
+                    io::Error::from(errno)
                 );
             }
         }
@@ -397,7 +389,10 @@ impl Daemon {
     fn handle_packet(&mut self, packet: &[u8]) {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
-            Sorted::Datagram(datagram) => return self.listeners.deliver(&datagram),
+            Sorted::Datagram(datagram) => {
+                let joined = self.host.is_joined(self.ifindex, datagram.group);
+                return self.listeners.deliver(&datagram, joined);
+            }
             Sorted::Dropped(reason) => return self.listeners.dropped(reason),
             Sorted::NotMulticastUdp => {}
         }
@@ -446,7 +441,7 @@ impl Daemon {
             match self.device.send(&packet) {
                 Ok(_) => {
                     self.io.tun_tx_packets += 1;
-                    debug!("sent {:?} {} -> {}", tx.message, tx.src, tx.dst);
+                    debug!("sent {} {} -> {}", tx.message, tx.src, tx.dst);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.io.tun_tx_errors += 1;

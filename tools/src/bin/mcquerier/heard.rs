@@ -1,13 +1,14 @@
 //! What mcquerier hears on the link, decoded and printed as one line each: plain text
 //! (`<seconds> <src> <type> <group>`) or a JSON object.
 
-use std::fmt::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{self, Classified};
 use membership::wire::mld::MldRepr;
-use membership::wire::{decode_code16, decode_code8, GroupRecord, RecordType};
+use membership::wire::{GroupRecord, V3QueryFields};
 use serde::Serialize;
 
 /// One IGMP or MLD message with the IP fields around it.
@@ -57,9 +58,26 @@ pub fn decode(packet: &[u8]) -> Result<Option<Message>, String> {
     }
 }
 
-/// The printable content of a message, shared by the text and JSON forms.
+impl Body {
+    fn name(&self) -> &'static str {
+        match self {
+            Body::Igmp(repr) => repr.name(),
+            Body::Mld(repr) => repr.name(),
+        }
+    }
+}
+
+impl fmt::Display for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Igmp(repr) => repr.fmt(f),
+            Body::Mld(repr) => repr.fmt(f),
+        }
+    }
+}
+
+/// The content of a message as the JSON form lays it out.
 struct Summary {
-    kind: &'static str,
     /// `None` for v3 reports, whose groups are in their records.
     group: Option<IpAddr>,
     /// Query version.
@@ -78,15 +96,15 @@ struct V3Flags {
     suppress_router: bool,
     qrv: u8,
     /// The Querier's Query Interval that QQIC stands for, in seconds.
-    qqi_s: u32,
+    qqi_s: u64,
 }
 
-impl V3Flags {
-    fn new(suppress_router: bool, qrv: u8, qqic: u8) -> V3Flags {
+impl<A> From<V3QueryFields<'_, A>> for V3Flags {
+    fn from(fields: V3QueryFields<'_, A>) -> V3Flags {
         V3Flags {
-            suppress_router,
-            qrv,
-            qqi_s: decode_code8(qqic),
+            suppress_router: fields.suppress_router,
+            qrv: fields.qrv,
+            qqi_s: fields.query_interval().as_secs(),
         }
     }
 }
@@ -99,135 +117,74 @@ struct Record {
     sources: Vec<IpAddr>,
 }
 
-impl Summary {
-    fn of(body: &Body) -> Summary {
-        let plain = |kind, group: IpAddr| Summary {
-            kind,
-            group: Some(group),
-            version: None,
-            max_resp_ms: None,
-            sources: Vec::new(),
-            v3: None,
-            records: None,
-        };
-        let query = |version, group: IpAddr, max_resp_ms: u64, sources: Vec<IpAddr>| Summary {
-            version: Some(version),
-            max_resp_ms: Some(max_resp_ms),
-            sources,
-            ..plain("", group)
-        };
-        match body {
-            Body::Igmp(repr) => {
-                let max_resp_ms = repr
-                    .max_resp_time()
-                    .map_or(0, |time| time.as_millis() as u64);
-                match repr {
-                    IgmpRepr::Query {
-                        max_resp_code,
-                        group,
-                    } => {
-                        // RFC 2236 §4: a v1 query is one with Max Resp Code 0.
-                        let version = if *max_resp_code == 0 { 1 } else { 2 };
-                        Summary {
-                            kind: "query",
-                            ..query(version, (*group).into(), max_resp_ms, Vec::new())
-                        }
-                    }
-                    IgmpRepr::QueryV3 {
-                        group,
-                        suppress_router,
-                        qrv,
-                        qqic,
-                        sources,
-                        ..
-                    } => Summary {
-                        kind: "query",
-                        v3: Some(V3Flags::new(*suppress_router, *qrv, *qqic)),
-                        ..query(3, (*group).into(), max_resp_ms, addrs(sources))
-                    },
-                    IgmpRepr::ReportV1 { group } => plain("v1-report", (*group).into()),
-                    IgmpRepr::ReportV2 { group } => plain("v2-report", (*group).into()),
-                    IgmpRepr::Leave { group } => plain("leave", (*group).into()),
-                    IgmpRepr::ReportV3 { records } => Summary {
-                        group: None,
-                        records: Some(records.iter().map(Record::of).collect()),
-                        ..plain("v3-report", Ipv4Addr::UNSPECIFIED.into())
-                    },
-                }
-            }
-            Body::Mld(repr) => match repr {
-                MldRepr::Query {
-                    max_resp_delay,
-                    group,
-                } => Summary {
-                    kind: "mld-query",
-                    ..query(1, (*group).into(), u64::from(*max_resp_delay), Vec::new())
-                },
-                MldRepr::QueryV2 {
-                    max_resp_code,
-                    group,
-                    suppress_router,
-                    qrv,
-                    qqic,
-                    sources,
-                } => Summary {
-                    kind: "mld-query",
-                    v3: Some(V3Flags::new(*suppress_router, *qrv, *qqic)),
-                    ..query(
-                        2,
-                        (*group).into(),
-                        u64::from(decode_code16(*max_resp_code)),
-                        addrs(sources),
-                    )
-                },
-                MldRepr::Report { group } => plain("mld-report", (*group).into()),
-                MldRepr::Done { group } => plain("mld-done", (*group).into()),
-                MldRepr::ReportV2 { records } => Summary {
-                    group: None,
-                    records: Some(records.iter().map(Record::of).collect()),
-                    ..plain("mld-v2-report", Ipv6Addr::UNSPECIFIED.into())
-                },
-            },
-        }
-    }
-}
-
 impl Record {
     fn of<A: Copy + Into<IpAddr>>(record: &GroupRecord<A>) -> Record {
         Record {
-            kind: record_type_name(record.kind),
+            kind: record.kind.to_string(),
             group: record.group.into(),
             sources: addrs(&record.sources),
         }
     }
-
-    /// `239.1.1.1:to_ex{}`, `232.1.1.1:allow{10.0.0.1,10.0.0.2}`.
-    fn compact(&self) -> String {
-        format!("{}:{}{{{}}}", self.group, self.kind, join(&self.sources))
-    }
 }
 
-fn record_type_name(kind: RecordType) -> String {
-    match kind {
-        RecordType::ModeIsInclude => "is_in".into(),
-        RecordType::ModeIsExclude => "is_ex".into(),
-        RecordType::ChangeToInclude => "to_in".into(),
-        RecordType::ChangeToExclude => "to_ex".into(),
-        RecordType::AllowNewSources => "allow".into(),
-        RecordType::BlockOldSources => "block".into(),
-        RecordType::Unknown(value) => format!("type{value}"),
+/// A message about one group, or a report with records.
+enum Subject<'a, A> {
+    Group(A),
+    Records(&'a [GroupRecord<A>]),
+}
+
+impl Summary {
+    fn of(body: &Body) -> Summary {
+        match body {
+            Body::Igmp(repr) => {
+                let subject = match repr {
+                    IgmpRepr::Query { group, .. }
+                    | IgmpRepr::QueryV3 { group, .. }
+                    | IgmpRepr::ReportV1 { group }
+                    | IgmpRepr::ReportV2 { group }
+                    | IgmpRepr::Leave { group } => Subject::Group(*group),
+                    IgmpRepr::ReportV3 { records } => Subject::Records(records),
+                };
+                let query = (repr.query_version(), repr.max_resp_time());
+                Summary::new(subject, query, repr.v3_query())
+            }
+            Body::Mld(repr) => {
+                let subject = match repr {
+                    MldRepr::Query { group, .. }
+                    | MldRepr::QueryV2 { group, .. }
+                    | MldRepr::Report { group }
+                    | MldRepr::Done { group } => Subject::Group(*group),
+                    MldRepr::ReportV2 { records } => Subject::Records(records),
+                };
+                let query = (repr.query_version(), repr.max_resp_time());
+                Summary::new(subject, query, repr.v3_query())
+            }
+        }
+    }
+
+    /// `query`: the version and Max Resp Time of a query, both `None` for other messages.
+    fn new<A: Copy + Into<IpAddr>>(
+        subject: Subject<'_, A>,
+        (version, max_resp_time): (Option<u8>, Option<Duration>),
+        v3: Option<V3QueryFields<'_, A>>,
+    ) -> Summary {
+        let (group, records) = match subject {
+            Subject::Group(group) => (Some(group.into()), None),
+            Subject::Records(records) => (None, Some(records.iter().map(Record::of).collect())),
+        };
+        Summary {
+            group,
+            version,
+            max_resp_ms: max_resp_time.map(|time| time.as_millis() as u64),
+            sources: v3.map_or_else(Vec::new, |v3| addrs(v3.sources)),
+            v3: v3.map(V3Flags::from),
+            records,
+        }
     }
 }
 
 fn addrs<A: Copy + Into<IpAddr>>(list: &[A]) -> Vec<IpAddr> {
     list.iter().map(|&addr| addr.into()).collect()
-}
-
-fn join(list: &[IpAddr]) -> String {
-    list.iter()
-        .map(IpAddr::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[derive(Serialize)]
@@ -254,7 +211,7 @@ struct JsonLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     qrv: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    qqi_s: Option<u32>,
+    qqi_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<&'a [Record]>,
 }
@@ -265,33 +222,7 @@ impl Message {
     /// QQI and S flag (`... query 232.1.1.1 v3 max-resp 1000ms sources{10.0.0.2} qrv 2 qqi
     /// 125s s-flag off`), v3 reports list their records instead of a group.
     pub fn text_line(&self, seconds: f64) -> String {
-        let summary = Summary::of(&self.body);
-        let mut line = format!("{seconds:.3} {} {}", self.src, summary.kind);
-        if let Some(group) = summary.group {
-            let _ = write!(line, " {group}");
-        }
-        if let Some(version) = summary.version {
-            let _ = write!(line, " v{version}");
-        }
-        if let Some(max_resp_ms) = summary.max_resp_ms {
-            let _ = write!(line, " max-resp {max_resp_ms}ms");
-        }
-        if !summary.sources.is_empty() {
-            let _ = write!(line, " sources{{{}}}", join(&summary.sources));
-        }
-        if let Some(v3) = summary.v3 {
-            let _ = write!(
-                line,
-                " qrv {} qqi {}s s-flag {}",
-                v3.qrv,
-                v3.qqi_s,
-                if v3.suppress_router { "on" } else { "off" }
-            );
-        }
-        for record in summary.records.iter().flatten() {
-            let _ = write!(line, " {}", record.compact());
-        }
-        line
+        format!("{seconds:.3} {} {}", self.src, self.body)
     }
 
     pub fn json_line(&self, seconds: f64, outgoing: bool) -> String {
@@ -301,7 +232,7 @@ impl Message {
             time: (seconds * 1000.0).round() / 1000.0,
             src: self.src,
             dst: self.dst,
-            kind: summary.kind,
+            kind: self.body.name(),
             group: summary.group,
             ttl: self.ttl,
             router_alert: self.router_alert,
@@ -322,7 +253,9 @@ impl Message {
 mod tests {
     use super::*;
     use membership::wire::ip::{build_ipv4, build_ipv6};
+    use membership::wire::RecordType;
     use serde_json::{json, Value};
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     fn v4(text: &str) -> Ipv4Addr {
         text.parse().unwrap()
