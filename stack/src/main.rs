@@ -13,6 +13,9 @@ mod framing;
 mod listeners;
 mod logging;
 mod state;
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+mod topology;
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr};
