@@ -12,6 +12,9 @@ mod datapath;
 mod framing;
 mod listeners;
 mod logging;
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+mod neighbour;
 mod state;
 // Wired into the event loop in the links × hosts integration.
 #[allow(dead_code)]
