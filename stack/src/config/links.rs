@@ -40,6 +40,16 @@ pub const MAX_HOSTS_PER_BLOCK: i64 = 1_000_000;
 
 /// Top-level keys that describe the one link of the short form.
 const ONE_LINK_KEYS: &[&str] = &["iface", "tun", "tap", "mac", "ipv4", "ipv6_ll"];
+/// The protocol settings, valid at the top level, in a `[[link]]` and in a `[[link.hosts]]`.
+const PARAM_KEYS: &[&str] = &[
+    "igmp_version",
+    "mld_version",
+    "robustness",
+    "unsolicited_interval_ms",
+    "v3_unsolicited_interval_ms",
+    "mtu",
+];
+/// The keys of a `[[link]]` besides `PARAM_KEYS`.
 const LINK_KEYS: &[&str] = &[
     "device",
     "kind",
@@ -48,25 +58,9 @@ const LINK_KEYS: &[&str] = &[
     "ipv6_ll",
     "mac",
     "hosts",
-    "igmp_version",
-    "mld_version",
-    "robustness",
-    "unsolicited_interval_ms",
-    "v3_unsolicited_interval_ms",
-    "mtu",
 ];
-const HOST_KEYS: &[&str] = &[
-    "count",
-    "ipv4",
-    "ipv6_ll",
-    "mac",
-    "igmp_version",
-    "mld_version",
-    "robustness",
-    "unsolicited_interval_ms",
-    "v3_unsolicited_interval_ms",
-    "mtu",
-];
+/// The keys of a `[[link.hosts]]` besides `PARAM_KEYS`.
+const HOST_KEYS: &[&str] = &["count", "ipv4", "ipv6_ll", "mac"];
 
 /// The `[[link]]` tables of `path`, or `None` when it has none (the one-link form).
 /// `defaults` are the top-level settings (the command line with the file's top-level keys).
@@ -196,14 +190,15 @@ impl<'f, 't, 'i> Table<'f, 't, 'i> {
         } else {
             HOST_KEYS
         };
+        let keys = || keys.iter().chain(PARAM_KEYS);
         for (key, _) in table.iter() {
-            if !keys.contains(&key.get_ref().as_ref()) {
+            if !keys().any(|k| *k == key.get_ref()) {
                 return Err(file.error(
                     key.span().start,
                     format!(
                         "unknown key `{}` in {name} (its keys are: {})",
                         key.get_ref(),
-                        keys.join(", ")
+                        keys().copied().collect::<Vec<_>>().join(", ")
                     ),
                 ));
             }
