@@ -7,6 +7,10 @@
 //!
 //! The file is turned into command-line arguments placed before the real ones, so that there is
 //! one definition of every option (the clap one) and one set of checks.
+//!
+//! Besides these top-level keys (the one-link form, exactly like the command line), a file may
+//! hold `[[link]]` tables for many links and many hosts: [`links`] reads those; here they are
+//! passed over.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -17,6 +21,10 @@ use clap::{ArgAction, CommandFactory};
 use toml::{Spanned, Value};
 
 use crate::Args;
+
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+pub mod links;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,6 +102,17 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
             .get(key)
             .map(Spanned::get_ref)
             .expect("same document");
+        // [[link]] tables are read by `links`; a lone [link] table is a slip of one bracket.
+        match (key.as_str(), value) {
+            ("link", Value::Array(_)) => continue,
+            ("link", _) => {
+                return Err(error(
+                    at,
+                    "unknown key `link`: links are [[link]] tables, with two brackets".into(),
+                ))
+            }
+            _ => {}
+        }
         let name = key.replace('_', "-");
         let arg = command
             .get_arguments()
@@ -236,6 +255,19 @@ mod tests {
             let error = parse(text, &[]).unwrap_err();
             assert!(error.starts_with(expected), "{text:?}: {error}");
         }
+    }
+
+    #[test]
+    fn link_tables_are_left_to_the_links_reader() {
+        let text = "log_level = \"debug\"\niface = \"t\"\nipv4 = \"10.99.0.2/24\"\n\
+                    [[link]]\ndevice = \"tun0\"\n";
+        let from_file = args_from_text(Path::new("/c.toml"), text).unwrap();
+        assert_eq!(from_file.len(), 6);
+        let error = args_from_text(Path::new("/c.toml"), "[link]\ndevice = \"t\"\n").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "/c.toml:1: unknown key `link`: links are [[link]] tables, with two brackets"
+        );
     }
 
     #[test]

@@ -10,10 +10,19 @@ mod control;
 mod counters;
 mod daemon;
 mod datapath;
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+mod delays;
 mod framing;
 mod listeners;
 mod logging;
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+mod neighbour;
 mod state;
+// Wired into the event loop in the links × hosts integration.
+#[allow(dead_code)]
+mod topology;
 
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, Ipv6Addr};
