@@ -19,6 +19,9 @@ pub enum Error {
     /// More than `u32::MAX` requests for one group.
     #[error("too many joins of one group")]
     TooManyUsers,
+    /// The group table holds 2^32 records: no more groups can be joined.
+    #[error("the group table is full")]
+    TableFull,
     /// The interface was added before.
     #[error("interface {0} already exists")]
     InterfaceExists(IfIndex),

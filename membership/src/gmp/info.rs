@@ -39,7 +39,7 @@ impl<P: Protocol> Family<P> {
         config: &Config,
         now: Instant,
     ) -> Option<GroupInfo> {
-        let key = *self.ifaces.get(&ifindex)?.groups.get(&group)?;
+        let key = *self.ifaces.get(&ifindex)?.groups.get(&group)? as usize;
         Some(self.group_info(&self.records[key], config, now))
     }
 

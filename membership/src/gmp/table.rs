@@ -12,7 +12,7 @@ use super::engine::{Member, MemberState};
 use super::v3::{Retransmit, V3Iface};
 use super::{Compat, Env, Family, Protocol};
 use crate::event::Event;
-use crate::filter::{apply_change, merge, Filter, RequestChange};
+use crate::filter::{apply_change, Filter, RequestChange, Requests};
 use crate::time::Instant;
 use crate::timer::TimerId;
 use crate::{Error, IfIndex};
@@ -25,7 +25,7 @@ pub(crate) struct Record<A> {
     /// Every request held (each join is one; the seeds' reference count is their number). A
     /// record without requests is a v3 group being left: only its leave's retransmissions keep
     /// it, and it is not joined any more.
-    pub(super) requests: Vec<Filter<A>>,
+    pub(super) requests: Requests<A>,
     /// The interface state: the requests merged.
     pub(super) filter: Filter<A>,
     /// What the interface's compatibility mode keeps for the group.
@@ -100,7 +100,7 @@ impl<A> GroupMode<A> {
     }
 }
 
-impl<A> Record<A> {
+impl<A: Ord + Copy> Record<A> {
     pub(super) fn users(&self) -> u32 {
         u32::try_from(self.requests.len()).unwrap_or(u32::MAX)
     }
@@ -115,7 +115,8 @@ impl<A> Record<A> {
 /// Per interface and family: its groups, the queriers heard, and v3 query state.
 #[derive(Debug)]
 pub(crate) struct FamilyIface<A> {
-    pub(super) groups: BTreeMap<A, usize>,
+    /// Each group's record (its slot in the table; u32 keeps the index small).
+    pub(super) groups: BTreeMap<A, u32>,
     pub(super) older: OlderQueriers,
     pub(super) querier: QuerierParams,
     pub(super) v3: V3Iface,
@@ -186,22 +187,33 @@ impl<P: Protocol> Family<P> {
             .get_mut(&ifindex)
             .ok_or(Error::UnknownInterface(ifindex))?;
         let adding = matches!(change, RequestChange::Add(_));
-        let key = match iface.groups.get(&group) {
+        let key = match iface.groups.get(&group).map(|&k| k as usize) {
             // A group being left (its last retransmissions pending) is not joined any more.
-            Some(&key) if self.records[key].is_leaving() && !adding => {
+            Some(key) if self.records[key].is_leaving() && !adding => {
                 return Err(Error::NotJoined(group.into()));
             }
-            Some(&key) => key,
+            Some(key) => key,
             None if !adding => return Err(Error::NotJoined(group.into())),
             None => {
+                // The table grows by an eighth at a time, not by doubling: at a million groups
+                // a doubled table would hold a million empty records' worth of memory.
+                if self.records.len() == self.records.capacity() {
+                    let step = (self.records.capacity() / 8).max(64);
+                    self.records.reserve_exact(step);
+                }
+                // The index keeps slots as u32 (smaller per group); 2^32 records would take
+                // hundreds of GiB, but a full index is an error, never a panic.
+                let Ok(slot) = u32::try_from(self.records.vacant_key()) else {
+                    return Err(Error::TableFull);
+                };
                 let key = self.records.insert(Record {
                     iface: ifindex,
                     group,
-                    requests: Vec::new(),
+                    requests: Requests::default(),
                     filter: Filter::none(),
                     mode: GroupMode::new(mode, reportable),
                 });
-                iface.groups.insert(group, key);
+                iface.groups.insert(group, slot);
                 key
             }
         };
@@ -210,7 +222,7 @@ impl<P: Protocol> Family<P> {
             return Err(e);
         }
         let record = &mut self.records[key];
-        let old = core::mem::replace(&mut record.filter, merge(&record.requests));
+        let old = core::mem::replace(&mut record.filter, record.requests.merged());
         let users = record.users();
         let had = old.has_reception_state();
         let has = record.filter.has_reception_state();

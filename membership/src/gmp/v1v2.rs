@@ -71,7 +71,7 @@ impl<P: Protocol> Family<P> {
                 }
             }
             Some(group) => {
-                if let Some(&key) = iface.groups.get(&group) {
+                if let Some(key) = iface.groups.get(&group).map(|&k| k as usize) {
                     self.event(key, event, &ctx, now, env);
                 }
             }
@@ -88,7 +88,12 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) -> bool {
-        let Some(&key) = self.ifaces.get(&ifindex).and_then(|i| i.groups.get(&group)) else {
+        let Some(key) = self
+            .ifaces
+            .get(&ifindex)
+            .and_then(|i| i.groups.get(&group))
+            .map(|&k| k as usize)
+        else {
             return false;
         };
         if self.compat(ifindex, env.config) < Compat::V3 {

@@ -95,7 +95,7 @@ impl<P: Protocol> Family<P> {
             iface.v3.general = Some(self.wheel.schedule(at, TimerKey::GeneralResponse(ifindex)));
             return;
         };
-        let Some(&key) = iface.groups.get(&group) else {
+        let Some(key) = iface.groups.get(&group).map(|&k| k as usize) else {
             return;
         };
         let record = &mut self.records[key];
@@ -261,22 +261,26 @@ impl<P: Protocol> Family<P> {
         if self.pending.is_empty() {
             return;
         }
-        let mut by_iface: Vec<(IfIndex, Vec<GroupRecord<P::Addr>>)> = Vec::new();
-        for (ifindex, record) in self.pending.drain(..) {
-            match by_iface.iter_mut().find(|(i, _)| *i == ifindex) {
-                Some((_, records)) => records.push(record),
-                None => by_iface.push((ifindex, vec![record])),
+        let mut pending = core::mem::take(&mut self.pending);
+        // By interface, each in the order its records were decided (the sort is stable):
+        // O(n log n) whatever the number of interfaces (hosts) with news.
+        pending.sort_by_key(|(ifindex, _)| *ifindex);
+        let mut records = pending.into_iter().peekable();
+        while let Some((ifindex, first)) = records.next() {
+            let mut batch = vec![first];
+            while let Some((_, record)) = records.next_if(|(i, _)| *i == ifindex) {
+                batch.push(record);
             }
-        }
-        for (ifindex, records) in by_iface {
             let Some(addrs) = env.interfaces.get(&ifindex) else {
                 continue;
             };
             let space = usize::from(addrs.mtu).saturating_sub(P::REPORT_OVERHEAD);
-            for report in pack(records, space, P::RECORD_OVERHEAD, P::ADDR_LEN) {
+            for report in pack(batch, space, P::RECORD_OVERHEAD, P::ADDR_LEN) {
                 let tx = P::v3_report(ifindex, addrs, report, env.stats);
                 env.out.push_back(tx);
             }
         }
+        // `pending` was taken, not drained: the memory of a large burst (a million groups
+        // retransmitted at once) goes back, instead of staying as the Vec's capacity.
     }
 }
