@@ -193,7 +193,10 @@ fn committed_seeds_are_what_the_emitters_build() {
                 path.display()
             )
         });
-        assert_eq!(committed, packet, "{name} differs from what the emitters build");
+        assert_eq!(
+            committed, packet,
+            "{name} differs from what the emitters build"
+        );
     }
     let committed = std::fs::read_dir(&dir).unwrap().count();
     assert_eq!(committed, seeds().len(), "stray files in {}", dir.display());
