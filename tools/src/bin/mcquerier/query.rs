@@ -9,7 +9,8 @@ use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{decode_code16, decode_code8, encode_code16, encode_code8};
 
-use crate::link::{Interface, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::link::Interface;
+use tools::packet_socket::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// All-systems group, destination of IGMP general queries (RFC 2236 §2.1).
 pub const ALL_SYSTEMS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
