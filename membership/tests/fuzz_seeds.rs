@@ -10,26 +10,25 @@
 //! seed is one packet shorter than its own first byte (0x46 = 70 for IPv4 with Router Alert,
 //! 0x60 = 96 for IPv6), so the whole packet is the first one and the second is empty.
 
+mod common;
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+use common::{host_on, ip, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{GroupRecord, RecordType};
-use membership::{Config, Host, Instant, InterfaceConfig};
+use membership::Config;
 
 /// Joined by the fuzz target (`fuzz/fuzz_targets/input_path.rs`).
 const GROUP4: Ipv4Addr = Ipv4Addr::new(239, 1, 1, 1);
 const GROUP6: Ipv6Addr = Ipv6Addr::new(0xff12, 0, 0, 0, 0, 0, 0, 1);
-const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const OTHER_HOST4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 3);
-/// MLD input must come from a link-local source (RFC 9777 §5.1.14).
-const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+/// MLD input must come from a link-local source (RFC 9777 §5.1.14), as ROUTER6 is.
 const OTHER_HOST6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
-const ALL_SYSTEMS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
 const IGMPV3_ROUTERS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 22);
-const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 const MLDV2_ROUTERS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
 
 fn igmp(src: Ipv4Addr, dst: Ipv4Addr, repr: &IgmpRepr) -> Vec<u8> {
@@ -48,7 +47,7 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
             "igmpv3-general-query",
             igmp(
                 ROUTER4,
-                ALL_SYSTEMS,
+                ALL_HOSTS,
                 &IgmpRepr::QueryV3 {
                     max_resp_code: 100,
                     group: Ipv4Addr::UNSPECIFIED,
@@ -156,21 +155,12 @@ fn each_seed_is_one_whole_first_packet() {
 #[test]
 fn each_seed_is_accepted_by_the_fuzz_targets_host() {
     for (name, packet) in seeds() {
-        // As `fuzz/fuzz_targets/input_path.rs` sets it up.
-        let mut host = Host::new(Config::default(), 1);
-        host.add_interface(
-            1,
-            InterfaceConfig {
-                ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
-                ipv6_link_local: Some("fe80::2".parse().unwrap()),
-                ..InterfaceConfig::default()
-            },
-        )
-        .unwrap();
+        // The interface and groups of `fuzz/fuzz_targets/input_path.rs`.
+        let mut host = host_on(Config::default(), 1);
         for group in ["239.1.1.1", "224.0.0.9", "ff12::1", "ff02::1"] {
-            host.join(1, group.parse().unwrap(), Instant::ZERO).unwrap();
+            host.join(IF, ip(group), t(0)).unwrap();
         }
-        let result = host.handle_packet(1, &packet, Instant::from_millis(1000));
+        let result = host.handle_packet(IF, &packet, t(1000));
         assert!(result.is_ok(), "{name}: {result:?}");
     }
 }
