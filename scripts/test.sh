@@ -23,6 +23,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo build --workspace --bins"
 cargo build --workspace --bins
+cargo build -p membership --examples
 
 if [[ $EUID -ne 0 ]]; then
     command -v sudo >/dev/null || die "the integration tests need root: run as root or install sudo"

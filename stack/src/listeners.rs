@@ -21,6 +21,7 @@ use log::{debug, info, warn};
 use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
+use socket2::SockRef;
 use tools::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 
 use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
@@ -256,22 +257,14 @@ impl Listeners {
                 continue;
             }
             admitted = true;
-            // SAFETY: send(2) from our buffer on a descriptor we own; MSG_NOSIGNAL: a hung-up
-            // client is EPIPE, not SIGPIPE.
-            let sent = unsafe {
-                libc::send(
-                    listener.socket.as_raw_fd(),
-                    self.message.as_ptr().cast(),
-                    self.message.len(),
-                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
-                )
-            };
-            if sent >= 0 {
+            // MSG_NOSIGNAL: a hung-up client is EPIPE, not SIGPIPE.
+            let sent = SockRef::from(&listener.socket)
+                .send_with_flags(&self.message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+            let Err(error) = sent else {
                 listener.delivered += 1;
                 self.stats.udp_delivered += 1;
                 continue;
-            }
-            let error = io::Error::last_os_error();
+            };
             listener.dropped += 1;
             self.stats.udp_drop_queue_full += 1;
             match error.raw_os_error() {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub mod listen;
+pub mod packet_socket;
 pub mod protocol;
 pub mod show_stream;
 

@@ -12,15 +12,15 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{internet_checksum, GroupRecord, RecordType};
-
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
+use nix::errno::Errno;
+use nix::net::if_::if_nametoindex;
+use tools::packet_socket::{PacketSocket, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// Write a flood of IGMP/MLD packets (a fixed mix of valid queries and reports and invalid
 /// packets) onto a link with AF_PACKET, as fast as possible.
@@ -210,73 +210,22 @@ fn schedule(mix: (u32, u32), valid: Vec<Packet>, invalid: Vec<Packet>) -> Vec<(P
     out
 }
 
-/// An AF_PACKET SOCK_DGRAM socket that writes onto one interface.
-struct Link {
-    fd: libc::c_int,
-    ifindex: libc::c_int,
-}
-
-impl Link {
-    fn open(dev: &str) -> anyhow::Result<Link> {
-        let name = std::ffi::CString::new(dev).context("interface name with a NUL byte")?;
-        // SAFETY: `name` is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        if ifindex == 0 {
-            bail!("no interface {dev}: {}", io::Error::last_os_error());
-        }
-        // Protocol 0: a send-only socket, which receives nothing.
-        // SAFETY: plain socket(2) call.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error()).context("cannot open an AF_PACKET socket");
-        }
-        Ok(Link {
-            fd,
-            ifindex: ifindex as libc::c_int,
-        })
-    }
-
-    /// Writes one packet, retrying while the kernel has no buffer for it. Returns the number
-    /// of ENOBUFS retries.
-    fn send(&self, packet: &Packet) -> io::Result<u64> {
-        // SAFETY: sockaddr_ll is plain old data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as libc::c_ushort;
-        addr.sll_protocol = packet.ethertype.to_be();
-        addr.sll_ifindex = self.ifindex;
-        let mut retries = 0;
-        loop {
-            // SAFETY: the buffer and the address are valid for the lengths given.
-            let n = unsafe {
-                libc::sendto(
-                    self.fd,
-                    packet.bytes.as_ptr().cast(),
-                    packet.bytes.len(),
-                    0,
-                    (&addr as *const libc::sockaddr_ll).cast(),
-                    std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-                )
-            };
-            if n >= 0 {
-                return Ok(retries);
-            }
-            let error = io::Error::last_os_error();
-            match error.raw_os_error() {
-                Some(libc::ENOBUFS) => {
+/// Writes one packet, retrying while the kernel has no buffer for it. Returns the number of
+/// ENOBUFS retries.
+fn send(link: &PacketSocket, packet: &Packet) -> io::Result<u64> {
+    let mut retries = 0;
+    loop {
+        match link.send(packet.ethertype, &packet.bytes) {
+            Ok(()) => return Ok(retries),
+            Err(error) => match Errno::from_raw(error.raw_os_error().unwrap_or(0)) {
+                Errno::ENOBUFS => {
                     retries += 1;
                     std::thread::yield_now();
                 }
-                Some(libc::EINTR) => {}
+                Errno::EINTR => {}
                 _ => return Err(error),
-            }
+            },
         }
-    }
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // SAFETY: we own the descriptor.
-        unsafe { libc::close(self.fd) };
     }
 }
 
@@ -286,13 +235,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         valid_packets(cli.src4, cli.src6),
         invalid_packets(cli.src4, cli.src6),
     );
-    let link = Link::open(&cli.iface)?;
+    let ifindex = if_nametoindex(cli.iface.as_str())
+        .map_err(io::Error::from)
+        .with_context(|| format!("no interface {}", cli.iface))?;
+    // Send-only: a socket that heard the link would queue up the holder's answers meanwhile.
+    let link = PacketSocket::sender(ifindex).context("cannot open an AF_PACKET socket")?;
     let (mut valid, mut retries) = (0u64, 0u64);
     let started = Instant::now();
     for (packet, is_valid) in packets.iter().cycle().take(usize::try_from(cli.count)?) {
-        retries += link
-            .send(packet)
-            .with_context(|| format!("{}: sendto", cli.iface))?;
+        retries += send(&link, packet).with_context(|| format!("{}: sendto", cli.iface))?;
         valid += u64::from(*is_valid);
     }
     let seconds = started.elapsed().as_secs_f64();

@@ -29,8 +29,9 @@ use clap::{CommandFactory, Parser};
 
 use cli::{one_line, Cli, Config, Payload};
 use heard::Message;
-use link::{Icmpv6Sender, Interface, Ipv4Sender, PacketSocket, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use link::{Icmpv6Sender, Interface, Ipv4Sender};
 use query::{build_query, query_source, Query};
+use tools::packet_socket::{PacketSocket, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// Large enough for any IP packet a TUN can carry.
 const RECEIVE_BUFFER: usize = 65_536;
@@ -215,7 +216,7 @@ fn run(config: &Config) -> anyhow::Result<()> {
         );
     }
     // Listening before the first query goes out, so that no early answer is missed.
-    let socket = PacketSocket::open(&interface)
+    let socket = PacketSocket::open(interface.index)
         .with_context(|| format!("{dev}: opening an AF_PACKET socket"))?;
     let output = Output {
         json: config.json,

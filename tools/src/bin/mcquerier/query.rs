@@ -9,7 +9,8 @@ use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{decode_code16, decode_code8, encode_code16, encode_code8};
 
-use crate::link::{Interface, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use crate::link::Interface;
+use tools::packet_socket::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// All-systems group, destination of IGMP general queries (RFC 2236 §2.1).
 pub const ALL_SYSTEMS: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 1);
@@ -136,75 +137,125 @@ pub struct Query {
     pub description: String,
 }
 
+/// What differs between an IGMP and an MLD query: the address family, where a general query
+/// goes, and the message with the packet around it.
+trait QueryFamily: Copy + Into<IpAddr> {
+    const ETHERTYPE: u16;
+    /// Where a general query goes.
+    const ALL: Self;
+    const UNSPECIFIED: Self;
+
+    fn of(addr: IpAddr) -> Option<Self>;
+
+    /// The query message and the whole IP packet around it; `v3` with its sources makes it
+    /// an IGMPv3 / MLDv2 query.
+    fn query(
+        src: Self,
+        dst: Self,
+        group: Self,
+        max_resp_code: u16,
+        v3: Option<(&V3Fields, Vec<Self>)>,
+    ) -> (Vec<u8>, Vec<u8>);
+}
+
+impl QueryFamily for Ipv4Addr {
+    const ETHERTYPE: u16 = ETHERTYPE_IPV4;
+    const ALL: Self = ALL_SYSTEMS;
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+
+    fn of(addr: IpAddr) -> Option<Self> {
+        match addr {
+            IpAddr::V4(addr) => Some(addr),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    fn query(
+        src: Self,
+        dst: Self,
+        group: Self,
+        max_resp_code: u16,
+        v3: Option<(&V3Fields, Vec<Self>)>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        // MaxResp::for_protocol keeps IGMP codes within a byte.
+        let max_resp_code = max_resp_code as u8;
+        let repr = match v3 {
+            Some((v3, sources)) => IgmpRepr::QueryV3 {
+                max_resp_code,
+                group,
+                suppress_router: v3.suppress_router,
+                qrv: v3.qrv,
+                qqic: v3.qqic,
+                sources,
+            },
+            None => IgmpRepr::Query {
+                max_resp_code,
+                group,
+            },
+        };
+        let message = repr.to_bytes();
+        let packet = build_ipv4(src, dst, &message);
+        (message, packet)
+    }
+}
+
+impl QueryFamily for Ipv6Addr {
+    const ETHERTYPE: u16 = ETHERTYPE_IPV6;
+    const ALL: Self = ALL_NODES;
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+
+    fn of(addr: IpAddr) -> Option<Self> {
+        match addr {
+            IpAddr::V6(addr) => Some(addr),
+            IpAddr::V4(_) => None,
+        }
+    }
+
+    fn query(
+        src: Self,
+        dst: Self,
+        group: Self,
+        max_resp_code: u16,
+        v3: Option<(&V3Fields, Vec<Self>)>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let repr = match v3 {
+            Some((v3, sources)) => MldRepr::QueryV2 {
+                max_resp_code,
+                group,
+                suppress_router: v3.suppress_router,
+                qrv: v3.qrv,
+                qqic: v3.qqic,
+                sources,
+            },
+            None => MldRepr::Query {
+                max_resp_delay: max_resp_code,
+                group,
+            },
+        };
+        let message = repr.to_bytes(&src, &dst);
+        let packet = build_ipv6(src, dst, &message);
+        (message, packet)
+    }
+}
+
+/// Ethertype, destination, message and packet of the query `spec` asks for, from `src`.
+fn family_query<A: QueryFamily>(spec: &QuerySpec, src: A) -> (u16, IpAddr, Vec<u8>, Vec<u8>) {
+    let group = spec.group.and_then(A::of);
+    let dst = group.unwrap_or(A::ALL);
+    let v3 = spec.v3.as_ref().map(|v3| {
+        let sources = v3.sources.iter().copied().filter_map(A::of).collect();
+        (v3, sources)
+    });
+    let group = group.unwrap_or(A::UNSPECIFIED);
+    let (message, packet) = A::query(src, dst, group, spec.max_resp.code, v3);
+    (A::ETHERTYPE, dst.into(), message, packet)
+}
+
 pub fn build_query(spec: &QuerySpec, src: IpAddr) -> Query {
     let max_resp = spec.max_resp;
     let (ethertype, dst, message, packet) = match (spec.protocol, src) {
-        (Protocol::Igmp(_), IpAddr::V4(src)) => {
-            let group = match spec.group {
-                Some(IpAddr::V4(group)) => Some(group),
-                _ => None,
-            };
-            let dst = group.unwrap_or(ALL_SYSTEMS);
-            let group = group.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            let max_resp_code = max_resp.code as u8;
-            let repr = match &spec.v3 {
-                Some(v3) => IgmpRepr::QueryV3 {
-                    max_resp_code,
-                    group,
-                    suppress_router: v3.suppress_router,
-                    qrv: v3.qrv,
-                    qqic: v3.qqic,
-                    sources: v3
-                        .sources
-                        .iter()
-                        .filter_map(|source| match source {
-                            IpAddr::V4(source) => Some(*source),
-                            IpAddr::V6(_) => None,
-                        })
-                        .collect(),
-                },
-                None => IgmpRepr::Query {
-                    max_resp_code,
-                    group,
-                },
-            };
-            let message = repr.to_bytes();
-            let packet = build_ipv4(src, dst, &message);
-            (ETHERTYPE_IPV4, IpAddr::V4(dst), message, packet)
-        }
-        (Protocol::Mld(_), IpAddr::V6(src)) => {
-            let group = match spec.group {
-                Some(IpAddr::V6(group)) => Some(group),
-                _ => None,
-            };
-            let dst = group.unwrap_or(ALL_NODES);
-            let group = group.unwrap_or(Ipv6Addr::UNSPECIFIED);
-            let repr = match &spec.v3 {
-                Some(v3) => MldRepr::QueryV2 {
-                    max_resp_code: max_resp.code,
-                    group,
-                    suppress_router: v3.suppress_router,
-                    qrv: v3.qrv,
-                    qqic: v3.qqic,
-                    sources: v3
-                        .sources
-                        .iter()
-                        .filter_map(|source| match source {
-                            IpAddr::V6(source) => Some(*source),
-                            IpAddr::V4(_) => None,
-                        })
-                        .collect(),
-                },
-                None => MldRepr::Query {
-                    max_resp_delay: max_resp.code,
-                    group,
-                },
-            };
-            let mut message = vec![0; repr.buffer_len()];
-            repr.emit(&src, &dst, &mut message);
-            let packet = build_ipv6(src, dst, &message);
-            (ETHERTYPE_IPV6, IpAddr::V6(dst), message, packet)
-        }
+        (Protocol::Igmp(_), IpAddr::V4(src)) => family_query(spec, src),
+        (Protocol::Mld(_), IpAddr::V6(src)) => family_query(spec, src),
         _ => unreachable!("Config::from_cli checks the source family"),
     };
     let mut description = spec.protocol.name();
