@@ -168,6 +168,15 @@ impl Host {
         }
     }
 
+    /// Leaves every group on `ifindex`, as a host going away does (an emulated host removed
+    /// from a link). The interface stays, with nothing joined: its leaves go out as usual.
+    pub fn leave_interface(&mut self, ifindex: IfIndex, now: Instant) {
+        self.tick(now);
+        let (igmp, mld, mut env) = self.split();
+        igmp.leave_all(ifindex, now, &mut env);
+        mld.leave_all(ifindex, now, &mut env);
+    }
+
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
     pub fn handle_packet(

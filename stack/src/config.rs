@@ -22,8 +22,6 @@ use toml::{Spanned, Value};
 
 use crate::Args;
 
-// Wired into the event loop in the links × hosts integration.
-#[allow(dead_code)]
 pub mod links;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
@@ -210,15 +208,15 @@ mod tests {
         let text = "iface = \"tun7\"\nipv4 = \"10.99.0.2/24\"\nrobustness = 3\n\
                     tap = true\nlog_level = \"debug\"\nstrict_igmp = false\n";
         let args = parse(text, &[]).unwrap();
-        assert_eq!(args.iface, "tun7");
+        assert_eq!(args.iface.as_deref(), Some("tun7"));
         assert_eq!(args.robustness, 3);
         assert!(args.tap && !args.strict_igmp);
         assert_eq!(args.log_level.as_deref(), Some("debug"));
         let args = parse(text, &["--robustness", "4", "--iface", "tun8"]).unwrap();
-        assert_eq!((args.iface.as_str(), args.robustness), ("tun8", 4));
+        assert_eq!((args.iface.as_deref(), args.robustness), (Some("tun8"), 4));
         // The old spelling of the device key still works.
         let args = parse("tun = \"tun9\"\nipv4 = \"10.99.0.2/24\"\n", &[]).unwrap();
-        assert_eq!(args.iface, "tun9");
+        assert_eq!(args.iface.as_deref(), Some("tun9"));
     }
 
     #[test]

@@ -15,6 +15,12 @@ macro_rules! counters {
             pub fn described(&self) -> Vec<(&'static str, u64, &'static str)> {
                 vec![$((stringify!($field), self.$field, $help),)*]
             }
+
+            /// Adds every counter of `other` to this one's.
+            #[allow(dead_code)]
+            pub fn add(&mut self, other: &$name) {
+                $(self.$field += other.$field;)*
+            }
         }
     };
 }

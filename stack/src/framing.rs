@@ -78,9 +78,22 @@ pub enum FrameDrop {
     /// Shorter than an Ethernet II header.
     Truncated,
     /// Unicast to another MAC: a host's NIC filters these.
+    #[allow(dead_code)]
     NotForUs,
     /// Not IPv4 or IPv6 (ARP, VLAN tags, ...).
     OtherEtherType,
+}
+
+/// The destination MAC of an Ethernet II frame, and its IP packet (or why there is none): the
+/// part of [`Framing::decap`] a link with many hosts does before choosing the host by the MAC.
+#[allow(clippy::type_complexity)]
+pub fn ethernet_payload(frame: &[u8]) -> Result<(Mac, Result<&[u8], FrameDrop>), FrameDrop> {
+    let (header, payload) = Ethernet2Header::from_slice(frame).map_err(|_| FrameDrop::Truncated)?;
+    let packet = match header.ether_type {
+        EtherType::IPV4 | EtherType::IPV6 => Ok(payload),
+        _ => Err(FrameDrop::OtherEtherType),
+    };
+    Ok((Mac(header.destination), packet))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,21 +105,18 @@ pub enum Framing {
 }
 
 impl Framing {
-    /// The IP packet inside what the device gave us.
+    /// The IP packet inside what the device gave us (one host's view; a link with many hosts
+    /// uses [`ethernet_payload`]).
+    #[allow(dead_code)]
     pub fn decap<'a>(&self, frame: &'a [u8]) -> Result<&'a [u8], FrameDrop> {
         let Framing::Ethernet { mac } = self else {
             return Ok(frame);
         };
-        let (header, payload) =
-            Ethernet2Header::from_slice(frame).map_err(|_| FrameDrop::Truncated)?;
-        let dst = Mac(header.destination);
+        let (dst, payload) = ethernet_payload(frame)?;
         if dst != *mac && !dst.is_multicast() {
             return Err(FrameDrop::NotForUs);
         }
-        match header.ether_type {
-            EtherType::IPV4 | EtherType::IPV6 => Ok(payload),
-            _ => Err(FrameDrop::OtherEtherType),
-        }
+        payload
     }
 
     /// What to write to the device for an IP `packet` sent to `dst` (always multicast here).

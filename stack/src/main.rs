@@ -10,18 +10,16 @@ mod control;
 mod counters;
 mod daemon;
 mod datapath;
-// Wired into the event loop in the links × hosts integration.
+// The tracker's accessors beyond what `delays` shows are for its tests.
 #[allow(dead_code)]
 mod delays;
 mod framing;
 mod listeners;
 mod logging;
-// Wired into the event loop in the links × hosts integration.
+// Its per-reason drop counts are kept for its tests; the daemon counts drops in one counter.
 #[allow(dead_code)]
 mod neighbour;
 mod state;
-// Wired into the event loop in the links × hosts integration.
-#[allow(dead_code)]
 mod topology;
 
 use std::ffi::OsString;
@@ -42,15 +40,17 @@ use clap::{CommandFactory, Parser};
     after_help = "Every option can also be given as a key of the --config file \
                   (log_level = \"debug\"); the command line wins over the file.\n\
                   Signals: SIGTERM, SIGINT and SIGQUIT leave every group on the wire and exit 0; \
-                  SIGHUP re-reads the --config file and applies the log level.\n\
+                  SIGHUP re-reads the --config file and applies the log level and the [[link]] \
+                  tables (links and hosts added and removed).\n\
                   Exit status: 0 after a clean stop, 1 on a runtime error, 2 on a usage or \
                   configuration error."
 )]
 pub struct Args {
     /// The device to attach to: a TUN device (created if it does not exist), or with --tap a
     /// TAP device. `--tun` is the old spelling.
+    /// Required unless the --config file has [[link]] tables.
     #[arg(long, visible_alias = "tun", value_name = "NAME")]
-    pub iface: String,
+    pub iface: Option<String>,
     /// The device is a TAP: Ethernet frames, this host having its own MAC address.
     #[arg(long)]
     pub tap: bool,
@@ -59,14 +59,16 @@ pub struct Args {
     #[arg(long, value_name = "MAC", requires = "tap")]
     pub mac: Option<framing::Mac>,
     /// This host's IPv4 address and prefix on the link: the source of its IGMP messages.
+    /// Required unless the --config file has [[link]] tables.
     #[arg(long, value_name = "ADDR/PLEN", value_parser = parse_ipv4_prefix)]
-    pub ipv4: (Ipv4Addr, u8),
+    pub ipv4: Option<(Ipv4Addr, u8)>,
     /// This host's IPv6 link-local address: the source of its MLD messages. Default: fe80::
     /// followed by the 32 bits of --ipv4 (10.99.0.2 gives fe80::a63:2), unique on the link
     /// whenever the IPv4 addresses are.
     #[arg(long, value_name = "ADDR", value_parser = parse_link_local)]
     pub ipv6_ll: Option<Ipv6Addr>,
-    /// Control socket. Default: /run/tunmcast/NAME.sock.
+    /// Control socket. Default: /run/tunmcast/NAME.sock (NAME: the --iface, or with [[link]]
+    /// tables the --config file's name without its extension).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
     /// Keep memberships in this file and join them again on start.
@@ -120,24 +122,77 @@ impl Args {
         Duration::from_millis(self.unsolicited_interval_ms)
     }
 
+    /// The one-link form's IPv4 address (checked present by [`Args::topology`]).
+    pub fn ipv4(&self) -> (Ipv4Addr, u8) {
+        self.ipv4.unwrap_or((Ipv4Addr::UNSPECIFIED, 0))
+    }
+
     pub fn ipv6_link_local(&self) -> Ipv6Addr {
         self.ipv6_ll.unwrap_or_else(|| {
-            let v4 = u32::from(self.ipv4.0);
+            let v4 = u32::from(self.ipv4().0);
             Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, (v4 >> 16) as u16, v4 as u16)
         })
     }
 
     pub fn mac(&self) -> framing::Mac {
         self.mac.unwrap_or_else(|| {
-            let o = self.ipv4.0.octets();
+            let o = self.ipv4().0.octets();
             framing::Mac([0x02, 0x00, o[0], o[1], o[2], o[3]])
         })
     }
 
     pub fn control_path(&self) -> PathBuf {
+        let name = match (&self.iface, &self.config) {
+            (Some(iface), _) => iface.clone(),
+            (None, Some(config)) => config
+                .file_stem()
+                .map_or("tunmcastd".into(), |s| s.to_string_lossy().into_owned()),
+            (None, None) => "tunmcastd".into(),
+        };
         self.control
             .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{}.sock", self.iface)))
+            .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{name}.sock")))
+    }
+
+    /// The links and hosts to serve: the --config file's [[link]] tables (its top-level keys
+    /// and the command line giving their defaults), else the one link of the command line.
+    pub fn topology(&self) -> Result<topology::Topology, ArgsError> {
+        let defaults = topology::HostParams::from_args(self);
+        if let Some(path) = &self.config {
+            if let Some(topology) =
+                config::links::topology_from_file(path, defaults).map_err(ArgsError::Config)?
+            {
+                if self.iface.is_some() || self.ipv4.is_some() {
+                    return Err(ArgsError::Config(config::ConfigError {
+                        path: path.clone(),
+                        line: 0,
+                        message: "--iface and --ipv4 describe the one link of the command \
+                                  line, and this file has [[link]] tables: give them in a \
+                                  [[link]] instead"
+                            .into(),
+                    }));
+                }
+                return Ok(topology);
+            }
+        }
+        let mut missing = Vec::new();
+        if self.iface.is_none() {
+            missing.push("--iface <NAME>");
+        }
+        if self.ipv4.is_none() {
+            missing.push("--ipv4 <ADDR/PLEN>");
+        }
+        if !missing.is_empty() {
+            return Err(ArgsError::Usage(Args::command().error(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                format!(
+                    "the following required arguments were not provided: {} (or a --config \
+                     file with [[link]] tables)",
+                    missing.join(" ")
+                ),
+            )));
+        }
+        Ok(topology::Topology::from_args(self))
     }
 
     /// The options that differ from `running`, other than those a reload applies (the log
@@ -200,10 +255,10 @@ impl Args {
 
     /// Parses the command line of this process, with the --config file's options before it.
     /// Usage and configuration errors print one message and exit with status 2.
-    pub fn from_command_line() -> Args {
+    pub fn from_command_line() -> (Args, topology::Topology) {
         let argv: Vec<OsString> = std::env::args_os().collect();
-        match Args::from_argv(&argv) {
-            Ok(args) => args,
+        match Args::from_argv(&argv).and_then(|args| Ok((args.topology()?, args))) {
+            Ok((topology, args)) => (args, topology),
             Err(ArgsError::Usage(e)) => e.exit(),
             Err(ArgsError::Config(e)) => {
                 eprintln!("tunmcastd: {e}");
@@ -282,9 +337,9 @@ fn main() -> ExitCode {
     if let Some(status) = tools::generate::handle(&argv, Args::command(), "8") {
         return status;
     }
-    let args = Args::from_command_line();
+    let (args, topology) = Args::from_command_line();
     logging::init(&args.log_filter());
-    match daemon::run(args) {
+    match daemon::run(args, topology) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tunmcastd: {e:#}");

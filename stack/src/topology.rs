@@ -119,13 +119,13 @@ impl Topology {
     pub fn from_args(args: &Args) -> Topology {
         let host = HostSpec {
             mac: args.tap.then(|| args.mac()),
-            ipv4: args.ipv4,
+            ipv4: args.ipv4(),
             ipv6_ll: args.ipv6_link_local(),
             params: HostParams::from_args(args),
         };
         Topology {
             links: vec![LinkSpec {
-                device: args.iface.clone(),
+                device: args.iface.clone().unwrap_or_default(),
                 kind: if args.tap {
                     LinkKind::Tap
                 } else {

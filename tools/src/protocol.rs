@@ -38,6 +38,14 @@ pub struct Change {
     /// The daemon's interface; `None`: its only one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
+    /// The emulated host to act on, by its IPv4 or IPv6 link-local address; default: the
+    /// first host of the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    /// A range of emulated hosts, by IPv4 address, both ends included: `["10.99.1.10",
+    /// "10.99.1.109"]`. Every address in it must be a host of the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostRange>,
     /// Source filter: INCLUDE these sources only (for a leave: drop them)...
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<IpAddr>>,
@@ -107,6 +115,14 @@ pub struct ShowArgs {
     /// Only this interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
+    /// The emulated host to act on, by its IPv4 or IPv6 link-local address; default: the
+    /// first host of the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    /// A range of emulated hosts, by IPv4 address, both ends included: `["10.99.1.10",
+    /// "10.99.1.109"]`. Every address in it must be a host of the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostRange>,
     /// At most this many groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
@@ -122,6 +138,14 @@ pub struct ListenArgs {
     pub port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iface: Option<String>,
+    /// The emulated host to act on, by its IPv4 or IPv6 link-local address; default: the
+    /// first host of the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    /// A range of emulated hosts, by IPv4 address, both ends included: `["10.99.1.10",
+    /// "10.99.1.109"]`. Every address in it must be a host of the daemon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostRange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub include: Option<Vec<IpAddr>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,11 +160,105 @@ pub enum Request {
     Leave(Change),
     Listen(ListenArgs),
     Show(ShowArgs),
-    Stats,
+    Stats(StatsArgs),
+    Delays(DelaysArgs),
     Ping,
 }
 
 /// Reply to `join` and `leave`.
+/// An inclusive range of hosts by IPv4 address.
+pub type HostRange = [std::net::Ipv4Addr; 2];
+
+/// Parses `FIRST-LAST` (or one address) into a [`HostRange`].
+pub fn parse_host_range(s: &str) -> Result<HostRange, String> {
+    let (first, last) = s.split_once('-').unwrap_or((s, s));
+    let parse = |a: &str| {
+        a.trim()
+            .parse::<std::net::Ipv4Addr>()
+            .map_err(|_| format!("{a:?} is not an IPv4 address (hosts are FIRST-LAST)"))
+    };
+    let (first, last) = (parse(first)?, parse(last)?);
+    if first > last {
+        return Err(format!("{first}-{last}: the range is empty"));
+    }
+    Ok([first, last])
+}
+
+/// `stats`: every counter, or those of one link or one host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsArgs {
+    /// Only this link's device counters and its hosts' totals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// Only this host's counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+}
+
+/// `delays`: RFC 3918 join and leave delays measured at the device.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaysArgs {
+    /// Forget every measurement (after the reply is built).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
+    /// List at most this many (host, group) pairs in each list (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+/// One summary of delays, in nanoseconds (nearest-rank percentiles).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelaySummary {
+    pub count: usize,
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub max_ns: u64,
+}
+
+/// The delays of one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDelays {
+    pub group: IpAddr,
+    pub join: DelaySummary,
+    pub leave: DelaySummary,
+}
+
+/// A (host, group) pair in a delay list; `host` is the host's IPv4 address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostGroup {
+    pub host: String,
+    pub group: IpAddr,
+}
+
+/// The reply to `delays`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelaysReply {
+    /// Datagrams later than a leave plus this count the group as still forwarded.
+    pub leave_grace_ns: u64,
+    pub join: DelaySummary,
+    pub leave: DelaySummary,
+    pub groups: Vec<GroupDelays>,
+    pub never_forwarded: Vec<HostGroup>,
+    pub never_forwarded_total: usize,
+    pub forwarded_after_leave: Vec<HostGroup>,
+    pub forwarded_after_leave_total: usize,
+    /// Joins not measured because the table was full.
+    pub untracked: u64,
+}
+
+/// One link's device and counters, in `show`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkInfo {
+    pub iface: String,
+    pub device: String,
+    pub ifindex: u32,
+    pub suppression: bool,
+    pub hosts: u64,
+    pub stats: BTreeMap<String, u64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeReply {
     pub iface: String,
@@ -154,6 +272,13 @@ pub struct ChangeReply {
     /// Set when the change is in force but could not be saved to the state file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// How many hosts the request changed (more than one with `hosts`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub hosts: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn one() -> u32 {
@@ -284,6 +409,12 @@ pub struct ListenerInfo {
 pub struct ShowHeader {
     pub interfaces: Vec<InterfaceInfo>,
     pub listeners: Vec<ListenerInfo>,
+    /// Every link (several with a `[[link]]` configuration file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkInfo>,
+    /// Why the last SIGHUP's configuration file was refused (the running one is kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -324,7 +455,18 @@ mod tests {
                 }),
                 r#"{"cmd":"show","limit":5}"#,
             ),
-            (Request::Stats, r#"{"cmd":"stats"}"#),
+            (Request::Stats(StatsArgs::default()), r#"{"cmd":"stats"}"#),
+            (
+                Request::Join(Change {
+                    hosts: Some(["10.99.1.10".parse().unwrap(), "10.99.1.12".parse().unwrap()]),
+                    ..Change::one("239.1.1.1".parse().unwrap())
+                }),
+                r#"{"cmd":"join","group":"239.1.1.1","hosts":["10.99.1.10","10.99.1.12"]}"#,
+            ),
+            (
+                Request::Delays(DelaysArgs::default()),
+                r#"{"cmd":"delays"}"#,
+            ),
         ];
         for (request, line) in cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), line);

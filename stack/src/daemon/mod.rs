@@ -1,35 +1,39 @@
 //! The event loop: the one owner of membership state.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use crossbeam_channel::Receiver;
-use log::{debug, info, warn};
-use membership::{
-    Config, Event, Host, IgmpVersion, InputPolicy, Instant, InterfaceConfig, MldVersion, Transmit,
-};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use log::{info, warn};
+use membership::{Config, Host, IfIndex, IgmpVersion, InputPolicy, Instant, MldVersion};
+use mio::{Events, Poll, Registry, Token, Waker};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use tun_tap::{Iface, Mode};
+use slab::Slab;
 
 use crate::control::{ControlSocket, Envelope};
-use crate::datapath::Sorted;
-use crate::framing::{FrameDrop, Framing};
+use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
 use crate::state::Journal;
+use crate::topology::{HostParams, Topology};
 use crate::Args;
 
+mod hosts;
+mod links;
 mod persist;
+mod reload;
 mod requests;
 mod show;
+mod transmit;
 
+use hosts::EmuHost;
+use links::Link;
 use requests::Answer;
 use show::ShowJob;
 
@@ -47,35 +51,35 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-const TUN: Token = Token(0);
 const WAKE: Token = Token(1);
 const SIGNAL: Token = Token(2);
+/// Links are `FIRST_LINK + slab key`, below the listeners' tokens.
+const FIRST_LINK: usize = 16;
 
-/// How often the loop checks that the TUN device still exists, whatever the core's deadlines.
+/// How often the loop checks that the devices still exist, whatever the core's deadlines.
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
-/// Largest packet read from the device.
+/// Largest packet read from a device.
 const MTU_BUFFER: usize = 65_536;
 /// How long the loop sleeps at most while a `show` waits for its slow client.
 const SHOW_WAIT: Duration = Duration::from_millis(5);
-/// Packets read in one go before timers, control requests and sends get their turn.
+/// Packets read in one go from one link before timers, control requests and sends get their
+/// turn.
 const READ_BURST: usize = 256;
 
-fn if_nametoindex(name: &str) -> Option<u32> {
-    // Leaves errno set on failure, as callers read it.
-    nix::net::if_::if_nametoindex(name).ok()
-}
+/// A link's key in `Daemon::links`.
+pub(super) type LinkId = usize;
+/// An emulated host's key in `Daemon::hosts`; also its number in the delay tracker.
+pub(super) type HostId = usize;
 
-fn core_config(args: &Args) -> Config {
+fn core_config(args: &Args, params: &HostParams) -> Config {
     Config {
-        robustness: args.robustness,
-        igmp_unsolicited_interval: args.unsolicited_interval(),
-        mld_unsolicited_interval: args.unsolicited_interval(),
+        robustness: params.robustness,
+        igmp_unsolicited_interval: Duration::from_millis(params.unsolicited_interval_ms.into()),
+        mld_unsolicited_interval: Duration::from_millis(params.unsolicited_interval_ms.into()),
         report_link_local_groups: args.report_link_local_groups,
-        igmp_max_version: IgmpVersion::try_from(args.igmp_version)
-            .expect("clap keeps --igmp-version in 1..=3"),
-        mld_max_version: MldVersion::try_from(args.mld_version)
-            .expect("clap keeps --mld-version in 1..=2"),
-        v3_unsolicited_interval: Duration::from_millis(args.v3_unsolicited_interval_ms),
+        igmp_max_version: IgmpVersion::try_from(params.igmp_version).expect("checked to be 1..=3"),
+        mld_max_version: MldVersion::try_from(params.mld_version).expect("checked to be 1..=2"),
+        v3_unsolicited_interval: Duration::from_millis(params.v3_unsolicited_interval_ms.into()),
         igmp_policy: InputPolicy {
             require_router_alert: args.strict_igmp,
             require_hop_limit_one: args.strict_igmp,
@@ -97,7 +101,7 @@ fn default_seed() -> u64 {
 }
 
 crate::counters::counters! {
-    /// Counters of the daemon itself, beside the core's.
+    /// Counters of the daemon itself, beside the core's: one set per link, and the sum.
     struct IoStats {
         tun_rx_packets: "Packets (TUN) or frames (TAP) read from the device.",
         tun_tx_packets: "Packets or frames written to the device.",
@@ -106,19 +110,36 @@ crate::counters::counters! {
         tap_rx_not_for_us: "TAP frames to another station's MAC.",
         tap_rx_other_ethertype: "TAP frames neither IPv4 nor IPv6.",
         tap_rx_truncated: "TAP frames too short for Ethernet.",
+        tap_neighbour_answers: "ARP, Neighbour Solicitation and echo requests answered.",
+        tap_neighbour_drops: "ARP, ND and ICMP frames addressed to the hosts but not answered.",
         control_requests: "Control requests answered.",
         control_errors: "Control requests refused.",
     }
 }
 
-struct Daemon {
+/// The hosts with the same protocol settings share one membership core, each one an
+/// interface of it (the core's settings are per core, its state per interface).
+struct Core {
+    params: HostParams,
     host: Host,
-    device: Iface,
-    framing: Framing,
-    /// "TUN" or "TAP", for messages.
-    kind: &'static str,
-    ifname: String,
-    ifindex: u32,
+}
+
+struct Daemon {
+    cores: Vec<Core>,
+    links: Slab<Link>,
+    hosts: Slab<EmuHost>,
+    /// (core, core ifindex) -> host: where a transmit leaves.
+    by_iface: HashMap<(usize, IfIndex), HostId>,
+    /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
+    by_addr: HashMap<IpAddr, HostId>,
+    /// The next synthetic core ifindex, for hosts after a link's first.
+    next_ifindex: IfIndex,
+    /// What runs now: the command line's one link, or the file's [[link]] tables.
+    topology: Topology,
+    /// Why the last reload was refused.
+    config_error: Option<String>,
+    registry: Registry,
+    seed: u64,
     args: Args,
     /// The command line as given, for re-reading the --config file under it on SIGHUP.
     argv: Vec<OsString>,
@@ -127,10 +148,12 @@ struct Daemon {
     journal: Option<Journal>,
     /// The request being answered changed what the journal holds.
     changed_this_request: bool,
+    /// Control counters, and the device counters of links closed since the start.
     io: IoStats,
     listeners: Listeners,
     /// `show` replies being written, a slice per turn.
     shows: Vec<ShowJob>,
+    delays: DelayTracker,
 }
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
@@ -148,72 +171,45 @@ fn raise_fd_limit() {
     }
 }
 
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     raise_fd_limit();
-    let (mode, kind, framing) = if args.tap {
-        let framing = Framing::Ethernet { mac: args.mac() };
-        (Mode::Tap, "TAP", framing)
-    } else {
-        (Mode::Tun, "TUN", Framing::Ip)
-    };
-    let device = Iface::without_packet_info(&args.iface, mode)
-        .with_context(|| format!("cannot attach to {kind} device {}", args.iface))?;
-    device
-        .set_non_blocking()
-        .with_context(|| format!("cannot make the {kind} device non-blocking"))?;
-    let ifname = device.name().to_string();
-    let ifindex = if_nametoindex(&ifname)
-        .with_context(|| format!("{kind} device {ifname} has no interface index"))?;
-
-    let mut host = Host::new(core_config(&args), args.seed.unwrap_or_else(default_seed));
-    host.add_interface(
-        ifindex,
-        InterfaceConfig {
-            ipv4: Some(args.ipv4.0),
-            ipv6_link_local: Some(args.ipv6_link_local()),
-            mtu: args.mtu,
-        },
-    )?;
-
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    poll.registry()
-        .register(&mut SourceFd(&device.as_raw_fd()), TUN, Interest::READABLE)?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-
-    let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
-    poll.registry()
-        .register(&mut signals, SIGNAL, Interest::READABLE)?;
-
-    let (requests_tx, requests) = crossbeam_channel::unbounded();
-    let mut control = ControlSocket::bind(&args.control_path())?;
-    control.serve(requests_tx, waker.clone())?;
-
     let mut daemon = Daemon {
-        host,
-        device,
-        framing,
-        kind,
-        ifname,
-        ifindex,
+        cores: Vec::new(),
+        links: Slab::new(),
+        hosts: Slab::new(),
+        by_iface: HashMap::new(),
+        by_addr: HashMap::new(),
+        next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
+        topology: Topology::default(),
+        config_error: None,
+        registry: poll.registry().try_clone()?,
+        seed: args.seed.unwrap_or_else(default_seed),
         clock: std::time::Instant::now(),
         journal: None,
         changed_this_request: false,
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
         shows: Vec::new(),
-        args,
+        delays: DelayTracker::default(),
         argv: std::env::args_os().collect(),
+        args,
     };
-    info!(
-        "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
-        daemon.kind,
-        daemon.ifname,
-        daemon.ifindex,
-        daemon.args.ipv4.0,
-        daemon.args.ipv4.1,
-        daemon.args.ipv6_link_local(),
-        control.path().display()
-    );
+    // Every device first: a link that cannot be opened at start is a start-up error.
+    for spec in &topology.links {
+        daemon.open_link(spec)?;
+    }
+    daemon.topology = topology;
+
+    let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
+    poll.registry()
+        .register(&mut signals, SIGNAL, mio::Interest::READABLE)?;
+
+    let (requests_tx, requests) = crossbeam_channel::unbounded();
+    let mut control = ControlSocket::bind(&daemon.args.control_path())?;
+    control.serve(requests_tx, waker.clone())?;
+    daemon.log_start(control.path());
     daemon.restore()?;
     daemon.flush()?;
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
@@ -236,6 +232,43 @@ impl Daemon {
         Instant::from_millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
     }
 
+    /// Nanoseconds since the start: the delay measurements' clock.
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn log_start(&self, control: &std::path::Path) {
+        if let [link] = &self.topology.links[..] {
+            if let [host] = &link.hosts[..] {
+                let id = self.links.iter().next().map(|(id, _)| id).unwrap_or(0);
+                info!(
+                    "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
+                    self.links[id].kind_name(),
+                    link.device,
+                    self.links[id].ifindex,
+                    host.ipv4.0,
+                    host.ipv4.1,
+                    host.ipv6_ll,
+                    control.display()
+                );
+                return;
+            }
+        }
+        info!(
+            "tunmcastd on {} links with {} hosts, control {}",
+            self.topology.links.len(),
+            self.topology.host_count(),
+            control.display()
+        );
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.cores
+            .iter()
+            .filter_map(|c| c.host.next_deadline())
+            .min()
+    }
+
     fn event_loop(
         &mut self,
         poll: &mut Poll,
@@ -244,21 +277,18 @@ impl Daemon {
     ) -> anyhow::Result<()> {
         let mut events = Events::with_capacity(64);
         let mut buf = vec![0u8; MTU_BUFFER];
-        // mio is edge-triggered: after a capped burst the device may still hold packets
-        // without a new event, so we remember it and poll without sleeping.
-        let mut device_readable = false;
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
             let now = self.now();
             // A readable device, or a `show` with its next slice to write: no sleep.
-            let busy = device_readable || self.shows.iter().any(|job| !job.is_blocked());
+            let busy = self.links.iter().any(|(_, l)| l.readable)
+                || self.shows.iter().any(|job| !job.is_blocked());
             let timeout = if busy {
                 Duration::ZERO
             } else if !self.shows.is_empty() {
                 SHOW_WAIT // its client is reading slowly
             } else {
-                self.host
-                    .next_deadline()
+                self.next_deadline()
                     .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK))
             };
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
@@ -269,12 +299,11 @@ impl Daemon {
             }
             for event in events.iter() {
                 match event.token() {
-                    TUN => device_readable = true,
                     SIGNAL => {
                         let pending: Vec<i32> = signals.pending().collect();
                         for signal in pending {
                             if signal == SIGHUP {
-                                self.reload();
+                                self.reload()?;
                             } else {
                                 info!("{}: leaving every group", signal_name(signal));
                                 return self.shutdown();
@@ -282,22 +311,36 @@ impl Daemon {
                         }
                     }
                     token if Listeners::owns(token) => self.listeners.readable(token),
+                    Token(t) if t >= FIRST_LINK => {
+                        if let Some(link) = self.links.get_mut(t - FIRST_LINK) {
+                            link.readable = true;
+                        }
+                    }
                     _ => {} // WAKE: the requests are drained below, every turn
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
             self.answer_requests(requests)?;
             self.advance_shows();
-            if device_readable {
-                device_readable = self.read_burst(&mut buf)?;
+            let readable: Vec<LinkId> = self
+                .links
+                .iter()
+                .filter(|(_, l)| l.readable)
+                .map(|(id, _)| id)
+                .collect();
+            for id in readable {
+                self.read_burst(id, &mut buf)?;
             }
             if self.clock.elapsed() >= next_device_check {
-                self.check_device()?;
+                self.check_devices()?;
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
             }
             if self.listeners.has_closed() {
                 let now = self.now();
-                self.listeners.reap(&mut self.host, self.ifindex, now);
+                if let Some((core, ifindex)) = self.listener_host() {
+                    self.listeners
+                        .reap(&mut self.cores[core].host, ifindex, now);
+                }
             }
             self.flush()?;
         }
@@ -335,203 +378,53 @@ impl Daemon {
         Ok(())
     }
 
-    /// The device is deleted when its name is gone or names another interface. Only ENODEV
-    /// counts: `if_nametoindex` needs a socket, and running out of descriptors must not be
-    /// taken for a deleted device (a read on a deleted TUN fails with EBADFD anyway).
-    fn check_device(&self) -> anyhow::Result<()> {
-        match if_nametoindex(&self.ifname) {
-            Some(index) if index == self.ifindex => Ok(()),
-            Some(_) => bail!(
-                "{} device {} has gone away (the name is another device now)",
-                self.kind,
-                self.ifname
-            ),
-            None if io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) => {
-                bail!("{} device {} has gone away", self.kind, self.ifname)
-            }
-            None => {
-                warn!(
-                    "cannot check {} device {}: {}",
-                    self.kind,
-                    self.ifname,
-                    io::Error::last_os_error()
-                );
-                Ok(())
-            }
-        }
-    }
-
-    /// Reads at most [`READ_BURST`] packets; returns whether the device may hold more.
-    fn read_burst(&mut self, buf: &mut [u8]) -> anyhow::Result<bool> {
-        for _ in 0..READ_BURST {
-            match self.device.recv(buf) {
-                Ok(n) => {
-                    self.io.tun_rx_packets += 1;
-                    match self.framing.decap(&buf[..n]) {
-                        Ok(packet) => self.handle_packet(packet),
-                        Err(FrameDrop::NotForUs) => self.io.tap_rx_not_for_us += 1,
-                        Err(FrameDrop::OtherEtherType) => self.io.tap_rx_other_ethertype += 1,
-                        Err(FrameDrop::Truncated) => self.io.tap_rx_truncated += 1,
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("{} device {} failed (deleted?)", self.kind, self.ifname)
-                    })
-                }
-            }
-        }
-        Ok(true)
-    }
-
-    fn handle_packet(&mut self, packet: &[u8]) {
-        // Multicast UDP is the data path's; the core sees (and counts) everything else.
-        match crate::datapath::sort(packet) {
-            Sorted::Datagram(datagram) => {
-                let joined = self.host.is_joined(self.ifindex, datagram.group);
-                return self.listeners.deliver(&datagram, joined);
-            }
-            Sorted::Dropped(reason) => return self.listeners.dropped(reason),
-            Sorted::NotMulticastUdp => {}
-        }
-        let now = self.now();
-        match self.host.handle_packet(self.ifindex, packet, now) {
-            Ok(()) => {
-                let mut query = false;
-                while let Some(event) = self.host.poll_event() {
-                    query |= matches!(event, Event::QueryHeard { .. });
-                    self.log_event(&event);
-                }
-                if query {
-                    info!("query on {} from {}", self.ifname, source_of(packet));
-                } else {
-                    debug!("accepted {} bytes from {}", packet.len(), source_of(packet));
-                }
-            }
-            Err(reason) => debug!(
-                "dropped {} bytes from {}: {}",
-                packet.len(),
-                source_of(packet),
-                reason.describe()
-            ),
-        }
-    }
-
-    /// What the core reports having done, at debug level (mode changes at info).
-    fn log_event(&self, event: &Event) {
-        match event {
-            Event::CompatibilityModeChanged { from, to, .. } => {
-                info!("{}: {from} -> {to} (compatibility mode)", self.ifname)
-            }
-            other => debug!("{}: {other:?}", self.ifname),
-        }
-    }
-
-    /// Sends everything the core has due.
-    fn flush(&mut self) -> anyhow::Result<()> {
-        let mut out: Vec<Transmit> = Vec::new();
-        self.host.poll(self.now(), |tx| out.push(tx));
-        while let Some(event) = self.host.poll_event() {
-            self.log_event(&event);
-        }
-        for tx in out {
-            let packet = self.framing.encap(tx.to_packet(), tx.dst);
-            match self.device.send(&packet) {
-                Ok(_) => {
-                    self.io.tun_tx_packets += 1;
-                    debug!("sent {} {} -> {}", tx.message, tx.src, tx.dst);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.io.tun_tx_errors += 1;
-                    warn!(
-                        "{} device {} is full: a packet was dropped",
-                        self.kind, self.ifname
-                    );
-                }
-                // EIO: the link is down (a device we created, not yet set up on the kernel
-                // side). Like a host on a dead link, we lose the packet and carry on.
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
-                    self.io.tun_tx_errors += 1;
-                    self.io.tun_tx_link_down += 1;
-                    if self.io.tun_tx_link_down == 1 {
-                        warn!(
-                            "{} device {} is down: packets are dropped until it is up",
-                            self.kind, self.ifname
-                        );
-                    }
-                    debug!(
-                        "dropped {:?} {} -> {}: link down",
-                        tx.message, tx.src, tx.dst
-                    );
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot write to {} device {}", self.kind, self.ifname)
-                    })
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// SIGHUP: re-reads the --config file and applies what can change while running (the log
-    /// level); what needs a restart is named. A bad file changes nothing. Memberships, timers
-    /// and the wire are not touched.
-    fn reload(&mut self) {
+    /// level, the [[link]] tables); what needs a restart is named. A bad file changes nothing
+    /// and is shown by `show`. Memberships, timers and the wire of what stays are not touched.
+    fn reload(&mut self) -> anyhow::Result<()> {
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             service_notify(&[NotifyState::Reloading, now]);
         }
-        self.reread_config();
+        let result = self.reread_config();
         service_notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
+        result
     }
 
     /// What `systemctl status` shows beside the unit.
     fn status_line(&self) -> String {
-        let now = self.now();
-        let groups: usize = self
-            .host
-            .interfaces(now)
-            .iter()
-            .map(|i| i.igmp_groups + i.mld_groups)
-            .sum();
-        format!("serving {} {}: {groups} groups", self.kind, self.ifname)
+        let groups = self.total_groups(&|_| true);
+        match &self.topology.links[..] {
+            [link] => format!(
+                "serving {} {}: {groups} groups",
+                if link.kind == crate::topology::LinkKind::Tap {
+                    "TAP"
+                } else {
+                    "TUN"
+                },
+                link.device
+            ),
+            links => format!(
+                "serving {} links, {} hosts: {groups} groups",
+                links.len(),
+                self.by_addr.len() / 2
+            ),
+        }
     }
 
-    fn reread_config(&mut self) {
-        let Some(path) = self.args.config.clone() else {
-            info!(
-                "SIGHUP: no --config file to re-read; log level stays {:?}",
-                self.args.log_filter()
-            );
-            return;
-        };
-        let new = match Args::from_argv(&self.argv) {
-            Ok(new) => new,
-            Err(e) => {
-                warn!("SIGHUP: {e}; the running configuration is kept");
-                return;
+    /// Groups of the hosts `wanted` admits, on every core.
+    fn total_groups(&self, wanted: &dyn Fn(HostId) -> bool) -> u64 {
+        let now = self.now();
+        let mut total = 0;
+        for (c, core) in self.cores.iter().enumerate() {
+            for i in core.host.interfaces(now) {
+                if let Some(&id) = self.by_iface.get(&(c, i.iface)) {
+                    if !self.hosts[id].retired && wanted(id) {
+                        total += (i.igmp_groups + i.mld_groups) as u64;
+                    }
+                }
             }
-        };
-        let (old_filter, new_filter) = (self.args.log_filter(), new.log_filter());
-        if new_filter != old_filter {
-            crate::logging::reload(&new_filter);
         }
-        let restart_needed = new.differs_beyond_reloadable(&self.args);
-        info!(
-            "SIGHUP: re-read {}: log level {new_filter:?}{}",
-            path.display(),
-            if restart_needed.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; changed, taking effect on restart: {}",
-                    restart_needed.join(", ")
-                )
-            }
-        );
-        self.args.log_level = new.log_level;
+        total
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
@@ -540,15 +433,27 @@ impl Daemon {
             NotifyState::Status("leaving every group"),
         ]);
         // The state file keeps the memberships, so that a restart joins them again.
-        self.host.leave_all(self.now());
+        let now = self.now();
+        for core in &mut self.cores {
+            core.host.leave_all(now);
+        }
         self.flush()?;
         // IGMPv3 / MLDv2 leaves are state changes, retransmitted Robustness - 1 times within
         // the Unsolicited Report Interval (RFC 9776 §5.1): stay until they are out, bounded.
-        let limit =
-            self.clock.elapsed() + Duration::from_millis(self.args.v3_unsolicited_interval_ms) * 2;
-        while !self.host.groups(self.now()).is_empty() && self.clock.elapsed() < limit {
+        let longest = self
+            .cores
+            .iter()
+            .map(|c| c.params.v3_unsolicited_interval_ms)
+            .max()
+            .unwrap_or(0);
+        let limit = self.clock.elapsed() + Duration::from_millis(longest.into()) * 2;
+        while self
+            .cores
+            .iter()
+            .any(|c| !c.host.groups(self.now()).is_empty())
+            && self.clock.elapsed() < limit
+        {
             let wait = self
-                .host
                 .next_deadline()
                 .map_or(Duration::from_millis(10), |at| at - self.now());
             std::thread::sleep(wait.min(Duration::from_millis(100)));
@@ -563,19 +468,5 @@ impl Daemon {
 fn service_notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         warn!("cannot notify the service manager: {e}");
-    }
-}
-
-/// The source address of an IP packet, for log lines.
-fn source_of(packet: &[u8]) -> String {
-    match packet.first().map(|b| b >> 4) {
-        Some(4) if packet.len() >= 20 => {
-            std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]).to_string()
-        }
-        Some(6) if packet.len() >= 24 => {
-            let bytes: [u8; 16] = packet[8..24].try_into().expect("16 bytes");
-            std::net::Ipv6Addr::from(bytes).to_string()
-        }
-        _ => "?".into(),
     }
 }

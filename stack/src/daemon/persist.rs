@@ -1,11 +1,13 @@
 //! `--state`: joining the journal's memberships again on start, and recording each change.
+//! A record names its host as `host_label` does: `tap1/10.99.1.10`, or the device alone for
+//! the one host of the command line's link.
 
 use std::net::IpAddr;
 
 use log::{debug, info, warn};
 use membership::SourceFilter;
 
-use super::Daemon;
+use super::{Daemon, HostId};
 use crate::state::{self, Journal, Membership, Request as SavedRequest};
 
 impl Daemon {
@@ -32,13 +34,13 @@ impl Daemon {
         let now = self.now();
         let mut joined = 0usize;
         for m in &loaded.memberships {
-            if m.iface != self.ifname {
+            let Some(id) = self.host_by_label(&m.iface) else {
                 warn!(
                     "state file: skipping {} on unknown interface {}",
                     m.group, m.iface
                 );
                 continue;
-            }
+            };
             let requests: Vec<SourceFilter> = if m.requests.is_empty() {
                 vec![SourceFilter::exclude(Vec::new()); m.users.max(1) as usize]
             } else {
@@ -50,23 +52,34 @@ impl Daemon {
                     })
                     .collect()
             };
+            let (core, ifindex, link) = {
+                let h = &self.hosts[id];
+                (h.core, h.ifindex, h.link)
+            };
             for filter in requests {
-                if let Err(e) = self.host.join_filter(self.ifindex, m.group, filter, now) {
+                if let Err(e) = self.cores[core]
+                    .host
+                    .join_filter(ifindex, m.group, filter, now)
+                {
                     warn!("state file: cannot join {}: {e}", m.group);
                     break;
                 }
             }
+            self.links[link]
+                .members
+                .entry(m.group)
+                .or_default()
+                .insert(id);
             joined += 1;
             debug!(
                 "joined {} on {} again (users {})",
-                m.group, self.ifname, m.users
+                m.group, m.iface, m.users
             );
         }
         if joined > 0 {
             info!(
-                "state file {}: joined {joined} groups on {} again",
+                "state file {}: joined {joined} groups again",
                 path.display(),
-                self.ifname
             );
         }
         self.journal = Some(Journal::start(&path, &loaded.memberships)?);
@@ -75,13 +88,14 @@ impl Daemon {
 
     /// Appends `group`'s memberships now to the journal, if there is one: one line, whatever
     /// the number of groups. The reply to the request waits until it is on disk.
-    pub(super) fn record_change(&mut self, group: IpAddr) {
-        let Some(journal) = &self.journal else {
+    pub(super) fn record_change(&mut self, host: HostId, group: IpAddr) {
+        if self.journal.is_none() {
             return;
-        };
-        let info = self.host.group(self.ifindex, group, self.now());
+        }
+        let h = &self.hosts[host];
+        let info = self.cores[h.core].host.group(h.ifindex, group, self.now());
         let mut membership = Membership {
-            iface: self.ifname.clone(),
+            iface: self.host_label(host),
             group,
             users: info.as_ref().map_or(0, |g| g.users),
             requests: info
@@ -94,7 +108,9 @@ impl Daemon {
                 .collect(),
         };
         // Listeners' joins belong to their connections, not to the state file.
-        self.listeners.unsaved(&mut membership);
+        if Some(host) == self.default_host(None) {
+            self.listeners.unsaved(&mut membership);
+        }
         // Plain joins are the common case: `users` says how many, no list needed.
         if membership
             .requests
@@ -103,7 +119,24 @@ impl Daemon {
         {
             membership.requests.clear();
         }
-        journal.change(membership);
+        if let Some(journal) = &self.journal {
+            journal.change(membership);
+        }
         self.changed_this_request = true;
+    }
+}
+
+impl Daemon {
+    /// The host a journal record names: `device/IPv4`, or `device` for its first host.
+    fn host_by_label(&self, label: &str) -> Option<HostId> {
+        match label.split_once('/') {
+            Some((device, ipv4)) => {
+                let addr: std::net::Ipv4Addr = ipv4.parse().ok()?;
+                let &id = self.by_addr.get(&IpAddr::V4(addr))?;
+                let link = self.link_named(device)?;
+                (self.hosts[id].link == link).then_some(id)
+            }
+            None => self.default_host(Some(self.link_named(label)?)),
+        }
     }
 }

@@ -6,10 +6,13 @@ use std::os::fd::OwnedFd;
 
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
-use tools::protocol::{Change, ChangeReply, ListenArgs, ListenReply, PingReply, StatsReply};
+use tools::protocol::{
+    Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, GroupDelays, HostGroup, HostRange,
+    ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
+};
 
 use super::show::ShowJob;
-use super::Daemon;
+use super::{Daemon, HostId, LinkId};
 use crate::control::{error_reply, is_ok, ok_reply, Request};
 
 /// What the loop does with a request.
@@ -31,7 +34,11 @@ impl Daemon {
             (Request::Join(change), _) => Answer::Reply(self.change(true, &change)),
             (Request::Leave(change), _) => Answer::Reply(self.change(false, &change)),
             (Request::Show(args), _) => self.show(&args),
-            (Request::Stats, _) => Answer::Reply(ok_reply(&self.stats())),
+            (Request::Stats(args), _) => Answer::Reply(match self.stats(&args) {
+                Ok(stats) => ok_reply(&stats),
+                Err(refusal) => refusal,
+            }),
+            (Request::Delays(args), _) => Answer::Reply(ok_reply(&self.delays_reply(&args))),
             (Request::Ping, _) => Answer::Reply(ok_reply(&PingReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })),
@@ -42,28 +49,88 @@ impl Daemon {
         answer
     }
 
-    pub(super) fn check_iface(&self, iface: &Option<String>) -> Result<(), Vec<u8>> {
-        match iface {
-            Some(name) if *name != self.ifname => Err(error_reply(format!(
+    /// The link `iface` names (default: none, meaning any).
+    pub(super) fn check_iface(&self, iface: &Option<String>) -> Result<Option<LinkId>, Vec<u8>> {
+        let Some(name) = iface else {
+            return Ok(None);
+        };
+        self.link_named(name).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = self.links.iter().map(|(_, l)| l.name.as_str()).collect();
+            error_reply(format!(
                 "unknown interface {name} (this daemon serves {})",
-                self.ifname
-            ))),
-            _ => Ok(()),
+                names.join(", ")
+            ))
+        })
+    }
+
+    /// The hosts a request names: `host`, every host of the `hosts` range, or the first host
+    /// of the `iface` link (of the first link without it).
+    pub(super) fn target_hosts(
+        &self,
+        iface: &Option<String>,
+        host: &Option<IpAddr>,
+        hosts: &Option<HostRange>,
+    ) -> Result<Vec<HostId>, Vec<u8>> {
+        let link = self.check_iface(iface)?;
+        let on_link = |id: HostId| -> Result<HostId, Vec<u8>> {
+            match link {
+                Some(link) if self.hosts[id].link != link => Err(error_reply(format!(
+                    "host {} is not on {}",
+                    self.hosts[id].spec.ipv4.0, self.links[link].name
+                ))),
+                _ => Ok(id),
+            }
+        };
+        match (host, hosts) {
+            (Some(_), Some(_)) => Err(error_reply("give host or hosts, not both")),
+            (Some(addr), None) => match self.by_addr.get(addr) {
+                Some(&id) => Ok(vec![on_link(id)?]),
+                None => Err(error_reply(format!("no host has the address {addr}"))),
+            },
+            (None, Some([first, last])) => {
+                let (first, last) = (u32::from(*first), u32::from(*last));
+                if first > last || u64::from(last - first) >= u64::from(MAX_BATCH) {
+                    return Err(error_reply(format!(
+                        "a host range holds 1 to {MAX_BATCH} hosts"
+                    )));
+                }
+                (first..=last)
+                    .map(|a| {
+                        let addr = IpAddr::V4(a.into());
+                        match self.by_addr.get(&addr) {
+                            Some(&id) => on_link(id),
+                            None => Err(error_reply(format!("no host has the address {addr}"))),
+                        }
+                    })
+                    .collect()
+            }
+            (None, None) => self
+                .default_host(link)
+                .map(|id| vec![id])
+                .ok_or_else(|| error_reply("no host to act on")),
         }
     }
 
-    /// A join (`join` true) or leave of every group the request names. The groups are checked
-    /// first (multicast, joined for a leave), so that a refused request changes nothing; the
-    /// changes of one request happen at one instant, so IGMPv3 / MLDv2 pack their records into
-    /// as few reports as the MTU allows.
+    /// A join (`join` true) or leave of every group the request names, on every host it
+    /// names. The groups are checked first (multicast, joined for a leave), so that a refused
+    /// request changes nothing; the changes of one request happen at one instant, so IGMPv3 /
+    /// MLDv2 pack their records into as few reports as the MTU allows.
     fn change(&mut self, join: bool, change: &Change) -> Vec<u8> {
-        if let Err(refusal) = self.check_iface(&change.iface) {
-            return refusal;
-        }
+        let targets = match self.target_hosts(&change.iface, &change.host, &change.hosts) {
+            Ok(targets) => targets,
+            Err(refusal) => return refusal,
+        };
         let groups = match change.groups() {
             Ok(groups) => groups,
             Err(e) => return error_reply(e),
         };
+        if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
+            return error_reply(format!(
+                "{} groups on {} hosts: more than {MAX_BATCH} changes in one request",
+                groups.len(),
+                targets.len()
+            ));
+        }
         let filter = match source_filter(&change.include, &change.exclude) {
             Ok(filter) => filter,
             Err(e) => return error_reply(e),
@@ -73,110 +140,244 @@ impl Daemon {
             if !group.is_multicast() {
                 return error_reply(Error::NotMulticast(*group));
             }
-            if !join && self.host.group(self.ifindex, *group, now).is_none() {
-                return error_reply(format!("{group} is not joined on {}", self.ifname));
+            if !join {
+                for &id in &targets {
+                    let h = &self.hosts[id];
+                    if self.cores[h.core]
+                        .host
+                        .group(h.ifindex, *group, now)
+                        .is_none()
+                    {
+                        return error_reply(format!(
+                            "{group} is not joined on {}",
+                            self.host_label(id)
+                        ));
+                    }
+                }
             }
         }
         let mut users = 0;
-        for (done, group) in groups.iter().enumerate() {
-            let result = match (join, &filter) {
-                (true, None) => self.host.join(self.ifindex, *group, now),
-                (true, Some(f)) => self.host.join_filter(self.ifindex, *group, f.clone(), now),
-                (false, None) => self.host.leave(self.ifindex, *group, now),
-                (false, Some(f)) => self.host.leave_filter(self.ifindex, *group, f.clone(), now),
+        let mut done = 0usize;
+        for &id in &targets {
+            let (core, ifindex, link) = {
+                let h = &self.hosts[id];
+                (h.core, h.ifindex, h.link)
             };
-            match result {
-                Ok(n) => {
-                    users = n;
-                    self.record_change(*group);
+            for group in &groups {
+                let host = &mut self.cores[core].host;
+                let result = match (join, &filter) {
+                    (true, None) => host.join(ifindex, *group, now),
+                    (true, Some(f)) => host.join_filter(ifindex, *group, f.clone(), now),
+                    (false, None) => host.leave(ifindex, *group, now),
+                    (false, Some(f)) => host.leave_filter(ifindex, *group, f.clone(), now),
+                };
+                while let Some(event) = self.cores[core].host.poll_event() {
+                    self.log_event(core, &event);
                 }
-                Err(e) => {
-                    let error = match e {
-                        Error::NotJoined(_) => {
-                            format!("{group} is not joined on {}", self.ifname)
+                match result {
+                    Ok(n) => {
+                        users = n;
+                        done += 1;
+                        if join {
+                            self.links[link]
+                                .members
+                                .entry(*group)
+                                .or_default()
+                                .insert(id);
                         }
-                        e => format!("{group}: {e}"),
-                    };
-                    if done > 0 {
-                        warn!("{error} (after {done} groups of the request were changed)");
-                        return error_reply(format!(
-                            "{error} (the {done} groups before it were changed)"
-                        ));
+                        self.record_change(id, *group);
                     }
-                    return error_reply(error);
+                    Err(e) => {
+                        let error = match e {
+                            Error::NotJoined(_) => {
+                                format!("{group} is not joined on {}", self.host_label(id))
+                            }
+                            e => format!("{group}: {e}"),
+                        };
+                        if done > 0 {
+                            warn!("{error} (after {done} changes of the request were made)");
+                            return error_reply(format!(
+                                "{error} (the {done} changes before it were made)"
+                            ));
+                        }
+                        return error_reply(error);
+                    }
                 }
             }
         }
         let verb = if join { "join" } else { "leave" };
         let first = groups[0];
         let count = groups.len() as u32;
+        let label = self.host_label(targets[0]);
+        let on = if targets.len() == 1 {
+            label.clone()
+        } else {
+            format!("{} hosts from {label}", targets.len())
+        };
         if count == 1 {
             info!(
-                "{verb} {first}{} on {} (users {users})",
-                describe(&filter),
-                self.ifname
+                "{verb} {first}{} on {on} (users {users})",
+                describe(&filter)
             );
         } else {
             info!(
-                "{verb} {count} groups from {first}{} on {}",
-                describe(&filter),
-                self.ifname
+                "{verb} {count} groups from {first}{} on {on}",
+                describe(&filter)
             );
         }
         ok_reply(&ChangeReply {
-            iface: self.ifname.clone(),
+            iface: label,
             group: first,
             count,
             users,
             warning: None,
+            hosts: targets.len() as u32,
         })
     }
 
-    /// A join held by the listener `socket` (see `listeners`).
+    /// A join held by the listener `socket` (see `listeners`): on the first host of the first
+    /// link, where the data path hands datagrams to listeners.
     fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> Vec<u8> {
-        if let Err(refusal) = self.check_iface(&args.iface) {
-            return refusal;
+        let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+            Ok(targets) => targets,
+            Err(refusal) => return refusal,
+        };
+        let Some(default) = self.default_host(None) else {
+            return error_reply("no host to listen on");
+        };
+        if targets != [default] {
+            return error_reply(format!(
+                "listeners receive on the first host ({}) only",
+                self.host_label(default)
+            ));
         }
         let filter = match source_filter(&args.include, &args.exclude) {
             Ok(filter) => filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new())),
             Err(e) => return error_reply(e),
         };
         let now = self.now();
+        let (core, ifindex, link) = {
+            let h = &self.hosts[default];
+            (h.core, h.ifindex, h.link)
+        };
         match self.listeners.open(
-            &mut self.host,
-            self.ifindex,
+            &mut self.cores[core].host,
+            ifindex,
             args.group,
             args.port,
             filter,
             socket,
             now,
         ) {
-            Ok((id, users)) => ok_reply(&ListenReply {
-                id: id as u64,
-                iface: self.ifname.clone(),
-                group: args.group,
-                port: args.port,
-                users,
-            }),
+            Ok((id, users)) => {
+                self.links[link]
+                    .members
+                    .entry(args.group)
+                    .or_default()
+                    .insert(default);
+                ok_reply(&ListenReply {
+                    id: id as u64,
+                    iface: self.host_label(default),
+                    group: args.group,
+                    port: args.port,
+                    users,
+                })
+            }
             Err(refusal) => refusal,
         }
     }
 
-    /// Every counter: the core's, the device's and the control socket's, the data path's.
-    fn stats(&self) -> StatsReply {
+    /// The counters: every one (the cores', the devices', the control socket's, the data
+    /// path's), or one link's (its device's, its hosts' summed), or one host's.
+    fn stats(&self, args: &StatsArgs) -> Result<StatsReply, Vec<u8>> {
         let mut reply = StatsReply::default();
         let mut add = |name: &str, value: u64, help: &str| {
-            reply.stats.insert(name.to_string(), value);
-            reply.help.insert(name.to_string(), help.to_string());
+            *reply.stats.entry(name.to_string()).or_default() += value;
+            reply
+                .help
+                .entry(name.to_string())
+                .or_insert_with(|| help.to_string());
         };
-        for (name, value, help) in self.host.stats().described() {
-            add(name, value, help);
+        if let Some(addr) = args.host {
+            let Some(&id) = self.by_addr.get(&addr) else {
+                return Err(error_reply(format!("no host has the address {addr}")));
+            };
+            for (name, value, help) in self.hosts[id].io.described() {
+                add(name, value, help);
+            }
+            return Ok(reply);
+        }
+        if let Some(link) = self.check_iface(&args.iface)? {
+            for (name, value, help) in self.links[link].io.described() {
+                add(name, value, help);
+            }
+            for &id in &self.links[link].hosts {
+                for (name, value, help) in self.hosts[id].io.described() {
+                    add(name, value, help);
+                }
+            }
+            return Ok(reply);
+        }
+        for core in &self.cores {
+            for (name, value, help) in core.host.stats().described() {
+                add(name, value, help);
+            }
         }
         for (name, value, help) in self.io.described() {
             add(name, value, help);
         }
+        for (_, link) in &self.links {
+            for (name, value, help) in link.io.described() {
+                add(name, value, help);
+            }
+        }
         for (name, value, help) in self.listeners.stats.described() {
             add(name, value, help);
+        }
+        Ok(reply)
+    }
+
+    /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address.
+    fn delays_reply(&mut self, args: &DelaysArgs) -> DelaysReply {
+        let report = self.delays.report(args.limit.unwrap_or(100));
+        let summary = |s: &crate::delays::DelaySummary| DelaySummary {
+            count: s.count,
+            p50_ns: s.p50_ns,
+            p99_ns: s.p99_ns,
+            max_ns: s.max_ns,
+        };
+        let host_group = |hg: &crate::delays::HostGroup| HostGroup {
+            host: self
+                .hosts
+                .get(hg.host as usize)
+                .map_or_else(|| format!("#{}", hg.host), |h| h.spec.ipv4.0.to_string()),
+            group: hg.group,
+        };
+        let reply = DelaysReply {
+            leave_grace_ns: report.leave_grace_ns,
+            join: summary(&report.join),
+            leave: summary(&report.leave),
+            groups: report
+                .groups
+                .iter()
+                .map(|g| GroupDelays {
+                    group: g.group,
+                    join: summary(&g.join),
+                    leave: summary(&g.leave),
+                })
+                .collect(),
+            never_forwarded: report.never_forwarded.iter().map(host_group).collect(),
+            never_forwarded_total: report.never_forwarded_total,
+            forwarded_after_leave: report
+                .forwarded_after_leave
+                .iter()
+                .map(host_group)
+                .collect(),
+            forwarded_after_leave_total: report.forwarded_after_leave_total,
+            untracked: report.untracked,
+        };
+        if args.reset {
+            self.delays.reset();
         }
         reply
     }

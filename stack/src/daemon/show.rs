@@ -8,17 +8,17 @@
 //! parts go to the client's thread over a channel of [`STREAM_DEPTH`] parts: when the client
 //! reads slowly the channel fills and the walk waits, costing nothing.
 
+use std::collections::HashSet;
 use std::io::Write as _;
 
 use crossbeam_channel::{Sender, TrySendError};
-use membership::{GroupCursor, GroupInfo};
+use membership::{GroupCursor, GroupInfo, IfIndex};
 use serde::Serialize;
-use tools::protocol::{self, InterfaceInfo, ShowArgs, ShowHeader};
+use tools::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 
 use super::requests::Answer;
-use super::Daemon;
+use super::{Daemon, HostId};
 use crate::control::{error_reply, ok_reply};
-use crate::framing::Framing;
 
 #[cfg(doc)]
 use crate::control::STREAM_DEPTH;
@@ -28,10 +28,15 @@ const SLICE: usize = 1024;
 
 /// A `show` reply being written.
 pub(crate) struct ShowJob {
-    /// Where the walk of the group table stands; `None` once it is over.
-    cursor: Option<GroupCursor>,
+    /// Where the walk of the group tables stands (which core, where in it); `None` once it is
+    /// over.
+    cursor: Option<(usize, GroupCursor)>,
+    /// Only the groups of these hosts (core, ifindex); all without.
+    only: Option<HashSet<(usize, IfIndex)>>,
     /// Groups still to list (`--limit`).
     left: u64,
+    /// No group listed yet (no comma before the next).
+    first: bool,
     /// The first part, until it is handed over.
     head: Option<Vec<u8>>,
     sink: Option<Sender<Vec<u8>>>,
@@ -72,41 +77,85 @@ impl ShowJob {
 impl Daemon {
     /// Starts a `show`: the whole reply for one group, else a job whose first part is ready.
     pub(super) fn show(&self, args: &ShowArgs) -> Answer {
-        if let Err(refusal) = self.check_iface(&args.iface) {
-            return Answer::Reply(refusal);
-        }
+        let link = match self.check_iface(&args.iface) {
+            Ok(link) => link,
+            Err(refusal) => return Answer::Reply(refusal),
+        };
+        // The hosts shown: those named, or those of the link, or all.
+        let only: Option<Vec<HostId>> = if args.host.is_some() || args.hosts.is_some() {
+            match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+                Ok(hosts) => Some(hosts),
+                Err(refusal) => return Answer::Reply(refusal),
+            }
+        } else {
+            link.map(|link| self.links[link].hosts.clone())
+        };
+        let only: Option<HashSet<(usize, IfIndex)>> = only.map(|hosts| {
+            hosts
+                .iter()
+                .map(|&h| (self.hosts[h].core, self.hosts[h].ifindex))
+                .collect()
+        });
+        let wanted = |key: &(usize, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
         let now = self.now();
-        let interfaces: Vec<InterfaceInfo> = self
-            .host
-            .interfaces(now)
-            .into_iter()
-            .map(|i| self.interface_info(&i))
-            .collect();
-        let total: u64 = interfaces
-            .iter()
-            .map(|i| i.igmp_groups + i.mld_groups)
-            .sum();
+        let mut interfaces = Vec::new();
+        let mut total = 0u64;
+        for (c, core) in self.cores.iter().enumerate() {
+            for i in core.host.interfaces(now) {
+                let Some(&id) = self.by_iface.get(&(c, i.iface)) else {
+                    continue;
+                };
+                if self.hosts[id].retired || !wanted(&(c, i.iface)) {
+                    continue;
+                }
+                total += (i.igmp_groups + i.mld_groups) as u64;
+                interfaces.push(self.interface_info(id, &i));
+            }
+        }
         let header = ShowHeader {
             interfaces,
-            listeners: self.listeners.show(&self.ifname),
+            listeners: self
+                .default_host(None)
+                .map(|h| self.listeners.show(&self.host_label(h)))
+                .unwrap_or_default(),
+            links: self.link_infos(),
+            config_error: self.config_error.clone(),
         };
         if let Some(group) = args.group {
-            let Some(info) = self.host.group(self.ifindex, group, now) else {
-                return Answer::Reply(error_reply(format!(
-                    "{group} is not joined on {}",
-                    self.ifname
-                )));
-            };
+            let mut found = Vec::new();
+            for (c, core) in self.cores.iter().enumerate() {
+                for i in core.host.interfaces(now) {
+                    let key = (c, i.iface);
+                    let live = self
+                        .by_iface
+                        .get(&key)
+                        .is_some_and(|&h| !self.hosts[h].retired);
+                    if !live || !wanted(&key) {
+                        continue;
+                    }
+                    if let Some(info) = core.host.group(i.iface, group, now) {
+                        found.push(self.group_info(c, &info));
+                    }
+                }
+            }
+            if found.is_empty() {
+                let on = match (link, self.links.len()) {
+                    (Some(link), _) => self.links[link].name.clone(),
+                    (None, 1) => self.links.iter().next().expect("one").1.name.clone(),
+                    (None, _) => "any host".into(),
+                };
+                return Answer::Reply(error_reply(format!("{group} is not joined on {on}")));
+            }
             #[derive(Serialize)]
-            struct OneGroup {
+            struct SomeGroups {
                 #[serde(flatten)]
                 header: ShowHeader,
-                groups: [protocol::GroupInfo; 1],
+                groups: Vec<protocol::GroupInfo>,
                 total_groups: u64,
             }
-            return Answer::Reply(ok_reply(&OneGroup {
+            return Answer::Reply(ok_reply(&SomeGroups {
                 header,
-                groups: [self.group_info(&info)],
+                groups: found,
                 total_groups: total,
             }));
         }
@@ -114,11 +163,41 @@ impl Daemon {
         head.truncate(head.len() - 2); // the closing brace and the newline
         head.extend_from_slice(b",\"groups\":[");
         Answer::Show(ShowJob {
-            cursor: Some(GroupCursor::START),
+            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            only,
+            first: true,
             left: args.limit.unwrap_or(u64::MAX),
             head: Some(head),
             sink: None,
         })
+    }
+
+    /// Every link and its device counters.
+    fn link_infos(&self) -> Vec<LinkInfo> {
+        if self.args.iface.is_some() {
+            return Vec::new(); // the one link of the command line: `interfaces` says it all
+        }
+        self.topology
+            .links
+            .iter()
+            .filter_map(|spec| {
+                let link = &self.links[self.link_named(&spec.device)?];
+                Some(LinkInfo {
+                    iface: link.name.clone(),
+                    device: link.kind_name().to_lowercase(),
+                    ifindex: link.ifindex,
+                    suppression: link.suppression,
+                    hosts: link.hosts.len() as u64,
+                    stats: link
+                        .io
+                        .described()
+                        .into_iter()
+                        .filter(|(name, _, _)| !name.starts_with("control_"))
+                        .map(|(name, value, _)| (name.to_string(), value))
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     /// Writes the next part of every running `show`; drops the finished ones.
@@ -147,40 +226,65 @@ impl Daemon {
     fn next_part(&self, job: &mut ShowJob) -> Vec<u8> {
         let now = self.now();
         let mut part = Vec::with_capacity(SLICE * 256);
-        if let Some(cursor) = job.cursor {
-            let want = SLICE.min(usize::try_from(job.left).unwrap_or(usize::MAX));
-            let mut page: Vec<GroupInfo> = Vec::with_capacity(want);
-            let next = self.host.groups_page(cursor, want, now, &mut page);
+        let mut page: Vec<GroupInfo> = Vec::with_capacity(SLICE);
+        let mut walked = 0;
+        // A slice walks at most SLICE records, listed or not.
+        while let Some((core, cursor)) = job.cursor {
+            if walked >= SLICE || job.left == 0 {
+                break;
+            }
+            page.clear();
+            let next = self.cores[core]
+                .host
+                .groups_page(cursor, SLICE - walked, now, &mut page);
+            walked += page.len().max(1);
             for info in &page {
                 if job.left == 0 {
                     break;
                 }
+                let key = (core, info.iface);
+                let live = self
+                    .by_iface
+                    .get(&key)
+                    .is_some_and(|&h| !self.hosts[h].retired);
+                if !live || job.only.as_ref().is_some_and(|o| !o.contains(&key)) {
+                    continue;
+                }
                 // A comma before every group but the very first of the reply.
-                if cursor != GroupCursor::START || !std::ptr::eq(info, &page[0]) {
+                if !std::mem::take(&mut job.first) {
                     part.push(b',');
                 }
-                serde_json::to_writer(&mut part, &self.group_info(info))
+                serde_json::to_writer(&mut part, &self.group_info(core, info))
                     .expect("a group always serializes");
                 job.left -= 1;
             }
-            job.cursor = next.filter(|_| job.left > 0);
+            job.cursor = match next {
+                Some(next) => Some((core, next)),
+                None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
+                None => None,
+            };
+            if job.left == 0 {
+                job.cursor = None;
+            }
         }
         if job.cursor.is_none() {
-            let total: usize = self
-                .host
-                .interfaces(now)
-                .iter()
-                .map(|i| i.igmp_groups + i.mld_groups)
-                .sum();
+            let only = &job.only;
+            let total = self.total_groups(&|h| {
+                only.as_ref()
+                    .is_none_or(|o| o.contains(&(self.hosts[h].core, self.hosts[h].ifindex)))
+            });
             let _ = writeln!(part, "],\"total_groups\":{total}}}");
         }
         part
     }
 
     /// A core group record as the protocol lists it.
-    pub(super) fn group_info(&self, g: &GroupInfo) -> protocol::GroupInfo {
+    pub(super) fn group_info(&self, core: usize, g: &GroupInfo) -> protocol::GroupInfo {
         protocol::GroupInfo {
-            iface: self.ifname.clone(),
+            iface: self
+                .by_iface
+                .get(&(core, g.iface))
+                .map_or_else(|| g.iface.to_string(), |&h| self.host_label(h)),
             group: g.group,
             family: if g.group.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
             users: g.users,
@@ -202,25 +306,28 @@ impl Daemon {
         }
     }
 
-    fn interface_info(&self, i: &membership::InterfaceInfo) -> InterfaceInfo {
+    fn interface_info(&self, id: HostId, i: &membership::InterfaceInfo) -> InterfaceInfo {
+        let host = &self.hosts[id];
+        let spec = &host.spec;
         InterfaceInfo {
-            iface: self.ifname.clone(),
+            iface: self.host_label(id),
             ifindex: i.iface,
-            device: self.kind.to_lowercase(),
-            mac: match self.framing {
-                Framing::Ethernet { mac } => Some(mac.to_string()),
-                Framing::Ip => None,
-            },
-            ipv4: self.args.ipv4.0.to_string(),
-            ipv4_prefix_len: self.args.ipv4.1,
-            ipv6_ll: self.args.ipv6_link_local().to_string(),
+            device: self
+                .links
+                .get(host.link)
+                .map_or("?", |l| l.kind_name())
+                .to_lowercase(),
+            mac: spec.mac.map(|mac| mac.to_string()),
+            ipv4: spec.ipv4.0.to_string(),
+            ipv4_prefix_len: spec.ipv4.1,
+            ipv6_ll: spec.ipv6_ll.to_string(),
             igmp_version: i.igmp_version.number(),
-            igmp_max_version: self.args.igmp_version,
+            igmp_max_version: spec.params.igmp_version,
             igmp_v1_router_present_ms: i.igmp_v1_querier_ms,
             igmp_v2_querier_present_ms: i.igmp_v2_querier_ms,
             igmp_general_response_ms: i.igmp_general_response_ms,
             mld_version: i.mld_version.number(),
-            mld_max_version: self.args.mld_version,
+            mld_max_version: spec.params.mld_version,
             mld_v1_querier_present_ms: i.mld_v1_querier_ms,
             mld_general_response_ms: i.mld_general_response_ms,
             igmp_groups: i.igmp_groups as u64,

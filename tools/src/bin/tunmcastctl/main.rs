@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Map, Value};
-use tools::protocol::{Change, ChangeReply, ListenArgs, PingReply, ShowArgs, StatsReply};
+use tools::protocol::{
+    Change, ChangeReply, DelaysArgs, ListenArgs, PingReply, ShowArgs, StatsArgs, StatsReply,
+};
 use tools::{Client, ClientError, Request};
 
 #[derive(Parser)]
@@ -79,9 +81,9 @@ enum Command {
     Show {
         /// Only this group.
         group: Option<String>,
-        /// Only groups on this interface.
-        #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
-        iface: Option<String>,
+        /// Only the hosts (and their groups) on this interface, or the --host / --hosts given.
+        #[command(flatten)]
+        iface: IfaceArg,
         /// At most N groups.
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
@@ -92,18 +94,43 @@ enum Command {
         /// for node_exporter's textfile collector or a scrape.
         #[arg(long, conflicts_with = "json")]
         prometheus: bool,
+        /// Only this link's device counters and its hosts' summed.
+        #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
+        iface: Option<String>,
+        /// Only this emulated host's counters.
+        #[arg(long, value_name = "ADDR", conflicts_with = "iface")]
+        host: Option<IpAddr>,
+    },
+    /// RFC 3918 join and leave delays, measured at the device: from the first report written
+    /// to the first datagram of the group read, from the leave written to the last datagram
+    /// read. Per group and overall (count, p50, p99, max), and the (host, group) pairs never
+    /// forwarded or still forwarded after the leave.
+    Delays {
+        /// Forget every measurement after printing them.
+        #[arg(long)]
+        reset: bool,
+        /// List at most N pairs in each list.
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Check that the daemon answers.
     Ping,
 }
 
-/// The interface a join or leave applies to.
+/// The interface and the emulated hosts a request applies to.
 #[derive(clap::Args)]
 struct IfaceArg {
-    /// The daemon's interface (its TUN or TAP device) to act on; default: the only one it
+    /// The daemon's interface (its TUN or TAP device) to act on; default: the first it
     /// serves.
     #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
     name: Option<String>,
+    /// The emulated host to act as, by its IPv4 or IPv6 link-local address; default: the
+    /// first host of the interface.
+    #[arg(long, value_name = "ADDR")]
+    host: Option<IpAddr>,
+    /// Every emulated host of an IPv4 range, both ends included (10.99.1.10-10.99.1.109).
+    #[arg(long, value_name = "FIRST-LAST", value_parser = tools::protocol::parse_host_range, conflicts_with = "host")]
+    hosts: Option<tools::protocol::HostRange>,
 }
 
 /// A join's source filter (IGMPv3 / MLDv2): comma-separated source addresses.
@@ -203,6 +230,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 group,
                 port,
                 iface: iface.name.clone(),
+                host: iface.host,
+                hosts: iface.hosts,
                 include,
                 exclude,
             });
@@ -220,10 +249,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
         } => Request::Show(ShowArgs {
             group: group.as_deref().map(parse_group).transpose()?,
-            iface: iface.clone(),
+            iface: iface.name.clone(),
+            host: iface.host,
+            hosts: iface.hosts,
             limit,
         }),
-        Command::Stats { .. } => Request::Stats,
+        Command::Stats {
+            ref iface, host, ..
+        } => Request::Stats(StatsArgs {
+            iface: iface.clone(),
+            host,
+        }),
+        Command::Delays { reset, limit } => Request::Delays(DelaysArgs { reset, limit }),
         Command::Ping => Request::Ping,
     };
     let path = tools::control_path(cli.control.as_deref())?;
@@ -233,7 +270,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let text = match &request {
         Request::Show(_) => return show(&mut client, &request, cli.json, &mut out),
         // The counters alone, as a flat object: what scripts read.
-        Request::Stats if cli.json => {
+        Request::Stats(_) if cli.json => {
             let stats: StatsReply = decode(&path, client.request(&request)?)?;
             let mut text = serde_json::to_string_pretty(&stats.stats)?;
             text.push('\n');
@@ -242,13 +279,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         _ if cli.json => to_json(&client.request(&request)?),
         Request::Join(_) => change_line("joined", &decode(&path, client.request(&request)?)?),
         Request::Leave(_) => change_line("left", &decode(&path, client.request(&request)?)?),
-        Request::Stats => {
+        Request::Stats(_) => {
             let stats: StatsReply = decode(&path, client.request(&request)?)?;
             match cli.command {
-                Command::Stats { prometheus: true } => render::prometheus(&stats),
+                Command::Stats {
+                    prometheus: true, ..
+                } => render::prometheus(&stats),
                 _ => render::stats_table(&stats),
             }
         }
+        Request::Delays(_) => render::delays(&decode(&path, client.request(&request)?)?),
         Request::Ping => {
             let ping: PingReply = decode(&path, client.request(&request)?)?;
             format!(
@@ -292,6 +332,8 @@ fn change(
         count,
         groups: None,
         iface: iface.name.clone(),
+        host: iface.host,
+        hosts: iface.hosts,
         include,
         exclude,
     })
@@ -342,16 +384,15 @@ fn to_json(object: &Map<String, Value>) -> String {
 }
 
 fn change_line(verb: &str, reply: &ChangeReply) -> String {
-    let mut line = if reply.count == 1 {
-        format!(
-            "{verb} {} on {} (users {})",
-            reply.group, reply.iface, reply.users
-        )
+    let on = if reply.hosts > 1 {
+        format!("{} hosts from {}", reply.hosts, reply.iface)
     } else {
-        format!(
-            "{verb} {} groups from {} on {}",
-            reply.count, reply.group, reply.iface
-        )
+        reply.iface.clone()
+    };
+    let mut line = if reply.count == 1 {
+        format!("{verb} {} on {on} (users {})", reply.group, reply.users)
+    } else {
+        format!("{verb} {} groups from {} on {on}", reply.count, reply.group)
     };
     if let Some(warning) = &reply.warning {
         line.push_str(&format!(" (warning: {warning})"));
@@ -366,7 +407,11 @@ mod tests {
 
     #[test]
     fn group_plus_count_is_a_batch() {
-        let iface = IfaceArg { name: None };
+        let iface = IfaceArg {
+            name: None,
+            host: None,
+            hosts: None,
+        };
         let c = change("239.1.0.0+1000", &iface, &None, &None).unwrap();
         assert_eq!(
             (c.group, c.count),

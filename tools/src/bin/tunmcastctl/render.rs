@@ -280,6 +280,76 @@ fn escape_help(text: &str) -> String {
     text.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
+/// `delays`: the summary, one line per group, and the lists.
+pub fn delays(reply: &tools::protocol::DelaysReply) -> String {
+    use tools::protocol::DelaySummary;
+    let ms = |ns: u64| format!("{:.1}", ns as f64 / 1e6);
+    let cells = |s: &DelaySummary| -> [String; 4] {
+        if s.count == 0 {
+            return [0.to_string(), "-".into(), "-".into(), "-".into()];
+        }
+        [
+            s.count.to_string(),
+            ms(s.p50_ns),
+            ms(s.p99_ns),
+            ms(s.max_ns),
+        ]
+    };
+    let mut rows = Vec::new();
+    let mut row = |name: String, join: &DelaySummary, leave: &DelaySummary| {
+        let mut r = vec![name];
+        r.extend(cells(join));
+        r.extend(cells(leave));
+        rows.push(r);
+    };
+    row("all".into(), &reply.join, &reply.leave);
+    for g in &reply.groups {
+        row(g.group.to_string(), &g.join, &g.leave);
+    }
+    let mut text = table(
+        &[
+            "GROUP",
+            "JOINS",
+            "JOIN P50 MS",
+            "P99",
+            "MAX",
+            "LEAVES",
+            "LEAVE P50 MS",
+            "P99",
+            "MAX",
+        ],
+        &rows,
+    );
+    let list = |name: &str, total: usize, pairs: &[tools::protocol::HostGroup]| {
+        let shown: Vec<String> = pairs
+            .iter()
+            .map(|p| format!("{} {}", p.host, p.group))
+            .collect();
+        format!(
+            "{name}: {total}{}{}\n",
+            if total > 0 { "\n  " } else { "" },
+            shown.join("\n  ")
+        )
+    };
+    text.push_str(&list(
+        "never forwarded",
+        reply.never_forwarded_total,
+        &reply.never_forwarded,
+    ));
+    text.push_str(&list(
+        &format!(
+            "still forwarded {} ms after the leave",
+            reply.leave_grace_ns / 1_000_000
+        ),
+        reply.forwarded_after_leave_total,
+        &reply.forwarded_after_leave,
+    ));
+    if reply.untracked > 0 {
+        text.push_str(&format!("not measured (table full): {}\n", reply.untracked));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

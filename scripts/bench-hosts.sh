@@ -1,0 +1,83 @@
+#!/bin/sh
+# Scale of one tunmcastd with many emulated hosts: memory per idle host and per membership
+# (RSS deltas), the join ramp through one control connection, and one general query (Max Resp
+# Time 10 s) from a snooping Linux bridge answered by every host (counted in a capture).
+# Usage: scripts/bench-hosts.sh [HOSTS] [GROUPS]   (as root; builds the release binaries)
+set -eu
+HOSTS=${1:-10000}
+GROUPS=${2:-10}
+NS=tmc-bench-hosts-$$
+DIR=$(mktemp -d)
+cd "$(dirname "$0")/.."
+cargo build --release -q -p stack -p tools
+BIN=$PWD/target/release
+cleanup() {
+    [ -n "${DAEMON:-}" ] && kill "$DAEMON" 2>/dev/null || true
+    [ -n "${DUMP:-}" ] && kill "$DUMP" 2>/dev/null || true
+    ip netns del "$NS" 2>/dev/null || true
+    rm -rf "$DIR"
+}
+trap cleanup EXIT
+rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+ctl() { "$BIN/tunmcastctl" --control "$DIR/ctl.sock" "$@"; }
+
+ip netns add "$NS"
+ip -n "$NS" link set lo up
+# A querier every 30 s (its first after 1 s) with a 10 s Max Resp Time.
+ip -n "$NS" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_query_use_ifaddr 1 \
+    mcast_igmp_version 3 mcast_query_interval 3000 mcast_query_response_interval 1000 \
+    mcast_startup_query_count 1 mcast_startup_query_interval 100
+ip -n "$NS" tuntap add dev tap1 mode tap
+ip -n "$NS" link set tap1 master br0
+ip -n "$NS" addr add 10.100.0.1/16 dev br0
+bridge -n "$NS" link set dev tap1 mcast_flood off
+
+start() {
+    printf '[[link]]\ndevice = "tap1"\nkind = "tap"\nsuppression = false\n[[link.hosts]]\ncount = %s\nipv4 = "10.100.0.10/16"\n' "$1" >"$DIR/bench.toml"
+    ip netns exec "$NS" "$BIN/tunmcastd" --config "$DIR/bench.toml" --control "$DIR/ctl.sock" \
+        --log-level warn 2>"$DIR/daemon.err" &
+    DAEMON=$!
+    i=0; until ctl ping >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); [ $i -lt 300 ] || exit 1; done
+}
+
+start 1
+sleep 0.5; RSS_ONE=$(rss "$DAEMON")
+kill "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
+start "$HOSTS"
+sleep 0.5; RSS_IDLE=$(rss "$DAEMON")
+LAST=$(python3 -c "import ipaddress;print(ipaddress.ip_address('10.100.0.10')+$HOSTS-1)")
+T0=$(date +%s.%N)
+ctl join "239.10.0.0+$GROUPS" --hosts "10.100.0.10-$LAST" >/dev/null
+T1=$(date +%s.%N)
+sleep 3; RSS_JOINED=$(rss "$DAEMON")
+M=$((HOSTS*GROUPS))
+
+# The bridge comes up now: its first general query is answered by every host.
+ip netns exec "$NS" tcpdump -i tap1 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
+DUMP=$!
+sleep 1
+ip -n "$NS" link set br0 up; ip -n "$NS" link set tap1 up
+sleep 14
+kill "$DUMP"; wait "$DUMP" 2>/dev/null || true; DUMP=
+tshark -r "$DIR/q.pcap" -T fields -e frame.time_epoch -e ip.src -e igmp.type >"$DIR/q.txt" 2>/dev/null
+python3 - "$DIR/q.txt" "$HOSTS" <<'PY'
+import sys
+rows=[l.split('\t') for l in open(sys.argv[1]) if l.strip()]
+q=[float(t) for t,s,ty in rows if ty.strip()=='0x11' or ty.strip()=='17']
+if not q: print("no query seen"); sys.exit()
+t0=q[0]
+rep=[(float(t)-t0,s) for t,s,ty in rows if ty.strip() in ('0x22','34') and float(t)>=t0]
+inside=[r for r in rep if r[0]<=10.0]
+srcs={s for _,s in inside}
+print(f"general query: {len(srcs)} of {sys.argv[2]} hosts answered inside 10 s "
+      f"({len(inside)} reports; first {min(r[0] for r in inside):.2f} s, last {max(r[0] for r in inside):.2f} s, "
+      f"per second of the 10: {[sum(1 for r in inside if int(r[0])==i) for i in range(10)]})")
+PY
+DROPS=$(ctl --json stats --iface tap1 | python3 -c "import json,sys;d=json.load(sys.stdin);print(d.get('tun_tx_errors'))")
+echo "hosts $HOSTS, groups $GROUPS per host, memberships $M"
+echo "RSS: 1 host ${RSS_ONE} KiB; $HOSTS idle hosts ${RSS_IDLE} KiB; joined ${RSS_JOINED} KiB"
+python3 -c "
+h=$HOSTS;m=$M
+print(f'per idle host: {($RSS_IDLE-$RSS_ONE)*1024/(h-1):.0f} B; per membership: {($RSS_JOINED-$RSS_IDLE)*1024/m:.0f} B')
+print(f'join ramp: {m} memberships in {$T1-$T0:.2f} s = {m/($T1-$T0):.0f}/s (one request, one connection)')"
+echo "device write errors (lost at the TAP): $DROPS"

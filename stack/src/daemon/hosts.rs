@@ -1,0 +1,207 @@
+//! Emulated hosts: each one an interface of a membership core, with its own addresses, compat
+//! mode, groups and timers. Hosts with the same protocol settings share a core.
+
+use std::net::IpAddr;
+
+use log::warn;
+use membership::{Host, IfIndex, Instant, InterfaceConfig};
+
+use super::{core_config, Core, Daemon, HostId, LinkId};
+use crate::framing::Framing;
+use crate::neighbour::NeighbourHost;
+use crate::topology::{HostParams, HostSpec};
+
+/// Core ifindexes of hosts after a link's first start here, far above the kernel's.
+pub(super) const FIRST_SYNTHETIC_IFINDEX: IfIndex = 1 << 30;
+
+pub(super) fn if_nametoindex(name: &str) -> Option<u32> {
+    // Leaves errno set on failure, as callers read it.
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
+crate::counters::counters! {
+    /// One emulated host's counters.
+    pub(super) struct HostStats {
+        host_rx_packets: "IGMP / MLD and other non-UDP packets handed to this host.",
+        host_rx_datagrams: "Multicast datagrams read for a group this host joined.",
+        host_tx_reports: "Reports this host sent (every version).",
+        host_tx_leaves: "IGMPv2 Leaves and MLDv1 Dones this host sent.",
+        host_rx_suppressing: "Reports of the link's other hosts fed back to this one.",
+    }
+}
+
+/// One emulated host.
+pub(super) struct EmuHost {
+    pub spec: HostSpec,
+    /// Its core, in `Daemon::cores`, and its interface there.
+    pub core: usize,
+    pub ifindex: IfIndex,
+    pub link: LinkId,
+    /// Ethernet with its own MAC (TAP), or bare IP (TUN).
+    pub framing: Framing,
+    /// Removed by a reload: its leaves still go out, nothing reaches it any more.
+    pub retired: bool,
+    pub io: HostStats,
+}
+
+impl Daemon {
+    /// The core for hosts with `params`, made on first use.
+    fn core_for(&mut self, params: HostParams) -> usize {
+        // The MTU is per interface; the rest is the core's.
+        let key = HostParams { mtu: 0, ..params };
+        if let Some(i) = self.cores.iter().position(|c| c.params == key) {
+            return i;
+        }
+        let seed = self.seed ^ (self.cores.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.cores.push(Core {
+            params: key,
+            host: Host::new(core_config(&self.args, &params), seed),
+        });
+        self.cores.len() - 1
+    }
+
+    /// Creates a host on link `link`: an interface of its core. The first host of a link
+    /// takes the device's kernel ifindex (`kernel`), as the one-link daemon always did; the
+    /// others a synthetic one.
+    pub(super) fn add_host(
+        &mut self,
+        link: LinkId,
+        spec: HostSpec,
+        kernel: Option<u32>,
+    ) -> anyhow::Result<HostId> {
+        let core = self.core_for(spec.params);
+        let config = InterfaceConfig {
+            ipv4: Some(spec.ipv4.0),
+            ipv6_link_local: Some(spec.ipv6_ll),
+            mtu: spec.params.mtu,
+        };
+        let host = &mut self.cores[core].host;
+        let ifindex = match kernel {
+            Some(index) if host.add_interface(index, config.clone()).is_ok() => index,
+            _ => {
+                let index = self.next_ifindex;
+                self.next_ifindex += 1;
+                host.add_interface(index, config)?;
+                index
+            }
+        };
+        let framing = match spec.mac {
+            Some(mac) => Framing::Ethernet { mac },
+            None => Framing::Ip,
+        };
+        let id = self.hosts.insert(EmuHost {
+            spec,
+            core,
+            ifindex,
+            link,
+            framing,
+            retired: false,
+            io: HostStats::default(),
+        });
+        self.by_iface.insert((core, ifindex), id);
+        for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
+            if let Some(other) = self.by_addr.insert(addr, id) {
+                warn!("{addr} is the address of two hosts; --host finds the later one");
+                let _ = other;
+            }
+        }
+        let link = &mut self.links[link];
+        if let Some(mac) = spec.mac {
+            link.by_mac.insert(mac.0, id);
+            link.neighbours.insert(NeighbourHost {
+                mac,
+                ipv4: spec.ipv4.0,
+                ipv6_ll: spec.ipv6_ll,
+            });
+        }
+        Ok(id)
+    }
+
+    /// Removes a host from its link: it leaves its groups on the wire (those leaves still go
+    /// out through it), and nothing reaches it any more.
+    pub(super) fn remove_host(&mut self, id: HostId, now: Instant) {
+        let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+        self.cores[core].host.leave_interface(ifindex, now);
+        self.unlink_host(id);
+    }
+
+    /// Takes a host off its link's tables (MAC, neighbours, members, addresses).
+    fn unlink_host(&mut self, id: HostId) {
+        let host = &mut self.hosts[id];
+        host.retired = true;
+        let spec = host.spec;
+        for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
+            if self.by_addr.get(&addr) == Some(&id) {
+                self.by_addr.remove(&addr);
+            }
+        }
+        if let Some(link) = self.links.get_mut(self.hosts[id].link) {
+            link.hosts.retain(|&h| h != id);
+            if let Some(mac) = spec.mac {
+                link.by_mac.remove(&mac.0);
+                link.neighbours.remove(&NeighbourHost {
+                    mac,
+                    ipv4: spec.ipv4.0,
+                    ipv6_ll: spec.ipv6_ll,
+                });
+            }
+            for members in link.members.values_mut() {
+                members.remove(&id);
+            }
+        }
+    }
+
+    /// Forgets a host of a closed link: its groups go without a word (the device is gone).
+    pub(super) fn forget_host(&mut self, id: HostId, now: Instant) {
+        self.unlink_host(id);
+        let host = self.hosts.remove(id);
+        // Its leaves would have nowhere to go: they are dropped when polled.
+        self.cores[host.core]
+            .host
+            .leave_interface(host.ifindex, now);
+        self.by_iface.remove(&(host.core, host.ifindex));
+    }
+
+    /// How requests, the journal and `show` name a host: the device alone for the one host of
+    /// the command line's link, else `device/IPv4`.
+    pub(super) fn host_label(&self, id: HostId) -> String {
+        let host = &self.hosts[id];
+        let device = self.links.get(host.link).map_or("?", |l| l.name.as_str());
+        if self.args.iface.is_some() {
+            device.to_string()
+        } else {
+            format!("{device}/{}", host.spec.ipv4.0)
+        }
+    }
+
+    /// The host a `listen` joins on: the first host of the first link.
+    pub(super) fn listener_host(&self) -> Option<(usize, IfIndex)> {
+        let id = self.default_host(None)?;
+        Some((self.hosts[id].core, self.hosts[id].ifindex))
+    }
+
+    pub(super) fn link_of_listeners(&self) -> Option<LinkId> {
+        self.default_host(None).map(|id| self.hosts[id].link)
+    }
+
+    /// The link called `name`.
+    pub(super) fn link_named(&self, name: &str) -> Option<LinkId> {
+        self.links
+            .iter()
+            .find(|(_, l)| l.name == name)
+            .map(|(id, _)| id)
+    }
+
+    /// The first host of link `link` (default: the first link of the configuration).
+    pub(super) fn default_host(&self, link: Option<LinkId>) -> Option<HostId> {
+        let link = match link {
+            Some(link) => link,
+            None => self
+                .topology
+                .links
+                .iter()
+                .find_map(|l| self.link_named(&l.device))?,
+        };
+        self.links.get(link)?.hosts.first().copied()
+    }
+}

@@ -1,0 +1,410 @@
+//! Links: one TUN or TAP device each, all served by the one loop. Reading a link, handing
+//! what it carries to the right hosts (unicast: the one host it is addressed to; multicast:
+//! every host of the link), answering ARP / ND / echo for the hosts, and closing a link whose
+//! device went away while the others go on.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+
+use anyhow::{bail, Context as _};
+use log::{debug, error, info, warn};
+use membership::Event;
+use mio::unix::SourceFd;
+use mio::{Interest, Token};
+use tun_tap::{Iface, Mode};
+
+use super::{Daemon, HostId, IoStats, LinkId, FIRST_LINK, READ_BURST};
+use crate::datapath::Sorted;
+use crate::framing::ethernet_payload;
+use crate::neighbour::{self, NeighbourTable};
+use crate::topology::{LinkKind, LinkSpec};
+
+/// One device and the hosts on it.
+pub(super) struct Link {
+    pub device: Iface,
+    pub name: String,
+    pub kind: LinkKind,
+    /// The kernel's index of the device, to notice that it was deleted.
+    pub ifindex: u32,
+    /// v1/v2 reports one host sends are heard by the others (a shared LAN).
+    pub suppression: bool,
+    pub io: IoStats,
+    /// The live hosts, in the order of the configuration: the first is the default one.
+    pub hosts: Vec<HostId>,
+    /// Unicast frames find their host by MAC (TAP).
+    pub by_mac: HashMap<[u8; 6], HostId>,
+    pub neighbours: NeighbourTable,
+    /// The hosts that joined each group since the start: the datagrams of a group are
+    /// attributed to these (delays), and a report one of them sends is heard by the others.
+    pub members: HashMap<IpAddr, HashSet<HostId>>,
+    /// The device may hold packets (mio is edge-triggered: after a capped burst it may still
+    /// hold some without a new event).
+    pub readable: bool,
+}
+
+impl Link {
+    pub fn kind_name(&self) -> &'static str {
+        match self.kind {
+            LinkKind::Tun => "TUN",
+            LinkKind::Tap => "TAP",
+        }
+    }
+}
+
+/// Up to this many hosts, each one's mode changes are logged at info.
+const MODE_LOG_HOSTS: usize = 16;
+
+/// Which hosts of a link a frame is for.
+#[derive(Clone, Copy)]
+enum Audience {
+    Everyone,
+    One(HostId),
+}
+
+impl Audience {
+    fn admits(self, host: HostId) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::One(one) => one == host,
+        }
+    }
+}
+
+impl Daemon {
+    /// Opens the device of `spec`, registers it with the loop and creates its hosts.
+    pub(super) fn open_link(&mut self, spec: &LinkSpec) -> anyhow::Result<LinkId> {
+        let (mode, kind) = match spec.kind {
+            LinkKind::Tun => (Mode::Tun, "TUN"),
+            LinkKind::Tap => (Mode::Tap, "TAP"),
+        };
+        let device = Iface::without_packet_info(&spec.device, mode)
+            .with_context(|| format!("cannot attach to {kind} device {}", spec.device))?;
+        device
+            .set_non_blocking()
+            .with_context(|| format!("cannot make the {kind} device non-blocking"))?;
+        let name = device.name().to_string();
+        let ifindex = super::hosts::if_nametoindex(&name)
+            .with_context(|| format!("{kind} device {name} has no interface index"))?;
+        let entry = self.links.vacant_entry();
+        let id = entry.key();
+        self.registry.register(
+            &mut SourceFd(&device.as_raw_fd()),
+            Token(FIRST_LINK + id),
+            Interest::READABLE,
+        )?;
+        entry.insert(Link {
+            device,
+            name,
+            kind: spec.kind,
+            ifindex,
+            suppression: spec.suppression,
+            io: IoStats::default(),
+            hosts: Vec::with_capacity(spec.hosts.len()),
+            by_mac: HashMap::new(),
+            neighbours: NeighbourTable::new(),
+            members: HashMap::new(),
+            // Packets may be waiting already (a device reopened by a reload).
+            readable: true,
+        });
+        for (n, host) in spec.hosts.iter().enumerate() {
+            let kernel = (n == 0).then_some(ifindex);
+            let host = self.add_host(id, *host, kernel)?;
+            self.links[id].hosts.push(host);
+        }
+        if spec.hosts.len() > 1 {
+            info!(
+                "{kind} {} (ifindex {ifindex}): {} hosts, suppression {}",
+                spec.device,
+                spec.hosts.len(),
+                spec.suppression
+            );
+        }
+        Ok(id)
+    }
+
+    /// Closes a link: its hosts are retired (their state is gone with the device), the device
+    /// is closed. The daemon ends when it was the last link.
+    pub(super) fn close_link(&mut self, id: LinkId, why: &str) -> anyhow::Result<()> {
+        let link = self.links.remove(id);
+        let _ = self
+            .registry
+            .deregister(&mut SourceFd(&link.device.as_raw_fd()));
+        self.io.add(&link.io);
+        let retired: Vec<HostId> = self
+            .hosts
+            .iter()
+            .filter(|(_, h)| h.link == id)
+            .map(|(h, _)| h)
+            .collect();
+        let now = self.now();
+        for host in retired {
+            self.forget_host(host, now);
+        }
+        self.topology.links.retain(|l| l.device != link.name);
+        if self.links.is_empty() {
+            bail!("{why}");
+        }
+        error!("{why}: the link is closed, the other links go on");
+        Ok(())
+    }
+
+    /// Reads at most [`READ_BURST`] packets from link `id`.
+    pub(super) fn read_burst(&mut self, id: LinkId, buf: &mut [u8]) -> anyhow::Result<()> {
+        for _ in 0..READ_BURST {
+            let link = &self.links[id];
+            match link.device.recv(buf) {
+                Ok(n) => {
+                    let at = self.now_ns();
+                    self.handle_frame(id, &buf[..n], at);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.links[id].readable = false;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let why = format!(
+                        "{} device {} failed (deleted?): {e}",
+                        link.kind_name(),
+                        link.name
+                    );
+                    return self.close_link(id, &why);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The device is deleted when its name is gone or names another interface. Only ENODEV
+    /// counts: `if_nametoindex` needs a socket, and running out of descriptors must not be
+    /// taken for a deleted device (a read on a deleted TUN fails with EBADFD anyway).
+    pub(super) fn check_devices(&mut self) -> anyhow::Result<()> {
+        let ids: Vec<LinkId> = self.links.iter().map(|(id, _)| id).collect();
+        for id in ids {
+            let link = &self.links[id];
+            let gone = match super::hosts::if_nametoindex(&link.name) {
+                Some(index) if index == link.ifindex => None,
+                Some(_) => Some(format!(
+                    "{} device {} has gone away (the name is another device now)",
+                    link.kind_name(),
+                    link.name
+                )),
+                None if io::Error::last_os_error().raw_os_error() == Some(libc::ENODEV) => Some(
+                    format!("{} device {} has gone away", link.kind_name(), link.name),
+                ),
+                None => {
+                    warn!(
+                        "cannot check {} device {}: {}",
+                        link.kind_name(),
+                        link.name,
+                        io::Error::last_os_error()
+                    );
+                    None
+                }
+            };
+            if let Some(why) = gone {
+                self.close_link(id, &why)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One frame (TAP) or packet (TUN) read from link `id` at `at` (ns).
+    fn handle_frame(&mut self, id: LinkId, frame: &[u8], at: u64) {
+        let link = &mut self.links[id];
+        link.io.tun_rx_packets += 1;
+        let (packet, audience) = match link.kind {
+            LinkKind::Tun => match link.hosts.first() {
+                Some(&host) => (frame, Audience::One(host)),
+                None => return,
+            },
+            LinkKind::Tap => {
+                // The hosts answer for their own addresses before anything else.
+                match neighbour::answer(frame, &link.neighbours) {
+                    neighbour::Answer::Reply(reply) => {
+                        link.io.tap_neighbour_answers += 1;
+                        self.write_frame(id, &reply);
+                        return;
+                    }
+                    neighbour::Answer::Dropped(reason) => {
+                        link.io.tap_neighbour_drops += 1;
+                        debug!("{}: neighbour frame dropped: {}", link.name, reason.name());
+                        return;
+                    }
+                    neighbour::Answer::NotNeighbour => {}
+                }
+                let (dst, packet) = match ethernet_payload(frame) {
+                    Ok(split) => split,
+                    Err(_) => {
+                        link.io.tap_rx_truncated += 1;
+                        return;
+                    }
+                };
+                let audience = if dst.is_multicast() {
+                    Audience::Everyone
+                } else {
+                    match link.by_mac.get(&dst.0) {
+                        Some(&host) => Audience::One(host),
+                        None => {
+                            link.io.tap_rx_not_for_us += 1;
+                            return;
+                        }
+                    }
+                };
+                match packet {
+                    Ok(packet) => (packet, audience),
+                    Err(_) => {
+                        link.io.tap_rx_other_ethertype += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        self.handle_packet(id, packet, audience, at);
+    }
+
+    fn handle_packet(&mut self, id: LinkId, packet: &[u8], audience: Audience, at: u64) {
+        // Multicast UDP is the data path's; the core sees (and counts) everything else.
+        match crate::datapath::sort(packet) {
+            Sorted::Datagram(datagram) => {
+                let link = &self.links[id];
+                if let Some(members) = link.members.get(&datagram.group) {
+                    for &host in members {
+                        if audience.admits(host) {
+                            self.delays.datagram(host as u32, datagram.group, at);
+                            self.hosts[host].io.host_rx_datagrams += 1;
+                        }
+                    }
+                }
+                let joined = self
+                    .listener_host()
+                    .filter(|_| self.link_of_listeners() == Some(id))
+                    .is_some_and(|(core, ifindex)| {
+                        self.cores[core].host.is_joined(ifindex, datagram.group)
+                    });
+                return self.listeners.deliver(&datagram, joined);
+            }
+            Sorted::Dropped(reason) => return self.listeners.dropped(reason),
+            Sorted::NotMulticastUdp => {}
+        }
+        let now = self.now();
+        let mut query = false;
+        let mut accepted = false;
+        let mut hand = |daemon: &mut Daemon, host: HostId| {
+            let h = &mut daemon.hosts[host];
+            h.io.host_rx_packets += 1;
+            let (core, ifindex) = (h.core, h.ifindex);
+            let result = daemon.cores[core].host.handle_packet(ifindex, packet, now);
+            while let Some(event) = daemon.cores[core].host.poll_event() {
+                query |= matches!(event, Event::QueryHeard { .. });
+                daemon.log_event(core, &event);
+            }
+            match result {
+                Ok(()) => accepted = true,
+                Err(reason) => debug!(
+                    "dropped {} bytes from {}: {}",
+                    packet.len(),
+                    source_of(packet),
+                    reason.describe()
+                ),
+            }
+        };
+        match audience {
+            Audience::One(host) => hand(self, host),
+            Audience::Everyone => {
+                let hosts = std::mem::take(&mut self.links[id].hosts);
+                for &host in &hosts {
+                    hand(self, host);
+                }
+                self.links[id].hosts = hosts;
+            }
+        }
+        if query {
+            info!(
+                "query on {} from {}",
+                self.links[id].name,
+                source_of(packet)
+            );
+        } else if accepted {
+            debug!("accepted {} bytes from {}", packet.len(), source_of(packet));
+        }
+    }
+
+    /// What the core reports having done, at debug level (mode changes at info).
+    /// Mode changes at info while there are few hosts (one line per host otherwise).
+    pub(super) fn log_event(&self, core: usize, event: &Event) {
+        match event {
+            Event::CompatibilityModeChanged { from, to, iface } => {
+                let label = self
+                    .by_iface
+                    .get(&(core, *iface))
+                    .map_or_else(|| iface.to_string(), |&h| self.host_label(h));
+                if self.hosts.len() <= MODE_LOG_HOSTS {
+                    info!("{label}: {from} -> {to} (compatibility mode)")
+                } else {
+                    debug!("{label}: {from} -> {to} (compatibility mode)")
+                }
+            }
+            other => debug!("{other:?}"),
+        }
+    }
+
+    /// Writes one frame to link `id`; false when it was lost.
+    pub(super) fn write_frame(&mut self, id: LinkId, frame: &[u8]) -> bool {
+        let link = &mut self.links[id];
+        match link.device.send(frame) {
+            Ok(_) => {
+                link.io.tun_tx_packets += 1;
+                true
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                link.io.tun_tx_errors += 1;
+                warn!(
+                    "{} device {} is full: a packet was dropped",
+                    link.kind_name(),
+                    link.name
+                );
+                false
+            }
+            // EIO: the link is down (a device we created, not yet set up on the kernel
+            // side). Like a host on a dead link, we lose the packet and carry on.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                link.io.tun_tx_errors += 1;
+                link.io.tun_tx_link_down += 1;
+                if link.io.tun_tx_link_down == 1 {
+                    warn!(
+                        "{} device {} is down: packets are dropped until it is up",
+                        link.kind_name(),
+                        link.name
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                link.io.tun_tx_errors += 1;
+                warn!(
+                    "cannot write to {} device {}: {e}",
+                    link.kind_name(),
+                    link.name
+                );
+                false
+            }
+        }
+    }
+}
+
+/// The source address of an IP packet, for log lines.
+fn source_of(packet: &[u8]) -> String {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]).to_string()
+        }
+        Some(6) if packet.len() >= 24 => {
+            let bytes: [u8; 16] = packet[8..24].try_into().expect("16 bytes");
+            std::net::Ipv6Addr::from(bytes).to_string()
+        }
+        _ => "?".into(),
+    }
+}

@@ -1,0 +1,126 @@
+//! What the cores send: each transmit leaves on the link of its host, framed with the host's
+//! MAC; the RFC 3918 delay clock starts or stops right after the write; on a suppressing link a
+//! v1/v2 report is also heard by the link's other hosts, as on a shared LAN.
+
+use std::net::IpAddr;
+
+use log::debug;
+use membership::wire::igmp::IgmpRepr;
+use membership::wire::mld::MldRepr;
+use membership::{Message, Transmit};
+
+use super::{Daemon, HostId};
+
+/// What a transmit means for the delay measurements and for the link's other hosts.
+enum Meaning {
+    /// A v1/v2 or MLDv1 report of one group: others hear it.
+    Report(IpAddr),
+    /// A Leave or Done.
+    Leave(IpAddr),
+    /// A v3 report: its records' groups.
+    Records(Vec<IpAddr>),
+    Other,
+}
+
+fn meaning(tx: &Transmit) -> Meaning {
+    match &tx.message {
+        Message::Igmp(IgmpRepr::ReportV1 { group } | IgmpRepr::ReportV2 { group }) => {
+            Meaning::Report((*group).into())
+        }
+        Message::Mld(MldRepr::Report { group }) => Meaning::Report((*group).into()),
+        Message::Igmp(IgmpRepr::Leave { group }) => Meaning::Leave((*group).into()),
+        Message::Mld(MldRepr::Done { group }) => Meaning::Leave((*group).into()),
+        Message::Igmp(IgmpRepr::ReportV3 { .. }) | Message::Mld(MldRepr::ReportV2 { .. }) => {
+            Meaning::Records(tx.groups())
+        }
+        _ => Meaning::Other,
+    }
+}
+
+impl Daemon {
+    /// Sends everything the cores have due.
+    pub(super) fn flush(&mut self) -> anyhow::Result<()> {
+        let now = self.now();
+        let mut out: Vec<Transmit> = Vec::new();
+        for core in 0..self.cores.len() {
+            self.cores[core].host.poll(now, |tx| out.push(tx));
+            while let Some(event) = self.cores[core].host.poll_event() {
+                self.log_event(core, &event);
+            }
+            for tx in out.drain(..) {
+                self.transmit(core, tx);
+            }
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self, core: usize, tx: Transmit) {
+        let Some(&id) = self.by_iface.get(&(core, tx.iface)) else {
+            // A host of a closed link: its device is gone.
+            debug!("dropped {} {} -> {}: no link", tx.message, tx.src, tx.dst);
+            return;
+        };
+        let host = &self.hosts[id];
+        let link = host.link;
+        let packet = tx.to_packet();
+        let frame = host.framing.encap(packet.clone(), tx.dst);
+        if !self.write_frame(link, &frame) {
+            debug!("dropped {} {} -> {}", tx.message, tx.src, tx.dst);
+            return;
+        }
+        let at = self.now_ns();
+        debug!("sent {} {} -> {}", tx.message, tx.src, tx.dst);
+        match meaning(&tx) {
+            Meaning::Report(group) => {
+                self.hosts[id].io.host_tx_reports += 1;
+                self.delays.report_sent(id as u32, group, at);
+                self.heard_by_others(id, group, &packet);
+            }
+            Meaning::Leave(group) => {
+                self.hosts[id].io.host_tx_leaves += 1;
+                self.delays.left(id as u32, group, at);
+            }
+            Meaning::Records(groups) => {
+                self.hosts[id].io.host_tx_reports += 1;
+                let now = self.now();
+                for group in groups {
+                    // A record of a group with no request left is its leave (TO_IN({}), or
+                    // BLOCK of the last sources); any other is a join or a change.
+                    let left = self.cores[core]
+                        .host
+                        .group(tx.iface, group, now)
+                        .is_none_or(|g| g.users == 0);
+                    if left {
+                        self.delays.left(id as u32, group, at);
+                    } else {
+                        self.delays.report_sent(id as u32, group, at);
+                    }
+                }
+            }
+            Meaning::Other => {}
+        }
+    }
+
+    /// On a suppressing link, the members of `group` other than `sender` hear its report, as
+    /// on a shared LAN (RFC 2236 §3: it cancels their pending reports).
+    fn heard_by_others(&mut self, sender: HostId, group: IpAddr, packet: &[u8]) {
+        let link = &self.links[self.hosts[sender].link];
+        if !link.suppression || link.hosts.len() < 2 {
+            return;
+        }
+        let Some(members) = link.members.get(&group) else {
+            return;
+        };
+        let others: Vec<HostId> = members.iter().copied().filter(|&h| h != sender).collect();
+        let now = self.now();
+        for other in others {
+            let host = &mut self.hosts[other];
+            host.io.host_rx_suppressing += 1;
+            let (core, ifindex) = (host.core, host.ifindex);
+            let _ = self.cores[core].host.handle_packet(ifindex, packet, now);
+            while let Some(event) = self.cores[core].host.poll_event() {
+                self.log_event(core, &event);
+            }
+        }
+    }
+}
