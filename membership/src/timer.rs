@@ -13,6 +13,7 @@
 
 use crate::time::Instant;
 use alloc::vec::Vec;
+use core::num::NonZeroU32;
 
 const SLOT_BITS: u32 = 6;
 const SLOTS: usize = 1 << SLOT_BITS;
@@ -25,10 +26,13 @@ const NIL: u32 = u32::MAX;
 
 /// A handle to a scheduled timer. Stale handles (the timer fired or was cancelled) are harmless:
 /// the generation check makes `cancel` and `deadline` return `None` for them.
+///
+/// The generation is never zero, so that `Option<TimerId>` takes no more room than a
+/// `TimerId` (every group record holds one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimerId {
     index: u32,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 #[derive(Debug)]
@@ -39,7 +43,7 @@ struct Entry<K> {
     next: u32,
     level: u8,
     slot: u8,
-    generation: u32,
+    generation: NonZeroU32,
 }
 
 /// A timing wheel of keys `K`: what a timer carries back to its owner when it fires.
@@ -247,7 +251,7 @@ impl<K: Copy> TimerWheel<K> {
                 next: NIL,
                 level: 0,
                 slot: 0,
-                generation: 0,
+                generation: NonZeroU32::MIN,
             });
             index
         }
@@ -255,7 +259,7 @@ impl<K: Copy> TimerWheel<K> {
 
     fn release(&mut self, index: u32) -> K {
         let entry = &mut self.entries[index as usize];
-        entry.generation = entry.generation.wrapping_add(1);
+        entry.generation = entry.generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         entry.next = self.free_head;
         self.free_head = index;
         entry.key.take().expect("released entry was live")

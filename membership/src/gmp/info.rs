@@ -76,8 +76,8 @@ impl<P: Protocol> Family<P> {
                 member.unsolicited_left,
                 None,
             ),
-            GroupMode::V3 { ref news, .. } => {
-                let retransmit_ms = news.as_ref().and_then(|_| {
+            GroupMode::V3 { .. } => {
+                let retransmit_ms = (!r.mode.news_done()).then_some(()).and_then(|()| {
                     let timer = self.ifaces.get(&r.iface).and_then(|i| i.v3.retransmit);
                     self.timer_left(timer, now).map(millis)
                 });

@@ -13,7 +13,7 @@ use core::time::Duration;
 pub(crate) use records::Retransmit;
 use records::{current_state, pack};
 
-use super::table::{GroupMode, TimerKey};
+use super::table::{tidy, with_news, GroupMode, TimerKey, V3Extra};
 use super::{random_delay, Compat, Env, Family, Protocol};
 use crate::filter::Filter;
 use crate::time::Instant;
@@ -29,8 +29,10 @@ pub(crate) struct V3Iface {
     /// One retransmission timer for every group with state-change news left, as Linux does: a
     /// retransmission carries all of them, packed, instead of one report per group.
     pub(in crate::gmp) retransmit: Option<TimerId>,
-    /// The records (slab keys) with news left.
-    pub(in crate::gmp) changed: BTreeSet<usize>,
+    /// The records (slab keys) with news left, each once: added when its news start, taken
+    /// off when they end. A Vec of u32, not a set: a burst of a million joins costs 4 bytes
+    /// each here.
+    pub(in crate::gmp) changed: Vec<u32>,
 }
 
 /// The records a group's sources turn into.
@@ -103,25 +105,44 @@ impl<P: Protocol> Family<P> {
             return;
         }
         let GroupMode::V3 {
-            response, queried, ..
+            response, extra, ..
         } = &mut record.mode
         else {
             return;
         };
-        match response.and_then(|t| self.wheel.deadline(t)) {
+        let queried_now = extra.as_ref().is_some_and(|e| e.queried.is_some());
+        let pending = response.and_then(|t| self.wheel.deadline(t));
+        let queried = match pending {
             // Rule 3: nothing pending: schedule, remembering the sources.
+            None => (!sources.is_empty()).then_some(sources),
+            // Rule 4: the whole group is asked for.
+            Some(_) if sources.is_empty() || !queried_now => None,
+            // Rule 5: add the sources.
+            Some(_) => {
+                let mut all = extra
+                    .as_mut()
+                    .and_then(|e| e.queried.take())
+                    .unwrap_or_default();
+                all.extend(sources);
+                Some(all)
+            }
+        };
+        match (queried, extra.as_mut()) {
+            (queried, Some(e)) => e.queried = queried,
+            (Some(queried), None) => {
+                *extra = Some(Box::new(V3Extra {
+                    queried: Some(queried),
+                    sources: Default::default(),
+                }))
+            }
+            (None, None) => {}
+        }
+        tidy(extra);
+        match pending {
             None => {
-                *queried = (!sources.is_empty()).then(|| Box::new(sources));
                 *response = Some(self.wheel.schedule(at, TimerKey::Report(key)));
             }
             Some(due) => {
-                if sources.is_empty() || queried.is_none() {
-                    // Rule 4: the whole group is asked for.
-                    *queried = None;
-                } else if let Some(queried) = queried.as_mut() {
-                    // Rule 5: add the sources.
-                    queried.extend(sources);
-                }
                 if at < due {
                     if let Some(timer) = response.take() {
                         self.wheel.cancel(timer);
@@ -135,11 +156,12 @@ impl<P: Protocol> Family<P> {
     /// A group's query-response timer fired: its current state, or the queried part of it.
     pub(super) fn query_response_due(&mut self, key: usize) {
         let record = &mut self.records[key];
-        let GroupMode::V3 { queried, .. } = &mut record.mode else {
+        let GroupMode::V3 { extra, .. } = &mut record.mode else {
             return;
         };
-        let queried = queried.take();
-        if let Some(state) = current_state(&record.filter, queried.as_deref()) {
+        let queried = extra.as_mut().and_then(|e| e.queried.take());
+        tidy(extra);
+        if let Some(state) = current_state(&record.filter, queried.as_ref()) {
             let (ifindex, group) = (record.iface, record.group);
             self.send_v3(ifindex, records_of(group, vec![state]));
         }
@@ -178,20 +200,35 @@ impl<P: Protocol> Family<P> {
         let ifindex = self.records[key].iface;
         let robustness = self.robustness(ifindex, env.config);
         let record = &mut self.records[key];
-        let GroupMode::V3 { news, .. } = &mut record.mode else {
+        let listed = !record.mode.news_done();
+        let GroupMode::V3 {
+            mode_change, extra, ..
+        } = &mut record.mode
+        else {
             return;
         };
-        news.get_or_insert_with(Default::default)
-            .change(old, &record.filter, robustness);
+        let filter = &record.filter;
+        with_news(mode_change, extra, |news| {
+            news.change(old, filter, robustness)
+        });
         let records = self.next_records(key);
         self.send_v3(ifindex, records);
         if self.records[key].mode.news_done() {
+            if listed {
+                // Done at once (robustness 1): off the list again.
+                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                    iface.v3.changed.retain(|&k| k as usize != key);
+                }
+            }
             return;
         }
         let Some(iface) = self.ifaces.get_mut(&ifindex) else {
             return;
         };
-        iface.v3.changed.insert(key);
+        if !listed {
+            // A slot number: the table never holds 2^32 records (see `Family::change`).
+            iface.v3.changed.push(key as u32);
+        }
         if iface.v3.retransmit.is_none() {
             // At random in (0, Unsolicited Report Interval]; a change while the timer runs
             // rides along with the retransmission already scheduled.
@@ -210,20 +247,23 @@ impl<P: Protocol> Family<P> {
             return;
         };
         iface.v3.retransmit = None;
-        let keys: Vec<usize> = iface.v3.changed.iter().copied().collect();
-        for key in keys {
+        // In slot order, as the groups' records have always gone out.
+        let mut keys = core::mem::take(&mut iface.v3.changed);
+        keys.sort_unstable();
+        let mut still = Vec::new();
+        for key in keys.into_iter().map(|k| k as usize) {
             let records = self.next_records(key);
             self.send_v3(ifindex, records);
             if self.records[key].mode.news_done() {
-                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
-                    iface.v3.changed.remove(&key);
-                }
                 self.forget_if_done(key);
+            } else {
+                still.push(key as u32);
             }
         }
         let Some(iface) = self.ifaces.get_mut(&ifindex) else {
             return;
         };
+        iface.v3.changed = still;
         if !iface.v3.changed.is_empty() {
             let delay = random_delay(env.rng, env.config.v3_unsolicited_interval)
                 .max(Duration::from_millis(1));
@@ -237,16 +277,17 @@ impl<P: Protocol> Family<P> {
     /// A group's next state-change records, counting one transmission.
     fn next_records(&mut self, key: usize) -> Vec<GroupRecord<P::Addr>> {
         let record = &mut self.records[key];
-        let GroupMode::V3 { news, .. } = &mut record.mode else {
+        if record.mode.news_done() {
             return Vec::new();
-        };
-        let Some(pending) = news.as_mut() else {
-            return Vec::new();
-        };
-        let records = pending.next(&record.filter);
-        if pending.is_done() {
-            *news = None;
         }
+        let GroupMode::V3 {
+            mode_change, extra, ..
+        } = &mut record.mode
+        else {
+            return Vec::new();
+        };
+        let filter = &record.filter;
+        let records = with_news(mode_change, extra, |news| news.next(filter));
         records_of(record.group, records)
     }
 

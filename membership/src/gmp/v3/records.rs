@@ -75,6 +75,7 @@ impl<A> Default for Retransmit<A> {
 }
 
 impl<A: Ord + Copy> Retransmit<A> {
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.mode_change == 0 && self.sources.is_empty()
     }
