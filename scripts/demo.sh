@@ -86,17 +86,17 @@ ctl join ff12::1234
 sleep 1.2
 
 say "an IGMPv3 general query from the kernel side (Max Resp Time 1 s)"
-echo "\$ mcquerier --dev tun0 --igmp 3 --max-resp-ms 1000 --count 1"
+echo "\$ mcquerier --iface tun0 --igmp 3 --max-resp-ms 1000 --count 1"
 # It listens for Max Resp Time + 1 s, printing what it hears, then exits.
-timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --igmp 3 --max-resp-ms 1000 --count 1 || true
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --iface tun0 --igmp 3 --max-resp-ms 1000 --count 1 || true
 
 say "an MLDv2 general query (Maximum Response Delay 1 s)"
-echo "\$ mcquerier --dev tun0 --mld 2 --max-resp-ms 1000 --count 1"
-timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --mld 2 --max-resp-ms 1000 --count 1 || true
+echo "\$ mcquerier --iface tun0 --mld 2 --max-resp-ms 1000 --count 1"
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --iface tun0 --mld 2 --max-resp-ms 1000 --count 1 || true
 
 say "an IGMPv2 query: the daemon falls back to IGMPv2 for the Older Version Querier Present Timeout"
-echo "\$ mcquerier --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1"
-timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --dev tun0 --igmp 2 --max-resp-ms 1000 --count 1 || true
+echo "\$ mcquerier --iface tun0 --igmp 2 --max-resp-ms 1000 --count 1"
+timeout 5 ip netns exec "$NS" "$BIN/mcquerier" --iface tun0 --igmp 2 --max-resp-ms 1000 --count 1 || true
 
 say "what the daemon knows"
 ctl show

@@ -53,3 +53,13 @@ ensure_rust() {
         fi
     done
 }
+
+# ensure_python_module MODULE PACKAGE: pip-installs PACKAGE (from PyPI) if python3 cannot import
+# MODULE. Used for the real Prometheus text parser the metrics test checks against.
+ensure_python_module() {
+    local module=$1 package=$2
+    python3 -c "import $module" 2>/dev/null && return 0
+    say "installing $package (PyPI)"
+    as_root python3 -m pip install --quiet "$package" ||
+        as_root python3 -m pip install --quiet --break-system-packages "$package"
+}

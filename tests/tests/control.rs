@@ -260,3 +260,65 @@ fn a_stalled_client_does_not_block_others() {
     );
     drop((stalled, idle));
 }
+
+/// `stats --prometheus` is read by a real Prometheus text parser (the Prometheus project's
+/// Python client): every counter of `stats --json` is there, as `tunmcast_NAME_total`, a
+/// counter with a HELP line, with the same value.
+#[test]
+fn prometheus_text_parses_with_every_counter() {
+    let Some(ns) = Netns::new("prometheus") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    // One report per change and no timers after it: the counters hold still.
+    let daemon = ns.spawn_daemon(&["--igmp-version", "3", "--robustness", "1"]);
+    daemon.ctl_ok(&["join", "239.1.2.3"]);
+    daemon.wait_quiet(secs(5));
+    let stats = daemon.stats();
+    let text = daemon.ctl_ok(&["stats", "--prometheus"]);
+    let parser = r#"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+out = {}
+for family in text_string_to_metric_families(sys.stdin.read()):
+    for sample in family.samples:
+        out[sample.name] = {"type": family.type, "help": family.documentation,
+                            "value": sample.value}
+print(json.dumps(out))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", parser])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused the text (pip install prometheus-client):\n{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        parsed.as_object().unwrap().len(),
+        stats.len(),
+        "samples vs counters:\n{text}"
+    );
+    for (name, value) in &stats {
+        let sample = &parsed[format!("tunmcast_{name}_total")];
+        assert_eq!(sample["type"], "counter", "{name}: {sample}");
+        assert!(
+            sample["help"].as_str().is_some_and(|h| !h.is_empty()),
+            "{name} has no HELP"
+        );
+        if name == "control_requests" {
+            // The stats request itself moves it.
+            assert!(sample["value"].as_f64() > value.as_f64(), "{name}");
+        } else {
+            assert_eq!(sample["value"].as_f64(), value.as_f64(), "{name}");
+        }
+    }
+    assert!(stats["igmp_snd_reports"].as_u64() >= Some(1));
+}

@@ -47,8 +47,8 @@ kernel never does."
 #[command(allow_negative_numbers = true)]
 #[command(group(ArgGroup::new("protocol").args(["igmp", "mld"])))]
 pub struct Cli {
-    /// Interface to query on: the kernel side of the TUN link.
-    #[arg(long, value_name = "NAME")]
+    /// Interface to query on: the kernel side of the TUN link. `--dev` is the old spelling.
+    #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
     pub dev: String,
     /// Send IGMP queries of this version (1, 2 or 3).
     #[arg(long, value_name = "VERSION", value_parser = clap::value_parser!(u8).range(1..=3))]
@@ -75,14 +75,14 @@ pub struct Cli {
     /// queries only [default: auto].
     #[arg(long, value_name = "WHEN", value_enum)]
     pub s_flag: Option<SFlag>,
-    /// Seconds between queries (fractions allowed). IGMPv3 / MLDv2 queries also announce it
+    /// Interval between queries, in seconds (fractions allowed). IGMPv3 / MLDv2 queries also announce it
     /// as their QQIC, rounded up to whole seconds (at least 1).
     #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_seconds)]
     pub interval: Duration,
     /// Number of queries to send; 0: forever.
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub count: u64,
-    /// How long to keep listening after the last query [default: Max Resp Time + 1000].
+    /// How long to keep listening after the last query, in ms [default: Max Resp Time + 1000].
     #[arg(long, value_name = "MS")]
     pub listen_ms: Option<u64>,
     /// Print what is heard as JSON lines.
