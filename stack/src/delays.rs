@@ -74,6 +74,16 @@ impl Default for DelayTracker {
 }
 
 impl DelayTracker {
+    /// A tracker that records nothing (`--delays` not given).
+    pub fn off() -> DelayTracker {
+        DelayTracker::new(0, DEFAULT_LEAVE_GRACE)
+    }
+
+    /// Whether it records anything at all.
+    pub fn is_on(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// At most `capacity` (host, group) records; datagrams later than a leave plus
     /// `leave_grace` mark the group as still forwarded.
     pub fn new(capacity: usize, leave_grace: Nanos) -> DelayTracker {

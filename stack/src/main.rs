@@ -115,6 +115,10 @@ pub struct Args {
     /// A TOML file of options (keys are the long option names). Re-read on SIGHUP.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Measure RFC 3918 join and leave delays (`tunmcastctl delays`): a timestamp pair per
+    /// (host, group), about 100 bytes each, so off unless asked for.
+    #[arg(long)]
+    pub delays: bool,
 }
 
 impl Args {

@@ -271,6 +271,7 @@ impl Daemon {
             Sorted::Datagram(datagram) => {
                 let link = &self.links[id];
                 if let Some(members) = link.members.get(&datagram.group) {
+                    // Kept only where needed: delays measured, or hosts that hear each other.
                     for &host in members {
                         if audience.admits(host) {
                             self.delays.datagram(host as u32, datagram.group, at);

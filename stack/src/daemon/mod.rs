@@ -192,7 +192,11 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
         shows: Vec::new(),
-        delays: DelayTracker::default(),
+        delays: if args.delays {
+            DelayTracker::default()
+        } else {
+            DelayTracker::off()
+        },
         argv: std::env::args_os().collect(),
         args,
     };

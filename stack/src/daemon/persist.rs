@@ -52,9 +52,9 @@ impl Daemon {
                     })
                     .collect()
             };
-            let (core, ifindex, link) = {
+            let (core, ifindex) = {
                 let h = &self.hosts[id];
-                (h.core, h.ifindex, h.link)
+                (h.core, h.ifindex)
             };
             for filter in requests {
                 if let Err(e) = self.cores[core]
@@ -65,11 +65,7 @@ impl Daemon {
                     break;
                 }
             }
-            self.links[link]
-                .members
-                .entry(m.group)
-                .or_default()
-                .insert(id);
+            self.note_member(id, m.group);
             joined += 1;
             debug!(
                 "joined {} on {} again (users {})",

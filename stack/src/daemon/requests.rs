@@ -38,7 +38,10 @@ impl Daemon {
                 Ok(stats) => ok_reply(&stats),
                 Err(refusal) => refusal,
             }),
-            (Request::Delays(args), _) => Answer::Reply(ok_reply(&self.delays_reply(&args))),
+            (Request::Delays(args), _) => Answer::Reply(match self.delays_reply(&args) {
+                Ok(reply) => ok_reply(&reply),
+                Err(refusal) => refusal,
+            }),
             (Request::Ping, _) => Answer::Reply(ok_reply(&PingReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             })),
@@ -159,9 +162,9 @@ impl Daemon {
         let mut users = 0;
         let mut done = 0usize;
         for &id in &targets {
-            let (core, ifindex, link) = {
+            let (core, ifindex) = {
                 let h = &self.hosts[id];
-                (h.core, h.ifindex, h.link)
+                (h.core, h.ifindex)
             };
             for group in &groups {
                 let host = &mut self.cores[core].host;
@@ -179,11 +182,7 @@ impl Daemon {
                         users = n;
                         done += 1;
                         if join {
-                            self.links[link]
-                                .members
-                                .entry(*group)
-                                .or_default()
-                                .insert(id);
+                            self.note_member(id, *group);
                         }
                         self.record_change(id, *group);
                     }
@@ -256,9 +255,9 @@ impl Daemon {
             Err(e) => return error_reply(e),
         };
         let now = self.now();
-        let (core, ifindex, link) = {
+        let (core, ifindex) = {
             let h = &self.hosts[default];
-            (h.core, h.ifindex, h.link)
+            (h.core, h.ifindex)
         };
         match self.listeners.open(
             &mut self.cores[core].host,
@@ -270,11 +269,7 @@ impl Daemon {
             now,
         ) {
             Ok((id, users)) => {
-                self.links[link]
-                    .members
-                    .entry(args.group)
-                    .or_default()
-                    .insert(default);
+                self.note_member(default, args.group);
                 ok_reply(&ListenReply {
                     id: id as u64,
                     iface: self.host_label(default),
@@ -338,7 +333,13 @@ impl Daemon {
     }
 
     /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address.
-    fn delays_reply(&mut self, args: &DelaysArgs) -> DelaysReply {
+    fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, Vec<u8>> {
+        if !self.delays.is_on() {
+            return Err(error_reply(
+                "delays are not measured: start tunmcastd with --delays (delays = true in the \
+                 --config file)",
+            ));
+        }
         let report = self.delays.report(args.limit.unwrap_or(100));
         let summary = |s: &crate::delays::DelaySummary| DelaySummary {
             count: s.count,
@@ -379,7 +380,7 @@ impl Daemon {
         if args.reset {
             self.delays.reset();
         }
-        reply
+        Ok(reply)
     }
 }
 

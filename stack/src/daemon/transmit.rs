@@ -82,6 +82,9 @@ impl Daemon {
             }
             Meaning::Records(groups) => {
                 self.hosts[id].io.host_tx_reports += 1;
+                if !self.delays.is_on() {
+                    return;
+                }
                 let now = self.now();
                 for group in groups {
                     // A record of a group with no request left is its leave (TO_IN({}), or
