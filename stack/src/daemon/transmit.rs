@@ -42,14 +42,19 @@ impl Daemon {
     pub(super) fn flush(&mut self) -> anyhow::Result<()> {
         let now = self.now();
         let mut out: Vec<Transmit> = Vec::new();
+        let mut sent = 0;
         for core in 0..self.cores.len() {
             self.cores[core].host.poll(now, |tx| out.push(tx));
             while let Some(event) = self.cores[core].host.poll_event() {
                 self.log_event(core, &event);
             }
+            sent += out.len();
             for tx in out.drain(..) {
                 self.transmit(core, tx);
             }
+        }
+        if sent >= TRIM_AFTER {
+            release_free_memory();
         }
         Ok(())
     }
@@ -125,5 +130,20 @@ impl Daemon {
                 self.log_event(core, &event);
             }
         }
+    }
+}
+
+/// Packets in one flush after which the allocator is asked to give freed pages back.
+const TRIM_AFTER: usize = 1000;
+
+/// A burst (a million groups' retransmissions, a General Query answered for all of them) is
+/// built and sent in one go: thousands of reports of a few KiB, freed right after. glibc keeps
+/// such memory in its heap for reuse, where it counts in RSS for good; `malloc_trim` hands
+/// the free pages back (since glibc 2.8 from the middle of the heap too). Costs a walk of the
+/// allocator's free lists, once per burst.
+fn release_free_memory() {
+    // SAFETY: malloc_trim takes no pointers and only touches the allocator's own free memory.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
