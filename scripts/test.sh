@@ -22,6 +22,9 @@ cargo fmt --all --check
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+say "membership as a library: no_std build, documentation without warnings"
+scripts/check-no-std.sh
+
 say "cargo build --workspace --bins"
 cargo build --workspace --bins
 cargo build -p membership --examples

@@ -40,7 +40,7 @@ use clap::{CommandFactory, Parser};
     after_help = "Every option can also be given as a key of the --config file \
                   (log_level = \"debug\"); the command line wins over the file.\n\
                   Signals: SIGTERM, SIGINT and SIGQUIT leave every group on the wire and exit 0; \
-                  SIGHUP re-reads the --config file and applies the log level and the [[link]] \
+                  SIGHUP re-reads the --config file and applies the log level and the `[[link]]` \
                   tables (links and hosts added and removed).\n\
                   Exit status: 0 after a clean stop, 1 on a runtime error, 2 on a usage or \
                   configuration error."
@@ -48,7 +48,7 @@ use clap::{CommandFactory, Parser};
 pub struct Args {
     /// The device to attach to: a TUN device (created if it does not exist), or with --tap a
     /// TAP device. `--tun` is the old spelling.
-    /// Required unless the --config file has [[link]] tables.
+    /// Required unless the --config file has `[[link]]` tables.
     #[arg(long, visible_alias = "tun", value_name = "NAME")]
     pub iface: Option<String>,
     /// The device is a TAP: Ethernet frames, this host having its own MAC address.
@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, value_name = "MAC", requires = "tap")]
     pub mac: Option<framing::Mac>,
     /// This host's IPv4 address and prefix on the link: the source of its IGMP messages.
-    /// Required unless the --config file has [[link]] tables.
+    /// Required unless the --config file has `[[link]]` tables.
     #[arg(long, value_name = "ADDR/PLEN", value_parser = parse_ipv4_prefix)]
     pub ipv4: Option<(Ipv4Addr, u8)>,
     /// This host's IPv6 link-local address: the source of its MLD messages. Default: fe80::
@@ -67,7 +67,7 @@ pub struct Args {
     /// whenever the IPv4 addresses are.
     #[arg(long, value_name = "ADDR", value_parser = parse_link_local)]
     pub ipv6_ll: Option<Ipv6Addr>,
-    /// Control socket. Default: /run/tunmcast/NAME.sock (NAME: the --iface, or with [[link]]
+    /// Control socket. Default: /run/tunmcast/NAME.sock (NAME: the --iface, or with `[[link]]`
     /// tables the --config file's name without its extension).
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
@@ -158,7 +158,7 @@ impl Args {
             .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{name}.sock")))
     }
 
-    /// The links and hosts to serve: the --config file's [[link]] tables (its top-level keys
+    /// The links and hosts to serve: the --config file's `[[link]]` tables (its top-level keys
     /// and the command line giving their defaults), else the one link of the command line.
     pub fn topology(&self) -> Result<topology::Topology, ArgsError> {
         let defaults = topology::HostParams::from_args(self);
@@ -171,8 +171,8 @@ impl Args {
                         path: path.clone(),
                         line: 0,
                         message: "--iface and --ipv4 describe the one link of the command \
-                                  line, and this file has [[link]] tables: give them in a \
-                                  [[link]] instead"
+                                  line, and this file has `[[link]]` tables: give them in a \
+                                  `[[link]]` instead"
                             .into(),
                     }));
                 }
@@ -191,7 +191,7 @@ impl Args {
                 clap::error::ErrorKind::MissingRequiredArgument,
                 format!(
                     "the following required arguments were not provided: {} (or a --config \
-                     file with [[link]] tables)",
+                     file with `[[link]]` tables)",
                     missing.join(" ")
                 ),
             )));

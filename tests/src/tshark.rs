@@ -52,7 +52,7 @@ const V3_FIELDS: &[&str] = &[
     "icmpv6.mld.source_address",
 ];
 
-/// Every frame of `file` dissected with [`TSHARK_FIELDS`] and [`V3_FIELDS`]: [`Pkt`]s whose
+/// Every frame of `file` dissected with `TSHARK_FIELDS` and `V3_FIELDS`: [`Pkt`]s whose
 /// [`Pkt::records`] and [`Pkt::query_sources`] work.
 pub fn dissect_full(file: &Path) -> Vec<Pkt> {
     tshark_layers(file, TSHARK_FIELDS.iter().chain(V3_FIELDS))
@@ -93,7 +93,7 @@ pub(crate) fn tshark_layers<'f>(
 /// One captured IP packet, as tshark dissected it.
 #[derive(Debug, Clone)]
 pub struct Pkt {
-    /// Seconds since the epoch (comparable with [`now`]).
+    /// Seconds since the epoch (comparable with [`now`](crate::now)).
     pub time: f64,
     /// Seconds since the first captured frame (for listings).
     pub rel: f64,
@@ -104,7 +104,7 @@ pub struct Pkt {
     pub router_alert: bool,
     /// "igmp-query", "igmpv1-report", "igmpv2-report", "igmp-leave",
     /// "igmpv3-report", "mld-query", "mld-report", "mld-done", "mldv2-report",
-    /// "icmpv6-<type>", "igmp-<type>", or "other".
+    /// `"icmpv6-<type>"`, `"igmp-<type>"`, or `"other"`.
     pub kind: String,
     /// IGMP Group Address / MLD Multicast Address (unspecified in general queries).
     pub group: Option<IpAddr>,
@@ -222,7 +222,7 @@ impl Pkt {
     }
 
     /// The group records of an IGMPv3 / MLDv2 report (empty for anything else). Needs a
-    /// packet from [`dissect_full`] (or [`Capture::peek_full`] and friends).
+    /// packet from [`dissect_full`] (or [`Capture::peek_full`](crate::Capture::peek_full) and friends).
     pub fn records(&self) -> Vec<Record> {
         let names = match self.kind.as_str() {
             "igmpv3-report" => [

@@ -2,8 +2,8 @@
 //! (RFC 9776 §4.1.4 to §4.1.9, RFC 9777 §5.1.6 to §5.1.11): `Resv(4) | S(1) | QRV(3)`, QQIC,
 //! Number of Sources, Source Addresses. One set of accessors serves both protocols.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+use core::net::{Ipv4Addr, Ipv6Addr};
+use core::time::Duration;
 
 use super::decode_code8;
 use super::igmp::IgmpRepr;

@@ -134,7 +134,7 @@ struct Daemon {
     by_addr: HashMap<IpAddr, HostId>,
     /// The next synthetic core ifindex, for hosts after a link's first.
     next_ifindex: IfIndex,
-    /// What runs now: the command line's one link, or the file's [[link]] tables.
+    /// What runs now: the command line's one link, or the file's `[[link]]` tables.
     topology: Topology,
     /// Why the last reload was refused.
     config_error: Option<String>,
@@ -383,7 +383,7 @@ impl Daemon {
     }
 
     /// SIGHUP: re-reads the --config file and applies what can change while running (the log
-    /// level, the [[link]] tables); what needs a restart is named. A bad file changes nothing
+    /// level, the `[[link]]` tables); what needs a restart is named. A bad file changes nothing
     /// and is shown by `show`. Memberships, timers and the wire of what stays are not touched.
     fn reload(&mut self) -> anyhow::Result<()> {
         if let Ok(now) = NotifyState::monotonic_usec_now() {

@@ -1,4 +1,4 @@
-//! SIGHUP: the --config file read again. The log level applies at once; with [[link]] tables,
+//! SIGHUP: the --config file read again. The log level applies at once; with `[[link]]` tables,
 //! links and hosts are added and removed without disturbing the others (removed hosts leave
 //! their groups on the wire first). A bad file changes nothing: the error is logged and shown
 //! by `show` until a good file is read.
@@ -33,7 +33,7 @@ impl Daemon {
             crate::logging::reload(&new_filter);
         }
         let mut restart_needed = new.differs_beyond_reloadable(&self.args);
-        // The [[link]] tables are applied here; the one link of the command line is not.
+        // The `[[link]]` tables are applied here; the one link of the command line is not.
         let from_file = self.args.iface.is_none();
         if from_file && new.iface.is_none() {
             restart_needed.retain(|name| {

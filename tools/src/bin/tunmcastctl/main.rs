@@ -62,7 +62,7 @@ enum Command {
     /// Receive the group's UDP datagrams: a join of its own for as long as this runs. Prints
     /// one line per datagram (--json: one object), or forwards payloads with --udp-to.
     Listen {
-        /// GROUP or GROUP:PORT ([GROUP]:PORT for IPv6): with a port, only datagrams to it.
+        /// GROUP or GROUP:PORT (`[GROUP]:PORT` for IPv6): with a port, only datagrams to it.
         group: String,
         #[command(flatten)]
         iface: IfaceArg,
