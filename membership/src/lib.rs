@@ -50,9 +50,6 @@ pub mod timer;
 #[cfg(not(feature = "__bench"))]
 mod timer;
 mod transmit;
-// wire/ has its own owner; its 112 undocumented items are theirs to document, after which
-// this allow goes.
-#[allow(missing_docs)]
 pub mod wire;
 
 pub use config::{

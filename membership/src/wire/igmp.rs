@@ -23,21 +23,31 @@ use super::{decode_code8, internet_checksum, v3_query, Error, GroupRecord, Resul
 pub mod field {
     use core::ops::Range;
 
+    /// Type (RFC 2236 §2.1, RFC 9776 §4).
     pub const TYPE: usize = 0;
+    /// Max Resp Code (RFC 2236 §2.2, RFC 9776 §4.1.1); Reserved in an IGMPv3 report.
     pub const MAX_RESP_CODE: usize = 1;
+    /// Checksum, big-endian, over the whole IGMP message (RFC 2236 §2.3).
     pub const CHECKSUM: Range<usize> = 2..4;
+    /// Group Address (RFC 2236 §2.4, RFC 9776 §4.1); not in an IGMPv3 report.
     pub const GROUP: Range<usize> = 4..8;
 
     // IGMPv3 query (RFC 9776 §4.1).
     /// `Resv(4) | S(1) | QRV(3)`.
     pub const FLAGS: usize = 8;
+    /// Querier's Query Interval Code (RFC 9776 §4.1.7).
     pub const QQIC: usize = 9;
+    /// Number of Sources, big-endian (RFC 9776 §4.1).
     pub const NUM_SOURCES: Range<usize> = 10..12;
+    /// Start of the Source Addresses, 4 bytes each (RFC 9776 §4.1).
     pub const SOURCES: usize = 12;
 
     // IGMPv3 report (RFC 9776 §4.2).
+    /// Reserved field before the record count: 0 when sent, ignored when received.
     pub const REPORT_RESERVED: Range<usize> = 4..6;
+    /// Number of Group Records, big-endian (RFC 9776 §4.2).
     pub const NUM_RECORDS: Range<usize> = 6..8;
+    /// Start of the group records (RFC 9776 §4.2.4).
     pub const RECORDS: usize = 8;
 }
 
@@ -59,6 +69,8 @@ pub enum MessageType {
     LeaveGroup,
     /// 0x22
     ReportV3,
+    /// Any other type byte, kept as is; [`IgmpRepr::parse`] rejects it with
+    /// [`Error::UnknownType`].
     Unknown(u8),
 }
 
@@ -128,6 +140,7 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
         Ok(())
     }
 
+    /// Gives back the wrapped buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -141,6 +154,7 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
         u16::from_be_bytes([bytes[0], bytes[1]])
     }
 
+    /// Type (byte 0). Panics on an empty buffer.
     pub fn msg_type(&self) -> MessageType {
         MessageType::from(self.bytes()[field::TYPE])
     }
@@ -150,6 +164,8 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
         self.bytes()[field::MAX_RESP_CODE]
     }
 
+    /// Checksum field as stored (big-endian on the wire), not verified: see
+    /// [`verify_checksum`](Self::verify_checksum).
     pub fn checksum(&self) -> u16 {
         self.read_u16(field::CHECKSUM)
     }
@@ -232,18 +248,23 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
         self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Writes the Type byte.
     pub fn set_msg_type(&mut self, kind: MessageType) {
         self.bytes_mut()[field::TYPE] = u8::from(kind);
     }
 
+    /// Writes the Max Resp Code byte.
     pub fn set_max_resp_code(&mut self, code: u8) {
         self.bytes_mut()[field::MAX_RESP_CODE] = code;
     }
 
+    /// Writes the Checksum field big-endian; [`fill_checksum`](Self::fill_checksum)
+    /// computes it.
     pub fn set_checksum(&mut self, checksum: u16) {
         self.write_u16(field::CHECKSUM, checksum);
     }
 
+    /// Writes the Group Address (bytes 4..8).
     pub fn set_group(&mut self, group: Ipv4Addr) {
         self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
     }
@@ -253,14 +274,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
         self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
     }
 
+    /// Writes the QQIC of an IGMPv3 query (byte 9).
     pub fn set_qqic(&mut self, qqic: u8) {
         self.bytes_mut()[field::QQIC] = qqic;
     }
 
+    /// Writes the Number of Sources of an IGMPv3 query (bytes 10..12, big-endian).
     pub fn set_num_sources(&mut self, count: u16) {
         self.write_u16(field::NUM_SOURCES, count);
     }
 
+    /// Writes Source Address `index` of an IGMPv3 query. Panics if it lies outside the
+    /// buffer.
     pub fn set_source(&mut self, index: usize, source: Ipv4Addr) {
         let at = field::SOURCES + index * 4;
         self.bytes_mut()[at..at + 4].copy_from_slice(&source.octets());
@@ -290,29 +315,46 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
 pub enum IgmpRepr {
     /// An 8-byte query: IGMPv1 if `max_resp_code` is 0, else IGMPv2 (RFC 2236 §4).
     Query {
+        /// Max Resp Code: 0 in IGMPv1, otherwise tenths of a second (RFC 2236 §2.2).
         max_resp_code: u8,
+        /// 0.0.0.0 for a General Query, the group for a Group-Specific Query (RFC 2236 §2.4).
         group: Ipv4Addr,
     },
     /// An IGMPv3 query (12 bytes or more).
     QueryV3 {
+        /// Max Resp Code, the floating-point code in tenths of a second (RFC 9776 §4.1.1);
+        /// see [`decode_code8`].
         max_resp_code: u8,
+        /// 0.0.0.0 for a General Query, else the group being queried (RFC 9776 §4.1).
         group: Ipv4Addr,
+        /// S flag, Suppress Router-Side Processing (RFC 9776 §4.1).
         suppress_router: bool,
-        /// 0..=7
+        /// Querier's Robustness Variable (RFC 9776 §4.1), 0..=7: `parse` yields the low
+        /// three bits of its byte, `emit` writes only those.
         qrv: u8,
+        /// Querier's Query Interval Code (RFC 9776 §4.1.7).
         qqic: u8,
+        /// Source Addresses in wire order; empty but in a Group-and-Source-Specific Query.
         sources: Vec<Ipv4Addr>,
     },
+    /// IGMPv1 Membership Report, type 0x12 (RFC 1112 appendix I).
     ReportV1 {
+        /// The group reported.
         group: Ipv4Addr,
     },
+    /// IGMPv2 Membership Report, type 0x16 (RFC 2236 §2).
     ReportV2 {
+        /// The group reported.
         group: Ipv4Addr,
     },
+    /// IGMPv2 Leave Group, type 0x17 (RFC 2236 §2).
     Leave {
+        /// The group left.
         group: Ipv4Addr,
     },
+    /// IGMPv3 Membership Report, type 0x22 (RFC 9776 §4.2).
     ReportV3 {
+        /// Group records in wire order (RFC 9776 §4.2.4).
         records: Vec<GroupRecord<Ipv4Addr>>,
     },
 }

@@ -19,8 +19,11 @@ use super::mld::MessageType as MldType;
 /// The IPv4 fields IGMP cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv4Meta {
+    /// Source Address of the IPv4 header.
     pub src: Ipv4Addr,
+    /// Destination Address of the IPv4 header.
     pub dst: Ipv4Addr,
+    /// Time to Live as received (IGMP is sent with TTL 1, RFC 2236 §2, RFC 9776 §4).
     pub ttl: u8,
     /// A Router Alert option with value 0 ("examine packet", RFC 2113) is present.
     pub router_alert: bool,
@@ -29,8 +32,11 @@ pub struct Ipv4Meta {
 /// The IPv6 fields MLD cares about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ipv6Meta {
+    /// Source Address of the IPv6 header.
     pub src: Ipv6Addr,
+    /// Destination Address of the IPv6 header.
     pub dst: Ipv6Addr,
+    /// Hop Limit as received (MLD is sent with hop limit 1, RFC 2710 §3, RFC 9777 §5).
     pub hop_limit: u8,
     /// The hop-by-hop header carries a Router Alert option with value 0 (MLD, RFC 2711).
     pub router_alert: bool,
@@ -40,25 +46,42 @@ pub struct Ipv6Meta {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Classified<'a> {
     /// An IGMP message: the IPv4 payload within the total length.
-    Igmp { meta: Ipv4Meta, payload: &'a [u8] },
+    Igmp {
+        /// The IPv4 header fields IGMP cares about.
+        meta: Ipv4Meta,
+        /// From the end of the IPv4 header (options included) to the Total Length; not yet
+        /// validated as IGMP (see [`IgmpRepr::parse`](super::igmp::IgmpRepr::parse)).
+        payload: &'a [u8],
+    },
     /// An MLD message: the ICMPv6 message within the payload length.
-    Mld { meta: Ipv6Meta, payload: &'a [u8] },
+    Mld {
+        /// The IPv6 header fields MLD cares about.
+        meta: Ipv6Meta,
+        /// From after the last extension header to the end of the Payload Length; its first
+        /// byte is an MLD type (130, 131, 132 or 143). Neither length nor checksum is checked
+        /// yet (see [`MldRepr::parse`](super::mld::MldRepr::parse)).
+        payload: &'a [u8],
+    },
     /// A well-formed packet of no interest to us.
     Other(OtherKind),
 }
 
+/// A well-formed packet that is neither IGMP nor MLD ([`Classified::Other`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtherKind {
     /// IPv4, protocol number.
     Ipv4(u8),
-    /// IPv6, the next header after the last extension header we walked.
+    /// IPv6, the next header after the last extension header we walked (58 for an ICMPv6
+    /// payload too short to hold a type).
     Ipv6(u8),
     /// ICMPv6 that is not MLD (e.g. 133, Router Solicitation).
     Icmpv6(u8),
 }
 
+/// Why [`classify`] rejected a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IpError {
+    /// Empty, or the version nibble of the first byte is neither 4 nor 6.
     #[error("not an IP packet (empty, or version not 4 or 6)")]
     NotIp,
     /// Shorter than 20 bytes, or than the header length IHL gives.
@@ -67,18 +90,31 @@ pub enum IpError {
     /// IHL below 5.
     #[error("IPv4 header length below 20 bytes")]
     Ipv4BadHeaderLength,
+    /// Total Length runs past the bytes read or is shorter than the header length.
     #[error("IPv4 total length beyond the packet or shorter than the header")]
     Ipv4BadTotalLength,
+    /// The header checksum (over the header, options included) does not verify. Not checked
+    /// under `cfg(fuzzing)`.
     #[error("bad IPv4 header checksum")]
     Ipv4BadChecksum,
+    /// An option other than End of Option List or No Operation has a length below 2 or runs
+    /// past the header, or a Router Alert option (RFC 2113) has a length other than 4.
     #[error("malformed IPv4 options")]
     Ipv4BadOptions,
+    /// An IPv4 fragment (More Fragments set or a non-zero Fragment Offset) or an IPv6 packet
+    /// with a Fragment header: fragments are not reassembled.
     #[error("IP fragment")]
     Fragment,
+    /// Shorter than the 40-byte IPv6 header.
     #[error("IPv6 header truncated")]
     Ipv6Truncated,
+    /// Payload Length runs past the bytes read.
     #[error("IPv6 payload length beyond the packet")]
     Ipv6BadPayloadLength,
+    /// A hop-by-hop, destination options, routing or authentication header runs past the
+    /// payload; an option in a hop-by-hop or destination options header runs past its header,
+    /// or a Router Alert option's data is not 2 bytes (RFC 2711); or a hop-by-hop header
+    /// comes anywhere but first (RFC 8200 §4.1).
     #[error("malformed IPv6 extension header")]
     Ipv6BadExtension,
 }

@@ -26,24 +26,35 @@ use super::{decode_code16, v3_query, Error, GroupRecord, Result};
 pub mod field {
     use core::ops::Range;
 
+    /// ICMPv6 Type (RFC 2710 §3, RFC 9777 §5).
     pub const TYPE: usize = 0;
+    /// ICMPv6 Code: 0 when sent, ignored when received.
     pub const CODE: usize = 1;
+    /// ICMPv6 checksum, big-endian, over the message and the IPv6 pseudo-header.
     pub const CHECKSUM: Range<usize> = 2..4;
     /// Maximum Response Delay (MLDv1, ms) or Maximum Response Code (MLDv2).
     pub const MAX_RESP: Range<usize> = 4..6;
+    /// Reserved after the delay / code: 0 when sent, ignored when received.
     pub const RESERVED: Range<usize> = 6..8;
+    /// Multicast Address (RFC 2710 §3.6, RFC 9777 §5.1); not in an MLDv2 report.
     pub const GROUP: Range<usize> = 8..24;
 
     // MLDv2 query (RFC 9777 §5.1).
     /// `Resv(4) | S(1) | QRV(3)`.
     pub const FLAGS: usize = 24;
+    /// Querier's Query Interval Code (RFC 9777 §5.1.9).
     pub const QQIC: usize = 25;
+    /// Number of Sources, big-endian (RFC 9777 §5.1).
     pub const NUM_SOURCES: Range<usize> = 26..28;
+    /// Start of the Source Addresses, 16 bytes each (RFC 9777 §5.1).
     pub const SOURCES: usize = 28;
 
     // MLDv2 report (RFC 9777 §5.2).
+    /// Reserved field before the record count: 0 when sent, ignored when received.
     pub const REPORT_RESERVED: Range<usize> = 4..6;
+    /// Number of Multicast Address Records, big-endian (RFC 9777 §5.2).
     pub const NUM_RECORDS: Range<usize> = 6..8;
+    /// Start of the Multicast Address Records (RFC 9777 §5.2.4).
     pub const RECORDS: usize = 8;
 }
 
@@ -68,6 +79,8 @@ pub enum MessageType {
     Done,
     /// 143
     ReportV2,
+    /// Any other ICMPv6 type, kept as is; [`MldRepr::parse`] rejects it with
+    /// [`Error::UnknownType`].
     Unknown(u8),
 }
 
@@ -104,7 +117,8 @@ impl From<MessageType> for u8 {
 
 /// The ICMPv6 checksum of `message` with the IPv6 pseudo-header (RFC 8200 §8.1).
 ///
-/// A message whose checksum field is filled in correctly gives 0.
+/// A message whose checksum field is filled in correctly gives 0. The result is the value
+/// to store big-endian in the checksum field (as [`MldPacket::set_checksum`] does).
 pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, message: &[u8]) -> u16 {
     // Upper-layer lengths above u32 cannot occur: IPv6 payloads are at most 65535 bytes
     // without jumbograms, which we do not handle.
@@ -165,6 +179,7 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
         }
     }
 
+    /// Gives back the wrapped buffer.
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -184,6 +199,7 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
         Ipv6Addr::from(octets)
     }
 
+    /// ICMPv6 Type (byte 0). Panics on an empty buffer.
     pub fn msg_type(&self) -> MessageType {
         MessageType::from(self.bytes()[field::TYPE])
     }
@@ -193,6 +209,8 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
         self.bytes()[field::CODE]
     }
 
+    /// Checksum field as stored (big-endian on the wire), not verified: see
+    /// [`verify_checksum`](Self::verify_checksum).
     pub fn checksum(&self) -> u16 {
         self.read_u16(field::CHECKSUM)
     }
@@ -285,22 +303,28 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
         self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
     }
 
+    /// Writes the ICMPv6 Type byte.
     pub fn set_msg_type(&mut self, kind: MessageType) {
         self.bytes_mut()[field::TYPE] = u8::from(kind);
     }
 
+    /// Writes the ICMPv6 Code byte.
     pub fn set_code(&mut self, code: u8) {
         self.bytes_mut()[field::CODE] = code;
     }
 
+    /// Writes the Checksum field big-endian; [`fill_checksum`](Self::fill_checksum)
+    /// computes it.
     pub fn set_checksum(&mut self, checksum: u16) {
         self.write_u16(field::CHECKSUM, checksum);
     }
 
+    /// Writes the MLDv1 Maximum Response Delay in milliseconds (bytes 4..6, big-endian).
     pub fn set_max_resp_delay(&mut self, delay_ms: u16) {
         self.write_u16(field::MAX_RESP, delay_ms);
     }
 
+    /// Writes the MLDv2 Maximum Response Code (bytes 4..6, big-endian).
     pub fn set_max_resp_code(&mut self, code: u16) {
         self.write_u16(field::MAX_RESP, code);
     }
@@ -310,6 +334,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
         self.write_u16(field::RESERVED, 0);
     }
 
+    /// Writes the Multicast Address (bytes 8..24).
     pub fn set_group(&mut self, group: Ipv6Addr) {
         self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
     }
@@ -319,14 +344,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
         self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
     }
 
+    /// Writes the QQIC of an MLDv2 query (byte 25).
     pub fn set_qqic(&mut self, qqic: u8) {
         self.bytes_mut()[field::QQIC] = qqic;
     }
 
+    /// Writes the Number of Sources of an MLDv2 query (bytes 26..28, big-endian).
     pub fn set_num_sources(&mut self, count: u16) {
         self.write_u16(field::NUM_SOURCES, count);
     }
 
+    /// Writes Source Address `index` of an MLDv2 query. Panics if it lies outside the
+    /// buffer.
     pub fn set_source(&mut self, index: usize, source: Ipv6Addr) {
         let at = field::SOURCES + index * 16;
         self.bytes_mut()[at..at + 16].copy_from_slice(&source.octets());
@@ -356,26 +385,43 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
 pub enum MldRepr {
     /// A 24-byte MLDv1 query (RFC 2710 §3.4); the delay is in milliseconds.
     Query {
+        /// Maximum Response Delay in milliseconds (RFC 2710 §3.4).
         max_resp_delay: u16,
+        /// `::` for a General Query, the address for a Multicast-Address-Specific Query
+        /// (RFC 2710 §3.6).
         group: Ipv6Addr,
     },
     /// An MLDv2 query (28 bytes or more).
     QueryV2 {
+        /// Maximum Response Code, milliseconds in the 16-bit floating-point code
+        /// (RFC 9777 §5.1.3); see [`decode_code16`].
         max_resp_code: u16,
+        /// `::` for a General Query, else the address being queried (RFC 9777 §5.1).
         group: Ipv6Addr,
+        /// S flag, Suppress Router-Side Processing (RFC 9777 §5.1).
         suppress_router: bool,
-        /// 0..=7
+        /// Querier's Robustness Variable (RFC 9777 §5.1), 0..=7: `parse` yields the low
+        /// three bits of its byte, `emit` writes only those.
         qrv: u8,
+        /// Querier's Query Interval Code (RFC 9777 §5.1.9).
         qqic: u8,
+        /// Source Addresses in wire order; empty but in a
+        /// Multicast-Address-and-Source-Specific Query.
         sources: Vec<Ipv6Addr>,
     },
+    /// MLDv1 Multicast Listener Report, ICMPv6 type 131 (RFC 2710 §3).
     Report {
+        /// The multicast address reported.
         group: Ipv6Addr,
     },
+    /// MLDv1 Multicast Listener Done, ICMPv6 type 132 (RFC 2710 §3).
     Done {
+        /// The multicast address left.
         group: Ipv6Addr,
     },
+    /// MLDv2 Multicast Listener Report, ICMPv6 type 143 (RFC 9777 §5.2).
     ReportV2 {
+        /// Multicast Address Records in wire order (RFC 9777 §5.2.4).
         records: Vec<GroupRecord<Ipv6Addr>>,
     },
 }

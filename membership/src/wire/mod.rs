@@ -31,10 +31,17 @@ pub enum Error {
     /// Shorter than the fixed header of its message type.
     #[error("message truncated")]
     Truncated,
+    /// The checksum does not verify: for IGMP the Internet checksum over the whole message
+    /// (RFC 2236 §2.3, RFC 9776 §4.1, §4.2), for MLD the ICMPv6 checksum with the IPv6
+    /// pseudo-header (RFC 2710 §3, RFC 9777 §5.1, §5.2). Never returned under `cfg(fuzzing)`.
     #[error("bad checksum")]
     Checksum,
+    /// A message type the protocol does not define (IGMP: other than 0x11, 0x12, 0x16, 0x17,
+    /// 0x22; MLD: other than 130, 131, 132, 143); the value is the type byte.
     #[error("unknown message type {0}")]
     UnknownType(u8),
+    /// A query's Number of Sources, a report's Number of Group Records, or a record's Number
+    /// of Sources or Aux Data Len claims more bytes than the message holds.
     #[error("source or record count runs past the end of the message")]
     BadCount,
     /// RFC 9776 §7.1: a query of 9 to 11 bytes is neither v1/v2 nor v3 and must be ignored.
@@ -43,17 +50,25 @@ pub enum Error {
     BadQueryLength,
 }
 
+/// The result of the wire parsers, failing with an [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
 
 /// Group Record Type of IGMPv3 / MLDv2 reports (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub enum RecordType {
+    /// 1, `MODE_IS_INCLUDE`: current-state record, filter mode INCLUDE with the listed sources.
     ModeIsInclude,
+    /// 2, `MODE_IS_EXCLUDE`: current-state record, filter mode EXCLUDE with the listed sources.
     ModeIsExclude,
+    /// 3, `CHANGE_TO_INCLUDE_MODE`: filter-mode-change record, the mode changed to INCLUDE.
     ChangeToInclude,
+    /// 4, `CHANGE_TO_EXCLUDE_MODE`: filter-mode-change record, the mode changed to EXCLUDE.
     ChangeToExclude,
+    /// 5, `ALLOW_NEW_SOURCES`: source-list-change record, the listed sources are now wanted.
     AllowNewSources,
+    /// 6, `BLOCK_OLD_SOURCES`: source-list-change record, the listed sources are no longer
+    /// wanted.
     BlockOldSources,
     /// Any other value. Receivers must ignore such records (RFC 9776 §4.2.12); keeping the
     /// value lets a report be re-emitted unchanged.
@@ -91,8 +106,11 @@ impl From<RecordType> for u8 {
 /// One group record of an IGMPv3 (`A = Ipv4Addr`) or MLDv2 (`A = Ipv6Addr`) report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupRecord<A> {
+    /// Record Type (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
     pub kind: RecordType,
+    /// Multicast Address the record is about.
     pub group: A,
+    /// Source Addresses in wire order; their number is the record's Number of Sources.
     pub sources: Vec<A>,
     /// Auxiliary data; its length must be a multiple of 4 (the wire counts it in 32-bit
     /// words) and at most 255 words. No record type defined so far uses it.
@@ -141,7 +159,8 @@ impl RecordAddress for Ipv6Addr {
 
 /// The Internet checksum (RFC 1071) of `data`, odd lengths padded with a zero byte.
 ///
-/// A message whose checksum field is filled in correctly sums to 0 here.
+/// A message whose checksum field is filled in correctly sums to 0 here. The result is the
+/// value to store big-endian in a checksum field (as `set_checksum` does).
 pub fn internet_checksum(data: &[u8]) -> u16 {
     etherparse::checksum::Sum16BitWords::new()
         .add_slice(data)

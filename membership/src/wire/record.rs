@@ -53,6 +53,7 @@ impl<'a, A: RecordAddress> GroupRecordView<'a, A> {
         Ok((view, rest))
     }
 
+    /// Record Type (RFC 9776 §4.2.12, RFC 9777 §5.2.12).
     pub fn kind(&self) -> RecordType {
         RecordType::from(self.bytes[field::RECORD_TYPE])
     }
@@ -62,20 +63,24 @@ impl<'a, A: RecordAddress> GroupRecordView<'a, A> {
         self.bytes[field::AUX_DATA_LEN]
     }
 
+    /// Number of Sources, big-endian on the wire.
     pub fn num_sources(&self) -> u16 {
         u16::from_be_bytes([self.bytes[2], self.bytes[3]])
     }
 
+    /// Multicast Address the record is about.
     pub fn group(&self) -> A {
         A::read(&self.bytes[field::GROUP..])
     }
 
+    /// Source Addresses in wire order.
     pub fn sources(&self) -> impl ExactSizeIterator<Item = A> + 'a {
         let start = Self::header_len();
         let end = start + usize::from(self.num_sources()) * A::LEN;
         self.bytes[start..end].chunks_exact(A::LEN).map(A::read)
     }
 
+    /// Auxiliary Data: the `4 * aux_data_len()` bytes after the sources.
     pub fn aux_data(&self) -> &'a [u8] {
         let start = Self::header_len() + usize::from(self.num_sources()) * A::LEN;
         &self.bytes[start..]
@@ -91,6 +96,7 @@ impl<'a, A: RecordAddress> GroupRecordView<'a, A> {
         self.bytes.is_empty()
     }
 
+    /// Copies the record into an owned [`GroupRecord`].
     pub fn to_repr(&self) -> GroupRecord<A> {
         GroupRecord {
             kind: self.kind(),

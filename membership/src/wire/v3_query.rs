@@ -38,7 +38,8 @@ pub(super) fn flags_byte(suppress_router: bool, qrv: u8) -> u8 {
 /// IGMPv2 / MLDv1, borrowed from its Repr ([`IgmpRepr::v3_query`], [`MldRepr::v3_query`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct V3QueryFields<'a, A> {
-    /// S flag: routers must not lower their timers on this query.
+    /// S flag: when set, receiving routers suppress the timer updates they would normally
+    /// make on hearing this query (RFC 9776 §4.1, RFC 9777 §5.1).
     pub suppress_router: bool,
     /// Querier's Robustness Variable, 0..=7.
     pub qrv: u8,
