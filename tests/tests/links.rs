@@ -504,3 +504,58 @@ fn config_errors_and_reloads_of_links_and_hosts() {
         2
     );
 }
+
+/// FRR's pimd as the IGMPv3 querier on a TAP link (its kernel side): `show ip igmp groups
+/// json` lists the groups the emulated hosts joined, each in the version its block is
+/// forced to (a v2 block's group in v2 compatibility, a v3 block's in v3 EXCLUDE).
+#[test]
+fn frr_lists_the_groups_of_host_blocks_in_their_igmp_versions() {
+    let Some(ns) = Netns::new("links_frr") else {
+        return;
+    };
+    ns.ip(&["tuntap", "add", "dev", "tap1", "mode", "tap"]);
+    ns.ip(&["addr", "add", KERNEL_V4_CIDR, "dev", "tap1"]);
+    let (daemon, _) = spawn_linked(
+        &ns,
+        "[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
+         [[link.hosts]]\ncount = 3\nipv4 = \"10.99.0.10/24\"\nigmp_version = 2\n\
+         [[link.hosts]]\ncount = 3\nipv4 = \"10.99.0.20/24\"\nigmp_version = 3\n",
+    );
+    ns.ip(&["link", "set", "tap1", "up"]);
+    let Some(frr) = ns.frr() else {
+        return;
+    };
+    frr.igmp_querier("tap1", 3, 10, 2);
+    daemon.ctl_ok(&["join", "239.1.1.1", "--hosts", "10.99.0.10-10.99.0.12"]);
+    daemon.ctl_ok(&["join", "239.1.1.2", "--host", "10.99.0.11"]);
+    daemon.ctl_ok(&["join", "239.2.2.2", "--hosts", "10.99.0.20-10.99.0.22"]);
+    daemon.ctl_ok(&["join", "239.2.2.3", "--host", "10.99.0.22"]);
+    let wanted: BTreeSet<IpAddr> = ["239.1.1.1", "239.1.1.2", "239.2.2.2", "239.2.2.3"]
+        .iter()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    must_wait("pimd learns every group", secs(10), || {
+        frr.igmp_groups("tap1").into_iter().collect::<BTreeSet<_>>() == wanted
+    });
+    // A query round later the versions are settled (pimd's v3 queries keep the v3 block in
+    // v3; the v2 block answers them in v2).
+    std::thread::sleep(secs(3));
+    for (group, version) in [
+        ("239.1.1.1", 2),
+        ("239.1.1.2", 2),
+        ("239.2.2.2", 3),
+        ("239.2.2.3", 3),
+    ] {
+        let entry = frr
+            .igmp_group("tap1", group.parse().unwrap())
+            .unwrap_or_else(|| panic!("pimd forgot {group}"));
+        assert_eq!(entry["version"], version, "{group}: {entry}");
+        if version == 3 {
+            assert_eq!(entry["mode"], "EXCLUDE", "{group}: {entry}");
+        }
+    }
+    assert_eq!(
+        frr.igmp_groups("tap1").into_iter().collect::<BTreeSet<_>>(),
+        wanted
+    );
+}
