@@ -53,7 +53,8 @@ sleep 3; RSS_JOINED=$(rss "$DAEMON")
 M=$((HOSTS*GROUPS))
 
 # The bridge comes up now: its first general query is answered by every host.
-ip netns exec "$NS" tcpdump -i tap1 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
+# Small slots in a big ring: with the default 256 KiB snapshot the ring holds 8 frames.
+ip netns exec "$NS" tcpdump -i tap1 -s 256 -B 65536 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
 DUMP=$!
 sleep 1
 ip -n "$NS" link set br0 up; ip -n "$NS" link set tap1 up

@@ -559,3 +559,53 @@ fn frr_lists_the_groups_of_host_blocks_in_their_igmp_versions() {
         wanted
     );
 }
+
+/// `listen` per host: a listener is the join of the host `--host` (or `--iface`) names, and
+/// receives the datagrams read on that host's link only.
+#[test]
+fn listeners_are_joins_of_their_host_and_hear_their_link_only() {
+    let Some(ns) = Netns::new("links_listen") else {
+        return;
+    };
+    for (tap, kernel) in [("tapa", "10.99.0.1/24"), ("tapb", "10.98.0.1/24")] {
+        ns.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]);
+        ns.ip(&["addr", "add", kernel, "dev", tap]);
+    }
+    let (daemon, _) = spawn_linked(
+        &ns,
+        "[[link]]\ndevice = \"tapa\"\nkind = \"tap\"\n\
+         [[link.hosts]]\ncount = 2\nipv4 = \"10.99.0.10/24\"\n\
+         [[link]]\ndevice = \"tapb\"\nkind = \"tap\"\n\
+         [[link.hosts]]\ncount = 2\nipv4 = \"10.98.0.10/24\"\n",
+    );
+    for tap in ["tapa", "tapb"] {
+        ns.ip(&["link", "set", tap, "up"]);
+    }
+    let on_a = daemon.listen(&["239.5.5.5", "--host", "10.99.0.11", "--count", "1"]);
+    let on_b = daemon.listen(&["239.5.5.5", "--iface", "tapb", "--count", "1"]);
+    let labels: BTreeSet<String> = daemon
+        .listeners()
+        .iter()
+        .map(|l| l["iface"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        labels,
+        BTreeSet::from(["tapa/10.99.0.11".to_string(), "tapb/10.98.0.10".to_string()])
+    );
+    // The join is the named host's, nobody else's.
+    assert_eq!(
+        daemon.ctl_json(&["show", "--host", "10.99.0.11"])["total_groups"],
+        1
+    );
+    assert_eq!(
+        daemon.ctl_json(&["show", "--host", "10.99.0.10"])["total_groups"],
+        0
+    );
+    ns.kernel_send("tapa", &[Udp::new("10.99.0.1", "239.5.5.5", 5000, b"aa")]);
+    ns.kernel_send("tapb", &[Udp::new("10.98.0.1", "239.5.5.5", 5000, b"bb")]);
+    assert_eq!(wait_payloads(&on_a, 1, secs(5)), ["6161"]);
+    assert_eq!(wait_payloads(&on_b, 1, secs(5)), ["6262"]);
+    // A listener is one host's join: a range is refused.
+    let refused = daemon.ctl(&["listen", "239.5.5.6", "--hosts", "10.99.0.10-10.99.0.11"]);
+    assert!(!refused.status.success());
+}
