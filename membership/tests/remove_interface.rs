@@ -6,24 +6,17 @@ mod common;
 
 use std::net::Ipv4Addr;
 
-use common::{host_on, ip, t, ALL_HOSTS, IF, ROUTER4};
+use common::{addressed, host_on, igmp_general_query, ip, t, ALL_HOSTS, IF, ROUTER4};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::build_ipv4;
-use membership::{Config, Host, InterfaceConfig, Transmit};
+use membership::{Config, Host, Transmit};
 
 const GONE: u32 = 2;
 
 fn two_interfaces() -> Host {
     let mut host = host_on(Config::default(), 7);
-    host.add_interface(
-        GONE,
-        InterfaceConfig {
-            ipv4: Some(Ipv4Addr::new(10, 99, 0, 3)),
-            ipv6_link_local: Some("fe80::3".parse().unwrap()),
-            ..InterfaceConfig::default()
-        },
-    )
-    .unwrap();
+    host.add_interface(GONE, addressed("10.99.0.3", "fe80::3"))
+        .unwrap();
     host
 }
 
@@ -46,14 +39,7 @@ fn query(q: IgmpRepr) -> Vec<u8> {
 
 /// A v3 General Query with a 10 s Max Resp Time: a pending response on every interface.
 fn general_query() -> Vec<u8> {
-    query(IgmpRepr::QueryV3 {
-        max_resp_code: 100,
-        group: Ipv4Addr::UNSPECIFIED,
-        suppress_router: false,
-        qrv: 2,
-        qqic: 125,
-        sources: Vec::new(),
-    })
+    igmp_general_query(100)
 }
 
 #[test]
