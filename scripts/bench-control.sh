@@ -40,13 +40,15 @@ nsx ip link set tun0 up
 
 CTL=$DIR/ctl.sock
 start_daemon() {
-    nsx "$BIN/tunmcastd" --iface tun0 --ipv4 10.99.0.2/24 --ipv6-ll fe80::2 --control "$CTL" \
+    # Not through nsx: $! must be the daemon itself (ip netns exec execs it).
+    ip netns exec "$NS" "$BIN/tunmcastd" --iface tun0 --ipv4 10.99.0.2/24 --ipv6-ll fe80::2 --control "$CTL" \
         --log-level warn "$@" 2>>"$DIR/daemon.log" &
     DAEMON=$!
     for _ in $(seq 100); do "$BIN/tunmcastctl" --control "$CTL" ping >/dev/null 2>&1 && return; sleep 0.1; done
     die "tunmcastd did not start: $(cat "$DIR/daemon.log")"
 }
 stop_daemon() {
+    kill -0 "$DAEMON" 2>/dev/null || die "tunmcastd died: $(tail -20 "$DIR/daemon.log")"
     kill "$DAEMON"; wait "$DAEMON" || true; DAEMON=
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$DAEMON/status"; }

@@ -53,10 +53,13 @@ sleep 3; RSS_JOINED=$(rss "$DAEMON")
 M=$((HOSTS*GROUPS))
 
 # The bridge comes up now: its first general query is answered by every host.
-ip netns exec "$NS" tcpdump -i tap1 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
+# tcpdump needs the port up; the bridge stays down (no query) until the capture runs.
+ip -n "$NS" link set tap1 up
+# Small slots in a big ring: with the default 256 KiB snapshot the ring holds 8 frames.
+ip netns exec "$NS" tcpdump -i tap1 -Z root -s 256 -B 65536 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
 DUMP=$!
 sleep 1
-ip -n "$NS" link set br0 up; ip -n "$NS" link set tap1 up
+ip -n "$NS" link set br0 up
 sleep 14
 kill "$DUMP"; wait "$DUMP" 2>/dev/null || true; DUMP=
 tshark -r "$DIR/q.pcap" -T fields -e frame.time_epoch -e ip.src -e igmp.type >"$DIR/q.txt" 2>/dev/null

@@ -177,6 +177,32 @@ impl Host {
         mld.leave_all(ifindex, now, &mut env);
     }
 
+    /// Removes interface `ifindex` and everything the core holds for it: its group records,
+    /// their timers and its own (cancelled in the timer wheel), its pending reports. Nothing
+    /// more is sent for it, so leave first ([`Host::leave_interface`]) and remove once the
+    /// leaves are out (see [`Host::group_records`]). An unknown interface is an error.
+    pub fn remove_interface(&mut self, ifindex: IfIndex) -> Result<(), Error> {
+        if self.interfaces.remove(&ifindex).is_none() {
+            return Err(Error::UnknownInterface(ifindex));
+        }
+        self.igmp.remove_interface(ifindex);
+        self.mld.remove_interface(ifindex);
+        self.outbox.retain(|tx| tx.iface != ifindex);
+        Ok(())
+    }
+
+    /// Group records the core holds, joined or being left (a leave's retransmissions still
+    /// due), over every interface. O(1): a driver waiting for its leaves to go out asks this,
+    /// not [`Host::groups`].
+    pub fn group_records(&self) -> usize {
+        self.igmp.record_count() + self.mld.record_count()
+    }
+
+    /// Group records held on `ifindex`, joined or being left. O(1).
+    pub fn interface_group_records(&self, ifindex: IfIndex) -> usize {
+        self.igmp.iface_record_count(ifindex) + self.mld.iface_record_count(ifindex)
+    }
+
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
     pub fn handle_packet(

@@ -7,8 +7,9 @@
 //! (the kernel's send buffer: the bound of this consumer's queue) means the datagram is
 //! dropped and counted for that listener, and the loop carries on. The end is registered in
 //! mio: when the client goes away, however it goes, the hang-up wakes the loop and the join
-//! is dropped. Listeners are found by group in a hash map: nothing per datagram grows with
-//! the number of groups.
+//! is dropped. Listeners are found by (link, group) in a hash map: nothing per datagram grows
+//! with the number of groups, and a datagram read on one link reaches that link's listeners
+//! only. Each listener's join is one emulated host's ([`Owner`]).
 
 use std::collections::HashMap;
 use std::io;
@@ -93,8 +94,22 @@ crate::counters::counters! {
     }
 }
 
+/// Whose join a listener holds: an emulated host, by its link, its number in the daemon, and
+/// its core and interface there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub link: usize,
+    pub host: usize,
+    pub core: usize,
+    pub ifindex: IfIndex,
+}
+
+/// Where listeners are filed: a group on a link.
+type Key = (usize, IpAddr);
+
 struct Listener {
     id: usize,
+    owner: Owner,
     port: Option<u16>,
     /// Sources sorted: the filter as the core holds it, and binary search per datagram.
     filter: SourceFilter,
@@ -113,8 +128,8 @@ impl Listener {
 
 pub struct Listeners {
     registry: Registry,
-    by_group: HashMap<IpAddr, Vec<Listener>>,
-    group_of: HashMap<usize, IpAddr>,
+    by_group: HashMap<Key, Vec<Listener>>,
+    group_of: HashMap<usize, Key>,
     next_id: usize,
     /// Listeners found closed, to be ended by [`Listeners::reap`].
     closed: Vec<usize>,
@@ -140,12 +155,13 @@ impl Listeners {
         token.0 >= FIRST_TOKEN
     }
 
-    /// Joins `group` in the core with `filter` and makes `socket` its listener.
+    /// Joins `group` on `owner`'s interface of its core `host` with `filter` and makes
+    /// `socket` its listener.
     #[allow(clippy::too_many_arguments)]
     pub fn open(
         &mut self,
         host: &mut Host,
-        ifindex: IfIndex,
+        owner: Owner,
         group: IpAddr,
         port: Option<u16>,
         mut filter: SourceFilter,
@@ -154,6 +170,7 @@ impl Listeners {
     ) -> Result<(usize, u32), Vec<u8>> {
         filter.sources.sort();
         filter.sources.dedup();
+        let ifindex = owner.ifindex;
         let users = host
             .join_filter(ifindex, group, filter.clone(), now)
             .map_err(error_reply)?;
@@ -177,15 +194,17 @@ impl Listeners {
             port.map(|p| format!(" port {p}")).unwrap_or_default(),
             describe(&filter),
         );
-        self.by_group.entry(group).or_default().push(Listener {
+        let key = (owner.link, group);
+        self.by_group.entry(key).or_default().push(Listener {
             id,
+            owner,
             port,
             filter,
             socket,
             delivered: 0,
             dropped: 0,
         });
-        self.group_of.insert(id, group);
+        self.group_of.insert(id, key);
         self.stats.listeners_opened += 1;
         Ok((id, users))
     }
@@ -193,10 +212,10 @@ impl Listeners {
     /// A listener socket became readable: the client hung up (or wrote, which it should not).
     pub fn readable(&mut self, token: Token) {
         let id = token.0 - FIRST_TOKEN;
-        let Some(group) = self.group_of.get(&id) else {
+        let Some(key) = self.group_of.get(&id) else {
             return;
         };
-        let Some(listener) = self.by_group[group].iter().find(|l| l.id == id) else {
+        let Some(listener) = self.by_group[key].iter().find(|l| l.id == id) else {
             return;
         };
         let mut buf = [0u8; 64];
@@ -222,13 +241,14 @@ impl Listeners {
         }
     }
 
-    /// Queues `datagram` to every listener of its group whose port and filter admit it.
-    /// `joined`: whether the link holds the group at all (a join without a listener receives
-    /// nothing: there is nobody to hand the data to).
-    pub fn deliver(&mut self, datagram: &Datagram<'_>, joined: bool) {
+    /// Queues `datagram`, read on `link`, to every listener of its group on that link whose
+    /// port and filter admit it. `joined`: whether a host of the link holds the group at all
+    /// (a join without a listener receives nothing: there is nobody to hand the data to);
+    /// asked only when no listener is there.
+    pub fn deliver(&mut self, link: usize, datagram: &Datagram<'_>, joined: impl FnOnce() -> bool) {
         self.stats.udp_rcv_datagrams += 1;
-        let Some(listeners) = self.by_group.get_mut(&datagram.group) else {
-            if joined {
+        let Some(listeners) = self.by_group.get_mut(&(link, datagram.group)) else {
+            if joined() {
                 self.stats.udp_drop_no_listener += 1;
             } else {
                 self.stats.udp_drop_not_joined += 1;
@@ -297,13 +317,15 @@ impl Listeners {
         !self.closed.is_empty()
     }
 
-    /// Ends the listeners found closed: each one's join leaves the core.
-    pub fn reap(&mut self, host: &mut Host, ifindex: IfIndex, now: Instant) {
+    /// Ends the listeners found closed: each one's join leaves its owner's interface of its
+    /// core (`cores[owner.core]`).
+    pub fn reap(&mut self, cores: &mut [&mut Host], now: Instant) {
         for id in std::mem::take(&mut self.closed) {
-            let Some(group) = self.group_of.remove(&id) else {
+            let Some(key) = self.group_of.remove(&id) else {
                 continue; // already ended
             };
-            let listeners = self.by_group.get_mut(&group).expect("indexed group");
+            let group = key.1;
+            let listeners = self.by_group.get_mut(&key).expect("indexed group");
             let i = listeners
                 .iter()
                 .position(|l| l.id == id)
@@ -312,13 +334,17 @@ impl Listeners {
             let _ = self
                 .registry
                 .deregister(&mut SourceFd(&listener.socket.as_raw_fd()));
+            let Owner { core, ifindex, .. } = listener.owner;
+            let Some(host) = cores.get_mut(core) else {
+                continue;
+            };
             let users = leave(host, ifindex, group, &listener.filter, now);
             // The core drops INCLUDE sources from every INCLUDE request listing them: give
-            // the other listeners of the group back the ones they still want.
+            // the host's other listeners of the group back the ones they still want.
             if listener.filter.mode == FilterMode::Include {
                 for other in listeners
                     .iter()
-                    .filter(|l| l.filter.mode == FilterMode::Include)
+                    .filter(|l| l.owner == listener.owner && l.filter.mode == FilterMode::Include)
                 {
                     let shared: Vec<IpAddr> = other
                         .filter
@@ -334,7 +360,7 @@ impl Listeners {
                 }
             }
             if listeners.is_empty() {
-                self.by_group.remove(&group);
+                self.by_group.remove(&key);
             }
             self.stats.listeners_closed += 1;
             info!(
@@ -346,18 +372,45 @@ impl Listeners {
         }
     }
 
-    /// For `show`, in the order they were opened.
-    pub fn show(&self, ifname: &str) -> Vec<ListenerInfo> {
+    /// Ends the listeners of `host`, which is gone (removed by a reload, or its link
+    /// closed): their sockets close, so their clients see the end; the host's groups are left
+    /// by whoever removed it.
+    pub fn forget_owner(&mut self, host: usize) {
+        let mut emptied = Vec::new();
+        for (key, listeners) in &mut self.by_group {
+            listeners.retain(|l| {
+                if l.owner.host != host {
+                    return true;
+                }
+                let _ = self
+                    .registry
+                    .deregister(&mut SourceFd(&l.socket.as_raw_fd()));
+                self.group_of.remove(&l.id);
+                self.stats.listeners_closed += 1;
+                info!("listener {} closed: its host is gone", l.id);
+                false
+            });
+            if listeners.is_empty() {
+                emptied.push(*key);
+            }
+        }
+        for key in emptied {
+            self.by_group.remove(&key);
+        }
+    }
+
+    /// For `show`, in the order they were opened; `label` names an owner host.
+    pub fn show(&self, label: &dyn Fn(usize) -> String) -> Vec<ListenerInfo> {
         let mut all: Vec<(&IpAddr, &Listener)> = self
             .by_group
             .iter()
-            .flat_map(|(g, ls)| ls.iter().map(move |l| (g, l)))
+            .flat_map(|((_, g), ls)| ls.iter().map(move |l| (g, l)))
             .collect();
         all.sort_by_key(|(_, l)| l.id);
         all.into_iter()
             .map(|(group, l)| ListenerInfo {
                 id: l.id as u64,
-                iface: ifname.to_string(),
+                iface: label(l.owner.host),
                 group: *group,
                 port: l.port,
                 filter_mode: l.filter.mode.name().to_string(),
@@ -369,12 +422,12 @@ impl Listeners {
     }
 
     /// Listener joins belong to their connections, not to the state file: takes them out of
-    /// `m`, one group's memberships (one request each).
-    pub fn unsaved(&self, m: &mut Membership) {
-        let Some(listeners) = self.by_group.get(&m.group) else {
+    /// `m`, one group's memberships of host `owner` on `link` (one request each).
+    pub fn unsaved(&self, link: usize, owner: usize, m: &mut Membership) {
+        let Some(listeners) = self.by_group.get(&(link, m.group)) else {
             return;
         };
-        for l in listeners {
+        for l in listeners.iter().filter(|l| l.owner.host == owner) {
             let found = m.requests.iter().position(|r| {
                 r.mode == l.filter.mode.name() && {
                     let mut sources = r.sources.clone();

@@ -3,7 +3,7 @@
 //! itself), two links kept apart, RFC 3918 delays checked against a capture, and SIGHUP
 //! reloads that add and remove links and hosts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -21,8 +21,6 @@ fn bridge(ns: &Netns, br: &str, tap: &str, addr: &str, query_cs: &str) {
         "bridge",
         "mcast_snooping",
         "1",
-        "mcast_querier",
-        "1",
         "mcast_query_use_ifaddr",
         "1",
         "mcast_igmp_version",
@@ -38,6 +36,11 @@ fn bridge(ns: &Netns, br: &str, tap: &str, addr: &str, query_cs: &str) {
         "mcast_last_member_interval",
         "50",
     ]);
+    // The querier only after the intervals: switching it on holds snooped forwarding back
+    // for one query response interval, the one in force at that moment (netlink applies
+    // the attributes in its own order, so `mcast_querier 1` in the `add` meets the default
+    // 10 s, and nothing is forwarded to the TAP for the first 10 s).
+    ns.ip(&["link", "set", br, "type", "bridge", "mcast_querier", "1"]);
     ns.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]);
     ns.ip(&["link", "set", tap, "master", br]);
     ns.ip(&["addr", "add", addr, "dev", br]);
@@ -99,6 +102,10 @@ fn tcpdump(ns: &Netns, iface: &str, filter: &str) -> (Spawned, PathBuf) {
             "root",
             "-U",
             "--immediate-mode",
+            "-s",
+            "9216",
+            "-B",
+            "16384",
             "-w",
             file.to_str().unwrap(),
             filter,
@@ -136,8 +143,6 @@ fn host_range(first: u8, count: u8) -> String {
 /// forwards its traffic to the port only between the first join and the last leave, and every
 /// host answers a general query; `tunmcastctl delays` agrees with the capture.
 #[test]
-#[ignore = "the source's datagrams do not reach the TAP yet (bridge forwarding from the veth \
-            port to be debugged); joins, mdb and queries work"]
 fn a_hundred_hosts_behind_a_snooping_bridge() {
     let Some(ns) = Netns::new("links_bridge") else {
         return;
@@ -155,9 +160,12 @@ fn a_hundred_hosts_behind_a_snooping_bridge() {
     src.ip(&["link", "set", "lo", "up"]);
     src.ip(&["link", "set", "vsrc", "up"]);
 
+    // At info: a debug line per host per query slows a debug build's loop by hundreds of ms
+    // under 200 datagrams/s, and the delays are taken when the loop reads the device.
     let (daemon, _) = spawn_linked(
         &ns,
-        "[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
+        "log_level = \"info\"\ndelays = true\n\
+         [[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
          [[link.hosts]]\ncount = 100\nipv4 = \"10.99.0.10/24\"\n",
     );
     assert_eq!(daemon.show()["interfaces"].as_array().unwrap().len(), 100);
@@ -227,54 +235,82 @@ fn a_hundred_hosts_behind_a_snooping_bridge() {
 
     // Traffic only between the first join report and the last leave (plus the bridge's
     // last-member queries).
-    let first_report = reports
-        .iter()
-        .filter(|r| r.records().iter().any(|rec| rec.kind == "to_ex"))
-        .map(|r| r.time)
-        .fold(f64::MAX, f64::min);
-    let leaves: Vec<f64> = reports
-        .iter()
-        .filter(|r| {
-            r.records()
+    let first_of = |wanted: &dyn Fn(&Record) -> bool| -> HashMap<IpAddr, f64> {
+        let mut first = HashMap::new();
+        for r in &reports {
+            if r.records()
                 .iter()
-                .any(|rec| rec.kind == "to_in" && rec.sources.is_empty())
-        })
-        .map(|r| r.time)
-        .collect();
-    let first_leave = leaves.iter().copied().fold(f64::MAX, f64::min);
+                .any(|rec| rec.group == group && wanted(rec))
+            {
+                first.entry(r.src).or_insert(r.time);
+            }
+        }
+        first
+    };
+    let joins = first_of(&|rec| rec.kind == "to_ex");
+    let leaves = first_of(&|rec| rec.kind == "to_in" && rec.sources.is_empty());
+    assert_eq!(
+        (joins.len(), leaves.len()),
+        (100, 100),
+        "hosts joining, leaving"
+    );
+    let first_join = joins.values().copied().fold(f64::MAX, f64::min);
+    let first_leave = leaves.values().copied().fold(f64::MAX, f64::min);
     let (first_udp, last_udp) = (udp_times[0], *udp_times.last().unwrap());
-    assert!(first_udp > first_report, "traffic before the first join");
-    let capture_join = first_udp - first_report;
-    let capture_leave = last_udp - first_leave;
+    assert!(first_udp > first_join, "traffic before the first join");
     assert!(
-        capture_leave < 4.0,
-        "traffic went on {capture_leave:.3} s after the leave"
+        last_udp - first_leave < 4.0,
+        "traffic went on {:.3} s after the leave",
+        last_udp - first_leave
     );
 
+    // RFC 3918 from the capture, per host: its first report to the first datagram after it;
+    // its leave to the last datagram.
+    let per_host = |events: &HashMap<IpAddr, f64>, delay: &dyn Fn(f64) -> f64| -> Vec<f64> {
+        let mut delays: Vec<f64> = events.values().map(|&t| delay(t) * 1e3).collect();
+        delays.sort_by(f64::total_cmp);
+        delays
+    };
+    let capture_join = per_host(&joins, &|sent| {
+        udp_times
+            .iter()
+            .find(|&&t| t >= sent)
+            .map_or(f64::NAN, |t| t - sent)
+    });
+    let capture_leave = per_host(&leaves, &|left| (last_udp - left).max(0.0));
     let delays = daemon.ctl_json(&["delays"]);
-    let max_ms = |what: &str| delays[what]["max_ns"].as_u64().unwrap() as f64 / 1e6;
+    let ms = |what: &str, rank: &str| delays[what][rank].as_u64().unwrap() as f64 / 1e6;
+    // Nearest rank, as the daemon computes it.
+    let p50 = |sorted: &[f64]| sorted[(sorted.len() / 2).max(1) - 1];
     eprintln!(
-        "links: join delay capture {:.1} ms, daemon max {:.1} ms; leave delay capture {:.1} ms, \
-         daemon max {:.1} ms; {} hosts answered one query",
-        capture_join * 1e3,
-        max_ms("join"),
-        capture_leave * 1e3,
-        max_ms("leave"),
+        "links: join delay capture p50 {:.1} / max {:.1} ms, daemon {:.1} / {:.1} ms; leave \
+         delay capture p50 {:.1} / max {:.1} ms, daemon {:.1} / {:.1} ms; {} hosts answered \
+         one query",
+        p50(&capture_join),
+        capture_join[99],
+        ms("join", "p50_ns"),
+        ms("join", "max_ns"),
+        p50(&capture_leave),
+        capture_leave[99],
+        ms("leave", "p50_ns"),
+        ms("leave", "max_ns"),
         answering.len()
     );
     assert_eq!(delays["join"]["count"], 100, "{delays}");
-    assert!(
-        (max_ms("join") - capture_join * 1e3).abs() < 5.0,
-        "join delay: daemon {} ms, capture {} ms",
-        max_ms("join"),
-        capture_join * 1e3
-    );
-    assert!(
-        (max_ms("leave") - capture_leave * 1e3).abs() < 5.0,
-        "leave delay: daemon {} ms, capture {} ms",
-        max_ms("leave"),
-        capture_leave * 1e3
-    );
+    assert_eq!(delays["leave"]["count"], 100, "{delays}");
+    // The daemon stamps a datagram when its loop reads it: one that arrives while the loop
+    // writes the hundred hosts' reports is read (and stamped) after the burst, a few ms late
+    // in a debug build. The median agrees to 5 ms, the largest delay to 10.
+    for (what, capture) in [("join", &capture_join), ("leave", &capture_leave)] {
+        for (rank, figure, within) in [("p50_ns", p50(capture), 5.0), ("max_ns", capture[99], 10.0)]
+        {
+            assert!(
+                (ms(what, rank) - figure).abs() < within,
+                "{what} delay {rank}: daemon {} ms, capture {figure} ms",
+                ms(what, rank)
+            );
+        }
+    }
     assert_eq!(delays["never_forwarded_total"], 0, "{delays}");
     assert_eq!(delays["forwarded_after_leave_total"], 0, "{delays}");
 }
@@ -467,4 +503,109 @@ fn config_errors_and_reloads_of_links_and_hosts() {
         daemon.ctl_json(&["show", "--iface", "tap1"])["total_groups"],
         2
     );
+}
+
+/// FRR's pimd as the IGMPv3 querier on a TAP link (its kernel side): `show ip igmp groups
+/// json` lists the groups the emulated hosts joined, each in the version its block is
+/// forced to (a v2 block's group in v2 compatibility, a v3 block's in v3 EXCLUDE).
+#[test]
+fn frr_lists_the_groups_of_host_blocks_in_their_igmp_versions() {
+    let Some(ns) = Netns::new("links_frr") else {
+        return;
+    };
+    ns.ip(&["tuntap", "add", "dev", "tap1", "mode", "tap"]);
+    ns.ip(&["addr", "add", KERNEL_V4_CIDR, "dev", "tap1"]);
+    let (daemon, _) = spawn_linked(
+        &ns,
+        "[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
+         [[link.hosts]]\ncount = 3\nipv4 = \"10.99.0.10/24\"\nigmp_version = 2\n\
+         [[link.hosts]]\ncount = 3\nipv4 = \"10.99.0.20/24\"\nigmp_version = 3\n",
+    );
+    ns.ip(&["link", "set", "tap1", "up"]);
+    let Some(frr) = ns.frr() else {
+        return;
+    };
+    frr.igmp_querier("tap1", 3, 10, 2);
+    daemon.ctl_ok(&["join", "239.1.1.1", "--hosts", "10.99.0.10-10.99.0.12"]);
+    daemon.ctl_ok(&["join", "239.1.1.2", "--host", "10.99.0.11"]);
+    daemon.ctl_ok(&["join", "239.2.2.2", "--hosts", "10.99.0.20-10.99.0.22"]);
+    daemon.ctl_ok(&["join", "239.2.2.3", "--host", "10.99.0.22"]);
+    let wanted: BTreeSet<IpAddr> = ["239.1.1.1", "239.1.1.2", "239.2.2.2", "239.2.2.3"]
+        .iter()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    must_wait("pimd learns every group", secs(10), || {
+        frr.igmp_groups("tap1").into_iter().collect::<BTreeSet<_>>() == wanted
+    });
+    // A query round later the versions are settled (pimd's v3 queries keep the v3 block in
+    // v3; the v2 block answers them in v2).
+    std::thread::sleep(secs(3));
+    for (group, version) in [
+        ("239.1.1.1", 2),
+        ("239.1.1.2", 2),
+        ("239.2.2.2", 3),
+        ("239.2.2.3", 3),
+    ] {
+        let entry = frr
+            .igmp_group("tap1", group.parse().unwrap())
+            .unwrap_or_else(|| panic!("pimd forgot {group}"));
+        assert_eq!(entry["version"], version, "{group}: {entry}");
+        if version == 3 {
+            assert_eq!(entry["mode"], "EXCLUDE", "{group}: {entry}");
+        }
+    }
+    assert_eq!(
+        frr.igmp_groups("tap1").into_iter().collect::<BTreeSet<_>>(),
+        wanted
+    );
+}
+
+/// `listen` per host: a listener is the join of the host `--host` (or `--iface`) names, and
+/// receives the datagrams read on that host's link only.
+#[test]
+fn listeners_are_joins_of_their_host_and_hear_their_link_only() {
+    let Some(ns) = Netns::new("links_listen") else {
+        return;
+    };
+    for (tap, kernel) in [("tapa", "10.99.0.1/24"), ("tapb", "10.98.0.1/24")] {
+        ns.ip(&["tuntap", "add", "dev", tap, "mode", "tap"]);
+        ns.ip(&["addr", "add", kernel, "dev", tap]);
+    }
+    let (daemon, _) = spawn_linked(
+        &ns,
+        "[[link]]\ndevice = \"tapa\"\nkind = \"tap\"\n\
+         [[link.hosts]]\ncount = 2\nipv4 = \"10.99.0.10/24\"\n\
+         [[link]]\ndevice = \"tapb\"\nkind = \"tap\"\n\
+         [[link.hosts]]\ncount = 2\nipv4 = \"10.98.0.10/24\"\n",
+    );
+    for tap in ["tapa", "tapb"] {
+        ns.ip(&["link", "set", tap, "up"]);
+    }
+    let on_a = daemon.listen(&["239.5.5.5", "--host", "10.99.0.11", "--count", "1"]);
+    let on_b = daemon.listen(&["239.5.5.5", "--iface", "tapb", "--count", "1"]);
+    let labels: BTreeSet<String> = daemon
+        .listeners()
+        .iter()
+        .map(|l| l["iface"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        labels,
+        BTreeSet::from(["tapa/10.99.0.11".to_string(), "tapb/10.98.0.10".to_string()])
+    );
+    // The join is the named host's, nobody else's.
+    assert_eq!(
+        daemon.ctl_json(&["show", "--host", "10.99.0.11"])["total_groups"],
+        1
+    );
+    assert_eq!(
+        daemon.ctl_json(&["show", "--host", "10.99.0.10"])["total_groups"],
+        0
+    );
+    ns.kernel_send("tapa", &[Udp::new("10.99.0.1", "239.5.5.5", 5000, b"aa")]);
+    ns.kernel_send("tapb", &[Udp::new("10.98.0.1", "239.5.5.5", 5000, b"bb")]);
+    assert_eq!(wait_payloads(&on_a, 1, secs(5)), ["6161"]);
+    assert_eq!(wait_payloads(&on_b, 1, secs(5)), ["6262"]);
+    // A listener is one host's join: a range is refused.
+    let refused = daemon.ctl(&["listen", "239.5.5.6", "--hosts", "10.99.0.10-10.99.0.11"]);
+    assert!(!refused.status.success());
 }

@@ -48,6 +48,11 @@ impl OlderQueriers {
         }
     }
 
+    /// Both timers, taken out (the interface is going away).
+    pub(super) fn take_timers(&mut self) -> [Option<TimerId>; 2] {
+        [self.v1.take(), self.v2.take()]
+    }
+
     fn get(&self, version: Compat) -> Option<TimerId> {
         match version {
             Compat::V1 => self.v1,

@@ -121,6 +121,45 @@ impl<P: Protocol> Default for Family<P> {
     }
 }
 
+impl<P: Protocol> Family<P> {
+    /// Group records held, joined or being left (their leaves still to be retransmitted).
+    /// O(1).
+    pub fn record_count(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Group records held on `ifindex`. O(1).
+    pub fn iface_record_count(&self, ifindex: IfIndex) -> usize {
+        self.ifaces.get(&ifindex).map_or(0, |i| i.groups.len())
+    }
+
+    /// Forgets interface `ifindex` altogether: its records and their index entries, its
+    /// pending v3 records, and every timer of it cancelled in the wheel (report, general
+    /// response, retransmission, older-querier). Nothing is sent: leave first, and call this
+    /// once the leaves are out. O(the interface's groups + pending records).
+    pub fn remove_interface(&mut self, ifindex: IfIndex) {
+        let Some(iface) = self.ifaces.get(&ifindex) else {
+            return;
+        };
+        let keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        for key in keys {
+            self.remove(key);
+        }
+        let Some(mut iface) = self.ifaces.remove(&ifindex) else {
+            return;
+        };
+        let timers = [iface.v3.general.take(), iface.v3.retransmit.take()];
+        for timer in timers
+            .into_iter()
+            .chain(iface.older.take_timers())
+            .flatten()
+        {
+            self.wheel.cancel(timer);
+        }
+        self.pending.retain(|(i, _)| *i != ifindex);
+    }
+}
+
 /// Why a query was refused; the adapter maps it to its own drop reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum QueryProblem {

@@ -22,19 +22,34 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// An interface's addresses: `v4` and the link-local `v6`.
+pub fn addressed(v4: &str, v6: &str) -> InterfaceConfig {
+    InterfaceConfig {
+        ipv4: Some(v4.parse().unwrap()),
+        ipv6_link_local: Some(v6.parse().unwrap()),
+        ..InterfaceConfig::default()
+    }
+}
+
 /// A host with interface `IF` at 10.99.0.2 and fe80::2.
 pub fn host_on(config: Config, seed: u64) -> Host {
     let mut host = Host::new(config, seed);
-    host.add_interface(
-        IF,
-        InterfaceConfig {
-            ipv4: Some(Ipv4Addr::new(10, 99, 0, 2)),
-            ipv6_link_local: Some("fe80::2".parse().unwrap()),
-            ..InterfaceConfig::default()
-        },
-    )
-    .unwrap();
+    host.add_interface(IF, addressed("10.99.0.2", "fe80::2"))
+        .unwrap();
     host
+}
+
+/// An IGMPv3 General Query from `ROUTER4` to all-systems, Max Resp Code `max_resp_code`.
+pub fn igmp_general_query(max_resp_code: u8) -> Vec<u8> {
+    let query = membership::wire::igmp::IgmpRepr::QueryV3 {
+        max_resp_code,
+        group: Ipv4Addr::UNSPECIFIED,
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources: Vec::new(),
+    };
+    membership::wire::ip::build_ipv4(ROUTER4, ALL_HOSTS, &query.to_bytes())
 }
 
 const LINKTYPE_RAW: u32 = 101;

@@ -123,10 +123,29 @@ impl Daemon {
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
         self.cores[core].host.leave_interface(ifindex, now);
         self.unlink_host(id);
+        self.departing.push(id);
+    }
+
+    /// Removes the departing hosts whose leaves are all out (the core holds no record of
+    /// them any more) from their cores and from the daemon. O(departing hosts).
+    pub(super) fn remove_departed(&mut self) {
+        let mut departing = std::mem::take(&mut self.departing);
+        departing.retain(|&id| {
+            let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+            if self.cores[core].host.interface_group_records(ifindex) > 0 {
+                return true;
+            }
+            let _ = self.cores[core].host.remove_interface(ifindex);
+            self.by_iface.remove(&(core, ifindex));
+            self.hosts.remove(id);
+            false
+        });
+        self.departing = departing;
     }
 
     /// Takes a host off its link's tables (MAC, neighbours, members, addresses).
     fn unlink_host(&mut self, id: HostId) {
+        self.listeners.forget_owner(id);
         let host = &mut self.hosts[id];
         host.retired = true;
         let spec = host.spec;
@@ -151,14 +170,13 @@ impl Daemon {
         }
     }
 
-    /// Forgets a host of a closed link: its groups go without a word (the device is gone).
-    pub(super) fn forget_host(&mut self, id: HostId, now: Instant) {
+    /// Forgets a host of a closed link: its groups go without a word (the device is gone),
+    /// its interface is removed from its core at once.
+    pub(super) fn forget_host(&mut self, id: HostId) {
         self.unlink_host(id);
+        self.departing.retain(|&h| h != id);
         let host = self.hosts.remove(id);
-        // Its leaves would have nowhere to go: they are dropped when polled.
-        self.cores[host.core]
-            .host
-            .leave_interface(host.ifindex, now);
+        let _ = self.cores[host.core].host.remove_interface(host.ifindex);
         self.by_iface.remove(&(host.core, host.ifindex));
     }
 
@@ -172,16 +190,6 @@ impl Daemon {
         } else {
             format!("{device}/{}", host.spec.ipv4.0)
         }
-    }
-
-    /// The host a `listen` joins on: the first host of the first link.
-    pub(super) fn listener_host(&self) -> Option<(usize, IfIndex)> {
-        let id = self.default_host(None)?;
-        Some((self.hosts[id].core, self.hosts[id].ifindex))
-    }
-
-    pub(super) fn link_of_listeners(&self) -> Option<LinkId> {
-        self.default_host(None).map(|id| self.hosts[id].link)
     }
 
     /// The link called `name`.

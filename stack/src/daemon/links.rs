@@ -138,9 +138,8 @@ impl Daemon {
             .filter(|(_, h)| h.link == id)
             .map(|(h, _)| h)
             .collect();
-        let now = self.now();
         for host in retired {
-            self.forget_host(host, now);
+            self.forget_host(host);
         }
         self.topology.links.retain(|l| l.device != link.name);
         if self.links.is_empty() {
@@ -279,13 +278,16 @@ impl Daemon {
                         }
                     }
                 }
-                let joined = self
-                    .listener_host()
-                    .filter(|_| self.link_of_listeners() == Some(id))
-                    .is_some_and(|(core, ifindex)| {
-                        self.cores[core].host.is_joined(ifindex, datagram.group)
-                    });
-                return self.listeners.deliver(&datagram, joined);
+                let (hosts, cores) = (&self.hosts, &self.cores);
+                let joined = || {
+                    link.members.get(&datagram.group).is_some_and(|members| {
+                        members.iter().any(|&m| {
+                            let h = &hosts[m];
+                            cores[h.core].host.is_joined(h.ifindex, datagram.group)
+                        })
+                    })
+                };
+                return self.listeners.deliver(id, &datagram, joined);
             }
             Sorted::Dropped(reason) => return self.listeners.dropped(reason),
             Sorted::NotMulticastUdp => {}

@@ -132,6 +132,9 @@ struct Daemon {
     by_iface: HashMap<(usize, IfIndex), HostId>,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
     by_addr: HashMap<IpAddr, HostId>,
+    /// Hosts removed by a reload whose leaves are still going out: their core interfaces are
+    /// removed once the core holds no record of them.
+    departing: Vec<HostId>,
     /// The next synthetic core ifindex, for hosts after a link's first.
     next_ifindex: IfIndex,
     /// What runs now: the command line's one link, or the file's `[[link]]` tables.
@@ -181,6 +184,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         hosts: Slab::new(),
         by_iface: HashMap::new(),
         by_addr: HashMap::new(),
+        departing: Vec::new(),
         next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
         topology: Topology::default(),
         config_error: None,
@@ -337,14 +341,14 @@ impl Daemon {
             }
             if self.clock.elapsed() >= next_device_check {
                 self.check_devices()?;
+                self.remove_departed();
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
             }
             if self.listeners.has_closed() {
                 let now = self.now();
-                if let Some((core, ifindex)) = self.listener_host() {
-                    self.listeners
-                        .reap(&mut self.cores[core].host, ifindex, now);
-                }
+                let mut cores: Vec<&mut Host> =
+                    self.cores.iter_mut().map(|c| &mut c.host).collect();
+                self.listeners.reap(&mut cores, now);
             }
             self.flush()?;
         }
@@ -451,11 +455,8 @@ impl Daemon {
             .max()
             .unwrap_or(0);
         let limit = self.clock.elapsed() + Duration::from_millis(longest.into()) * 2;
-        while self
-            .cores
-            .iter()
-            .any(|c| !c.host.groups(self.now()).is_empty())
-            && self.clock.elapsed() < limit
+        // O(cores) a pass: the cores count their records.
+        while self.cores.iter().any(|c| c.host.group_records() > 0) && self.clock.elapsed() < limit
         {
             let wait = self
                 .next_deadline()

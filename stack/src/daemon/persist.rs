@@ -104,9 +104,8 @@ impl Daemon {
                 .collect(),
         };
         // Listeners' joins belong to their connections, not to the state file.
-        if Some(host) == self.default_host(None) {
-            self.listeners.unsaved(&mut membership);
-        }
+        self.listeners
+            .unsaved(self.hosts[host].link, host, &mut membership);
         // Plain joins are the common case: `users` says how many, no list needed.
         if membership
             .requests

@@ -14,6 +14,7 @@ use tools::protocol::{
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{error_reply, is_ok, ok_reply, Request};
+use crate::listeners::Owner;
 
 /// What the loop does with a request.
 pub(super) enum Answer {
@@ -234,45 +235,43 @@ impl Daemon {
         })
     }
 
-    /// A join held by the listener `socket` (see `listeners`): on the first host of the first
-    /// link, where the data path hands datagrams to listeners.
+    /// A join held by the listener `socket` (see `listeners`): on the host `--host` or
+    /// `--iface` names (default: the first host of the first link); the datagrams read on its
+    /// link reach it.
     fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> Vec<u8> {
         let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
             Ok(targets) => targets,
             Err(refusal) => return refusal,
         };
-        let Some(default) = self.default_host(None) else {
-            return error_reply("no host to listen on");
+        let &[id] = &targets[..] else {
+            return error_reply("a listener is the join of one host: give --host, not a range");
         };
-        if targets != [default] {
-            return error_reply(format!(
-                "listeners receive on the first host ({}) only",
-                self.host_label(default)
-            ));
-        }
         let filter = match source_filter(&args.include, &args.exclude) {
             Ok(filter) => filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new())),
             Err(e) => return error_reply(e),
         };
         let now = self.now();
-        let (core, ifindex) = {
-            let h = &self.hosts[default];
-            (h.core, h.ifindex)
+        let h = &self.hosts[id];
+        let owner = Owner {
+            link: h.link,
+            host: id,
+            core: h.core,
+            ifindex: h.ifindex,
         };
         match self.listeners.open(
-            &mut self.cores[core].host,
-            ifindex,
+            &mut self.cores[owner.core].host,
+            owner,
             args.group,
             args.port,
             filter,
             socket,
             now,
         ) {
-            Ok((id, users)) => {
-                self.note_member(default, args.group);
+            Ok((listener, users)) => {
+                self.note_member(id, args.group);
                 ok_reply(&ListenReply {
-                    id: id as u64,
-                    iface: self.host_label(default),
+                    id: listener as u64,
+                    iface: self.host_label(id),
                     group: args.group,
                     port: args.port,
                     users,

@@ -114,10 +114,7 @@ impl Daemon {
         }
         let header = ShowHeader {
             interfaces,
-            listeners: self
-                .default_host(None)
-                .map(|h| self.listeners.show(&self.host_label(h)))
-                .unwrap_or_default(),
+            listeners: self.listeners.show(&|h| self.host_label(h)),
             links: self.link_infos(),
             config_error: self.config_error.clone(),
         };
