@@ -9,13 +9,13 @@
 # Needs root. Release build. Prints one JSON object per figure (and a summary table).
 #
 #   scripts/bench-control.sh            # everything (a few minutes)
-#   GROUPS=100000 scripts/bench-control.sh
+#   BENCH_GROUPS=100000 scripts/bench-control.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces, TUN devices)"
 
-BIG=${GROUPS:-1000000}
+BIG=${BENCH_GROUPS:-1000000}
 NS=tmc-bench-$$
 DIR=$(mktemp -d /tmp/tunmcast-bench.XXXXXX)
 cleanup() {
