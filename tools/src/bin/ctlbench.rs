@@ -299,8 +299,8 @@ fn wire_latency(cli: &Cli, kernel_ipv4: Ipv4Addr, samples: u32) -> anyhow::Resul
     let mut ours = Vec::new();
     let mut kernel = Vec::new();
     let mut lost = (0, 0);
-    let socket =
-        UdpSocket::bind((kernel_ipv4, 0)).context("a UDP socket for the kernel's joins")?;
+    // One socket per kernel join: Linux allows 20 memberships per socket by default.
+    let mut sockets = Vec::new();
     let mut line = String::new();
     for i in 0..samples {
         // Ours: 239.77.x.y, joined through the control socket.
@@ -315,10 +315,13 @@ fn wire_latency(cli: &Cli, kernel_ipv4: Ipv4Addr, samples: u32) -> anyhow::Resul
         replies.read_line(&mut line)?;
         // The kernel's: 239.88.x.y, joined on its end of the same link.
         let group = Ipv4Addr::from(u32::from(Ipv4Addr::new(239, 88, 0, 0)) + i);
+        let socket =
+            UdpSocket::bind((kernel_ipv4, 0)).context("a UDP socket for the kernel's joins")?;
         let started = Instant::now();
         socket
             .join_multicast_v4(&group, &kernel_ipv4)
             .with_context(|| format!("IP_ADD_MEMBERSHIP {group}"))?;
+        sockets.push(socket);
         match tap.wait_report(group, Duration::from_secs(2)) {
             Some(at) => kernel.push(at - started),
             None => lost.1 += 1,
