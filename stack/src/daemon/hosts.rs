@@ -217,11 +217,12 @@ impl Daemon {
 impl Daemon {
     /// Notes that host `id` joined `group` on its link, where someone needs to know: the
     /// delay tracker (which credits a datagram to the hosts that joined its group), or the
-    /// other hosts of a shared LAN (suppression). A one-host link without `--delays` keeps
-    /// nothing per group.
+    /// other hosts of a shared LAN (suppression). Otherwise nothing is kept per group: a
+    /// one-host link, or hosts behind a snooping switch (`suppression = false`), without
+    /// `--delays`.
     pub(super) fn note_member(&mut self, id: HostId, group: IpAddr) {
         let link = &mut self.links[self.hosts[id].link];
-        if self.delays.is_on() || link.hosts.len() > 1 {
+        if self.delays.is_on() || (link.suppression && link.hosts.len() > 1) {
             link.members.entry(group).or_default().insert(id);
         }
     }
