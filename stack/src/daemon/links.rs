@@ -279,13 +279,17 @@ impl Daemon {
                     }
                 }
                 let (hosts, cores) = (&self.hosts, &self.cores);
-                let joined = || {
-                    link.members.get(&datagram.group).is_some_and(|members| {
-                        members.iter().any(|&m| {
-                            let h = &hosts[m];
-                            cores[h.core].host.is_joined(h.ifindex, datagram.group)
-                        })
-                    })
+                let is_joined = |m: &HostId| {
+                    let h = &hosts[*m];
+                    cores[h.core].host.is_joined(h.ifindex, datagram.group)
+                };
+                // Only asked when no listener takes the datagram, to count it under the right
+                // reason. Where the link keeps no member sets (one host, or hosts behind a
+                // snooping switch without --delays) the hosts are asked: the first joined one
+                // answers; a group nobody joined is rare there (a switch does not forward it).
+                let joined = || match link.members.get(&datagram.group) {
+                    Some(members) => members.iter().any(is_joined),
+                    None => link.hosts.iter().any(is_joined),
                 };
                 return self.listeners.deliver(id, &datagram, joined);
             }
