@@ -242,6 +242,7 @@ impl Args {
         );
         differ("seed", self.seed != running.seed);
         differ("config", self.config != running.config);
+        differ("delays", self.delays != running.delays);
         names
     }
 
