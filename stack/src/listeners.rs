@@ -114,6 +114,9 @@ struct Listener {
     /// Sources sorted: the filter as the core holds it, and binary search per datagram.
     filter: SourceFilter,
     socket: OwnedFd,
+    /// `--udp-to`: the client's connected UDP socket, to which the loop sends the payloads
+    /// itself, and how many are still to go (None: no end).
+    forward: Option<(std::net::UdpSocket, Option<u64>)>,
     delivered: u64,
     dropped: u64,
 }
@@ -201,6 +204,7 @@ impl Listeners {
             port,
             filter,
             socket,
+            forward: None,
             delivered: 0,
             dropped: 0,
         });
@@ -215,28 +219,39 @@ impl Listeners {
         let Some(key) = self.group_of.get(&id) else {
             return;
         };
-        let Some(listener) = self.by_group[key].iter().find(|l| l.id == id) else {
+        let Some(listener) = self
+            .by_group
+            .get_mut(key)
+            .and_then(|ls| ls.iter_mut().find(|l| l.id == id))
+        else {
             return;
         };
         let mut buf = [0u8; 64];
         loop {
-            // SAFETY: recv(2) into a local buffer on a descriptor we own.
-            let n = unsafe {
-                libc::recv(
-                    listener.socket.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            match n {
-                0 => break self.closed.push(id),
-                n if n > 0 => continue, // ignored
-                _ => match io::Error::last_os_error().kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => break,
-                    _ => break self.closed.push(id),
-                },
+            match tools::listen::recv_with_fd(&listener.socket, &mut buf) {
+                Ok((0, _)) => break self.closed.push(id),
+                Ok((n, fd)) => {
+                    // The client hands its UDP socket over (`--udp-to`); anything else from
+                    // it is ignored.
+                    if let (Some(fd), Some(count)) = (fd, forward_count(&buf[..n])) {
+                        let udp = std::net::UdpSocket::from(fd);
+                        if udp.set_nonblocking(true).is_err() {
+                            continue;
+                        }
+                        // What was queued before counts: the client forwards those itself.
+                        let left = (count > 0).then(|| count.saturating_sub(listener.delivered));
+                        debug!("listener {id}: the loop forwards its payloads ({count})");
+                        listener.forward = Some((udp, left));
+                        if left == Some(0) {
+                            finish(listener);
+                            self.closed.push(id);
+                            break;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => break self.closed.push(id),
             }
         }
     }
@@ -277,6 +292,29 @@ impl Listeners {
                 continue;
             }
             admitted = true;
+            if let Some((udp, left)) = &mut listener.forward {
+                // The payload, straight to the client's UDP socket. A full socket buffer
+                // drops it (counted); a refused send (nobody on that port) loses it, as UDP
+                // would.
+                match udp.send(datagram.payload) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        listener.dropped += 1;
+                        self.stats.udp_drop_queue_full += 1;
+                    }
+                    _ => {
+                        listener.delivered += 1;
+                        self.stats.udp_delivered += 1;
+                        if let Some(left) = left {
+                            *left = left.saturating_sub(1);
+                            if *left == 0 {
+                                finish(listener);
+                                self.closed.push(listener.id);
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
             // MSG_NOSIGNAL: a hung-up client is EPIPE, not SIGPIPE.
             let sent = SockRef::from(&listener.socket)
                 .send_with_flags(&self.message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
@@ -441,6 +479,21 @@ impl Listeners {
             }
         }
     }
+}
+
+/// The COUNT of a `--udp-to` hand-over message, if `message` is one.
+fn forward_count(message: &[u8]) -> Option<u64> {
+    let count = message.strip_prefix(&tools::listen::FORWARD_MAGIC[..])?;
+    Some(u64::from_be_bytes(count.try_into().ok()?))
+}
+
+/// Tells a forwarding listener's client that its COUNT went out; the listener is then closed.
+fn finish(listener: &mut Listener) {
+    listener.forward = None;
+    let _ = SockRef::from(&listener.socket).send_with_flags(
+        &tools::listen::DONE_MAGIC[..],
+        libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+    );
 }
 
 /// Drops the request `filter` made; returns the requests left.

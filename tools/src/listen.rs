@@ -27,6 +27,15 @@ const HEADER_VERSION: u8 = 1;
 /// Largest message: the header and the largest UDP payload.
 pub const MAX_MESSAGE: usize = HEADER_LEN + 65_535;
 
+/// `--udp-to`, client → daemon on the listener socket: "send the payloads yourself to the UDP
+/// socket attached (SCM_RIGHTS), COUNT of them in all (0: no end)"; the magic, then COUNT as
+/// a big-endian u64. The daemon then writes each payload with one `send` on that socket, and
+/// the client's process is out of the data's way.
+pub const FORWARD_MAGIC: &[u8; 8] = b"tmcfwd01";
+/// Daemon → client when the COUNT of a forwarding listener is reached, just before the daemon
+/// closes the listener: the client exits 0 on it (an end of file without it is an error).
+pub const DONE_MAGIC: &[u8; 8] = b"tmcdone1";
+
 /// Where a delivered datagram came from and went to. Layout (big endian):
 /// version (1) | family 4 or 6 (1) | source port (2) | destination port (2) | zero (2) |
 /// source address (16; IPv4 in the first 4) | group (16) | daemon read time, CLOCK_MONOTONIC
@@ -150,6 +159,26 @@ fn cmsg_space() -> usize {
 
 /// Writes `bytes` on a stream socket with `fd` attached (SCM_RIGHTS), all of it.
 pub fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    let sent = sendmsg_with_fd(stream.as_raw_fd(), bytes, fd)?;
+    // The descriptor went with the first byte; the rest of a short write is plain data.
+    (&*stream).write_all(&bytes[sent..])
+}
+
+/// Sends `bytes` as one message on a `SOCK_SEQPACKET` socket with `fd` attached.
+pub fn send_message_with_fd(socket: &OwnedFd, bytes: &[u8], fd: RawFd) -> io::Result<()> {
+    let sent = sendmsg_with_fd(socket.as_raw_fd(), bytes, fd)?;
+    if sent == bytes.len() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::WriteZero,
+            "message cut short",
+        ))
+    }
+}
+
+/// One sendmsg(2) of `bytes` with `fd` attached; the bytes sent.
+fn sendmsg_with_fd(socket: RawFd, bytes: &[u8], fd: RawFd) -> io::Result<usize> {
     let mut control = vec![0u8; cmsg_space()];
     let mut iov = libc::iovec {
         iov_base: bytes.as_ptr() as *mut libc::c_void,
@@ -168,17 +197,16 @@ pub fn send_with_fd(stream: &UnixStream, bytes: &[u8], fd: RawFd) -> io::Result<
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
         (*cmsg).cmsg_len = libc::CMSG_LEN(mem::size_of::<RawFd>() as u32) as _;
         std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<RawFd>(), fd);
-        libc::sendmsg(stream.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+        libc::sendmsg(socket, &msg, libc::MSG_NOSIGNAL)
     };
     if sent < 0 {
         return Err(io::Error::last_os_error());
     }
-    // The descriptor went with the first byte; the rest of a short write is plain data.
-    (&*stream).write_all(&bytes[sent as usize..])
+    Ok(sent as usize)
 }
 
 /// Reads some bytes from a stream socket, and the descriptor attached to them if any.
-fn recv_with_fd(stream: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
+pub fn recv_with_fd(stream: &impl AsRawFd, buf: &mut [u8]) -> io::Result<(usize, Option<OwnedFd>)> {
     let mut control = vec![0u8; cmsg_space()];
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
@@ -279,7 +307,7 @@ pub fn listen(path: &Path, request: &Request, options: &ListenOptions) -> anyhow
         out.flush()?;
     }
     if let Some(udp) = &forward {
-        return forward_batches(&socket, udp, options.count);
+        return hand_forwarding_over(&socket, udp, options.count);
     }
     let mut buf = vec![0u8; MAX_MESSAGE];
     let mut received = 0u64;
@@ -313,38 +341,46 @@ pub fn listen(path: &Path, request: &Request, options: &ListenOptions) -> anyhow
     Ok(())
 }
 
+/// `--udp-to`: gives the daemon the connected UDP socket, so that it writes the payloads
+/// itself; forwards what was queued on the listener before the daemon took over, and waits
+/// for the daemon's word that COUNT were sent (or for the daemon to go away: an error).
+fn hand_forwarding_over(
+    socket: &OwnedFd,
+    udp: &UdpSocket,
+    count: Option<u64>,
+) -> anyhow::Result<()> {
+    let mut request = FORWARD_MAGIC.to_vec();
+    request.extend_from_slice(&count.unwrap_or(0).to_be_bytes());
+    send_message_with_fd(socket, &request, udp.as_raw_fd())?;
+    let mut slots = vec![0u8; BATCH * BATCH_SLOT];
+    loop {
+        let lens = recv_batch(socket, &mut slots, BATCH)?;
+        if lens.is_empty() {
+            anyhow::bail!("tunmcastd closed the listener (daemon stopped?)");
+        }
+        let mut payloads = Vec::new();
+        let mut done = false;
+        for (i, &len) in lens.iter().enumerate() {
+            let message = &slots[i * BATCH_SLOT..i * BATCH_SLOT + len];
+            if message == DONE_MAGIC {
+                done = true;
+            } else if let Some((_, payload)) = DatagramHeader::parse(message) {
+                payloads.push(payload);
+            }
+        }
+        // Datagrams queued before the daemon had the socket: they come this way once.
+        let _ = send_batch(udp, &payloads);
+        if done {
+            return Ok(());
+        }
+    }
+}
+
 /// Datagrams taken (and forwarded) per system call with `--udp-to`.
 const BATCH: usize = 64;
 /// Room for one datagram of a batch: the largest payload the daemon hands over in one UDP
 /// datagram to a local socket is far below 64 KiB in practice, but a message is never cut.
 const BATCH_SLOT: usize = MAX_MESSAGE;
-
-/// `--udp-to`: up to [`BATCH`] messages per `recvmmsg`, their payloads out with one
-/// `sendmmsg`: two system calls per batch instead of two per datagram, so that one client
-/// keeps up with the daemon.
-fn forward_batches(socket: &OwnedFd, udp: &UdpSocket, count: Option<u64>) -> anyhow::Result<()> {
-    let mut slots = vec![0u8; BATCH * BATCH_SLOT];
-    let mut received = 0u64;
-    while count.is_none_or(|n| received < n) {
-        let want = count.map_or(BATCH, |n| BATCH.min((n - received) as usize));
-        let lens = recv_batch(socket, &mut slots, want)?;
-        if lens.is_empty() {
-            anyhow::bail!("tunmcastd closed the listener (daemon stopped?)");
-        }
-        let payloads: Vec<&[u8]> = lens
-            .iter()
-            .enumerate()
-            .filter_map(|(i, &len)| {
-                let message = &slots[i * BATCH_SLOT..i * BATCH_SLOT + len];
-                DatagramHeader::parse(message).map(|(_, payload)| payload)
-            })
-            .collect();
-        received += payloads.len() as u64;
-        // A refused send (nobody on that port yet) loses the datagrams, as UDP would.
-        let _ = send_batch(udp, &payloads);
-    }
-    Ok(())
-}
 
 /// Receives up to `want` messages into the `BATCH_SLOT`-sized slots of `slots`, waiting for
 /// the first one; their lengths (none: the daemon closed the socket).
