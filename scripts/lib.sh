@@ -54,12 +54,20 @@ ensure_rust() {
     done
 }
 
-# ensure_python_module MODULE PACKAGE: pip-installs PACKAGE (from PyPI) if python3 cannot import
-# MODULE. Used for the real Prometheus text parser the metrics test checks against.
+# ensure_python_module MODULE PACKAGE DEBIAN_PACKAGE: makes `python3 -c "import MODULE"` work:
+# from PyPI with pip when python3 has pip, else from Debian's package. Used for the real
+# Prometheus text parser the metrics test checks against.
 ensure_python_module() {
-    local module=$1 package=$2
+    local module=$1 package=$2 debian=$3
     python3 -c "import $module" 2>/dev/null && return 0
-    say "installing $package (PyPI)"
-    as_root python3 -m pip install --quiet "$package" ||
-        as_root python3 -m pip install --quiet --break-system-packages "$package"
+    say "installing $package for python3"
+    if python3 -m pip --version >/dev/null 2>&1; then
+        as_root python3 -m pip install --quiet "$package" ||
+            as_root python3 -m pip install --quiet --break-system-packages "$package" || true
+    fi
+    python3 -c "import $module" 2>/dev/null && return 0
+    command -v apt-get >/dev/null || die "cannot install $package for python3: install it by hand"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$debian"
+    python3 -c "import $module" 2>/dev/null || die "python3 still cannot import $module"
 }

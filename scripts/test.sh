@@ -13,7 +13,7 @@ source scripts/lib.sh
 
 ensure_packages iproute2:ip tcpdump:tcpdump tshark:tshark frr:/usr/lib/frr/pimd man-db:man \
     systemd:systemd-analyze
-ensure_python_module prometheus_client prometheus-client
+ensure_python_module prometheus_client prometheus-client python3-prometheus-client
 ensure_rust
 
 say "cargo fmt --check"

@@ -5,6 +5,7 @@
 //! frames to the multicast MAC of their destination (RFC 1112 §6.4: 01:00:5e + the low 23
 //! bits of the group; RFC 2464 §7: 33:33 + the low 32 bits of the IPv6 group).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -119,10 +120,11 @@ impl Framing {
         payload
     }
 
-    /// What to write to the device for an IP `packet` sent to `dst` (always multicast here).
-    pub fn encap(&self, packet: Vec<u8>, dst: IpAddr) -> Vec<u8> {
+    /// What to write to the device for an IP `packet` sent to `dst` (always multicast here):
+    /// the packet itself on a TUN, no copy; a frame around it on a TAP.
+    pub fn encap<'p>(&self, packet: &'p [u8], dst: IpAddr) -> Cow<'p, [u8]> {
         let Framing::Ethernet { mac } = self else {
-            return packet;
+            return Cow::Borrowed(packet);
         };
         let header = Ethernet2Header {
             destination: Mac::for_multicast(dst).0,
@@ -135,8 +137,8 @@ impl Framing {
         };
         let mut frame = Vec::with_capacity(Ethernet2Header::LEN + packet.len());
         frame.extend_from_slice(&header.to_bytes());
-        frame.extend_from_slice(&packet);
-        frame
+        frame.extend_from_slice(packet);
+        Cow::Owned(frame)
     }
 }
 
@@ -163,7 +165,9 @@ mod tests {
     fn frames_round_trip_and_filter() {
         let eth = Framing::Ethernet { mac: ME };
         let packet = vec![0x45, 0, 0, 20];
-        let frame = eth.encap(packet.clone(), "224.0.0.22".parse().unwrap());
+        let frame = eth
+            .encap(&packet, "224.0.0.22".parse().unwrap())
+            .into_owned();
         assert_eq!(&frame[..6], &[0x01, 0x00, 0x5e, 0, 0, 0x16]);
         assert_eq!(&frame[6..12], &ME.0);
         assert_eq!(&frame[12..14], &[0x08, 0x00]);

@@ -24,31 +24,7 @@ impl Netns {
             "{iface}-{}.pcap",
             self.spawned.load(Ordering::Relaxed)
         ));
-        let file_arg = file.to_str().expect("UTF-8 temp dir");
-        // -Z root: Debian's tcpdump otherwise drops to user tcpdump, which may not
-        // write here. --immediate-mode: hand packets over at once, not per block. In that
-        // mode the ring has one slot per snapshot length: with the default 256 KiB a 2 MiB
-        // ring holds 8 frames, and a burst of a hundred hosts' reports lost most of its
-        // frames in the capture ("dropped by kernel"). 9 KiB slots in 16 MiB: ~1800 frames.
-        let process = self.spawn(
-            "tcpdump",
-            Path::new("tcpdump"),
-            &[
-                "-i",
-                iface,
-                "-Z",
-                "root",
-                "-U",
-                "--immediate-mode",
-                "-s",
-                "9216",
-                "-B",
-                "16384",
-                "-w",
-                file_arg,
-                "igmp or ip6",
-            ],
-        );
+        let process = self.tcpdump("tcpdump", iface, "igmp or ip6", &file);
         let mut capture = Capture {
             _ns: self,
             process,
@@ -66,6 +42,37 @@ impl Netns {
         });
         assert!(listening, "tcpdump did not start capturing within 10 s");
         capture
+    }
+
+    /// Starts tcpdump (process label `label`) writing the frames of `iface` that match
+    /// `filter` to `file`, both directions; returns at once (the caller waits for "listening
+    /// on" in its stderr).
+    pub fn tcpdump(&self, label: &str, iface: &str, filter: &str, file: &Path) -> Spawned {
+        let file_arg = file.to_str().expect("UTF-8 temp dir");
+        // -Z root: Debian's tcpdump otherwise drops to user tcpdump, which may not
+        // write here. --immediate-mode: hand packets over at once, not per block. In that
+        // mode the ring has one slot per snapshot length: with the default 256 KiB a 2 MiB
+        // ring holds 8 frames, and a burst of a hundred hosts' reports lost most of its
+        // frames in the capture ("dropped by kernel"). 9 KiB slots in 16 MiB: ~1800 frames.
+        self.spawn(
+            label,
+            Path::new("tcpdump"),
+            &[
+                "-i",
+                iface,
+                "-Z",
+                "root",
+                "-U",
+                "--immediate-mode",
+                "-s",
+                "9216",
+                "-B",
+                "16384",
+                "-w",
+                file_arg,
+                filter,
+            ],
+        )
     }
 }
 

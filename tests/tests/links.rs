@@ -92,25 +92,7 @@ fn spawn_linked<'n>(ns: &'n Netns, text: &str) -> (Daemon<'n>, PathBuf) {
 /// A tcpdump of `filter` on `iface`, for frames the standard capture leaves out (UDP).
 fn tcpdump(ns: &Netns, iface: &str, filter: &str) -> (Spawned, PathBuf) {
     let file = ns.dir().join(format!("{iface}-udp.pcap"));
-    let process = ns.spawn(
-        "tcpdump-udp",
-        Path::new("tcpdump"),
-        &[
-            "-i",
-            iface,
-            "-Z",
-            "root",
-            "-U",
-            "--immediate-mode",
-            "-s",
-            "9216",
-            "-B",
-            "16384",
-            "-w",
-            file.to_str().unwrap(),
-            filter,
-        ],
-    );
+    let process = ns.tcpdump("tcpdump-udp", iface, filter, &file);
     must_wait("tcpdump listening", secs(10), || {
         process.stderr_text().contains("listening on")
     });

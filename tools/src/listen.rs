@@ -394,16 +394,7 @@ fn recv_batch(socket: &OwnedFd, slots: &mut [u8], want: usize) -> io::Result<Vec
             iov_len: slot.len(),
         })
         .collect();
-    // SAFETY: zeroed mmsghdr is a valid "no name, no control" header.
-    let mut headers: Vec<libc::mmsghdr> = iovecs
-        .iter_mut()
-        .map(|iov| {
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
+    let mut headers = mmsg_headers(&mut iovecs);
     loop {
         // SAFETY: every header points at one iovec of a slot we own, valid for the call;
         // MSG_WAITFORONE: block for the first message only, then take what is queued.
@@ -431,6 +422,21 @@ fn recv_batch(socket: &OwnedFd, slots: &mut [u8], want: usize) -> io::Result<Vec
     }
 }
 
+/// One message header per iovec, for recvmmsg / sendmmsg: no address, no control data. The
+/// headers point into `iovecs`, which must outlive the call they are used in.
+fn mmsg_headers(iovecs: &mut [libc::iovec]) -> Vec<libc::mmsghdr> {
+    iovecs
+        .iter_mut()
+        .map(|iov| {
+            // SAFETY: a zeroed mmsghdr is a valid "no name, no control" header.
+            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect()
+}
+
 /// Sends each of `payloads` as one datagram on the connected `udp` socket, in one call.
 fn send_batch(udp: &UdpSocket, payloads: &[&[u8]]) -> io::Result<()> {
     let mut iovecs: Vec<libc::iovec> = payloads
@@ -440,16 +446,7 @@ fn send_batch(udp: &UdpSocket, payloads: &[&[u8]]) -> io::Result<()> {
             iov_len: p.len(),
         })
         .collect();
-    // SAFETY: zeroed mmsghdr is a valid "no name, no control" header.
-    let mut headers: Vec<libc::mmsghdr> = iovecs
-        .iter_mut()
-        .map(|iov| {
-            let mut h: libc::mmsghdr = unsafe { mem::zeroed() };
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            h
-        })
-        .collect();
+    let mut headers = mmsg_headers(&mut iovecs);
     let mut sent = 0;
     while sent < headers.len() {
         // SAFETY: the headers point at iovecs over payloads that outlive the call.
