@@ -15,26 +15,43 @@ as_root() {
     fi
 }
 
-# ensure_packages PKG:PROBE...: installs every PKG whose PROBE (a command name
-# or an absolute path) is missing. apt-get update runs only if something is.
+# tool_present PROBE: a command on PATH (or in /usr/sbin, /sbin), or an executable absolute path.
+tool_present() {
+    local probe=$1
+    if [[ $probe == /* ]]; then
+        [[ -x $probe ]]
+    else
+        command -v "$probe" >/dev/null || [[ -x /usr/sbin/$probe || -x /sbin/$probe ]]
+    fi
+}
+
+# ensure_packages PKG:PROBE...: installs every Debian package PKG whose PROBE (a command name
+# or an absolute path) is missing (apt-get update runs only if something is), then checks every
+# PROBE again: lists what is present in one line, or fails with one line naming the package
+# that could not be installed.
 ensure_packages() {
-    local missing=() spec pkg probe
+    local missing=() spec pkg probe present=()
     for spec in "$@"; do
         pkg=${spec%%:*} probe=${spec#*:}
-        if [[ $probe == /* ]]; then
-            [[ -x $probe ]] || missing+=("$pkg")
-        else
-            command -v "$probe" >/dev/null || [[ -x /usr/sbin/$probe || -x /sbin/$probe ]] ||
-                missing+=("$pkg")
-        fi
+        tool_present "$probe" || missing+=("$pkg")
     done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    command -v apt-get >/dev/null || die "missing ${missing[*]}, and this is not a Debian-like system: install them by hand"
-    say "installing ${missing[*]}"
-    # tshark's package asks whether non-root users may capture: answer no, quietly.
-    echo 'wireshark-common wireshark-common/install-setuid boolean false' | as_root debconf-set-selections
-    as_root apt-get update
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        command -v apt-get >/dev/null ||
+            die "missing ${missing[*]}, and this is not a Debian-like system: install them by hand"
+        say "installing ${missing[*]}"
+        # tshark's package asks whether non-root users may capture: answer no, quietly.
+        echo 'wireshark-common wireshark-common/install-setuid boolean false' |
+            as_root debconf-set-selections
+        as_root apt-get update || true
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" || true
+    fi
+    for spec in "$@"; do
+        pkg=${spec%%:*} probe=${spec#*:}
+        tool_present "$probe" ||
+            die "${probe##*/} is missing and the Debian package $pkg could not be installed (apt-get install $pkg)"
+        present+=("${probe##*/} ($pkg)")
+    done
+    echo "present: ${present[*]}"
 }
 
 # ensure_rust: cargo, rustfmt and clippy on PATH (rustup's default place is tried too).
@@ -70,4 +87,24 @@ ensure_python_module() {
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$debian"
     python3 -c "import $module" 2>/dev/null || die "python3 still cannot import $module"
+}
+
+# kernel_features: one line per kernel feature a test may need that no script can add, and
+# whether this kernel has it. The tests check for themselves (tests/src/kernel.rs) and are "not
+# run" without it; this is the summary at the start.
+kernel_features() {
+    local feature
+    say "kernel features"
+    for feature in "CONFIG_IP_MROUTE:/proc/net/ip_mr_vif:FRR pimd as an IGMP querier" \
+        "CONFIG_IPV6_MROUTE:/proc/net/ip6_mr_vif:FRR pim6d as an MLD querier (no test uses it yet)"; do
+        IFS=: read -r option file who <<<"$feature"
+        if [[ -e $file ]]; then
+            echo "  $option: yes ($who)"
+        else
+            echo "  $option: no, so the tests of $who are not run"
+        fi
+    done
+    # Every test needs these; without them the suite fails, it does not skip.
+    [[ -c /dev/net/tun ]] || die "/dev/net/tun is missing: this kernel has no TUN/TAP (CONFIG_TUN)"
+    echo "  CONFIG_TUN: yes"
 }

@@ -23,10 +23,14 @@
 //! Modules: [`namespace`] (the namespace, its TUNs and settings), [`processes`] (binaries,
 //! commands, spawned processes), [`daemon`] (tunmcastd and tunmcastctl), [`capture`]
 //! (tcpdump), [`tshark`] (dissected packets and group records), [`peers`] (mcquerier, FRR,
-//! the kernel as a second host). Everything is re-exported here: tests `use tests::*`.
+//! the kernel as a second host), [`bridge`] (a snooping Linux bridge and what it learned),
+//! [`kernel`] (kernel features a test needs, detected).
+//! Everything is re-exported here: tests `use tests::*`.
 
+pub mod bridge;
 pub mod capture;
 pub mod daemon;
+pub mod kernel;
 pub mod namespace;
 pub mod peers;
 pub mod processes;
@@ -35,12 +39,14 @@ pub mod tshark;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub use bridge::{Mdb, MdbEntry, SnoopingBridge};
 pub use capture::Capture;
 pub use daemon::Daemon;
+pub use kernel::{kernel_has, KernelFeature};
 pub use namespace::{privileged, LinkCounters, Netns};
 /// Signals for [`Spawned::signal`] and [`Daemon::signal`].
 pub use nix::sys::signal::Signal;
-pub use peers::{Frr, KernelMember, Querier};
+pub use peers::{frr_pimd_can_run, Frr, KernelMember, Querier};
 pub use processes::{
     bin, bin_dir, raise_fd_limit, rss_kib, run, run_ok, set_fd_limit, thread_count, Spawned,
 };

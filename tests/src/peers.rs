@@ -1,5 +1,5 @@
-//! Peers of the daemon on the link: mcquerier, FRR's pimd as an IGMP querier, and the
-//! namespace's own kernel as a second host.
+//! Peers of the daemon on the link: mcquerier, FRR's pimd as an IGMP querier (where the kernel
+//! has multicast routing), and the namespace's own kernel as a second host.
 
 use std::fs::{self, File};
 use std::net::IpAddr;
@@ -12,6 +12,7 @@ use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
 use socket2::{Domain, InterfaceIndexOrAddress, Socket, Type};
 
+use crate::kernel::{kernel_has, KernelFeature};
 use crate::namespace::{ci, skipped, test_name};
 use crate::processes::{bin, run_ok, Spawned};
 use crate::{ip, must_wait, secs, Netns, FRR_DIR};
@@ -26,21 +27,14 @@ impl Netns {
     }
 
     /// Starts FRR's zebra and pimd in the namespace (a real IGMP querier once
-    /// [`Frr::igmp_querier`] configures an interface). `None` means skipped:
-    /// FRR is not installed and CI is not set.
+    /// [`Frr::igmp_querier`] configures an interface). `None` means not run (see
+    /// [`frr_pimd_can_run`]): the test returns.
     pub fn frr(&self) -> Option<Frr<'_>> {
-        let zebra = Path::new(FRR_DIR).join("zebra");
-        let pimd = Path::new(FRR_DIR).join("pimd");
-        if !zebra.is_file() || !pimd.is_file() {
-            if ci() {
-                panic!(
-                    "{}: FRR (zebra, pimd) is not installed; CI=true",
-                    test_name(&self.test)
-                );
-            }
-            skipped(&format!("SKIPPED (needs FRR): {}", test_name(&self.test)));
+        if !frr_pimd_can_run(&self.test) {
             return None;
         }
+        let zebra = Path::new(FRR_DIR).join("zebra");
+        let pimd = Path::new(FRR_DIR).join("pimd");
         let dir = self.dir.join("frr");
         fs::create_dir_all(&dir).unwrap();
         // The daemons drop to user frr and create their sockets here.
@@ -108,6 +102,27 @@ impl Netns {
             Err(e) => panic!("the kernel of {} could not join: {e}", self.name),
         }
     }
+}
+
+/// Whether FRR's pimd can be a querier here; a test calls it first, before it builds anything.
+/// FRR not installed: a failure under `CI=true` (scripts/test.sh installs it), else a loud
+/// SKIPPED line. A kernel without IPv4 multicast routing (pimd's `MRT_INIT` fails with
+/// ENOPROTOOPT and it never learns a group): the test is not run, and says so.
+pub fn frr_pimd_can_run(test: &str) -> bool {
+    let installed = ["zebra", "pimd"]
+        .iter()
+        .all(|daemon| Path::new(FRR_DIR).join(daemon).is_file());
+    if !installed {
+        if ci() {
+            panic!(
+                "{}: FRR (zebra, pimd) is not installed; CI=true",
+                test_name(test)
+            );
+        }
+        skipped(&format!("SKIPPED (needs FRR): {}", test_name(test)));
+        return false;
+    }
+    kernel_has(KernelFeature::Ipv4MulticastRouting, "FRR pimd")
 }
 
 /// FRR's zebra and pimd running in a namespace. Killed on drop.

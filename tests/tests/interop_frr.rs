@@ -6,6 +6,9 @@ use tests::*;
 
 #[test]
 fn frr_pimd_learns_and_forgets_groups_from_the_daemon() {
+    if !frr_pimd_can_run("frr_pimd") {
+        return;
+    }
     let Some(ns) = Netns::new("frr_pimd") else {
         return;
     };
