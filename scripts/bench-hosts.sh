@@ -21,6 +21,21 @@ trap cleanup EXIT
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 ctl() { "$BIN/tunmcastctl" --control "$DIR/ctl.sock" "$@"; }
 
+# The link's prefix, sized from the host count: the longest one whose network holds the bridge
+# (10.100.0.1) and every host (10.100.0.10 onwards) below its broadcast address.
+PREFIX=$(python3 -c "
+import ipaddress
+first = ipaddress.ip_address('10.100.0.10')
+last = first + $HOSTS - 1
+for length in range(24, 7, -1):
+    net = ipaddress.ip_network(f'10.100.0.1/{length}', strict=False)
+    if last in net and last != net.broadcast_address:
+        print(length)
+        break
+else:
+    raise SystemExit('$HOSTS hosts do not fit in 10.0.0.0/8')
+")
+
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 # A querier every 30 s (its first after 1 s) with a 10 s Max Resp Time.
@@ -29,11 +44,11 @@ ip -n "$NS" link add br0 type bridge mcast_snooping 1 mcast_querier 1 mcast_quer
     mcast_startup_query_count 1 mcast_startup_query_interval 100
 ip -n "$NS" tuntap add dev tap1 mode tap
 ip -n "$NS" link set tap1 master br0
-ip -n "$NS" addr add 10.100.0.1/16 dev br0
+ip -n "$NS" addr add "10.100.0.1/$PREFIX" dev br0
 bridge -n "$NS" link set dev tap1 mcast_flood off
 
 start() {
-    printf '[[link]]\ndevice = "tap1"\nkind = "tap"\nsuppression = false\n[[link.hosts]]\ncount = %s\nipv4 = "10.100.0.10/16"\n' "$1" >"$DIR/bench.toml"
+    printf '[[link]]\ndevice = "tap1"\nkind = "tap"\nsuppression = false\n[[link.hosts]]\ncount = %s\nipv4 = "10.100.0.10/%s"\n' "$1" "$PREFIX" >"$DIR/bench.toml"
     ip netns exec "$NS" "$BIN/tunmcastd" --config "$DIR/bench.toml" --control "$DIR/ctl.sock" \
         --log-level warn 2>"$DIR/daemon.err" &
     DAEMON=$!

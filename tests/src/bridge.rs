@@ -130,7 +130,10 @@ impl Netns {
 
     /// What bridge `br` learned on port `port` (`bridge -d -j mdb show dev BR`).
     pub fn mdb(&self, br: &str, port: &str) -> Mdb {
-        let text = run_ok("bridge", &["-n", self.name(), "-d", "-j", "mdb", "show", "dev", br]);
+        let text = run_ok(
+            "bridge",
+            &["-n", self.name(), "-d", "-j", "mdb", "show", "dev", br],
+        );
         let json: Value = serde_json::from_str(&text)
             .unwrap_or_else(|e| panic!("bridge -d -j mdb show dev {br}: {e}: {text}"));
         let entries = json

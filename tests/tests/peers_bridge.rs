@@ -207,11 +207,7 @@ fn answer_kinds(igmp_version: u8, mld_version: u8) -> [&'static str; 2] {
 fn bridge_general_queries(packets: &[Pkt]) -> Vec<&Pkt> {
     packets
         .iter()
-        .filter(|p| {
-            p.is_query()
-                && !p.from_daemon()
-                && p.group.is_some_and(|g| g.is_unspecified())
-        })
+        .filter(|p| p.is_query() && !p.from_daemon() && p.group.is_some_and(|g| g.is_unspecified()))
         .collect()
 }
 
@@ -221,7 +217,12 @@ fn bridge_general_queries(packets: &[Pkt]) -> Vec<&Pkt> {
 /// after the daemon leaves.
 fn kept_while_answered_and_forgotten_after_leave(test: &str, igmp_version: u8, mld_version: u8) {
     let Some(ns) = Netns::new(test) else { return };
-    ns.snooping_bridge(BR, TAP, KERNEL_V4_CIDR, &short_intervals(igmp_version, mld_version));
+    ns.snooping_bridge(
+        BR,
+        TAP,
+        KERNEL_V4_CIDR,
+        &short_intervals(igmp_version, mld_version),
+    );
     let mut capture = ns.capture(TAP);
     let daemon = daemon_on_tap(&ns, &[]);
     let groups = [ip("239.5.5.5"), ip("ff1e::5:5")];
@@ -310,7 +311,9 @@ fn kept_while_answered_and_forgotten_after_leave(test: &str, igmp_version: u8, m
         );
     }
     // The leaves in the querier's version: Leave / Done, or TO_IN {}.
-    let leaves = packets.iter().filter(|p| p.from_daemon() && p.time >= left_at);
+    let leaves = packets
+        .iter()
+        .filter(|p| p.from_daemon() && p.time >= left_at);
     let left: Vec<IpAddr> = leaves
         .flat_map(|p| match p.kind.as_str() {
             "igmp-leave" | "mld-done" => p.group.into_iter().collect(),
@@ -324,7 +327,11 @@ fn kept_while_answered_and_forgotten_after_leave(test: &str, igmp_version: u8, m
         })
         .collect();
     for g in groups {
-        assert!(left.contains(&g), "no leave of {g}:\n{}", full_listing(&packets));
+        assert!(
+            left.contains(&g),
+            "no leave of {g}:\n{}",
+            full_listing(&packets)
+        );
     }
 }
 
@@ -371,9 +378,11 @@ fn an_old_bridge_querier_makes_the_daemon_fall_back_and_a_new_one_brings_it_back
     std::thread::sleep(secs_f64(QUERY_INTERVAL_S + MAX_RESP_S));
 
     ns.bridge_versions(BR, 2, 1);
-    must_wait("the daemon to fall back to IGMPv2 and MLDv1", secs(5), || {
-        versions(&daemon) == (Some(2), Some(1))
-    });
+    must_wait(
+        "the daemon to fall back to IGMPv2 and MLDv1",
+        secs(5),
+        || versions(&daemon) == (Some(2), Some(1)),
+    );
     for (group, _) in joins {
         ns.mdb_forget(BR, TAP, ip(group));
     }
@@ -451,6 +460,9 @@ fn an_old_bridge_querier_makes_the_daemon_fall_back_and_a_new_one_brings_it_back
     }
 }
 
+/// What the bridge learns of a group: its filter mode and sources.
+type Learned = (&'static str, &'static [&'static str]);
+
 /// Starts tunmcastd on the `[[link]]` file `text` (in the test's directory), control socket
 /// `<dir>/ctl.sock`.
 fn spawn_linked<'n>(ns: &'n Netns, text: &str) -> Daemon<'n> {
@@ -488,11 +500,21 @@ fn the_bridge_learns_each_host_blocks_joins_in_that_blocks_version() {
     );
     let (old_host, new_host) = ("10.99.0.10", "10.99.0.20");
     // (host, group, source, what the bridge learns)
-    let joins: [(&str, &str, &str, (&str, &[&str])); 4] = [
+    let joins: [(&str, &str, &str, Learned); 4] = [
         (old_host, "239.1.1.1", "10.99.5.1", ("exclude", &[])),
-        (new_host, "232.2.2.2", "10.99.5.1", ("include", &["10.99.5.1"])),
+        (
+            new_host,
+            "232.2.2.2",
+            "10.99.5.1",
+            ("include", &["10.99.5.1"]),
+        ),
         (old_host, "ff1e::1:1", "2001:db8::1", ("exclude", &[])),
-        (new_host, "ff3e::2:2", "2001:db8::1", ("include", &["2001:db8::1"])),
+        (
+            new_host,
+            "ff3e::2:2",
+            "2001:db8::1",
+            ("include", &["2001:db8::1"]),
+        ),
     ];
     for (host, group, source, _) in joins {
         daemon.ctl_ok(&["join", group, "--host", host, "--include", source]);

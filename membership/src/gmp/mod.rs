@@ -216,8 +216,42 @@ pub(crate) fn check_report<P: Protocol>(group: P::Addr, dst: P::Addr) -> Result<
     Ok(())
 }
 
-/// Uniform over [0, max] at millisecond resolution, from the host's seeded RNG.
+/// Uniform over [0, max) at millisecond resolution, from the host's seeded RNG: a report
+/// drawn so never lands on the deadline itself (Linux draws `get_random_u32_below(max)` too;
+/// NetBSD's `IGMP_RANDOM_DELAY`, `cprng_fast32() % X + 1`, gives [1, max],
+/// which may). A `max` under 1 ms gives 0.
 fn random_delay(rng: &mut SmallRng, max: Duration) -> Duration {
     let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(rng.gen_range(0..=max_ms))
+    if max_ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(rng.gen_range(0..max_ms))
+}
+
+#[cfg(test)]
+mod random_delay_tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn random_delays_are_below_the_maximum_and_cover_it() {
+        let mut rng = SmallRng::seed_from_u64(7);
+        let max = Duration::from_millis(10);
+        let drawn: Vec<Duration> = (0..1000).map(|_| random_delay(&mut rng, max)).collect();
+        assert!(
+            drawn.iter().all(|&d| d < max),
+            "a delay reached the deadline"
+        );
+        for ms in 0..10 {
+            assert!(
+                drawn.contains(&Duration::from_millis(ms)),
+                "{ms} ms never drawn"
+            );
+        }
+        assert_eq!(
+            random_delay(&mut rng, Duration::from_micros(900)),
+            Duration::ZERO
+        );
+    }
 }

@@ -46,7 +46,8 @@ pub enum Error {
     BadCount,
     /// RFC 9776 §7.1: a query of 9 to 11 bytes is neither v1/v2 nor v3 and must be ignored.
     /// MLD queries of 25 to 27 bytes (RFC 9777 §8.1) are reported the same way.
-    #[error("IGMP query of 9 to 11 bytes")]
+    /// One error for both protocols, so its text names both lengths.
+    #[error("query too long for v1/v2 and too short for v3 (IGMP: 9 to 11 bytes, MLD: 25 to 27)")]
     BadQueryLength,
 }
 

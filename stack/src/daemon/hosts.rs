@@ -41,6 +41,8 @@ pub(super) struct EmuHost {
     pub framing: Framing,
     /// Removed by a reload: its leaves still go out, nothing reaches it any more.
     pub retired: bool,
+    /// Its number in the delay tracker: unique for the daemon's lifetime (slab ids are reused).
+    pub delay_number: u32,
     pub io: HostStats,
 }
 
@@ -89,6 +91,9 @@ impl Daemon {
             Some(mac) => Framing::Ethernet { mac },
             None => Framing::Ip,
         };
+        let delay_number = u32::try_from(self.delay_hosts.len())
+            .map_err(|_| anyhow::anyhow!("more than 2^32 hosts made in this daemon's life"))?;
+        self.delay_hosts.push(spec.ipv4.0);
         let id = self.hosts.insert(EmuHost {
             spec,
             core,
@@ -96,6 +101,7 @@ impl Daemon {
             link,
             framing,
             retired: false,
+            delay_number,
             io: HostStats::default(),
         });
         self.by_iface.insert((core, ifindex), id);

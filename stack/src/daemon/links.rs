@@ -273,7 +273,8 @@ impl Daemon {
                     // Kept only where needed: delays measured, or hosts that hear each other.
                     for &host in members {
                         if audience.admits(host) {
-                            self.delays.datagram(host as u32, datagram.group, at);
+                            let number = self.hosts[host].delay_number;
+                            self.delays.datagram(number, datagram.group, at);
                             self.hosts[host].io.host_rx_datagrams += 1;
                         }
                     }

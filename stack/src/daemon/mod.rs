@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,6 +137,9 @@ struct Daemon {
     departing: Vec<HostId>,
     /// The next synthetic core ifindex, for hosts after a link's first.
     next_ifindex: IfIndex,
+    /// The IPv4 address of every host ever made, by its delay number ([`EmuHost`]): numbers
+    /// are never reused, so a removed host's delay figures never mix with a new host's.
+    delay_hosts: Vec<Ipv4Addr>,
     /// What runs now: the command line's one link, or the file's `[[link]]` tables.
     topology: Topology,
     /// Why the last reload was refused.
@@ -186,6 +189,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         by_addr: HashMap::new(),
         departing: Vec::new(),
         next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
+        delay_hosts: Vec::new(),
         topology: Topology::default(),
         config_error: None,
         registry: poll.registry().try_clone()?,

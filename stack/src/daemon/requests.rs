@@ -1,7 +1,7 @@
 //! Control requests, answered by the event loop: joins and leaves (one group, COUNT consecutive
 //! groups, or a list), listeners, counters, ping. `show` is in `show.rs`.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use log::{info, warn};
@@ -348,9 +348,9 @@ impl Daemon {
         };
         let host_group = |hg: &crate::delays::HostGroup| HostGroup {
             host: self
-                .hosts
+                .delay_hosts
                 .get(hg.host as usize)
-                .map_or_else(|| format!("#{}", hg.host), |h| h.spec.ipv4.0.to_string()),
+                .map_or_else(|| format!("#{}", hg.host), Ipv4Addr::to_string),
             group: hg.group,
         };
         let reply = DelaysReply {

@@ -78,12 +78,13 @@ impl Daemon {
         match meaning(&tx) {
             Meaning::Report(group) => {
                 self.hosts[id].io.host_tx_reports += 1;
-                self.delays.report_sent(id as u32, group, at);
+                self.delays
+                    .report_sent(self.hosts[id].delay_number, group, at);
                 self.heard_by_others(id, group, &packet);
             }
             Meaning::Leave(group) => {
                 self.hosts[id].io.host_tx_leaves += 1;
-                self.delays.left(id as u32, group, at);
+                self.delays.left(self.hosts[id].delay_number, group, at);
             }
             Meaning::Records(groups) => {
                 self.hosts[id].io.host_tx_reports += 1;
@@ -91,6 +92,7 @@ impl Daemon {
                     return;
                 }
                 let now = self.now();
+                let number = self.hosts[id].delay_number;
                 for group in groups {
                     // A record of a group with no request left is its leave (TO_IN({}), or
                     // BLOCK of the last sources); any other is a join or a change.
@@ -99,9 +101,9 @@ impl Daemon {
                         .group(tx.iface, group, now)
                         .is_none_or(|g| g.users == 0);
                     if left {
-                        self.delays.left(id as u32, group, at);
+                        self.delays.left(number, group, at);
                     } else {
-                        self.delays.report_sent(id as u32, group, at);
+                        self.delays.report_sent(number, group, at);
                     }
                 }
             }
