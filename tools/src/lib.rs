@@ -8,6 +8,7 @@
 //! the only socket in [`RUN_DIR`]).
 
 pub mod generate;
+pub mod http_api;
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -19,6 +20,7 @@ use serde_json::{Map, Value};
 
 pub mod listen;
 pub mod packet_socket;
+pub mod prometheus;
 pub mod protocol;
 pub mod show_stream;
 

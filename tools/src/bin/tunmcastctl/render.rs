@@ -246,38 +246,10 @@ pub fn stats_table(stats: &StatsReply) -> String {
 }
 
 /// Every counter in the Prometheus text exposition format (version 0.0.4): `tunmcast_NAME_total`
-/// with its HELP and TYPE lines, for node_exporter's textfile collector or a scrape.
+/// with its HELP and TYPE lines, for node_exporter's textfile collector or a scrape; the same
+/// text as the daemon's `GET /metrics` starts with.
 pub fn prometheus(stats: &StatsReply) -> String {
-    let mut out = String::new();
-    for (name, value) in &stats.stats {
-        let metric = format!("tunmcast_{}_total", metric_name(name));
-        let help = stats
-            .help
-            .get(name)
-            .map_or_else(|| name.replace('_', " "), |h| h.clone());
-        out.push_str(&format!("# HELP {metric} {}\n", escape_help(&help)));
-        out.push_str(&format!("# TYPE {metric} counter\n"));
-        out.push_str(&format!("{metric} {value}\n"));
-    }
-    out
-}
-
-/// A metric name may hold `[a-zA-Z0-9_:]` only.
-fn metric_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-/// HELP text escapes backslash and newline.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
+    tools::prometheus::counters(stats)
 }
 
 /// `delays`: the summary, one line per group, and the lists.

@@ -1,0 +1,151 @@
+//! The Prometheus text exposition format (version 0.0.4), written once for `tunmcastctl stats
+//! --prometheus` and for tunmcastd's `GET /metrics`: every family with its `# HELP` and
+//! `# TYPE` lines.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::StatsReply;
+
+/// Upper bounds (seconds) of the delay histograms' buckets: BNG Blaster's violation thresholds
+/// (125, 250, 500, 1000, 2000 ms) and finer steps below them; `+Inf` is implicit. A fixed set,
+/// so a scrape's size does not grow with what is measured.
+pub const DELAY_BUCKETS_S: [f64; 13] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.125, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// A histogram of delays: a count per bucket of [`DELAY_BUCKETS_S`] (not cumulative; the last
+/// entry counts what is above the last bound), the sum and the count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Histogram {
+    /// Upper bounds in seconds, one per entry of `counts` but the last (`+Inf`).
+    pub bounds_s: Vec<f64>,
+    /// Observations per bucket: `counts[i]` are at most `bounds_s[i]` and above the bound
+    /// before; the last entry are above every bound.
+    pub counts: Vec<u64>,
+    pub sum_s: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    /// An empty histogram over [`DELAY_BUCKETS_S`].
+    pub fn delays() -> Histogram {
+        Histogram {
+            bounds_s: DELAY_BUCKETS_S.to_vec(),
+            counts: vec![0; DELAY_BUCKETS_S.len() + 1],
+            sum_s: 0.0,
+            count: 0,
+        }
+    }
+
+    /// Counts one delay of `ns` nanoseconds.
+    pub fn observe_ns(&mut self, ns: u64) {
+        let seconds = ns as f64 / 1e9;
+        let bucket = self.bounds_s.partition_point(|&bound| bound < seconds);
+        self.counts[bucket] += 1;
+        self.sum_s += seconds;
+        self.count += 1;
+    }
+}
+
+/// Every counter as `tunmcast_NAME_total` with its HELP and TYPE lines, for node_exporter's
+/// textfile collector or a scrape.
+pub fn counters(stats: &StatsReply) -> String {
+    let mut out = String::new();
+    for (name, value) in &stats.stats {
+        let metric = format!("tunmcast_{}_total", metric_name(name));
+        let help = stats
+            .help
+            .get(name)
+            .map_or_else(|| name.replace('_', " "), |h| h.clone());
+        out.push_str(&format!("# HELP {metric} {}\n", escape_help(&help)));
+        out.push_str(&format!("# TYPE {metric} counter\n"));
+        out.push_str(&format!("{metric} {value}\n"));
+    }
+    out
+}
+
+/// One gauge family of one sample, no labels.
+pub fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    let metric = format!("tunmcast_{}", metric_name(name));
+    let _ = writeln!(out, "# HELP {metric} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {metric} gauge");
+    let _ = writeln!(out, "{metric} {value}");
+}
+
+/// One histogram family, no labels: cumulative `_bucket{le=..}` samples, `_sum`, `_count`.
+pub fn histogram(out: &mut String, name: &str, help: &str, histogram: &Histogram) {
+    let metric = format!("tunmcast_{}", metric_name(name));
+    let _ = writeln!(out, "# HELP {metric} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {metric} histogram");
+    let mut cumulative = 0;
+    for (bound, count) in histogram.bounds_s.iter().zip(&histogram.counts) {
+        cumulative += count;
+        let _ = writeln!(out, "{metric}_bucket{{le=\"{bound}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{metric}_bucket{{le=\"+Inf\"}} {}", histogram.count);
+    let _ = writeln!(out, "{metric}_sum {}", histogram.sum_s);
+    let _ = writeln!(out, "{metric}_count {}", histogram.count);
+}
+
+/// A metric name may hold `[a-zA-Z0-9_:]` only.
+fn metric_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// HELP text escapes backslash and newline.
+fn escape_help(text: &str) -> String {
+    text.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_have_help_type_and_samples() {
+        let mut stats = StatsReply::default();
+        stats.stats.insert("igmp_rcv_queries".into(), 7);
+        stats.help.insert(
+            "igmp_rcv_queries".into(),
+            "IGMP queries received\\ok".into(),
+        );
+        assert_eq!(
+            counters(&stats),
+            "# HELP tunmcast_igmp_rcv_queries_total IGMP queries received\\\\ok\n\
+             # TYPE tunmcast_igmp_rcv_queries_total counter\n\
+             tunmcast_igmp_rcv_queries_total 7\n"
+        );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_and_end_at_the_count() {
+        let mut h = Histogram::delays();
+        for ns in [500_000, 1_000_000, 120_000_000, 126_000_000, 60_000_000_000] {
+            h.observe_ns(ns);
+        }
+        let mut out = String::new();
+        histogram(&mut out, "join_delay_seconds", "Join delays.", &h);
+        assert!(out.starts_with(
+            "# HELP tunmcast_join_delay_seconds Join delays.\n\
+             # TYPE tunmcast_join_delay_seconds histogram\n\
+             tunmcast_join_delay_seconds_bucket{le=\"0.001\"} 2\n\
+             tunmcast_join_delay_seconds_bucket{le=\"0.005\"} 2\n"
+        ));
+        assert!(out.contains("_bucket{le=\"0.125\"} 3\n"));
+        assert!(out.contains("_bucket{le=\"0.25\"} 4\n"));
+        assert!(out.contains("_bucket{le=\"10\"} 4\n"));
+        assert!(out.contains("_bucket{le=\"+Inf\"} 5\n"));
+        assert!(out.ends_with("tunmcast_join_delay_seconds_count 5\n"));
+        assert_eq!(h.counts.iter().sum::<u64>(), 5);
+    }
+}
