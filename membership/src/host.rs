@@ -350,26 +350,35 @@ impl Host {
 
     /// Every interface: the versions spoken and the timers that hold them.
     pub fn interfaces(&self, now: Instant) -> Vec<InterfaceInfo> {
-        let (igmp, mld, config) = (&self.igmp, &self.mld, &self.config);
         self.interfaces
             .keys()
-            .map(|&ifindex| InterfaceInfo {
-                iface: ifindex,
-                igmp_version: igmp.version(ifindex, config),
-                igmp_v1_querier_ms: igmp
-                    .older_querier_left(ifindex, Compat::V1, now)
-                    .map(millis),
-                igmp_v2_querier_ms: igmp
-                    .older_querier_left(ifindex, Compat::V2, now)
-                    .map(millis),
-                mld_version: mld.version(ifindex, config),
-                // MLDv1 is the V2 mode.
-                mld_v1_querier_ms: mld.older_querier_left(ifindex, Compat::V2, now).map(millis),
-                igmp_general_response_ms: igmp.general_response_left(ifindex, now).map(millis),
-                mld_general_response_ms: mld.general_response_left(ifindex, now).map(millis),
-                igmp_groups: igmp.group_count(ifindex),
-                mld_groups: mld.group_count(ifindex),
-            })
+            .filter_map(|&ifindex| self.interface(ifindex, now))
             .collect()
+    }
+
+    /// One interface, as [`Host::interfaces`] lists it; `None` if it is not one of this host's.
+    /// Costs what one interface costs, for views that page through many.
+    pub fn interface(&self, ifindex: IfIndex, now: Instant) -> Option<InterfaceInfo> {
+        if !self.interfaces.contains_key(&ifindex) {
+            return None;
+        }
+        let (igmp, mld, config) = (&self.igmp, &self.mld, &self.config);
+        Some(InterfaceInfo {
+            iface: ifindex,
+            igmp_version: igmp.version(ifindex, config),
+            igmp_v1_querier_ms: igmp
+                .older_querier_left(ifindex, Compat::V1, now)
+                .map(millis),
+            igmp_v2_querier_ms: igmp
+                .older_querier_left(ifindex, Compat::V2, now)
+                .map(millis),
+            mld_version: mld.version(ifindex, config),
+            // MLDv1 is the V2 mode.
+            mld_v1_querier_ms: mld.older_querier_left(ifindex, Compat::V2, now).map(millis),
+            igmp_general_response_ms: igmp.general_response_left(ifindex, now).map(millis),
+            mld_general_response_ms: mld.general_response_left(ifindex, now).map(millis),
+            igmp_groups: igmp.group_count(ifindex),
+            mld_groups: mld.group_count(ifindex),
+        })
     }
 }

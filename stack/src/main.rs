@@ -14,6 +14,7 @@ mod datapath;
 #[allow(dead_code)]
 mod delays;
 mod framing;
+mod http;
 mod listeners;
 mod logging;
 // Its per-reason drop counts are kept for its tests; the daemon counts drops in one counter.
@@ -119,6 +120,14 @@ pub struct Args {
     /// (host, group), about 100 bytes each, so off unless asked for.
     #[arg(long)]
     pub delays: bool,
+    /// Serve a read-only view over HTTP on ADDR:PORT: `/metrics` (Prometheus), `/api/...`
+    /// (JSON) and `/` (a live page). Off by default; a loopback address unless --http-public.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Allow --http on an address other than loopback: the view is then reachable from the
+    /// network, without authentication (logged at start).
+    #[arg(long, requires = "http")]
+    pub http_public: bool,
 }
 
 impl Args {
@@ -199,6 +208,23 @@ impl Args {
         Ok(topology::Topology::from_args(self))
     }
 
+    /// `--http` on a non-loopback address needs `--http-public`: the view has no
+    /// authentication.
+    pub fn check_http(&self) -> Result<(), ArgsError> {
+        match self.http {
+            Some(addr) if !addr.ip().is_loopback() && !self.http_public => {
+                Err(ArgsError::Usage(Args::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--http {addr} is not a loopback address: the view has no \
+                         authentication; add --http-public to serve it beyond this host"
+                    ),
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The options that differ from `running`, other than those a reload applies (the log
     /// level), by their long names.
     pub fn differs_beyond_reloadable(&self, running: &Args) -> Vec<&'static str> {
@@ -243,6 +269,8 @@ impl Args {
         differ("seed", self.seed != running.seed);
         differ("config", self.config != running.config);
         differ("delays", self.delays != running.delays);
+        differ("http", self.http != running.http);
+        differ("http_public", self.http_public != running.http_public);
         names
     }
 
@@ -262,7 +290,11 @@ impl Args {
     /// Usage and configuration errors print one message and exit with status 2.
     pub fn from_command_line() -> (Args, topology::Topology) {
         let argv: Vec<OsString> = std::env::args_os().collect();
-        match Args::from_argv(&argv).and_then(|args| Ok((args.topology()?, args))) {
+        let parsed = Args::from_argv(&argv).and_then(|args| {
+            args.check_http()?;
+            Ok((args.topology()?, args))
+        });
+        match parsed {
             Ok((topology, args)) => (args, topology),
             Err(ArgsError::Usage(e)) => e.exit(),
             Err(ArgsError::Config(e)) => {

@@ -25,6 +25,7 @@ use crate::topology::{HostParams, Topology};
 use crate::Args;
 
 mod hosts;
+mod http;
 mod links;
 mod persist;
 mod reload;
@@ -160,6 +161,8 @@ struct Daemon {
     /// `show` replies being written, a slice per turn.
     shows: Vec<ShowJob>,
     delays: DelayTracker,
+    /// `--http`: the server's queries and the walks answering them.
+    http: Option<http::HttpPort>,
 }
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
@@ -206,6 +209,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
             DelayTracker::off()
         },
         argv: std::env::args_os().collect(),
+        http: None,
         args,
     };
     // Every device first: a link that cannot be opened at start is a start-up error.
@@ -221,6 +225,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let mut control = ControlSocket::bind(&daemon.args.control_path())?;
     control.serve(requests_tx, waker.clone())?;
+    daemon.start_http(&waker)?;
     daemon.log_start(control.path());
     daemon.restore()?;
     daemon.flush()?;
@@ -294,7 +299,8 @@ impl Daemon {
             let now = self.now();
             // A readable device, or a `show` with its next slice to write: no sleep.
             let busy = self.links.iter().any(|(_, l)| l.readable)
-                || self.shows.iter().any(|job| !job.is_blocked());
+                || self.shows.iter().any(|job| !job.is_blocked())
+                || self.http_busy();
             let timeout = if busy {
                 Duration::ZERO
             } else if !self.shows.is_empty() {
@@ -334,6 +340,7 @@ impl Daemon {
             // Control requests are answered between bursts, so a flood cannot starve them.
             self.answer_requests(requests)?;
             self.advance_shows();
+            self.serve_http();
             let readable: Vec<LinkId> = self
                 .links
                 .iter()

@@ -283,7 +283,7 @@ impl Daemon {
 
     /// The counters: every one (the cores', the devices', the control socket's, the data
     /// path's), or one link's (its device's, its hosts' summed), or one host's.
-    fn stats(&self, args: &StatsArgs) -> Result<StatsReply, Vec<u8>> {
+    pub(super) fn stats(&self, args: &StatsArgs) -> Result<StatsReply, Vec<u8>> {
         let mut reply = StatsReply::default();
         let mut add = |name: &str, value: u64, help: &str| {
             *reply.stats.entry(name.to_string()).or_default() += value;
@@ -332,7 +332,7 @@ impl Daemon {
     }
 
     /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address.
-    fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, Vec<u8>> {
+    pub(super) fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, Vec<u8>> {
         if !self.delays.is_on() {
             return Err(error_reply(
                 "delays are not measured: start tunmcastd with --delays (delays = true in the \

@@ -1,0 +1,393 @@
+//! The event loop's side of `--http` (the server is in `crate::http`): queries taken between
+//! packet bursts, a few per turn; those over the whole host or group table are walks of at
+//! most [`WALK_SLICE`] entries per turn, so a page at 10^5 hosts never holds a query waiting.
+//! Nothing here changes state.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use membership::{GroupCursor, IfIndex};
+use mio::Waker;
+use tools::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
+use tools::prometheus::Histogram;
+use tools::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
+
+use super::{Daemon, HostId};
+use crate::http::{self, Asked, LoopSide, Query, Refusal, Snapshot, Ticket};
+
+/// Hosts or group records one walk visits per turn of the loop.
+const WALK_SLICE: usize = 1024;
+/// Queries taken from the server per turn.
+const QUERIES_PER_TURN: usize = 16;
+/// A groups page stops growing past about this many bytes of JSON (sources make records big).
+const MAX_PAGE_BYTES: usize = 2 << 20;
+
+/// The server's channel ends and the walks under way.
+pub(super) struct HttpPort {
+    side: LoopSide,
+    walks: Vec<Walk>,
+}
+
+/// A page being gathered over turns of the loop.
+struct Walk {
+    ticket: Ticket,
+    offset: u64,
+    limit: u64,
+    /// Entries that matched so far, listed or skipped.
+    matched: u64,
+    kind: WalkKind,
+}
+
+enum WalkKind {
+    Hosts {
+        search: Option<String>,
+        /// Position: the link's place in the link table's order, and the host's on the link.
+        link: usize,
+        index: usize,
+        page: Vec<HostInfo>,
+    },
+    Groups {
+        /// Only this host's records (core, ifindex).
+        only: Option<(usize, IfIndex)>,
+        cursor: Option<(usize, GroupCursor)>,
+        page: Vec<protocol::GroupInfo>,
+        bytes: usize,
+        total: u64,
+        /// The page filled before the walk's end.
+        more: bool,
+    },
+}
+
+/// The error text of a control protocol refusal.
+fn refusal(status: u16, reply: &[u8]) -> Refusal {
+    let message = serde_json::from_slice::<serde_json::Value>(reply)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned());
+    Refusal { status, message }
+}
+
+impl Daemon {
+    /// `--http`: binds and starts the server; its queries wake the loop through `waker`.
+    pub(super) fn start_http(&mut self, waker: &Arc<Waker>) -> anyhow::Result<()> {
+        if let Some(addr) = self.args.http {
+            self.http = Some(HttpPort {
+                side: http::start(addr, waker.clone())?,
+                walks: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A walk has its next slice to do: the loop must not sleep.
+    pub(super) fn http_busy(&self) -> bool {
+        self.http.as_ref().is_some_and(|port| !port.walks.is_empty())
+    }
+
+    /// Takes the server's queries and advances the walks by a slice each.
+    pub(super) fn serve_http(&mut self) {
+        let Some(mut port) = self.http.take() else {
+            return;
+        };
+        for _ in 0..QUERIES_PER_TURN {
+            let Ok(Asked { query, ticket }) = port.side.queries.try_recv() else {
+                break;
+            };
+            match self.http_query(query, ticket) {
+                Ok(walk) => port.walks.push(walk),
+                Err(answer) => port.side.answer(ticket, answer),
+            }
+        }
+        let mut walks = std::mem::take(&mut port.walks);
+        walks.retain_mut(|walk| match self.advance_walk(walk) {
+            Some(answer) => {
+                port.side.answer(walk.ticket, answer);
+                false
+            }
+            None => true,
+        });
+        port.walks = walks;
+        self.http = Some(port);
+    }
+
+    /// The answer at once (as `Err`), or the walk that will give it.
+    fn http_query(&mut self, query: Query, ticket: Ticket) -> Result<Walk, Result<Snapshot, Refusal>> {
+        let walk = |kind, offset, limit| Walk {
+            ticket,
+            offset,
+            limit,
+            matched: 0,
+            kind,
+        };
+        Err(Ok(match query {
+            Query::Overview => Snapshot::Overview(self.overview()),
+            Query::Metrics => Snapshot::Metrics {
+                overview: self.overview(),
+                stats: self.stats(&StatsArgs::default()).map_err(|r| Err(refusal(500, &r)))?,
+                delays: self.delay_histograms(),
+            },
+            Query::Stats => {
+                Snapshot::Stats(self.stats(&StatsArgs::default()).map_err(|r| Err(refusal(500, &r)))?)
+            }
+            Query::Links => Snapshot::Links(self.links_reply()),
+            Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
+            Query::Delays { limit } => {
+                let args = DelaysArgs {
+                    reset: false,
+                    limit: Some(limit),
+                };
+                Snapshot::Delays(self.delays_reply(&args).map_err(|r| Err(refusal(404, &r)))?)
+            }
+            Query::Hosts {
+                offset,
+                limit,
+                search,
+            } => {
+                let kind = WalkKind::Hosts {
+                    search,
+                    link: 0,
+                    index: 0,
+                    page: Vec::new(),
+                };
+                return Ok(walk(kind, offset, limit));
+            }
+            Query::Groups {
+                host,
+                offset,
+                limit,
+            } => {
+                let only = match host {
+                    None => None,
+                    Some(addr) => match self.by_addr.get(&addr) {
+                        Some(&id) => Some((self.hosts[id].core, self.hosts[id].ifindex)),
+                        None => {
+                            return Err(Err(Refusal {
+                                status: 404,
+                                message: format!("no host has the address {addr}"),
+                            }))
+                        }
+                    },
+                };
+                let total = match only {
+                    Some((core, ifindex)) => {
+                        self.cores[core].host.interface_group_records(ifindex) as u64
+                    }
+                    None => self.cores.iter().map(|c| c.host.group_records() as u64).sum(),
+                };
+                let kind = WalkKind::Groups {
+                    only,
+                    cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+                    page: Vec::new(),
+                    bytes: 0,
+                    total,
+                    more: false,
+                };
+                return Ok(walk(kind, offset, limit));
+            }
+        }))
+    }
+
+    fn overview(&self) -> Overview {
+        Overview {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            links: self.links.len() as u64,
+            hosts: self.hosts.iter().filter(|(_, h)| !h.retired).count() as u64,
+            group_records: self.cores.iter().map(|c| c.host.group_records() as u64).sum(),
+            delays: self.delays.is_on(),
+            uptime_ms: u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Every (host, group) measured, counted into the histograms: O(measurements).
+    fn delay_histograms(&self) -> DelayHistograms {
+        let mut histograms = DelayHistograms {
+            measured: self.delays.is_on(),
+            join: Histogram::delays(),
+            leave: Histogram::delays(),
+        };
+        for pair in self.delays.delays() {
+            if let Some(ns) = pair.join_delay_ns {
+                histograms.join.observe_ns(ns);
+            }
+            if let Some(ns) = pair.leave_delay_ns {
+                histograms.leave.observe_ns(ns);
+            }
+        }
+        histograms
+    }
+
+    /// Every link, its device's counters and its hosts' summed (as `stats --iface`).
+    fn links_reply(&self) -> LinksReply {
+        let links = self
+            .links
+            .iter()
+            .map(|(_, link)| {
+                let args = StatsArgs {
+                    iface: Some(link.name.clone()),
+                    host: None,
+                };
+                let stats = self
+                    .stats(&args)
+                    .map(|reply| reply.stats)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(name, _)| !name.starts_with("control_"))
+                    .collect();
+                LinkInfo {
+                    iface: link.name.clone(),
+                    device: link.kind_name().to_lowercase(),
+                    ifindex: link.ifindex,
+                    suppression: link.suppression,
+                    hosts: link.hosts.len() as u64,
+                    stats,
+                }
+            })
+            .collect();
+        LinksReply { links }
+    }
+
+    /// One host as `/api/hosts` lists it.
+    fn host_info(&self, id: HostId) -> Option<HostInfo> {
+        let host = &self.hosts[id];
+        let interface = self.cores[host.core]
+            .host
+            .interface(host.ifindex, self.now())?;
+        Some(HostInfo {
+            interface: self.interface_info(id, &interface),
+            link: self
+                .links
+                .get(host.link)
+                .map_or_else(String::new, |l| l.name.clone()),
+            stats: host
+                .io
+                .described()
+                .into_iter()
+                .map(|(name, value, _)| (name.to_string(), value))
+                .collect(),
+        })
+    }
+
+    /// Whether host `id`'s addresses, MAC or link contain `search` (lower case).
+    fn host_matches(&self, id: HostId, search: &str, text: &mut String) -> bool {
+        let host = &self.hosts[id];
+        text.clear();
+        let _ = write!(text, "{} {}", host.spec.ipv4.0, host.spec.ipv6_ll);
+        if let Some(mac) = host.spec.mac {
+            let _ = write!(text, " {mac}");
+        }
+        if let Some(link) = self.links.get(host.link) {
+            let _ = write!(text, " {}", link.name);
+        }
+        text.make_ascii_lowercase();
+        text.contains(search)
+    }
+
+    /// One slice of `walk`; its answer once it is over.
+    fn advance_walk(&self, walk: &mut Walk) -> Option<Result<Snapshot, Refusal>> {
+        let Walk {
+            offset,
+            limit,
+            matched,
+            kind,
+            ..
+        } = walk;
+        match kind {
+            WalkKind::Hosts {
+                search,
+                link,
+                index,
+                page,
+            } => {
+                let links: Vec<usize> = self.links.iter().map(|(id, _)| id).collect();
+                let mut text = String::new();
+                for _ in 0..WALK_SLICE {
+                    let Some(&link_id) = links.get(*link) else {
+                        return Some(Ok(Snapshot::Hosts(HostsPage {
+                            offset: *offset,
+                            limit: *limit,
+                            total: *matched,
+                            hosts: std::mem::take(page),
+                        })));
+                    };
+                    let Some(&id) = self.links[link_id].hosts.get(*index) else {
+                        (*link, *index) = (*link + 1, 0);
+                        continue;
+                    };
+                    *index += 1;
+                    if self.hosts.get(id).is_none_or(|h| h.retired) {
+                        continue;
+                    }
+                    if let Some(search) = search {
+                        if !self.host_matches(id, search, &mut text) {
+                            continue;
+                        }
+                    }
+                    if *matched >= *offset && (page.len() as u64) < *limit {
+                        page.extend(self.host_info(id));
+                    }
+                    *matched += 1;
+                }
+                None
+            }
+            WalkKind::Groups {
+                only,
+                cursor,
+                page,
+                bytes,
+                total,
+                more,
+            } => {
+                let now = self.now();
+                let mut records = Vec::new();
+                let mut walked = 0;
+                while let Some((core, at)) = *cursor {
+                    if walked >= WALK_SLICE || *more {
+                        break;
+                    }
+                    records.clear();
+                    let next = self.cores[core]
+                        .host
+                        .groups_page(at, WALK_SLICE - walked, now, &mut records);
+                    walked += records.len().max(1);
+                    for info in &records {
+                        let key = (core, info.iface);
+                        let live = self
+                            .by_iface
+                            .get(&key)
+                            .is_some_and(|&h| !self.hosts[h].retired);
+                        if !live || only.is_some_and(|o| o != key) {
+                            continue;
+                        }
+                        if (page.len() as u64) >= *limit || *bytes >= MAX_PAGE_BYTES {
+                            *more = true;
+                            break;
+                        }
+                        if *matched >= *offset {
+                            let group = self.group_info(core, info);
+                            let sources: usize = group.sources.len()
+                                + group.requests.iter().map(|r| r.sources.len()).sum::<usize>();
+                            *bytes += 300 + 42 * sources;
+                            page.push(group);
+                        }
+                        *matched += 1;
+                    }
+                    *cursor = match next {
+                        Some(next) => Some((core, next)),
+                        None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
+                        None => None,
+                    };
+                }
+                if cursor.is_some() && !*more {
+                    return None;
+                }
+                Some(Ok(Snapshot::Groups(GroupsPage {
+                    offset: *offset,
+                    limit: *limit,
+                    total: *total,
+                    next_offset: more.then_some(*offset + page.len() as u64),
+                    groups: std::mem::take(page),
+                })))
+            }
+        }
+    }
+}

@@ -1,0 +1,485 @@
+//! What the HTTP view answers: the request parsed (httparse), checked and routed; the loop's
+//! snapshots rendered as JSON or the Prometheus text.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+use tools::http_api::{DEFAULT_PAGE, MAX_PAGE};
+use tools::prometheus;
+
+use super::{Query, Refusal, Snapshot, MAX_HEAD};
+
+/// The live page: one file, its script and style inline, nothing fetched from elsewhere.
+const PAGE: &str = include_str!("page.html");
+/// Headers a request may have.
+const MAX_HEADERS: usize = 32;
+/// The longest `q` search string.
+const MAX_SEARCH: usize = 64;
+/// The most (host, group) pairs per list of `/api/delays`.
+const MAX_DELAY_LIST: usize = 1000;
+
+/// A request the server can answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Route {
+    Page,
+    Metrics,
+    Overview,
+    Stats,
+    Links,
+    Delays { limit: usize },
+    Histograms,
+    Hosts {
+        offset: u64,
+        limit: u64,
+        search: Option<String>,
+    },
+    Groups {
+        host: Option<IpAddr>,
+        offset: u64,
+        limit: u64,
+    },
+}
+
+/// What a request head amounts to so far.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    /// More bytes needed.
+    Partial,
+    Done {
+        route: Route,
+        /// HEAD: the response without its body.
+        head_only: bool,
+    },
+    Refused(Refusal),
+}
+
+fn refused(status: u16, message: impl Into<String>) -> Parsed {
+    Parsed::Refused(Refusal {
+        status,
+        message: message.into(),
+    })
+}
+
+/// Parses and checks the request head read so far.
+pub(super) fn parse_request(head: &[u8]) -> Parsed {
+    if head.len() > MAX_HEAD {
+        return refused(413, format!("request head longer than {MAX_HEAD} bytes"));
+    }
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Ok(httparse::Status::Complete(_)) => {}
+        Err(httparse::Error::TooManyHeaders) => {
+            return refused(431, format!("more than {MAX_HEADERS} headers"))
+        }
+        Err(e) => return refused(400, format!("malformed request: {e}")),
+    }
+    let method = request.method.unwrap_or_default();
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => {
+            return refused(
+                405,
+                format!("{method}: this view is read-only, only GET and HEAD are answered"),
+            )
+        }
+    };
+    for header in request.headers.iter() {
+        let body = match header.name.to_ascii_lowercase().as_str() {
+            "content-length" => std::str::from_utf8(header.value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .is_none_or(|length| length > 0),
+            "transfer-encoding" => true,
+            _ => false,
+        };
+        if body {
+            return refused(413, "a request here has no body");
+        }
+    }
+    let target = request.path.unwrap_or("/");
+    match route(target) {
+        Ok(route) => Parsed::Done { route, head_only },
+        Err(refusal) => Parsed::Refused(refusal),
+    }
+}
+
+/// The query string's parameters, each of `allowed` at most once.
+fn parameters<'a>(
+    path: &str,
+    query: &'a str,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, Refusal> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        if !allowed.contains(&key.as_ref()) {
+            let takes = if allowed.is_empty() {
+                "no parameters".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err(Refusal {
+                status: 400,
+                message: format!("unknown parameter {key:?}: {path} takes {takes}"),
+            });
+        }
+        if found.iter().any(|(k, _)| *k == key) {
+            return Err(Refusal {
+                status: 400,
+                message: format!("parameter {key:?} given twice"),
+            });
+        }
+        found.push((key.into_owned(), value.into_owned()));
+    }
+    Ok(found)
+}
+
+fn bad(message: String) -> Refusal {
+    Refusal {
+        status: 400,
+        message,
+    }
+}
+
+fn number(key: &str, value: &str, range: std::ops::RangeInclusive<u64>) -> Result<u64, Refusal> {
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| {
+            bad(format!(
+                "{key}={value:?}: a number from {} to {}",
+                range.start(),
+                range.end()
+            ))
+        })
+}
+
+/// The route of a request target (path and query string).
+fn route(target: &str) -> Result<Route, Refusal> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let none = |route: Route| parameters(path, query, &[]).map(|_| route);
+    match path {
+        "/" | "/index.html" => none(Route::Page),
+        "/metrics" => none(Route::Metrics),
+        "/api/overview" => none(Route::Overview),
+        "/api/stats" => none(Route::Stats),
+        "/api/links" => none(Route::Links),
+        "/api/histograms" => none(Route::Histograms),
+        "/api/delays" => {
+            let mut limit = 100;
+            for (key, value) in parameters(path, query, &["limit"])? {
+                if key == "limit" {
+                    limit = number(&key, &value, 0..=MAX_DELAY_LIST as u64)? as usize;
+                }
+            }
+            Ok(Route::Delays { limit })
+        }
+        "/api/hosts" => {
+            let (mut offset, mut limit, mut search) = (0, DEFAULT_PAGE, None);
+            for (key, value) in parameters(path, query, &["offset", "limit", "q"])? {
+                match key.as_str() {
+                    "offset" => offset = number(&key, &value, 0..=u64::from(u32::MAX))?,
+                    "limit" => limit = number(&key, &value, 1..=MAX_PAGE)?,
+                    _ => {
+                        let text = value.trim().to_lowercase();
+                        if text.len() > MAX_SEARCH {
+                            return Err(bad(format!("q: at most {MAX_SEARCH} characters")));
+                        }
+                        search = (!text.is_empty()).then_some(text);
+                    }
+                }
+            }
+            Ok(Route::Hosts {
+                offset,
+                limit,
+                search,
+            })
+        }
+        "/api/groups" => {
+            let (mut offset, mut limit, mut host) = (0, DEFAULT_PAGE, None);
+            for (key, value) in parameters(path, query, &["host", "offset", "limit"])? {
+                match key.as_str() {
+                    "offset" => offset = number(&key, &value, 0..=u64::from(u32::MAX))?,
+                    "limit" => limit = number(&key, &value, 1..=MAX_PAGE)?,
+                    _ => {
+                        let addr = value.trim().parse::<IpAddr>().map_err(|_| {
+                            bad(format!("host={value:?}: not an IPv4 or IPv6 address"))
+                        })?;
+                        host = Some(addr);
+                    }
+                }
+            }
+            Ok(Route::Groups {
+                host,
+                offset,
+                limit,
+            })
+        }
+        _ => Err(Refusal {
+            status: 404,
+            message: format!(
+                "no such path {path:?}: try /, /metrics, /api/overview, /api/hosts, \
+                 /api/groups, /api/links, /api/stats, /api/delays or /api/histograms"
+            ),
+        }),
+    }
+}
+
+/// A response, written whole and followed by the end of the connection.
+pub(super) struct Response {
+    status: u16,
+    content_type: &'static str,
+    extra_headers: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    fn json(value: &impl Serialize) -> Response {
+        Response {
+            status: 200,
+            content_type: "application/json",
+            extra_headers: "",
+            body: serde_json::to_vec(value).expect("API types always serialize"),
+        }
+    }
+
+    /// The status line, the headers and the body.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
+             Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{}\r\n",
+            self.status,
+            reason(self.status),
+            self.content_type,
+            self.body.len(),
+            self.extra_headers,
+        )
+        .into_bytes();
+        out.extend_from_slice(&self.body);
+        out
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Content Too Large",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Error",
+    }
+}
+
+/// `{"error":"..."}` with the refusal's status.
+pub(super) fn error_response(refusal: &Refusal) -> Response {
+    #[derive(Serialize)]
+    struct Error<'a> {
+        error: &'a str,
+    }
+    Response {
+        status: refusal.status,
+        extra_headers: if refusal.status == 405 {
+            "Allow: GET, HEAD\r\n"
+        } else {
+            ""
+        },
+        ..Response::json(&Error {
+            error: &refusal.message,
+        })
+    }
+}
+
+impl Route {
+    /// What to ask the event loop; `None` for what the server answers alone.
+    pub fn query(&self) -> Option<Query> {
+        Some(match self {
+            Route::Page => return None,
+            Route::Metrics => Query::Metrics,
+            Route::Overview => Query::Overview,
+            Route::Stats => Query::Stats,
+            Route::Links => Query::Links,
+            Route::Delays { limit } => Query::Delays { limit: *limit },
+            Route::Histograms => Query::Histograms,
+            Route::Hosts {
+                offset,
+                limit,
+                search,
+            } => Query::Hosts {
+                offset: *offset,
+                limit: *limit,
+                search: search.clone(),
+            },
+            Route::Groups {
+                host,
+                offset,
+                limit,
+            } => Query::Groups {
+                host: *host,
+                offset: *offset,
+                limit: *limit,
+            },
+        })
+    }
+
+    /// The response to a route with no query.
+    pub fn static_response(&self) -> Response {
+        Response {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            // Nothing but this server's own answers: the page works without a network.
+            extra_headers: "Content-Security-Policy: default-src 'none'; connect-src 'self'; \
+                            script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                            img-src data:\r\n",
+            body: PAGE.as_bytes().to_vec(),
+        }
+    }
+
+    /// The loop's snapshot as this route's response.
+    pub fn render(&self, snapshot: Snapshot) -> Response {
+        match snapshot {
+            Snapshot::Metrics {
+                overview,
+                stats,
+                delays,
+            } => {
+                let mut text = prometheus::counters(&stats);
+                prometheus::gauge(&mut text, "links", "Links (devices) served.", overview.links);
+                prometheus::gauge(&mut text, "hosts", "Emulated hosts.", overview.hosts);
+                prometheus::gauge(
+                    &mut text,
+                    "group_records",
+                    "Group records of every host (groups joined, and being left).",
+                    overview.group_records,
+                );
+                if delays.measured {
+                    prometheus::histogram(
+                        &mut text,
+                        "join_delay_seconds",
+                        "RFC 3918 join delay: first report written to first datagram read, \
+                         per (host, group).",
+                        &delays.join,
+                    );
+                    prometheus::histogram(
+                        &mut text,
+                        "leave_delay_seconds",
+                        "RFC 3918 leave delay: leave written to last datagram read, per \
+                         (host, group).",
+                        &delays.leave,
+                    );
+                }
+                Response {
+                    status: 200,
+                    content_type: "text/plain; version=0.0.4; charset=utf-8",
+                    extra_headers: "",
+                    body: text.into_bytes(),
+                }
+            }
+            Snapshot::Overview(overview) => Response::json(&overview),
+            Snapshot::Stats(stats) => Response::json(&stats),
+            Snapshot::Links(links) => Response::json(&links),
+            Snapshot::Delays(delays) => Response::json(&delays),
+            Snapshot::Histograms(histograms) => Response::json(&histograms),
+            Snapshot::Hosts(page) => Response::json(&page),
+            Snapshot::Groups(page) => Response::json(&page),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Parsed {
+        parse_request(text.as_bytes())
+    }
+
+    fn status(parsed: Parsed) -> u16 {
+        match parsed {
+            Parsed::Refused(refusal) => refusal.status,
+            Parsed::Done { .. } => 200,
+            Parsed::Partial => 0,
+        }
+    }
+
+    #[test]
+    fn routes_and_their_parameters() {
+        let done = |text: &str| match parse(text) {
+            Parsed::Done { route, .. } => route,
+            other => panic!("{text:?}: {other:?}"),
+        };
+        assert_eq!(done("GET / HTTP/1.1\r\n\r\n"), Route::Page);
+        assert_eq!(done("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics);
+        assert_eq!(
+            done("GET /api/hosts?offset=5&limit=20&q=10.99.0.1%31 HTTP/1.1\r\n\r\n"),
+            Route::Hosts {
+                offset: 5,
+                limit: 20,
+                search: Some("10.99.0.11".into())
+            }
+        );
+        assert_eq!(
+            done("GET /api/groups?host=fe80::a63:a HTTP/1.0\r\n\r\n"),
+            Route::Groups {
+                host: Some("fe80::a63:a".parse().unwrap()),
+                offset: 0,
+                limit: DEFAULT_PAGE
+            }
+        );
+        assert!(matches!(
+            parse("HEAD /api/stats HTTP/1.1\r\n\r\n"),
+            Parsed::Done {
+                head_only: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn bad_requests_get_clear_statuses() {
+        assert_eq!(status(parse("GET /metrics HTTP/1.1\r\nHost")), 0);
+        assert_eq!(status(parse("GET /nope HTTP/1.1\r\n\r\n")), 404);
+        assert_eq!(status(parse("POST /api/hosts HTTP/1.1\r\n\r\n")), 405);
+        assert_eq!(status(parse("DELETE / HTTP/1.1\r\n\r\n")), 405);
+        assert_eq!(
+            status(parse("GET / HTTP/1.1\r\nContent-Length: 10485760\r\n\r\n")),
+            413
+        );
+        assert_eq!(status(parse("GET /api/hosts?limit=0 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /api/hosts?limit=1001 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /api/hosts?offset=x HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /api/hosts?bogus=1 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /api/groups?host=nope HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /metrics?x=1 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("GET /api/hosts?limit=1&limit=2 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(status(parse("\x01\x02 garbage\r\n\r\n")), 400);
+        let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
+        assert_eq!(status(parse(&long)), 413);
+        let Parsed::Refused(refusal) = parse("GET /api/hosts?bogus=1 HTTP/1.1\r\n\r\n") else {
+            unreachable!()
+        };
+        assert!(refusal.message.contains("offset, limit, q"), "{}", refusal.message);
+    }
+
+    #[test]
+    fn responses_say_their_length_and_close() {
+        let text = String::from_utf8(
+            error_response(&Refusal {
+                status: 405,
+                message: "no".into(),
+            })
+            .into_bytes(),
+        )
+        .unwrap();
+        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
+        assert!(text.contains("Allow: GET, HEAD\r\n"));
+        assert!(text.contains("Connection: close\r\n"));
+        assert!(text.ends_with("\r\n\r\n{\"error\":\"no\"}"));
+        assert!(text.contains("Content-Length: 14\r\n"));
+    }
+}
