@@ -172,7 +172,7 @@ impl Netns {
     }
 
     /// Runs `f` on a thread inside the namespace (sockets it makes belong to the namespace).
-    fn in_netns<T: Send + 'static>(
+    pub(crate) fn in_netns<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> Result<T, String> + Send + 'static,
     ) -> T {

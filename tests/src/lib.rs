@@ -24,12 +24,15 @@
 //! commands, spawned processes), [`daemon`] (tunmcastd and tunmcastctl), [`capture`]
 //! (tcpdump), [`tshark`] (dissected packets and group records), [`peers`] (mcquerier, FRR,
 //! the kernel as a second host), [`bridge`] (a snooping Linux bridge and what it learned),
-//! [`kernel`] (kernel features a test needs, detected).
+//! [`kernel`] (kernel features a test needs, detected), [`http`] (HTTP from inside a
+//! namespace), [`browser`] (headless Chromium: rendered DOM, screenshots, a live tab).
 //! Everything is re-exported here: tests `use tests::*`.
 
 pub mod bridge;
+pub mod browser;
 pub mod capture;
 pub mod daemon;
+pub mod http;
 pub mod kernel;
 pub mod namespace;
 pub mod peers;
@@ -40,8 +43,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use bridge::{Mdb, MdbEntry, SnoopingBridge};
+pub use browser::{chromium_available, Browser};
 pub use capture::Capture;
 pub use daemon::Daemon;
+pub use http::{parse_response, Exchange, HttpResponse};
 pub use kernel::{kernel_has, KernelFeature};
 pub use namespace::{privileged, LinkCounters, Netns};
 /// Signals for [`Spawned::signal`] and [`Daemon::signal`].

@@ -81,7 +81,9 @@ impl Daemon {
 
     /// A walk has its next slice to do: the loop must not sleep.
     pub(super) fn http_busy(&self) -> bool {
-        self.http.as_ref().is_some_and(|port| !port.walks.is_empty())
+        self.http
+            .as_ref()
+            .is_some_and(|port| !port.walks.is_empty())
     }
 
     /// Takes the server's queries and advances the walks by a slice each.
@@ -111,7 +113,11 @@ impl Daemon {
     }
 
     /// The answer at once (as `Err`), or the walk that will give it.
-    fn http_query(&mut self, query: Query, ticket: Ticket) -> Result<Walk, Result<Snapshot, Refusal>> {
+    fn http_query(
+        &mut self,
+        query: Query,
+        ticket: Ticket,
+    ) -> Result<Walk, Result<Snapshot, Refusal>> {
         let walk = |kind, offset, limit| Walk {
             ticket,
             offset,
@@ -123,12 +129,15 @@ impl Daemon {
             Query::Overview => Snapshot::Overview(self.overview()),
             Query::Metrics => Snapshot::Metrics {
                 overview: self.overview(),
-                stats: self.stats(&StatsArgs::default()).map_err(|r| Err(refusal(500, &r)))?,
+                stats: self
+                    .stats(&StatsArgs::default())
+                    .map_err(|r| Err(refusal(500, &r)))?,
                 delays: self.delay_histograms(),
             },
-            Query::Stats => {
-                Snapshot::Stats(self.stats(&StatsArgs::default()).map_err(|r| Err(refusal(500, &r)))?)
-            }
+            Query::Stats => Snapshot::Stats(
+                self.stats(&StatsArgs::default())
+                    .map_err(|r| Err(refusal(500, &r)))?,
+            ),
             Query::Links => Snapshot::Links(self.links_reply()),
             Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
             Query::Delays { limit } => {
@@ -136,7 +145,10 @@ impl Daemon {
                     reset: false,
                     limit: Some(limit),
                 };
-                Snapshot::Delays(self.delays_reply(&args).map_err(|r| Err(refusal(404, &r)))?)
+                Snapshot::Delays(
+                    self.delays_reply(&args)
+                        .map_err(|r| Err(refusal(404, &r)))?,
+                )
             }
             Query::Hosts {
                 offset,
@@ -172,7 +184,11 @@ impl Daemon {
                     Some((core, ifindex)) => {
                         self.cores[core].host.interface_group_records(ifindex) as u64
                     }
-                    None => self.cores.iter().map(|c| c.host.group_records() as u64).sum(),
+                    None => self
+                        .cores
+                        .iter()
+                        .map(|c| c.host.group_records() as u64)
+                        .sum(),
                 };
                 let kind = WalkKind::Groups {
                     only,
@@ -192,7 +208,11 @@ impl Daemon {
             version: env!("CARGO_PKG_VERSION").to_string(),
             links: self.links.len() as u64,
             hosts: self.hosts.iter().filter(|(_, h)| !h.retired).count() as u64,
-            group_records: self.cores.iter().map(|c| c.host.group_records() as u64).sum(),
+            group_records: self
+                .cores
+                .iter()
+                .map(|c| c.host.group_records() as u64)
+                .sum(),
             delays: self.delays.is_on(),
             uptime_ms: u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
         }
@@ -345,9 +365,12 @@ impl Daemon {
                         break;
                     }
                     records.clear();
-                    let next = self.cores[core]
-                        .host
-                        .groups_page(at, WALK_SLICE - walked, now, &mut records);
+                    let next = self.cores[core].host.groups_page(
+                        at,
+                        WALK_SLICE - walked,
+                        now,
+                        &mut records,
+                    );
                     walked += records.len().max(1);
                     for info in &records {
                         let key = (core, info.iface);
@@ -365,7 +388,11 @@ impl Daemon {
                         if *matched >= *offset {
                             let group = self.group_info(core, info);
                             let sources: usize = group.sources.len()
-                                + group.requests.iter().map(|r| r.sources.len()).sum::<usize>();
+                                + group
+                                    .requests
+                                    .iter()
+                                    .map(|r| r.sources.len())
+                                    .sum::<usize>();
                             *bytes += 300 + 42 * sources;
                             page.push(group);
                         }

@@ -303,7 +303,11 @@ impl Daemon {
         }
     }
 
-    pub(super) fn interface_info(&self, id: HostId, i: &membership::InterfaceInfo) -> InterfaceInfo {
+    pub(super) fn interface_info(
+        &self,
+        id: HostId,
+        i: &membership::InterfaceInfo,
+    ) -> InterfaceInfo {
         let host = &self.hosts[id];
         let spec = &host.spec;
         InterfaceInfo {

@@ -56,7 +56,9 @@ pub enum Query {
     Stats,
     Links,
     /// The `delays` reply, at most `limit` pairs per list.
-    Delays { limit: usize },
+    Delays {
+        limit: usize,
+    },
     Histograms,
     /// Hosts in link order; `search` keeps those whose address, MAC or link contains it.
     Hosts {

@@ -26,7 +26,9 @@ pub(super) enum Route {
     Overview,
     Stats,
     Links,
-    Delays { limit: usize },
+    Delays {
+        limit: usize,
+    },
     Histograms,
     Hosts {
         offset: u64,
@@ -349,7 +351,12 @@ impl Route {
                 delays,
             } => {
                 let mut text = prometheus::counters(&stats);
-                prometheus::gauge(&mut text, "links", "Links (devices) served.", overview.links);
+                prometheus::gauge(
+                    &mut text,
+                    "links",
+                    "Links (devices) served.",
+                    overview.links,
+                );
                 prometheus::gauge(&mut text, "hosts", "Emulated hosts.", overview.hosts);
                 prometheus::gauge(
                     &mut text,
@@ -414,7 +421,10 @@ mod tests {
             other => panic!("{text:?}: {other:?}"),
         };
         assert_eq!(done("GET / HTTP/1.1\r\n\r\n"), Route::Page);
-        assert_eq!(done("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics);
+        assert_eq!(
+            done("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Route::Metrics
+        );
         assert_eq!(
             done("GET /api/hosts?offset=5&limit=20&q=10.99.0.1%31 HTTP/1.1\r\n\r\n"),
             Route::Hosts {
@@ -450,20 +460,42 @@ mod tests {
             status(parse("GET / HTTP/1.1\r\nContent-Length: 10485760\r\n\r\n")),
             413
         );
-        assert_eq!(status(parse("GET /api/hosts?limit=0 HTTP/1.1\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET /api/hosts?limit=1001 HTTP/1.1\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET /api/hosts?offset=x HTTP/1.1\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET /api/hosts?bogus=1 HTTP/1.1\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET /api/groups?host=nope HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(
+            status(parse("GET /api/hosts?limit=0 HTTP/1.1\r\n\r\n")),
+            400
+        );
+        assert_eq!(
+            status(parse("GET /api/hosts?limit=1001 HTTP/1.1\r\n\r\n")),
+            400
+        );
+        assert_eq!(
+            status(parse("GET /api/hosts?offset=x HTTP/1.1\r\n\r\n")),
+            400
+        );
+        assert_eq!(
+            status(parse("GET /api/hosts?bogus=1 HTTP/1.1\r\n\r\n")),
+            400
+        );
+        assert_eq!(
+            status(parse("GET /api/groups?host=nope HTTP/1.1\r\n\r\n")),
+            400
+        );
         assert_eq!(status(parse("GET /metrics?x=1 HTTP/1.1\r\n\r\n")), 400);
-        assert_eq!(status(parse("GET /api/hosts?limit=1&limit=2 HTTP/1.1\r\n\r\n")), 400);
+        assert_eq!(
+            status(parse("GET /api/hosts?limit=1&limit=2 HTTP/1.1\r\n\r\n")),
+            400
+        );
         assert_eq!(status(parse("\x01\x02 garbage\r\n\r\n")), 400);
         let long = format!("GET /{} HTTP/1.1\r\n", "a".repeat(MAX_HEAD));
         assert_eq!(status(parse(&long)), 413);
         let Parsed::Refused(refusal) = parse("GET /api/hosts?bogus=1 HTTP/1.1\r\n\r\n") else {
             unreachable!()
         };
-        assert!(refusal.message.contains("offset, limit, q"), "{}", refusal.message);
+        assert!(
+            refusal.message.contains("offset, limit, q"),
+            "{}",
+            refusal.message
+        );
     }
 
     #[test]
@@ -476,7 +508,10 @@ mod tests {
             .into_bytes(),
         )
         .unwrap();
-        assert!(text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{text}"
+        );
         assert!(text.contains("Allow: GET, HEAD\r\n"));
         assert!(text.contains("Connection: close\r\n"));
         assert!(text.ends_with("\r\n\r\n{\"error\":\"no\"}"));
