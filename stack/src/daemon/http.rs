@@ -58,6 +58,12 @@ enum WalkKind {
     },
 }
 
+/// What the loop does with a query.
+enum Started {
+    Answered(Result<Snapshot, Refusal>),
+    Walking(Walk),
+}
+
 /// The error text of a control protocol refusal.
 fn refusal(status: u16, reply: &[u8]) -> Refusal {
     let message = serde_json::from_slice::<serde_json::Value>(reply)
@@ -96,8 +102,8 @@ impl Daemon {
                 break;
             };
             match self.http_query(query, ticket) {
-                Ok(walk) => port.walks.push(walk),
-                Err(answer) => port.side.answer(ticket, answer),
+                Started::Walking(walk) => port.walks.push(walk),
+                Started::Answered(answer) => port.side.answer(ticket, answer),
             }
         }
         let mut walks = std::mem::take(&mut port.walks);
@@ -112,12 +118,8 @@ impl Daemon {
         self.http = Some(port);
     }
 
-    /// The answer at once (as `Err`), or the walk that will give it.
-    fn http_query(
-        &mut self,
-        query: Query,
-        ticket: Ticket,
-    ) -> Result<Walk, Result<Snapshot, Refusal>> {
+    /// The answer at once, or the walk that will give it.
+    fn http_query(&mut self, query: Query, ticket: Ticket) -> Started {
         let walk = |kind, offset, limit| Walk {
             ticket,
             offset,
@@ -125,31 +127,7 @@ impl Daemon {
             matched: 0,
             kind,
         };
-        Err(Ok(match query {
-            Query::Overview => Snapshot::Overview(self.overview()),
-            Query::Metrics => Snapshot::Metrics {
-                overview: self.overview(),
-                stats: self
-                    .stats(&StatsArgs::default())
-                    .map_err(|r| Err(refusal(500, &r)))?,
-                delays: self.delay_histograms(),
-            },
-            Query::Stats => Snapshot::Stats(
-                self.stats(&StatsArgs::default())
-                    .map_err(|r| Err(refusal(500, &r)))?,
-            ),
-            Query::Links => Snapshot::Links(self.links_reply()),
-            Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
-            Query::Delays { limit } => {
-                let args = DelaysArgs {
-                    reset: false,
-                    limit: Some(limit),
-                };
-                Snapshot::Delays(
-                    self.delays_reply(&args)
-                        .map_err(|r| Err(refusal(404, &r)))?,
-                )
-            }
+        match query {
             Query::Hosts {
                 offset,
                 limit,
@@ -161,46 +139,74 @@ impl Daemon {
                     index: 0,
                     page: Vec::new(),
                 };
-                return Ok(walk(kind, offset, limit));
+                Started::Walking(walk(kind, offset, limit))
             }
             Query::Groups {
                 host,
                 offset,
                 limit,
-            } => {
-                let only = match host {
-                    None => None,
-                    Some(addr) => match self.by_addr.get(&addr) {
-                        Some(&id) => Some((self.hosts[id].core, self.hosts[id].ifindex)),
-                        None => {
-                            return Err(Err(Refusal {
-                                status: 404,
-                                message: format!("no host has the address {addr}"),
-                            }))
-                        }
-                    },
+            } => match self.groups_walk(host) {
+                Ok(kind) => Started::Walking(walk(kind, offset, limit)),
+                Err(refusal) => Started::Answered(Err(refusal)),
+            },
+            query => Started::Answered(self.snapshot(query)),
+        }
+    }
+
+    /// The answer to a query that needs no walk.
+    fn snapshot(&mut self, query: Query) -> Result<Snapshot, Refusal> {
+        let all = StatsArgs::default();
+        Ok(match query {
+            Query::Overview => Snapshot::Overview(self.overview()),
+            Query::Metrics => Snapshot::Metrics {
+                overview: self.overview(),
+                stats: self.stats(&all).map_err(|r| refusal(500, &r))?,
+                delays: self.delay_histograms(),
+            },
+            Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, &r))?),
+            Query::Links => Snapshot::Links(self.links_reply()),
+            Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
+            Query::Delays { limit } => {
+                let args = DelaysArgs {
+                    reset: false,
+                    limit: Some(limit),
                 };
-                let total = match only {
-                    Some((core, ifindex)) => {
-                        self.cores[core].host.interface_group_records(ifindex) as u64
-                    }
-                    None => self
-                        .cores
-                        .iter()
-                        .map(|c| c.host.group_records() as u64)
-                        .sum(),
-                };
-                let kind = WalkKind::Groups {
-                    only,
-                    cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
-                    page: Vec::new(),
-                    bytes: 0,
-                    total,
-                    more: false,
-                };
-                return Ok(walk(kind, offset, limit));
+                Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, &r))?)
             }
-        }))
+            Query::Hosts { .. } | Query::Groups { .. } => unreachable!("walked"),
+        })
+    }
+
+    /// The start of a walk over the group records of `host` (all without).
+    fn groups_walk(&self, host: Option<std::net::IpAddr>) -> Result<WalkKind, Refusal> {
+        let only = match host {
+            None => None,
+            Some(addr) => match self.by_addr.get(&addr) {
+                Some(&id) => Some((self.hosts[id].core, self.hosts[id].ifindex)),
+                None => {
+                    return Err(Refusal {
+                        status: 404,
+                        message: format!("no host has the address {addr}"),
+                    })
+                }
+            },
+        };
+        let total = match only {
+            Some((core, ifindex)) => self.cores[core].host.interface_group_records(ifindex) as u64,
+            None => self
+                .cores
+                .iter()
+                .map(|c| c.host.group_records() as u64)
+                .sum(),
+        };
+        Ok(WalkKind::Groups {
+            only,
+            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            page: Vec::new(),
+            bytes: 0,
+            total,
+            more: false,
+        })
     }
 
     fn overview(&self) -> Overview {

@@ -109,11 +109,7 @@ pub(super) fn parse_request(head: &[u8]) -> Parsed {
 }
 
 /// The query string's parameters, each of `allowed` at most once.
-fn parameters<'a>(
-    path: &str,
-    query: &'a str,
-    allowed: &[&str],
-) -> Result<Vec<(String, String)>, Refusal> {
+fn parameters(path: &str, query: &str, allowed: &[&str]) -> Result<Vec<(String, String)>, Refusal> {
     let mut found: Vec<(String, String)> = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         if !allowed.contains(&key.as_ref()) {
