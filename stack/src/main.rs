@@ -424,4 +424,27 @@ mod tests {
             assert!(Args::try_parse_from(&argv).is_err(), "{argv:?}");
         }
     }
+
+    #[test]
+    fn http_is_loopback_unless_public() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["tunmcastd", "--tun", "t0", "--ipv4", "10.99.0.2/24"];
+            argv.extend(extra);
+            Args::try_parse_from(&argv)
+        };
+        assert_eq!(parse(&[]).unwrap().http, None);
+        let local = parse(&["--http", "127.0.0.1:9464"]).unwrap();
+        assert_eq!(local.http, Some("127.0.0.1:9464".parse().unwrap()));
+        assert!(local.check_http().is_ok());
+        assert!(parse(&["--http", "[::1]:9464"]).unwrap().check_http().is_ok());
+        let public = parse(&["--http", "0.0.0.0:9464"]).unwrap();
+        let error = public.check_http().unwrap_err().to_string();
+        assert!(error.contains("--http-public"), "{error}");
+        assert!(parse(&["--http", "0.0.0.0:9464", "--http-public"])
+            .unwrap()
+            .check_http()
+            .is_ok());
+        assert!(parse(&["--http-public"]).is_err(), "--http-public alone");
+        assert!(parse(&["--http", "localhost"]).is_err());
+    }
 }
