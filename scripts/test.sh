@@ -17,7 +17,7 @@ say "tools the tests run"
 ensure_packages iproute2:ip iproute2:bridge iputils-ping:ping procps:sysctl \
     tcpdump:tcpdump tshark:tshark python3:python3 coreutils:chown \
     frr:/usr/lib/frr/zebra frr:/usr/lib/frr/pimd frr:vtysh \
-    man-db:man systemd:systemd-analyze
+    man-db:man systemd:systemd-analyze chromium:chromium
 ensure_python_module prometheus_client prometheus-client python3-prometheus-client
 ensure_rust
 kernel_features

@@ -436,7 +436,10 @@ mod tests {
         let local = parse(&["--http", "127.0.0.1:9464"]).unwrap();
         assert_eq!(local.http, Some("127.0.0.1:9464".parse().unwrap()));
         assert!(local.check_http().is_ok());
-        assert!(parse(&["--http", "[::1]:9464"]).unwrap().check_http().is_ok());
+        assert!(parse(&["--http", "[::1]:9464"])
+            .unwrap()
+            .check_http()
+            .is_ok());
         let public = parse(&["--http", "0.0.0.0:9464"]).unwrap();
         let error = public.check_http().unwrap_err().to_string();
         assert!(error.contains("--http-public"), "{error}");

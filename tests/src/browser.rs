@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::namespace::{ci, skipped, test_name};
 use crate::Netns;
 
 /// The flags every run gets: no sandbox (root), no GPU, nothing fetched from the network.
@@ -28,14 +29,23 @@ const FLAGS: [&str; 9] = [
     "--window-size=1400,1000",
 ];
 
-/// Whether the `chromium` binary is installed (Debian package chromium).
+/// Whether the `chromium` binary (Debian package chromium) can run: false (said loudly) when
+/// it is missing, and under `CI=true` a failure instead, as for every missing program.
 pub fn chromium_available() -> bool {
-    Command::new("chromium")
+    let found = Command::new("chromium")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok_and(|s| s.success())
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(!ci(), "chromium is missing (apt-get install chromium)");
+        skipped(&format!(
+            "SKIPPED the browser part of {} (needs chromium: apt-get install chromium)",
+            test_name("a test")
+        ));
+    }
+    found
 }
 
 impl Netns {

