@@ -339,6 +339,32 @@ impl Host {
             .map(|slot| GroupCursor { ipv6: true, slot })
     }
 
+    /// Up to `max` group records of interface `ifindex`, IPv4 groups then IPv6 ones, each in
+    /// address order, the first `skip` passed over, appended to `out`: a page of one
+    /// interface's groups that costs what it lists (plus `skip`), not the whole table.
+    pub fn interface_groups_page(
+        &self,
+        ifindex: IfIndex,
+        skip: usize,
+        max: usize,
+        now: Instant,
+        out: &mut Vec<GroupInfo>,
+    ) {
+        let v4 = self.igmp.iface_record_count(ifindex);
+        let before = out.len();
+        self.igmp
+            .iface_group_infos(ifindex, skip, max, &self.config, now, out);
+        let left = max - (out.len() - before);
+        self.mld.iface_group_infos(
+            ifindex,
+            skip.saturating_sub(v4),
+            left,
+            &self.config,
+            now,
+            out,
+        );
+    }
+
     /// Every group record on every interface, sorted by interface and group.
     pub fn groups(&self, now: Instant) -> Vec<GroupInfo> {
         let mut all = Vec::new();

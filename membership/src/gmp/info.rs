@@ -67,6 +67,29 @@ impl<P: Protocol> Family<P> {
         None
     }
 
+    /// Up to `max` records of `ifindex` in group order, the first `skip` passed over, appended
+    /// to `out`. Costs `skip + max` steps of the interface's own index, whatever the table holds.
+    pub fn iface_group_infos(
+        &self,
+        ifindex: IfIndex,
+        skip: usize,
+        max: usize,
+        config: &Config,
+        now: Instant,
+        out: &mut Vec<GroupInfo>,
+    ) {
+        if let Some(iface) = self.ifaces.get(&ifindex) {
+            out.extend(
+                iface
+                    .groups
+                    .values()
+                    .skip(skip)
+                    .take(max)
+                    .map(|&key| self.group_info(&self.records[key as usize], config, now)),
+            );
+        }
+    }
+
     fn group_info(&self, r: &Record<P::Addr>, config: &Config, now: Instant) -> GroupInfo {
         let timer_ms = self.timer_left(r.mode.timer(), now).map(millis);
         let (state, last_reporter, unsolicited_left, retransmit_ms) = match r.mode {

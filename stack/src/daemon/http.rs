@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use membership::{GroupCursor, IfIndex};
+use membership::GroupCursor;
 use mio::Waker;
 use tools::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
 use tools::prometheus::Histogram;
@@ -47,8 +47,6 @@ enum WalkKind {
         page: Vec<HostInfo>,
     },
     Groups {
-        /// Only this host's records (core, ifindex).
-        only: Option<(usize, IfIndex)>,
         cursor: Option<(usize, GroupCursor)>,
         page: Vec<protocol::GroupInfo>,
         bytes: usize,
@@ -142,13 +140,15 @@ impl Daemon {
                 Started::Walking(walk(kind, offset, limit))
             }
             Query::Groups {
-                host,
+                host: Some(addr),
                 offset,
                 limit,
-            } => match self.groups_walk(host) {
-                Ok(kind) => Started::Walking(walk(kind, offset, limit)),
-                Err(refusal) => Started::Answered(Err(refusal)),
-            },
+            } => Started::Answered(self.host_groups(addr, offset, limit)),
+            Query::Groups {
+                host: None,
+                offset,
+                limit,
+            } => Started::Walking(walk(self.groups_walk(), offset, limit)),
             query => Started::Answered(self.snapshot(query)),
         }
     }
@@ -177,36 +177,50 @@ impl Daemon {
         })
     }
 
-    /// The start of a walk over the group records of `host` (all without).
-    fn groups_walk(&self, host: Option<std::net::IpAddr>) -> Result<WalkKind, Refusal> {
-        let only = match host {
-            None => None,
-            Some(addr) => match self.by_addr.get(&addr) {
-                Some(&id) => Some((self.hosts[id].core, self.hosts[id].ifindex)),
-                None => {
-                    return Err(Refusal {
-                        status: 404,
-                        message: format!("no host has the address {addr}"),
-                    })
-                }
-            },
+    /// A page of one host's groups, from the core's index of its interface: O(offset +
+    /// limit), whatever the other hosts hold.
+    fn host_groups(
+        &self,
+        addr: std::net::IpAddr,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Snapshot, Refusal> {
+        let Some(&id) = self.by_addr.get(&addr) else {
+            return Err(Refusal {
+                status: 404,
+                message: format!("no host has the address {addr}"),
+            });
         };
-        let total = match only {
-            Some((core, ifindex)) => self.cores[core].host.interface_group_records(ifindex) as u64,
-            None => self
+        let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+        let host = &self.cores[core].host;
+        let total = host.interface_group_records(ifindex) as u64;
+        let mut records = Vec::new();
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let max = usize::try_from(limit).unwrap_or(usize::MAX);
+        host.interface_groups_page(ifindex, skip, max, self.now(), &mut records);
+        let end = offset + records.len() as u64;
+        Ok(Snapshot::Groups(GroupsPage {
+            offset,
+            limit,
+            total,
+            next_offset: (end < total).then_some(end),
+            groups: records.iter().map(|g| self.group_info(core, g)).collect(),
+        }))
+    }
+
+    /// The start of a walk over every host's group records.
+    fn groups_walk(&self) -> WalkKind {
+        WalkKind::Groups {
+            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            page: Vec::new(),
+            bytes: 0,
+            total: self
                 .cores
                 .iter()
                 .map(|c| c.host.group_records() as u64)
                 .sum(),
-        };
-        Ok(WalkKind::Groups {
-            only,
-            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
-            page: Vec::new(),
-            bytes: 0,
-            total,
             more: false,
-        })
+        }
     }
 
     fn overview(&self) -> Overview {
@@ -242,31 +256,25 @@ impl Daemon {
         histograms
     }
 
-    /// Every link, its device's counters and its hosts' summed (as `stats --iface`).
+    /// Every link and its device's counters (as `show` lists them: O(links), whatever the
+    /// hosts).
     fn links_reply(&self) -> LinksReply {
         let links = self
             .links
             .iter()
-            .map(|(_, link)| {
-                let args = StatsArgs {
-                    iface: Some(link.name.clone()),
-                    host: None,
-                };
-                let stats = self
-                    .stats(&args)
-                    .map(|reply| reply.stats)
-                    .unwrap_or_default()
+            .map(|(_, link)| LinkInfo {
+                iface: link.name.clone(),
+                device: link.kind_name().to_lowercase(),
+                ifindex: link.ifindex,
+                suppression: link.suppression,
+                hosts: link.hosts.len() as u64,
+                stats: link
+                    .io
+                    .described()
                     .into_iter()
-                    .filter(|(name, _)| !name.starts_with("control_"))
-                    .collect();
-                LinkInfo {
-                    iface: link.name.clone(),
-                    device: link.kind_name().to_lowercase(),
-                    ifindex: link.ifindex,
-                    suppression: link.suppression,
-                    hosts: link.hosts.len() as u64,
-                    stats,
-                }
+                    .filter(|(name, _, _)| !name.starts_with("control_"))
+                    .map(|(name, value, _)| (name.to_string(), value))
+                    .collect(),
             })
             .collect();
         LinksReply { links }
@@ -356,7 +364,6 @@ impl Daemon {
                 None
             }
             WalkKind::Groups {
-                only,
                 cursor,
                 page,
                 bytes,
@@ -384,7 +391,7 @@ impl Daemon {
                             .by_iface
                             .get(&key)
                             .is_some_and(|&h| !self.hosts[h].retired);
-                        if !live || only.is_some_and(|o| o != key) {
+                        if !live {
                             continue;
                         }
                         if (page.len() as u64) >= *limit || *bytes >= MAX_PAGE_BYTES {
