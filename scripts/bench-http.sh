@@ -80,13 +80,19 @@ ip netns exec "$NS" chromium --headless --no-sandbox --disable-gpu --disable-qui
     --user-data-dir="$DIR/profile" "http://127.0.0.1:9464/#host=10.100.0.10" >/dev/null 2>&1 &
 BROWSER=$!
 ip netns exec "$NS" python3 -c "
-import time, urllib.request
-worst = 0
+import time, urllib.request, urllib.error
+worst, failed, done = 0, [], 0
 while True:
     t = time.time()
-    body = urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read()
+    try:
+        body = urllib.request.urlopen('http://127.0.0.1:9464/metrics', timeout=10).read()
+        done += 1
+    except urllib.error.HTTPError as e:
+        body = b''
+        failed.append(f'{e.code} {e.read().decode()}')
     worst = max(worst, time.time() - t)
-    open('$DIR/scrape.txt', 'w').write(f'{len(body)} bytes, slowest scrape {worst*1000:.1f} ms\n')
+    open('$DIR/scrape.txt', 'w').write(f'{done} scrapes of {len(body)} bytes, slowest {worst*1000:.1f} ms; '
+                                       f'{len(failed)} failed {failed[:3]}\n')
     time.sleep(max(0, 1 - (time.time() - t)))
 " &
 SCRAPER=$!
