@@ -17,7 +17,7 @@ use crate::namespace::{ci, skipped, test_name};
 use crate::Netns;
 
 /// The flags every run gets: no sandbox (root), no GPU, nothing fetched from the network.
-const FLAGS: [&str; 9] = [
+const FLAGS: [&str; 8] = [
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -26,7 +26,6 @@ const FLAGS: [&str; 9] = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-    "--window-size=1400,1000",
 ];
 
 /// Whether the `chromium` binary (Debian package chromium) can run: false (said loudly) when
@@ -83,6 +82,7 @@ impl Netns {
         let out = self
             .chromium("chromium-shot")
             .arg(format!("--virtual-time-budget={}", budget.as_millis()))
+            .arg("--window-size=1400,1600")
             .arg(format!("--screenshot={}", file.display()))
             .arg(url)
             .output()
