@@ -244,7 +244,11 @@ impl<P: Protocol> Family<P> {
             .ifaces
             .get_mut(&ifindex)
             .ok_or(Error::UnknownInterface(ifindex))?;
-        let adding = matches!(change, RequestChange::Add(_));
+        let adding = match &change {
+            RequestChange::Add(_) => true,
+            RequestChange::SetOwner(_, filter) => filter.has_reception_state(),
+            _ => false,
+        };
         let key = match iface.groups.get(&group).map(|&k| k as usize) {
             // A group being left (its last retransmissions pending) is not joined any more.
             Some(key) if self.records[key].is_leaving() && !adding => {
