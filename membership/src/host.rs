@@ -165,7 +165,7 @@ impl Host {
         filter: SourceFilter,
         now: Instant,
     ) -> Result<u32, Error> {
-        if !valid_owner(owner) {
+        if !is_valid_owner(owner) {
             return Err(Error::BadOwner(owner.into()));
         }
         let filter = Filter {
@@ -410,8 +410,8 @@ impl Host {
     }
 }
 
-/// An owner's name: 1 to 64 printable ASCII characters, no spaces (it is shown and journalled
-/// as one word).
-fn valid_owner(owner: &str) -> bool {
+/// Whether `owner` is a valid name for [`Host::set_filter`]: 1 to 64 printable ASCII
+/// characters, no spaces (it is shown and journalled as one word).
+pub fn is_valid_owner(owner: &str) -> bool {
     (1..=64).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_graphic())
 }

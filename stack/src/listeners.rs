@@ -466,8 +466,9 @@ impl Listeners {
             return;
         };
         for l in listeners.iter().filter(|l| l.owner.host == owner) {
+            // A listener's join is anonymous: an owner's request with the same filter is not it.
             let found = m.requests.iter().position(|r| {
-                r.mode == l.filter.mode.name() && {
+                r.owner.is_none() && r.mode == l.filter.mode.name() && {
                     let mut sources = r.sources.clone();
                     sources.sort();
                     sources == l.filter.sources
