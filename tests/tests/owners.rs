@@ -1,0 +1,208 @@
+//! Owners on the wire: `tunmcastctl filter GROUP --owner NAME` changes one owner's filter in
+//! one step, as setsourcefilter(3) does for a socket, and tshark judges the reports.
+//!
+//! INCLUDE (A) → INCLUDE (B) must be one interface state change: one State Change Report with
+//! ALLOW (B − A) and BLOCK (A − B), retransmitted Robustness − 1 times (RFC 9777 §6.1, RFC 9776
+//! §5.1), never the BLOCK (A) then ALLOW (B) of a leave and a join. Another owner's request
+//! and the anonymous joins stay as they were; a refused request sends nothing.
+
+use tests::*;
+
+/// The v3 Unsolicited Report Interval given to the daemon (RFC default 1 s).
+const UNSOLICITED_MS: u64 = 400;
+
+struct Family {
+    report: &'static str,
+    group: &'static str,
+    /// s[0..3]: sources.
+    s: [&'static str; 4],
+}
+
+const IGMP: Family = Family {
+    report: "igmpv3-report",
+    group: "232.1.1.1",
+    s: ["10.99.0.77", "10.99.0.78", "10.99.0.79", "10.99.0.80"],
+};
+
+const MLD: Family = Family {
+    report: "mldv2-report",
+    group: "ff3e::1",
+    s: [
+        "2001:db8::77",
+        "2001:db8::78",
+        "2001:db8::79",
+        "2001:db8::80",
+    ],
+};
+
+/// One request and the records each of its reports must carry (sent twice: Robustness 2).
+struct Step {
+    ctl: Vec<String>,
+    records: Vec<Record>,
+}
+
+fn owners_on_the_wire(test: &str, family: Family) {
+    let Some(ns) = Netns::new(test) else { return };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let mut capture = ns.capture(TUN);
+    let interval = UNSOLICITED_MS.to_string();
+    let daemon = ns.spawn_daemon(&[
+        "--igmp-version",
+        "3",
+        "--mld-version",
+        "2",
+        "--robustness",
+        "2",
+        "--v3-unsolicited-interval-ms",
+        &interval,
+    ]);
+    let g = family.group;
+    let s = family.s;
+    let ctl = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let steps = [
+        Step {
+            ctl: ctl(&[
+                "join",
+                g,
+                "--owner",
+                "app1",
+                "--include",
+                &format!("{},{}", s[0], s[1]),
+            ]),
+            records: vec![Record::new("allow", g, &[s[0], s[1]])],
+        },
+        Step {
+            ctl: ctl(&["join", g, "--owner", "app2", "--include", s[3]]),
+            records: vec![Record::new("allow", g, &[s[3]])],
+        },
+        // The one-step change: INCLUDE {s0,s1} → INCLUDE {s1,s2} for app1.
+        Step {
+            ctl: ctl(&[
+                "filter",
+                g,
+                "--owner",
+                "app1",
+                "--include",
+                &format!("{},{}", s[1], s[2]),
+            ]),
+            records: vec![
+                Record::new("allow", g, &[s[2]]),
+                Record::new("block", g, &[s[0]]),
+            ],
+        },
+        // app1 leaves: app2's s3 stays.
+        Step {
+            ctl: ctl(&["leave", g, "--owner", "app1"]),
+            records: vec![Record::new("block", g, &[s[1], s[2]])],
+        },
+        // app2 switches to EXCLUDE {s0} in one step: a filter-mode change.
+        Step {
+            ctl: ctl(&["filter", g, "--owner", "app2", "--exclude", s[0]]),
+            records: vec![Record::new("to_ex", g, &[s[0]])],
+        },
+    ];
+    let mut started = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let at = now();
+        started.push(at);
+        let args: Vec<&str> = step.ctl.iter().map(String::as_str).collect();
+        daemon.ctl_ok(&args);
+        capture.wait_for_full(
+            &format!("the reports of `{}`", step.ctl.join(" ")),
+            secs(8),
+            |p| {
+                p.iter()
+                    .filter(|p| p.from_daemon() && p.is_report() && p.time >= at)
+                    .count()
+                    >= 2
+            },
+        );
+        daemon.wait_v3_quiet(secs(3));
+        if i == 2 {
+            // show lists each owner with its own filter.
+            let entry = daemon.group(g).expect("group listed");
+            let owned: Vec<(String, String, usize)> = entry["requests"]
+                .as_array()
+                .expect("requests")
+                .iter()
+                .map(|r| {
+                    (
+                        r["owner"].as_str().unwrap_or("-").to_string(),
+                        r["mode"].as_str().unwrap().to_string(),
+                        r["sources"].as_array().unwrap().len(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                owned,
+                [
+                    ("app1".into(), "include".into(), 2),
+                    ("app2".into(), "include".into(), 1)
+                ],
+                "{entry}"
+            );
+            let table = daemon.ctl_ok(&["show"]);
+            assert!(table.contains("[app1: include {"), "{table}");
+        }
+    }
+    // Refused: nothing changes, nothing is sent.
+    let refused_at = now();
+    for bad in [
+        vec!["filter", g, "--owner", "app9", "--include", ""],
+        vec!["leave", g, "--owner", "app1"],
+        vec!["join", g, "--owner", "app2"],
+        vec!["filter", g, "--owner", "two words", "--exclude", ""],
+    ] {
+        let out = daemon.ctl(&bad);
+        assert!(!out.status.success(), "`{}` was accepted", bad.join(" "));
+        assert!(
+            !out.stderr.is_empty(),
+            "`{}`: no error message",
+            bad.join(" ")
+        );
+    }
+    std::thread::sleep(ms(2 * UNSOLICITED_MS));
+    let packets = capture.stop_full();
+    assert_daemon_packets_well_formed(&packets);
+    assert!(
+        !packets
+            .iter()
+            .any(|p| p.from_daemon() && p.is_report() && p.time >= refused_at),
+        "a refused request sent a report:\n{}",
+        full_listing(&packets)
+    );
+    for (i, step) in steps.iter().enumerate() {
+        let until = started.get(i + 1).copied().unwrap_or(refused_at);
+        let sent: Vec<&Pkt> = packets
+            .iter()
+            .filter(|p| p.from_daemon() && p.is_report() && p.time >= started[i] && p.time < until)
+            .collect();
+        assert_eq!(
+            sent.len(),
+            2,
+            "`{}`: want one report and one retransmission:\n{}",
+            step.ctl.join(" "),
+            full_listing(&packets)
+        );
+        for p in sent {
+            assert_eq!(p.kind, family.report, "{}", p.full_line());
+            assert_eq!(
+                p.records(),
+                step.records,
+                "`{}`:\n{}",
+                step.ctl.join(" "),
+                full_listing(&packets)
+            );
+        }
+    }
+}
+
+#[test]
+fn igmpv3_owner_filter_changes_are_one_report() {
+    owners_on_the_wire("owners_igmp", IGMP);
+}
+
+#[test]
+fn mldv2_owner_filter_changes_are_one_report() {
+    owners_on_the_wire("owners_mld", MLD);
+}
