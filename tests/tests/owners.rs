@@ -206,3 +206,43 @@ fn igmpv3_owner_filter_changes_are_one_report() {
 fn mldv2_owner_filter_changes_are_one_report() {
     owners_on_the_wire("owners_mld", MLD);
 }
+
+/// `--solicited-node`: the host joins and reports ff02::1:ff00:2, the solicited-node group of
+/// its fe80::2 (RFC 4861 §7.2.1), as the owner `solicited-node`, and never ff02::1. An
+/// anonymous leave of the group does not take it away.
+#[test]
+fn solicited_node_group_is_joined_and_reported() {
+    let Some(ns) = Netns::new("owners_solicited") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let mut capture = ns.capture(TUN);
+    let daemon = ns.spawn_daemon(&["--mld-version", "2", "--solicited-node"]);
+    let group = "ff02::1:ff00:2";
+    capture.wait_for_full("the solicited-node join", secs(8), |p| {
+        p.iter().any(|p| {
+            p.from_daemon() && p.is_report() && p.records().iter().any(|r| r.group == ip(group))
+        })
+    });
+    let entry = daemon.group(group).expect("solicited-node group listed");
+    assert_eq!(entry["requests"][0]["owner"], "solicited-node", "{entry}");
+    let out = daemon.ctl(&["leave", group]);
+    assert!(
+        !out.status.success(),
+        "an anonymous leave took the owned join"
+    );
+    daemon.wait_v3_quiet(secs(3));
+    let packets = capture.stop_full();
+    assert_daemon_packets_well_formed(&packets);
+    let records: Vec<Record> = packets
+        .iter()
+        .filter(|p| p.from_daemon() && p.is_report())
+        .flat_map(|p| p.records())
+        .collect();
+    assert_eq!(
+        records,
+        vec![Record::new("to_ex", group, &[]); 2],
+        "{}",
+        full_listing(&packets)
+    );
+}

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use log::{debug, info, warn};
 use membership::SourceFilter;
 
+use super::hosts::SOLICITED_NODE_OWNER;
 use super::{Daemon, HostId};
 use crate::state::{self, Journal, Membership, Request as SavedRequest};
 
@@ -109,9 +110,16 @@ impl Daemon {
                 })
                 .collect(),
         };
-        // Listeners' joins belong to their connections, not to the state file.
+        // Listeners' joins belong to their connections, not to the state file; a host's
+        // solicited-node join to the host itself (`--solicited-node` makes it on start).
         self.listeners
             .unsaved(self.hosts[host].link, host, &mut membership);
+        let before = membership.requests.len();
+        membership
+            .requests
+            .retain(|r| r.owner.as_deref() != Some(SOLICITED_NODE_OWNER));
+        let dropped = (before - membership.requests.len()) as u32;
+        membership.users = membership.users.saturating_sub(dropped);
         // Plain anonymous joins are the common case: `users` says how many, no list needed.
         if membership
             .requests
