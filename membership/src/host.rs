@@ -155,8 +155,9 @@ impl Host {
     /// An owner is any name a client gives (1 to 64 printable characters, no spaces); its
     /// request is touched only by this call, [`Host::leave_interface`] and
     /// [`Host::leave_all`], never by the anonymous [`Host::leave`] / [`Host::leave_filter`].
-    /// INCLUDE {} for an owner that holds nothing is [`Error::NoSuchOwner`]. Returns the
-    /// requests held for the group.
+    /// INCLUDE {} for an owner that holds nothing is [`Error::NoSuchOwner`] (or
+    /// [`Error::NotJoined`] when the group holds no request at all). Returns the requests held
+    /// for the group.
     pub fn set_filter(
         &mut self,
         ifindex: IfIndex,
