@@ -26,6 +26,9 @@ struct Family {
     source: fn(u8) -> IpAddr,
     /// An IGMPv2 / MLDv1 General Query: puts the interface in the older mode.
     older_query: fn() -> Vec<u8>,
+    /// A v3 query with Max Resp Time 10 s: general (`group` None) to all-systems, else to
+    /// the group, with these sources.
+    v3_query: fn(Option<IpAddr>, Vec<IpAddr>) -> Vec<u8>,
     /// Where v3 reports, older reports and Leave / Done go.
     v3_reports_to: IpAddr,
     leave_to: IpAddr,
@@ -44,6 +47,22 @@ fn families() -> [Family; 2] {
                 };
                 build_ipv6(ROUTER6, ALL_NODES, &q.to_bytes(&ROUTER6, &ALL_NODES))
             },
+            v3_query: |group, sources| {
+                let v6 = |a: IpAddr| match a {
+                    IpAddr::V6(a) => a,
+                    IpAddr::V4(_) => unreachable!(),
+                };
+                let q = MldRepr::QueryV2 {
+                    max_resp_code: 10_000,
+                    group: group.map_or(Ipv6Addr::UNSPECIFIED, v6),
+                    suppress_router: false,
+                    qrv: 2,
+                    qqic: 125,
+                    sources: sources.into_iter().map(v6).collect(),
+                };
+                let dst = group.map_or(ALL_NODES, v6);
+                build_ipv6(ROUTER6, dst, &q.to_bytes(&ROUTER6, &dst))
+            },
             v3_reports_to: "ff02::16".parse().unwrap(),
             leave_to: "ff02::2".parse().unwrap(),
         },
@@ -57,6 +76,21 @@ fn families() -> [Family; 2] {
                     group: Ipv4Addr::UNSPECIFIED,
                 };
                 build_ipv4(ROUTER4, ALL_HOSTS, &q.to_bytes())
+            },
+            v3_query: |group, sources| {
+                let v4 = |a: IpAddr| match a {
+                    IpAddr::V4(a) => a,
+                    IpAddr::V6(_) => unreachable!(),
+                };
+                let q = IgmpRepr::QueryV3 {
+                    max_resp_code: 100,
+                    group: group.map_or(Ipv4Addr::UNSPECIFIED, v4),
+                    suppress_router: false,
+                    qrv: 2,
+                    qqic: 125,
+                    sources: sources.into_iter().map(v4).collect(),
+                };
+                build_ipv4(ROUTER4, group.map_or(ALL_HOSTS, v4), &q.to_bytes())
             },
             v3_reports_to: "224.0.0.22".parse().unwrap(),
             leave_to: "224.0.0.2".parse().unwrap(),
@@ -294,6 +328,70 @@ fn tahi_state_change_scenarios_for_both_families() {
             assert!(
                 host.next_deadline().is_none(),
                 "{what}: nothing left to send"
+            );
+        }
+    }
+}
+
+/// TAHI 4.10.g-l: a query, then one socket's filter changed before the answer is due. The
+/// change is reported at once and retransmitted; the answer, due within the Max Resp Time
+/// (10 s), carries the state at the time it is sent (RFC 9777 §6.3, RFC 9776 §5.2): a
+/// query's answer is built when its timer fires, not when the query arrives.
+#[test]
+fn tahi_query_then_state_update_for_both_families() {
+    /// (name, query: None general / Some(sources) group(-and-source)-specific, change,
+    /// state-change reports, the answer)
+    type QueryCase = (
+        &'static str,
+        Option<&'static [u8]>,
+        Op,
+        &'static [&'static str],
+        &'static str,
+    );
+    #[rustfmt::skip]
+    let cases: &[QueryCase] = &[
+        ("4.10.g general, INCLUDE (A) -> INCLUDE (B)", None, inc("S1", B),
+            &["allow{3} + block{1}", "allow{3} + block{1}"], "is_in{2,3}"),
+        ("4.10.h group-specific, INCLUDE (A) -> INCLUDE (B)", Some(&[]), inc("S1", B),
+            &["allow{3} + block{1}", "allow{3} + block{1}"], "is_in{2,3}"),
+        ("4.10.i group-and-source-specific {1,3}, INCLUDE (A) -> INCLUDE (B)", Some(&[1, 3]), inc("S1", B),
+            &["allow{3} + block{1}", "allow{3} + block{1}"], "is_in{3}"),
+        ("4.10.j general, INCLUDE (A) -> EXCLUDE (B)", None, exc("S1", B),
+            &["to_ex{2,3}", "to_ex{2,3}"], "is_ex{2,3}"),
+        ("4.10.k group-specific, INCLUDE (A) -> EXCLUDE (B)", Some(&[]), exc("S1", B),
+            &["to_ex{2,3}", "to_ex{2,3}"], "is_ex{2,3}"),
+        ("4.10.l group-and-source-specific {1,3}, INCLUDE (A) -> EXCLUDE (B)", Some(&[1, 3]), exc("S1", B),
+            &["to_ex{2,3}", "to_ex{2,3}"], "is_in{1}"),
+    ];
+    for fam in families() {
+        for &(name, query, change, want_changes, want_answer) in cases {
+            let what = format!("{} {name}", fam.name);
+            let mut host = host_on(Config::default(), 21);
+            apply(&mut host, &fam, inc("S1", A), 0);
+            run(&mut host, 10_000);
+            let packet = match query {
+                None => (fam.v3_query)(None, Vec::new()),
+                Some(sources) => (fam.v3_query)(
+                    Some(fam.group),
+                    sources.iter().map(|&n| (fam.source)(n)).collect(),
+                ),
+            };
+            host.handle_packet(IF, &packet, t(10_000)).unwrap();
+            apply(&mut host, &fam, change, 10_000);
+            let mut got = Vec::new();
+            host.poll(t(10_000), |tx| got.push((10_000, tx)));
+            got.extend(run(&mut host, 40_000));
+            let (answers, changes): (Vec<_>, Vec<_>) = got
+                .iter()
+                .map(|(at, tx)| (*at, render(&fam, tx)))
+                .partition(|(_, r)| r.starts_with("is_"));
+            let changes: Vec<&str> = changes.iter().map(|(_, r)| r.as_str()).collect();
+            assert_eq!(changes, want_changes, "{what}");
+            assert_eq!(answers.len(), 1, "{what}: {answers:?}");
+            assert_eq!(answers[0].1, want_answer, "{what}");
+            assert!(
+                (10_000..=20_000).contains(&answers[0].0),
+                "{what}: {answers:?}"
             );
         }
     }
