@@ -246,3 +246,56 @@ fn solicited_node_group_is_joined_and_reported() {
         full_listing(&packets)
     );
 }
+
+/// A listener's join is its own request (owner `listen-N`): two listeners INCLUDE {s0} and
+/// one anonymous join INCLUDE {s0, s1}; one listener closing changes no interface state and
+/// sends nothing (before owners, the leave took s0 from every INCLUDE join and gave it back:
+/// BLOCK then ALLOW), and a client cannot take a listener's name.
+#[test]
+fn a_listener_closing_changes_no_other_join() {
+    let Some(ns) = Netns::new("owners_listeners") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let mut capture = ns.capture(TUN);
+    let daemon = ns.spawn_daemon(&["--igmp-version", "3", "--v3-unsolicited-interval-ms", "200"]);
+    let (g, s) = (IGMP.group, IGMP.s);
+    let first = daemon.listen(&[g, "--include", s[0]]);
+    let _second = daemon.listen(&[g, "--include", s[0]]);
+    daemon.ctl_ok(&["join", g, "--include", &format!("{},{}", s[0], s[1])]);
+    must_wait("two listeners", secs(5), || daemon.listeners().len() == 2);
+    daemon.wait_v3_quiet(secs(3));
+    let owners: Vec<String> = daemon.group(g).expect("listed")["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["owner"].as_str().unwrap_or("-").to_string())
+        .collect();
+    assert_eq!(
+        owners.iter().filter(|o| o.starts_with("listen-")).count(),
+        2,
+        "{owners:?}"
+    );
+    let taken = daemon.ctl(&["filter", g, "--owner", &owners[0], "--include", ""]);
+    assert!(
+        !taken.status.success(),
+        "a client changed a listener's join"
+    );
+    let closed_at = now();
+    first.signal(Signal::SIGKILL);
+    must_wait("one listener left", secs(5), || {
+        daemon.listeners().len() == 1
+    });
+    daemon.wait_v3_quiet(secs(3));
+    std::thread::sleep(ms(500));
+    let entry = daemon.group(g).expect("still joined");
+    assert_eq!(entry["users"], 2, "{entry}");
+    let packets = capture.stop_full();
+    assert!(
+        !packets
+            .iter()
+            .any(|p| p.from_daemon() && p.is_report() && p.time >= closed_at),
+        "closing one of two equal listeners sent a report:\n{}",
+        full_listing(&packets)
+    );
+}

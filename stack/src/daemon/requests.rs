@@ -14,7 +14,7 @@ use tools::protocol::{
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{error_reply, is_ok, ok_reply, Request};
-use crate::listeners::Owner;
+use crate::listeners::{Owner, LISTENER_OWNER_PREFIX};
 
 /// What the loop does with a request.
 pub(super) enum Answer {
@@ -286,6 +286,11 @@ impl Daemon {
     ) -> Vec<u8> {
         if !membership::is_valid_owner(owner) {
             return error_reply(Error::BadOwner(owner.into()));
+        }
+        if owner.starts_with(LISTENER_OWNER_PREFIX) {
+            return error_reply(format!(
+                "owner names beginning with {LISTENER_OWNER_PREFIX} are the listeners' own"
+            ));
         }
         if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
             return error_reply(format!("more than {MAX_BATCH} changes in one request"));
