@@ -173,7 +173,8 @@ pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
 /// single Done message", RFC 2236 §3 sends one Leave Group message, and RFC 9777 §8.2 /
 /// RFC 9776 §7.2 only make a v2/v3 host in an older mode speak the older protocol. (Robustness
 /// repeats are the v3 State Change Report's, RFC 9777 §6.1.) TAHI MLDv2 7.2.a's script waits
-/// for [RV] Dones, against its own text ("a single MLDv1 Done message"); the RFC wins.
+/// for [RV] Dones, against its own text ("a single MLDv1 Done message") and against its 6.1.a,
+/// which expects a single Done in the same mode; the RFC wins.
 pub fn leave(member: Member, ctx: &Context) -> Option<Send> {
     (member.state.last_reporter() && !ctx.v1_querier).then_some(Send::Leave)
 }
