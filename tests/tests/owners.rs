@@ -299,3 +299,71 @@ fn a_listener_closing_changes_no_other_join() {
         full_listing(&packets)
     );
 }
+
+/// The `--state` journal keeps owners: after a restart each owner holds its own filter again,
+/// and `filter` goes on from it in one step.
+#[test]
+fn owners_survive_a_restart() {
+    let Some(ns) = Netns::new("owners_state") else {
+        return;
+    };
+    ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
+    let state = ns.dir().join("state");
+    let state_arg = state.to_str().unwrap();
+    let args = [
+        "--state",
+        state_arg,
+        "--igmp-version",
+        "3",
+        "--v3-unsolicited-interval-ms",
+        "200",
+    ];
+    let (g, s) = (IGMP.group, IGMP.s);
+    let owned = |daemon: &Daemon| -> Vec<(String, String)> {
+        let entry = daemon.group(g).expect("group listed");
+        entry["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let sources: Vec<&str> = r["sources"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap())
+                    .collect();
+                (
+                    r["owner"].as_str().unwrap_or("-").to_string(),
+                    format!("{} {}", r["mode"].as_str().unwrap(), sources.join(",")),
+                )
+            })
+            .collect()
+    };
+    let before = {
+        let mut first = ns.spawn_daemon(&args);
+        first.ctl_ok(&["filter", g, "--owner", "app1", "--include", s[0]]);
+        first.ctl_ok(&["join", g, "--include", s[1]]);
+        first.ctl_ok(&["filter", g, "--owner", "app2", "--exclude", s[2]]);
+        let before = owned(&first);
+        first.signal(Signal::SIGTERM);
+        first.wait_exit(secs(5));
+        before
+    };
+    assert_eq!(
+        before,
+        [
+            ("app1".to_string(), format!("include {}", s[0])),
+            ("-".to_string(), format!("include {}", s[1])),
+            ("app2".to_string(), format!("exclude {}", s[2])),
+        ]
+    );
+    let second = ns.spawn_daemon(&args);
+    let mut after = owned(&second);
+    after.sort();
+    let mut want = before.clone();
+    want.sort();
+    assert_eq!(after, want, "{}", second.show());
+    second.ctl_ok(&["filter", g, "--owner", "app2", "--include", ""]);
+    let after: Vec<String> = owned(&second).into_iter().map(|(o, _)| o).collect();
+    assert!(!after.contains(&"app2".to_string()), "{after:?}");
+}
