@@ -239,6 +239,12 @@ const CASES: &[Case] = &[
         changes: &[exc("S2", B), exc("S1", NULL)], want: &["allow{1}", "allow{1,2}", "allow{2}"] },
     Case { name: "3.7.k EXCLUDE (A) -> + EXCLUDE (B) -> EXCLUDE (C) + EXCLUDE (B)", setup: &[exc("S1", A)],
         changes: &[exc("S2", B), exc("S1", C)], want: &["allow{1}", "allow{1,2} + block{3}", "allow{2} + block{3}"] },
+    // Two cases with the suite's own source sets and its expected reports, word for word.
+    Case { name: "3.7.c as the suite runs it", setup: &[],
+        changes: &[exc("S1", &[1, 3]), exc("S2", &[2, 3])], want: &["to_ex{1,3}", "to_ex{3}", "allow{1}"] },
+    Case { name: "3.7.i as the suite runs it", setup: &[exc("S1", &[1, 4, 5, 7])],
+        changes: &[exc("S2", &[2, 4, 6, 7]), inc("S1", &[3, 5, 6, 7])],
+        want: &["allow{1,5}", "allow{1,5,7} + block{2}", "allow{7} + block{2}"] },
 ];
 
 fn apply(host: &mut Host, fam: &Family, (owner, include, sources): Op, at: u64) {
