@@ -231,6 +231,8 @@ fn solicited_node_group_is_joined_and_reported() {
         !out.status.success(),
         "an anonymous leave took the owned join"
     );
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(error.contains("held by owner solicited-node"), "{error}");
     daemon.wait_v3_quiet(secs(3));
     let packets = capture.stop_full();
     assert_daemon_packets_well_formed(&packets);

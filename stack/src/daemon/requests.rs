@@ -204,6 +204,7 @@ impl Daemon {
                             Error::NotJoined(_) => {
                                 format!("{group} is not joined on {}", self.host_label(id))
                             }
+                            Error::NoSuchFilter if !join => self.owned_only(id, *group),
                             e => format!("{group}: {e}"),
                         };
                         if done > 0 {
@@ -259,6 +260,25 @@ impl Daemon {
             Err(e) => return error_reply(e),
         };
         self.owned_change(OwnedOp::Set(filter), &args.owner, &[args.group], &targets)
+    }
+
+    /// Why an anonymous leave found nothing to drop: names the owners that hold the group.
+    fn owned_only(&self, id: HostId, group: IpAddr) -> String {
+        let h = &self.hosts[id];
+        let owners: Vec<String> = self.cores[h.core]
+            .host
+            .group(h.ifindex, group, self.now())
+            .map(|g| g.owners.into_iter().flatten().collect())
+            .unwrap_or_default();
+        if owners.is_empty() {
+            return format!("{group}: {}", Error::NoSuchFilter);
+        }
+        format!(
+            "{group}: {} on {}; it is held by owner {} (leave --owner NAME)",
+            Error::NoSuchFilter,
+            self.host_label(id),
+            owners.join(", ")
+        )
     }
 
     /// The filter `owner` holds for `group` on host `id`, if any.
