@@ -186,9 +186,11 @@ pub(crate) enum ReportProblem {
 /// Either may also go to `own`, this host's unicast address on the interface: RFC 9776
 /// §4.1.12 and RFC 9777 §5.1.15 (RFC 3376 §4.1.12, RFC 3810 §5.1.15) say a host MUST accept
 /// and process a query sent to any address, unicast or multicast, assigned to the interface.
-/// The seeds drop those (KAME mld6.c only takes queries to a multicast destination); RFC wins,
-/// for every version alike, as the sentence names no version. A unicast destination that is
-/// not ours stays a bad destination.
+/// Departure from the IGMP seed, RFC wins: NetBSD igmp.c 1.49 drops a v2 query to any
+/// non-multicast destination (and a v1 query not to all-hosts). The MLD seeds check no
+/// destination at all (their kernel hands them only what is addressed to the host); we see
+/// the whole link, so a unicast destination that is not ours stays a bad destination. The
+/// rule holds for every version alike, as the sentence names no version.
 pub(crate) fn query_target<P: Protocol>(
     group: P::Addr,
     dst: P::Addr,
