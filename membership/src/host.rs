@@ -127,8 +127,9 @@ impl Host {
         self.change(ifindex, group, RequestChange::Add(filter), now)
     }
 
-    /// Drops sources: INCLUDE S drops S from the INCLUDE requests that list them; EXCLUDE S
-    /// drops one EXCLUDE request with exactly S. Returns the requests left.
+    /// Drops sources from anonymous requests: INCLUDE S drops S from the anonymous INCLUDE
+    /// requests that list them; EXCLUDE S drops one anonymous EXCLUDE request with exactly S.
+    /// Owned requests change only through [`Host::set_filter`]. Returns the requests left.
     pub fn leave_filter(
         &mut self,
         ifindex: IfIndex,
@@ -144,14 +145,50 @@ impl Host {
         self.change(ifindex, group, change, now)
     }
 
+    /// Sets `owner`'s source filter for `group` in one step, as RFC 3678's `setsourcefilter`
+    /// does for a socket: the owner's request is made if it holds none, replaced if it does,
+    /// and dropped by INCLUDE {}. The interface state is merged again once (RFC 9776 §3.2,
+    /// RFC 9777 §4.2) and a v3 host reports the difference in one State Change Report
+    /// (INCLUDE (A) → INCLUDE (B): ALLOW (B − A), BLOCK (A − B)); v1/v2 (MLDv1) hosts report
+    /// only when the group gains or loses all reception.
+    ///
+    /// An owner is any name a client gives (1 to 64 printable characters, no spaces); its
+    /// request is touched only by this call, [`Host::leave_interface`] and
+    /// [`Host::leave_all`], never by the anonymous [`Host::leave`] / [`Host::leave_filter`].
+    /// INCLUDE {} for an owner that holds nothing is [`Error::NoSuchOwner`] (or
+    /// [`Error::NotJoined`] when the group holds no request at all). Returns the requests held
+    /// for the group.
+    pub fn set_filter(
+        &mut self,
+        ifindex: IfIndex,
+        group: IpAddr,
+        owner: &str,
+        filter: SourceFilter,
+        now: Instant,
+    ) -> Result<u32, Error> {
+        if !is_valid_owner(owner) {
+            return Err(Error::BadOwner(owner.into()));
+        }
+        let filter = Filter {
+            mode: filter.mode,
+            sources: filter.sources.into_iter().collect(),
+        };
+        self.change(
+            ifindex,
+            group,
+            RequestChange::SetOwner(owner.into(), filter),
+            now,
+        )
+    }
+
     /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user, any source. The first join
     /// reports at once; further joins only count. Returns the number of users (requests).
     pub fn join(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.join_filter(ifindex, group, SourceFilter::exclude(Vec::new()), now)
     }
 
-    /// Drops one any-source user of `group`, or, with none left, every request for it (the
-    /// whole group). The last one leaves: Leave / Done if we reported last (v2), a
+    /// Drops one anonymous any-source user of `group`, or, with none left, every anonymous
+    /// request for it (owned ones stay: see [`Host::set_filter`]). The last one leaves: Leave / Done if we reported last (v2), a
     /// CHANGE_TO_INCLUDE {} (v3). Returns the users left.
     pub fn leave(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.change(ifindex, group, RequestChange::LeaveGroup, now)
@@ -372,4 +409,10 @@ impl Host {
             })
             .collect()
     }
+}
+
+/// Whether `owner` is a valid name for [`Host::set_filter`]: 1 to 64 printable ASCII
+/// characters, no spaces (it is shown and journalled as one word).
+pub fn is_valid_owner(owner: &str) -> bool {
+    (1..=64).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_graphic())
 }

@@ -104,6 +104,13 @@ pub struct Args {
     /// Report 224.0.0.x groups (other than 224.0.0.1) too, as Linux does.
     #[arg(long)]
     pub report_link_local_groups: bool,
+    /// Join and report, on every emulated host, the solicited-node multicast group of its
+    /// IPv6 link-local address (ff02::1:ffXX:XXXX, RFC 4861 §7.2.1), as an IPv6 host does, so
+    /// that an MLD-snooping switch delivers it the Neighbour Solicitations it answers. The
+    /// join belongs to the owner `solicited-node`. Off by default: it adds an MLD group (and
+    /// its reports) to every host.
+    #[arg(long)]
+    pub solicited_node: bool,
     /// Seed for the random report delays (default: from the clock and pid).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -236,6 +243,10 @@ impl Args {
         differ("mtu", self.mtu != running.mtu);
         differ("strict_igmp", self.strict_igmp != running.strict_igmp);
         differ("lenient_mld", self.lenient_mld != running.lenient_mld);
+        differ(
+            "solicited_node",
+            self.solicited_node != running.solicited_node,
+        );
         differ(
             "report_link_local_groups",
             self.report_link_local_groups != running.report_link_local_groups,

@@ -216,7 +216,17 @@ impl<P: Protocol> Family<P> {
     fn enter_v3_mode(&mut self, ifindex: IfIndex) {
         for key in self.keys_on(ifindex) {
             self.cancel_timer(key);
-            self.records[key].mode = GroupMode::new(Compat::V3, true);
+            let record = &mut self.records[key];
+            record.mode = GroupMode::new(Compat::V3, true);
+            // What the older reports told the router: (*,G). Its next change is reported
+            // against EXCLUDE {} (TAHI MLDv2 6.1.a: leaving INCLUDE {S1} sends TO_IN {}, which
+            // ends the (*,G) state, not BLOCK {S1}, which a router in EXCLUDE {} ignores).
+            if let GroupMode::V3 {
+                router_any_source, ..
+            } = &mut record.mode
+            {
+                *router_any_source = record.filter.has_reception_state();
+            }
         }
     }
 

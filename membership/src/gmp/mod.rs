@@ -182,16 +182,27 @@ pub(crate) enum ReportProblem {
 /// group field; RFC 2236 §2.1 and RFC 2710 §3.6 define the query by its group field. A general
 /// query must go to all-systems; a group-specific one to the group or, as the Linux bridge
 /// sends them, to all-systems (RFC 9776 §4.1.12 allows a host to accept both).
+///
+/// Either may also go to `own`, this host's unicast address on the interface: RFC 9776
+/// §4.1.12 and RFC 9777 §5.1.15 (RFC 3376 §4.1.12, RFC 3810 §5.1.15) say a host MUST accept
+/// and process a query sent to any address, unicast or multicast, assigned to the interface.
+/// Departure from the IGMP seed, RFC wins: NetBSD igmp.c 1.49 drops a v2 query to any
+/// non-multicast destination (and a v1 query not to all-hosts). The MLD seeds check no
+/// destination at all (their kernel hands them only what is addressed to the host); we see
+/// the whole link, so a unicast destination that is not ours stays a bad destination. The
+/// rule holds for every version alike, as the sentence names no version.
 pub(crate) fn query_target<P: Protocol>(
     group: P::Addr,
     dst: P::Addr,
+    own: Option<P::Addr>,
     sources: usize,
 ) -> Result<Option<P::Addr>, QueryProblem> {
+    let to_us = own.is_some_and(|own| own == dst && !P::is_unspecified(&own));
     if P::is_unspecified(&group) {
         if sources > 0 {
             return Err(QueryProblem::GeneralWithSources);
         }
-        if dst != P::ALL_SYSTEMS {
+        if dst != P::ALL_SYSTEMS && !to_us {
             return Err(QueryProblem::BadDestination);
         }
         return Ok(None);
@@ -199,7 +210,7 @@ pub(crate) fn query_target<P: Protocol>(
     if !P::is_multicast(&group) {
         return Err(QueryProblem::BadGroup);
     }
-    if dst != group && dst != P::ALL_SYSTEMS {
+    if dst != group && dst != P::ALL_SYSTEMS && !to_us {
         return Err(QueryProblem::BadDestination);
     }
     Ok(Some(group))

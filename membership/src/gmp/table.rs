@@ -47,6 +47,11 @@ pub(crate) enum GroupMode<A> {
         /// Filter-mode change reports (TO_IN / TO_EX) still to send: every plain join and
         /// leave is one, and it costs this byte, nothing allocated.
         mode_change: u8,
+        /// The group was reported in an older mode (IGMPv1/v2, MLDv1) and no change has been
+        /// reported since: the router holds (*,G), EXCLUDE {}, whatever our filter says
+        /// (RFC 9776 §7.3.2, RFC 9777 §8.3.2: an older report counts as IS_EX {}). The next
+        /// state change is reported against that state (see `Family::state_changed`).
+        router_any_source: bool,
         /// What only source-specific queries and source changes need.
         extra: Option<Box<V3Extra<A>>>,
     },
@@ -107,6 +112,7 @@ impl<A: Ord + Copy> GroupMode<A> {
             return GroupMode::V3 {
                 response: None,
                 mode_change: 0,
+                router_any_source: false,
                 extra: None,
             };
         }
@@ -238,7 +244,11 @@ impl<P: Protocol> Family<P> {
             .ifaces
             .get_mut(&ifindex)
             .ok_or(Error::UnknownInterface(ifindex))?;
-        let adding = matches!(change, RequestChange::Add(_));
+        let adding = match &change {
+            RequestChange::Add(_) => true,
+            RequestChange::SetOwner(_, filter) => filter.has_reception_state(),
+            _ => false,
+        };
         let key = match iface.groups.get(&group).map(|&k| k as usize) {
             // A group being left (its last retransmissions pending) is not joined any more.
             Some(key) if self.records[key].is_leaving() && !adding => {

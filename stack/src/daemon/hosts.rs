@@ -1,15 +1,25 @@
 //! Emulated hosts: each one an interface of a membership core, with its own addresses, compat
 //! mode, groups and timers. Hosts with the same protocol settings share a core.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use log::warn;
-use membership::{Host, IfIndex, Instant, InterfaceConfig};
+use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 
 use super::{core_config, Core, Daemon, HostId, LinkId};
 use crate::framing::Framing;
 use crate::neighbour::NeighbourHost;
 use crate::topology::{HostParams, HostSpec};
+
+/// The owner of each host's solicited-node join (`--solicited-node`).
+pub(super) const SOLICITED_NODE_OWNER: &str = "solicited-node";
+
+/// The solicited-node multicast address of `addr` (RFC 4291 §2.7.1): ff02::1:ff00:0/104 and
+/// the address's low 24 bits.
+pub(super) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+    let low = u128::from(addr) & 0xff_ffff;
+    Ipv6Addr::from(0xff02_0000_0000_0000_0000_0001_ff00_0000_u128 | low)
+}
 
 /// Core ifindexes of hosts after a link's first start here, far above the kernel's.
 pub(super) const FIRST_SYNTHETIC_IFINDEX: IfIndex = 1 << 30;
@@ -111,6 +121,9 @@ impl Daemon {
                 let _ = other;
             }
         }
+        if self.args.solicited_node {
+            self.join_solicited_node(id);
+        }
         let link = &mut self.links[link];
         if let Some(mac) = spec.mac {
             link.by_mac.insert(mac.0, id);
@@ -121,6 +134,30 @@ impl Daemon {
             });
         }
         Ok(id)
+    }
+
+    /// Joins the solicited-node group of host `id`'s IPv6 link-local address (RFC 4861
+    /// §7.2.1), as the owner [`SOLICITED_NODE_OWNER`]: never journalled as a user's join, and
+    /// untouched by anonymous leaves. Reported like any group (RFC 9777 §6 reports every group
+    /// but ff02::1, which this never is).
+    fn join_solicited_node(&mut self, id: HostId) {
+        let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+        let group = IpAddr::V6(solicited_node(self.hosts[id].spec.ipv6_ll));
+        let now = self.now();
+        let joined = self.cores[core].host.set_filter(
+            ifindex,
+            group,
+            SOLICITED_NODE_OWNER,
+            SourceFilter::exclude(Vec::new()),
+            now,
+        );
+        while let Some(event) = self.cores[core].host.poll_event() {
+            self.log_event(core, &event);
+        }
+        match joined {
+            Ok(_) => self.note_member(id, group),
+            Err(e) => warn!("{}: cannot join {group}: {e}", self.host_label(id)),
+        }
     }
 
     /// Removes a host from its link: it leaves its groups on the wire (those leaves still go
@@ -230,6 +267,25 @@ impl Daemon {
         let link = &mut self.links[self.hosts[id].link];
         if self.delays.is_on() || (link.suppression && link.hosts.len() > 1) {
             link.members.entry(group).or_default().insert(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::solicited_node;
+
+    #[test]
+    fn solicited_node_groups_keep_the_low_24_bits() {
+        for (addr, group) in [
+            ("fe80::a63:2", "ff02::1:ff63:2"),
+            ("fe80::2", "ff02::1:ff00:2"),
+            ("fe80::1234:5678:9abc", "ff02::1:ff78:9abc"),
+        ] {
+            assert_eq!(
+                solicited_node(addr.parse().unwrap()),
+                group.parse::<std::net::Ipv6Addr>().unwrap()
+            );
         }
     }
 }

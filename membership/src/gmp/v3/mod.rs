@@ -202,10 +202,21 @@ impl<P: Protocol> Family<P> {
         let record = &mut self.records[key];
         let listed = !record.mode.news_done();
         let GroupMode::V3 {
-            mode_change, extra, ..
+            mode_change,
+            extra,
+            router_any_source,
+            ..
         } = &mut record.mode
         else {
             return;
+        };
+        // The first change after an older mode starts from what the router holds, (*,G)
+        // (RFC 9777 §8.3.2, RFC 9776 §7.3.2), not from our filter, which it never heard.
+        let any_source = Filter::any_source();
+        let old = if core::mem::take(router_any_source) {
+            &any_source
+        } else {
+            old
         };
         let filter = &record.filter;
         with_news(mode_change, extra, |news| {
