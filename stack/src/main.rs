@@ -104,13 +104,14 @@ pub struct Args {
     /// Report 224.0.0.x groups (other than 224.0.0.1) too, as Linux does.
     #[arg(long)]
     pub report_link_local_groups: bool,
-    /// Join and report, on every emulated host, the solicited-node multicast group of its
-    /// IPv6 link-local address (ff02::1:ffXX:XXXX, RFC 4861 §7.2.1), as an IPv6 host does, so
-    /// that an MLD-snooping switch delivers it the Neighbour Solicitations it answers. The
-    /// join belongs to the owner `solicited-node`. Off by default: it adds an MLD group (and
-    /// its reports) to every host.
-    #[arg(long)]
-    pub solicited_node: bool,
+    /// Which emulated hosts join and report the solicited-node multicast group of their IPv6
+    /// link-local address (ff02::1:ffXX:XXXX, RFC 4861 §7.2.1), as an IPv6 host does, so that
+    /// an MLD-snooping switch delivers them the Neighbour Solicitations they answer: `auto`,
+    /// the hosts of TAP links (TUN links have no link-layer addresses, hence no neighbour
+    /// discovery); `on`, every host; `off`, none (silence). The join belongs to the owner
+    /// `solicited-node`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = SolicitedNode::Auto)]
+    pub solicited_node: SolicitedNode,
     /// Seed for the random report delays (default: from the clock and pid).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -126,6 +127,28 @@ pub struct Args {
     /// (host, group), about 100 bytes each, so off unless asked for.
     #[arg(long)]
     pub delays: bool,
+}
+
+/// `--solicited-node`: which hosts join their solicited-node group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolicitedNode {
+    /// The hosts of TAP links, which do neighbour discovery.
+    Auto,
+    /// Every host.
+    On,
+    /// None.
+    Off,
+}
+
+impl SolicitedNode {
+    /// Whether a host with (`tap`) or without link-layer addresses joins the group.
+    pub fn joins(self, tap: bool) -> bool {
+        match self {
+            SolicitedNode::Auto => tap,
+            SolicitedNode::On => true,
+            SolicitedNode::Off => false,
+        }
+    }
 }
 
 impl Args {

@@ -217,7 +217,7 @@ fn solicited_node_group_is_joined_and_reported() {
     };
     ns.tun(TUN, KERNEL_V4_CIDR, KERNEL_LL);
     let mut capture = ns.capture(TUN);
-    let daemon = ns.spawn_daemon(&["--mld-version", "2", "--solicited-node"]);
+    let daemon = ns.spawn_daemon(&["--mld-version", "2", "--solicited-node", "on"]);
     let group = "ff02::1:ff00:2";
     capture.wait_for_full("the solicited-node join", secs(8), |p| {
         p.iter().any(|p| {

@@ -1,25 +1,18 @@
 //! Emulated hosts: each one an interface of a membership core, with its own addresses, compat
 //! mode, groups and timers. Hosts with the same protocol settings share a core.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use log::warn;
 use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 
 use super::{core_config, Core, Daemon, HostId, LinkId};
 use crate::framing::Framing;
-use crate::neighbour::NeighbourHost;
+use crate::neighbour::{solicited_node, NeighbourHost};
 use crate::topology::{HostParams, HostSpec};
 
 /// The owner of each host's solicited-node join (`--solicited-node`).
 pub(super) const SOLICITED_NODE_OWNER: &str = "solicited-node";
-
-/// The solicited-node multicast address of `addr` (RFC 4291 §2.7.1): ff02::1:ff00:0/104 and
-/// the address's low 24 bits.
-pub(super) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
-    let low = u128::from(addr) & 0xff_ffff;
-    Ipv6Addr::from(0xff02_0000_0000_0000_0000_0001_ff00_0000_u128 | low)
-}
 
 /// Core ifindexes of hosts after a link's first start here, far above the kernel's.
 pub(super) const FIRST_SYNTHETIC_IFINDEX: IfIndex = 1 << 30;
@@ -121,7 +114,7 @@ impl Daemon {
                 let _ = other;
             }
         }
-        if self.args.solicited_node {
+        if self.args.solicited_node.joins(spec.mac.is_some()) {
             self.join_solicited_node(id);
         }
         let link = &mut self.links[link];
@@ -267,25 +260,6 @@ impl Daemon {
         let link = &mut self.links[self.hosts[id].link];
         if self.delays.is_on() || (link.suppression && link.hosts.len() > 1) {
             link.members.entry(group).or_default().insert(id);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::solicited_node;
-
-    #[test]
-    fn solicited_node_groups_keep_the_low_24_bits() {
-        for (addr, group) in [
-            ("fe80::a63:2", "ff02::1:ff63:2"),
-            ("fe80::2", "ff02::1:ff00:2"),
-            ("fe80::1234:5678:9abc", "ff02::1:ff78:9abc"),
-        ] {
-            assert_eq!(
-                solicited_node(addr.parse().unwrap()),
-                group.parse::<std::net::Ipv6Addr>().unwrap()
-            );
         }
     }
 }
