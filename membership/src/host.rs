@@ -203,6 +203,15 @@ impl Host {
         self.igmp.iface_record_count(ifindex) + self.mld.iface_record_count(ifindex)
     }
 
+    /// Group records visited so far by walks over one interface's groups (queries, mode
+    /// changes, General Query answers), both families: a measure of work, for tests and
+    /// benchmarks that check it grows with the interface's own groups, never with all of them.
+    #[cfg(feature = "__bench")]
+    #[doc(hidden)]
+    pub fn records_visited(&self) -> u64 {
+        self.igmp.records_visited() + self.mld.records_visited()
+    }
+
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
     pub fn handle_packet(

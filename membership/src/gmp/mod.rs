@@ -108,6 +108,10 @@ pub(crate) struct Family<P: Protocol> {
     /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
     /// few reports as fit the MTU.
     pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
+    /// Group records visited by the walks over an interface's groups (a query, a mode change,
+    /// a General Query answer): the work that must stay proportional to the interface's own
+    /// groups. Counted for the tests and benchmarks.
+    visited: u64,
 }
 
 impl<P: Protocol> Default for Family<P> {
@@ -117,6 +121,7 @@ impl<P: Protocol> Default for Family<P> {
             records: Slab::new(),
             wheel: TimerWheel::new(),
             pending: Vec::new(),
+            visited: 0,
         }
     }
 }
@@ -126,6 +131,12 @@ impl<P: Protocol> Family<P> {
     /// O(1).
     pub fn record_count(&self) -> usize {
         self.records.len()
+    }
+
+    /// Group records visited by per-interface walks so far.
+    #[cfg(feature = "__bench")]
+    pub fn records_visited(&self) -> u64 {
+        self.visited
     }
 
     /// Group records held on `ifindex`. O(1).

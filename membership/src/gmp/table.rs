@@ -359,14 +359,19 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    /// Records in memory order rather than the group map's order: a query over 10^5 groups is
-    /// several times cheaper this way (BENCHMARKS.md).
-    pub(super) fn keys_on(&self, ifindex: IfIndex) -> Vec<usize> {
-        self.records
-            .iter()
-            .filter(|(_, r)| r.iface == ifindex)
-            .map(|(key, _)| key)
-            .collect()
+    /// The records of `ifindex`, from its own index: O(its groups), whatever the other
+    /// interfaces hold (a core serves a million emulated hosts as interfaces). Sorted into
+    /// memory (slot) order rather than the group map's: a query over 10^5 groups is several
+    /// times cheaper this way (BENCHMARKS.md), and the records meet the RNG in the order they
+    /// always have.
+    pub(super) fn keys_on(&mut self, ifindex: IfIndex) -> Vec<usize> {
+        let Some(iface) = self.ifaces.get(&ifindex) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        keys.sort_unstable();
+        self.visited += keys.len() as u64;
+        keys
     }
 
     /// Fires every timer due by `now`.
