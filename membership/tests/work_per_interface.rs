@@ -23,7 +23,7 @@ fn many_interfaces() -> Host {
             n,
             InterfaceConfig {
                 ipv4: Some(Ipv4Addr::from(0x0a00_0000 + n)),
-                ipv6_link_local: Some(Ipv6Addr::from(0xfe80_u128 << 112 | u128::from(n) + 1)),
+                ipv6_link_local: Some(Ipv6Addr::from((0xfe80_u128 << 112) | (u128::from(n) + 1))),
                 ..InterfaceConfig::default()
             },
         )
