@@ -138,8 +138,8 @@ fn main() {
     let reports = run(&mut host, 5_000, 16_000);
     let peak = PEAK.load(Relaxed) - before;
     println!(
-        "General Query answered at {GROUPS} groups: {reports} reports, peak growth {:.1} MiB",
-        peak as f64 / 1048576.0
+        "General Query answered at {GROUPS} groups: {reports} reports, peak growth {:.1} KiB",
+        peak as f64 / 1024.0
     );
     drop(host);
 

@@ -271,6 +271,10 @@ impl Host {
         while let Some(tx) = self.outbox.pop_front() {
             transmit(tx);
         }
+        // General Query answers last, straight to `transmit`: one report in memory at a time.
+        let (igmp, mld, mut env) = self.split();
+        igmp.send_answers(now, &mut env, &mut transmit);
+        mld.send_answers(now, &mut env, &mut transmit);
     }
 
     /// The next event, oldest first. Events are kept up to

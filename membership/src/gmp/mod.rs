@@ -108,6 +108,10 @@ pub(crate) struct Family<P: Protocol> {
     /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
     /// few reports as fit the MTU.
     pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
+    /// General Query answers in progress, by interface: a cursor each, never the records.
+    answers: BTreeMap<IfIndex, v3::Answer<P::Addr>>,
+    /// The interfaces whose answer has reports due at the next `send_answers`.
+    answers_due: Vec<IfIndex>,
     /// Group records visited by the walks over an interface's groups (a query, a mode change,
     /// a General Query answer): the work that must stay proportional to the interface's own
     /// groups. Counted for the tests and benchmarks.
@@ -121,6 +125,8 @@ impl<P: Protocol> Default for Family<P> {
             records: Slab::new(),
             wheel: TimerWheel::new(),
             pending: Vec::new(),
+            answers: BTreeMap::new(),
+            answers_due: Vec::new(),
             visited: 0,
         }
     }
@@ -145,7 +151,7 @@ impl<P: Protocol> Family<P> {
     }
 
     /// Forgets interface `ifindex` altogether: its records and their index entries, its
-    /// pending v3 records, and every timer of it cancelled in the wheel (report, general
+    /// pending v3 records and General Query answer, and every timer of it cancelled in the wheel (report, general
     /// response, retransmission, older-querier). Nothing is sent: leave first, and call this
     /// once the leaves are out. O(the interface's groups + pending records).
     pub fn remove_interface(&mut self, ifindex: IfIndex) {
@@ -168,6 +174,7 @@ impl<P: Protocol> Family<P> {
             self.wheel.cancel(timer);
         }
         self.pending.retain(|(i, _)| *i != ifindex);
+        self.cancel_answer(ifindex);
     }
 }
 

@@ -423,9 +423,9 @@ impl<P: Protocol> Family<P> {
         self.wheel.next_deadline()
     }
 
-    /// Whether v3 records wait for `flush_reports`.
+    /// Whether v3 records wait for `flush_reports`, or answers for `send_answers`.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.has_answers_due()
     }
 
     pub(super) fn timer_left(&self, timer: Option<TimerId>, now: Instant) -> Option<Duration> {
