@@ -260,21 +260,34 @@ impl Host {
         mld::input(family, &mut env, ifindex, meta, payload, now)
     }
 
-    /// Fires due timers and hands every packet waiting to be sent to `transmit`.
+    /// Fires due timers and hands every packet waiting to be sent to `transmit`: what
+    /// [`poll_transmit`](Host::poll_transmit) gives, until it gives nothing.
     pub fn poll(&mut self, now: Instant, mut transmit: impl FnMut(Transmit)) {
-        self.tick(now);
-        let (igmp, mld, mut env) = self.split();
-        igmp.advance(now, &mut env);
-        mld.advance(now, &mut env);
-        igmp.flush_reports(&mut env);
-        mld.flush_reports(&mut env);
-        while let Some(tx) = self.outbox.pop_front() {
+        while let Some(tx) = self.poll_transmit(now) {
             transmit(tx);
         }
-        // General Query answers last, straight to `transmit`: one report in memory at a time.
+    }
+
+    /// Fires due timers and returns the next packet to send, if any; call again until `None`.
+    /// A General Query answer is built here one report per call from a cursor over the
+    /// groups, so a driver that sends each packet before asking for the next holds one report
+    /// of it at a time, whatever the number of groups.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.tick(now);
+        if self.outbox.is_empty() {
+            let (igmp, mld, mut env) = self.split();
+            igmp.advance(now, &mut env);
+            mld.advance(now, &mut env);
+            igmp.flush_reports(&mut env);
+            mld.flush_reports(&mut env);
+        }
+        if let Some(tx) = self.outbox.pop_front() {
+            return Some(tx);
+        }
+        // General Query answers last: state-change reports are never held up behind them.
         let (igmp, mld, mut env) = self.split();
-        igmp.send_answers(now, &mut env, &mut transmit);
-        mld.send_answers(now, &mut env, &mut transmit);
+        igmp.poll_answer(&mut env)
+            .or_else(|| mld.poll_answer(&mut env))
     }
 
     /// The next event, oldest first. Events are kept up to

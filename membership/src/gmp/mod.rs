@@ -110,8 +110,8 @@ pub(crate) struct Family<P: Protocol> {
     pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
     /// General Query answers in progress, by interface: a cursor each, never the records.
     answers: BTreeMap<IfIndex, v3::Answer<P::Addr>>,
-    /// The interfaces whose answer has reports due at the next `send_answers`.
-    answers_due: Vec<IfIndex>,
+    /// The interfaces whose answer has reports due, in the order their timers fired.
+    answers_due: VecDeque<IfIndex>,
     /// Group records visited by the walks over an interface's groups (a query, a mode change,
     /// a General Query answer): the work that must stay proportional to the interface's own
     /// groups. Counted for the tests and benchmarks.
@@ -126,7 +126,7 @@ impl<P: Protocol> Default for Family<P> {
             wheel: TimerWheel::new(),
             pending: Vec::new(),
             answers: BTreeMap::new(),
-            answers_due: Vec::new(),
+            answers_due: VecDeque::new(),
             visited: 0,
         }
     }

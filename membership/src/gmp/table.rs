@@ -423,7 +423,7 @@ impl<P: Protocol> Family<P> {
         self.wheel.next_deadline()
     }
 
-    /// Whether v3 records wait for `flush_reports`, or answers for `send_answers`.
+    /// Whether v3 records wait for `flush_reports`, or answers for `poll_answer`.
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty() || self.has_answers_due()
     }

@@ -12,7 +12,6 @@ use core::ops::Bound;
 use super::records::{current_state, Packer};
 use super::records_of;
 use crate::gmp::{Env, Family, Protocol};
-use crate::time::Instant;
 use crate::wire::GroupRecord;
 use crate::{Config, IfIndex, Transmit};
 
@@ -29,7 +28,7 @@ pub(crate) struct Answer<A> {
 
 impl<P: Protocol> Family<P> {
     /// The interface timer fired: the answer starts from the interface's first group. It goes
-    /// out from `Host::poll` ([`Family::send_answers`]), report by report.
+    /// out through `Host::poll_transmit` ([`Family::poll_answer`]), report by report.
     pub(in crate::gmp) fn general_response_due(&mut self, ifindex: IfIndex, env: &mut Env<'_>) {
         let Some(iface) = self.ifaces.get_mut(&ifindex) else {
             return;
@@ -46,26 +45,21 @@ impl<P: Protocol> Family<P> {
         };
         // A new answer replaces one still going: it reports every group as it stands now.
         self.answers.insert(ifindex, answer);
-        self.answers_due.push(ifindex);
+        self.answers_due.push_back(ifindex);
     }
 
-    /// Hands the reports of every answer due to `transmit`, one report built at a time.
-    pub fn send_answers(
-        &mut self,
-        _now: Instant,
-        env: &mut Env<'_>,
-        transmit: &mut impl FnMut(Transmit),
-    ) {
-        for ifindex in core::mem::take(&mut self.answers_due) {
-            let Some(addrs) = env.interfaces.get(&ifindex) else {
-                self.answers.remove(&ifindex);
-                continue;
-            };
-            while let Some(report) = self.next_answer_report(ifindex, env.config) {
-                transmit(P::v3_report(ifindex, addrs, report, env.stats));
+    /// The next report of the answers due, built now; `None` when none is due.
+    pub fn poll_answer(&mut self, env: &mut Env<'_>) -> Option<Transmit> {
+        while let Some(&ifindex) = self.answers_due.front() {
+            if let Some(addrs) = env.interfaces.get(&ifindex) {
+                if let Some(report) = self.next_answer_report(ifindex, env.config) {
+                    return Some(P::v3_report(ifindex, addrs, report, env.stats));
+                }
             }
+            self.answers_due.pop_front();
             self.answers.remove(&ifindex);
         }
+        None
     }
 
     /// Drops the answer in progress on `ifindex`, if any (the interface leaves v3, or goes).
@@ -73,7 +67,7 @@ impl<P: Protocol> Family<P> {
         self.answers.remove(&ifindex);
     }
 
-    /// Whether answers wait for `send_answers`.
+    /// Whether answers wait for `poll_answer`.
     pub(in crate::gmp) fn has_answers_due(&self) -> bool {
         !self.answers_due.is_empty()
     }
