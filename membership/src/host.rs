@@ -286,8 +286,8 @@ impl Host {
         }
         // General Query answers last: state-change reports are never held up behind them.
         let (igmp, mld, mut env) = self.split();
-        igmp.poll_answer(&mut env)
-            .or_else(|| mld.poll_answer(&mut env))
+        igmp.poll_answer(now, &mut env)
+            .or_else(|| mld.poll_answer(now, &mut env))
     }
 
     /// The next event, oldest first. Events are kept up to

@@ -511,62 +511,6 @@ fn large_responses_are_packed_to_the_mtu() {
     assert_eq!(per_family[&false], (5, 300));
 }
 
-/// The answer is generated report by report from a cursor over the groups: a record split
-/// over reports resumes in the next one, which then fills up with the following groups, exactly
-/// as packing the whole list would.
-#[test]
-fn a_general_answer_resumes_mid_record_and_packs_to_the_mtu() {
-    let mut host = host();
-    let many: Vec<IpAddr> = (0..400u32)
-        .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
-        .collect();
-    host.join_filter(
-        IF,
-        ip("232.1.1.1"),
-        SourceFilter::include(many.clone()),
-        t(0),
-    )
-    .unwrap();
-    for i in 1..=200u32 {
-        host.join(IF, IpAddr::V4(Ipv4Addr::from(0xef00_0000 + i)), t(0))
-            .unwrap();
-    }
-    host.join_filter(IF, ip("239.9.9.9"), SourceFilter::exclude(many), t(0))
-        .unwrap();
-    run(&mut host, 10_000);
-    host.handle_packet(IF, &v3_query("0.0.0.0", &[], 10, ALL_HOSTS), t(10_000))
-        .unwrap();
-    let sent = run(&mut host, 20_000);
-    let shapes: Vec<Vec<(String, usize)>> = sent
-        .iter()
-        .map(|(_, tx)| match &tx.message {
-            Message::Igmp(IgmpRepr::ReportV3 { records }) => records
-                .iter()
-                .map(|r| (format!("{} {}", r.kind, r.group), r.sources.len()))
-                .collect(),
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    let plain = |from: u32, to: u32| -> Vec<(String, usize)> {
-        (from..=to)
-            .map(|i| (format!("is_ex {}", Ipv4Addr::from(0xef00_0000 + i)), 0))
-            .collect()
-    };
-    // 1468 bytes of records a report: IS_IN split 365 + 35 sources; then 8 bytes a group.
-    let mut second = vec![("is_in 232.1.1.1".to_string(), 35)];
-    second.extend(plain(1, 165));
-    assert_eq!(
-        shapes,
-        [
-            vec![("is_in 232.1.1.1".to_string(), 365)],
-            second,
-            plain(166, 200),
-            vec![("is_ex 239.9.9.9".to_string(), 365)],
-        ]
-    );
-    assert!(sent.iter().all(|(_, tx)| tx.to_packet().len() <= 1500));
-}
-
 #[test]
 fn a_huge_source_list_is_split_or_truncated_as_the_record_type_says() {
     let mut host = host();

@@ -192,8 +192,11 @@ pub(crate) enum TimerKey {
     Report(usize),
     /// An interface's v3 state-change retransmission.
     Retransmit(IfIndex),
-    /// An interface's pending v3 General Query response.
-    GeneralResponse(IfIndex),
+    /// An interface's pending v3 General Query response, and the end of the query's Max Resp
+    /// Time: the answer is paced so as to be out by then.
+    GeneralResponse(IfIndex, Instant),
+    /// The next reports of an interface's paced General Query answer.
+    Answer(IfIndex),
     /// An Older Version Querier Present timer.
     OlderQuerier(IfIndex, Compat),
 }
@@ -411,7 +414,10 @@ impl<P: Protocol> Family<P> {
                 }
             }
             TimerKey::Retransmit(ifindex) => self.retransmit(ifindex, at, env),
-            TimerKey::GeneralResponse(ifindex) => self.general_response_due(ifindex, env),
+            TimerKey::GeneralResponse(ifindex, by) => {
+                self.general_response_due(ifindex, at, by, env)
+            }
+            TimerKey::Answer(ifindex) => self.answer_due(ifindex),
             TimerKey::OlderQuerier(ifindex, version) => {
                 self.older_querier_expired(ifindex, version, env)
             }
@@ -437,7 +443,7 @@ impl<P: Protocol> Family<P> {
 mod tests {
     use core::net::{Ipv4Addr, Ipv6Addr};
 
-    use super::Record;
+    use super::{Record, TimerKey};
 
     /// Per-membership memory (DESIGN.md: ≤ 150 B per any-source membership at 10^6 groups).
     /// Before the per-mode state types: 144 and 160 bytes; 96 and 112 before the v3 news kept
@@ -446,5 +452,11 @@ mod tests {
     fn records_stay_small() {
         assert!(core::mem::size_of::<Record<Ipv4Addr>>() <= 88);
         assert!(core::mem::size_of::<Record<Ipv6Addr>>() <= 104);
+    }
+
+    /// Every timer on the wheel holds one; the General Query's deadline rides in the padding.
+    #[test]
+    fn timer_keys_stay_small() {
+        assert!(core::mem::size_of::<TimerKey>() <= 16);
     }
 }

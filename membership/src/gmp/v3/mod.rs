@@ -96,7 +96,11 @@ impl<P: Protocol> Family<P> {
             if let Some(timer) = iface.v3.general.take() {
                 self.wheel.cancel(timer);
             }
-            iface.v3.general = Some(self.wheel.schedule(at, TimerKey::GeneralResponse(ifindex)));
+            let by = now + max_delay;
+            iface.v3.general = Some(
+                self.wheel
+                    .schedule(at, TimerKey::GeneralResponse(ifindex, by)),
+            );
             return;
         };
         let Some(key) = iface.groups.get(&group).map(|&k| k as usize) else {

@@ -250,6 +250,11 @@ impl<A: Copy> Packer<A> {
         None
     }
 
+    /// Records in the report being filled.
+    pub fn len(&self) -> usize {
+        self.report.len()
+    }
+
     /// The report being filled, if it holds anything; the packer is empty after.
     pub fn finish(&mut self) -> Option<Vec<GroupRecord<A>>> {
         self.used = 0;
