@@ -197,3 +197,25 @@ fn an_older_querier_cancels_the_rest_of_a_paced_answer() {
     );
     assert_eq!(rest.len(), 1, "the queried group's v2 report");
 }
+
+/// An interface removed mid-answer: nothing more is sent for it, and no timer of its answer
+/// is left behind.
+#[test]
+fn removing_the_interface_ends_its_answer() {
+    let mut host = joined(Config::default(), 20_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let mut reports = 0;
+    while reports < 20 {
+        let at = host.next_deadline().unwrap();
+        host.poll(at, |_| reports += 1);
+    }
+    let now = host.next_deadline().unwrap();
+    host.remove_interface(IF).unwrap();
+    assert_eq!(
+        host.next_deadline(),
+        None,
+        "the answer's timer went with it"
+    );
+    assert!(run(&mut host, now.as_millis(), 60_000).is_empty());
+}

@@ -111,6 +111,12 @@ impl<P: Protocol> Family<P> {
     /// The next report of the answers due at `now`, built now; `None` when none is due.
     pub fn poll_answer(&mut self, now: Instant, env: &mut Env<'_>) -> Option<Transmit> {
         while let Some(&ifindex) = self.answers_due.front() {
+            // An entry left by an answer cancelled (its interface removed, and maybe added
+            // again with a new answer, between two polls) is dropped: only a due answer goes.
+            if !self.answers.get(&ifindex).is_some_and(|a| a.due) {
+                self.answers_due.pop_front();
+                continue;
+            }
             if let Some(addrs) = env.interfaces.get(&ifindex) {
                 if let Some(report) = self.next_answer_report(ifindex, env.config) {
                     self.pace(ifindex, now, env.config.answer_burst);
@@ -147,6 +153,9 @@ impl<P: Protocol> Family<P> {
             return;
         }
         answer.due = false;
+        if let Some(stale) = answer.timer.take() {
+            self.wheel.cancel(stale);
+        }
         answer.timer = Some(self.wheel.schedule(next, TimerKey::Answer(ifindex)));
         self.answers_due.pop_front();
     }
