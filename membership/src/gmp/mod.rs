@@ -10,6 +10,7 @@
 
 pub(crate) mod compat;
 pub(crate) mod engine;
+pub(crate) mod index;
 pub(crate) mod info;
 pub(crate) mod table;
 pub(crate) mod v1v2;

@@ -9,6 +9,7 @@ use core::time::Duration;
 
 use super::compat::{OlderQueriers, QuerierParams};
 use super::engine::{Member, MemberState};
+use super::index::GroupIndex;
 use super::v3::{Retransmit, V3Iface};
 use super::{Compat, Env, Family, Protocol};
 use crate::event::Event;
@@ -168,7 +169,7 @@ impl<A: Ord + Copy> Record<A> {
 #[derive(Debug)]
 pub(crate) struct FamilyIface<A> {
     /// Each group's record (its slot in the table; u32 keeps the index small).
-    pub(super) groups: BTreeMap<A, u32>,
+    pub(super) groups: GroupIndex<A>,
     pub(super) older: OlderQueriers,
     pub(super) querier: QuerierParams,
     pub(super) v3: V3Iface,
@@ -177,7 +178,7 @@ pub(crate) struct FamilyIface<A> {
 impl<A> Default for FamilyIface<A> {
     fn default() -> Self {
         FamilyIface {
-            groups: BTreeMap::new(),
+            groups: GroupIndex::default(),
             older: OlderQueriers::default(),
             querier: QuerierParams::default(),
             v3: V3Iface::default(),

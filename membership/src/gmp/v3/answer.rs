@@ -12,7 +12,6 @@
 //! what is left of the query's Max Resp Time, never past it.
 
 use alloc::vec::{IntoIter, Vec};
-use core::ops::Bound;
 
 use super::records::{current_state, Packer};
 use super::records_of;
@@ -192,11 +191,7 @@ impl<P: Protocol> Family<P> {
                     return Some(full);
                 }
             }
-            let from = match answer.after {
-                Some(group) => Bound::Excluded(group),
-                None => Bound::Unbounded,
-            };
-            let Some((&group, &key)) = groups.range((from, Bound::Unbounded)).next() else {
+            let Some((group, key)) = groups.next_after(answer.after) else {
                 return answer.packer.finish();
             };
             answer.after = Some(group);
