@@ -152,9 +152,10 @@ impl<P: Protocol> Family<P> {
     }
 
     /// Forgets interface `ifindex` altogether: its records and their index entries, its
-    /// pending v3 records and General Query answer, and every timer of it cancelled in the wheel (report, general
-    /// response, retransmission, older-querier). Nothing is sent: leave first, and call this
-    /// once the leaves are out. O(the interface's groups + pending records).
+    /// pending v3 records and General Query answer, and every timer of it cancelled in the
+    /// wheel (report, general response, answer, retransmission, older-querier). Nothing is
+    /// sent: leave first, and call this once the leaves are out. O(the interface's groups +
+    /// pending records).
     pub fn remove_interface(&mut self, ifindex: IfIndex) {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
