@@ -10,6 +10,7 @@
 
 pub(crate) mod compat;
 pub(crate) mod engine;
+pub(crate) mod ifaces;
 pub(crate) mod index;
 pub(crate) mod info;
 pub(crate) mod table;
@@ -35,7 +36,8 @@ use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
 use engine::{Context, Send};
-use table::{FamilyIface, Record, TimerKey};
+use ifaces::IfaceTable;
+use table::{Record, TimerKey};
 
 /// What differs between IGMP and MLD, as far as the shared machinery is concerned.
 pub(crate) trait Protocol {
@@ -102,7 +104,7 @@ impl Env<'_> {
 /// One address family's group table: every interface's records, timers and pending reports.
 #[derive(Debug)]
 pub(crate) struct Family<P: Protocol> {
-    ifaces: BTreeMap<IfIndex, FamilyIface<P::Addr>>,
+    ifaces: IfaceTable<P::Addr>,
     records: Slab<Record<P::Addr>>,
     wheel: TimerWheel<TimerKey>,
     /// v3 records decided since the last `flush_reports`: what happens at one instant (a
@@ -122,7 +124,7 @@ pub(crate) struct Family<P: Protocol> {
 impl<P: Protocol> Default for Family<P> {
     fn default() -> Self {
         Family {
-            ifaces: BTreeMap::new(),
+            ifaces: IfaceTable::default(),
             records: Slab::new(),
             wheel: TimerWheel::new(),
             pending: Vec::new(),

@@ -204,7 +204,7 @@ pub(crate) enum TimerKey {
 
 impl<P: Protocol> Family<P> {
     pub fn add_interface(&mut self, ifindex: IfIndex) {
-        self.ifaces.entry(ifindex).or_default();
+        self.ifaces.add(ifindex);
     }
 
     /// A request change as the API gives it, its sources checked against the family.
