@@ -6,7 +6,9 @@
 //! The records go in group order (the interface's group index), each group's record in the
 //! pieces `Packer::split` makes of it, packed exactly as `pack` packs a list. Departure from the
 //! order of earlier versions, which packed the records in slot (join) order: the same records
-//! and the same packing, in the order a cursor can resume in.
+//! and the same packing, in the order a cursor can resume in (the two agree when groups were
+//! joined in address order, as batch joins are). State-change records decided at the instant
+//! the answer starts go in their own reports, ahead of it, no longer packed with it.
 //!
 //! Pacing (`Config::answer_burst`): after the first reports, the rest are spread evenly over
 //! what is left of the query's Max Resp Time, never past it.
@@ -34,6 +36,7 @@ pub(crate) struct Answer<A> {
     /// Groups not visited yet, as counted when the answer began: with the records a report
     /// holds, the estimate of the reports left that paces the answer.
     groups_left: usize,
+    /// Records without sources that fill one report.
     per_report: usize,
     /// Reports sent.
     sent: u32,
