@@ -240,6 +240,15 @@ impl Host {
         self.igmp.iface_record_count(ifindex) + self.mld.iface_record_count(ifindex)
     }
 
+    /// Group records visited so far by walks over one interface's groups (queries, mode
+    /// changes, General Query answers), both families: a measure of work, for tests and
+    /// benchmarks that check it grows with the interface's own groups, never with all of them.
+    #[cfg(feature = "__bench")]
+    #[doc(hidden)]
+    pub fn records_visited(&self) -> u64 {
+        self.igmp.records_visited() + self.mld.records_visited()
+    }
+
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
     pub fn handle_packet(
@@ -288,17 +297,34 @@ impl Host {
         mld::input(family, &mut env, ifindex, meta, payload, now)
     }
 
-    /// Fires due timers and hands every packet waiting to be sent to `transmit`.
+    /// Fires due timers and hands every packet waiting to be sent to `transmit`: what
+    /// [`poll_transmit`](Host::poll_transmit) gives, until it gives nothing.
     pub fn poll(&mut self, now: Instant, mut transmit: impl FnMut(Transmit)) {
-        self.tick(now);
-        let (igmp, mld, mut env) = self.split();
-        igmp.advance(now, &mut env);
-        mld.advance(now, &mut env);
-        igmp.flush_reports(&mut env);
-        mld.flush_reports(&mut env);
-        while let Some(tx) = self.outbox.pop_front() {
+        while let Some(tx) = self.poll_transmit(now) {
             transmit(tx);
         }
+    }
+
+    /// Fires due timers and returns the next packet to send, if any; call again until `None`.
+    /// A General Query answer is built here one report per call from a cursor over the
+    /// groups, so a driver that sends each packet before asking for the next holds one report
+    /// of it at a time, whatever the number of groups.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.tick(now);
+        if self.outbox.is_empty() {
+            let (igmp, mld, mut env) = self.split();
+            igmp.advance(now, &mut env);
+            mld.advance(now, &mut env);
+            igmp.flush_reports(&mut env);
+            mld.flush_reports(&mut env);
+        }
+        if let Some(tx) = self.outbox.pop_front() {
+            return Some(tx);
+        }
+        // General Query answers last: state-change reports are never held up behind them.
+        let (igmp, mld, mut env) = self.split();
+        igmp.poll_answer(now, &mut env)
+            .or_else(|| mld.poll_answer(now, &mut env))
     }
 
     /// The next event, oldest first. Events are kept up to

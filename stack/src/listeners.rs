@@ -11,7 +11,7 @@
 //! with the number of groups, and a datagram read on one link reaches that link's listeners
 //! only. Each listener's join is one emulated host's ([`Owner`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -395,14 +395,17 @@ impl Listeners {
         }
     }
 
-    /// Ends the listeners of `host`, which is gone (removed by a reload, or its link
-    /// closed): their sockets close, so their clients see the end; the host's groups are left
-    /// by whoever removed it.
-    pub fn forget_owner(&mut self, host: usize) {
+    /// Ends the listeners of the `hosts`, which are gone (removed by a reload, or their link
+    /// closed): their sockets close, so their clients see the end; the hosts' groups are left
+    /// by whoever removed them. One pass over the listeners for all of them.
+    pub fn forget_owners(&mut self, hosts: &HashSet<usize>) {
+        if self.group_of.is_empty() {
+            return;
+        }
         let mut emptied = Vec::new();
         for (key, listeners) in &mut self.by_group {
             listeners.retain(|l| {
-                if l.owner.host != host {
+                if !hosts.contains(&l.owner.host) {
                     return true;
                 }
                 let _ = self

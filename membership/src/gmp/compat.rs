@@ -194,6 +194,7 @@ impl<P: Protocol> Family<P> {
     /// machine.
     fn leave_v3_mode(&mut self, ifindex: IfIndex, env: &Env<'_>) {
         self.pending.retain(|(i, _)| *i != ifindex);
+        self.cancel_answer(ifindex);
         if let Some(iface) = self.ifaces.get_mut(&ifindex) {
             iface.v3.changed.clear();
             for timer in [iface.v3.general.take(), iface.v3.retransmit.take()]

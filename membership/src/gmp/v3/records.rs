@@ -195,45 +195,94 @@ pub(crate) fn pack<A: Copy>(
     record_overhead: usize,
     addr_len: usize,
 ) -> Vec<Vec<GroupRecord<A>>> {
-    let max_sources = space.saturating_sub(record_overhead) / addr_len;
-    let mut pieces = Vec::new();
+    let mut packer = Packer::new(space, record_overhead, addr_len);
+    let mut reports = Vec::new();
     for record in records {
+        for piece in packer.split(record) {
+            reports.extend(packer.add(piece));
+        }
+    }
+    reports.extend(packer.finish());
+    reports
+}
+
+/// Fills reports with records in order, one report at a time: a record goes into the report
+/// being filled when it fits, else it starts the next one. What [`pack`] does for a list, and
+/// a General Query answer does group by group, never holding more than one report.
+#[derive(Debug)]
+pub(crate) struct Packer<A> {
+    space: usize,
+    record_overhead: usize,
+    addr_len: usize,
+    /// Bytes of records in `report`.
+    used: usize,
+    report: Vec<GroupRecord<A>>,
+}
+
+impl<A: Copy> Packer<A> {
+    /// Reports of `space` bytes of records; a record takes `record_overhead` bytes and
+    /// `addr_len` per source.
+    pub fn new(space: usize, record_overhead: usize, addr_len: usize) -> Packer<A> {
+        Packer {
+            space,
+            record_overhead,
+            addr_len,
+            used: 0,
+            report: Vec::new(),
+        }
+    }
+
+    /// The pieces `record` goes out as: itself when it fits one report; else records of its
+    /// type with the sources split among them, or, for IS_EX / TO_EX, as many as fit.
+    pub fn split(&self, mut record: GroupRecord<A>) -> Vec<GroupRecord<A>> {
+        let max_sources = self.space.saturating_sub(self.record_overhead) / self.addr_len;
         if record.sources.len() <= max_sources {
-            pieces.push(record);
-        } else if matches!(
+            return vec![record];
+        }
+        if matches!(
             record.kind,
             RecordType::ModeIsExclude | RecordType::ChangeToExclude
         ) {
-            let mut record = record;
             record.sources.truncate(max_sources);
-            pieces.push(record);
-        } else {
-            for chunk in record.sources.chunks(max_sources.max(1)) {
-                pieces.push(GroupRecord {
-                    kind: record.kind,
-                    group: record.group,
-                    sources: chunk.to_vec(),
-                    aux_data: Vec::new(),
-                });
-            }
+            return vec![record];
         }
+        record
+            .sources
+            .chunks(max_sources.max(1))
+            .map(|chunk| GroupRecord {
+                kind: record.kind,
+                group: record.group,
+                sources: chunk.to_vec(),
+                aux_data: Vec::new(),
+            })
+            .collect()
     }
-    let mut reports: Vec<Vec<GroupRecord<A>>> = Vec::new();
-    let mut used = 0;
-    for piece in pieces {
-        let size = record_overhead + addr_len * piece.sources.len();
-        match reports.last_mut() {
-            Some(report) if used + size <= space => {
-                report.push(piece);
-                used += size;
-            }
-            _ => {
-                used = size;
-                reports.push(vec![piece]);
-            }
+
+    /// Adds one piece (from [`Packer::split`]); the report it closed, when it did not fit in
+    /// the one being filled.
+    pub fn add(&mut self, piece: GroupRecord<A>) -> Option<Vec<GroupRecord<A>>> {
+        let size = self.record_overhead + self.addr_len * piece.sources.len();
+        if self.report.is_empty() || self.used + size > self.space {
+            let full = core::mem::replace(&mut self.report, vec![piece]);
+            self.used = size;
+            return (!full.is_empty()).then_some(full);
         }
+        self.report.push(piece);
+        self.used += size;
+        None
     }
-    reports
+
+    /// Records in the report being filled.
+    pub fn len(&self) -> usize {
+        self.report.len()
+    }
+
+    /// The report being filled, if it holds anything; the packer is empty after.
+    pub fn finish(&mut self) -> Option<Vec<GroupRecord<A>>> {
+        self.used = 0;
+        let last = core::mem::take(&mut self.report);
+        (!last.is_empty()).then_some(last)
+    }
 }
 
 #[cfg(test)]
