@@ -118,7 +118,7 @@ fn thousands_of_hosts_answer_a_general_query_in_time_while_the_control_plane_ans
             .iter()
             .filter(|p| p.kind == kind && p.time > query_at)
             .filter(|p| p.time <= query_at + MAX_RESP_S + SLACK)
-            .filter(|p| p.records().iter().any(|r| record(r)))
+            .filter(|p| p.records().iter().any(record))
             .map(|p| p.src)
             // The bridge reports its own groups.
             .filter(|src| *src != ip("10.100.0.1") && *src != ip("fe80::1"))
