@@ -74,8 +74,34 @@ ip -n "$NS" link set tap1 up
 ip netns exec "$NS" tcpdump -i tap1 -Z root -s 256 -B 65536 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
 DUMP=$!
 sleep 1
+# CPU seconds of the daemon (utime + stime) across the answer, and the control socket's
+# latency while it goes out: one `ping` request at a time on one connection, for 12 s.
+cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+CPU0=$(cpu "$DAEMON")
+python3 - "$DIR/ctl.sock" >"$DIR/ping.txt" <<'PY' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.settimeout(10)
+f = s.makefile("rb")
+lat = []
+end = time.monotonic() + 12
+while time.monotonic() < end:
+    t = time.monotonic()
+    s.sendall(b'{"cmd":"ping"}\n')
+    f.readline()
+    lat.append((time.monotonic() - t) * 1e3)
+    time.sleep(0.01)
+lat.sort()
+p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+print(f"control ping during the answer: {len(lat)} requests, p50 {p(0.5):.2f} ms, "
+      f"p99 {p(0.99):.2f} ms, max {lat[-1]:.2f} ms")
+PY
+PINGER=$!
 ip -n "$NS" link set br0 up
 sleep 14
+wait "$PINGER" || echo "control ping: the client failed"
+CPU1=$(cpu "$DAEMON")
 kill "$DUMP"; wait "$DUMP" 2>/dev/null || true; DUMP=
 tshark -r "$DIR/q.pcap" -T fields -e frame.time_epoch -e ip.src -e igmp.type >"$DIR/q.txt" 2>/dev/null
 python3 - "$DIR/q.txt" "$HOSTS" <<'PY'
@@ -99,3 +125,7 @@ h=$HOSTS;m=$M
 print(f'per idle host: {($RSS_IDLE-$RSS_ONE)*1024/(h-1):.0f} B; per membership: {($RSS_JOINED-$RSS_IDLE)*1024/m:.0f} B')
 print(f'join ramp: {m} memberships in {$T1-$T0:.2f} s = {m/($T1-$T0):.0f}/s (one request, one connection)')"
 echo "device write errors (lost at the TAP): $DROPS"
+cat "$DIR/ping.txt"
+python3 -c "
+ticks=$(getconf CLK_TCK); h=$HOSTS; cpu=($CPU1-$CPU0)/ticks
+print(f'CPU during the answer (14 s): {cpu:.2f} s = {cpu*1e6/h:.1f} us per host')"

@@ -126,6 +126,14 @@ pub struct Config {
     pub igmp_policy: InputPolicy,
     /// What IP-level irregularities MLD input tolerates.
     pub mld_policy: InputPolicy,
+    /// A General Query answer of more IGMPv3 / MLDv2 reports than this sends that many at once,
+    /// then spreads the rest evenly over what is left of the query's Max Resp Time, never past
+    /// it. Departure from RFC 9776 §5.2 / RFC 9777 §6.2, which send the whole answer when the
+    /// interface timer expires: routers police the IGMP / MLD they take to their CPU at a few
+    /// thousand packets per second, and most of a burst of thousands of reports would be lost.
+    /// State-change reports are never held back by it. `u32::MAX` sends every report at once,
+    /// as the RFCs do. Default 8.
+    pub answer_burst: u32,
     /// Events kept for [`Host::poll_event`](crate::Host::poll_event) before further ones are
     /// dropped (and counted in [`Stats::events_dropped`](crate::Stats::events_dropped)), so
     /// that a driver that never asks does not make the host grow. 0 turns events off. 1024.
@@ -167,6 +175,7 @@ impl Default for Config {
                 require_router_alert: true,
                 require_hop_limit_one: true,
             },
+            answer_burst: 8,
             event_capacity: 1024,
         }
     }

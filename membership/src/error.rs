@@ -1,5 +1,6 @@
 //! Why a request to the [`Host`](crate::Host) was refused. A refused request changes nothing.
 
+use alloc::string::String;
 use core::net::IpAddr;
 
 use crate::IfIndex;
@@ -31,6 +32,12 @@ pub enum Error {
     /// A filter source that is not a unicast address of the group's family (RFC 9776 §3.1).
     #[error("source {0} is not a unicast address of the group's family")]
     BadSource(IpAddr),
+    /// A change for an owner that holds no request for the group.
+    #[error("owner {0:?} holds no filter for the group")]
+    NoSuchOwner(String),
+    /// An owner's name must be 1 to 64 printable characters.
+    #[error("bad owner name {0:?}: 1 to 64 printable characters, no spaces")]
+    BadOwner(String),
     /// INCLUDE {} is a leave, not a join (RFC 9776 §3.1).
     #[error("an INCLUDE filter needs at least one source")]
     EmptyInclude,

@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
@@ -98,16 +99,25 @@ impl<A: Copy + Into<IpAddr>> Filter<A> {
     }
 }
 
-/// The requests held for one group (each join is one). Plain joins, EXCLUDE {}, are by far
-/// the most common and are only counted, so that a group joined from any source holds no
-/// allocation of its own; the requests with sources, or INCLUDE ones, are kept whole.
+/// One request kept whole: its filter and, when a client named one, its owner (the RFC 3678
+/// socket whose filter it is). A request without an owner is one anonymous join.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Request<A> {
+    pub owner: Option<Box<str>>,
+    pub filter: Filter<A>,
+}
+
+/// The requests held for one group (each join is one). Plain anonymous joins, EXCLUDE {}, are
+/// by far the most common and are only counted, so that a group joined from any source holds
+/// no allocation of its own; the requests with sources, INCLUDE ones, or owned ones are kept
+/// whole.
 ///
-/// The filtered ones are a boxed slice, not a `Vec`: 8 bytes less in every record, and they
+/// The whole ones are a boxed slice, not a `Vec`: 8 bytes less in every record, and they
 /// change seldom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Requests<A> {
     any_source: u32,
-    filtered: Box<[Filter<A>]>,
+    filtered: Box<[Request<A>]>,
 }
 
 impl<A> Default for Requests<A> {
@@ -131,9 +141,18 @@ impl<A: Ord + Copy> Requests<A> {
 
     /// Every request, the plain ones first.
     pub fn iter(&self) -> impl Iterator<Item = Filter<A>> + '_ {
+        self.iter_owned().map(|(_, f)| f)
+    }
+
+    /// Every request with its owner (`None`: an anonymous join), the plain ones first.
+    pub fn iter_owned(&self) -> impl Iterator<Item = (Option<&str>, Filter<A>)> + '_ {
         (0..self.any_source)
-            .map(|_| Filter::any_source())
-            .chain(self.filtered.iter().cloned())
+            .map(|_| (None, Filter::any_source()))
+            .chain(
+                self.filtered
+                    .iter()
+                    .map(|r| (r.owner.as_deref(), r.filter.clone())),
+            )
     }
 
     /// The interface state for the group: the requests merged.
@@ -142,20 +161,28 @@ impl<A: Ord + Copy> Requests<A> {
             // EXCLUDE {} intersected with anything is EXCLUDE {}, whatever the INCLUDEs add.
             return Filter::any_source();
         }
-        merge(&self.filtered)
+        merge_all(self.filtered.iter().map(|r| &r.filter))
     }
 }
 
 /// The interface state for a group, merged from every request held for it (RFC 9776 §3.2,
 /// RFC 9777 §4.2): EXCLUDE if any request excludes, with the intersection of the EXCLUDE lists
 /// minus the union of the INCLUDE lists; otherwise INCLUDE with the union of the INCLUDE lists.
+#[cfg(test)]
 pub(crate) fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
+    merge_all(requests.iter())
+}
+
+/// [`merge`] over any list of filters.
+fn merge_all<'a, A: Ord + Copy + 'a>(
+    requests: impl Iterator<Item = &'a Filter<A>> + Clone,
+) -> Filter<A> {
     let includes = requests
-        .iter()
+        .clone()
         .filter(|r| r.mode == FilterMode::Include)
         .flat_map(|r| r.sources.iter().copied())
         .collect::<BTreeSet<A>>();
-    let mut excludes = requests.iter().filter(|r| r.mode == FilterMode::Exclude);
+    let mut excludes = requests.filter(|r| r.mode == FilterMode::Exclude);
     match excludes.next() {
         None => Filter {
             mode: FilterMode::Include,
@@ -175,17 +202,21 @@ pub(crate) fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
     }
 }
 
-/// How a request list changes.
+/// How a request list changes. Anonymous changes (every one but `SetOwner` and `DropAll`)
+/// touch anonymous requests only: an owned request changes by its owner's word alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RequestChange<A> {
-    /// A new request (a join, with its filter).
+    /// A new anonymous request (a join, with its filter).
     Add(Filter<A>),
-    /// Drop one any-source request; without one, every request (the whole group).
+    /// Drop one anonymous any-source request; without one, every anonymous request.
     LeaveGroup,
-    /// Drop these sources from the INCLUDE requests that list them.
+    /// Drop these sources from the anonymous INCLUDE requests that list them.
     DropIncluded(BTreeSet<A>),
-    /// Drop one EXCLUDE request with exactly these sources.
+    /// Drop one anonymous EXCLUDE request with exactly these sources.
     DropExclude(BTreeSet<A>),
+    /// Replace the owner's request with this filter in one step (RFC 3678 `setsourcefilter`):
+    /// made if the owner holds none, dropped by INCLUDE {}.
+    SetOwner(Box<str>, Filter<A>),
     /// Drop every request (shutdown).
     DropAll,
 }
@@ -211,6 +242,13 @@ impl RequestChange<IpAddr> {
             RequestChange::LeaveGroup => RequestChange::LeaveGroup,
             RequestChange::DropIncluded(s) => RequestChange::DropIncluded(typed(s)?),
             RequestChange::DropExclude(s) => RequestChange::DropExclude(typed(s)?),
+            RequestChange::SetOwner(owner, f) => RequestChange::SetOwner(
+                owner,
+                Filter {
+                    mode: f.mode,
+                    sources: typed(f.sources)?,
+                },
+            ),
             RequestChange::DropAll => RequestChange::DropAll,
         })
     }
@@ -221,8 +259,9 @@ pub(crate) fn apply_change<A: Ord + Copy>(
     requests: &mut Requests<A>,
     change: RequestChange<A>,
 ) -> Result<(), Error> {
+    let full = requests.len() >= u32::MAX as usize;
     match change {
-        RequestChange::Add(_) if requests.len() >= u32::MAX as usize => Err(Error::TooManyUsers),
+        RequestChange::Add(_) if full => Err(Error::TooManyUsers),
         RequestChange::Add(filter) if filter == Filter::any_source() => {
             requests.any_source += 1;
             Ok(())
@@ -248,35 +287,62 @@ pub(crate) fn apply_change<A: Ord + Copy>(
     }
 }
 
-/// The changes that concern the requests with sources (or INCLUDE ones).
+/// The changes that concern the requests kept whole (with sources, INCLUDE, or owned).
 fn change_filtered<A: Ord + Copy>(
-    filtered: &mut Vec<Filter<A>>,
+    filtered: &mut Vec<Request<A>>,
     change: RequestChange<A>,
 ) -> Result<(), Error> {
+    let anonymous = |r: &Request<A>| r.owner.is_none();
     match change {
-        RequestChange::Add(filter) => filtered.push(filter),
-        // No any-source request: leaving the group drops every request.
-        RequestChange::LeaveGroup if filtered.is_empty() => return Err(Error::NoSuchFilter),
-        RequestChange::LeaveGroup | RequestChange::DropAll => filtered.clear(),
+        RequestChange::Add(filter) => filtered.push(Request {
+            owner: None,
+            filter,
+        }),
+        RequestChange::SetOwner(owner, filter) => {
+            let at = filtered
+                .iter()
+                .position(|r| r.owner.as_deref() == Some(&*owner));
+            match (at, filter.has_reception_state()) {
+                (Some(i), true) => filtered[i].filter = filter,
+                (Some(i), false) => {
+                    filtered.remove(i);
+                }
+                (None, true) => filtered.push(Request {
+                    owner: Some(owner),
+                    filter,
+                }),
+                (None, false) => return Err(Error::NoSuchOwner(String::from(&*owner))),
+            }
+        }
+        // No anonymous request: an anonymous leave has nothing to drop.
+        RequestChange::LeaveGroup if !filtered.iter().any(anonymous) => {
+            return Err(Error::NoSuchFilter)
+        }
+        RequestChange::LeaveGroup => filtered.retain(|r| !anonymous(r)),
+        RequestChange::DropAll => filtered.clear(),
         RequestChange::DropIncluded(sources) => {
             let mut found = false;
             for request in filtered
                 .iter_mut()
-                .filter(|r| r.mode == FilterMode::Include)
+                .filter(|r| anonymous(r) && r.filter.mode == FilterMode::Include)
             {
-                let before = request.sources.len();
-                request.sources.retain(|s| !sources.contains(s));
-                found |= request.sources.len() != before;
+                let before = request.filter.sources.len();
+                request.filter.sources.retain(|s| !sources.contains(s));
+                found |= request.filter.sources.len() != before;
             }
             if !found {
                 return Err(Error::NoSuchFilter);
             }
-            filtered.retain(|r| r.mode == FilterMode::Exclude || !r.sources.is_empty());
+            filtered.retain(|r| r.filter.has_reception_state());
         }
         RequestChange::DropExclude(sources) => {
             let i = filtered
                 .iter()
-                .position(|r| r.mode == FilterMode::Exclude && r.sources == sources)
+                .position(|r| {
+                    anonymous(r)
+                        && r.filter.mode == FilterMode::Exclude
+                        && r.filter.sources == sources
+                })
                 .ok_or(Error::NoSuchFilter)?;
             filtered.remove(i);
         }

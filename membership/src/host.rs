@@ -127,8 +127,9 @@ impl Host {
         self.change(ifindex, group, RequestChange::Add(filter), now)
     }
 
-    /// Drops sources: INCLUDE S drops S from the INCLUDE requests that list them; EXCLUDE S
-    /// drops one EXCLUDE request with exactly S. Returns the requests left.
+    /// Drops sources from anonymous requests: INCLUDE S drops S from the anonymous INCLUDE
+    /// requests that list them; EXCLUDE S drops one anonymous EXCLUDE request with exactly S.
+    /// Owned requests change only through [`Host::set_filter`]. Returns the requests left.
     pub fn leave_filter(
         &mut self,
         ifindex: IfIndex,
@@ -144,14 +145,50 @@ impl Host {
         self.change(ifindex, group, change, now)
     }
 
+    /// Sets `owner`'s source filter for `group` in one step, as RFC 3678's `setsourcefilter`
+    /// does for a socket: the owner's request is made if it holds none, replaced if it does,
+    /// and dropped by INCLUDE {}. The interface state is merged again once (RFC 9776 §3.2,
+    /// RFC 9777 §4.2) and a v3 host reports the difference in one State Change Report
+    /// (INCLUDE (A) → INCLUDE (B): ALLOW (B − A), BLOCK (A − B)); v1/v2 (MLDv1) hosts report
+    /// only when the group gains or loses all reception.
+    ///
+    /// An owner is any name a client gives (1 to 64 printable characters, no spaces); its
+    /// request is touched only by this call, [`Host::leave_interface`] and
+    /// [`Host::leave_all`], never by the anonymous [`Host::leave`] / [`Host::leave_filter`].
+    /// INCLUDE {} for an owner that holds nothing is [`Error::NoSuchOwner`] (or
+    /// [`Error::NotJoined`] when the group holds no request at all). Returns the requests held
+    /// for the group.
+    pub fn set_filter(
+        &mut self,
+        ifindex: IfIndex,
+        group: IpAddr,
+        owner: &str,
+        filter: SourceFilter,
+        now: Instant,
+    ) -> Result<u32, Error> {
+        if !is_valid_owner(owner) {
+            return Err(Error::BadOwner(owner.into()));
+        }
+        let filter = Filter {
+            mode: filter.mode,
+            sources: filter.sources.into_iter().collect(),
+        };
+        self.change(
+            ifindex,
+            group,
+            RequestChange::SetOwner(owner.into(), filter),
+            now,
+        )
+    }
+
     /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user, any source. The first join
     /// reports at once; further joins only count. Returns the number of users (requests).
     pub fn join(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.join_filter(ifindex, group, SourceFilter::exclude(Vec::new()), now)
     }
 
-    /// Drops one any-source user of `group`, or, with none left, every request for it (the
-    /// whole group). The last one leaves: Leave / Done if we reported last (v2), a
+    /// Drops one anonymous any-source user of `group`, or, with none left, every anonymous
+    /// request for it (owned ones stay: see [`Host::set_filter`]). The last one leaves: Leave / Done if we reported last (v2), a
     /// CHANGE_TO_INCLUDE {} (v3). Returns the users left.
     pub fn leave(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.change(ifindex, group, RequestChange::LeaveGroup, now)
@@ -203,6 +240,15 @@ impl Host {
         self.igmp.iface_record_count(ifindex) + self.mld.iface_record_count(ifindex)
     }
 
+    /// Group records visited so far by walks over one interface's groups (queries, mode
+    /// changes, General Query answers), both families: a measure of work, for tests and
+    /// benchmarks that check it grows with the interface's own groups, never with all of them.
+    #[cfg(feature = "__bench")]
+    #[doc(hidden)]
+    pub fn records_visited(&self) -> u64 {
+        self.igmp.records_visited() + self.mld.records_visited()
+    }
+
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
     pub fn handle_packet(
@@ -251,17 +297,34 @@ impl Host {
         mld::input(family, &mut env, ifindex, meta, payload, now)
     }
 
-    /// Fires due timers and hands every packet waiting to be sent to `transmit`.
+    /// Fires due timers and hands every packet waiting to be sent to `transmit`: what
+    /// [`poll_transmit`](Host::poll_transmit) gives, until it gives nothing.
     pub fn poll(&mut self, now: Instant, mut transmit: impl FnMut(Transmit)) {
-        self.tick(now);
-        let (igmp, mld, mut env) = self.split();
-        igmp.advance(now, &mut env);
-        mld.advance(now, &mut env);
-        igmp.flush_reports(&mut env);
-        mld.flush_reports(&mut env);
-        while let Some(tx) = self.outbox.pop_front() {
+        while let Some(tx) = self.poll_transmit(now) {
             transmit(tx);
         }
+    }
+
+    /// Fires due timers and returns the next packet to send, if any; call again until `None`.
+    /// A General Query answer is built here one report per call from a cursor over the
+    /// groups, so a driver that sends each packet before asking for the next holds one report
+    /// of it at a time, whatever the number of groups.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.tick(now);
+        if self.outbox.is_empty() {
+            let (igmp, mld, mut env) = self.split();
+            igmp.advance(now, &mut env);
+            mld.advance(now, &mut env);
+            igmp.flush_reports(&mut env);
+            mld.flush_reports(&mut env);
+        }
+        if let Some(tx) = self.outbox.pop_front() {
+            return Some(tx);
+        }
+        // General Query answers last: state-change reports are never held up behind them.
+        let (igmp, mld, mut env) = self.split();
+        igmp.poll_answer(now, &mut env)
+            .or_else(|| mld.poll_answer(now, &mut env))
     }
 
     /// The next event, oldest first. Events are kept up to
@@ -407,4 +470,10 @@ impl Host {
             mld_groups: mld.group_count(ifindex),
         })
     }
+}
+
+/// Whether `owner` is a valid name for [`Host::set_filter`]: 1 to 64 printable ASCII
+/// characters, no spaces (it is shown and journalled as one word).
+pub fn is_valid_owner(owner: &str) -> bool {
+    (1..=64).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_graphic())
 }

@@ -194,7 +194,8 @@ pub(crate) fn input(
             // IGMPv1 queries are always general and go to all-hosts (RFC 1112 App. I). The
             // seed marks the v1 router present before checking; we change no state for a
             // query we reject.
-            if meta.dst != Igmp::ALL_SYSTEMS {
+            // Or to our own address (RFC 9776 §4.1.12, see `query_target`).
+            if meta.dst != Igmp::ALL_SYSTEMS && Some(meta.dst) != own_address {
                 env.stats.igmp.igmp_rcv_badqueries += 1;
                 return Err(env.stats.reject(DropReason::IgmpQueryBadDestination));
             }
@@ -207,7 +208,7 @@ pub(crate) fn input(
         } => {
             env.stats.igmp.igmp_rcv_queries += 1;
             env.stats.igmp.igmp_rcv_v2_queries += 1;
-            let target = query_target_or_drop(env, group, meta.dst, 0)?;
+            let target = query_target_or_drop(env, group, meta.dst, own_address, 0)?;
             let max = Duration::from_millis(u64::from(max_resp_code) * 100);
             older_query(family, env, ifindex, (IgmpVersion::V2, target, max), now);
         }
@@ -222,7 +223,7 @@ pub(crate) fn input(
         } => {
             env.stats.igmp.igmp_rcv_queries += 1;
             env.stats.igmp.igmp_rcv_v3_queries += 1;
-            let target = query_target_or_drop(env, group, meta.dst, sources.len())?;
+            let target = query_target_or_drop(env, group, meta.dst, own_address, sources.len())?;
             let max = q.max_resp_time().unwrap_or(V1_MAX_RESPONSE);
             query_heard(env, ifindex, IgmpVersion::V3, target, max);
             let qqi = Duration::from_secs(u64::from(decode_code8(qqic)));
@@ -268,9 +269,10 @@ fn query_target_or_drop(
     env: &mut Env<'_>,
     group: Ipv4Addr,
     dst: Ipv4Addr,
+    own: Option<Ipv4Addr>,
     sources: usize,
 ) -> Result<Option<Ipv4Addr>, DropReason> {
-    query_target::<Igmp>(group, dst, sources).map_err(|problem| {
+    query_target::<Igmp>(group, dst, own, sources).map_err(|problem| {
         env.stats.igmp.igmp_rcv_badqueries += 1;
         env.stats.reject(match problem {
             QueryProblem::BadGroup => DropReason::IgmpQueryBadGroup,

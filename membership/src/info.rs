@@ -1,6 +1,7 @@
 //! Snapshots of the host's state, for a driver's `show` (what `ip maddr` and
 //! `/proc/net/igmp` tell on Linux).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
@@ -54,6 +55,8 @@ pub struct GroupInfo {
     pub sources: Vec<IpAddr>,
     /// Every request held (what `users` counts), each with its own filter.
     pub requests: Vec<SourceFilter>,
+    /// The owner of each request, in the order of `requests` (`None`: an anonymous join).
+    pub owners: Vec<Option<String>>,
 }
 
 /// One interface: the compatibility modes in force and the timers that hold them.

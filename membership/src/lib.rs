@@ -58,7 +58,7 @@ pub use config::{
 pub use error::Error;
 pub use event::Event;
 pub use filter::{FilterMode, SourceFilter};
-pub use host::Host;
+pub use host::{is_valid_owner, Host};
 pub use info::{GroupCursor, GroupInfo, InterfaceInfo};
 pub use stats::{DropReason, Stats};
 pub use time::Instant;

@@ -179,14 +179,15 @@ pub(crate) fn input(
                 }
                 _ => 0,
             };
-            let target = query_target::<Mld>(group, meta.dst, sources).map_err(|problem| {
-                env.stats.mld.mld_rcv_badqueries += 1;
-                env.stats.reject(match problem {
-                    QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
-                    QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
-                    QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
-                })
-            })?;
+            let target =
+                query_target::<Mld>(group, meta.dst, own_address, sources).map_err(|problem| {
+                    env.stats.mld.mld_rcv_badqueries += 1;
+                    env.stats.reject(match problem {
+                        QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
+                        QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
+                        QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
+                    })
+                })?;
             let max = q.max_resp_time().unwrap_or_default();
             let version = match q {
                 MldRepr::QueryV2 { .. } => MldVersion::V2,

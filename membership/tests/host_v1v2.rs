@@ -833,13 +833,62 @@ fn corrupt_igmp_checksum(mut p: Vec<u8>) -> Vec<u8> {
     p
 }
 
+/// RFC 2236 / RFC 2710 queries sent to this host's own unicast address (IPv4, IPv6
+/// link-local) are accepted and answered like those to all-systems (RFC 9776 §4.1.12, RFC 9777
+/// §5.1.15: any address assigned to the interface).
+#[test]
+fn queries_to_our_own_unicast_address_are_processed() {
+    let cases: Vec<(&str, Vec<u8>, Vec<&str>)> = vec![
+        (
+            "v2 general query to our IPv4 address",
+            v2_query(Ipv4Addr::UNSPECIFIED, ME4, 10),
+            vec!["v2-report 239.1.1.1"],
+        ),
+        (
+            "v2 group query to our IPv4 address",
+            v2_query("239.1.1.1".parse().unwrap(), ME4, 10),
+            vec!["v2-report 239.1.1.1"],
+        ),
+        (
+            "v1 query to our IPv4 address",
+            igmp_packet(
+                ROUTER4,
+                ME4,
+                &IgmpRepr::Query {
+                    max_resp_code: 0,
+                    group: Ipv4Addr::UNSPECIFIED,
+                },
+            ),
+            vec!["v1-report 239.1.1.1"],
+        ),
+        (
+            "MLDv1 general query to our link-local address",
+            mld_query(Ipv6Addr::UNSPECIFIED, ME6, 1000),
+            vec!["mld-report ff12::1"],
+        ),
+    ];
+    for (name, packet, want) in cases {
+        let mut host = settled(&["239.1.1.1", "ff12::1"]);
+        assert_eq!(host.handle_packet(IF, &packet, t(20_000)), Ok(()), "{name}");
+        assert_eq!(host.stats().total_dropped(), 0, "{name}");
+        let sent: Vec<String> = run(&mut host, 60_000)
+            .iter()
+            .map(|(_, tx)| kind(tx))
+            .collect();
+        assert_eq!(sent, want, "{name}");
+    }
+}
+
 #[test]
 fn rejected_messages_are_counted_and_change_nothing() {
     let me = "239.1.1.1".parse::<Ipv4Addr>().unwrap();
     let me6 = "ff12::1".parse::<Ipv6Addr>().unwrap();
     let gen6 = Ipv6Addr::UNSPECIFIED;
     let global6: Ipv6Addr = "2001:db8::1".parse().unwrap();
-    let unicast: Ipv4Addr = "10.99.0.2".parse().unwrap();
+    // A unicast address that is not ours: queries to our own are processed (see
+    // `queries_to_our_own_unicast_address_are_processed`).
+    let unicast: Ipv4Addr = "10.99.0.9".parse().unwrap();
+    let not_me6: Ipv6Addr = "fe80::9".parse().unwrap();
     let short_igmp = {
         let mut p = build_ipv4(ROUTER4, ALL_HOSTS, &[0x11, 0x0a, 0, 0, 0, 0]);
         p.truncate(p.len());
@@ -898,7 +947,7 @@ fn rejected_messages_are_counted_and_change_nothing() {
         ("mld from ::", mld_packet(gen6, ALL_NODES, &MldRepr::Query { max_resp_delay: 1000, group: gen6 }), DropReason::MldSourceNotLinkLocal),
         ("mld without router alert", mld_no_ra, DropReason::MldNoRouterAlert),
         ("mld hop limit 255", mld_hop_limit_255, DropReason::MldBadHopLimit),
-        ("mld query to unicast", mld_packet(ROUTER6, ME6, &MldRepr::Query { max_resp_delay: 1000, group: gen6 }), DropReason::MldQueryBadDestination),
+        ("mld query to unicast", mld_packet(ROUTER6, not_me6, &MldRepr::Query { max_resp_delay: 1000, group: gen6 }), DropReason::MldQueryBadDestination),
         ("mld query for unicast group", mld_packet(ROUTER6, ALL_NODES, &MldRepr::Query { max_resp_delay: 1000, group: ME6 }), DropReason::MldQueryBadGroup),
         ("mldv2 general with sources", mld_packet(ROUTER6, ALL_NODES, &mld_v2_general_with_sources), DropReason::MldGeneralQueryWithSources),
         ("mld report group != destination", mld_packet("fe80::3".parse().unwrap(), "ff12::9".parse().unwrap(), &MldRepr::Report { group: me6 }), DropReason::MldReportGroupMismatch),

@@ -13,7 +13,8 @@ use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
 use membership::wire::{encode_code8, RecordType};
 use membership::{
-    Config, Host, IgmpVersion, InterfaceConfig, Message, MldVersion, SourceFilter, Transmit,
+    Config, DropReason, Host, IgmpVersion, InterfaceConfig, Message, MldVersion, SourceFilter,
+    Transmit,
 };
 
 fn ips(list: &[&str]) -> Vec<IpAddr> {
@@ -394,6 +395,37 @@ fn general_query_answers_every_group_in_one_report_later_not_at_once() {
             "is_in 232.1.1.1 {10.0.0.1,10.0.0.2}",
         ]
     );
+}
+
+/// TAHI MLDv2 2.4.a and its IGMPv3 twin: a query to the host's own unicast address (IPv4,
+/// IPv6 link-local) is accepted and answered (RFC 9776 §4.1.12, RFC 9777 §5.1.15); one to
+/// another unicast address is dropped.
+#[test]
+fn v3_queries_to_our_own_unicast_address_are_answered() {
+    let mut host = settled(&[
+        ("239.1.1.1", SourceFilter::exclude(vec![])),
+        ("ff12::1", SourceFilter::include(ips(&["2001:db8::7"]))),
+    ]);
+    let me4: Ipv4Addr = "10.99.0.2".parse().unwrap();
+    let me6: Ipv6Addr = "fe80::2".parse().unwrap();
+    host.handle_packet(IF, &v3_query("0.0.0.0", &[], 10, me4), t(10_000))
+        .unwrap();
+    host.handle_packet(IF, &mld_v2_query("ff12::1", &[], 1000, me6), t(10_000))
+        .unwrap();
+    let mut got = all_records(&run(&mut host, 20_000));
+    got.sort();
+    assert_eq!(got, ["is_ex 239.1.1.1 {}", "is_in ff12::1 {2001:db8::7}"]);
+    let other4 = v3_query("0.0.0.0", &[], 10, "10.99.0.9".parse().unwrap());
+    let other6 = mld_v2_query("::", &[], 1000, "fe80::9".parse().unwrap());
+    assert_eq!(
+        host.handle_packet(IF, &other4, t(20_000)),
+        Err(DropReason::IgmpQueryBadDestination)
+    );
+    assert_eq!(
+        host.handle_packet(IF, &other6, t(20_000)),
+        Err(DropReason::MldQueryBadDestination)
+    );
+    assert!(run(&mut host, 40_000).is_empty());
 }
 
 #[test]

@@ -118,7 +118,12 @@ impl DelayTracker {
 
     /// A report for `group` was written for `host` at `at`. Only the first report of a join
     /// counts: the repeated unsolicited reports (Robustness Variable) do not restart it.
+    /// Link-local groups (224.0.0.0/24, ff02::/16, such as a host's solicited-node group) are
+    /// not measured: no router forwards them, so RFC 3918's delays do not apply.
     pub fn report_sent(&mut self, host: u32, group: IpAddr, at: Nanos) {
+        if is_link_local_scope(group) {
+            return;
+        }
         let full = self.records.len() >= self.capacity;
         let index = match self.group_index.get(&group) {
             Some(&index) => index,
@@ -274,6 +279,15 @@ fn summary(mut delays: Vec<Nanos>) -> DelaySummary {
     }
 }
 
+/// 224.0.0.0/24 (RFC 5771 Local Network Control Block) and IPv6 link-local scope (RFC 4291
+/// §2.7: scope 2).
+fn is_link_local_scope(group: IpAddr) -> bool {
+    match group {
+        IpAddr::V4(g) => g.octets()[..3] == [224, 0, 0],
+        IpAddr::V6(g) => g.segments()[0] & 0xff0f == 0xff02,
+    }
+}
+
 /// One (host, group)'s delays; `None` while not measured yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct HostGroupDelays {
@@ -334,6 +348,15 @@ mod tests {
 
     fn group(last: u8) -> IpAddr {
         IpAddr::from([239, 1, 1, last])
+    }
+
+    #[test]
+    fn link_local_groups_are_not_measured() {
+        let mut tracker = DelayTracker::new(10, MS);
+        for group in ["ff02::1:ff00:2", "224.0.0.251", "ff12::1", "ff1e::2:2"] {
+            tracker.report_sent(1, group.parse().unwrap(), 0);
+        }
+        assert_eq!(tracker.len(), 1, "only the group a router forwards");
     }
 
     #[test]

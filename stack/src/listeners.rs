@@ -11,7 +11,7 @@
 //! with the number of groups, and a datagram read on one link reaches that link's listeners
 //! only. Each listener's join is one emulated host's ([`Owner`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -173,11 +173,16 @@ impl Listeners {
     ) -> Result<(usize, u32), Vec<u8>> {
         filter.sources.sort();
         filter.sources.dedup();
+        if filter.mode == FilterMode::Include && filter.sources.is_empty() {
+            return Err(error_reply(membership::Error::EmptyInclude));
+        }
         let ifindex = owner.ifindex;
-        let users = host
-            .join_filter(ifindex, group, filter.clone(), now)
-            .map_err(error_reply)?;
+        // The join is the listener's own request, like a socket's: closing it changes no
+        // other join (RFC 3678; `Host::set_filter`).
         let id = self.next_id;
+        let users = host
+            .set_filter(ifindex, group, &listener_owner(id), filter.clone(), now)
+            .map_err(error_reply)?;
         self.next_id += 1;
         set_queue_bytes(&socket);
         let token = Token(FIRST_TOKEN + id);
@@ -187,7 +192,7 @@ impl Listeners {
             token,
             Interest::READABLE,
         ) {
-            let _ = leave(host, ifindex, group, &filter, now);
+            let _ = leave(host, ifindex, group, id, now);
             return Err(error_reply(format!(
                 "cannot watch the listener socket: {e}"
             )));
@@ -376,27 +381,7 @@ impl Listeners {
             let Some(host) = cores.get_mut(core) else {
                 continue;
             };
-            let users = leave(host, ifindex, group, &listener.filter, now);
-            // The core drops INCLUDE sources from every INCLUDE request listing them: give
-            // the host's other listeners of the group back the ones they still want.
-            if listener.filter.mode == FilterMode::Include {
-                for other in listeners
-                    .iter()
-                    .filter(|l| l.owner == listener.owner && l.filter.mode == FilterMode::Include)
-                {
-                    let shared: Vec<IpAddr> = other
-                        .filter
-                        .sources
-                        .iter()
-                        .filter(|s| listener.filter.sources.binary_search(s).is_ok())
-                        .copied()
-                        .collect();
-                    if !shared.is_empty() {
-                        let _ =
-                            host.join_filter(ifindex, group, SourceFilter::include(shared), now);
-                    }
-                }
-            }
+            let users = leave(host, ifindex, group, id, now);
             if listeners.is_empty() {
                 self.by_group.remove(&key);
             }
@@ -410,14 +395,17 @@ impl Listeners {
         }
     }
 
-    /// Ends the listeners of `host`, which is gone (removed by a reload, or its link
-    /// closed): their sockets close, so their clients see the end; the host's groups are left
-    /// by whoever removed it.
-    pub fn forget_owner(&mut self, host: usize) {
+    /// Ends the listeners of the `hosts`, which are gone (removed by a reload, or their link
+    /// closed): their sockets close, so their clients see the end; the hosts' groups are left
+    /// by whoever removed them. One pass over the listeners for all of them.
+    pub fn forget_owners(&mut self, hosts: &HashSet<usize>) {
+        if self.group_of.is_empty() {
+            return;
+        }
         let mut emptied = Vec::new();
         for (key, listeners) in &mut self.by_group {
             listeners.retain(|l| {
-                if l.owner.host != host {
+                if !hosts.contains(&l.owner.host) {
                     return true;
                 }
                 let _ = self
@@ -466,13 +454,11 @@ impl Listeners {
             return;
         };
         for l in listeners.iter().filter(|l| l.owner.host == owner) {
-            let found = m.requests.iter().position(|r| {
-                r.mode == l.filter.mode.name() && {
-                    let mut sources = r.sources.clone();
-                    sources.sort();
-                    sources == l.filter.sources
-                }
-            });
+            let name = listener_owner(l.id);
+            let found = m
+                .requests
+                .iter()
+                .position(|r| r.owner.as_deref() == Some(name.as_str()));
             if let Some(i) = found {
                 m.requests.remove(i);
                 m.users = m.users.saturating_sub(1);
@@ -496,18 +482,22 @@ fn finish(listener: &mut Listener) {
     );
 }
 
-/// Drops the request `filter` made; returns the requests left.
-fn leave(
-    host: &mut Host,
-    ifindex: IfIndex,
-    group: IpAddr,
-    filter: &SourceFilter,
-    now: Instant,
-) -> u32 {
-    match host.leave_filter(ifindex, group, filter.clone(), now) {
+/// The owner of listener `id`'s join in the core. `join --owner` and `filter` refuse names
+/// of this form, so that no client can change a listener's join.
+pub fn listener_owner(id: usize) -> String {
+    format!("{LISTENER_OWNER_PREFIX}{id}")
+}
+
+/// What every listener's owner name begins with.
+pub const LISTENER_OWNER_PREFIX: &str = "listen-";
+
+/// Drops listener `id`'s request; returns the requests left.
+fn leave(host: &mut Host, ifindex: IfIndex, group: IpAddr, id: usize, now: Instant) -> u32 {
+    let none = SourceFilter::include(Vec::new());
+    match host.set_filter(ifindex, group, &listener_owner(id), none, now) {
         Ok(users) => users,
         Err(e) => {
-            warn!("leaving {group} {}: {e}", describe(filter));
+            warn!("listener {id} leaving {group}: {e}");
             0
         }
     }

@@ -105,6 +105,14 @@ pub struct Args {
     /// Report 224.0.0.x groups (other than 224.0.0.1) too, as Linux does.
     #[arg(long)]
     pub report_link_local_groups: bool,
+    /// Which emulated hosts join and report the solicited-node multicast group of their IPv6
+    /// link-local address (ff02::1:ffXX:XXXX, RFC 4861 §7.2.1), as an IPv6 host does, so that
+    /// an MLD-snooping switch delivers them the Neighbour Solicitations they answer: `auto`,
+    /// the hosts of TAP links (TUN links have no link-layer addresses, hence no neighbour
+    /// discovery); `on`, every host; `off`, none (silence). The join belongs to the owner
+    /// `solicited-node`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = SolicitedNode::Auto)]
+    pub solicited_node: SolicitedNode,
     /// Seed for the random report delays (default: from the clock and pid).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -128,6 +136,28 @@ pub struct Args {
     /// network, without authentication (logged at start).
     #[arg(long, requires = "http")]
     pub http_public: bool,
+}
+
+/// `--solicited-node`: which hosts join their solicited-node group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SolicitedNode {
+    /// The hosts of TAP links, which do neighbour discovery.
+    Auto,
+    /// Every host.
+    On,
+    /// None.
+    Off,
+}
+
+impl SolicitedNode {
+    /// Whether a host with (`tap`) or without link-layer addresses joins the group.
+    pub fn joins(self, tap: bool) -> bool {
+        match self {
+            SolicitedNode::Auto => tap,
+            SolicitedNode::On => true,
+            SolicitedNode::Off => false,
+        }
+    }
 }
 
 impl Args {
@@ -262,6 +292,10 @@ impl Args {
         differ("mtu", self.mtu != running.mtu);
         differ("strict_igmp", self.strict_igmp != running.strict_igmp);
         differ("lenient_mld", self.lenient_mld != running.lenient_mld);
+        differ(
+            "solicited_node",
+            self.solicited_node != running.solicited_node,
+        );
         differ(
             "report_link_local_groups",
             self.report_link_local_groups != running.report_link_local_groups,

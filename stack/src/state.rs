@@ -59,6 +59,10 @@ pub struct Membership {
 pub struct Request {
     pub mode: String,
     pub sources: Vec<IpAddr>,
+    /// The owner that set it (`join --owner`, `filter`); absent for an anonymous join (and in
+    /// journals written before owners existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// The first format: one JSON document with every membership.
@@ -504,11 +508,19 @@ mod tests {
         let path = dir.join("state");
         assert!(load(&path).unwrap().memberships.is_empty());
         let ssm = Membership {
-            requests: vec![Request {
-                mode: "include".into(),
-                sources: vec!["10.0.0.1".parse().unwrap()],
-            }],
-            ..any_source("232.1.1.1", 1)
+            requests: vec![
+                Request {
+                    mode: "include".into(),
+                    sources: vec!["10.0.0.1".parse().unwrap()],
+                    owner: None,
+                },
+                Request {
+                    mode: "include".into(),
+                    sources: vec!["10.0.0.2".parse().unwrap()],
+                    owner: Some("app1".into()),
+                },
+            ],
+            ..any_source("232.1.1.1", 2)
         };
         let journal = Journal::start(&path, &[]).unwrap();
         journal.change(any_source("239.1.1.1", 1));
@@ -522,6 +534,19 @@ mod tests {
         assert_eq!(loaded.memberships, vec![any_source("239.1.1.1", 2), ssm]);
         assert_eq!(loaded.damaged_tail, None);
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A journal line written before owners existed loads, its requests anonymous.
+    #[test]
+    fn lines_without_owners_still_load() {
+        let line = r#"{"iface":"tun0","group":"232.1.1.1","users":1,"requests":[{"mode":"include","sources":["10.0.0.1"]}]}"#;
+        let m: Membership = serde_json::from_str(line).unwrap();
+        assert_eq!(m.requests[0].owner, None);
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            line,
+            "written back the same"
+        );
     }
 
     #[test]

@@ -339,16 +339,18 @@ fn cases() -> Vec<Case> {
                 fix_igmp_sum(r)
             }),
         ),
+        // To a unicast address that is not the daemon's: one to its own is a query it must
+        // answer (RFC 9776 §4.1.12, RFC 9777 §5.1.15).
         case(
-            "IGMPv2 general query to unicast 10.99.0.2",
+            "IGMPv2 general query to unicast 10.99.0.9 (not ours)",
             "drop_igmp_query_bad_destination",
-            ipv4(DAEMON_V4, &query4),
+            ipv4(SOURCE4, &query4),
         ),
         case(
-            "IGMPv1 query to unicast 10.99.0.2",
+            "IGMPv1 query to unicast 10.99.0.9 (not ours)",
             "drop_igmp_query_bad_destination",
             ipv4(
-                DAEMON_V4,
+                SOURCE4,
                 &IgmpRepr::Query {
                     max_resp_code: 0,
                     group: Ipv4Addr::UNSPECIFIED,
@@ -616,9 +618,9 @@ fn cases() -> Vec<Case> {
             p
         }),
         case(
-            "MLDv1 query to unicast fe80::2",
+            "MLDv1 query to unicast fe80::9 (not ours)",
             "drop_mld_query_bad_destination",
-            mld(KERNEL6, DAEMON_LL, &mld_query(Ipv6Addr::UNSPECIFIED)),
+            mld(KERNEL6, SOURCE6, &mld_query(Ipv6Addr::UNSPECIFIED)),
         ),
         case(
             "MLDv1 query for ff12::1234 sent to ff12::9999",

@@ -307,7 +307,9 @@ fn a_hundred_hosts_seen_over_http() {
         .iter()
         .map(group_key)
         .collect();
-    assert_eq!(shown_groups.len(), 100 + 10 + 5);
+    // Ours, and each TAP host's solicited-node group (joined by the daemon itself).
+    let total = shown_groups.len();
+    assert_eq!(total, 100 + 10 + 5 + 100);
     let mut paged = BTreeSet::new();
     let mut offset = Some(0);
     let mut pages = 0;
@@ -315,14 +317,14 @@ fn a_hundred_hosts_seen_over_http() {
         let page = ns
             .http_get(http_addr(), &format!("/api/groups?offset={at}&limit=37"))
             .json();
-        assert_eq!(page["total"], 115);
+        assert_eq!(page["total"], total);
         for g in page["groups"].as_array().unwrap() {
             assert!(paged.insert(group_key(g)), "listed twice: {g}");
         }
         offset = page["next_offset"].as_u64();
         pages += 1;
     }
-    assert_eq!(pages, 4);
+    assert_eq!(pages, total.div_ceil(37));
     assert_eq!(paged, shown_groups);
     let one = ns
         .http_get(http_addr(), "/api/groups?host=10.99.0.12")
@@ -339,7 +341,7 @@ fn a_hundred_hosts_seen_over_http() {
         .cloned()
         .collect();
     assert_eq!(of_one, shown_one);
-    assert_eq!(of_one.len(), 3);
+    assert_eq!(of_one.len(), 4);
     let api_stats = ns.http_get(http_addr(), "/api/stats").json();
     between(
         "/api/stats",
@@ -383,7 +385,7 @@ fn a_hundred_hosts_seen_over_http() {
         status("HEAD /metrics HTTP/1.1\r\n\r\n").unwrap(),
         (200, String::new())
     );
-    assert_eq!(daemon.show()["groups"].as_array().unwrap().len(), 115);
+    assert_eq!(daemon.show()["groups"].as_array().unwrap().len(), total);
 
     if !chromium_available() {
         return;
@@ -435,7 +437,7 @@ fn a_hundred_hosts_seen_over_http() {
     );
     let after = steady(&daemon.stats());
     assert_eq!(page["hosts"], "100");
-    assert_eq!(page["records"], "115");
+    assert_eq!(page["records"], total.to_string());
     assert_eq!(page["link_hosts"], "100");
     assert_eq!(page["join_count"], delays["join"]["count"].to_string());
     let bars: u64 = page["bars"]
@@ -472,7 +474,10 @@ fn a_hundred_hosts_seen_over_http() {
         .map(|g| g.as_str().unwrap())
         .collect();
     host_groups.sort();
-    assert_eq!(host_groups, ["232.1.1.1", "239.1.1.1", "ff15::42"]);
+    let mut expected: Vec<&str> = shown_one.iter().map(|k| k.1.as_str()).collect();
+    expected.sort();
+    assert_eq!(host_groups, expected);
+    assert!(host_groups.contains(&"ff15::42"));
 
     let joined = Instant::now();
     daemon.ctl_ok(&[

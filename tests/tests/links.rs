@@ -20,11 +20,13 @@ fn bridge(ns: &Netns, br: &str, tap: &str, addr: &str, query_cs: u32) {
     ns.snooping_bridge(br, tap, addr, &config);
 }
 
-/// The groups the bridge `br` learned on port `tap`.
+/// The groups the bridge `br` learned on port `tap`, but for the hosts' solicited-node groups
+/// (ff02::1:ffXX:XXXX, which every TAP host joins: `--solicited-node auto`).
 fn mdb(ns: &Netns, br: &str, tap: &str) -> BTreeSet<String> {
     ns.mdb(br, tap)
         .groups()
         .iter()
+        .filter(|g| !matches!(g, IpAddr::V6(v6) if v6.segments()[..6] == [0xff02, 0, 0, 0, 0, 1]))
         .map(IpAddr::to_string)
         .collect()
 }
@@ -348,10 +350,11 @@ fn two_links_never_mix_groups_queries_or_reports() {
     let stats_b = daemon.ctl_json(&["stats", "--iface", "tapb"]);
     assert!(stats_a["host_rx_packets"].as_u64().unwrap() >= 3);
     assert!(stats_b["host_rx_packets"].as_u64().unwrap() >= 3);
+    // Three hosts with one group each, and each its solicited-node group.
     let show = daemon.ctl_json(&["show", "--iface", "tapa"]);
-    assert_eq!(show["total_groups"], 3, "{show}");
+    assert_eq!(show["total_groups"], 6, "{show}");
     let one = daemon.ctl_json(&["show", "--host", "10.98.0.11"]);
-    assert_eq!(one["total_groups"], 1, "{one}");
+    assert_eq!(one["total_groups"], 2, "{one}");
 }
 
 /// A bad file at start: exit 2, nothing made. A bad file on SIGHUP: the running links stay and
@@ -434,10 +437,10 @@ fn config_errors_and_reloads_of_links_and_hosts() {
             listing(&packets)
         );
     }
-    // The hosts that stayed kept their group, undisturbed.
+    // The hosts that stayed kept their group, undisturbed (and each its solicited-node group).
     assert_eq!(
         daemon.ctl_json(&["show", "--iface", "tap1"])["total_groups"],
-        2
+        4
     );
 }
 
@@ -531,14 +534,14 @@ fn listeners_are_joins_of_their_host_and_hear_their_link_only() {
         labels,
         BTreeSet::from(["tapa/10.99.0.11".to_string(), "tapb/10.98.0.10".to_string()])
     );
-    // The join is the named host's, nobody else's.
+    // The join is the named host's, nobody else's (each holds its solicited-node group too).
     assert_eq!(
         daemon.ctl_json(&["show", "--host", "10.99.0.11"])["total_groups"],
-        1
+        2
     );
     assert_eq!(
         daemon.ctl_json(&["show", "--host", "10.99.0.10"])["total_groups"],
-        0
+        1
     );
     ns.kernel_send("tapa", &[Udp::new("10.99.0.1", "239.5.5.5", 5000, b"aa")]);
     ns.kernel_send("tapb", &[Udp::new("10.98.0.1", "239.5.5.5", 5000, b"bb")]);

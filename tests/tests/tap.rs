@@ -10,21 +10,14 @@ use tests::*;
 const TAP: &str = "tap0";
 const MAC: &str = "02:00:0a:63:00:02";
 
-/// The groups (and sources) the bridge has learned on port tap0.
+/// The bridge's groups on port tap0 (`grp`, or `grp src S` for an (S,G) entry), for messages.
 fn mdb(ns: &Netns) -> Vec<String> {
-    let out = run_ok("bridge", &["-n", ns.name(), "mdb", "show", "dev", "br0"]);
-    out.lines()
-        .filter(|l| l.contains(&format!("port {TAP} ")))
-        .map(|l| {
-            let grp = l
-                .split_whitespace()
-                .skip_while(|w| *w != "grp")
-                .nth(1)
-                .unwrap_or("?");
-            match l.split_whitespace().skip_while(|w| *w != "src").nth(1) {
-                Some(src) => format!("{grp} src {src}"),
-                None => grp.to_string(),
-            }
+    ns.mdb("br0", TAP)
+        .entries
+        .iter()
+        .map(|e| match e.source {
+            Some(source) => format!("{} src {source}", e.group),
+            None => e.group.to_string(),
         })
         .collect()
 }
@@ -39,35 +32,12 @@ fn a_bridge_querier_learns_our_groups_and_sources_from_tap_frames() {
     let Some(ns) = Netns::new("tap_bridge") else {
         return;
     };
-    // A snooping bridge that queries every 2 s (centiseconds), answers within 1 s.
-    ns.ip(&[
-        "link",
-        "add",
-        "br0",
-        "type",
-        "bridge",
-        "mcast_snooping",
-        "1",
-        "mcast_querier",
-        "1",
-        "mcast_igmp_version",
-        "3",
-        "mcast_mld_version",
-        "2",
-        "mcast_query_interval",
-        "200",
-        "mcast_query_response_interval",
-        "100",
-        "mcast_startup_query_interval",
-        "100",
-        "mcast_last_member_interval",
-        "50",
-    ]);
-    ns.ip(&["tuntap", "add", "dev", TAP, "mode", "tap"]);
-    ns.ip(&["link", "set", TAP, "master", "br0"]);
-    ns.ip(&["addr", "add", KERNEL_V4_CIDR, "dev", "br0"]);
-    ns.ip(&["link", "set", "br0", "up"]);
-    ns.ip(&["link", "set", TAP, "up"]);
+    // A snooping bridge that queries every 2 s, answered within 1 s.
+    let config = SnoopingBridge {
+        query_interval_cs: 200,
+        ..SnoopingBridge::default()
+    };
+    ns.snooping_bridge("br0", TAP, KERNEL_V4_CIDR, &config);
     let mut capture = ns.capture(TAP);
 
     let socket = ns.dir().join("ctl.sock");
@@ -99,7 +69,6 @@ fn a_bridge_querier_learns_our_groups_and_sources_from_tap_frames() {
             .all(|g| m.iter().any(|e| e == g))
     });
     // It keeps them because we answer its queries (each general query is answered).
-    // (The bridge's MLD querier starts once br0's link-local address has passed DAD.)
     let answered = wait_until(secs(10), || {
         daemon.counter("igmp_rcv_v3_queries") >= 2 && daemon.counter("mld_rcv_v2_queries") >= 1
     });

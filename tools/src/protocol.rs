@@ -9,6 +9,7 @@
 //! |---|---|
 //! | `{"cmd":"join","group":G}` (+ `"count":N`, or `"groups":[...]` instead of `group`; `"iface"`; `"include":[S..]` or `"exclude":[S..]`) | [`ChangeReply`] |
 //! | `{"cmd":"leave", ...}` (the same fields) | [`ChangeReply`] |
+//! | `{"cmd":"filter","group":G,"owner":NAME,"include":[S..]}` (or `"exclude"`; + `"iface"`, `"host"`, `"hosts"`) | [`ChangeReply`] |
 //! | `{"cmd":"listen","group":G}` (+ `"port"`, `"iface"`, a filter) | [`ListenReply`], then a listener socket (see `listen`) |
 //! | `{"cmd":"show"}` (+ `"group":G`, `"iface":NAME`, `"limit":N`) | [`ShowHeader`] fields, then `"groups":[`[`GroupInfo`]`...]` and `"total_groups"`, streamed |
 //! | `{"cmd":"stats"}` | [`StatsReply`] |
@@ -52,6 +53,37 @@ pub struct Change {
     /// ...or every source but these (for a leave: the EXCLUDE join with exactly these).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<Vec<IpAddr>>,
+    /// The join's owner (like a socket): a join or leave with an owner acts on that owner's
+    /// request only. A join adds the owner's request, or INCLUDE sources to its INCLUDE one
+    /// (RFC 3678 MCAST_JOIN_SOURCE_GROUP); a leave drops it, or INCLUDE sources from it.
+    /// Without one, each join is an anonymous request of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+}
+
+/// `filter`: replaces one owner's source filter for a group in one step (RFC 3678
+/// `setsourcefilter`): one interface state change, one State Change Report. INCLUDE with no
+/// sources drops the owner's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterArgs {
+    pub group: IpAddr,
+    pub owner: String,
+    /// The new filter: INCLUDE these sources...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include: Option<Vec<IpAddr>>,
+    /// ...or EXCLUDE these. Exactly one of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<IpAddr>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iface: Option<String>,
+    /// The emulated host to act on, by its IPv4 or IPv6 link-local address; default: the
+    /// first host of the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    /// A range of emulated hosts, by IPv4 address, both ends included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostRange>,
 }
 
 impl Change {
@@ -158,6 +190,7 @@ pub struct ListenArgs {
 pub enum Request {
     Join(Change),
     Leave(Change),
+    Filter(FilterArgs),
     Listen(ListenArgs),
     Show(ShowArgs),
     Stats(StatsArgs),
@@ -354,6 +387,9 @@ pub struct FilterInfo {
     /// "include" or "exclude"; `exclude` with no sources is a join from any source.
     pub mode: String,
     pub sources: Vec<IpAddr>,
+    /// The owner that set it (`join --owner`, `filter`); absent for an anonymous join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One group on one interface, as `show` lists it.
@@ -467,6 +503,25 @@ mod tests {
                 Request::Delays(DelaysArgs::default()),
                 r#"{"cmd":"delays"}"#,
             ),
+            (
+                Request::Leave(Change {
+                    owner: Some("app1".into()),
+                    ..Change::one("232.1.1.1".parse().unwrap())
+                }),
+                r#"{"cmd":"leave","group":"232.1.1.1","owner":"app1"}"#,
+            ),
+            (
+                Request::Filter(FilterArgs {
+                    group: "232.1.1.1".parse().unwrap(),
+                    owner: "app1".into(),
+                    include: Some(vec!["10.0.0.2".parse().unwrap()]),
+                    exclude: None,
+                    iface: None,
+                    host: None,
+                    hosts: None,
+                }),
+                r#"{"cmd":"filter","group":"232.1.1.1","owner":"app1","include":["10.0.0.2"]}"#,
+            ),
         ];
         for (request, line) in cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), line);
@@ -485,6 +540,7 @@ mod tests {
             r#"{"cmd":"join","group":"239.1.1.1","count":-1}"#,
             r#"{"cmd":"show","limit":"x"}"#,
             r#"{"cmd":"listen"}"#,
+            r#"{"cmd":"filter","group":"232.1.1.1","include":[]}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

@@ -194,6 +194,7 @@ impl<P: Protocol> Family<P> {
     /// machine.
     fn leave_v3_mode(&mut self, ifindex: IfIndex, env: &Env<'_>) {
         self.pending.retain(|(i, _)| *i != ifindex);
+        self.cancel_answer(ifindex);
         if let Some(iface) = self.ifaces.get_mut(&ifindex) {
             iface.v3.changed.clear();
             for timer in [iface.v3.general.take(), iface.v3.retransmit.take()]
@@ -216,7 +217,17 @@ impl<P: Protocol> Family<P> {
     fn enter_v3_mode(&mut self, ifindex: IfIndex) {
         for key in self.keys_on(ifindex) {
             self.cancel_timer(key);
-            self.records[key].mode = GroupMode::new(Compat::V3, true);
+            let record = &mut self.records[key];
+            record.mode = GroupMode::new(Compat::V3, true);
+            // What the older reports told the router: (*,G). Its next change is reported
+            // against EXCLUDE {} (TAHI MLDv2 6.1.a: leaving INCLUDE {S1} sends TO_IN {}, which
+            // ends the (*,G) state, not BLOCK {S1}, which a router in EXCLUDE {} ignores).
+            if let GroupMode::V3 {
+                router_any_source, ..
+            } = &mut record.mode
+            {
+                *router_any_source = record.filter.has_reception_state();
+            }
         }
     }
 

@@ -1,5 +1,6 @@
 //! The family's side of [`GroupInfo`] and [`InterfaceInfo`](crate::InterfaceInfo).
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -130,6 +131,11 @@ impl<P: Protocol> Family<P> {
             filter_mode: r.filter.mode.name(),
             sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
             requests: r.requests.iter().map(|f| f.to_api()).collect(),
+            owners: r
+                .requests
+                .iter_owned()
+                .map(|(owner, _)| owner.map(String::from))
+                .collect(),
         }
     }
 

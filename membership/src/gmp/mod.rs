@@ -10,6 +10,8 @@
 
 pub(crate) mod compat;
 pub(crate) mod engine;
+pub(crate) mod ifaces;
+pub(crate) mod index;
 pub(crate) mod info;
 pub(crate) mod table;
 pub(crate) mod v1v2;
@@ -34,7 +36,8 @@ use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
 use engine::{Context, Send};
-use table::{FamilyIface, Record, TimerKey};
+use ifaces::IfaceTable;
+use table::{Record, TimerKey};
 
 /// What differs between IGMP and MLD, as far as the shared machinery is concerned.
 pub(crate) trait Protocol {
@@ -101,22 +104,33 @@ impl Env<'_> {
 /// One address family's group table: every interface's records, timers and pending reports.
 #[derive(Debug)]
 pub(crate) struct Family<P: Protocol> {
-    ifaces: BTreeMap<IfIndex, FamilyIface<P::Addr>>,
+    ifaces: IfaceTable<P::Addr>,
     records: Slab<Record<P::Addr>>,
     wheel: TimerWheel<TimerKey>,
     /// v3 records decided since the last `flush_reports`: what happens at one instant (a
     /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
     /// few reports as fit the MTU.
     pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
+    /// General Query answers in progress, by interface: a cursor each, never the records.
+    answers: BTreeMap<IfIndex, v3::Answer<P::Addr>>,
+    /// The interfaces whose answer has reports due, in the order their timers fired.
+    answers_due: VecDeque<IfIndex>,
+    /// Group records visited by the walks over an interface's groups (a query, a mode change,
+    /// a General Query answer): the work that must stay proportional to the interface's own
+    /// groups. Counted for the tests and benchmarks.
+    visited: u64,
 }
 
 impl<P: Protocol> Default for Family<P> {
     fn default() -> Self {
         Family {
-            ifaces: BTreeMap::new(),
+            ifaces: IfaceTable::default(),
             records: Slab::new(),
             wheel: TimerWheel::new(),
             pending: Vec::new(),
+            answers: BTreeMap::new(),
+            answers_due: VecDeque::new(),
+            visited: 0,
         }
     }
 }
@@ -128,15 +142,22 @@ impl<P: Protocol> Family<P> {
         self.records.len()
     }
 
+    /// Group records visited by per-interface walks so far.
+    #[cfg(feature = "__bench")]
+    pub fn records_visited(&self) -> u64 {
+        self.visited
+    }
+
     /// Group records held on `ifindex`. O(1).
     pub fn iface_record_count(&self, ifindex: IfIndex) -> usize {
         self.ifaces.get(&ifindex).map_or(0, |i| i.groups.len())
     }
 
     /// Forgets interface `ifindex` altogether: its records and their index entries, its
-    /// pending v3 records, and every timer of it cancelled in the wheel (report, general
-    /// response, retransmission, older-querier). Nothing is sent: leave first, and call this
-    /// once the leaves are out. O(the interface's groups + pending records).
+    /// pending v3 records and General Query answer, and every timer of it cancelled in the
+    /// wheel (report, general response, answer, retransmission, older-querier). Nothing is
+    /// sent: leave first, and call this once the leaves are out. O(the interface's groups +
+    /// pending records).
     pub fn remove_interface(&mut self, ifindex: IfIndex) {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
@@ -157,6 +178,7 @@ impl<P: Protocol> Family<P> {
             self.wheel.cancel(timer);
         }
         self.pending.retain(|(i, _)| *i != ifindex);
+        self.cancel_answer(ifindex);
     }
 }
 
@@ -182,16 +204,27 @@ pub(crate) enum ReportProblem {
 /// group field; RFC 2236 §2.1 and RFC 2710 §3.6 define the query by its group field. A general
 /// query must go to all-systems; a group-specific one to the group or, as the Linux bridge
 /// sends them, to all-systems (RFC 9776 §4.1.12 allows a host to accept both).
+///
+/// Either may also go to `own`, this host's unicast address on the interface: RFC 9776
+/// §4.1.12 and RFC 9777 §5.1.15 (RFC 3376 §4.1.12, RFC 3810 §5.1.15) say a host MUST accept
+/// and process a query sent to any address, unicast or multicast, assigned to the interface.
+/// Departure from the IGMP seed, RFC wins: NetBSD igmp.c 1.49 drops a v2 query to any
+/// non-multicast destination (and a v1 query not to all-hosts). The MLD seeds check no
+/// destination at all (their kernel hands them only what is addressed to the host); we see
+/// the whole link, so a unicast destination that is not ours stays a bad destination. The
+/// rule holds for every version alike, as the sentence names no version.
 pub(crate) fn query_target<P: Protocol>(
     group: P::Addr,
     dst: P::Addr,
+    own: Option<P::Addr>,
     sources: usize,
 ) -> Result<Option<P::Addr>, QueryProblem> {
+    let to_us = own.is_some_and(|own| own == dst && !P::is_unspecified(&own));
     if P::is_unspecified(&group) {
         if sources > 0 {
             return Err(QueryProblem::GeneralWithSources);
         }
-        if dst != P::ALL_SYSTEMS {
+        if dst != P::ALL_SYSTEMS && !to_us {
             return Err(QueryProblem::BadDestination);
         }
         return Ok(None);
@@ -199,7 +232,7 @@ pub(crate) fn query_target<P: Protocol>(
     if !P::is_multicast(&group) {
         return Err(QueryProblem::BadGroup);
     }
-    if dst != group && dst != P::ALL_SYSTEMS {
+    if dst != group && dst != P::ALL_SYSTEMS && !to_us {
         return Err(QueryProblem::BadDestination);
     }
     Ok(Some(group))

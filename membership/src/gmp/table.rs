@@ -9,6 +9,7 @@ use core::time::Duration;
 
 use super::compat::{OlderQueriers, QuerierParams};
 use super::engine::{Member, MemberState};
+use super::index::GroupIndex;
 use super::v3::{Retransmit, V3Iface};
 use super::{Compat, Env, Family, Protocol};
 use crate::event::Event;
@@ -47,6 +48,11 @@ pub(crate) enum GroupMode<A> {
         /// Filter-mode change reports (TO_IN / TO_EX) still to send: every plain join and
         /// leave is one, and it costs this byte, nothing allocated.
         mode_change: u8,
+        /// The group was reported in an older mode (IGMPv1/v2, MLDv1) and no change has been
+        /// reported since: the router holds (*,G), EXCLUDE {}, whatever our filter says
+        /// (RFC 9776 §7.3.2, RFC 9777 §8.3.2: an older report counts as IS_EX {}). The next
+        /// state change is reported against that state (see `Family::state_changed`).
+        router_any_source: bool,
         /// What only source-specific queries and source changes need.
         extra: Option<Box<V3Extra<A>>>,
     },
@@ -107,6 +113,7 @@ impl<A: Ord + Copy> GroupMode<A> {
             return GroupMode::V3 {
                 response: None,
                 mode_change: 0,
+                router_any_source: false,
                 extra: None,
             };
         }
@@ -168,7 +175,7 @@ impl<A: Ord + Copy> Record<A> {
 #[derive(Debug)]
 pub(crate) struct FamilyIface<A> {
     /// Each group's record (its slot in the table; u32 keeps the index small).
-    pub(super) groups: BTreeMap<A, u32>,
+    pub(super) groups: GroupIndex<A>,
     pub(super) older: OlderQueriers,
     pub(super) querier: QuerierParams,
     pub(super) v3: V3Iface,
@@ -177,7 +184,7 @@ pub(crate) struct FamilyIface<A> {
 impl<A> Default for FamilyIface<A> {
     fn default() -> Self {
         FamilyIface {
-            groups: BTreeMap::new(),
+            groups: GroupIndex::default(),
             older: OlderQueriers::default(),
             querier: QuerierParams::default(),
             v3: V3Iface::default(),
@@ -192,15 +199,18 @@ pub(crate) enum TimerKey {
     Report(usize),
     /// An interface's v3 state-change retransmission.
     Retransmit(IfIndex),
-    /// An interface's pending v3 General Query response.
-    GeneralResponse(IfIndex),
+    /// An interface's pending v3 General Query response, and the end of the query's Max Resp
+    /// Time: the answer is paced so as to be out by then.
+    GeneralResponse(IfIndex, Instant),
+    /// The next reports of an interface's paced General Query answer.
+    Answer(IfIndex),
     /// An Older Version Querier Present timer.
     OlderQuerier(IfIndex, Compat),
 }
 
 impl<P: Protocol> Family<P> {
     pub fn add_interface(&mut self, ifindex: IfIndex) {
-        self.ifaces.entry(ifindex).or_default();
+        self.ifaces.add(ifindex);
     }
 
     /// A request change as the API gives it, its sources checked against the family.
@@ -238,7 +248,11 @@ impl<P: Protocol> Family<P> {
             .ifaces
             .get_mut(&ifindex)
             .ok_or(Error::UnknownInterface(ifindex))?;
-        let adding = matches!(change, RequestChange::Add(_));
+        let adding = match &change {
+            RequestChange::Add(_) => true,
+            RequestChange::SetOwner(_, filter) => filter.has_reception_state(),
+            _ => false,
+        };
         let key = match iface.groups.get(&group).map(|&k| k as usize) {
             // A group being left (its last retransmissions pending) is not joined any more.
             Some(key) if self.records[key].is_leaving() && !adding => {
@@ -359,14 +373,19 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    /// Records in memory order rather than the group map's order: a query over 10^5 groups is
-    /// several times cheaper this way (BENCHMARKS.md).
-    pub(super) fn keys_on(&self, ifindex: IfIndex) -> Vec<usize> {
-        self.records
-            .iter()
-            .filter(|(_, r)| r.iface == ifindex)
-            .map(|(key, _)| key)
-            .collect()
+    /// The records of `ifindex`, from its own index: O(its groups), whatever the other
+    /// interfaces hold (a core serves a million emulated hosts as interfaces). Sorted into
+    /// memory (slot) order rather than the group map's: a query over 10^5 groups is several
+    /// times cheaper this way (BENCHMARKS.md), and the records meet the RNG in the order they
+    /// always have.
+    pub(super) fn keys_on(&mut self, ifindex: IfIndex) -> Vec<usize> {
+        let Some(iface) = self.ifaces.get(&ifindex) else {
+            return Vec::new();
+        };
+        let mut keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        keys.sort_unstable();
+        self.visited += keys.len() as u64;
+        keys
     }
 
     /// Fires every timer due by `now`.
@@ -406,7 +425,10 @@ impl<P: Protocol> Family<P> {
                 }
             }
             TimerKey::Retransmit(ifindex) => self.retransmit(ifindex, at, env),
-            TimerKey::GeneralResponse(ifindex) => self.general_response_due(ifindex, env),
+            TimerKey::GeneralResponse(ifindex, by) => {
+                self.general_response_due(ifindex, at, by, env)
+            }
+            TimerKey::Answer(ifindex) => self.answer_due(ifindex),
             TimerKey::OlderQuerier(ifindex, version) => {
                 self.older_querier_expired(ifindex, version, env)
             }
@@ -418,9 +440,9 @@ impl<P: Protocol> Family<P> {
         self.wheel.next_deadline()
     }
 
-    /// Whether v3 records wait for `flush_reports`.
+    /// Whether v3 records wait for `flush_reports`, or answers for `poll_answer`.
     pub fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || self.has_answers_due()
     }
 
     pub(super) fn timer_left(&self, timer: Option<TimerId>, now: Instant) -> Option<Duration> {
@@ -432,7 +454,7 @@ impl<P: Protocol> Family<P> {
 mod tests {
     use core::net::{Ipv4Addr, Ipv6Addr};
 
-    use super::Record;
+    use super::{Record, TimerKey};
 
     /// Per-membership memory (DESIGN.md: ≤ 150 B per any-source membership at 10^6 groups).
     /// Before the per-mode state types: 144 and 160 bytes; 96 and 112 before the v3 news kept
@@ -441,5 +463,11 @@ mod tests {
     fn records_stay_small() {
         assert!(core::mem::size_of::<Record<Ipv4Addr>>() <= 88);
         assert!(core::mem::size_of::<Record<Ipv6Addr>>() <= 104);
+    }
+
+    /// Every timer on the wheel holds one; the General Query's deadline rides in the padding.
+    #[test]
+    fn timer_keys_stay_small() {
+        assert!(core::mem::size_of::<TimerKey>() <= 16);
     }
 }

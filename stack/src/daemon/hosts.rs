@@ -1,15 +1,19 @@
 //! Emulated hosts: each one an interface of a membership core, with its own addresses, compat
 //! mode, groups and timers. Hosts with the same protocol settings share a core.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use log::warn;
-use membership::{Host, IfIndex, Instant, InterfaceConfig};
+use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 
 use super::{core_config, Core, Daemon, HostId, LinkId};
 use crate::framing::Framing;
-use crate::neighbour::NeighbourHost;
+use crate::neighbour::{solicited_node, NeighbourHost};
 use crate::topology::{HostParams, HostSpec};
+
+/// The owner of each host's solicited-node join (`--solicited-node`).
+pub(super) const SOLICITED_NODE_OWNER: &str = "solicited-node";
 
 /// Core ifindexes of hosts after a link's first start here, far above the kernel's.
 pub(super) const FIRST_SYNTHETIC_IFINDEX: IfIndex = 1 << 30;
@@ -111,6 +115,9 @@ impl Daemon {
                 let _ = other;
             }
         }
+        if self.args.solicited_node.joins(spec.mac.is_some()) {
+            self.join_solicited_node(id);
+        }
         let link = &mut self.links[link];
         if let Some(mac) = spec.mac {
             link.by_mac.insert(mac.0, id);
@@ -123,13 +130,40 @@ impl Daemon {
         Ok(id)
     }
 
-    /// Removes a host from its link: it leaves its groups on the wire (those leaves still go
-    /// out through it), and nothing reaches it any more.
-    pub(super) fn remove_host(&mut self, id: HostId, now: Instant) {
+    /// Joins the solicited-node group of host `id`'s IPv6 link-local address (RFC 4861
+    /// §7.2.1), as the owner [`SOLICITED_NODE_OWNER`]: never journalled as a user's join, and
+    /// untouched by anonymous leaves. Reported like any group (RFC 9777 §6 reports every group
+    /// but ff02::1, which this never is).
+    fn join_solicited_node(&mut self, id: HostId) {
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-        self.cores[core].host.leave_interface(ifindex, now);
-        self.unlink_host(id);
-        self.departing.push(id);
+        let group = IpAddr::V6(solicited_node(self.hosts[id].spec.ipv6_ll));
+        let now = self.now();
+        let joined = self.cores[core].host.set_filter(
+            ifindex,
+            group,
+            SOLICITED_NODE_OWNER,
+            SourceFilter::exclude(Vec::new()),
+            now,
+        );
+        while let Some(event) = self.cores[core].host.poll_event() {
+            self.log_event(core, &event);
+        }
+        match joined {
+            Ok(_) => self.note_member(id, group),
+            Err(e) => warn!("{}: cannot join {group}: {e}", self.host_label(id)),
+        }
+    }
+
+    /// Removes hosts from their links: each leaves its groups on the wire (those leaves still
+    /// go out through it), and nothing reaches it any more. O(the hosts, and one pass over the
+    /// tables of their links), not one pass per host: a reload may remove a million.
+    pub(super) fn remove_hosts(&mut self, ids: &[HostId], now: Instant) {
+        for &id in ids {
+            let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+            self.cores[core].host.leave_interface(ifindex, now);
+        }
+        self.unlink_hosts(&ids.iter().copied().collect());
+        self.departing.extend_from_slice(ids);
     }
 
     /// Removes the departing hosts whose leaves are all out (the core holds no record of
@@ -149,19 +183,23 @@ impl Daemon {
         self.departing = departing;
     }
 
-    /// Takes a host off its link's tables (MAC, neighbours, members, addresses).
-    fn unlink_host(&mut self, id: HostId) {
-        self.listeners.forget_owner(id);
-        let host = &mut self.hosts[id];
-        host.retired = true;
-        let spec = host.spec;
-        for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
-            if self.by_addr.get(&addr) == Some(&id) {
-                self.by_addr.remove(&addr);
+    /// Takes hosts off their links' tables (MAC, neighbours, members, addresses) and ends
+    /// their listeners: each per-host entry directly, each link-wide list in one pass.
+    fn unlink_hosts(&mut self, gone: &HashSet<HostId>) {
+        self.listeners.forget_owners(gone);
+        let mut links: Vec<LinkId> = Vec::new();
+        for &id in gone {
+            let host = &mut self.hosts[id];
+            host.retired = true;
+            let (spec, link_id) = (host.spec, host.link);
+            for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
+                if self.by_addr.get(&addr) == Some(&id) {
+                    self.by_addr.remove(&addr);
+                }
             }
-        }
-        if let Some(link) = self.links.get_mut(self.hosts[id].link) {
-            link.hosts.retain(|&h| h != id);
+            let Some(link) = self.links.get_mut(link_id) else {
+                continue;
+            };
             if let Some(mac) = spec.mac {
                 link.by_mac.remove(&mac.0);
                 link.neighbours.remove(&NeighbourHost {
@@ -170,20 +208,30 @@ impl Daemon {
                     ipv6_ll: spec.ipv6_ll,
                 });
             }
+            if !links.contains(&link_id) {
+                links.push(link_id); // links are few
+            }
+        }
+        for id in links {
+            let link = &mut self.links[id];
+            link.hosts.retain(|h| !gone.contains(h));
             for members in link.members.values_mut() {
-                members.remove(&id);
+                members.retain(|h| !gone.contains(h));
             }
         }
     }
 
-    /// Forgets a host of a closed link: its groups go without a word (the device is gone),
-    /// its interface is removed from its core at once.
-    pub(super) fn forget_host(&mut self, id: HostId) {
-        self.unlink_host(id);
-        self.departing.retain(|&h| h != id);
-        let host = self.hosts.remove(id);
-        let _ = self.cores[host.core].host.remove_interface(host.ifindex);
-        self.by_iface.remove(&(host.core, host.ifindex));
+    /// Forgets the hosts of a closed link: their groups go without a word (the device is
+    /// gone), their interfaces are removed from their cores at once.
+    pub(super) fn forget_hosts(&mut self, ids: &[HostId]) {
+        let gone: HashSet<HostId> = ids.iter().copied().collect();
+        self.unlink_hosts(&gone);
+        self.departing.retain(|h| !gone.contains(h));
+        for &id in ids {
+            let host = self.hosts.remove(id);
+            let _ = self.cores[host.core].host.remove_interface(host.ifindex);
+            self.by_iface.remove(&(host.core, host.ifindex));
+        }
     }
 
     /// How requests, the journal and `show` name a host: the device alone for the one host of

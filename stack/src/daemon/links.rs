@@ -132,15 +132,15 @@ impl Daemon {
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
         self.io.add(&link.io);
-        let retired: Vec<HostId> = self
-            .hosts
-            .iter()
-            .filter(|(_, h)| h.link == id)
-            .map(|(h, _)| h)
-            .collect();
-        for host in retired {
-            self.forget_host(host);
-        }
+        // Its live hosts, and those removed earlier whose leaves are still going out.
+        let mut retired = link.hosts.clone();
+        retired.extend(
+            self.departing
+                .iter()
+                .copied()
+                .filter(|&h| self.hosts[h].link == id),
+        );
+        self.forget_hosts(&retired);
         self.topology.links.retain(|l| l.device != link.name);
         if self.links.is_empty() {
             bail!("{why}");

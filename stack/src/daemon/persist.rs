@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use log::{debug, info, warn};
 use membership::SourceFilter;
 
+use super::hosts::SOLICITED_NODE_OWNER;
 use super::{Daemon, HostId};
 use crate::state::{self, Journal, Membership, Request as SavedRequest};
 
@@ -41,14 +42,17 @@ impl Daemon {
                 );
                 continue;
             };
-            let requests: Vec<SourceFilter> = if m.requests.is_empty() {
-                vec![SourceFilter::exclude(Vec::new()); m.users.max(1) as usize]
+            let requests: Vec<(Option<&str>, SourceFilter)> = if m.requests.is_empty() {
+                vec![(None, SourceFilter::exclude(Vec::new())); m.users.max(1) as usize]
             } else {
                 m.requests
                     .iter()
-                    .map(|r| match r.mode.as_str() {
-                        "include" => SourceFilter::include(r.sources.clone()),
-                        _ => SourceFilter::exclude(r.sources.clone()),
+                    .map(|r| {
+                        let filter = match r.mode.as_str() {
+                            "include" => SourceFilter::include(r.sources.clone()),
+                            _ => SourceFilter::exclude(r.sources.clone()),
+                        };
+                        (r.owner.as_deref(), filter)
                     })
                     .collect()
             };
@@ -56,11 +60,13 @@ impl Daemon {
                 let h = &self.hosts[id];
                 (h.core, h.ifindex)
             };
-            for filter in requests {
-                if let Err(e) = self.cores[core]
-                    .host
-                    .join_filter(ifindex, m.group, filter, now)
-                {
+            for (owner, filter) in requests {
+                let host = &mut self.cores[core].host;
+                let joined = match owner {
+                    Some(owner) => host.set_filter(ifindex, m.group, owner, filter, now),
+                    None => host.join_filter(ifindex, m.group, filter, now),
+                };
+                if let Err(e) = joined {
                     warn!("state file: cannot join {}: {e}", m.group);
                     break;
                 }
@@ -96,21 +102,29 @@ impl Daemon {
             users: info.as_ref().map_or(0, |g| g.users),
             requests: info
                 .iter()
-                .flat_map(|g| g.requests.iter())
-                .map(|r| SavedRequest {
+                .flat_map(|g| g.requests.iter().zip(&g.owners))
+                .map(|(r, owner)| SavedRequest {
                     mode: r.mode.name().to_string(),
                     sources: r.sources.clone(),
+                    owner: owner.clone(),
                 })
                 .collect(),
         };
-        // Listeners' joins belong to their connections, not to the state file.
+        // Listeners' joins belong to their connections, not to the state file; a host's
+        // solicited-node join to the host itself (`--solicited-node` makes it on start).
         self.listeners
             .unsaved(self.hosts[host].link, host, &mut membership);
-        // Plain joins are the common case: `users` says how many, no list needed.
+        let before = membership.requests.len();
+        membership
+            .requests
+            .retain(|r| r.owner.as_deref() != Some(SOLICITED_NODE_OWNER));
+        let dropped = (before - membership.requests.len()) as u32;
+        membership.users = membership.users.saturating_sub(dropped);
+        // Plain anonymous joins are the common case: `users` says how many, no list needed.
         if membership
             .requests
             .iter()
-            .all(|r| r.mode == "exclude" && r.sources.is_empty())
+            .all(|r| r.mode == "exclude" && r.sources.is_empty() && r.owner.is_none())
         {
             membership.requests.clear();
         }

@@ -91,12 +91,13 @@ impl Daemon {
             let old_hosts = self.links[id].hosts.clone();
             let new_spec = &new.links[kept.new_link];
             self.links[id].suppression = new_spec.suppression;
-            for &h in &kept.hosts_removed {
-                if let Some(&host) = old_hosts.get(h) {
-                    self.remove_host(host, now);
-                    removed_hosts += 1;
-                }
-            }
+            let removed: Vec<HostId> = kept
+                .hosts_removed
+                .iter()
+                .filter_map(|&h| old_hosts.get(h).copied())
+                .collect();
+            removed_hosts += removed.len();
+            self.remove_hosts(&removed, now);
             let mut hosts: Vec<Option<HostId>> = vec![None; new_spec.hosts.len()];
             for &(o, n) in &kept.hosts_unchanged {
                 hosts[n] = old_hosts.get(o).copied();
@@ -133,9 +134,8 @@ impl Daemon {
             let Some(id) = link_ids[removed] else {
                 continue;
             };
-            for host in self.links[id].hosts.clone() {
-                self.remove_host(host, now);
-            }
+            let hosts = self.links[id].hosts.clone();
+            self.remove_hosts(&hosts, now);
             // The leaves go out before the device closes.
             let _ = self.flush();
             info!("SIGHUP: link {} removed", old.links[removed].device);

@@ -7,14 +7,14 @@ use std::os::fd::OwnedFd;
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
 use tools::protocol::{
-    Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, GroupDelays, HostGroup, HostRange,
-    ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
+    Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, FilterArgs, GroupDelays, HostGroup,
+    HostRange, ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
 };
 
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{error_reply, is_ok, ok_reply, Request};
-use crate::listeners::Owner;
+use crate::listeners::{Owner, LISTENER_OWNER_PREFIX};
 
 /// What the loop does with a request.
 pub(super) enum Answer {
@@ -34,6 +34,7 @@ impl Daemon {
             }
             (Request::Join(change), _) => Answer::Reply(self.change(true, &change)),
             (Request::Leave(change), _) => Answer::Reply(self.change(false, &change)),
+            (Request::Filter(args), _) => Answer::Reply(self.set_filter(&args)),
             (Request::Show(args), _) => self.show(&args),
             (Request::Stats(args), _) => Answer::Reply(match self.stats(&args) {
                 Ok(stats) => ok_reply(&stats),
@@ -128,6 +129,17 @@ impl Daemon {
             Ok(groups) => groups,
             Err(e) => return error_reply(e),
         };
+        if let Some(owner) = &change.owner {
+            let filter = match source_filter(&change.include, &change.exclude) {
+                Ok(filter) => filter,
+                Err(e) => return error_reply(e),
+            };
+            let op = match join {
+                true => OwnedOp::Join(filter),
+                false => OwnedOp::Leave(filter),
+            };
+            return self.owned_change(op, owner, &groups, &targets);
+        }
         if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
             return error_reply(format!(
                 "{} groups on {} hosts: more than {MAX_BATCH} changes in one request",
@@ -192,6 +204,7 @@ impl Daemon {
                             Error::NotJoined(_) => {
                                 format!("{group} is not joined on {}", self.host_label(id))
                             }
+                            Error::NoSuchFilter if !join => self.owned_only(id, *group),
                             e => format!("{group}: {e}"),
                         };
                         if done > 0 {
@@ -229,6 +242,139 @@ impl Daemon {
             iface: label,
             group: first,
             count,
+            users,
+            warning: None,
+            hosts: targets.len() as u32,
+        })
+    }
+
+    /// `filter`: one owner's filter for a group replaced in one step on every host named.
+    fn set_filter(&mut self, args: &FilterArgs) -> Vec<u8> {
+        let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+            Ok(targets) => targets,
+            Err(refusal) => return refusal,
+        };
+        let filter = match source_filter(&args.include, &args.exclude) {
+            Ok(Some(filter)) => filter,
+            Ok(None) => return error_reply("filter needs include or exclude sources"),
+            Err(e) => return error_reply(e),
+        };
+        self.owned_change(OwnedOp::Set(filter), &args.owner, &[args.group], &targets)
+    }
+
+    /// Why an anonymous leave found nothing to drop: names the owners that hold the group.
+    fn owned_only(&self, id: HostId, group: IpAddr) -> String {
+        let h = &self.hosts[id];
+        let owners: Vec<String> = self.cores[h.core]
+            .host
+            .group(h.ifindex, group, self.now())
+            .map(|g| g.owners.into_iter().flatten().collect())
+            .unwrap_or_default();
+        if owners.is_empty() {
+            return format!("{group}: {}", Error::NoSuchFilter);
+        }
+        format!(
+            "{group}: {} on {}; it is held by owner {} (leave --owner NAME)",
+            Error::NoSuchFilter,
+            self.host_label(id),
+            owners.join(", ")
+        )
+    }
+
+    /// The filter `owner` holds for `group` on host `id`, if any.
+    fn owner_filter(&self, id: HostId, group: IpAddr, owner: &str) -> Option<SourceFilter> {
+        let h = &self.hosts[id];
+        let info = self.cores[h.core]
+            .host
+            .group(h.ifindex, group, self.now())?;
+        let at = info
+            .owners
+            .iter()
+            .position(|o| o.as_deref() == Some(owner))?;
+        info.requests.get(at).cloned()
+    }
+
+    /// A change of `owner`'s request for each group on each host: every new filter is worked
+    /// out first, so that a refused request changes nothing, then each is set in one step
+    /// (`Host::set_filter`: one merge, one State Change Report).
+    fn owned_change(
+        &mut self,
+        op: OwnedOp,
+        owner: &str,
+        groups: &[IpAddr],
+        targets: &[HostId],
+    ) -> Vec<u8> {
+        if !membership::is_valid_owner(owner) {
+            return error_reply(Error::BadOwner(owner.into()));
+        }
+        if owner.starts_with(LISTENER_OWNER_PREFIX) {
+            return error_reply(format!(
+                "owner names beginning with {LISTENER_OWNER_PREFIX} are the listeners' own"
+            ));
+        }
+        if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
+            return error_reply(format!("more than {MAX_BATCH} changes in one request"));
+        }
+        let mut plan = Vec::with_capacity(groups.len() * targets.len());
+        for &id in targets {
+            for &group in groups {
+                if !group.is_multicast() {
+                    return error_reply(Error::NotMulticast(group));
+                }
+                let current = self.owner_filter(id, group, owner);
+                match op.next(current, owner, group) {
+                    Ok(filter) => plan.push((id, group, filter)),
+                    Err(e) => return error_reply(format!("{e} on {}", self.host_label(id))),
+                }
+            }
+        }
+        let now = self.now();
+        let mut users = 0;
+        for (done, (id, group, filter)) in plan.iter().enumerate() {
+            let (core, ifindex) = (self.hosts[*id].core, self.hosts[*id].ifindex);
+            let result =
+                self.cores[core]
+                    .host
+                    .set_filter(ifindex, *group, owner, filter.clone(), now);
+            while let Some(event) = self.cores[core].host.poll_event() {
+                self.log_event(core, &event);
+            }
+            match result {
+                Ok(n) => {
+                    users = n;
+                    if filter.mode == FilterMode::Exclude || !filter.sources.is_empty() {
+                        self.note_member(*id, *group);
+                    }
+                    self.record_change(*id, *group);
+                }
+                Err(e) if done > 0 => {
+                    warn!("{group}: {e} (after {done} changes of the request were made)");
+                    return error_reply(format!(
+                        "{group}: {e} (the {done} changes before it were made)"
+                    ));
+                }
+                Err(e) => return error_reply(format!("{group}: {e}")),
+            }
+        }
+        let label = self.host_label(targets[0]);
+        let (verb, filter) = match &op {
+            OwnedOp::Join(f) => ("join", f.clone()),
+            OwnedOp::Leave(f) => ("leave", f.clone()),
+            OwnedOp::Set(f) => ("filter", Some(f.clone())),
+        };
+        info!(
+            "{verb} {}{} owner {owner} on {label}{} (users {users})",
+            groups[0],
+            describe(&filter),
+            match targets.len() {
+                1 => String::new(),
+                n => format!(" and {} more hosts", n - 1),
+            }
+        );
+        ok_reply(&ChangeReply {
+            iface: label,
+            group: groups[0],
+            count: groups.len() as u32,
             users,
             warning: None,
             hosts: targets.len() as u32,
@@ -381,6 +527,91 @@ impl Daemon {
         }
         Ok(reply)
     }
+}
+
+/// What an owner asks for one group.
+enum OwnedOp {
+    /// `join --owner`: a request if it holds none; INCLUDE sources added to its INCLUDE one
+    /// (RFC 3678 MCAST_JOIN_SOURCE_GROUP). `None`: any source.
+    Join(Option<SourceFilter>),
+    /// `leave --owner`: the request dropped; INCLUDE sources taken from its INCLUDE one
+    /// (MCAST_LEAVE_SOURCE_GROUP); EXCLUDE S drops it if it is exactly EXCLUDE S.
+    Leave(Option<SourceFilter>),
+    /// `filter`: the request replaced (setsourcefilter); INCLUDE {} drops it.
+    Set(SourceFilter),
+}
+
+impl OwnedOp {
+    /// The owner's next filter given its `current` one, or why the request is refused.
+    fn next(
+        &self,
+        current: Option<SourceFilter>,
+        owner: &str,
+        group: IpAddr,
+    ) -> Result<SourceFilter, String> {
+        let sorted = |f: &SourceFilter| {
+            let mut s = f.sources.clone();
+            s.sort();
+            s.dedup();
+            s
+        };
+        let none = || SourceFilter::include(Vec::new());
+        let holds_nothing = || format!("owner {owner} holds no filter for {group}");
+        let include = |f: &SourceFilter| f.mode == FilterMode::Include;
+        match (self, current) {
+            (OwnedOp::Set(f), None) if include(f) && f.sources.is_empty() => Err(holds_nothing()),
+            (OwnedOp::Set(f), _) => Ok(f.clone()),
+            (OwnedOp::Join(Some(f)), _) if include(f) && f.sources.is_empty() => {
+                Err(Error::EmptyInclude.to_string())
+            }
+            (OwnedOp::Join(f), None) => Ok(f
+                .clone()
+                .unwrap_or_else(|| SourceFilter::exclude(Vec::new()))),
+            (OwnedOp::Join(Some(f)), Some(c)) if include(f) && include(&c) => {
+                let mut sources = c.sources;
+                sources.extend(f.sources.iter().copied());
+                sources.sort();
+                sources.dedup();
+                Ok(SourceFilter::include(sources))
+            }
+            (OwnedOp::Join(_), Some(c)) => Err(format!(
+                "owner {owner} already holds {} {{{}}} for {group}: change it with filter",
+                c.mode.name(),
+                list(&c.sources)
+            )),
+            (OwnedOp::Leave(_), None) => Err(holds_nothing()),
+            (OwnedOp::Leave(None), Some(_)) => Ok(none()),
+            (OwnedOp::Leave(Some(f)), Some(c)) if include(f) && include(&c) => {
+                let missing: Vec<IpAddr> = f
+                    .sources
+                    .iter()
+                    .filter(|s| !c.sources.contains(s))
+                    .copied()
+                    .collect();
+                if !missing.is_empty() {
+                    return Err(format!(
+                        "owner {owner} does not include {{{}}} for {group}",
+                        list(&missing)
+                    ));
+                }
+                let left = c.sources.iter().filter(|s| !f.sources.contains(s));
+                Ok(SourceFilter::include(left.copied().collect()))
+            }
+            (OwnedOp::Leave(Some(f)), Some(c)) if !include(f) && sorted(f) == sorted(&c) => {
+                Ok(none())
+            }
+            (OwnedOp::Leave(Some(_)), Some(c)) => Err(format!(
+                "owner {owner} holds {} {{{}}} for {group}, not that filter",
+                c.mode.name(),
+                list(&c.sources)
+            )),
+        }
+    }
+}
+
+fn list(sources: &[IpAddr]) -> String {
+    let text: Vec<String> = sources.iter().map(|s| s.to_string()).collect();
+    text.join(",")
 }
 
 /// The filter of `--include` / `--exclude`; `None` for a plain (any-source) request.

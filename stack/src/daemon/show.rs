@@ -295,9 +295,11 @@ impl Daemon {
             requests: g
                 .requests
                 .iter()
-                .map(|r| protocol::FilterInfo {
+                .zip(&g.owners)
+                .map(|(r, owner)| protocol::FilterInfo {
                     mode: r.mode.name().into(),
                     sources: r.sources.clone(),
+                    owner: owner.clone(),
                 })
                 .collect(),
         }

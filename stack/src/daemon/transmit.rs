@@ -38,19 +38,21 @@ fn meaning(tx: &Transmit) -> Meaning {
 }
 
 impl Daemon {
-    /// Sends everything the cores have due.
+    /// Sends everything the cores have due, each packet written before the next is asked
+    /// for: a General Query answer over a million groups is built one report at a time.
     pub(super) fn flush(&mut self) -> anyhow::Result<()> {
         let now = self.now();
-        let mut out: Vec<Transmit> = Vec::new();
         let mut sent = 0;
         for core in 0..self.cores.len() {
-            self.cores[core].host.poll(now, |tx| out.push(tx));
+            while let Some(tx) = self.cores[core].host.poll_transmit(now) {
+                while let Some(event) = self.cores[core].host.poll_event() {
+                    self.log_event(core, &event);
+                }
+                self.transmit(core, tx);
+                sent += 1;
+            }
             while let Some(event) = self.cores[core].host.poll_event() {
                 self.log_event(core, &event);
-            }
-            sent += out.len();
-            for tx in out.drain(..) {
-                self.transmit(core, tx);
             }
         }
         if sent >= TRIM_AFTER {

@@ -308,3 +308,17 @@ fn ten_thousand_hosts_are_found_by_address() {
     assert_eq!(counts.get(NeighbourDrop::NsHopLimit), 1);
     assert_eq!(counts.iter().count(), NeighbourDrop::ALL.len());
 }
+
+#[test]
+fn solicited_node_groups_keep_the_low_24_bits() {
+    for (addr, group) in [
+        ("fe80::a63:2", "ff02::1:ff63:2"),
+        ("fe80::2", "ff02::1:ff00:2"),
+        ("fe80::1234:5678:9abc", "ff02::1:ff78:9abc"),
+    ] {
+        assert_eq!(
+            solicited_node(addr.parse().unwrap()),
+            group.parse::<Ipv6Addr>().unwrap()
+        );
+    }
+}

@@ -168,6 +168,13 @@ pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
 /// Departure from the NetBSD seed, RFC wins: the seed sends Leave from DELAYING_MEMBER even when
 /// it got there from LAZY_MEMBER (another host reported last); RFC 2236 §6 sends it only when
 /// the "I sent the last report" flag is set, which a query does not set.
+///
+/// Sent once, never repeated Robustness Variable times: RFC 2710 §4 says a node "SHOULD send a
+/// single Done message", RFC 2236 §3 sends one Leave Group message, and RFC 9777 §8.2 /
+/// RFC 9776 §7.2 only make a v2/v3 host in an older mode speak the older protocol. (Robustness
+/// repeats are the v3 State Change Report's, RFC 9777 §6.1.) TAHI MLDv2 7.2.a's script waits
+/// for [RV] Dones, against its own text ("a single MLDv1 Done message") and against its 6.1.a,
+/// which expects a single Done in the same mode; the RFC wins.
 pub fn leave(member: Member, ctx: &Context) -> Option<Send> {
     (member.state.last_reporter() && !ctx.v1_querier).then_some(Send::Leave)
 }

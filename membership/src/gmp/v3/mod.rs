@@ -2,6 +2,7 @@
 //! RFC 9776 §5.2, state-change reports and their retransmission, and the packing of everything
 //! decided at one instant into as few reports as fit the MTU.
 
+mod answer;
 mod records;
 
 use alloc::boxed::Box;
@@ -10,6 +11,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
 
+pub(crate) use answer::Answer;
 pub(crate) use records::Retransmit;
 use records::{current_state, pack};
 
@@ -94,7 +96,11 @@ impl<P: Protocol> Family<P> {
             if let Some(timer) = iface.v3.general.take() {
                 self.wheel.cancel(timer);
             }
-            iface.v3.general = Some(self.wheel.schedule(at, TimerKey::GeneralResponse(ifindex)));
+            let by = now + max_delay;
+            iface.v3.general = Some(
+                self.wheel
+                    .schedule(at, TimerKey::GeneralResponse(ifindex, by)),
+            );
             return;
         };
         let Some(key) = iface.groups.get(&group).map(|&k| k as usize) else {
@@ -167,26 +173,6 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    /// The interface timer fired: the current state of every reportable group.
-    pub(super) fn general_response_due(&mut self, ifindex: IfIndex, env: &mut Env<'_>) {
-        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
-            iface.v3.general = None;
-        }
-        let records: Vec<GroupRecord<P::Addr>> = self
-            .keys_on(ifindex)
-            .into_iter()
-            .filter_map(|key| {
-                let r = &self.records[key];
-                if !P::reportable(&r.group, env.config) {
-                    return None;
-                }
-                let state = current_state(&r.filter, None)?;
-                records_of(r.group, vec![state]).pop()
-            })
-            .collect();
-        self.send_v3(ifindex, records);
-    }
-
     /// The interface state of record `key` changed from `old`: sends the state-change report
     /// at once (RFC 9776 §5.1) and leaves what is left of it to the interface's retransmission
     /// timer.
@@ -202,10 +188,21 @@ impl<P: Protocol> Family<P> {
         let record = &mut self.records[key];
         let listed = !record.mode.news_done();
         let GroupMode::V3 {
-            mode_change, extra, ..
+            mode_change,
+            extra,
+            router_any_source,
+            ..
         } = &mut record.mode
         else {
             return;
+        };
+        // The first change after an older mode starts from what the router holds, (*,G)
+        // (RFC 9777 §8.3.2, RFC 9776 §7.3.2), not from our filter, which it never heard.
+        let any_source = Filter::any_source();
+        let old = if core::mem::take(router_any_source) {
+            &any_source
+        } else {
+            old
         };
         let filter = &record.filter;
         with_news(mode_change, extra, |news| {

@@ -81,10 +81,24 @@ impl<A: Ord + Copy> Retransmit<A> {
     }
 
     /// Records a change from `old` to `new`, to be sent `robustness` times in all.
+    ///
+    /// RFC 9777 §6.1 (RFC 3810 §6.1, RFC 9776 §5.1): the records of the latest change are
+    /// merged into what is pending, not sent instead of it. A filter-mode change sets the
+    /// Filter Mode Retransmission Counter to [Robustness Variable]; a source-list change sets
+    /// the counter of each source it names, and leaves a pending filter-mode change running.
+    /// Every combination follows from these two rules:
+    /// - pending mode change + new mode change: the counter starts again, TO_IN / TO_EX of the
+    ///   current state;
+    /// - pending mode change + new source change: the remaining TO_IN / TO_EX reports go first
+    ///   (with the current state), and the sources follow in ALLOW / BLOCK once they are out
+    ///   (TAHI MLDv2 3.7: TO_EX (S3), then ALLOW (S1));
+    /// - pending source changes + new mode change: the mode-change record carries the whole
+    ///   state, so the pending sources are moot (each would have reached zero within the same
+    ///   [Robustness Variable] reports anyway);
+    /// - pending source changes + new source change: each source keeps its own counter.
     pub fn change(&mut self, old: &Filter<A>, new: &Filter<A>, robustness: u8) {
         if old.mode != new.mode {
             self.mode_change = robustness;
-            // The mode-change record carries the whole new state; per-source news are moot.
             self.sources.clear();
             return;
         }
@@ -96,8 +110,15 @@ impl<A: Ord + Copy> Retransmit<A> {
     }
 
     /// The next report's records against the current state `now`, counting one transmission.
-    /// ALLOW and BLOCK are rebuilt from the sources with transmissions left, according to the
-    /// current state: a source the state allows goes in ALLOW, one it blocks in BLOCK.
+    ///
+    /// While the Filter Mode Retransmission Counter is above zero the report carries TO_IN /
+    /// TO_EX alone (RFC 9777 §6.3 item 4: "if instead"...). Every State Change Report sent
+    /// decreases every source's counter too, whether or not it carried the source (RFC 9777
+    /// §6.1: "each time a State Change Report is sent the counter is decreased by one unit"),
+    /// so a source changed while a mode change is pending is announced by the reports left
+    /// after the last TO_IN / TO_EX, if any. Otherwise ALLOW and BLOCK are rebuilt from the
+    /// sources with transmissions left, according to the current state: a source the state
+    /// allows goes in ALLOW, one it blocks in BLOCK.
     pub fn next(&mut self, now: &Filter<A>) -> Vec<Record<A>> {
         if self.mode_change > 0 {
             self.mode_change -= 1;
@@ -105,9 +126,10 @@ impl<A: Ord + Copy> Retransmit<A> {
                 FilterMode::Include => RecordType::ChangeToInclude,
                 FilterMode::Exclude => RecordType::ChangeToExclude,
             };
-            if self.mode_change == 0 {
-                self.sources.clear();
+            for left in self.sources.values_mut() {
+                *left -= 1;
             }
+            self.sources.retain(|_, left| *left > 0);
             return vec![(kind, now.sources.clone())];
         }
         let mut allow = BTreeSet::new();
@@ -173,45 +195,94 @@ pub(crate) fn pack<A: Copy>(
     record_overhead: usize,
     addr_len: usize,
 ) -> Vec<Vec<GroupRecord<A>>> {
-    let max_sources = space.saturating_sub(record_overhead) / addr_len;
-    let mut pieces = Vec::new();
+    let mut packer = Packer::new(space, record_overhead, addr_len);
+    let mut reports = Vec::new();
     for record in records {
+        for piece in packer.split(record) {
+            reports.extend(packer.add(piece));
+        }
+    }
+    reports.extend(packer.finish());
+    reports
+}
+
+/// Fills reports with records in order, one report at a time: a record goes into the report
+/// being filled when it fits, else it starts the next one. What [`pack`] does for a list, and
+/// a General Query answer does group by group, never holding more than one report.
+#[derive(Debug)]
+pub(crate) struct Packer<A> {
+    space: usize,
+    record_overhead: usize,
+    addr_len: usize,
+    /// Bytes of records in `report`.
+    used: usize,
+    report: Vec<GroupRecord<A>>,
+}
+
+impl<A: Copy> Packer<A> {
+    /// Reports of `space` bytes of records; a record takes `record_overhead` bytes and
+    /// `addr_len` per source.
+    pub fn new(space: usize, record_overhead: usize, addr_len: usize) -> Packer<A> {
+        Packer {
+            space,
+            record_overhead,
+            addr_len,
+            used: 0,
+            report: Vec::new(),
+        }
+    }
+
+    /// The pieces `record` goes out as: itself when it fits one report; else records of its
+    /// type with the sources split among them, or, for IS_EX / TO_EX, as many as fit.
+    pub fn split(&self, mut record: GroupRecord<A>) -> Vec<GroupRecord<A>> {
+        let max_sources = self.space.saturating_sub(self.record_overhead) / self.addr_len;
         if record.sources.len() <= max_sources {
-            pieces.push(record);
-        } else if matches!(
+            return vec![record];
+        }
+        if matches!(
             record.kind,
             RecordType::ModeIsExclude | RecordType::ChangeToExclude
         ) {
-            let mut record = record;
             record.sources.truncate(max_sources);
-            pieces.push(record);
-        } else {
-            for chunk in record.sources.chunks(max_sources.max(1)) {
-                pieces.push(GroupRecord {
-                    kind: record.kind,
-                    group: record.group,
-                    sources: chunk.to_vec(),
-                    aux_data: Vec::new(),
-                });
-            }
+            return vec![record];
         }
+        record
+            .sources
+            .chunks(max_sources.max(1))
+            .map(|chunk| GroupRecord {
+                kind: record.kind,
+                group: record.group,
+                sources: chunk.to_vec(),
+                aux_data: Vec::new(),
+            })
+            .collect()
     }
-    let mut reports: Vec<Vec<GroupRecord<A>>> = Vec::new();
-    let mut used = 0;
-    for piece in pieces {
-        let size = record_overhead + addr_len * piece.sources.len();
-        match reports.last_mut() {
-            Some(report) if used + size <= space => {
-                report.push(piece);
-                used += size;
-            }
-            _ => {
-                used = size;
-                reports.push(vec![piece]);
-            }
+
+    /// Adds one piece (from [`Packer::split`]); the report it closed, when it did not fit in
+    /// the one being filled.
+    pub fn add(&mut self, piece: GroupRecord<A>) -> Option<Vec<GroupRecord<A>>> {
+        let size = self.record_overhead + self.addr_len * piece.sources.len();
+        if self.report.is_empty() || self.used + size > self.space {
+            let full = core::mem::replace(&mut self.report, vec![piece]);
+            self.used = size;
+            return (!full.is_empty()).then_some(full);
         }
+        self.report.push(piece);
+        self.used += size;
+        None
     }
-    reports
+
+    /// Records in the report being filled.
+    pub fn len(&self) -> usize {
+        self.report.len()
+    }
+
+    /// The report being filled, if it holds anything; the packer is empty after.
+    pub fn finish(&mut self) -> Option<Vec<GroupRecord<A>>> {
+        self.used = 0;
+        let last = core::mem::take(&mut self.report);
+        (!last.is_empty()).then_some(last)
+    }
 }
 
 #[cfg(test)]
@@ -280,10 +351,13 @@ mod tests {
         r.change(&inc(&[1]), &inc(&[1, 2]), 3);
         r.change(&inc(&[1, 2]), &exc(&[9]), 2);
         assert_eq!(r.next(&exc(&[9])), vec![(ChangeToExclude, set(&[9]))]);
-        // A further change in the same mode while TO_EX is pending: TO_EX carries the state.
+        // A further change in the same mode while TO_EX is pending: the last TO_EX carries the
+        // state, then the source follows (RFC 9777 §6.1; TAHI MLDv2 3.7.a-c).
         r.change(&exc(&[9]), &exc(&[]), 2);
         assert_eq!(r.next(&exc(&[])), vec![(ChangeToExclude, set(&[]))]);
+        assert_eq!(r.next(&exc(&[])), vec![(AllowNewSources, set(&[9]))]);
         assert!(r.is_done());
+        assert_eq!(r.next(&exc(&[])), vec![]);
     }
 
     #[test]

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use serde_json::{Map, Value};
 use tools::protocol::{
-    Change, ChangeReply, DelaysArgs, ListenArgs, PingReply, ShowArgs, StatsArgs, StatsReply,
+    Change, ChangeReply, DelaysArgs, FilterArgs, ListenArgs, PingReply, ShowArgs, StatsArgs,
+    StatsReply,
 };
 use tools::{Client, ClientError, Request};
 
@@ -46,10 +47,16 @@ enum Command {
         iface: IfaceArg,
         #[command(flatten)]
         filter: JoinFilter,
+        /// The join's owner, like a socket: the owner's request only. A second join of the
+        /// same owner adds --include sources to its INCLUDE filter; anything else is refused
+        /// (change it with `filter`).
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
     },
-    /// Leave GROUP: without a filter, drop one any-source join (or, with none left, every
-    /// request for the group); --include S drops sources S from the INCLUDE joins; --exclude S
-    /// drops the EXCLUDE join with exactly those sources.
+    /// Leave GROUP: without a filter, drop one anonymous any-source join (or, with none left,
+    /// every anonymous request for the group); --include S drops sources S from the anonymous
+    /// INCLUDE joins; --exclude S drops the anonymous EXCLUDE join with exactly those sources.
+    /// With --owner, the same on that owner's request only.
     Leave {
         /// IPv4 or IPv6 multicast address, as given to join; GROUP+COUNT leaves COUNT
         /// consecutive groups.
@@ -58,6 +65,23 @@ enum Command {
         iface: IfaceArg,
         #[command(flatten)]
         filter: LeaveFilter,
+        /// Act on this owner's request only (see join --owner).
+        #[arg(long, value_name = "NAME")]
+        owner: Option<String>,
+    },
+    /// Set one owner's source filter for GROUP in one step, as setsourcefilter(3) does for a
+    /// socket: INCLUDE (A) -> INCLUDE (B) is one change, reported at once as ALLOW (B - A) and
+    /// BLOCK (A - B). Made if the owner holds none; --include "" drops it.
+    Filter {
+        /// IPv4 or IPv6 multicast address.
+        group: String,
+        /// Whose filter: a name of 1 to 64 printable characters.
+        #[arg(long, value_name = "NAME")]
+        owner: String,
+        #[command(flatten)]
+        iface: IfaceArg,
+        #[command(flatten)]
+        filter: SetFilter,
     },
     /// Receive the group's UDP datagrams: a join of its own for as long as this runs. Prints
     /// one line per datagram (--json: one object), or forwards payloads with --udp-to.
@@ -145,6 +169,18 @@ struct JoinFilter {
     exclude: Option<Vec<String>>,
 }
 
+/// The filter `filter` sets: exactly one of the two.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct SetFilter {
+    /// Receive from these sources only (INCLUDE mode); "" for none: the owner leaves.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    include: Option<Vec<String>>,
+    /// Receive from every source but these (EXCLUDE mode); "" for any source.
+    #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+    exclude: Option<Vec<String>>,
+}
+
 /// Which sources or which join a leave drops.
 #[derive(clap::Args)]
 #[group(multiple = false)]
@@ -170,8 +206,10 @@ fn parse_sources(
         let Some(sources) = sources else {
             return Ok(None);
         };
+        // `--include ""` is the empty list.
         let parsed = sources
             .iter()
+            .filter(|s| !s.trim().is_empty())
             .map(|s| {
                 let addr: IpAddr = s.trim().parse().map_err(|_| {
                     anyhow::anyhow!("invalid source {s:?}: not an IPv4 or IPv6 address")
@@ -210,12 +248,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ref group,
             ref iface,
             ref filter,
-        } => Request::Join(change(group, iface, &filter.include, &filter.exclude)?),
+            ref owner,
+        } => Request::Join(Change {
+            owner: owner.clone(),
+            ..change(group, iface, &filter.include, &filter.exclude)?
+        }),
         Command::Leave {
             ref group,
             ref iface,
             ref filter,
-        } => Request::Leave(change(group, iface, &filter.include, &filter.exclude)?),
+            ref owner,
+        } => Request::Leave(Change {
+            owner: owner.clone(),
+            ..change(group, iface, &filter.include, &filter.exclude)?
+        }),
+        Command::Filter {
+            ref group,
+            ref owner,
+            ref iface,
+            ref filter,
+        } => {
+            let group = parse_group(group)?;
+            let (include, exclude) = parse_sources(&group, &filter.include, &filter.exclude)?;
+            Request::Filter(FilterArgs {
+                group,
+                owner: owner.clone(),
+                include,
+                exclude,
+                iface: iface.name.clone(),
+                host: iface.host,
+                hosts: iface.hosts,
+            })
+        }
         Command::Listen {
             ref group,
             ref iface,
@@ -279,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         _ if cli.json => to_json(&client.request(&request)?),
         Request::Join(_) => change_line("joined", &decode(&path, client.request(&request)?)?),
         Request::Leave(_) => change_line("left", &decode(&path, client.request(&request)?)?),
+        Request::Filter(_) => change_line("filtered", &decode(&path, client.request(&request)?)?),
         Request::Stats(_) => {
             let stats: StatsReply = decode(&path, client.request(&request)?)?;
             match cli.command {
@@ -336,6 +401,7 @@ fn change(
         hosts: iface.hosts,
         include,
         exclude,
+        owner: None,
     })
 }
 

@@ -222,8 +222,26 @@ fn group_row(g: &GroupInfo) -> Vec<String> {
         g.state.clone(),
         g.timer_ms.map_or_else(dash, seconds),
         if g.last_reporter { "yes" } else { "no" }.into(),
-        filter_text(&g.filter_mode, &g.sources),
+        filter_text(&g.filter_mode, &g.sources) + &owners_text(g),
     ]
+}
+
+/// The owned requests after the group's filter (the last column, so it may be any length):
+/// " [app1: include {10.0.0.1}; app2: exclude {}]"; nothing without owners.
+fn owners_text(g: &GroupInfo) -> String {
+    let owned: Vec<String> = g
+        .requests
+        .iter()
+        .filter_map(|r| {
+            let owner = r.owner.as_ref()?;
+            let sources: Vec<String> = r.sources.iter().map(|s| s.to_string()).collect();
+            Some(format!("{owner}: {} {{{}}}", r.mode, sources.join(",")))
+        })
+        .collect();
+    if owned.is_empty() {
+        return String::new();
+    }
+    format!(" [{}]", owned.join("; "))
 }
 
 /// "include {10.0.0.1,10.0.0.2}", "exclude {10.0.0.9}", and "exclude {} (any source)": an
@@ -365,6 +383,23 @@ mod tests {
         assert!(String::from_utf8(out)
             .unwrap()
             .ends_with("(no groups joined)\n"));
+    }
+
+    #[test]
+    fn owners_follow_the_filter() {
+        let group: GroupInfo = serde_json::from_str(
+            r#"{"iface":"tun0","group":"232.1.1.1","family":"ipv4","users":3,
+                "state":"idle","last_reporter":false,"unsolicited_left":0,
+                "filter_mode":"include","sources":["10.0.0.1","10.0.0.2"],
+                "requests":[{"mode":"include","sources":["10.0.0.1"],"owner":"app1"},
+                            {"mode":"include","sources":["10.0.0.2"]},
+                            {"mode":"include","sources":[],"owner":"app2"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            group_row(&group)[6],
+            "include {10.0.0.1,10.0.0.2} [app1: include {10.0.0.1}; app2: include {}]"
+        );
     }
 
     #[test]

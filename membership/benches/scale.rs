@@ -1,0 +1,202 @@
+//! `cargo bench -p membership --bench scale`: the core at scale. Live heap bytes, counted by a
+//! global allocator that wraps the system's: per any-source membership (10^6 groups on one
+//! interface, and 10^5 interfaces with 2 groups each), per idle interface, and the peak growth
+//! while an IGMPv3 General Query is answered at 10^6 groups. Time: a General Query to each of
+//! 10^4 interfaces answered. See BENCHMARKS.md.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::Instant as Clock;
+
+use membership::wire::igmp::IgmpRepr;
+use membership::wire::ip::build_ipv4;
+use membership::{Config, Host, Instant, InterfaceConfig};
+
+/// The system allocator, counting the bytes live and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(live, Relaxed);
+}
+
+// SAFETY: every call goes to `System` unchanged; only the counters are added.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        System.alloc(layout)
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        System.dealloc(ptr, layout)
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        System.alloc_zeroed(layout)
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        grew(new_size);
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Live bytes now, and the peak is reset to them.
+fn mark() -> usize {
+    let live = LIVE.load(Relaxed);
+    PEAK.store(live, Relaxed);
+    live
+}
+
+fn addresses(n: u32) -> InterfaceConfig {
+    InterfaceConfig {
+        ipv4: Some(Ipv4Addr::from(0x0a00_0000 + n)),
+        ipv6_link_local: None,
+        ..InterfaceConfig::default()
+    }
+}
+
+fn group(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0xe800_0000 + i))
+}
+
+/// Runs the host's timers until `until` (ms), dropping what it sends; the packets sent.
+fn run(host: &mut Host, from: u64, until: u64) -> usize {
+    let mut sent = 0;
+    let mut now = from;
+    while let Some(at) = host.next_deadline() {
+        if at.as_millis() > until {
+            break;
+        }
+        now = now.max(at.as_millis());
+        host.poll(Instant::from_millis(now), |tx| {
+            black_box(tx);
+            sent += 1;
+        });
+    }
+    sent
+}
+
+/// `n` any-source IPv4 joins on one interface, 1000 at a time, their retransmissions done.
+fn one_interface(n: u32) -> Host {
+    let mut host = Host::new(Config::default(), 7);
+    host.add_interface(1, addresses(1)).unwrap();
+    for batch in 0..n / 1000 {
+        for i in batch * 1000..(batch + 1) * 1000 {
+            host.join(1, group(i), Instant::ZERO).unwrap();
+        }
+        host.poll(Instant::ZERO, |tx| {
+            black_box(tx);
+        });
+    }
+    run(&mut host, 0, 5_000);
+    host
+}
+
+fn general_query(max_resp_code: u8) -> Vec<u8> {
+    let q = IgmpRepr::QueryV3 {
+        max_resp_code,
+        group: Ipv4Addr::UNSPECIFIED,
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources: Vec::new(),
+    };
+    build_ipv4(
+        Ipv4Addr::new(10, 0, 0, 254),
+        Ipv4Addr::new(224, 0, 0, 1),
+        &q.to_bytes(),
+    )
+}
+
+fn main() {
+    // Per membership, one interface.
+    const GROUPS: u32 = 1_000_000;
+    let base = mark();
+    let mut host = one_interface(GROUPS);
+    let joined = mark() - base;
+    println!(
+        "{GROUPS} any-source groups on one interface: {:.1} B per membership",
+        joined as f64 / f64::from(GROUPS)
+    );
+
+    // The answer to a General Query (Max Resp 10 s) over all of them.
+    let before = mark();
+    host.handle_packet(1, &general_query(100), Instant::from_secs(5))
+        .unwrap();
+    let reports = run(&mut host, 5_000, 16_000);
+    let peak = PEAK.load(Relaxed) - before;
+    println!(
+        "General Query answered at {GROUPS} groups: {reports} reports, peak growth {:.1} KiB",
+        peak as f64 / 1024.0
+    );
+    drop(host);
+
+    // Per idle interface, and per membership at 2 groups per interface.
+    const IFACES: u32 = 100_000;
+    let base = mark();
+    let mut host = Host::new(Config::default(), 7);
+    for n in 0..IFACES {
+        host.add_interface(n, addresses(n)).unwrap();
+    }
+    let idle = mark() - base;
+    for batch in 0..IFACES / 500 {
+        for n in batch * 500..(batch + 1) * 500 {
+            host.join(n, group(1), Instant::ZERO).unwrap();
+            host.join(n, group(2), Instant::ZERO).unwrap();
+        }
+        host.poll(Instant::ZERO, |tx| {
+            black_box(tx);
+        });
+    }
+    run(&mut host, 0, 5_000);
+    let joined = mark() - base - idle;
+    println!(
+        "{IFACES} interfaces: {:.1} B per idle interface, {:.1} B per membership at 2 groups each",
+        idle as f64 / f64::from(IFACES),
+        joined as f64 / f64::from(2 * IFACES)
+    );
+    let before = mark();
+    host.handle_packet(0, &general_query(100), Instant::from_secs(5))
+        .unwrap();
+    let reports = run(&mut host, 5_000, 16_000);
+    println!(
+        "General Query on one of them: {reports} report(s), peak growth {} B",
+        PEAK.load(Relaxed) - before
+    );
+    drop(host);
+
+    // Work: a General Query heard by every one of 10^4 interfaces, 2 groups each.
+    const HOSTS: u32 = 10_000;
+    let mut host = Host::new(Config::default(), 7);
+    for n in 0..HOSTS {
+        host.add_interface(n, addresses(n)).unwrap();
+        host.join(n, group(1), Instant::ZERO).unwrap();
+        host.join(n, group(2), Instant::ZERO).unwrap();
+    }
+    run(&mut host, 0, 5_000);
+    let query = general_query(100);
+    let start = Clock::now();
+    for n in 0..HOSTS {
+        host.handle_packet(n, &query, Instant::from_secs(5))
+            .unwrap();
+    }
+    let reports = run(&mut host, 5_000, 16_000);
+    let took = start.elapsed();
+    println!(
+        "General Query to each of {HOSTS} interfaces: {reports} reports in {:.1} ms, {:.2} µs per interface",
+        took.as_secs_f64() * 1e3,
+        took.as_secs_f64() * 1e6 / f64::from(HOSTS)
+    );
+}

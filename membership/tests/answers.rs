@@ -1,0 +1,221 @@
+//! IGMPv3 / MLDv2 General Query answers in virtual time: generated report by report from a
+//! cursor over the groups, and paced over what is left of the Max Resp Time
+//! (`Config::answer_burst`), never past it, state-change reports never held back.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use common::{host_on, igmp_general_query, ip, t, IF, ROUTER4};
+use membership::wire::igmp::IgmpRepr;
+use membership::wire::ip::build_ipv4;
+use membership::{Config, Host, Message, SourceFilter, Transmit};
+
+/// Runs the timers from `from` until `until` (ms): what was sent, with when.
+fn run(host: &mut Host, from: u64, until: u64) -> Vec<(u64, Transmit)> {
+    let mut sent = Vec::new();
+    while let Some(at) = host.next_deadline() {
+        let at = at.as_millis().max(from);
+        if at > until {
+            break;
+        }
+        host.poll(t(at), |tx| sent.push((at, tx)));
+    }
+    sent
+}
+
+/// A report's records: (type and group, number of sources).
+fn shape(tx: &Transmit) -> Vec<(String, usize)> {
+    match &tx.message {
+        Message::Igmp(IgmpRepr::ReportV3 { records }) => records
+            .iter()
+            .map(|r| (format!("{} {}", r.kind, r.group), r.sources.len()))
+            .collect(),
+        other => panic!("not an IGMPv3 report: {other:?}"),
+    }
+}
+
+fn group(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(0xef00_0000 + i))
+}
+
+/// A host with `n` any-source groups on `IF`, its state-change reports all sent by 10 s.
+fn joined(config: Config, n: u32) -> Host {
+    let mut host = host_on(config, 3);
+    for i in 1..=n {
+        host.join(IF, group(i), t(0)).unwrap();
+    }
+    run(&mut host, 0, 10_000);
+    host
+}
+
+/// The answer is generated report by report from a cursor over the groups: a record split
+/// over reports resumes in the next one, which then fills up with the following groups, exactly
+/// as packing the whole list would.
+#[test]
+fn an_answer_resumes_mid_record_and_packs_to_the_mtu() {
+    let mut host = host_on(Config::default(), 3);
+    let many: Vec<IpAddr> = (0..400u32)
+        .map(|i| IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))
+        .collect();
+    host.join_filter(
+        IF,
+        ip("232.1.1.1"),
+        SourceFilter::include(many.clone()),
+        t(0),
+    )
+    .unwrap();
+    for i in 1..=200u32 {
+        host.join(IF, group(i), t(0)).unwrap();
+    }
+    host.join_filter(IF, ip("239.9.9.9"), SourceFilter::exclude(many), t(0))
+        .unwrap();
+    run(&mut host, 0, 10_000);
+    host.handle_packet(IF, &igmp_general_query(10), t(10_000))
+        .unwrap();
+    let sent = run(&mut host, 10_000, 20_000);
+    let shapes: Vec<Vec<(String, usize)>> = sent.iter().map(|(_, tx)| shape(tx)).collect();
+    let plain = |from: u32, to: u32| -> Vec<(String, usize)> {
+        (from..=to)
+            .map(|i| (format!("is_ex {}", group(i)), 0))
+            .collect()
+    };
+    // 1468 bytes of records a report: IS_IN split 365 + 35 sources; then 8 bytes a group.
+    let mut second = vec![("is_in 232.1.1.1".to_string(), 35)];
+    second.extend(plain(1, 165));
+    assert_eq!(
+        shapes,
+        [
+            vec![("is_in 232.1.1.1".to_string(), 365)],
+            second,
+            plain(166, 200),
+            vec![("is_ex 239.9.9.9".to_string(), 365)],
+        ]
+    );
+    assert!(sent.iter().all(|(_, tx)| tx.to_packet().len() <= 1500));
+}
+
+/// 20,000 groups: 110 reports of 183 records. The first 8 go when the interface timer fires,
+/// the other 102 evenly over what is left of the 10 s, the last before it ends; every group
+/// once.
+#[test]
+fn a_large_answer_is_spread_over_what_is_left_of_max_resp_time() {
+    const GROUPS: u32 = 20_000;
+    let mut host = joined(Config::default(), GROUPS);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let sent = run(&mut host, 10_000, 60_000);
+    assert_eq!(sent.len(), 110);
+    let mut seen = BTreeMap::new();
+    for (_, tx) in &sent {
+        for g in tx.groups() {
+            *seen.entry(g).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(seen.len(), GROUPS as usize);
+    assert!(seen.values().all(|&n| n == 1), "every group once");
+
+    let fired = sent[0].0;
+    let by = 20_000;
+    assert!(sent[..8].iter().all(|(at, _)| *at == fired), "the burst");
+    assert!(sent[8].0 > fired, "then paced");
+    let last = sent.last().unwrap().0;
+    assert!(
+        last < by,
+        "the last report at {last}, Max Resp Time ends at {by}"
+    );
+    // Even spacing: report k after the burst goes at fired + span * k / 103 (ms, floored).
+    let span = by - fired;
+    for (k, (at, _)) in sent[8..].iter().enumerate() {
+        let want = fired + span * (k as u64 + 1) / 103;
+        assert!(
+            at.abs_diff(want) <= 1,
+            "paced report {k} at {at}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn answer_burst_max_sends_the_whole_answer_at_once() {
+    let config = Config {
+        answer_burst: u32::MAX,
+        ..Config::default()
+    };
+    let mut host = joined(config, 2_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let sent = run(&mut host, 10_000, 60_000);
+    assert_eq!(sent.len(), 11, "2000 records, 183 a report");
+    assert!(sent.iter().all(|(at, _)| *at == sent[0].0));
+}
+
+/// A join while an answer is paced: its state-change report goes at once, not behind the
+/// answer's reports.
+#[test]
+fn state_changes_are_not_held_back_by_a_paced_answer() {
+    let mut host = joined(Config::default(), 20_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let mut sent = Vec::new();
+    while sent.len() < 20 {
+        let at = host.next_deadline().unwrap();
+        host.poll(at, |tx| sent.push(tx));
+    }
+    let now = host.next_deadline().unwrap();
+    assert!(now < t(20_000), "the answer is still going");
+    host.join(IF, ip("232.7.7.7"), now).unwrap();
+    let mut at_once = Vec::new();
+    host.poll(now, |tx| at_once.push(tx));
+    assert_eq!(shape(&at_once[0]), [("to_ex 232.7.7.7".to_string(), 0)]);
+}
+
+/// An IGMPv2 querier heard mid-answer: the interface leaves v3 (RFC 9776 §7.2.1 cancels pending
+/// responses), and the answer's remaining reports are not sent.
+#[test]
+fn an_older_querier_cancels_the_rest_of_a_paced_answer() {
+    let mut host = joined(Config::default(), 20_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let mut v3_reports = 0;
+    while v3_reports < 20 {
+        let at = host.next_deadline().unwrap();
+        host.poll(at, |_| v3_reports += 1);
+    }
+    let now = host.next_deadline().unwrap();
+    let v2_query = IgmpRepr::Query {
+        max_resp_code: 100,
+        group: Ipv4Addr::new(239, 0, 0, 1),
+    };
+    let packet = build_ipv4(ROUTER4, Ipv4Addr::new(239, 0, 0, 1), &v2_query.to_bytes());
+    host.handle_packet(IF, &packet, now).unwrap();
+    let rest = run(&mut host, now.as_millis(), 30_000);
+    assert!(
+        rest.iter()
+            .all(|(_, tx)| matches!(tx.message, Message::Igmp(IgmpRepr::ReportV2 { .. }))),
+        "no IGMPv3 report after the IGMPv2 query"
+    );
+    assert_eq!(rest.len(), 1, "the queried group's v2 report");
+}
+
+/// An interface removed mid-answer: nothing more is sent for it, and no timer of its answer
+/// is left behind.
+#[test]
+fn removing_the_interface_ends_its_answer() {
+    let mut host = joined(Config::default(), 20_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let mut reports = 0;
+    while reports < 20 {
+        let at = host.next_deadline().unwrap();
+        host.poll(at, |_| reports += 1);
+    }
+    let now = host.next_deadline().unwrap();
+    host.remove_interface(IF).unwrap();
+    assert_eq!(
+        host.next_deadline(),
+        None,
+        "the answer's timer went with it"
+    );
+    assert!(run(&mut host, now.as_millis(), 60_000).is_empty());
+}

@@ -1,0 +1,174 @@
+//! Thousands of emulated hosts on one TAP port of a snooping bridge: the bridge's IGMPv3 and
+//! MLDv2 general queries are answered by every host inside the Max Resp Time, the answers
+//! spread over it, while a control client's `ping` keeps being answered and joins keep being
+//! applied. (The daemon's work per query is O(hosts): `membership/tests/work_per_interface.rs`
+//! counts it in virtual time; `scripts/bench-hosts.sh` measures 10^4 to 10^6 hosts.)
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tests::*;
+
+const HOSTS: u32 = 2_000;
+/// The bridge's Max Resp Time.
+const MAX_RESP_S: f64 = 3.0;
+
+/// One control connection sending `ping` every 10 ms until `stop`; the latency of each reply.
+fn ping_loop(socket: std::path::PathBuf, stop: Arc<AtomicBool>) -> Vec<Duration> {
+    let stream = UnixStream::connect(&socket).expect("connect to the control socket");
+    stream.set_read_timeout(Some(secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut latencies = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let sent = Instant::now();
+        writer
+            .write_all(b"{\"cmd\":\"ping\"}\n")
+            .expect("send ping");
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .expect("a ping answered within 5 s");
+        assert!(line.contains("\"ok\":true"), "{line}");
+        latencies.push(sent.elapsed());
+        std::thread::sleep(ms(10));
+    }
+    latencies
+}
+
+#[test]
+fn thousands_of_hosts_answer_a_general_query_in_time_while_the_control_plane_answers() {
+    let Some(ns) = Netns::new("many_hosts") else {
+        return;
+    };
+    // A /20 for the bridge and 2,000 hosts from 10.100.0.10; a general query every 5 s with a
+    // 3 s Max Resp Time.
+    let config = SnoopingBridge {
+        query_interval_cs: 500,
+        response_interval_cs: 300,
+        ..SnoopingBridge::default()
+    };
+    ns.snooping_bridge("br0", "tap1", "10.100.0.1/20", &config);
+    let config_file = ns.dir().join("hosts.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "log_level = \"warn\"\n[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
+             suppression = false\n[[link.hosts]]\ncount = {HOSTS}\nipv4 = \"10.100.0.10/20\"\n"
+        ),
+    )
+    .unwrap();
+    let socket = ns.dir().join("ctl.sock");
+    let daemon = ns.spawn_daemon_with(
+        &[
+            "--config",
+            config_file.to_str().unwrap(),
+            "--control",
+            socket.to_str().unwrap(),
+        ],
+        &socket,
+    );
+    let last = format!("10.100.{}.{}", (9 + HOSTS) / 256, (9 + HOSTS) % 256);
+    let group = ip("239.40.0.1");
+    daemon.ctl_ok(&[
+        "join",
+        "239.40.0.1",
+        "--hosts",
+        &format!("10.100.0.10-{last}"),
+    ]);
+    // The state-change reports and their repeats out of the way.
+    std::thread::sleep(secs(3));
+
+    let mut capture = ns.capture("tap1");
+    let stop = Arc::new(AtomicBool::new(false));
+    let pinger = {
+        let (socket, stop) = (socket.clone(), stop.clone());
+        std::thread::spawn(move || ping_loop(socket, stop))
+    };
+    let is_general =
+        |p: &Pkt, kind: &str| p.kind == kind && p.group.is_some_and(|g| g.is_unspecified());
+    capture.wait_for("the bridge's next general queries", secs(12), |p| {
+        p.iter().any(|p| is_general(p, "igmp-query"))
+            && p.iter().any(|p| is_general(p, "mld-query"))
+    });
+    // While the answers go out, joins are applied too.
+    let joined = Instant::now();
+    daemon.ctl_ok(&["join", "239.40.0.2", "--host", "10.100.0.10"]);
+    let join_took = joined.elapsed();
+    std::thread::sleep(secs_f64(MAX_RESP_S + 1.0));
+    stop.store(true, Ordering::Relaxed);
+    let mut latencies = pinger.join().expect("the ping loop does not panic");
+    let packets = capture.stop_full();
+
+    // Only the bridge queries.
+    let first_query = |kind: &str| {
+        packets
+            .iter()
+            .find(|p| is_general(p, kind))
+            .map(|p| p.time)
+            .unwrap_or_else(|| panic!("no general {kind}:\n{}", listing(&packets)))
+    };
+    let answered = |kind: &str, query_at: f64, record: &dyn Fn(&Record) -> bool| {
+        let senders: BTreeSet<IpAddr> = packets
+            .iter()
+            .filter(|p| p.kind == kind && p.time > query_at)
+            .filter(|p| p.time <= query_at + MAX_RESP_S + SLACK)
+            .filter(|p| p.records().iter().any(record))
+            .map(|p| p.src)
+            // The bridge reports its own groups.
+            .filter(|src| *src != ip("10.100.0.1") && *src != ip("fe80::1"))
+            .collect();
+        senders.len()
+    };
+    let igmp_query = first_query("igmp-query");
+    let mld_query = first_query("mld-query");
+    let igmp = answered("igmpv3-report", igmp_query, &|r| {
+        r.kind == "is_ex" && r.group == group
+    });
+    // Every TAP host holds its solicited-node group (--solicited-node auto).
+    let mld = answered("mldv2-report", mld_query, &|r| r.kind == "is_ex");
+    // Spread: the answers to the IGMP query, per second of the Max Resp Time.
+    let mut per_second = [0usize; 3];
+    for p in packets.iter().filter(|p| p.kind == "igmpv3-report") {
+        let after = p.time - igmp_query;
+        if after > 0.0 && after < MAX_RESP_S {
+            per_second[after as usize] += 1;
+        }
+    }
+    latencies.sort();
+    let p99 = latencies[(latencies.len() * 99 / 100).min(latencies.len() - 1)];
+    let max = *latencies.last().unwrap();
+    eprintln!(
+        "many_hosts: {igmp} of {HOSTS} hosts answered the IGMPv3 query and {mld} the MLDv2 \
+         one inside {MAX_RESP_S} s; IGMP reports per second {per_second:?}; {} pings, p99 \
+         {p99:?}, max {max:?}; a join during the answer took {join_took:?}",
+        latencies.len()
+    );
+    assert_eq!(
+        igmp, HOSTS as usize,
+        "hosts answering the IGMPv3 query in time"
+    );
+    assert_eq!(
+        mld, HOSTS as usize,
+        "hosts answering the MLDv2 query in time"
+    );
+    for (second, count) in per_second.iter().enumerate() {
+        assert!(
+            *count > HOSTS as usize / 6,
+            "answers not spread over the Max Resp Time: {per_second:?} (second {second})"
+        );
+    }
+    // A debug build on a shared 2-core machine: generous bounds, still far from a stall.
+    assert!(latencies.len() >= 200, "{} pings answered", latencies.len());
+    assert!(p99 < ms(250), "control ping p99 {p99:?} during the answer");
+    assert!(
+        join_took < secs(1),
+        "a join took {join_took:?} during the answer"
+    );
+    assert!(daemon.group("239.40.0.2").is_some(), "the join was applied");
+}
