@@ -400,15 +400,12 @@ impl Server {
     }
 
     /// Starts writing `response` (the body dropped for HEAD) and closes when it is out.
-    fn respond(&mut self, key: usize, mut response: routes::Response) {
+    fn respond(&mut self, key: usize, response: routes::Response) {
         let Some(connection) = self.connections.get_mut(key) else {
             return;
         };
-        if connection.head_only {
-            response.body.clear();
-        }
         connection.phase = Phase::Writing {
-            response: response.into_bytes(),
+            response: response.into_bytes(connection.head_only),
             written: 0,
         };
         connection.deadline = Instant::now() + WRITE_TIMEOUT;

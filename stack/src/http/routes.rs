@@ -231,7 +231,7 @@ pub(super) struct Response {
     status: u16,
     content_type: &'static str,
     extra_headers: &'static str,
-    pub body: Vec<u8>,
+    body: Vec<u8>,
 }
 
 impl Response {
@@ -244,8 +244,9 @@ impl Response {
         }
     }
 
-    /// The status line, the headers and the body.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The status line, the headers and the body; without the body for a HEAD request (the
+    /// headers still say its length).
+    pub fn into_bytes(self, head_only: bool) -> Vec<u8> {
         let mut out = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
              Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n{}\r\n",
@@ -256,7 +257,9 @@ impl Response {
             self.extra_headers,
         )
         .into_bytes();
-        out.extend_from_slice(&self.body);
+        if !head_only {
+            out.extend_from_slice(&self.body);
+        }
         out
     }
 }
@@ -501,7 +504,7 @@ mod tests {
                 status: 405,
                 message: "no".into(),
             })
-            .into_bytes(),
+            .into_bytes(false),
         )
         .unwrap();
         assert!(
