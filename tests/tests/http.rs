@@ -204,6 +204,8 @@ fn a_hundred_hosts_seen_over_http() {
         daemon.ctl_json(&["delays"])["join"]["count"] == 100
     });
     sender.wait_timeout(secs(10)).expect("the source ends");
+    // Ten hosts leave: ten leave delays (no datagram after them: 0 s).
+    daemon.ctl_ok(&["leave", "239.1.1.1", "--hosts", "10.99.0.100-10.99.0.109"]);
     // Quiet from now on: no query for a minute, no datagram.
     ns.ip(&[
         "link",
@@ -261,7 +263,9 @@ fn a_hundred_hosts_seen_over_http() {
     let joins = check_histogram(&families["tunmcast_join_delay_seconds"], "join delay");
     assert_eq!(joins, delays["join"]["count"].as_u64().unwrap());
     assert_eq!(joins, 100);
-    check_histogram(&families["tunmcast_leave_delay_seconds"], "leave delay");
+    let leaves = check_histogram(&families["tunmcast_leave_delay_seconds"], "leave delay");
+    assert_eq!(leaves, delays["leave"]["count"].as_u64().unwrap());
+    assert_eq!(leaves, 10);
     assert_eq!(families["tunmcast_hosts"]["samples"][0][2], 100.0);
 
     // The JSON API agrees with `show --json`.
@@ -309,7 +313,7 @@ fn a_hundred_hosts_seen_over_http() {
         .collect();
     // Ours, and each TAP host's solicited-node group (joined by the daemon itself).
     let total = shown_groups.len();
-    assert_eq!(total, 100 + 10 + 5 + 100);
+    assert_eq!(total, 90 + 10 + 5 + 100);
     let mut paged = BTreeSet::new();
     let mut offset = Some(0);
     let mut pages = 0;
@@ -436,6 +440,7 @@ fn a_hundred_hosts_seen_over_http() {
               stats: cells('#stats tbody tr', ['data-counter', 'td.n']),
               link_hosts: document.querySelector('#links tr[data-link=tap1] [data-field=hosts]').textContent,
               join_count: document.getElementById('join-count').textContent,
+              leave_count: document.getElementById('leave-count').textContent,
               bars: Array.from(document.querySelectorAll('#join-hist rect')).map(r => +r.getAttribute('data-count')),
               host_groups: Array.from(document.querySelectorAll('#groups tbody tr')).map(r => r.getAttribute('data-group')),
             };
@@ -446,6 +451,7 @@ fn a_hundred_hosts_seen_over_http() {
     assert_eq!(page["records"], total.to_string());
     assert_eq!(page["link_hosts"], "100");
     assert_eq!(page["join_count"], delays["join"]["count"].to_string());
+    assert_eq!(page["leave_count"], delays["leave"]["count"].to_string());
     let bars: u64 = page["bars"]
         .as_array()
         .unwrap()
