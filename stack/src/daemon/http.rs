@@ -83,11 +83,12 @@ impl Daemon {
         Ok(())
     }
 
-    /// A walk has its next slice to do: the loop must not sleep.
+    /// A walk has its next slice to do, or queries beyond a turn's share wait (their wakes
+    /// are spent): the loop must not sleep.
     pub(super) fn http_busy(&self) -> bool {
         self.http
             .as_ref()
-            .is_some_and(|port| !port.walks.is_empty())
+            .is_some_and(|port| !port.walks.is_empty() || !port.side.queries.is_empty())
     }
 
     /// Takes the server's queries and advances the walks by a slice each.
