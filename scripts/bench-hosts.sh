@@ -1,9 +1,11 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # Scale of one tunmcastd with many emulated hosts: memory per idle host and per membership
 # (RSS deltas), the join ramp through one control connection, and one general query (Max Resp
 # Time 10 s) from a snooping Linux bridge answered by every host (counted in a capture).
 # Usage: scripts/bench-hosts.sh [HOSTS] [GROUPS]   (as root; builds the release binaries)
 set -eu
+source "$(dirname "$0")/lib.sh"
+ensure_packages iproute2:ip iproute2:bridge tcpdump:tcpdump tshark:tshark python3:python3
 HOSTS=${1:-10000}
 GROUPS=${2:-10}
 NS=tmc-bench-hosts-$$
