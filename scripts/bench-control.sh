@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/lib.sh
+ensure_packages iproute2:ip python3:python3
 [[ $EUID -eq 0 ]] || die "run as root (network namespaces, TUN devices)"
 
 BIG=${BENCH_GROUPS:-1000000}

@@ -7,6 +7,8 @@
 #   4. latency, kernel send -> UDP socket, at a moderate rate (p50, p99).
 # usage: scripts/bench-datapath.sh [SECONDS] [PAYLOAD_LEN]   (root; gcc; release build)
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+ensure_packages iproute2:ip gcc:gcc python3:python3
 SECONDS_RUN=${1:-5}
 LEN=${2:-64}
 MODERATE_RATE=${MODERATE_RATE:-20000}

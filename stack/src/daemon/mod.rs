@@ -160,6 +160,12 @@ struct Daemon {
     listeners: Listeners,
     /// `show` replies being written, a slice per turn.
     shows: Vec<ShowJob>,
+    /// The last flush stopped at its budget: more may be due now.
+    transmits_due: bool,
+    /// The core the next flush starts with, so that a budget cut shares the turns.
+    next_flush_core: usize,
+    /// Reports the requests of this turn may have made: written before their replies.
+    reports_owed: usize,
     delays: DelayTracker,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
@@ -203,6 +209,9 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
         shows: Vec::new(),
+        transmits_due: false,
+        next_flush_core: 0,
+        reports_owed: 0,
         delays: if args.delays {
             DelayTracker::default()
         } else {
@@ -297,8 +306,10 @@ impl Daemon {
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
             let now = self.now();
-            // A readable device, or a `show` with its next slice to write: no sleep.
-            let busy = self.links.iter().any(|(_, l)| l.readable)
+            // A readable device, a `show` with its next slice to write, packets due beyond
+            // the last turn's budget, or an HTTP walk or query waiting: no sleep.
+            let busy = self.transmits_due
+                || self.links.iter().any(|(_, l)| l.readable)
                 || self.shows.iter().any(|job| !job.is_blocked())
                 || self.http_busy();
             let timeout = if busy {
@@ -361,7 +372,7 @@ impl Daemon {
                     self.cores.iter_mut().map(|c| &mut c.host).collect();
                 self.listeners.reap(&mut cores, now);
             }
-            self.flush()?;
+            self.flush_some(0);
         }
     }
 
@@ -385,7 +396,11 @@ impl Daemon {
         if replies.is_empty() {
             return Ok(());
         }
-        self.flush()?;
+        // A change's state-change reports come first in what is due: a budget of what the
+        // requests may have made puts them on the wire before the replies, without writing
+        // all that timers have due first (a million hosts' answers would hold the replies).
+        let owed = std::mem::take(&mut self.reports_owed);
+        self.flush_some(owed);
         for (to, reply, durable) in replies {
             match &self.journal {
                 Some(journal) if durable => journal.reply_when_durable(to, reply),

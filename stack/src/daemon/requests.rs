@@ -221,6 +221,10 @@ impl Daemon {
         let verb = if join { "join" } else { "leave" };
         let first = groups[0];
         let count = groups.len() as u32;
+        // At most one report a host and group, before the reply (see answer_requests).
+        self.reports_owed = self
+            .reports_owed
+            .saturating_add(targets.len().saturating_mul(groups.len()));
         let label = self.host_label(targets[0]);
         let on = if targets.len() == 1 {
             label.clone()

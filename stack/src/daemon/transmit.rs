@@ -39,12 +39,34 @@ fn meaning(tx: &Transmit) -> Meaning {
 
 impl Daemon {
     /// Sends everything the cores have due, each packet written before the next is asked
-    /// for: a General Query answer over a million groups is built one report at a time.
+    /// for: a General Query answer over a million groups is built one report at a time. For
+    /// start-up, shutdown and links being closed; the loop uses [`Daemon::flush_some`].
     pub(super) fn flush(&mut self) -> anyhow::Result<()> {
+        self.flush_up_to(usize::MAX);
+        Ok(())
+    }
+
+    /// [`Daemon::flush`] of at most [`FLUSH_BUDGET`] packets, plus `owed` (the reports this
+    /// turn's requests may have made): a loop that is behind on its timers (a million hosts
+    /// answering one query) gives the control socket and the devices a turn every so many
+    /// packets, rather than writing all that is due first. Sets `transmits_due` when it
+    /// stopped at the budget, so that the loop comes back at once.
+    pub(super) fn flush_some(&mut self, owed: usize) {
+        self.transmits_due = self.flush_up_to(FLUSH_BUDGET.saturating_add(owed));
+    }
+
+    /// Writes what is due, up to `budget` packets, the cores taken in turn from the one after
+    /// the last that ran out of budget; true if the budget ran out (more may be due).
+    fn flush_up_to(&mut self, budget: usize) -> bool {
         let now = self.now();
         let mut sent = 0;
-        for core in 0..self.cores.len() {
-            while let Some(tx) = self.cores[core].host.poll_transmit(now) {
+        let cores = self.cores.len();
+        let first = self.next_flush_core % cores.max(1);
+        for core in (first..cores).chain(0..first) {
+            while sent < budget {
+                let Some(tx) = self.cores[core].host.poll_transmit(now) else {
+                    break;
+                };
                 while let Some(event) = self.cores[core].host.poll_event() {
                     self.log_event(core, &event);
                 }
@@ -54,11 +76,15 @@ impl Daemon {
             while let Some(event) = self.cores[core].host.poll_event() {
                 self.log_event(core, &event);
             }
+            if sent >= budget {
+                self.next_flush_core = core + 1;
+                break;
+            }
         }
         if sent >= TRIM_AFTER {
             release_free_memory();
         }
-        Ok(())
+        sent >= budget
     }
 
     fn transmit(&mut self, core: usize, tx: Transmit) {
@@ -139,6 +165,10 @@ impl Daemon {
 
 /// Packets in one flush after which the allocator is asked to give freed pages back.
 const TRIM_AFTER: usize = 1000;
+
+/// The most packets one loop turn writes: at about 14 µs a report (a million hosts' answers,
+/// release build), a turn of 1024 takes some 15 ms, and a control request waits no longer.
+const FLUSH_BUDGET: usize = 1024;
 
 /// A burst (a million groups' retransmissions, a General Query answered for all of them) is
 /// built and sent in one go: thousands of reports of a few KiB, freed right after. glibc keeps
