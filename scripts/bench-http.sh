@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # What the HTTP view costs a daemon with many emulated hosts: tunmcastd's CPU (all threads, and
 # its http thread alone) over a quiet phase and over a phase with the live page open in headless
 # Chromium (polling every 500 ms) and /metrics scraped every second; in both, every general query
@@ -8,6 +8,9 @@
 # stops snooping and querying).
 # Usage: scripts/bench-http.sh [HOSTS] [GROUPS] [SECONDS]   (as root; builds the release binaries)
 set -eu
+source "$(dirname "$0")/lib.sh"
+ensure_packages iproute2:ip iproute2:bridge tcpdump:tcpdump tshark:tshark python3:python3 \
+    chromium:chromium
 HOSTS=${1:-100000}
 GROUPS=${2:-2}
 PHASE=${3:-40}
