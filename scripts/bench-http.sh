@@ -6,13 +6,13 @@
 # 10 s (counted in a capture).
 # The hosts join no solicited-node group (100,000 of them would fill the bridge's mdb, which then
 # stops snooping and querying).
-# Usage: scripts/bench-http.sh [HOSTS] [GROUPS] [SECONDS]   (as root; builds the release binaries)
+# Usage: scripts/bench-http.sh [HOSTS] [GROUPS_PER_HOST] [SECONDS]   (as root; builds the release binaries)
 set -eu
 source "$(dirname "$0")/lib.sh"
 ensure_packages iproute2:ip iproute2:bridge tcpdump:tcpdump tshark:tshark python3:python3 \
     chromium:chromium
 HOSTS=${1:-100000}
-GROUPS=${2:-2}
+GROUPS_PER_HOST=${2:-2}
 PHASE=${3:-40}
 NS=tmc-bench-http-$$
 DIR=$(mktemp -d)
@@ -59,7 +59,7 @@ DAEMON=$!
 i=0; until ctl ping >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); [ $i -lt 600 ] || exit 1; done
 HTTP_TID=$(grep -l '^http$' /proc/$DAEMON/task/*/comm | head -1 | xargs dirname)
 LAST=$(python3 -c "import ipaddress;print(ipaddress.ip_address('10.100.0.10')+$HOSTS-1)")
-ctl join "239.10.0.0+$GROUPS" --hosts "10.100.0.10-$LAST" >/dev/null
+ctl join "239.10.0.0+$GROUPS_PER_HOST" --hosts "10.100.0.10-$LAST" >/dev/null
 ip -n "$NS" link set tap1 up
 ip netns exec "$NS" tcpdump -i tap1 -Z root -s 128 -B 131072 -U -w "$DIR/q.pcap" igmp 2>"$DIR/dump.err" &
 DUMP=$!
