@@ -2,12 +2,12 @@
 # Scale of one tunmcastd with many emulated hosts: memory per idle host and per membership
 # (RSS deltas), the join ramp through one control connection, and one general query (Max Resp
 # Time 10 s) from a snooping Linux bridge answered by every host (counted in a capture).
-# Usage: scripts/bench-hosts.sh [HOSTS] [GROUPS]   (as root; builds the release binaries)
+# Usage: scripts/bench-hosts.sh [HOSTS] [GROUPS_PER_HOST]   (as root; builds the release binaries)
 set -eu
 source "$(dirname "$0")/lib.sh"
 ensure_packages iproute2:ip iproute2:bridge tcpdump:tcpdump tshark:tshark python3:python3
 HOSTS=${1:-10000}
-GROUPS=${2:-10}
+GROUPS_PER_HOST=${2:-10}
 NS=tmc-bench-hosts-$$
 DIR=$(mktemp -d)
 cd "$(dirname "$0")/.."
@@ -75,7 +75,7 @@ T0=$(date +%s.%N)
 python3 -c "
 import ipaddress
 first = ipaddress.ip_address('10.100.0.10')
-for g in range($GROUPS):
+for g in range($GROUPS_PER_HOST):
     for start in range(0, $HOSTS, 100000):
         end = min(start + 100000, $HOSTS) - 1
         print(f'239.10.{g // 256}.{g % 256} {first + start}-{first + end}')
@@ -85,7 +85,7 @@ while read -r group range; do
 done <"$DIR/joins.txt"
 T1=$(date +%s.%N)
 sleep 3; RSS_JOINED=$(rss "$DAEMON")
-M=$((HOSTS*GROUPS))
+M=$((HOSTS*GROUPS_PER_HOST))
 
 # The bridge comes up now: its first general query is answered by every host.
 # tcpdump needs the port up; the bridge stays down (no query) until the capture runs.
@@ -156,7 +156,7 @@ DROPS=$(ctl --json stats --iface tap1 2>/dev/null |
     python3 -c "import json,sys;d=json.load(sys.stdin);print(d.get('tun_tx_errors'))" 2>/dev/null ||
     echo "not known: stats not answered")
 KDROPS=$(($(tap_rx_dropped) - KDROPS0))
-echo "hosts $HOSTS, groups $GROUPS per host, memberships $M; start-up to the first ping answered: $STARTUP s"
+echo "hosts $HOSTS, groups $GROUPS_PER_HOST per host, memberships $M; start-up to the first ping answered: $STARTUP s"
 echo "RSS: 1 host ${RSS_ONE} KiB; $HOSTS idle hosts ${RSS_IDLE} KiB; joined ${RSS_JOINED} KiB"
 python3 -c "
 h=$HOSTS;m=$M
