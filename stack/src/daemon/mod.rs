@@ -306,10 +306,14 @@ impl Daemon {
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
             let now = self.now();
-            // A readable device, a `show` with its next slice to write, packets due beyond
-            // the last turn's budget, or an HTTP walk or query waiting: no sleep.
+            // A readable device, a packet still being handed to a link's hosts, a `show` with
+            // its next slice to write, packets due beyond the last turn's budget, or an HTTP
+            // walk or query waiting: no sleep.
             let busy = self.transmits_due
-                || self.links.iter().any(|(_, l)| l.readable)
+                || self
+                    .links
+                    .iter()
+                    .any(|(_, l)| l.readable || !l.fanouts.is_empty())
                 || self.shows.iter().any(|job| !job.is_blocked())
                 || self.http_busy();
             let timeout = if busy {
@@ -360,6 +364,15 @@ impl Daemon {
                 .collect();
             for id in readable {
                 self.read_burst(id, &mut buf)?;
+            }
+            let fanning: Vec<LinkId> = self
+                .links
+                .iter()
+                .filter(|(_, l)| !l.fanouts.is_empty())
+                .map(|(id, _)| id)
+                .collect();
+            for id in fanning {
+                self.continue_fanout(id);
             }
             if self.clock.elapsed() >= next_device_check {
                 self.check_devices()?;
