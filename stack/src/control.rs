@@ -30,7 +30,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// the client gets the error reply rather than a timeout of its own.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 
-pub use tools::protocol::Request;
+pub use control::protocol::Request;
 
 /// Requests of one connection read ahead (pipelined) before their replies are written.
 const MAX_IN_FLIGHT: usize = 1024;

@@ -3,7 +3,7 @@
 //! of datagrams to them.
 //!
 //! A listener is one end of a `SOCK_SEQPACKET` pair whose other end went to the client (see
-//! `tools::listen`). The event loop owns the daemon's end: non-blocking, so a full queue
+//! [`control::listen`]). The event loop owns the daemon's end: non-blocking, so a full queue
 //! (the kernel's send buffer: the bound of this consumer's queue) means the datagram is
 //! dropped and counted for that listener, and the loop carries on. The end is registered in
 //! mio: when the client goes away, however it goes, the hang-up wakes the loop and the join
@@ -17,18 +17,18 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use control::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 use crossbeam_channel::{bounded, Sender};
 use log::{debug, info, warn};
 use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::SockRef;
-use tools::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 
 use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
 use crate::state::Membership;
-use tools::protocol::ListenerInfo;
+use control::protocol::ListenerInfo;
 
 /// Tokens from here on are listeners (`FIRST_TOKEN + id`).
 const FIRST_TOKEN: usize = 1 << 20;
@@ -149,7 +149,7 @@ impl Listeners {
             group_of: HashMap::new(),
             next_id: 1,
             closed: Vec::new(),
-            message: Vec::with_capacity(tools::listen::MAX_MESSAGE),
+            message: Vec::with_capacity(control::listen::MAX_MESSAGE),
             stats: DataStats::default(),
         }
     }
@@ -233,7 +233,7 @@ impl Listeners {
         };
         let mut buf = [0u8; 64];
         loop {
-            match tools::listen::recv_with_fd(&listener.socket, &mut buf) {
+            match control::listen::recv_with_fd(&listener.socket, &mut buf) {
                 Ok((0, _)) => break self.closed.push(id),
                 Ok((n, fd)) => {
                     // The client hands its UDP socket over (`--udp-to`); anything else from
@@ -469,7 +469,7 @@ impl Listeners {
 
 /// The COUNT of a `--udp-to` hand-over message, if `message` is one.
 fn forward_count(message: &[u8]) -> Option<u64> {
-    let count = message.strip_prefix(&tools::listen::FORWARD_MAGIC[..])?;
+    let count = message.strip_prefix(&control::listen::FORWARD_MAGIC[..])?;
     Some(u64::from_be_bytes(count.try_into().ok()?))
 }
 
@@ -477,7 +477,7 @@ fn forward_count(message: &[u8]) -> Option<u64> {
 fn finish(listener: &mut Listener) {
     listener.forward = None;
     let _ = SockRef::from(&listener.socket).send_with_flags(
-        &tools::listen::DONE_MAGIC[..],
+        &control::listen::DONE_MAGIC[..],
         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
     );
 }

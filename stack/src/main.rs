@@ -405,7 +405,7 @@ fn parse_link_local(s: &str) -> Result<Ipv6Addr, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    if let Some(status) = tools::generate::handle(&argv, Args::command(), "8") {
+    if let Some(status) = clidoc::handle(&argv, Args::command(), "8") {
         return status;
     }
     let (args, topology) = Args::from_command_line();

@@ -6,11 +6,11 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use control::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
+use control::prometheus::Histogram;
+use control::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
 use membership::GroupCursor;
 use mio::Waker;
-use tools::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
-use tools::prometheus::Histogram;
-use tools::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
 
 use super::{Daemon, HostId};
 use crate::http::{self, Asked, LoopSide, Query, Refusal, Snapshot, Ticket};

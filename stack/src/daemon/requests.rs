@@ -4,12 +4,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
-use log::{info, warn};
-use membership::{Error, FilterMode, SourceFilter};
-use tools::protocol::{
+use control::protocol::{
     Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, FilterArgs, GroupDelays, HostGroup,
     HostRange, ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
 };
+use log::{info, warn};
+use membership::{Error, FilterMode, SourceFilter};
 
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};

@@ -11,10 +11,10 @@
 use std::collections::HashSet;
 use std::io::Write as _;
 
+use control::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo, IfIndex};
 use serde::Serialize;
-use tools::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 
 use super::requests::Answer;
 use super::{Daemon, HostId};
