@@ -27,7 +27,18 @@ impl<T> Reply<T> {
 impl<T: Serialize> Reply<T> {
     /// The reply's line: its JSON and the newline that ends it.
     pub fn to_line(&self) -> Vec<u8> {
-        let mut bytes = serde_json::to_vec(self).expect("replies always serialize");
+        self.to_line_with_warning(None)
+    }
+
+    /// The reply's line with `"warning":text` as its last member when there is one: what the
+    /// reply says stands, but something around it went wrong (tunmcastd: the change is in
+    /// force but could not be saved to the state file).
+    pub fn to_line_with_warning(&self, warning: Option<&str>) -> Vec<u8> {
+        let line = Line {
+            reply: self,
+            warning,
+        };
+        let mut bytes = serde_json::to_vec(&line).expect("replies always serialize");
         bytes.push(b'\n');
         bytes
     }
@@ -44,20 +55,51 @@ impl<T, E: std::fmt::Display> From<Result<T, E>> for Reply<T> {
 
 impl<T: Serialize> Serialize for Reply<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Line {
+            reply: self,
+            warning: None,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// A reply and its warning, in the order they are written.
+struct Line<'a, T> {
+    reply: &'a Reply<T>,
+    warning: Option<&'a str>,
+}
+
+impl<T: Serialize> Serialize for Line<'_, T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(serde::Serialize)]
         struct Accepted<'a, T> {
             ok: bool,
             #[serde(flatten)]
             body: &'a T,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            warning: Option<&'a str>,
         }
         #[derive(serde::Serialize)]
         struct Refusal<'a> {
             ok: bool,
             error: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            warning: Option<&'a str>,
         }
-        match self {
-            Reply::Ok(body) => Accepted { ok: true, body }.serialize(serializer),
-            Reply::Err(error) => Refusal { ok: false, error }.serialize(serializer),
+        let warning = self.warning;
+        match self.reply {
+            Reply::Ok(body) => Accepted {
+                ok: true,
+                body,
+                warning,
+            }
+            .serialize(serializer),
+            Reply::Err(error) => Refusal {
+                ok: false,
+                error,
+                warning,
+            }
+            .serialize(serializer),
         }
     }
 }
@@ -81,6 +123,17 @@ mod tests {
             b"{\"ok\":false,\"error\":\"no\"}\n"
         );
         assert_eq!(Reply::Ok(()).to_line(), b"{\"ok\":true}\n");
+        assert!(Reply::Ok(Body { users: 1 }).is_ok());
+        assert!(!Reply::<Body>::refuse("x").is_ok());
+        // A warning is the last member (once spliced into the serialised reply by the journal).
+        assert_eq!(
+            Reply::Ok(Body { users: 1 }).to_line_with_warning(Some("disk \"full\"")),
+            b"{\"ok\":true,\"users\":1,\"warning\":\"disk \\\"full\\\"\"}\n"
+        );
+        assert_eq!(
+            Reply::<Body>::refuse("no").to_line_with_warning(Some("w")),
+            b"{\"ok\":false,\"error\":\"no\",\"warning\":\"w\"}\n"
+        );
         let refused: Reply<()> = Err::<(), _>("bad \"x\"").into();
         assert_eq!(
             refused.to_line(),

@@ -25,7 +25,7 @@ use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 use socket2::SockRef;
 
-use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
+use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
 use crate::state::Membership;
 use control::protocol::ListenerInfo;
@@ -44,11 +44,11 @@ pub fn hand_over(
     request: Request,
     requests: &Sender<Envelope>,
     waker: &mio::Waker,
-) -> io::Result<Option<Vec<u8>>> {
+) -> io::Result<Option<DaemonReply>> {
     let (ours, theirs) = match seqpacket_pair() {
         Ok(pair) => pair,
         Err(e) => {
-            return Ok(Some(error_reply(format!(
+            return Ok(Some(DaemonReply::refuse(format!(
                 "cannot make a listener socket: {e}"
             ))))
         }
@@ -60,18 +60,20 @@ pub fn hand_over(
         socket: Some(ours),
     };
     if requests.send(envelope).is_err() {
-        return Ok(Some(error_reply("the daemon is shutting down")));
+        return Ok(Some(DaemonReply::refuse("the daemon is shutting down")));
     }
     waker.wake()?;
     // If the loop answers after we gave up, `theirs` is closed by then: the hang-up ends the
     // listener it made.
-    let reply = rx
-        .recv_timeout(REPLY_TIMEOUT)
-        .unwrap_or_else(|_| error_reply("daemon did not answer"));
-    if !crate::control::is_ok(&reply) {
+    let reply = match rx.recv_timeout(REPLY_TIMEOUT) {
+        Ok(Part::Whole { reply, .. }) => reply,
+        Ok(Part::Stream(_)) => unreachable!("listen is answered with a whole reply"),
+        Err(_) => DaemonReply::refuse("daemon did not answer"),
+    };
+    if !reply.is_ok() {
         return Ok(Some(reply));
     }
-    send_with_fd(stream, &reply, theirs.as_raw_fd())?;
+    send_with_fd(stream, &reply.to_line(), theirs.as_raw_fd())?;
     Ok(None)
 }
 
@@ -170,11 +172,11 @@ impl Listeners {
         mut filter: SourceFilter,
         socket: OwnedFd,
         now: Instant,
-    ) -> Result<(usize, u32), Vec<u8>> {
+    ) -> Result<(usize, u32), String> {
         filter.sources.sort();
         filter.sources.dedup();
         if filter.mode == FilterMode::Include && filter.sources.is_empty() {
-            return Err(error_reply(membership::Error::EmptyInclude));
+            return Err(membership::Error::EmptyInclude.to_string());
         }
         let ifindex = owner.ifindex;
         // The join is the listener's own request, like a socket's: closing it changes no
@@ -182,7 +184,7 @@ impl Listeners {
         let id = self.next_id;
         let users = host
             .set_filter(ifindex, group, &listener_owner(id), filter.clone(), now)
-            .map_err(error_reply)?;
+            .map_err(|e| e.to_string())?;
         self.next_id += 1;
         set_queue_bytes(&socket);
         let token = Token(FIRST_TOKEN + id);
@@ -193,9 +195,7 @@ impl Listeners {
             Interest::READABLE,
         ) {
             let _ = leave(host, ifindex, group, id, now);
-            return Err(error_reply(format!(
-                "cannot watch the listener socket: {e}"
-            )));
+            return Err(format!("cannot watch the listener socket: {e}"));
         }
         info!(
             "listener {id}: {group}{} {} (users {users})",

@@ -62,12 +62,8 @@ enum Started {
     Walking(Walk),
 }
 
-/// The error text of a control protocol refusal.
-fn refusal(status: u16, reply: &[u8]) -> Refusal {
-    let message = serde_json::from_slice::<serde_json::Value>(reply)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned());
+/// A control protocol refusal as an HTTP one.
+fn refusal(status: u16, message: String) -> Refusal {
     Refusal { status, message }
 }
 
@@ -161,10 +157,10 @@ impl Daemon {
             Query::Overview => Snapshot::Overview(self.overview()),
             Query::Metrics => Snapshot::Metrics {
                 overview: self.overview(),
-                stats: self.stats(&all).map_err(|r| refusal(500, &r))?,
+                stats: self.stats(&all).map_err(|r| refusal(500, r))?,
                 delays: self.delay_histograms(),
             },
-            Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, &r))?),
+            Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, r))?),
             Query::Links => Snapshot::Links(self.links_reply()),
             Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
             Query::Delays { limit } => {
@@ -172,7 +168,7 @@ impl Daemon {
                     reset: false,
                     limit: Some(limit),
                 };
-                Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, &r))?)
+                Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, r))?)
             }
             Query::Hosts { .. } | Query::Groups { .. } => unreachable!("walked"),
         })

@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
-use crate::control::{ControlSocket, Envelope};
+use crate::control::{ControlSocket, Envelope, Part};
 use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
 use crate::state::Journal;
@@ -405,7 +405,7 @@ impl Daemon {
             match &self.journal {
                 Some(journal) if durable => journal.reply_when_durable(to, reply),
                 _ => {
-                    let _ = to.send(reply);
+                    let _ = to.send(Part::whole(reply));
                 }
             }
         }

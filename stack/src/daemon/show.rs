@@ -14,11 +14,10 @@ use std::io::Write as _;
 use control::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo, IfIndex};
-use serde::Serialize;
 
 use super::requests::Answer;
 use super::{Daemon, HostId};
-use crate::control::{error_reply, ok_reply};
+use crate::control::{Body, DaemonReply, Part, ShowGroups};
 
 #[cfg(doc)]
 use crate::control::STREAM_DEPTH;
@@ -39,7 +38,7 @@ pub(crate) struct ShowJob {
     first: bool,
     /// The first part, until it is handed over.
     head: Option<Vec<u8>>,
-    sink: Option<Sender<Vec<u8>>>,
+    sink: Option<Sender<Part>>,
 }
 
 impl ShowJob {
@@ -53,7 +52,7 @@ impl ShowJob {
         self.sink.as_ref().is_some_and(Sender::is_full)
     }
 
-    pub(crate) fn start(&mut self, sink: Sender<Vec<u8>>) {
+    pub(crate) fn start(&mut self, sink: Sender<Part>) {
         self.sink = Some(sink);
     }
 
@@ -62,7 +61,7 @@ impl ShowJob {
         let Some(sink) = &self.sink else {
             return false;
         };
-        match sink.try_send(part) {
+        match sink.try_send(Part::Stream(part)) {
             Ok(()) => true,
             // Checked by the caller with `is_blocked`; a race only delays the walk.
             Err(TrySendError::Full(part)) => sink.send(part).is_ok(),
@@ -79,13 +78,13 @@ impl Daemon {
     pub(super) fn show(&self, args: &ShowArgs) -> Answer {
         let link = match self.check_iface(&args.iface) {
             Ok(link) => link,
-            Err(refusal) => return Answer::Reply(refusal),
+            Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
         };
         // The hosts shown: those named, or those of the link, or all.
         let only: Option<Vec<HostId>> = if args.host.is_some() || args.hosts.is_some() {
             match self.target_hosts(&args.iface, &args.host, &args.hosts) {
                 Ok(hosts) => Some(hosts),
-                Err(refusal) => return Answer::Reply(refusal),
+                Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
             }
         } else {
             link.map(|link| self.links[link].hosts.clone())
@@ -141,22 +140,17 @@ impl Daemon {
                     (None, 1) => self.links.iter().next().expect("one").1.name.clone(),
                     (None, _) => "any host".into(),
                 };
-                return Answer::Reply(error_reply(format!("{group} is not joined on {on}")));
+                return Answer::Reply(DaemonReply::refuse(format!(
+                    "{group} is not joined on {on}"
+                )));
             }
-            #[derive(Serialize)]
-            struct SomeGroups {
-                #[serde(flatten)]
-                header: ShowHeader,
-                groups: Vec<protocol::GroupInfo>,
-                total_groups: u64,
-            }
-            return Answer::Reply(ok_reply(&SomeGroups {
+            return Answer::Reply(DaemonReply::Ok(Body::Show(ShowGroups {
                 header,
                 groups: found,
                 total_groups: total,
-            }));
+            })));
         }
-        let mut head = ok_reply(&header);
+        let mut head = control::Reply::Ok(&header).to_line();
         head.truncate(head.len() - 2); // the closing brace and the newline
         head.extend_from_slice(b",\"groups\":[");
         Answer::Show(ShowJob {
