@@ -27,6 +27,7 @@ use socket2::SockRef;
 
 use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
+use crate::ids::{CoreId, HostId, IdVec, LinkId};
 use crate::state::Membership;
 use control::protocol::ListenerInfo;
 
@@ -100,14 +101,14 @@ crate::counters::counters! {
 /// its core and interface there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
-    pub link: usize,
-    pub host: usize,
-    pub core: usize,
+    pub link: LinkId,
+    pub host: HostId,
+    pub core: CoreId,
     pub ifindex: IfIndex,
 }
 
 /// Where listeners are filed: a group on a link.
-type Key = (usize, IpAddr);
+type Key = (LinkId, IpAddr);
 
 struct Listener {
     id: usize,
@@ -265,7 +266,12 @@ impl Listeners {
     /// port and filter admit it. `joined`: whether a host of the link holds the group at all
     /// (a join without a listener receives nothing: there is nobody to hand the data to);
     /// asked only when no listener is there.
-    pub fn deliver(&mut self, link: usize, datagram: &Datagram<'_>, joined: impl FnOnce() -> bool) {
+    pub fn deliver(
+        &mut self,
+        link: LinkId,
+        datagram: &Datagram<'_>,
+        joined: impl FnOnce() -> bool,
+    ) {
         self.stats.udp_rcv_datagrams += 1;
         let Some(listeners) = self.by_group.get_mut(&(link, datagram.group)) else {
             if joined() {
@@ -362,7 +368,7 @@ impl Listeners {
 
     /// Ends the listeners found closed: each one's join leaves its owner's interface of its
     /// core (`cores[owner.core]`).
-    pub fn reap(&mut self, cores: &mut [&mut Host], now: Instant) {
+    pub fn reap(&mut self, cores: &mut IdVec<CoreId, &mut Host>, now: Instant) {
         for id in std::mem::take(&mut self.closed) {
             let Some(key) = self.group_of.remove(&id) else {
                 continue; // already ended
@@ -398,7 +404,7 @@ impl Listeners {
     /// Ends the listeners of the `hosts`, which are gone (removed by a reload, or their link
     /// closed): their sockets close, so their clients see the end; the hosts' groups are left
     /// by whoever removed them. One pass over the listeners for all of them.
-    pub fn forget_owners(&mut self, hosts: &HashSet<usize>) {
+    pub fn forget_owners(&mut self, hosts: &HashSet<HostId>) {
         if self.group_of.is_empty() {
             return;
         }
@@ -426,7 +432,7 @@ impl Listeners {
     }
 
     /// For `show`, in the order they were opened; `label` names an owner host.
-    pub fn show(&self, label: &dyn Fn(usize) -> String) -> Vec<ListenerInfo> {
+    pub fn show(&self, label: &dyn Fn(HostId) -> String) -> Vec<ListenerInfo> {
         let mut all: Vec<(&IpAddr, &Listener)> = self
             .by_group
             .iter()
@@ -449,7 +455,7 @@ impl Listeners {
 
     /// Listener joins belong to their connections, not to the state file: takes them out of
     /// `m`, one group's memberships of host `owner` on `link` (one request each).
-    pub fn unsaved(&self, link: usize, owner: usize, m: &mut Membership) {
+    pub fn unsaved(&self, link: LinkId, owner: HostId, m: &mut Membership) {
         let Some(listeners) = self.by_group.get(&(link, m.group)) else {
             return;
         };

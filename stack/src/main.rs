@@ -15,6 +15,7 @@ mod datapath;
 mod delays;
 mod framing;
 mod http;
+mod ids;
 mod listeners;
 mod logging;
 // Its per-reason drop counts are kept for its tests; the daemon counts drops in one counter.

@@ -12,7 +12,7 @@ use control::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
 use membership::GroupCursor;
 use mio::Waker;
 
-use super::{Daemon, HostId};
+use super::{CoreId, Daemon, HostId, LinkId};
 use crate::http::{self, Asked, LoopSide, Query, Refusal, Snapshot, Ticket};
 
 /// Hosts or group records one walk visits per turn of the loop.
@@ -47,7 +47,7 @@ enum WalkKind {
         page: Vec<HostInfo>,
     },
     Groups {
-        cursor: Option<(usize, GroupCursor)>,
+        cursor: Option<(CoreId, GroupCursor)>,
         page: Vec<protocol::GroupInfo>,
         bytes: usize,
         total: u64,
@@ -208,7 +208,7 @@ impl Daemon {
     /// The start of a walk over every host's group records.
     fn groups_walk(&self) -> WalkKind {
         WalkKind::Groups {
-            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
             page: Vec::new(),
             bytes: 0,
             total: self
@@ -329,7 +329,7 @@ impl Daemon {
                 index,
                 page,
             } => {
-                let links: Vec<usize> = self.links.iter().map(|(id, _)| id).collect();
+                let links: Vec<LinkId> = self.links.iter().map(|(id, _)| id).collect();
                 let mut text = String::new();
                 for _ in 0..WALK_SLICE {
                     let Some(&link_id) = links.get(*link) else {
@@ -410,8 +410,7 @@ impl Daemon {
                     }
                     *cursor = match next {
                         Some(next) => Some((core, next)),
-                        None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
-                        None => None,
+                        None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
                     };
                 }
                 if cursor.is_some() && !*more {

@@ -15,7 +15,6 @@ use mio::{Events, Poll, Registry, Token, Waker};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use slab::Slab;
 
 use crate::control::{ControlSocket, Envelope, Part};
 use crate::delays::DelayTracker;
@@ -57,6 +56,11 @@ const SIGNAL: Token = Token(2);
 /// Links are `FIRST_LINK + slab key`, below the listeners' tokens.
 const FIRST_LINK: usize = 16;
 
+/// The mio token of link `id`'s device.
+fn link_token(id: LinkId) -> Token {
+    Token(FIRST_LINK + id.index())
+}
+
 /// How often the loop checks that the devices still exist, whatever the core's deadlines.
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
 /// Largest packet read from a device.
@@ -67,10 +71,8 @@ const SHOW_WAIT: Duration = Duration::from_millis(5);
 /// turn.
 const READ_BURST: usize = 256;
 
-/// A link's key in `Daemon::links`.
-pub(super) type LinkId = usize;
-/// An emulated host's key in `Daemon::hosts`; also its number in the delay tracker.
-pub(super) type HostId = usize;
+pub(super) use crate::ids::{CoreId, HostId, LinkId};
+use crate::ids::{Id as _, IdVec, Table};
 
 fn core_config(args: &Args, params: &HostParams) -> Config {
     Config {
@@ -126,11 +128,11 @@ struct Core {
 }
 
 struct Daemon {
-    cores: Vec<Core>,
-    links: Slab<Link>,
-    hosts: Slab<EmuHost>,
+    cores: IdVec<CoreId, Core>,
+    links: Table<LinkId, Link>,
+    hosts: Table<HostId, EmuHost>,
     /// (core, core ifindex) -> host: where a transmit leaves.
-    by_iface: HashMap<(usize, IfIndex), HostId>,
+    by_iface: HashMap<(CoreId, IfIndex), HostId>,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
     by_addr: HashMap<IpAddr, HostId>,
     /// Hosts removed by a reload whose leaves are still going out: their core interfaces are
@@ -191,9 +193,9 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
     let mut daemon = Daemon {
-        cores: Vec::new(),
-        links: Slab::new(),
-        hosts: Slab::new(),
+        cores: IdVec::new(),
+        links: Table::new(),
+        hosts: Table::new(),
         by_iface: HashMap::new(),
         by_addr: HashMap::new(),
         departing: Vec::new(),
@@ -266,7 +268,7 @@ impl Daemon {
     fn log_start(&self, control: &std::path::Path) {
         if let [link] = &self.topology.links[..] {
             if let [host] = &link.hosts[..] {
-                let id = self.links.iter().next().map(|(id, _)| id).unwrap_or(0);
+                let (id, _) = self.links.iter().next().expect("the one link is open");
                 info!(
                     "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
                     self.links[id].kind_name(),
@@ -341,7 +343,7 @@ impl Daemon {
                     }
                     token if Listeners::owns(token) => self.listeners.readable(token),
                     Token(t) if t >= FIRST_LINK => {
-                        if let Some(link) = self.links.get_mut(t - FIRST_LINK) {
+                        if let Some(link) = self.links.get_mut(LinkId::from_index(t - FIRST_LINK)) {
                             link.readable = true;
                         }
                     }
@@ -368,8 +370,7 @@ impl Daemon {
             }
             if self.listeners.has_closed() {
                 let now = self.now();
-                let mut cores: Vec<&mut Host> =
-                    self.cores.iter_mut().map(|c| &mut c.host).collect();
+                let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.host);
                 self.listeners.reap(&mut cores, now);
             }
             self.flush_some(0);
@@ -449,7 +450,7 @@ impl Daemon {
     fn total_groups(&self, wanted: &dyn Fn(HostId) -> bool) -> u64 {
         let now = self.now();
         let mut total = 0;
-        for (c, core) in self.cores.iter().enumerate() {
+        for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
                 if let Some(&id) = self.by_iface.get(&(c, i.iface)) {
                     if !self.hosts[id].retired && wanted(id) {

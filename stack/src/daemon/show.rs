@@ -16,7 +16,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo, IfIndex};
 
 use super::requests::Answer;
-use super::{Daemon, HostId};
+use super::{CoreId, Daemon, HostId};
 use crate::control::{Body, DaemonReply, Part, ShowGroups};
 
 #[cfg(doc)]
@@ -29,9 +29,9 @@ const SLICE: usize = 1024;
 pub(crate) struct ShowJob {
     /// Where the walk of the group tables stands (which core, where in it); `None` once it is
     /// over.
-    cursor: Option<(usize, GroupCursor)>,
+    cursor: Option<(CoreId, GroupCursor)>,
     /// Only the groups of these hosts (core, ifindex); all without.
-    only: Option<HashSet<(usize, IfIndex)>>,
+    only: Option<HashSet<(CoreId, IfIndex)>>,
     /// Groups still to list (`--limit`).
     left: u64,
     /// No group listed yet (no comma before the next).
@@ -89,17 +89,17 @@ impl Daemon {
         } else {
             link.map(|link| self.links[link].hosts.clone())
         };
-        let only: Option<HashSet<(usize, IfIndex)>> = only.map(|hosts| {
+        let only: Option<HashSet<(CoreId, IfIndex)>> = only.map(|hosts| {
             hosts
                 .iter()
                 .map(|&h| (self.hosts[h].core, self.hosts[h].ifindex))
                 .collect()
         });
-        let wanted = |key: &(usize, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
+        let wanted = |key: &(CoreId, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
         let now = self.now();
         let mut interfaces = Vec::new();
         let mut total = 0u64;
-        for (c, core) in self.cores.iter().enumerate() {
+        for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
                 let Some(&id) = self.by_iface.get(&(c, i.iface)) else {
                     continue;
@@ -119,7 +119,7 @@ impl Daemon {
         };
         if let Some(group) = args.group {
             let mut found = Vec::new();
-            for (c, core) in self.cores.iter().enumerate() {
+            for (c, core) in self.cores.iter_ids() {
                 for i in core.host.interfaces(now) {
                     let key = (c, i.iface);
                     let live = self
@@ -154,7 +154,7 @@ impl Daemon {
         head.truncate(head.len() - 2); // the closing brace and the newline
         head.extend_from_slice(b",\"groups\":[");
         Answer::Show(ShowJob {
-            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
             only,
             first: true,
             left: args.limit.unwrap_or(u64::MAX),
@@ -251,8 +251,7 @@ impl Daemon {
             }
             job.cursor = match next {
                 Some(next) => Some((core, next)),
-                None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
-                None => None,
+                None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
             };
             if job.left == 0 {
                 job.cursor = None;
@@ -270,7 +269,7 @@ impl Daemon {
     }
 
     /// A core group record as the protocol lists it.
-    pub(super) fn group_info(&self, core: usize, g: &GroupInfo) -> protocol::GroupInfo {
+    pub(super) fn group_info(&self, core: CoreId, g: &GroupInfo) -> protocol::GroupInfo {
         protocol::GroupInfo {
             iface: self
                 .by_iface
