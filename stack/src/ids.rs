@@ -1,5 +1,5 @@
 //! The daemon's ids, each its own type: a [`LinkId`] cannot index the hosts, nor a
-//! [`HostId`] the cores. Their tables are [`Table`]s (a slab whose keys are reused) and
+//! [`HostId`] the cores, nor is a [`ListenerId`] taken for either. Their tables are [`Table`]s (a slab whose keys are reused) and
 //! [`IdVec`]s (a vector that only grows), indexed by their own id type alone.
 
 use std::fmt;
@@ -35,6 +35,13 @@ macro_rules! ids {
                 write!(f, "{}({})", stringify!($name), self.0)
             }
         }
+
+        /// The number alone, as logs, `show` and owner names write it.
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
     )*};
 }
 
@@ -46,6 +53,24 @@ ids! {
     /// A membership core (one `membership::Host`, serving many emulated hosts' interfaces):
     /// its place in the daemon's cores, which only grow.
     CoreId;
+    /// A `listen` client: numbered from 1 in the order they came, never reused; `show` lists
+    /// it, its join's owner name in the core is made of it, and its socket's mio token.
+    ListenerId;
+}
+
+impl ListenerId {
+    /// The first listener's.
+    pub const FIRST: ListenerId = ListenerId(1);
+
+    /// The id of the listener after this one.
+    pub fn next(self) -> ListenerId {
+        ListenerId(self.0 + 1)
+    }
+
+    /// As the protocol writes it.
+    pub fn as_u64(self) -> u64 {
+        self.0 as u64
+    }
 }
 
 /// A slab whose keys are ids of type `I`.

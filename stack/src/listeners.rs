@@ -27,7 +27,7 @@ use socket2::SockRef;
 
 use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
-use crate::ids::{CoreId, HostId, IdVec, LinkId};
+use crate::ids::{CoreId, HostId, Id as _, IdVec, LinkId, ListenerId};
 use crate::state::Membership;
 use control::protocol::ListenerInfo;
 
@@ -111,7 +111,7 @@ pub struct Owner {
 type Key = (LinkId, IpAddr);
 
 struct Listener {
-    id: usize,
+    id: ListenerId,
     owner: Owner,
     port: Option<u16>,
     /// Sources sorted: the filter as the core holds it, and binary search per datagram.
@@ -135,10 +135,10 @@ impl Listener {
 pub struct Listeners {
     registry: Registry,
     by_group: HashMap<Key, Vec<Listener>>,
-    group_of: HashMap<usize, Key>,
-    next_id: usize,
+    group_of: HashMap<ListenerId, Key>,
+    next_id: ListenerId,
     /// Listeners found closed, to be ended by [`Listeners::reap`].
-    closed: Vec<usize>,
+    closed: Vec<ListenerId>,
     /// One message: header, then payload.
     message: Vec<u8>,
     pub stats: DataStats,
@@ -150,7 +150,7 @@ impl Listeners {
             registry,
             by_group: HashMap::new(),
             group_of: HashMap::new(),
-            next_id: 1,
+            next_id: ListenerId::FIRST,
             closed: Vec::new(),
             message: Vec::with_capacity(control::listen::MAX_MESSAGE),
             stats: DataStats::default(),
@@ -173,7 +173,7 @@ impl Listeners {
         mut filter: SourceFilter,
         socket: OwnedFd,
         now: Instant,
-    ) -> Result<(usize, u32), String> {
+    ) -> Result<(ListenerId, u32), String> {
         filter.sources.sort();
         filter.sources.dedup();
         if filter.mode == FilterMode::Include && filter.sources.is_empty() {
@@ -186,9 +186,9 @@ impl Listeners {
         let users = host
             .set_filter(ifindex, group, &listener_owner(id), filter.clone(), now)
             .map_err(|e| e.to_string())?;
-        self.next_id += 1;
+        self.next_id = id.next();
         set_queue_bytes(&socket);
-        let token = Token(FIRST_TOKEN + id);
+        let token = Token(FIRST_TOKEN + id.index());
         // Readable with nothing to read means hung up: the client never writes.
         if let Err(e) = self.registry.register(
             &mut SourceFd(&socket.as_raw_fd()),
@@ -221,7 +221,7 @@ impl Listeners {
 
     /// A listener socket became readable: the client hung up (or wrote, which it should not).
     pub fn readable(&mut self, token: Token) {
-        let id = token.0 - FIRST_TOKEN;
+        let id = ListenerId::from_index(token.0 - FIRST_TOKEN);
         let Some(key) = self.group_of.get(&id) else {
             return;
         };
@@ -441,7 +441,7 @@ impl Listeners {
         all.sort_by_key(|(_, l)| l.id);
         all.into_iter()
             .map(|(group, l)| ListenerInfo {
-                id: l.id as u64,
+                id: l.id.as_u64(),
                 iface: label(l.owner.host),
                 group: *group,
                 port: l.port,
@@ -490,7 +490,7 @@ fn finish(listener: &mut Listener) {
 
 /// The owner of listener `id`'s join in the core. `join --owner` and `filter` refuse names
 /// of this form, so that no client can change a listener's join.
-pub fn listener_owner(id: usize) -> String {
+pub fn listener_owner(id: ListenerId) -> String {
     format!("{LISTENER_OWNER_PREFIX}{id}")
 }
 
@@ -498,7 +498,7 @@ pub fn listener_owner(id: usize) -> String {
 pub const LISTENER_OWNER_PREFIX: &str = "listen-";
 
 /// Drops listener `id`'s request; returns the requests left.
-fn leave(host: &mut Host, ifindex: IfIndex, group: IpAddr, id: usize, now: Instant) -> u32 {
+fn leave(host: &mut Host, ifindex: IfIndex, group: IpAddr, id: ListenerId, now: Instant) -> u32 {
     let none = SourceFilter::include(Vec::new());
     match host.set_filter(ifindex, group, &listener_owner(id), none, now) {
         Ok(users) => users,

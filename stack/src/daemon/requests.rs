@@ -418,7 +418,7 @@ impl Daemon {
             Ok((listener, users)) => {
                 self.note_member(id, args.group);
                 DaemonReply::Ok(Body::Listen(ListenReply {
-                    id: listener as u64,
+                    id: listener.as_u64(),
                     iface: self.host_label(id),
                     group: args.group,
                     port: args.port,
