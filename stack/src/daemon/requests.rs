@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use control::protocol::{
-    Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, FilterArgs, GroupDelays, HostGroup,
-    HostRange, ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
+    Change, ChangeReply, DelaysArgs, DelaysReply, FilterArgs, HostRange, ListenArgs, ListenReply,
+    PingReply, StatsArgs, StatsReply, MAX_BATCH,
 };
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
@@ -488,43 +488,14 @@ impl Daemon {
                     .into(),
             );
         }
-        let report = self.delays.report(args.limit.unwrap_or(100));
-        let summary = |s: &crate::delays::DelaySummary| DelaySummary {
-            count: s.count,
-            p50_ns: s.p50_ns,
-            p99_ns: s.p99_ns,
-            max_ns: s.max_ns,
-        };
-        let host_group = |hg: &crate::delays::HostGroup| HostGroup {
-            host: self
-                .delay_hosts
-                .get(hg.host as usize)
-                .map_or_else(|| format!("#{}", hg.host), Ipv4Addr::to_string),
-            group: hg.group,
-        };
-        let reply = DelaysReply {
-            leave_grace_ns: report.leave_grace_ns,
-            join: summary(&report.join),
-            leave: summary(&report.leave),
-            groups: report
-                .groups
-                .iter()
-                .map(|g| GroupDelays {
-                    group: g.group,
-                    join: summary(&g.join),
-                    leave: summary(&g.leave),
-                })
-                .collect(),
-            never_forwarded: report.never_forwarded.iter().map(host_group).collect(),
-            never_forwarded_total: report.never_forwarded_total,
-            forwarded_after_leave: report
-                .forwarded_after_leave
-                .iter()
-                .map(host_group)
-                .collect(),
-            forwarded_after_leave_total: report.forwarded_after_leave_total,
-            untracked: report.untracked,
-        };
+        let reply = self
+            .delays
+            .report(args.limit.unwrap_or(100))
+            .map_hosts(|n| {
+                self.delay_hosts
+                    .get(n as usize)
+                    .map_or_else(|| format!("#{n}"), Ipv4Addr::to_string)
+            });
         if args.reset {
             self.delays.reset();
         }
