@@ -22,17 +22,16 @@ use crossbeam_channel::{bounded, Sender};
 use log::{debug, info, warn};
 use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use socket2::SockRef;
 
 use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
-use crate::ids::{CoreId, HostId, Id as _, IdVec, LinkId, ListenerId};
+use crate::ids::{CoreId, HostId, IdVec, LinkId, ListenerId};
 use crate::state::Membership;
+use crate::tokens::Source;
 use control::protocol::ListenerInfo;
 
-/// Tokens from here on are listeners (`FIRST_TOKEN + id`).
-const FIRST_TOKEN: usize = 1 << 20;
 /// Send buffer asked for each listener socket: its queue bound (about 1000 small datagrams;
 /// the kernel counts each message's full buffer size, not only its bytes).
 const QUEUE_BYTES: libc::c_int = 1 << 20;
@@ -157,10 +156,6 @@ impl Listeners {
         }
     }
 
-    pub fn owns(token: Token) -> bool {
-        token.0 >= FIRST_TOKEN
-    }
-
     /// Joins `group` on `owner`'s interface of its core `host` with `filter` and makes
     /// `socket` its listener.
     #[allow(clippy::too_many_arguments)]
@@ -188,7 +183,7 @@ impl Listeners {
             .map_err(|e| e.to_string())?;
         self.next_id = id.next();
         set_queue_bytes(&socket);
-        let token = Token(FIRST_TOKEN + id.index());
+        let token = Source::Listener(id).token();
         // Readable with nothing to read means hung up: the client never writes.
         if let Err(e) = self.registry.register(
             &mut SourceFd(&socket.as_raw_fd()),
@@ -220,8 +215,7 @@ impl Listeners {
     }
 
     /// A listener socket became readable: the client hung up (or wrote, which it should not).
-    pub fn readable(&mut self, token: Token) {
-        let id = ListenerId::from_index(token.0 - FIRST_TOKEN);
+    pub fn readable(&mut self, id: ListenerId) {
         let Some(key) = self.group_of.get(&id) else {
             return;
         };

@@ -22,6 +22,7 @@ mod logging;
 #[allow(dead_code)]
 mod neighbour;
 mod state;
+mod tokens;
 mod topology;
 
 use std::ffi::OsString;

@@ -15,10 +15,11 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use tun_tap::{Iface, Mode};
 
-use super::{link_token, CoreId, Daemon, HostId, IoStats, LinkId, READ_BURST};
+use super::{CoreId, Daemon, HostId, IoStats, LinkId, READ_BURST};
 use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::neighbour::{self, NeighbourTable};
+use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec};
 
 /// One device and the hosts on it.
@@ -90,7 +91,7 @@ impl Daemon {
         let id = self.links.next_id();
         self.registry.register(
             &mut SourceFd(&device.as_raw_fd()),
-            link_token(id),
+            Source::Link(id).token(),
             Interest::READABLE,
         )?;
         let inserted = self.links.insert(Link {

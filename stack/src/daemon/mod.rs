@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use crossbeam_channel::Receiver;
 use log::{info, warn};
 use membership::{Config, Host, IfIndex, IgmpVersion, InputPolicy, Instant, MldVersion};
-use mio::{Events, Poll, Registry, Token, Waker};
+use mio::{Events, Poll, Registry, Waker};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
@@ -51,16 +51,6 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-const WAKE: Token = Token(1);
-const SIGNAL: Token = Token(2);
-/// Links are `FIRST_LINK + slab key`, below the listeners' tokens.
-const FIRST_LINK: usize = 16;
-
-/// The mio token of link `id`'s device.
-fn link_token(id: LinkId) -> Token {
-    Token(FIRST_LINK + id.index())
-}
-
 /// How often the loop checks that the devices still exist, whatever the core's deadlines.
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
 /// Largest packet read from a device.
@@ -72,7 +62,8 @@ const SHOW_WAIT: Duration = Duration::from_millis(5);
 const READ_BURST: usize = 256;
 
 pub(super) use crate::ids::{CoreId, HostId, LinkId};
-use crate::ids::{Id as _, IdVec, Table};
+use crate::ids::{IdVec, Table};
+use crate::tokens::Source;
 
 fn core_config(args: &Args, params: &HostParams) -> Config {
     Config {
@@ -191,7 +182,7 @@ fn raise_fd_limit() {
 pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     raise_fd_limit();
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let waker = Arc::new(Waker::new(poll.registry(), Source::Wake.token())?);
     let mut daemon = Daemon {
         cores: IdVec::new(),
         links: Table::new(),
@@ -230,8 +221,11 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     daemon.topology = topology;
 
     let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
-    poll.registry()
-        .register(&mut signals, SIGNAL, mio::Interest::READABLE)?;
+    poll.registry().register(
+        &mut signals,
+        Source::Signal.token(),
+        mio::Interest::READABLE,
+    )?;
 
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let mut control = ControlSocket::bind(&daemon.args.control_path())?;
@@ -329,8 +323,8 @@ impl Daemon {
                 return Err(e).context("event loop poll failed");
             }
             for event in events.iter() {
-                match event.token() {
-                    SIGNAL => {
+                match Source::of(event.token()) {
+                    Some(Source::Signal) => {
                         let pending: Vec<i32> = signals.pending().collect();
                         for signal in pending {
                             if signal == SIGHUP {
@@ -341,13 +335,14 @@ impl Daemon {
                             }
                         }
                     }
-                    token if Listeners::owns(token) => self.listeners.readable(token),
-                    Token(t) if t >= FIRST_LINK => {
-                        if let Some(link) = self.links.get_mut(LinkId::from_index(t - FIRST_LINK)) {
+                    Some(Source::Listener(id)) => self.listeners.readable(id),
+                    Some(Source::Link(id)) => {
+                        if let Some(link) = self.links.get_mut(id) {
                             link.readable = true;
                         }
                     }
-                    _ => {} // WAKE: the requests are drained below, every turn
+                    // Wake: the requests are drained below, every turn.
+                    Some(Source::Wake) | None => {}
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
