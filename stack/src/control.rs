@@ -30,65 +30,105 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// the client gets the error reply rather than a timeout of its own.
 pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 
-pub use tools::protocol::Request;
+pub use control::protocol::Request;
+use control::protocol::{
+    ChangeReply, DelaysReply, GroupInfo, ListenReply, PingReply, ShowHeader, StatsReply,
+};
+use control::Reply;
 
 /// Requests of one connection read ahead (pipelined) before their replies are written.
 const MAX_IN_FLIGHT: usize = 1024;
 /// Parts of one streamed reply (`show`) queued between the loop and the client's thread.
 pub const STREAM_DEPTH: usize = 4;
 
-/// A request on its way to the event loop, with where its reply goes: the bytes of one JSON
-/// line, in one part or, for a streamed reply, in several (the last ends with the newline).
+/// What a whole reply of the daemon carries after `"ok":true`: one of the protocol's reply
+/// types, written as its own fields.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Body {
+    Change(ChangeReply),
+    Listen(ListenReply),
+    Stats(StatsReply),
+    Delays(DelaysReply),
+    Ping(PingReply),
+    /// `show` of one group: the whole reply at once.
+    Show(ShowGroups),
+}
+
+/// `show` of one group: the header's fields, the group's records, their number.
+#[derive(Debug, Serialize)]
+pub struct ShowGroups {
+    #[serde(flatten)]
+    pub header: ShowHeader,
+    pub groups: Vec<GroupInfo>,
+    pub total_groups: u64,
+}
+
+/// A reply of the daemon, in the protocol's one envelope.
+pub type DaemonReply = Reply<Body>;
+
+/// What goes from the loop to a client's thread for one request. A whole reply is a typed
+/// value, serialised only there, at the edge: [`Part::to_bytes`].
+#[derive(Debug)]
+pub enum Part<B = Body> {
+    /// The whole reply, and the warning to add when its change could not be saved.
+    Whole {
+        reply: Reply<B>,
+        warning: Option<String>,
+    },
+    /// One part of a streamed reply (`show`), already serialised; the last ends with the
+    /// newline.
+    Stream(Vec<u8>),
+}
+
+impl<B: Serialize> Part<B> {
+    /// A whole reply without a warning.
+    pub fn whole(reply: Reply<B>) -> Part<B> {
+        Part::Whole {
+            reply,
+            warning: None,
+        }
+    }
+
+    /// The bytes written to the client: the reply's line, or the streamed part as it is.
+    pub fn to_bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match self {
+            Part::Whole { reply, warning } => reply.to_line_with_warning(warning.as_deref()).into(),
+            Part::Stream(bytes) => bytes[..].into(),
+        }
+    }
+
+    /// Whether this part ends its reply.
+    fn ends_reply(&self) -> bool {
+        match self {
+            Part::Whole { .. } => true,
+            Part::Stream(bytes) => bytes.ends_with(b"\n"),
+        }
+    }
+}
+
+/// A request on its way to the event loop, with where its reply goes: one whole reply, or
+/// for a streamed reply several parts (the last ends with the newline).
 pub struct Envelope {
     pub request: Request,
-    pub reply: Sender<Vec<u8>>,
+    pub reply: Sender<Part>,
     /// `listen`: the daemon's end of the listener socket pair.
     pub socket: Option<std::os::fd::OwnedFd>,
 }
 
-/// `{"ok":false,"error":...}` and its newline.
-pub fn error_reply(message: impl std::fmt::Display) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Refusal {
-        ok: bool,
-        error: String,
-    }
-    line(&Refusal {
-        ok: false,
-        error: message.to_string(),
-    })
+/// The line of a refusal the control side makes itself (the loop never saw the request).
+pub fn refusal_line(message: impl std::fmt::Display) -> Vec<u8> {
+    DaemonReply::refuse(message).to_line()
 }
 
-/// `{"ok":true, ...body's fields}` and its newline: every reply has this one shape.
-pub fn ok_reply<T: Serialize>(body: &T) -> Vec<u8> {
-    #[derive(Serialize)]
-    struct Accepted<'a, T> {
-        ok: bool,
-        #[serde(flatten)]
-        body: &'a T,
-    }
-    line(&Accepted { ok: true, body })
-}
-
-fn line<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec(value).expect("replies always serialize");
-    bytes.push(b'\n');
-    bytes
-}
-
-/// Whether a whole reply line says `"ok":true`.
-pub fn is_ok(reply: &[u8]) -> bool {
-    reply.starts_with(b"{\"ok\":true")
-}
-
-/// Parses one request line; the error is the reply to send.
-pub fn parse_request(line: &[u8]) -> Result<Request, Vec<u8>> {
-    let text = std::str::from_utf8(line).map_err(|_| error_reply("request is not UTF-8"))?;
+/// Parses one request line; the error is the refusal to send.
+pub fn parse_request(line: &[u8]) -> Result<Request, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_string())?;
     let text = text.trim();
     if text.is_empty() {
-        return Err(error_reply("empty request"));
+        return Err("empty request".into());
     }
-    serde_json::from_str(text).map_err(|e| error_reply(format!("bad request: {e}")))
+    serde_json::from_str(text).map_err(|e| format!("bad request: {e}"))
 }
 
 /// The bound control socket. Dropping it removes the socket file.
@@ -149,7 +189,7 @@ impl ControlSocket {
                     if clients.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
                         clients.fetch_sub(1, Ordering::SeqCst);
                         let mut stream = stream;
-                        let _ = stream.write_all(&error_reply("too many control clients"));
+                        let _ = stream.write_all(&refusal_line("too many control clients"));
                         continue;
                     }
                     let requests = requests.clone();
@@ -210,7 +250,7 @@ fn serve_client(
                 finish(&mut writer, &mut in_flight)?;
                 if line.len() > MAX_REQUEST {
                     // The rest of the line cannot be told from the next request: answer, close.
-                    let reply = error_reply(format!("request longer than {MAX_REQUEST} bytes"));
+                    let reply = refusal_line(format!("request longer than {MAX_REQUEST} bytes"));
                     writer.write_all(&reply)?;
                     writer.flush()?;
                 }
@@ -223,7 +263,7 @@ fn serve_client(
                     drop(writer);
                     match crate::listeners::hand_over(&stream, request, requests, waker)? {
                         Some(refusal) => {
-                            (&stream).write_all(&refusal)?;
+                            (&stream).write_all(&refusal.to_line())?;
                             writer = BufWriter::with_capacity(64 * 1024, &stream);
                             continue;
                         }
@@ -242,7 +282,7 @@ fn serve_client(
                     }
                     in_flight.push_back(Pending::Loop(rx));
                 }
-                Err(refusal) => in_flight.push_back(Pending::Ready(refusal)),
+                Err(refusal) => in_flight.push_back(Pending::Ready(DaemonReply::refuse(refusal))),
             }
             if in_flight.len() < MAX_IN_FLIGHT && reader.buffer().contains(&b'\n') {
                 continue; // more requests already here: hand them over first
@@ -264,9 +304,9 @@ fn serve_client(
 /// A reply owed to the client, in request order.
 enum Pending {
     /// Answered without the loop (a request that did not parse).
-    Ready(Vec<u8>),
+    Ready(DaemonReply),
     /// The loop's answer, in one part or more.
-    Loop(crossbeam_channel::Receiver<Vec<u8>>),
+    Loop(crossbeam_channel::Receiver<Part>),
 }
 
 /// Writes one reply whole; `false` when it cannot be finished (the loop gave up on a streamed
@@ -274,7 +314,7 @@ enum Pending {
 fn write_reply(writer: &mut impl Write, pending: Pending) -> io::Result<bool> {
     let rx = match pending {
         Pending::Ready(reply) => {
-            writer.write_all(&reply)?;
+            writer.write_all(&reply.to_line())?;
             return Ok(true);
         }
         Pending::Loop(rx) => rx,
@@ -283,8 +323,8 @@ fn write_reply(writer: &mut impl Write, pending: Pending) -> io::Result<bool> {
     loop {
         match rx.recv_timeout(REPLY_TIMEOUT) {
             Ok(part) => {
-                writer.write_all(&part)?;
-                if part.ends_with(b"\n") {
+                writer.write_all(&part.to_bytes())?;
+                if part.ends_reply() {
                     return Ok(true);
                 }
                 if !started {
@@ -294,7 +334,7 @@ fn write_reply(writer: &mut impl Write, pending: Pending) -> io::Result<bool> {
                 }
             }
             Err(_) if !started => {
-                writer.write_all(&error_reply("daemon did not answer"))?;
+                writer.write_all(&refusal_line("daemon did not answer"))?;
                 return Ok(true);
             }
             Err(_) => {
@@ -321,14 +361,19 @@ mod tests {
 
     #[test]
     fn replies_have_one_shape_with_ok_first() {
-        #[derive(Serialize)]
-        struct Body {
-            users: u32,
-        }
-        assert_eq!(ok_reply(&Body { users: 2 }), b"{\"ok\":true,\"users\":2}\n");
-        assert_eq!(error_reply("no"), b"{\"ok\":false,\"error\":\"no\"}\n");
-        assert!(is_ok(&ok_reply(&Body { users: 1 })));
-        assert!(!is_ok(&error_reply("x")));
+        let ping = Part::whole(DaemonReply::Ok(Body::Ping(PingReply {
+            version: "1".into(),
+        })));
+        assert_eq!(&*ping.to_bytes(), b"{\"ok\":true,\"version\":\"1\"}\n");
+        assert_eq!(refusal_line("no"), b"{\"ok\":false,\"error\":\"no\"}\n");
+        let warned = Part::<()>::Whole {
+            reply: Reply::Ok(()),
+            warning: Some("not saved".into()),
+        };
+        assert_eq!(
+            &*warned.to_bytes(),
+            b"{\"ok\":true,\"warning\":\"not saved\"}\n"
+        );
     }
 
     #[test]
@@ -343,7 +388,7 @@ mod tests {
             br#"{"cmd":"join","group":"not-an-address"}"#,
             b"\xff\xfe",
         ] {
-            let reply = parse_request(bad).unwrap_err();
+            let reply = refusal_line(parse_request(bad).unwrap_err());
             let reply: serde_json::Value = serde_json::from_slice(&reply).unwrap();
             assert_eq!(reply["ok"], false, "{bad:?}");
             assert!(reply["error"].as_str().is_some_and(|e| !e.is_empty()));

@@ -297,48 +297,11 @@ pub struct HostGroupDelays {
     pub leave_delay_ns: Option<Nanos>,
 }
 
-/// Count and nearest-rank percentiles; all 0 when `count` is 0.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct DelaySummary {
-    pub count: usize,
-    pub p50_ns: Nanos,
-    pub p99_ns: Nanos,
-    pub max_ns: Nanos,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GroupDelays {
-    pub group: IpAddr,
-    pub join: DelaySummary,
-    pub leave: DelaySummary,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct HostGroup {
-    pub host: u32,
-    pub group: IpAddr,
-}
-
-/// What `tunmcastctl delays [--json]` shows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DelayReport {
-    /// Datagrams later than a leave plus this make the group "still forwarded".
-    pub leave_grace_ns: Nanos,
-    /// Over every (host, group) whose first datagram came.
-    pub join: DelaySummary,
-    /// Over every (host, group) left; 0 when no datagram came after the leave.
-    pub leave: DelaySummary,
-    /// Per group, by group address.
-    pub groups: Vec<GroupDelays>,
-    /// Joined, and no datagram yet; by host then group, at most the list limit.
-    pub never_forwarded: Vec<HostGroup>,
-    pub never_forwarded_total: usize,
-    /// A datagram came later than the leave plus the grace.
-    pub forwarded_after_leave: Vec<HostGroup>,
-    pub forwarded_after_leave_total: usize,
-    /// Joins not measured because the tracker was full.
-    pub untracked: u64,
-}
+/// The delay report's parts are the protocol's: the tracker's hosts are its numbers.
+pub use control::protocol::{DelaySummary, GroupDelays};
+pub type HostGroup = control::protocol::HostGroup<u32>;
+/// What `tunmcastctl delays [--json]` shows, the hosts by the tracker's numbers.
+pub type DelayReport = control::protocol::DelaysReply<u32>;
 
 #[cfg(test)]
 mod tests {

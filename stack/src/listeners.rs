@@ -3,7 +3,7 @@
 //! of datagrams to them.
 //!
 //! A listener is one end of a `SOCK_SEQPACKET` pair whose other end went to the client (see
-//! `tools::listen`). The event loop owns the daemon's end: non-blocking, so a full queue
+//! [`control::listen`]). The event loop owns the daemon's end: non-blocking, so a full queue
 //! (the kernel's send buffer: the bound of this consumer's queue) means the datagram is
 //! dropped and counted for that listener, and the loop carries on. The end is registered in
 //! mio: when the client goes away, however it goes, the hang-up wakes the loop and the join
@@ -17,21 +17,21 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 
+use control::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 use crossbeam_channel::{bounded, Sender};
 use log::{debug, info, warn};
 use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
-use mio::{Interest, Registry, Token};
+use mio::{Interest, Registry};
 use socket2::SockRef;
-use tools::listen::{monotonic_ns, send_with_fd, seqpacket_pair, DatagramHeader, HEADER_LEN};
 
-use crate::control::{error_reply, Envelope, Request, REPLY_TIMEOUT};
+use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
+use crate::ids::{CoreId, HostId, IdVec, LinkId, ListenerId};
 use crate::state::Membership;
-use tools::protocol::ListenerInfo;
+use crate::tokens::Source;
+use control::protocol::ListenerInfo;
 
-/// Tokens from here on are listeners (`FIRST_TOKEN + id`).
-const FIRST_TOKEN: usize = 1 << 20;
 /// Send buffer asked for each listener socket: its queue bound (about 1000 small datagrams;
 /// the kernel counts each message's full buffer size, not only its bytes).
 const QUEUE_BYTES: libc::c_int = 1 << 20;
@@ -44,11 +44,11 @@ pub fn hand_over(
     request: Request,
     requests: &Sender<Envelope>,
     waker: &mio::Waker,
-) -> io::Result<Option<Vec<u8>>> {
+) -> io::Result<Option<DaemonReply>> {
     let (ours, theirs) = match seqpacket_pair() {
         Ok(pair) => pair,
         Err(e) => {
-            return Ok(Some(error_reply(format!(
+            return Ok(Some(DaemonReply::refuse(format!(
                 "cannot make a listener socket: {e}"
             ))))
         }
@@ -60,18 +60,20 @@ pub fn hand_over(
         socket: Some(ours),
     };
     if requests.send(envelope).is_err() {
-        return Ok(Some(error_reply("the daemon is shutting down")));
+        return Ok(Some(DaemonReply::refuse("the daemon is shutting down")));
     }
     waker.wake()?;
     // If the loop answers after we gave up, `theirs` is closed by then: the hang-up ends the
     // listener it made.
-    let reply = rx
-        .recv_timeout(REPLY_TIMEOUT)
-        .unwrap_or_else(|_| error_reply("daemon did not answer"));
-    if !crate::control::is_ok(&reply) {
+    let reply = match rx.recv_timeout(REPLY_TIMEOUT) {
+        Ok(Part::Whole { reply, .. }) => reply,
+        Ok(Part::Stream(_)) => unreachable!("listen is answered with a whole reply"),
+        Err(_) => DaemonReply::refuse("daemon did not answer"),
+    };
+    if !reply.is_ok() {
         return Ok(Some(reply));
     }
-    send_with_fd(stream, &reply, theirs.as_raw_fd())?;
+    send_with_fd(stream, &reply.to_line(), theirs.as_raw_fd())?;
     Ok(None)
 }
 
@@ -98,17 +100,17 @@ crate::counters::counters! {
 /// its core and interface there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Owner {
-    pub link: usize,
-    pub host: usize,
-    pub core: usize,
+    pub link: LinkId,
+    pub host: HostId,
+    pub core: CoreId,
     pub ifindex: IfIndex,
 }
 
 /// Where listeners are filed: a group on a link.
-type Key = (usize, IpAddr);
+type Key = (LinkId, IpAddr);
 
 struct Listener {
-    id: usize,
+    id: ListenerId,
     owner: Owner,
     port: Option<u16>,
     /// Sources sorted: the filter as the core holds it, and binary search per datagram.
@@ -132,10 +134,10 @@ impl Listener {
 pub struct Listeners {
     registry: Registry,
     by_group: HashMap<Key, Vec<Listener>>,
-    group_of: HashMap<usize, Key>,
-    next_id: usize,
+    group_of: HashMap<ListenerId, Key>,
+    next_id: ListenerId,
     /// Listeners found closed, to be ended by [`Listeners::reap`].
-    closed: Vec<usize>,
+    closed: Vec<ListenerId>,
     /// One message: header, then payload.
     message: Vec<u8>,
     pub stats: DataStats,
@@ -147,15 +149,11 @@ impl Listeners {
             registry,
             by_group: HashMap::new(),
             group_of: HashMap::new(),
-            next_id: 1,
+            next_id: ListenerId::FIRST,
             closed: Vec::new(),
-            message: Vec::with_capacity(tools::listen::MAX_MESSAGE),
+            message: Vec::with_capacity(control::listen::MAX_MESSAGE),
             stats: DataStats::default(),
         }
-    }
-
-    pub fn owns(token: Token) -> bool {
-        token.0 >= FIRST_TOKEN
     }
 
     /// Joins `group` on `owner`'s interface of its core `host` with `filter` and makes
@@ -170,11 +168,11 @@ impl Listeners {
         mut filter: SourceFilter,
         socket: OwnedFd,
         now: Instant,
-    ) -> Result<(usize, u32), Vec<u8>> {
+    ) -> Result<(ListenerId, u32), String> {
         filter.sources.sort();
         filter.sources.dedup();
         if filter.mode == FilterMode::Include && filter.sources.is_empty() {
-            return Err(error_reply(membership::Error::EmptyInclude));
+            return Err(membership::Error::EmptyInclude.to_string());
         }
         let ifindex = owner.ifindex;
         // The join is the listener's own request, like a socket's: closing it changes no
@@ -182,10 +180,10 @@ impl Listeners {
         let id = self.next_id;
         let users = host
             .set_filter(ifindex, group, &listener_owner(id), filter.clone(), now)
-            .map_err(error_reply)?;
-        self.next_id += 1;
+            .map_err(|e| e.to_string())?;
+        self.next_id = id.next();
         set_queue_bytes(&socket);
-        let token = Token(FIRST_TOKEN + id);
+        let token = Source::Listener(id).token();
         // Readable with nothing to read means hung up: the client never writes.
         if let Err(e) = self.registry.register(
             &mut SourceFd(&socket.as_raw_fd()),
@@ -193,9 +191,7 @@ impl Listeners {
             Interest::READABLE,
         ) {
             let _ = leave(host, ifindex, group, id, now);
-            return Err(error_reply(format!(
-                "cannot watch the listener socket: {e}"
-            )));
+            return Err(format!("cannot watch the listener socket: {e}"));
         }
         info!(
             "listener {id}: {group}{} {} (users {users})",
@@ -219,8 +215,7 @@ impl Listeners {
     }
 
     /// A listener socket became readable: the client hung up (or wrote, which it should not).
-    pub fn readable(&mut self, token: Token) {
-        let id = token.0 - FIRST_TOKEN;
+    pub fn readable(&mut self, id: ListenerId) {
         let Some(key) = self.group_of.get(&id) else {
             return;
         };
@@ -233,7 +228,7 @@ impl Listeners {
         };
         let mut buf = [0u8; 64];
         loop {
-            match tools::listen::recv_with_fd(&listener.socket, &mut buf) {
+            match control::listen::recv_with_fd(&listener.socket, &mut buf) {
                 Ok((0, _)) => break self.closed.push(id),
                 Ok((n, fd)) => {
                     // The client hands its UDP socket over (`--udp-to`); anything else from
@@ -265,7 +260,12 @@ impl Listeners {
     /// port and filter admit it. `joined`: whether a host of the link holds the group at all
     /// (a join without a listener receives nothing: there is nobody to hand the data to);
     /// asked only when no listener is there.
-    pub fn deliver(&mut self, link: usize, datagram: &Datagram<'_>, joined: impl FnOnce() -> bool) {
+    pub fn deliver(
+        &mut self,
+        link: LinkId,
+        datagram: &Datagram<'_>,
+        joined: impl FnOnce() -> bool,
+    ) {
         self.stats.udp_rcv_datagrams += 1;
         let Some(listeners) = self.by_group.get_mut(&(link, datagram.group)) else {
             if joined() {
@@ -362,7 +362,7 @@ impl Listeners {
 
     /// Ends the listeners found closed: each one's join leaves its owner's interface of its
     /// core (`cores[owner.core]`).
-    pub fn reap(&mut self, cores: &mut [&mut Host], now: Instant) {
+    pub fn reap(&mut self, cores: &mut IdVec<CoreId, &mut Host>, now: Instant) {
         for id in std::mem::take(&mut self.closed) {
             let Some(key) = self.group_of.remove(&id) else {
                 continue; // already ended
@@ -398,7 +398,7 @@ impl Listeners {
     /// Ends the listeners of the `hosts`, which are gone (removed by a reload, or their link
     /// closed): their sockets close, so their clients see the end; the hosts' groups are left
     /// by whoever removed them. One pass over the listeners for all of them.
-    pub fn forget_owners(&mut self, hosts: &HashSet<usize>) {
+    pub fn forget_owners(&mut self, hosts: &HashSet<HostId>) {
         if self.group_of.is_empty() {
             return;
         }
@@ -426,7 +426,7 @@ impl Listeners {
     }
 
     /// For `show`, in the order they were opened; `label` names an owner host.
-    pub fn show(&self, label: &dyn Fn(usize) -> String) -> Vec<ListenerInfo> {
+    pub fn show(&self, label: &dyn Fn(HostId) -> String) -> Vec<ListenerInfo> {
         let mut all: Vec<(&IpAddr, &Listener)> = self
             .by_group
             .iter()
@@ -435,7 +435,7 @@ impl Listeners {
         all.sort_by_key(|(_, l)| l.id);
         all.into_iter()
             .map(|(group, l)| ListenerInfo {
-                id: l.id as u64,
+                id: l.id.as_u64(),
                 iface: label(l.owner.host),
                 group: *group,
                 port: l.port,
@@ -449,7 +449,7 @@ impl Listeners {
 
     /// Listener joins belong to their connections, not to the state file: takes them out of
     /// `m`, one group's memberships of host `owner` on `link` (one request each).
-    pub fn unsaved(&self, link: usize, owner: usize, m: &mut Membership) {
+    pub fn unsaved(&self, link: LinkId, owner: HostId, m: &mut Membership) {
         let Some(listeners) = self.by_group.get(&(link, m.group)) else {
             return;
         };
@@ -469,7 +469,7 @@ impl Listeners {
 
 /// The COUNT of a `--udp-to` hand-over message, if `message` is one.
 fn forward_count(message: &[u8]) -> Option<u64> {
-    let count = message.strip_prefix(&tools::listen::FORWARD_MAGIC[..])?;
+    let count = message.strip_prefix(&control::listen::FORWARD_MAGIC[..])?;
     Some(u64::from_be_bytes(count.try_into().ok()?))
 }
 
@@ -477,14 +477,14 @@ fn forward_count(message: &[u8]) -> Option<u64> {
 fn finish(listener: &mut Listener) {
     listener.forward = None;
     let _ = SockRef::from(&listener.socket).send_with_flags(
-        &tools::listen::DONE_MAGIC[..],
+        &control::listen::DONE_MAGIC[..],
         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
     );
 }
 
 /// The owner of listener `id`'s join in the core. `join --owner` and `filter` refuse names
 /// of this form, so that no client can change a listener's join.
-pub fn listener_owner(id: usize) -> String {
+pub fn listener_owner(id: ListenerId) -> String {
     format!("{LISTENER_OWNER_PREFIX}{id}")
 }
 
@@ -492,7 +492,7 @@ pub fn listener_owner(id: usize) -> String {
 pub const LISTENER_OWNER_PREFIX: &str = "listen-";
 
 /// Drops listener `id`'s request; returns the requests left.
-fn leave(host: &mut Host, ifindex: IfIndex, group: IpAddr, id: usize, now: Instant) -> u32 {
+fn leave(host: &mut Host, ifindex: IfIndex, group: IpAddr, id: ListenerId, now: Instant) -> u32 {
     let none = SourceFilter::include(Vec::new());
     match host.set_filter(ifindex, group, &listener_owner(id), none, now) {
         Ok(users) => users,

@@ -15,12 +15,14 @@ mod datapath;
 mod delays;
 mod framing;
 mod http;
+mod ids;
 mod listeners;
 mod logging;
 // Its per-reason drop counts are kept for its tests; the daemon counts drops in one counter.
 #[allow(dead_code)]
 mod neighbour;
 mod state;
+mod tokens;
 mod topology;
 
 use std::ffi::OsString;
@@ -405,7 +407,7 @@ fn parse_link_local(s: &str) -> Result<Ipv6Addr, String> {
 
 fn main() -> ExitCode {
     let argv: Vec<OsString> = std::env::args_os().collect();
-    if let Some(status) = tools::generate::handle(&argv, Args::command(), "8") {
+    if let Some(status) = clidoc::handle(&argv, Args::command(), "8") {
         return status;
     }
     let (args, topology) = Args::from_command_line();

@@ -35,6 +35,9 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{info, warn};
 use serde::{Deserialize, Serialize};
 
+use crate::control::{Body, Part};
+use control::Reply;
+
 /// The first line of a journal.
 const HEADER: &str = "tunmcast state journal 1";
 /// Compaction waits until the file is at least this big...
@@ -273,22 +276,22 @@ fn write_whole<'m>(
     Ok(size)
 }
 
-enum Message {
+enum Message<B> {
     Change(Membership),
     /// Sent once the changes before it are on disk; a failure to save becomes its warning.
-    Reply(Sender<Vec<u8>>, Vec<u8>),
+    Reply(Sender<Part<B>>, Reply<B>),
     Stop,
 }
 
 /// The journal's writer thread, as the event loop sees it: sends never block.
-pub struct Journal {
-    tx: Sender<Message>,
+pub struct Journal<B = Body> {
+    tx: Sender<Message<B>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
-impl Journal {
+impl<B: Send + 'static> Journal<B> {
     /// Starts the writer on `path`, whose content is `live` (what [`load`] returned).
-    pub fn start(path: &Path, live: &[Membership]) -> anyhow::Result<Journal> {
+    pub fn start(path: &Path, live: &[Membership]) -> anyhow::Result<Journal<B>> {
         let mut writer = Writer::open(path, live)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let thread = thread::Builder::new()
@@ -306,13 +309,16 @@ impl Journal {
         let _ = self.tx.send(Message::Change(m));
     }
 
-    /// Sends `reply` (a JSON object line) on `to` once every change recorded before it is on
-    /// disk; if they could not be written, with a `"warning"` saying so.
-    pub fn reply_when_durable(&self, to: Sender<Vec<u8>>, reply: Vec<u8>) {
+    /// Sends `reply` on `to` once every change recorded before it is on disk; if they could
+    /// not be written, with a `"warning"` saying so.
+    pub fn reply_when_durable(&self, to: Sender<Part<B>>, reply: Reply<B>) {
         if let Err(crossbeam_channel::SendError(Message::Reply(to, reply))) =
             self.tx.send(Message::Reply(to, reply))
         {
-            let _ = to.send(reply);
+            let _ = to.send(Part::Whole {
+                reply,
+                warning: None,
+            });
         }
     }
 
@@ -323,19 +329,6 @@ impl Journal {
             let _ = thread.join();
         }
     }
-}
-
-/// `reply` (`{...}` and a newline) with `"warning":text` added as its last member.
-fn with_warning(mut reply: Vec<u8>, text: &str) -> Vec<u8> {
-    let end = reply.trim_ascii_end().len();
-    if end < 2 || reply[end - 1] != b'}' {
-        return reply;
-    }
-    reply.truncate(end - 1);
-    reply.extend_from_slice(b",\"warning\":");
-    serde_json::to_writer(&mut reply, text).expect("a string always serializes");
-    reply.extend_from_slice(b"}\n");
-    reply
 }
 
 struct Writer {
@@ -383,7 +376,7 @@ impl Writer {
         }
     }
 
-    fn run(&mut self, rx: &Receiver<Message>) {
+    fn run<B>(&mut self, rx: &Receiver<Message<B>>) {
         let mut replies = Vec::new();
         let mut batch = Vec::new();
         while let Ok(first) = rx.recv() {
@@ -405,11 +398,8 @@ impl Writer {
                 batch.clear();
             }
             for (to, reply) in replies.drain(..) {
-                let reply = match &self.failed {
-                    Some(error) => with_warning(reply, &format!("not saved: {error}")),
-                    None => reply,
-                };
-                let _ = to.send(reply);
+                let warning = self.failed.as_ref().map(|e| format!("not saved: {e}"));
+                let _ = to.send(Part::Whole { reply, warning });
             }
             if stop {
                 return;
@@ -488,16 +478,25 @@ mod tests {
         }
     }
 
-    fn durable(journal: &Journal) -> Vec<u8> {
+    /// The bytes of a reply `{"ok":true}` once the journal lets it go.
+    fn durable(journal: &Journal<()>) -> Vec<u8> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        journal.reply_when_durable(tx, b"{\"ok\":true}\n".to_vec());
-        rx.recv().unwrap()
+        journal.reply_when_durable(tx, Reply::Ok(()));
+        rx.recv().unwrap().to_bytes().into_owned()
     }
 
     #[test]
     fn a_warning_joins_the_reply_object() {
+        #[derive(Serialize)]
+        struct Users {
+            users: u32,
+        }
+        let reply = Part::Whole {
+            reply: Reply::Ok(Users { users: 1 }),
+            warning: Some("disk \"full\"".into()),
+        };
         assert_eq!(
-            with_warning(b"{\"ok\":true,\"users\":1}\n".to_vec(), "disk \"full\""),
+            &*reply.to_bytes(),
             b"{\"ok\":true,\"users\":1,\"warning\":\"disk \\\"full\\\"\"}\n"
         );
     }

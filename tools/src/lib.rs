@@ -7,9 +7,6 @@
 //! finds the socket the way every tool should (flag, then environment, then
 //! the only socket in [`RUN_DIR`]).
 
-pub mod generate;
-pub mod http_api;
-
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -20,11 +17,13 @@ use serde_json::{Map, Value};
 
 pub mod listen;
 pub mod packet_socket;
-pub mod prometheus;
-pub mod protocol;
 pub mod show_stream;
 
-pub use protocol::Request;
+/// `--generate` (man pages, completions), shared with the daemon through the `clidoc` crate.
+pub use clidoc as generate;
+/// The protocol, the HTTP API's types and the Prometheus text live in the `control` crate,
+/// shared with the daemon; these are the paths the tools have always used.
+pub use control::{http_api, prometheus, protocol, Request};
 
 /// Where tunmcastd puts its control sockets by default, one per instance.
 pub const RUN_DIR: &str = "/run/tunmcast";

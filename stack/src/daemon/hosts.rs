@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use log::warn;
 use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 
-use super::{core_config, Core, Daemon, HostId, LinkId};
+use super::{core_config, Core, CoreId, Daemon, HostId, LinkId};
 use crate::framing::Framing;
 use crate::neighbour::{solicited_node, NeighbourHost};
 use crate::topology::{HostParams, HostSpec};
@@ -38,7 +38,7 @@ crate::counters::counters! {
 pub(super) struct EmuHost {
     pub spec: HostSpec,
     /// Its core, in `Daemon::cores`, and its interface there.
-    pub core: usize,
+    pub core: CoreId,
     pub ifindex: IfIndex,
     pub link: LinkId,
     /// Ethernet with its own MAC (TAP), or bare IP (TUN).
@@ -52,18 +52,17 @@ pub(super) struct EmuHost {
 
 impl Daemon {
     /// The core for hosts with `params`, made on first use.
-    fn core_for(&mut self, params: HostParams) -> usize {
+    fn core_for(&mut self, params: HostParams) -> CoreId {
         // The MTU is per interface; the rest is the core's.
         let key = HostParams { mtu: 0, ..params };
-        if let Some(i) = self.cores.iter().position(|c| c.params == key) {
-            return i;
+        if let Some((id, _)) = self.cores.iter_ids().find(|(_, c)| c.params == key) {
+            return id;
         }
         let seed = self.seed ^ (self.cores.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.cores.push(Core {
             params: key,
             host: Host::new(core_config(&self.args, &params), seed),
-        });
-        self.cores.len() - 1
+        })
     }
 
     /// Creates a host on link `link`: an interface of its core. The first host of a link

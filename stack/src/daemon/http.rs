@@ -6,13 +6,13 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use control::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
+use control::prometheus::Histogram;
+use control::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
 use membership::GroupCursor;
 use mio::Waker;
-use tools::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
-use tools::prometheus::Histogram;
-use tools::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
 
-use super::{Daemon, HostId};
+use super::{CoreId, Daemon, HostId, LinkId};
 use crate::http::{self, Asked, LoopSide, Query, Refusal, Snapshot, Ticket};
 
 /// Hosts or group records one walk visits per turn of the loop.
@@ -47,7 +47,7 @@ enum WalkKind {
         page: Vec<HostInfo>,
     },
     Groups {
-        cursor: Option<(usize, GroupCursor)>,
+        cursor: Option<(CoreId, GroupCursor)>,
         page: Vec<protocol::GroupInfo>,
         bytes: usize,
         total: u64,
@@ -62,12 +62,8 @@ enum Started {
     Walking(Walk),
 }
 
-/// The error text of a control protocol refusal.
-fn refusal(status: u16, reply: &[u8]) -> Refusal {
-    let message = serde_json::from_slice::<serde_json::Value>(reply)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| String::from_utf8_lossy(reply).into_owned());
+/// A control protocol refusal as an HTTP one.
+fn refusal(status: u16, message: String) -> Refusal {
     Refusal { status, message }
 }
 
@@ -161,10 +157,10 @@ impl Daemon {
             Query::Overview => Snapshot::Overview(self.overview()),
             Query::Metrics => Snapshot::Metrics {
                 overview: self.overview(),
-                stats: self.stats(&all).map_err(|r| refusal(500, &r))?,
+                stats: self.stats(&all).map_err(|r| refusal(500, r))?,
                 delays: self.delay_histograms(),
             },
-            Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, &r))?),
+            Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, r))?),
             Query::Links => Snapshot::Links(self.links_reply()),
             Query::Histograms => Snapshot::Histograms(self.delay_histograms()),
             Query::Delays { limit } => {
@@ -172,7 +168,7 @@ impl Daemon {
                     reset: false,
                     limit: Some(limit),
                 };
-                Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, &r))?)
+                Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, r))?)
             }
             Query::Hosts { .. } | Query::Groups { .. } => unreachable!("walked"),
         })
@@ -212,7 +208,7 @@ impl Daemon {
     /// The start of a walk over every host's group records.
     fn groups_walk(&self) -> WalkKind {
         WalkKind::Groups {
-            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
             page: Vec::new(),
             bytes: 0,
             total: self
@@ -333,7 +329,7 @@ impl Daemon {
                 index,
                 page,
             } => {
-                let links: Vec<usize> = self.links.iter().map(|(id, _)| id).collect();
+                let links: Vec<LinkId> = self.links.iter().map(|(id, _)| id).collect();
                 let mut text = String::new();
                 for _ in 0..WALK_SLICE {
                     let Some(&link_id) = links.get(*link) else {
@@ -414,8 +410,7 @@ impl Daemon {
                     }
                     *cursor = match next {
                         Some(next) => Some((core, next)),
-                        None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
-                        None => None,
+                        None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
                     };
                 }
                 if cursor.is_some() && !*more {

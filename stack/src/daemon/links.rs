@@ -12,13 +12,14 @@ use anyhow::{bail, Context as _};
 use log::{debug, error, info, warn};
 use membership::{Event, Instant};
 use mio::unix::SourceFd;
-use mio::{Interest, Token};
+use mio::Interest;
 use tun_tap::{Iface, Mode};
 
-use super::{Daemon, HostId, IoStats, LinkId, FIRST_LINK, READ_BURST};
+use super::{CoreId, Daemon, HostId, IoStats, LinkId, READ_BURST};
 use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::neighbour::{self, NeighbourTable};
+use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec};
 
 /// One device and the hosts on it.
@@ -108,14 +109,13 @@ impl Daemon {
         let name = device.name().to_string();
         let ifindex = super::hosts::if_nametoindex(&name)
             .with_context(|| format!("{kind} device {name} has no interface index"))?;
-        let entry = self.links.vacant_entry();
-        let id = entry.key();
+        let id = self.links.next_id();
         self.registry.register(
             &mut SourceFd(&device.as_raw_fd()),
-            Token(FIRST_LINK + id),
+            Source::Link(id).token(),
             Interest::READABLE,
         )?;
-        entry.insert(Link {
+        let inserted = self.links.insert(Link {
             device,
             name,
             kind: spec.kind,
@@ -130,6 +130,10 @@ impl Daemon {
             // Packets may be waiting already (a device reopened by a reload).
             readable: true,
         });
+        debug_assert_eq!(
+            inserted, id,
+            "the token was registered for the key the link got"
+        );
         for (n, host) in spec.hosts.iter().enumerate() {
             let kernel = (n == 0).then_some(ifindex);
             let host = self.add_host(id, *host, kernel)?;
@@ -408,7 +412,7 @@ impl Daemon {
 
     /// What the core reports having done, at debug level (mode changes at info).
     /// Mode changes at info while there are few hosts (one line per host otherwise).
-    pub(super) fn log_event(&self, core: usize, event: &Event) {
+    pub(super) fn log_event(&self, core: CoreId, event: &Event) {
         match event {
             Event::CompatibilityModeChanged { from, to, iface } => {
                 let label = self

@@ -11,13 +11,12 @@ use anyhow::Context as _;
 use crossbeam_channel::Receiver;
 use log::{info, warn};
 use membership::{Config, Host, IfIndex, IgmpVersion, InputPolicy, Instant, MldVersion};
-use mio::{Events, Poll, Registry, Token, Waker};
+use mio::{Events, Poll, Registry, Waker};
 use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
-use slab::Slab;
 
-use crate::control::{ControlSocket, Envelope};
+use crate::control::{ControlSocket, Envelope, Part};
 use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
 use crate::state::Journal;
@@ -52,11 +51,6 @@ fn signal_name(signal: i32) -> &'static str {
     }
 }
 
-const WAKE: Token = Token(1);
-const SIGNAL: Token = Token(2);
-/// Links are `FIRST_LINK + slab key`, below the listeners' tokens.
-const FIRST_LINK: usize = 16;
-
 /// How often the loop checks that the devices still exist, whatever the core's deadlines.
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
 /// Largest packet read from a device.
@@ -67,10 +61,9 @@ const SHOW_WAIT: Duration = Duration::from_millis(5);
 /// turn.
 const READ_BURST: usize = 256;
 
-/// A link's key in `Daemon::links`.
-pub(super) type LinkId = usize;
-/// An emulated host's key in `Daemon::hosts`; also its number in the delay tracker.
-pub(super) type HostId = usize;
+pub(super) use crate::ids::{CoreId, HostId, LinkId};
+use crate::ids::{IdVec, Table};
+use crate::tokens::Source;
 
 fn core_config(args: &Args, params: &HostParams) -> Config {
     Config {
@@ -126,11 +119,11 @@ struct Core {
 }
 
 struct Daemon {
-    cores: Vec<Core>,
-    links: Slab<Link>,
-    hosts: Slab<EmuHost>,
+    cores: IdVec<CoreId, Core>,
+    links: Table<LinkId, Link>,
+    hosts: Table<HostId, EmuHost>,
     /// (core, core ifindex) -> host: where a transmit leaves.
-    by_iface: HashMap<(usize, IfIndex), HostId>,
+    by_iface: HashMap<(CoreId, IfIndex), HostId>,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
     by_addr: HashMap<IpAddr, HostId>,
     /// Hosts removed by a reload whose leaves are still going out: their core interfaces are
@@ -189,11 +182,11 @@ fn raise_fd_limit() {
 pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     raise_fd_limit();
     let mut poll = Poll::new().context("cannot create the event loop")?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+    let waker = Arc::new(Waker::new(poll.registry(), Source::Wake.token())?);
     let mut daemon = Daemon {
-        cores: Vec::new(),
-        links: Slab::new(),
-        hosts: Slab::new(),
+        cores: IdVec::new(),
+        links: Table::new(),
+        hosts: Table::new(),
         by_iface: HashMap::new(),
         by_addr: HashMap::new(),
         departing: Vec::new(),
@@ -228,8 +221,11 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     daemon.topology = topology;
 
     let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
-    poll.registry()
-        .register(&mut signals, SIGNAL, mio::Interest::READABLE)?;
+    poll.registry().register(
+        &mut signals,
+        Source::Signal.token(),
+        mio::Interest::READABLE,
+    )?;
 
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let mut control = ControlSocket::bind(&daemon.args.control_path())?;
@@ -266,7 +262,7 @@ impl Daemon {
     fn log_start(&self, control: &std::path::Path) {
         if let [link] = &self.topology.links[..] {
             if let [host] = &link.hosts[..] {
-                let id = self.links.iter().next().map(|(id, _)| id).unwrap_or(0);
+                let (id, _) = self.links.iter().next().expect("the one link is open");
                 info!(
                     "tunmcastd on {} {} (ifindex {}): IPv4 {}/{}, IPv6 {}, control {}",
                     self.links[id].kind_name(),
@@ -331,8 +327,8 @@ impl Daemon {
                 return Err(e).context("event loop poll failed");
             }
             for event in events.iter() {
-                match event.token() {
-                    SIGNAL => {
+                match Source::of(event.token()) {
+                    Some(Source::Signal) => {
                         let pending: Vec<i32> = signals.pending().collect();
                         for signal in pending {
                             if signal == SIGHUP {
@@ -343,13 +339,14 @@ impl Daemon {
                             }
                         }
                     }
-                    token if Listeners::owns(token) => self.listeners.readable(token),
-                    Token(t) if t >= FIRST_LINK => {
-                        if let Some(link) = self.links.get_mut(t - FIRST_LINK) {
+                    Some(Source::Listener(id)) => self.listeners.readable(id),
+                    Some(Source::Link(id)) => {
+                        if let Some(link) = self.links.get_mut(id) {
                             link.readable = true;
                         }
                     }
-                    _ => {} // WAKE: the requests are drained below, every turn
+                    // Wake: the requests are drained below, every turn.
+                    Some(Source::Wake) | None => {}
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
@@ -381,8 +378,7 @@ impl Daemon {
             }
             if self.listeners.has_closed() {
                 let now = self.now();
-                let mut cores: Vec<&mut Host> =
-                    self.cores.iter_mut().map(|c| &mut c.host).collect();
+                let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.host);
                 self.listeners.reap(&mut cores, now);
             }
             self.flush_some(0);
@@ -418,7 +414,7 @@ impl Daemon {
             match &self.journal {
                 Some(journal) if durable => journal.reply_when_durable(to, reply),
                 _ => {
-                    let _ = to.send(reply);
+                    let _ = to.send(Part::whole(reply));
                 }
             }
         }
@@ -462,7 +458,7 @@ impl Daemon {
     fn total_groups(&self, wanted: &dyn Fn(HostId) -> bool) -> u64 {
         let now = self.now();
         let mut total = 0;
-        for (c, core) in self.cores.iter().enumerate() {
+        for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
                 if let Some(&id) = self.by_iface.get(&(c, i.iface)) {
                     if !self.hosts[id].retired && wanted(id) {

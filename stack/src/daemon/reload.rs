@@ -5,7 +5,7 @@
 
 use log::{info, warn};
 
-use super::{Daemon, HostId};
+use super::{Daemon, HostId, LinkId};
 use crate::topology::Topology;
 use crate::Args;
 
@@ -77,7 +77,7 @@ impl Daemon {
             return;
         }
         let now = self.now();
-        let link_ids: Vec<Option<usize>> = old
+        let link_ids: Vec<Option<LinkId>> = old
             .links
             .iter()
             .map(|l| self.link_named(&l.device))

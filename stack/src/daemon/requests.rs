@@ -4,22 +4,22 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
+use control::protocol::{
+    Change, ChangeReply, DelaysArgs, DelaysReply, FilterArgs, HostRange, ListenArgs, ListenReply,
+    PingReply, StatsArgs, StatsReply, MAX_BATCH,
+};
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
-use tools::protocol::{
-    Change, ChangeReply, DelaySummary, DelaysArgs, DelaysReply, FilterArgs, GroupDelays, HostGroup,
-    HostRange, ListenArgs, ListenReply, PingReply, StatsArgs, StatsReply, MAX_BATCH,
-};
 
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};
-use crate::control::{error_reply, is_ok, ok_reply, Request};
+use crate::control::{Body, DaemonReply, Request};
 use crate::listeners::{Owner, LISTENER_OWNER_PREFIX};
 
 /// What the loop does with a request.
 pub(super) enum Answer {
     /// The whole reply.
-    Reply(Vec<u8>),
+    Reply(DaemonReply),
     /// A reply streamed over later turns of the loop.
     Show(ShowJob),
 }
@@ -30,41 +30,37 @@ impl Daemon {
         let answer = match (request, socket) {
             (Request::Listen(args), Some(socket)) => Answer::Reply(self.listen(args, socket)),
             (Request::Listen(_), None) => {
-                Answer::Reply(error_reply("listen needs a listener socket"))
+                Answer::Reply(DaemonReply::refuse("listen needs a listener socket"))
             }
             (Request::Join(change), _) => Answer::Reply(self.change(true, &change)),
             (Request::Leave(change), _) => Answer::Reply(self.change(false, &change)),
             (Request::Filter(args), _) => Answer::Reply(self.set_filter(&args)),
             (Request::Show(args), _) => self.show(&args),
-            (Request::Stats(args), _) => Answer::Reply(match self.stats(&args) {
-                Ok(stats) => ok_reply(&stats),
-                Err(refusal) => refusal,
-            }),
-            (Request::Delays(args), _) => Answer::Reply(match self.delays_reply(&args) {
-                Ok(reply) => ok_reply(&reply),
-                Err(refusal) => refusal,
-            }),
-            (Request::Ping, _) => Answer::Reply(ok_reply(&PingReply {
+            (Request::Stats(args), _) => Answer::Reply(self.stats(&args).map(Body::Stats).into()),
+            (Request::Delays(args), _) => {
+                Answer::Reply(self.delays_reply(&args).map(Body::Delays).into())
+            }
+            (Request::Ping, _) => Answer::Reply(DaemonReply::Ok(Body::Ping(PingReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
-            })),
+            }))),
         };
-        if matches!(&answer, Answer::Reply(reply) if !is_ok(reply)) {
+        if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
             self.io.control_errors += 1;
         }
         answer
     }
 
     /// The link `iface` names (default: none, meaning any).
-    pub(super) fn check_iface(&self, iface: &Option<String>) -> Result<Option<LinkId>, Vec<u8>> {
+    pub(super) fn check_iface(&self, iface: &Option<String>) -> Result<Option<LinkId>, String> {
         let Some(name) = iface else {
             return Ok(None);
         };
         self.link_named(name).map(Some).ok_or_else(|| {
             let names: Vec<&str> = self.links.iter().map(|(_, l)| l.name.as_str()).collect();
-            error_reply(format!(
+            format!(
                 "unknown interface {name} (this daemon serves {})",
                 names.join(", ")
-            ))
+            )
         })
     }
 
@@ -75,36 +71,34 @@ impl Daemon {
         iface: &Option<String>,
         host: &Option<IpAddr>,
         hosts: &Option<HostRange>,
-    ) -> Result<Vec<HostId>, Vec<u8>> {
+    ) -> Result<Vec<HostId>, String> {
         let link = self.check_iface(iface)?;
-        let on_link = |id: HostId| -> Result<HostId, Vec<u8>> {
+        let on_link = |id: HostId| -> Result<HostId, String> {
             match link {
-                Some(link) if self.hosts[id].link != link => Err(error_reply(format!(
+                Some(link) if self.hosts[id].link != link => Err(format!(
                     "host {} is not on {}",
                     self.hosts[id].spec.ipv4.0, self.links[link].name
-                ))),
+                )),
                 _ => Ok(id),
             }
         };
         match (host, hosts) {
-            (Some(_), Some(_)) => Err(error_reply("give host or hosts, not both")),
+            (Some(_), Some(_)) => Err("give host or hosts, not both".into()),
             (Some(addr), None) => match self.by_addr.get(addr) {
                 Some(&id) => Ok(vec![on_link(id)?]),
-                None => Err(error_reply(format!("no host has the address {addr}"))),
+                None => Err(format!("no host has the address {addr}")),
             },
             (None, Some([first, last])) => {
                 let (first, last) = (u32::from(*first), u32::from(*last));
                 if first > last || u64::from(last - first) >= u64::from(MAX_BATCH) {
-                    return Err(error_reply(format!(
-                        "a host range holds 1 to {MAX_BATCH} hosts"
-                    )));
+                    return Err(format!("a host range holds 1 to {MAX_BATCH} hosts"));
                 }
                 (first..=last)
                     .map(|a| {
                         let addr = IpAddr::V4(a.into());
                         match self.by_addr.get(&addr) {
                             Some(&id) => on_link(id),
-                            None => Err(error_reply(format!("no host has the address {addr}"))),
+                            None => Err(format!("no host has the address {addr}")),
                         }
                     })
                     .collect()
@@ -112,7 +106,7 @@ impl Daemon {
             (None, None) => self
                 .default_host(link)
                 .map(|id| vec![id])
-                .ok_or_else(|| error_reply("no host to act on")),
+                .ok_or_else(|| "no host to act on".into()),
         }
     }
 
@@ -120,19 +114,19 @@ impl Daemon {
     /// names. The groups are checked first (multicast, joined for a leave), so that a refused
     /// request changes nothing; the changes of one request happen at one instant, so IGMPv3 /
     /// MLDv2 pack their records into as few reports as the MTU allows.
-    fn change(&mut self, join: bool, change: &Change) -> Vec<u8> {
+    fn change(&mut self, join: bool, change: &Change) -> DaemonReply {
         let targets = match self.target_hosts(&change.iface, &change.host, &change.hosts) {
             Ok(targets) => targets,
-            Err(refusal) => return refusal,
+            Err(refusal) => return DaemonReply::Err(refusal),
         };
         let groups = match change.groups() {
             Ok(groups) => groups,
-            Err(e) => return error_reply(e),
+            Err(e) => return DaemonReply::refuse(e),
         };
         if let Some(owner) = &change.owner {
             let filter = match source_filter(&change.include, &change.exclude) {
                 Ok(filter) => filter,
-                Err(e) => return error_reply(e),
+                Err(e) => return DaemonReply::refuse(e),
             };
             let op = match join {
                 true => OwnedOp::Join(filter),
@@ -141,7 +135,7 @@ impl Daemon {
             return self.owned_change(op, owner, &groups, &targets);
         }
         if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
-            return error_reply(format!(
+            return DaemonReply::refuse(format!(
                 "{} groups on {} hosts: more than {MAX_BATCH} changes in one request",
                 groups.len(),
                 targets.len()
@@ -149,12 +143,12 @@ impl Daemon {
         }
         let filter = match source_filter(&change.include, &change.exclude) {
             Ok(filter) => filter,
-            Err(e) => return error_reply(e),
+            Err(e) => return DaemonReply::refuse(e),
         };
         let now = self.now();
         for group in &groups {
             if !group.is_multicast() {
-                return error_reply(Error::NotMulticast(*group));
+                return DaemonReply::refuse(Error::NotMulticast(*group));
             }
             if !join {
                 for &id in &targets {
@@ -164,7 +158,7 @@ impl Daemon {
                         .group(h.ifindex, *group, now)
                         .is_none()
                     {
-                        return error_reply(format!(
+                        return DaemonReply::refuse(format!(
                             "{group} is not joined on {}",
                             self.host_label(id)
                         ));
@@ -209,11 +203,11 @@ impl Daemon {
                         };
                         if done > 0 {
                             warn!("{error} (after {done} changes of the request were made)");
-                            return error_reply(format!(
+                            return DaemonReply::refuse(format!(
                                 "{error} (the {done} changes before it were made)"
                             ));
                         }
-                        return error_reply(error);
+                        return DaemonReply::refuse(error);
                     }
                 }
             }
@@ -242,26 +236,26 @@ impl Daemon {
                 describe(&filter)
             );
         }
-        ok_reply(&ChangeReply {
+        DaemonReply::Ok(Body::Change(ChangeReply {
             iface: label,
             group: first,
             count,
             users,
             warning: None,
             hosts: targets.len() as u32,
-        })
+        }))
     }
 
     /// `filter`: one owner's filter for a group replaced in one step on every host named.
-    fn set_filter(&mut self, args: &FilterArgs) -> Vec<u8> {
+    fn set_filter(&mut self, args: &FilterArgs) -> DaemonReply {
         let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
             Ok(targets) => targets,
-            Err(refusal) => return refusal,
+            Err(refusal) => return DaemonReply::Err(refusal),
         };
         let filter = match source_filter(&args.include, &args.exclude) {
             Ok(Some(filter)) => filter,
-            Ok(None) => return error_reply("filter needs include or exclude sources"),
-            Err(e) => return error_reply(e),
+            Ok(None) => return DaemonReply::refuse("filter needs include or exclude sources"),
+            Err(e) => return DaemonReply::refuse(e),
         };
         self.owned_change(OwnedOp::Set(filter), &args.owner, &[args.group], &targets)
     }
@@ -307,28 +301,30 @@ impl Daemon {
         owner: &str,
         groups: &[IpAddr],
         targets: &[HostId],
-    ) -> Vec<u8> {
+    ) -> DaemonReply {
         if !membership::is_valid_owner(owner) {
-            return error_reply(Error::BadOwner(owner.into()));
+            return DaemonReply::refuse(Error::BadOwner(owner.into()));
         }
         if owner.starts_with(LISTENER_OWNER_PREFIX) {
-            return error_reply(format!(
+            return DaemonReply::refuse(format!(
                 "owner names beginning with {LISTENER_OWNER_PREFIX} are the listeners' own"
             ));
         }
         if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
-            return error_reply(format!("more than {MAX_BATCH} changes in one request"));
+            return DaemonReply::refuse(format!("more than {MAX_BATCH} changes in one request"));
         }
         let mut plan = Vec::with_capacity(groups.len() * targets.len());
         for &id in targets {
             for &group in groups {
                 if !group.is_multicast() {
-                    return error_reply(Error::NotMulticast(group));
+                    return DaemonReply::refuse(Error::NotMulticast(group));
                 }
                 let current = self.owner_filter(id, group, owner);
                 match op.next(current, owner, group) {
                     Ok(filter) => plan.push((id, group, filter)),
-                    Err(e) => return error_reply(format!("{e} on {}", self.host_label(id))),
+                    Err(e) => {
+                        return DaemonReply::refuse(format!("{e} on {}", self.host_label(id)))
+                    }
                 }
             }
         }
@@ -353,11 +349,11 @@ impl Daemon {
                 }
                 Err(e) if done > 0 => {
                     warn!("{group}: {e} (after {done} changes of the request were made)");
-                    return error_reply(format!(
+                    return DaemonReply::refuse(format!(
                         "{group}: {e} (the {done} changes before it were made)"
                     ));
                 }
-                Err(e) => return error_reply(format!("{group}: {e}")),
+                Err(e) => return DaemonReply::refuse(format!("{group}: {e}")),
             }
         }
         let label = self.host_label(targets[0]);
@@ -375,30 +371,32 @@ impl Daemon {
                 n => format!(" and {} more hosts", n - 1),
             }
         );
-        ok_reply(&ChangeReply {
+        DaemonReply::Ok(Body::Change(ChangeReply {
             iface: label,
             group: groups[0],
             count: groups.len() as u32,
             users,
             warning: None,
             hosts: targets.len() as u32,
-        })
+        }))
     }
 
     /// A join held by the listener `socket` (see `listeners`): on the host `--host` or
     /// `--iface` names (default: the first host of the first link); the datagrams read on its
     /// link reach it.
-    fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> Vec<u8> {
+    fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> DaemonReply {
         let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
             Ok(targets) => targets,
-            Err(refusal) => return refusal,
+            Err(refusal) => return DaemonReply::Err(refusal),
         };
         let &[id] = &targets[..] else {
-            return error_reply("a listener is the join of one host: give --host, not a range");
+            return DaemonReply::refuse(
+                "a listener is the join of one host: give --host, not a range",
+            );
         };
         let filter = match source_filter(&args.include, &args.exclude) {
             Ok(filter) => filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new())),
-            Err(e) => return error_reply(e),
+            Err(e) => return DaemonReply::refuse(e),
         };
         let now = self.now();
         let h = &self.hosts[id];
@@ -419,21 +417,21 @@ impl Daemon {
         ) {
             Ok((listener, users)) => {
                 self.note_member(id, args.group);
-                ok_reply(&ListenReply {
-                    id: listener as u64,
+                DaemonReply::Ok(Body::Listen(ListenReply {
+                    id: listener.as_u64(),
                     iface: self.host_label(id),
                     group: args.group,
                     port: args.port,
                     users,
-                })
+                }))
             }
-            Err(refusal) => refusal,
+            Err(refusal) => DaemonReply::Err(refusal),
         }
     }
 
     /// The counters: every one (the cores', the devices', the control socket's, the data
     /// path's), or one link's (its device's, its hosts' summed), or one host's.
-    pub(super) fn stats(&self, args: &StatsArgs) -> Result<StatsReply, Vec<u8>> {
+    pub(super) fn stats(&self, args: &StatsArgs) -> Result<StatsReply, String> {
         let mut reply = StatsReply::default();
         let mut add = |name: &str, value: u64, help: &str| {
             *reply.stats.entry(name.to_string()).or_default() += value;
@@ -444,7 +442,7 @@ impl Daemon {
         };
         if let Some(addr) = args.host {
             let Some(&id) = self.by_addr.get(&addr) else {
-                return Err(error_reply(format!("no host has the address {addr}")));
+                return Err(format!("no host has the address {addr}"));
             };
             for (name, value, help) in self.hosts[id].io.described() {
                 add(name, value, help);
@@ -482,50 +480,22 @@ impl Daemon {
     }
 
     /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address.
-    pub(super) fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, Vec<u8>> {
+    pub(super) fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, String> {
         if !self.delays.is_on() {
-            return Err(error_reply(
-                "delays are not measured: start tunmcastd with --delays (delays = true in the \
-                 --config file)",
-            ));
+            return Err(
+                "delays are not measured: start tunmcastd with --delays (delays = true in \
+                        the --config file)"
+                    .into(),
+            );
         }
-        let report = self.delays.report(args.limit.unwrap_or(100));
-        let summary = |s: &crate::delays::DelaySummary| DelaySummary {
-            count: s.count,
-            p50_ns: s.p50_ns,
-            p99_ns: s.p99_ns,
-            max_ns: s.max_ns,
-        };
-        let host_group = |hg: &crate::delays::HostGroup| HostGroup {
-            host: self
-                .delay_hosts
-                .get(hg.host as usize)
-                .map_or_else(|| format!("#{}", hg.host), Ipv4Addr::to_string),
-            group: hg.group,
-        };
-        let reply = DelaysReply {
-            leave_grace_ns: report.leave_grace_ns,
-            join: summary(&report.join),
-            leave: summary(&report.leave),
-            groups: report
-                .groups
-                .iter()
-                .map(|g| GroupDelays {
-                    group: g.group,
-                    join: summary(&g.join),
-                    leave: summary(&g.leave),
-                })
-                .collect(),
-            never_forwarded: report.never_forwarded.iter().map(host_group).collect(),
-            never_forwarded_total: report.never_forwarded_total,
-            forwarded_after_leave: report
-                .forwarded_after_leave
-                .iter()
-                .map(host_group)
-                .collect(),
-            forwarded_after_leave_total: report.forwarded_after_leave_total,
-            untracked: report.untracked,
-        };
+        let reply = self
+            .delays
+            .report(args.limit.unwrap_or(100))
+            .map_hosts(|n| {
+                self.delay_hosts
+                    .get(n as usize)
+                    .map_or_else(|| format!("#{n}"), Ipv4Addr::to_string)
+            });
         if args.reset {
             self.delays.reset();
         }

@@ -11,14 +11,13 @@
 use std::collections::HashSet;
 use std::io::Write as _;
 
+use control::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo, IfIndex};
-use serde::Serialize;
-use tools::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 
 use super::requests::Answer;
-use super::{Daemon, HostId};
-use crate::control::{error_reply, ok_reply};
+use super::{CoreId, Daemon, HostId};
+use crate::control::{Body, DaemonReply, Part, ShowGroups};
 
 #[cfg(doc)]
 use crate::control::STREAM_DEPTH;
@@ -30,16 +29,16 @@ const SLICE: usize = 1024;
 pub(crate) struct ShowJob {
     /// Where the walk of the group tables stands (which core, where in it); `None` once it is
     /// over.
-    cursor: Option<(usize, GroupCursor)>,
+    cursor: Option<(CoreId, GroupCursor)>,
     /// Only the groups of these hosts (core, ifindex); all without.
-    only: Option<HashSet<(usize, IfIndex)>>,
+    only: Option<HashSet<(CoreId, IfIndex)>>,
     /// Groups still to list (`--limit`).
     left: u64,
     /// No group listed yet (no comma before the next).
     first: bool,
     /// The first part, until it is handed over.
     head: Option<Vec<u8>>,
-    sink: Option<Sender<Vec<u8>>>,
+    sink: Option<Sender<Part>>,
 }
 
 impl ShowJob {
@@ -53,7 +52,7 @@ impl ShowJob {
         self.sink.as_ref().is_some_and(Sender::is_full)
     }
 
-    pub(crate) fn start(&mut self, sink: Sender<Vec<u8>>) {
+    pub(crate) fn start(&mut self, sink: Sender<Part>) {
         self.sink = Some(sink);
     }
 
@@ -62,7 +61,7 @@ impl ShowJob {
         let Some(sink) = &self.sink else {
             return false;
         };
-        match sink.try_send(part) {
+        match sink.try_send(Part::Stream(part)) {
             Ok(()) => true,
             // Checked by the caller with `is_blocked`; a race only delays the walk.
             Err(TrySendError::Full(part)) => sink.send(part).is_ok(),
@@ -79,28 +78,28 @@ impl Daemon {
     pub(super) fn show(&self, args: &ShowArgs) -> Answer {
         let link = match self.check_iface(&args.iface) {
             Ok(link) => link,
-            Err(refusal) => return Answer::Reply(refusal),
+            Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
         };
         // The hosts shown: those named, or those of the link, or all.
         let only: Option<Vec<HostId>> = if args.host.is_some() || args.hosts.is_some() {
             match self.target_hosts(&args.iface, &args.host, &args.hosts) {
                 Ok(hosts) => Some(hosts),
-                Err(refusal) => return Answer::Reply(refusal),
+                Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
             }
         } else {
             link.map(|link| self.links[link].hosts.clone())
         };
-        let only: Option<HashSet<(usize, IfIndex)>> = only.map(|hosts| {
+        let only: Option<HashSet<(CoreId, IfIndex)>> = only.map(|hosts| {
             hosts
                 .iter()
                 .map(|&h| (self.hosts[h].core, self.hosts[h].ifindex))
                 .collect()
         });
-        let wanted = |key: &(usize, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
+        let wanted = |key: &(CoreId, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
         let now = self.now();
         let mut interfaces = Vec::new();
         let mut total = 0u64;
-        for (c, core) in self.cores.iter().enumerate() {
+        for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
                 let Some(&id) = self.by_iface.get(&(c, i.iface)) else {
                     continue;
@@ -120,7 +119,7 @@ impl Daemon {
         };
         if let Some(group) = args.group {
             let mut found = Vec::new();
-            for (c, core) in self.cores.iter().enumerate() {
+            for (c, core) in self.cores.iter_ids() {
                 for i in core.host.interfaces(now) {
                     let key = (c, i.iface);
                     let live = self
@@ -141,26 +140,21 @@ impl Daemon {
                     (None, 1) => self.links.iter().next().expect("one").1.name.clone(),
                     (None, _) => "any host".into(),
                 };
-                return Answer::Reply(error_reply(format!("{group} is not joined on {on}")));
+                return Answer::Reply(DaemonReply::refuse(format!(
+                    "{group} is not joined on {on}"
+                )));
             }
-            #[derive(Serialize)]
-            struct SomeGroups {
-                #[serde(flatten)]
-                header: ShowHeader,
-                groups: Vec<protocol::GroupInfo>,
-                total_groups: u64,
-            }
-            return Answer::Reply(ok_reply(&SomeGroups {
+            return Answer::Reply(DaemonReply::Ok(Body::Show(ShowGroups {
                 header,
                 groups: found,
                 total_groups: total,
-            }));
+            })));
         }
-        let mut head = ok_reply(&header);
+        let mut head = control::Reply::Ok(&header).to_line();
         head.truncate(head.len() - 2); // the closing brace and the newline
         head.extend_from_slice(b",\"groups\":[");
         Answer::Show(ShowJob {
-            cursor: (!self.cores.is_empty()).then_some((0, GroupCursor::START)),
+            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
             only,
             first: true,
             left: args.limit.unwrap_or(u64::MAX),
@@ -257,8 +251,7 @@ impl Daemon {
             }
             job.cursor = match next {
                 Some(next) => Some((core, next)),
-                None if core + 1 < self.cores.len() => Some((core + 1, GroupCursor::START)),
-                None => None,
+                None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
             };
             if job.left == 0 {
                 job.cursor = None;
@@ -276,7 +269,7 @@ impl Daemon {
     }
 
     /// A core group record as the protocol lists it.
-    pub(super) fn group_info(&self, core: usize, g: &GroupInfo) -> protocol::GroupInfo {
+    pub(super) fn group_info(&self, core: CoreId, g: &GroupInfo) -> protocol::GroupInfo {
         protocol::GroupInfo {
             iface: self
                 .by_iface

@@ -9,7 +9,7 @@ use membership::wire::igmp::IgmpRepr;
 use membership::wire::mld::MldRepr;
 use membership::{Message, Transmit};
 
-use super::{Daemon, HostId};
+use super::{CoreId, Daemon, HostId};
 
 /// What a transmit means for the delay measurements and for the link's other hosts.
 enum Meaning {
@@ -60,9 +60,7 @@ impl Daemon {
     fn flush_up_to(&mut self, budget: usize) -> bool {
         let now = self.now();
         let mut sent = 0;
-        let cores = self.cores.len();
-        let first = self.next_flush_core % cores.max(1);
-        for core in (first..cores).chain(0..first) {
+        for (core, after) in self.cores.ids_from(self.next_flush_core) {
             while sent < budget {
                 let Some(tx) = self.cores[core].host.poll_transmit(now) else {
                     break;
@@ -77,7 +75,7 @@ impl Daemon {
                 self.log_event(core, &event);
             }
             if sent >= budget {
-                self.next_flush_core = core + 1;
+                self.next_flush_core = after;
                 break;
             }
         }
@@ -87,7 +85,7 @@ impl Daemon {
         sent >= budget
     }
 
-    fn transmit(&mut self, core: usize, tx: Transmit) {
+    fn transmit(&mut self, core: CoreId, tx: Transmit) {
         let Some(&id) = self.by_iface.get(&(core, tx.iface)) else {
             // A host of a closed link: its device is gone.
             debug!("dropped {} {} -> {}: no link", tx.message, tx.src, tx.dst);

@@ -1,5 +1,5 @@
 //! `--http ADDR:PORT`: a read-only view of the daemon over HTTP/1.1 — `/metrics` for
-//! Prometheus, `/api/...` JSON ([`tools::http_api`]) and `/`, a live page.
+//! Prometheus, `/api/...` JSON ([`control::http_api`]) and `/`, a live page.
 //!
 //! The server is one thread with its own mio loop. It never touches the daemon's state: a
 //! request that needs it becomes a [`Query`] sent over a channel to the event loop (whose
@@ -18,13 +18,13 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use control::http_api::{DelayHistograms, GroupsPage, HostsPage, LinksReply, Overview};
+use control::protocol::{DelaysReply, StatsReply};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
-use tools::http_api::{DelayHistograms, GroupsPage, HostsPage, LinksReply, Overview};
-use tools::protocol::{DelaysReply, StatsReply};
 
 mod routes;
 

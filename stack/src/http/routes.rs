@@ -3,9 +3,9 @@
 
 use std::net::IpAddr;
 
+use control::http_api::{DEFAULT_PAGE, MAX_PAGE};
+use control::prometheus;
 use serde::Serialize;
-use tools::http_api::{DEFAULT_PAGE, MAX_PAGE};
-use tools::prometheus;
 
 use super::{Query, Refusal, Snapshot, MAX_HEAD};
 

@@ -241,8 +241,8 @@ pub struct DelaysArgs {
     pub limit: Option<usize>,
 }
 
-/// One summary of delays, in nanoseconds (nearest-rank percentiles).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One summary of delays, in nanoseconds (nearest-rank percentiles); all 0 when `count` is 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DelaySummary {
     pub count: usize,
     pub p50_ns: u64,
@@ -258,27 +258,60 @@ pub struct GroupDelays {
     pub leave: DelaySummary,
 }
 
-/// A (host, group) pair in a delay list; `host` is the host's IPv4 address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostGroup {
-    pub host: String,
+/// A (host, group) pair in a delay list; `host` is the host's IPv4 address (the daemon's
+/// delay tracker, which numbers its hosts, makes a `HostGroup<u32>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostGroup<H = String> {
+    pub host: H,
     pub group: IpAddr,
 }
 
-/// The reply to `delays`.
+/// The reply to `delays`: what `tunmcastctl delays [--json]` shows. The daemon's delay
+/// tracker makes it with its own host numbers (`DelaysReply<u32>`), which the daemon names
+/// ([`DelaysReply::map_hosts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DelaysReply {
+pub struct DelaysReply<H = String> {
     /// Datagrams later than a leave plus this count the group as still forwarded.
     pub leave_grace_ns: u64,
+    /// Over every (host, group) whose first datagram came.
     pub join: DelaySummary,
+    /// Over every (host, group) left; 0 when no datagram came after the leave.
     pub leave: DelaySummary,
+    /// Per group, by group address.
     pub groups: Vec<GroupDelays>,
-    pub never_forwarded: Vec<HostGroup>,
+    /// Joined, and no datagram yet; by host then group, at most the list limit.
+    pub never_forwarded: Vec<HostGroup<H>>,
     pub never_forwarded_total: usize,
-    pub forwarded_after_leave: Vec<HostGroup>,
+    /// A datagram came later than the leave plus the grace.
+    pub forwarded_after_leave: Vec<HostGroup<H>>,
     pub forwarded_after_leave_total: usize,
     /// Joins not measured because the table was full.
     pub untracked: u64,
+}
+
+impl<H> DelaysReply<H> {
+    /// The same report, each host named by `name`.
+    pub fn map_hosts<K>(self, mut name: impl FnMut(H) -> K) -> DelaysReply<K> {
+        let mut names = |list: Vec<HostGroup<H>>| -> Vec<HostGroup<K>> {
+            list.into_iter()
+                .map(|hg| HostGroup {
+                    host: name(hg.host),
+                    group: hg.group,
+                })
+                .collect()
+        };
+        DelaysReply {
+            leave_grace_ns: self.leave_grace_ns,
+            join: self.join,
+            leave: self.leave,
+            groups: self.groups,
+            never_forwarded: names(self.never_forwarded),
+            never_forwarded_total: self.never_forwarded_total,
+            forwarded_after_leave: names(self.forwarded_after_leave),
+            forwarded_after_leave_total: self.forwarded_after_leave_total,
+            untracked: self.untracked,
+        }
+    }
 }
 
 /// One link's device and counters, in `show`.

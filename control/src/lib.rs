@@ -1,0 +1,18 @@
+//! The tunmcastd control protocol, defined once for the daemon (`stack`) and its clients
+//! (`tools`).
+//!
+//! The daemon listens on a Unix stream socket and speaks one JSON object per line in each
+//! direction: a request ([`protocol::Request`]) such as `{"cmd":"join","group":"239.1.2.3"}`
+//! gets a reply in the one envelope [`Reply`]: `{"ok":true,...}` or
+//! `{"ok":false,"error":"..."}`. A `listen` request turns into a listener socket whose wire
+//! format is [`listen`]. The read-only HTTP view serves [`http_api`] pages and
+//! [`prometheus`] text.
+
+pub mod http_api;
+pub mod listen;
+pub mod prometheus;
+pub mod protocol;
+mod reply;
+
+pub use protocol::Request;
+pub use reply::Reply;
