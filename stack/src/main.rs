@@ -96,6 +96,12 @@ pub struct Args {
     /// Link MTU in bytes: IGMPv3 / MLDv2 reports are packed to fit it.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..))]
     pub mtu: u16,
+    /// How many reports of a large General Query answer (one host's many groups) go out at
+    /// once; the rest are spread evenly over what is left of the query's Max Resp Time, never
+    /// past it, so that a router policing the IGMP/MLD it punts to its CPU hears them all.
+    /// State-change reports are never held back. 0: every report at once, as the RFCs do.
+    #[arg(long, value_name = "REPORTS", default_value_t = 8)]
+    pub answer_burst: u32,
     /// Drop IGMP without Router Alert or with TTL other than 1 (default: accept and count, as
     /// the Linux kernel and FRR do).
     #[arg(long)]
@@ -292,6 +298,7 @@ impl Args {
             self.v3_unsolicited_interval_ms != running.v3_unsolicited_interval_ms,
         );
         differ("mtu", self.mtu != running.mtu);
+        differ("answer_burst", self.answer_burst != running.answer_burst);
         differ("strict_igmp", self.strict_igmp != running.strict_igmp);
         differ("lenient_mld", self.lenient_mld != running.lenient_mld);
         differ(

@@ -82,6 +82,10 @@ fn core_config(args: &Args, params: &HostParams) -> Config {
             require_router_alert: !args.lenient_mld,
             require_hop_limit_one: !args.lenient_mld,
         },
+        answer_burst: match args.answer_burst {
+            0 => u32::MAX,
+            burst => burst,
+        },
         ..Config::default()
     }
 }
@@ -508,5 +512,24 @@ impl Daemon {
 fn service_notify(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
         warn!("cannot notify the service manager: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[test]
+    fn answer_burst_reaches_the_cores_and_zero_sends_every_report_at_once() {
+        let config = |extra: &[&str]| {
+            let mut argv = vec!["tunmcastd", "--tun", "t0", "--ipv4", "10.99.0.2/24"];
+            argv.extend(extra);
+            core_config(&Args::parse_from(argv), &HostParams::default())
+        };
+        assert_eq!(config(&[]).answer_burst, Config::default().answer_burst);
+        assert_eq!(config(&["--answer-burst", "100"]).answer_burst, 100);
+        assert_eq!(config(&["--answer-burst", "0"]).answer_burst, u32::MAX);
     }
 }
