@@ -256,6 +256,12 @@ impl Listeners {
         }
     }
 
+    /// Whether a listener of `group` is on `link` (then [`Listeners::deliver`] does not ask
+    /// whether the group is held).
+    pub fn takes(&self, link: LinkId, group: IpAddr) -> bool {
+        self.by_group.contains_key(&(link, group))
+    }
+
     /// Queues `datagram`, read on `link`, to every listener of its group on that link whose
     /// port and filter admit it. `joined`: whether a host of the link holds the group at all
     /// (a join without a listener receives nothing: there is nobody to hand the data to);

@@ -45,7 +45,23 @@ pub(super) struct Link {
     pub readable: bool,
     /// Multicast packets still being handed to the hosts, oldest first.
     pub fanouts: VecDeque<Fanout>,
+    /// Whether a host holds a group, as last found for a datagram no listener took (see
+    /// [`Daemon::link_holds`]).
+    member_hints: HashMap<IpAddr, MemberHint>,
 }
+
+/// What [`Daemon::link_holds`] last found for a group.
+#[derive(Clone, Copy)]
+enum MemberHint {
+    /// This host held it (asked again each time).
+    Host(HostId),
+    /// Nobody, as of this join epoch (`Daemon::join_epoch`).
+    Nobody(u64),
+}
+
+/// The most groups a link keeps [`MemberHint`]s for: past it they are cleared, so that a flood
+/// of datagrams to ever new groups cannot grow them.
+const MEMBER_HINTS: usize = 4096;
 
 /// A multicast packet being handed to the hosts of a link with more than [`FANOUT_SLICE`] of
 /// them: a General Query reaching a million hosts is a million core calls (a second of the
@@ -127,6 +143,7 @@ impl Daemon {
             neighbours: NeighbourTable::new(),
             members: HashMap::new(),
             fanouts: VecDeque::new(),
+            member_hints: HashMap::new(),
             // Packets may be waiting already (a device reopened by a reload).
             readable: true,
         });
@@ -305,20 +322,11 @@ impl Daemon {
                         }
                     }
                 }
-                let (hosts, cores) = (&self.hosts, &self.cores);
-                let is_joined = |m: &HostId| {
-                    let h = &hosts[*m];
-                    cores[h.core].host.is_joined(h.ifindex, datagram.group)
-                };
-                // Only asked when no listener takes the datagram, to count it under the right
-                // reason. Where the link keeps no member sets (one host, or hosts behind a
-                // snooping switch without --delays) the hosts are asked: the first joined one
-                // answers; a group nobody joined is rare there (a switch does not forward it).
-                let joined = || match link.members.get(&datagram.group) {
-                    Some(members) => members.iter().any(is_joined),
-                    None => link.hosts.iter().any(is_joined),
-                };
-                return self.listeners.deliver(id, &datagram, joined);
+                // Asked only when no listener takes the datagram, to count it under the right
+                // reason.
+                let joined = !self.listeners.takes(id, datagram.group)
+                    && self.link_holds(id, datagram.group);
+                return self.listeners.deliver(id, &datagram, || joined);
             }
             Sorted::Dropped(reason) => return self.listeners.dropped(reason),
             Sorted::NotMulticastUdp => {}
@@ -348,6 +356,36 @@ impl Daemon {
             }
         };
         self.log_handed(id, packet, accepted, query);
+    }
+
+    /// Whether a host of link `id` holds `group`. Where the link keeps member sets (delays,
+    /// suppression), its members are asked; elsewhere the answer is kept per group, so that a
+    /// flood of a group costs O(1) a datagram, not O(hosts): a "yes" as the host that held it
+    /// (asked again each time), a "no" until the next join anywhere (only a join makes a host
+    /// hold a group). The hosts are asked again only when that changed.
+    fn link_holds(&mut self, id: LinkId, group: IpAddr) -> bool {
+        let (hosts, cores) = (&self.hosts, &self.cores);
+        let holds = |m: &HostId| {
+            let h = &hosts[*m];
+            cores[h.core].host.is_joined(h.ifindex, group)
+        };
+        let link = &self.links[id];
+        if let Some(members) = link.members.get(&group) {
+            return members.iter().any(holds);
+        }
+        match link.member_hints.get(&group) {
+            Some(MemberHint::Host(host)) if hosts.contains(*host) && holds(host) => return true,
+            Some(MemberHint::Nobody(epoch)) if *epoch == self.join_epoch => return false,
+            _ => {}
+        }
+        let found = link.hosts.iter().find(|m| holds(m)).copied();
+        let hint = found.map_or(MemberHint::Nobody(self.join_epoch), MemberHint::Host);
+        let hints = &mut self.links[id].member_hints;
+        if hints.len() >= MEMBER_HINTS {
+            hints.clear();
+        }
+        hints.insert(group, hint);
+        found.is_some()
     }
 
     /// Hands the oldest multicast packet still being handed on link `id` to its next

@@ -159,6 +159,9 @@ struct Daemon {
     shows: Vec<ShowJob>,
     /// The last flush stopped at its budget: more may be due now.
     transmits_due: bool,
+    /// Counts the joins made (`note_member`): a link's "nobody holds this group" stays true
+    /// until it moves.
+    join_epoch: u64,
     /// The core the next flush starts with, so that a budget cut shares the turns.
     next_flush_core: usize,
     /// Reports the requests of this turn may have made: written before their replies.
@@ -206,6 +209,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
         shows: Vec::new(),
+        join_epoch: 0,
         transmits_due: false,
         next_flush_core: 0,
         reports_owed: 0,
