@@ -1,13 +1,12 @@
 //! ARP, Neighbour Discovery and ping answers for the emulated hosts of a TAP link, so that
 //! switches and routers see real stations: each host answers for its own addresses only.
 //!
-//! Pure: [`answer`] takes one received Ethernet frame and the link's [`NeighbourTable`], and
+//! Pure: [`answer`] takes one received Ethernet frame and the link's hosts ([`Neighbours`]), and
 //! returns the one frame to send back, says the frame is not for this layer (IGMP, MLD, data:
 //! hand it on), or names why it was dropped. Echo and NS carried behind IPv6 extension
 //! headers, and fragmented pings, are not answered: real stations on a multicast test bed
 //! do not send them, and answering them would need reassembly.
 
-use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::checksum::Sum16BitWords;
@@ -27,45 +26,13 @@ pub struct NeighbourHost {
     pub ipv6_ll: Ipv6Addr,
 }
 
-/// The hosts of one link, found by address in O(1).
-#[derive(Debug, Default)]
-pub struct NeighbourTable {
-    by_ipv4: HashMap<Ipv4Addr, NeighbourHost>,
-    by_ipv6: HashMap<Ipv6Addr, NeighbourHost>,
-}
-
-impl NeighbourTable {
-    pub fn new() -> NeighbourTable {
-        NeighbourTable::default()
-    }
-
-    /// Adds `host`, replacing any host with the same addresses.
-    pub fn insert(&mut self, host: NeighbourHost) {
-        self.by_ipv4.insert(host.ipv4, host);
-        self.by_ipv6.insert(host.ipv6_ll, host);
-    }
-
-    /// Removes the host with these addresses, if it is there.
-    pub fn remove(&mut self, host: &NeighbourHost) {
-        self.by_ipv4.remove(&host.ipv4);
-        self.by_ipv6.remove(&host.ipv6_ll);
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_ipv4.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_ipv4.is_empty()
-    }
-
-    pub fn by_ipv4(&self, addr: Ipv4Addr) -> Option<&NeighbourHost> {
-        self.by_ipv4.get(&addr)
-    }
-
-    pub fn by_ipv6(&self, addr: Ipv6Addr) -> Option<&NeighbourHost> {
-        self.by_ipv6.get(&addr)
-    }
+/// The hosts of one link, found by address in O(1): what [`answer`] asks. The daemon answers
+/// from its own index of hosts by address, so that a host costs no table of its own here.
+pub trait Neighbours {
+    /// The host of this link with this IPv4 address.
+    fn by_ipv4(&self, addr: Ipv4Addr) -> Option<NeighbourHost>;
+    /// The host of this link with this IPv6 link-local address.
+    fn by_ipv6(&self, addr: Ipv6Addr) -> Option<NeighbourHost>;
 }
 
 /// What to do with a received frame.
@@ -175,7 +142,7 @@ const REPLY_HOP_LIMIT: u8 = 64;
 const ND_HOP_LIMIT: u8 = 255;
 
 /// The answer of our hosts to `frame`, received on a TAP link whose hosts are `hosts`.
-pub fn answer(frame: &[u8], hosts: &NeighbourTable) -> Answer {
+pub fn answer(frame: &[u8], hosts: &impl Neighbours) -> Answer {
     let Ok((ethernet, payload)) = Ethernet2Header::from_slice(frame) else {
         return Answer::NotNeighbour;
     };
@@ -209,7 +176,7 @@ fn check_destination_mac(
 }
 
 /// RFC 826: a request for one of our hosts' IPv4 addresses gets that host's MAC.
-fn answer_arp(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTable) -> Handled {
+fn answer_arp(ethernet: &Ethernet2Header, payload: &[u8], hosts: &impl Neighbours) -> Handled {
     let arp = ArpPacket::from_slice(payload).map_err(|_| NeighbourDrop::Truncated)?;
     let arp = arp
         .try_eth_ipv4()
@@ -224,7 +191,7 @@ fn answer_arp(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTable
         .by_ipv4(arp.target_ipv4_addr())
         .ok_or(NeighbourDrop::NotOurAddress)?;
     if ethernet.destination != BROADCAST {
-        check_destination_mac(ethernet, host, false)?;
+        check_destination_mac(ethernet, &host, false)?;
     }
     let reply = ArpEthIpv4Packet {
         operation: ArpOperation::REPLY,
@@ -242,7 +209,7 @@ fn answer_arp(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTable
 }
 
 /// RFC 792: an echo request to one of our hosts' IPv4 addresses gets an echo reply.
-fn answer_ipv4(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTable) -> Handled {
+fn answer_ipv4(ethernet: &Ethernet2Header, payload: &[u8], hosts: &impl Neighbours) -> Handled {
     let Ok((ip, _)) = Ipv4Header::from_slice(payload) else {
         return Ok(None);
     };
@@ -268,7 +235,7 @@ fn answer_ipv4(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTabl
     let host = hosts
         .by_ipv4(Ipv4Addr::from(ip.destination))
         .ok_or(NeighbourDrop::NotOurAddress)?;
-    check_destination_mac(ethernet, host, false)?;
+    check_destination_mac(ethernet, &host, false)?;
     let (id, seq) = id_and_sequence(icmp);
     let mut frame = Vec::with_capacity(Ethernet2Header::LEN + 20 + icmp.len());
     PacketBuilder::ethernet2(host.mac.0, ethernet.source)
@@ -287,7 +254,7 @@ fn id_and_sequence(icmp: &[u8]) -> (u16, u16) {
 }
 
 /// ICMPv6 NS (RFC 4861) and echo (RFC 4443 §4.1) for one of our hosts' link-locals.
-fn answer_ipv6(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTable) -> Handled {
+fn answer_ipv6(ethernet: &Ethernet2Header, payload: &[u8], hosts: &impl Neighbours) -> Handled {
     let Ok((ip, rest)) = Ipv6Header::from_slice(payload) else {
         return Ok(None);
     };
@@ -320,7 +287,7 @@ fn answer_ipv6(ethernet: &Ethernet2Header, payload: &[u8], hosts: &NeighbourTabl
     let host = hosts
         .by_ipv6(destination)
         .ok_or(NeighbourDrop::NotOurAddress)?;
-    check_destination_mac(ethernet, host, false)?;
+    check_destination_mac(ethernet, &host, false)?;
     let (id, seq) = id_and_sequence(icmp);
     let mut frame = Vec::with_capacity(Ethernet2Header::LEN + Ipv6Header::LEN + icmp.len());
     PacketBuilder::ethernet2(host.mac.0, ethernet.source)
@@ -359,7 +326,7 @@ fn answer_solicitation(
     ethernet: &Ethernet2Header,
     ip: &Ipv6Header,
     icmp: &[u8],
-    hosts: &NeighbourTable,
+    hosts: &impl Neighbours,
 ) -> Handled {
     if ip.hop_limit != ND_HOP_LIMIT {
         return Err(NeighbourDrop::NsHopLimit);
@@ -400,7 +367,7 @@ fn answer_solicitation(
     if destination != target && destination != solicited_node(target) {
         return Err(NeighbourDrop::NsInvalid);
     }
-    check_destination_mac(ethernet, host, true)?;
+    check_destination_mac(ethernet, &host, true)?;
 
     let (to_ip, to_mac) = if duplicate_address_detection {
         let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);

@@ -9,7 +9,7 @@ use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 
 use super::{core_config, Core, CoreId, Daemon, HostId, LinkId};
 use crate::framing::Framing;
-use crate::neighbour::{solicited_node, NeighbourHost};
+use crate::neighbour::solicited_node;
 use crate::topology::{HostParams, HostSpec};
 
 /// The owner of each host's solicited-node join (`--solicited-node`).
@@ -111,7 +111,10 @@ impl Daemon {
         for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
             if let Some(other) = self.by_addr.insert(addr, id) {
                 warn!("{addr} is the address of two hosts; --host finds the later one");
-                let _ = other;
+                // Each link still answers ARP / ND for its own one.
+                self.shared_addrs
+                    .insert((self.hosts[other].link, addr), other);
+                self.shared_addrs.insert((link, addr), id);
             }
         }
         if self.args.solicited_node.joins(spec.mac.is_some()) {
@@ -120,11 +123,6 @@ impl Daemon {
         let link = &mut self.links[link];
         if let Some(mac) = spec.mac {
             link.by_mac.insert(mac.0, id);
-            link.neighbours.insert(NeighbourHost {
-                mac,
-                ipv4: spec.ipv4.0,
-                ipv6_ll: spec.ipv6_ll,
-            });
         }
         Ok(id)
     }
@@ -192,8 +190,20 @@ impl Daemon {
             host.retired = true;
             let (spec, link_id) = (host.spec, host.link);
             for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
+                if self.shared_addrs.get(&(link_id, addr)) == Some(&id) {
+                    self.shared_addrs.remove(&(link_id, addr));
+                }
                 if self.by_addr.get(&addr) == Some(&id) {
                     self.by_addr.remove(&addr);
+                    // Another link's host with the same address, if any, is found again.
+                    let other = self
+                        .shared_addrs
+                        .iter()
+                        .find(|((_, a), _)| *a == addr)
+                        .map(|(_, &other)| other);
+                    if let Some(other) = other {
+                        self.by_addr.insert(addr, other);
+                    }
                 }
             }
             let Some(link) = self.links.get_mut(link_id) else {
@@ -201,11 +211,6 @@ impl Daemon {
             };
             if let Some(mac) = spec.mac {
                 link.by_mac.remove(&mac.0);
-                link.neighbours.remove(&NeighbourHost {
-                    mac,
-                    ipv4: spec.ipv4.0,
-                    ipv6_ll: spec.ipv6_ll,
-                });
             }
             if !links.contains(&link_id) {
                 links.push(link_id); // links are few

@@ -15,10 +15,11 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use tun_tap::{Iface, Mode};
 
-use super::{CoreId, Daemon, HostId, IoStats, LinkId, READ_BURST};
+use super::{CoreId, Daemon, EmuHost, HostId, IoStats, LinkId, READ_BURST};
 use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
-use crate::neighbour::{self, NeighbourTable};
+use crate::ids::Table;
+use crate::neighbour::{self, NeighbourHost, Neighbours};
 use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec};
 
@@ -36,7 +37,6 @@ pub(super) struct Link {
     pub hosts: Vec<HostId>,
     /// Unicast frames find their host by MAC (TAP).
     pub by_mac: HashMap<[u8; 6], HostId>,
-    pub neighbours: NeighbourTable,
     /// The hosts that joined each group since the start: the datagrams of a group are
     /// attributed to these (delays), and a report one of them sends is heard by the others.
     pub members: HashMap<IpAddr, HashSet<HostId>>,
@@ -75,6 +75,43 @@ pub(super) struct Fanout {
     next: usize,
     /// When it was read.
     now: Instant,
+}
+
+/// The hosts of one link as [`neighbour::answer`] asks for them: found through the daemon's
+/// index by address, so that a host costs no neighbour table entries of its own.
+struct LinkNeighbours<'a> {
+    link: LinkId,
+    hosts: &'a Table<HostId, EmuHost>,
+    by_addr: &'a HashMap<IpAddr, HostId>,
+    shared_addrs: &'a HashMap<(LinkId, IpAddr), HostId>,
+}
+
+impl LinkNeighbours<'_> {
+    fn find(&self, addr: IpAddr) -> Option<NeighbourHost> {
+        let id = self
+            .shared_addrs
+            .get(&(self.link, addr))
+            .or_else(|| self.by_addr.get(&addr))?;
+        let host = self.hosts.get(*id)?;
+        if host.link != self.link || host.retired {
+            return None;
+        }
+        Some(NeighbourHost {
+            mac: host.spec.mac?,
+            ipv4: host.spec.ipv4.0,
+            ipv6_ll: host.spec.ipv6_ll,
+        })
+    }
+}
+
+impl Neighbours for LinkNeighbours<'_> {
+    fn by_ipv4(&self, addr: std::net::Ipv4Addr) -> Option<NeighbourHost> {
+        self.find(IpAddr::V4(addr))
+    }
+
+    fn by_ipv6(&self, addr: std::net::Ipv6Addr) -> Option<NeighbourHost> {
+        self.find(IpAddr::V6(addr))
+    }
 }
 
 /// Hosts a multicast packet is handed to in one loop turn: about 8 ms at 1 µs a host in a
@@ -140,7 +177,6 @@ impl Daemon {
             io: IoStats::default(),
             hosts: Vec::with_capacity(spec.hosts.len()),
             by_mac: HashMap::new(),
-            neighbours: NeighbourTable::new(),
             members: HashMap::new(),
             fanouts: VecDeque::new(),
             member_hints: HashMap::new(),
@@ -264,7 +300,13 @@ impl Daemon {
             },
             LinkKind::Tap => {
                 // The hosts answer for their own addresses before anything else.
-                match neighbour::answer(frame, &link.neighbours) {
+                let neighbours = LinkNeighbours {
+                    link: id,
+                    hosts: &self.hosts,
+                    by_addr: &self.by_addr,
+                    shared_addrs: &self.shared_addrs,
+                };
+                match neighbour::answer(frame, &neighbours) {
                     neighbour::Answer::Reply(reply) => {
                         link.io.tap_neighbour_answers += 1;
                         self.write_frame(id, &reply);

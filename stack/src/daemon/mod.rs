@@ -130,6 +130,9 @@ struct Daemon {
     by_iface: HashMap<(CoreId, IfIndex), HostId>,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
     by_addr: HashMap<IpAddr, HostId>,
+    /// The hosts whose address another link's host has too, by (link, address): rare (two labs
+    /// numbered alike), and how each link still finds its own for ARP / ND.
+    shared_addrs: HashMap<(LinkId, IpAddr), HostId>,
     /// Hosts removed by a reload whose leaves are still going out: their core interfaces are
     /// removed once the core holds no record of them.
     departing: Vec<HostId>,
@@ -196,6 +199,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         hosts: Table::new(),
         by_iface: HashMap::new(),
         by_addr: HashMap::new(),
+        shared_addrs: HashMap::new(),
         departing: Vec::new(),
         next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
         delay_hosts: Vec::new(),
