@@ -566,3 +566,63 @@ fn source_of(packet: &[u8]) -> String {
         _ => "?".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::framing::{Framing, Mac};
+    use crate::ids::Id;
+    use crate::topology::{HostParams, HostSpec};
+
+    fn host(link: LinkId, last: u8) -> EmuHost {
+        let mac = Mac([2, 0, 10, 99, 0, last]);
+        EmuHost {
+            spec: HostSpec {
+                mac: Some(mac),
+                ipv4: (Ipv4Addr::new(10, 99, 0, 10), 24),
+                ipv6_ll: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(last)),
+                params: HostParams::default(),
+            },
+            core: CoreId::from_index(0),
+            ifindex: 1,
+            link,
+            framing: Framing::Ethernet { mac },
+            retired: false,
+            delay_number: u32::from(last),
+            io: Default::default(),
+        }
+    }
+
+    /// Two links each with a host at 10.99.0.10: each link's neighbour answers find its own.
+    #[test]
+    fn each_link_finds_its_own_host_of_a_shared_address() {
+        let (a, b) = (LinkId::from_index(0), LinkId::from_index(1));
+        let mut hosts = Table::new();
+        let on_a = hosts.insert(host(a, 1));
+        let on_b = hosts.insert(host(b, 2));
+        let shared = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 10));
+        // What add_host leaves: the later host in by_addr, both by link in shared_addrs.
+        let by_addr = HashMap::from([
+            (shared, on_b),
+            (IpAddr::V6(hosts[on_a].spec.ipv6_ll), on_a),
+            (IpAddr::V6(hosts[on_b].spec.ipv6_ll), on_b),
+        ]);
+        let shared_addrs = HashMap::from([((a, shared), on_a), ((b, shared), on_b)]);
+        let view = |link| LinkNeighbours {
+            link,
+            hosts: &hosts,
+            by_addr: &by_addr,
+            shared_addrs: &shared_addrs,
+        };
+        let v4 = Ipv4Addr::new(10, 99, 0, 10);
+        assert_eq!(view(a).by_ipv4(v4).unwrap().mac, Mac([2, 0, 10, 99, 0, 1]));
+        assert_eq!(view(b).by_ipv4(v4).unwrap().mac, Mac([2, 0, 10, 99, 0, 2]));
+        // A link-local is one host's: the other link does not answer for it.
+        let ll_a = hosts[on_a].spec.ipv6_ll;
+        assert!(view(a).by_ipv6(ll_a).is_some());
+        assert!(view(b).by_ipv6(ll_a).is_none());
+        assert!(view(a).by_ipv4(Ipv4Addr::new(10, 99, 0, 11)).is_none());
+    }
+}
