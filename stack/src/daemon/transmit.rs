@@ -165,8 +165,10 @@ impl Daemon {
 const TRIM_AFTER: usize = 1000;
 
 /// The most packets one loop turn writes: at about 14 µs a report (a million hosts' answers,
-/// release build), a turn of 1024 takes some 15 ms, and a control request waits no longer.
-const FLUSH_BUDGET: usize = 1024;
+/// release build), a turn of 512 takes some 7 ms, and a control request waits no longer.
+/// (1,024 gave a `ping` p99 of 136 ms at 10^6 hosts, 512 gives 22 ms, with more answers out
+/// in time: stack/BENCHMARKS.md.)
+const FLUSH_BUDGET: usize = 512;
 
 /// A burst (a million groups' retransmissions, a General Query answered for all of them) is
 /// built and sent in one go: thousands of reports of a few KiB, freed right after. glibc keeps
