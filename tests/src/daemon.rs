@@ -42,6 +42,28 @@ impl Netns {
         self.spawn_daemon_with(&args, &socket)
     }
 
+    /// The `--config` file [`Netns::spawn_configured`] writes: rewrite it and send SIGHUP to
+    /// reload.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("links.toml")
+    }
+
+    /// Starts tunmcastd on the configuration file `text` (`[[link]]` tables and options),
+    /// written to [`Netns::config_path`], with the control socket `<dir>/ctl.sock`.
+    pub fn spawn_configured(&self, text: &str) -> Daemon<'_> {
+        let config = self.config_path();
+        std::fs::write(&config, text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", config.display()));
+        let socket = self.dir.join("ctl.sock");
+        let args = [
+            "--config",
+            config.to_str().expect("UTF-8 temp dir"),
+            "--control",
+            socket.to_str().expect("UTF-8 temp dir"),
+        ];
+        self.spawn_daemon_with(&args, &socket)
+    }
+
     /// Starts tunmcastd with exactly `args`; `socket` is its control socket.
     pub fn spawn_daemon_with(&self, args: &[&str], socket: &Path) -> Daemon<'_> {
         let ctl = bin("tunmcastctl");

@@ -157,26 +157,11 @@ fn a_hundred_hosts_seen_over_http() {
     src.ip(&["link", "set", "vsrc", "up"]);
 
     // `http` from the file, as every option can be.
-    let file = ns.dir().join("hosts.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "log_level = \"info\"\ndelays = true\nhttp = \"{HTTP}\"\n\
-             [[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
-             [[link.hosts]]\ncount = 100\nipv4 = \"10.99.0.10/24\"\n"
-        ),
-    )
-    .unwrap();
-    let socket = ns.dir().join("ctl.sock");
-    let daemon = ns.spawn_daemon_with(
-        &[
-            "--config",
-            file.to_str().unwrap(),
-            "--control",
-            socket.to_str().unwrap(),
-        ],
-        &socket,
-    );
+    let daemon = ns.spawn_configured(&format!(
+        "log_level = \"info\"\ndelays = true\nhttp = \"{HTTP}\"\n\
+         [[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
+         [[link.hosts]]\ncount = 100\nipv4 = \"10.99.0.10/24\"\n"
+    ));
     assert!(daemon.log().contains("HTTP view on http://127.0.0.1:8080/"));
     must_wait("the bridge's first query", secs(10), || {
         daemon.counter("igmp_rcv_v3_queries") >= 100

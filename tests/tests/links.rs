@@ -31,18 +31,9 @@ fn mdb(ns: &Netns, br: &str, tap: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Starts tunmcastd on the `[[link]]` file `text`; its control socket is `<dir>/ctl.sock`.
+/// Starts tunmcastd on the `[[link]]` file `text`; returns it and the file (for reloads).
 fn spawn_linked<'n>(ns: &'n Netns, text: &str) -> (Daemon<'n>, PathBuf) {
-    let config = ns.dir().join("links.toml");
-    std::fs::write(&config, text).unwrap();
-    let socket = ns.dir().join("ctl.sock");
-    let args = [
-        "--config",
-        config.to_str().unwrap(),
-        "--control",
-        socket.to_str().unwrap(),
-    ];
-    (ns.spawn_daemon_with(&args, &socket), config)
+    (ns.spawn_configured(text), ns.config_path())
 }
 
 /// A tcpdump of `filter` on `iface`, for frames the standard capture leaves out (UDP).

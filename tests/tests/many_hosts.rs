@@ -54,25 +54,11 @@ fn thousands_of_hosts_answer_a_general_query_in_time_while_the_control_plane_ans
         ..SnoopingBridge::default()
     };
     ns.snooping_bridge("br0", "tap1", "10.100.0.1/20", &config);
-    let config_file = ns.dir().join("hosts.toml");
-    std::fs::write(
-        &config_file,
-        format!(
-            "log_level = \"warn\"\n[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
-             suppression = false\n[[link.hosts]]\ncount = {HOSTS}\nipv4 = \"10.100.0.10/20\"\n"
-        ),
-    )
-    .unwrap();
-    let socket = ns.dir().join("ctl.sock");
-    let daemon = ns.spawn_daemon_with(
-        &[
-            "--config",
-            config_file.to_str().unwrap(),
-            "--control",
-            socket.to_str().unwrap(),
-        ],
-        &socket,
-    );
+    let daemon = ns.spawn_configured(&format!(
+        "log_level = \"warn\"\n[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
+         suppression = false\n[[link.hosts]]\ncount = {HOSTS}\nipv4 = \"10.100.0.10/20\"\n"
+    ));
+    let socket = daemon.socket().to_path_buf();
     let last = format!("10.100.{}.{}", (9 + HOSTS) / 256, (9 + HOSTS) % 256);
     let group = ip("239.40.0.1");
     daemon.ctl_ok(&[

@@ -16,7 +16,6 @@
 //!   bridge learns each host's join in that host's version.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tests::*;
@@ -463,23 +462,6 @@ fn an_old_bridge_querier_makes_the_daemon_fall_back_and_a_new_one_brings_it_back
 /// What the bridge learns of a group: its filter mode and sources.
 type Learned = (&'static str, &'static [&'static str]);
 
-/// Starts tunmcastd on the `[[link]]` file `text` (in the test's directory), control socket
-/// `<dir>/ctl.sock`.
-fn spawn_linked<'n>(ns: &'n Netns, text: &str) -> Daemon<'n> {
-    let config: PathBuf = ns.dir().join("links.toml");
-    std::fs::write(&config, text).unwrap();
-    let socket = ns.dir().join("ctl.sock");
-    ns.spawn_daemon_with(
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--control",
-            socket.to_str().unwrap(),
-        ],
-        &socket,
-    )
-}
-
 /// Two host blocks on one TAP, one forced to IGMPv2 / MLDv1, one speaking IGMPv3 / MLDv2, under
 /// the bridge's IGMPv3 / MLDv2 querier: each host's INCLUDE {S} join is learned as the host's
 /// version can say it, (*,G) from the old host and INCLUDE {S} from the new one, and stays so
@@ -491,8 +473,7 @@ fn the_bridge_learns_each_host_blocks_joins_in_that_blocks_version() {
     };
     ns.snooping_bridge(BR, TAP, KERNEL_V4_CIDR, &short_intervals(3, 2));
     let mut capture = ns.capture(TAP);
-    let daemon = spawn_linked(
-        &ns,
+    let daemon = ns.spawn_configured(
         "log_level = \"info\"\nv3_unsolicited_interval_ms = 200\n\
          [[link]]\ndevice = \"tap1\"\nkind = \"tap\"\nsuppression = false\n\
          [[link.hosts]]\ncount = 2\nipv4 = \"10.99.0.10/24\"\nigmp_version = 2\nmld_version = 1\n\

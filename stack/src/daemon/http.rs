@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use control::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
 use control::prometheus::Histogram;
-use control::protocol::{self, DelaysArgs, LinkInfo, StatsArgs};
+use control::protocol::{self, DelaysArgs, StatsArgs};
 use membership::GroupCursor;
 use mio::Waker;
 
@@ -256,24 +256,7 @@ impl Daemon {
     /// Every link and its device's counters (as `show` lists them: O(links), whatever the
     /// hosts).
     fn links_reply(&self) -> LinksReply {
-        let links = self
-            .links
-            .iter()
-            .map(|(_, link)| LinkInfo {
-                iface: link.name.clone(),
-                device: link.kind_name().to_lowercase(),
-                ifindex: link.ifindex,
-                suppression: link.suppression,
-                hosts: link.hosts.len() as u64,
-                stats: link
-                    .io
-                    .described()
-                    .into_iter()
-                    .filter(|(name, _, _)| !name.starts_with("control_"))
-                    .map(|(name, value, _)| (name.to_string(), value))
-                    .collect(),
-            })
-            .collect();
+        let links = self.links.iter().map(|(_, link)| link.info()).collect();
         LinksReply { links }
     }
 

@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use anyhow::{bail, Context as _};
+use control::protocol::LinkInfo;
 use log::{debug, error, info, warn};
 use membership::{Event, Instant};
 use mio::unix::SourceFd;
@@ -120,6 +121,24 @@ impl Neighbours for LinkNeighbours<'_> {
 const FANOUT_SLICE: usize = if cfg!(debug_assertions) { 512 } else { 4096 };
 
 impl Link {
+    /// The link and its device's counters, as `show` and `/api/links` list it.
+    pub fn info(&self) -> LinkInfo {
+        LinkInfo {
+            iface: self.name.clone(),
+            device: self.kind_name().to_lowercase(),
+            ifindex: self.ifindex,
+            suppression: self.suppression,
+            hosts: self.hosts.len() as u64,
+            stats: self
+                .io
+                .described()
+                .into_iter()
+                .filter(|(name, _, _)| !name.starts_with("control_"))
+                .map(|(name, value, _)| (name.to_string(), value))
+                .collect(),
+        }
+    }
+
     pub fn kind_name(&self) -> &'static str {
         match self.kind {
             LinkKind::Tun => "TUN",

@@ -173,20 +173,7 @@ impl Daemon {
             .iter()
             .filter_map(|spec| {
                 let link = &self.links[self.link_named(&spec.device)?];
-                Some(LinkInfo {
-                    iface: link.name.clone(),
-                    device: link.kind_name().to_lowercase(),
-                    ifindex: link.ifindex,
-                    suppression: link.suppression,
-                    hosts: link.hosts.len() as u64,
-                    stats: link
-                        .io
-                        .described()
-                        .into_iter()
-                        .filter(|(name, _, _)| !name.starts_with("control_"))
-                        .map(|(name, value, _)| (name.to_string(), value))
-                        .collect(),
-                })
+                Some(link.info())
             })
             .collect()
     }

@@ -21,25 +21,10 @@ const MAX_DELAY_LIST: usize = 1000;
 /// A request the server can answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Route {
+    /// The live page, which the server has at hand.
     Page,
-    Metrics,
-    Overview,
-    Stats,
-    Links,
-    Delays {
-        limit: usize,
-    },
-    Histograms,
-    Hosts {
-        offset: u64,
-        limit: u64,
-        search: Option<String>,
-    },
-    Groups {
-        host: Option<IpAddr>,
-        offset: u64,
-        limit: u64,
-    },
+    /// What the event loop answers.
+    Ask(Query),
 }
 
 /// What a request head amounts to so far.
@@ -161,11 +146,11 @@ fn route(target: &str) -> Result<Route, Refusal> {
     let none = |route: Route| parameters(path, query, &[]).map(|_| route);
     match path {
         "/" | "/index.html" => none(Route::Page),
-        "/metrics" => none(Route::Metrics),
-        "/api/overview" => none(Route::Overview),
-        "/api/stats" => none(Route::Stats),
-        "/api/links" => none(Route::Links),
-        "/api/histograms" => none(Route::Histograms),
+        "/metrics" => none(Route::Ask(Query::Metrics)),
+        "/api/overview" => none(Route::Ask(Query::Overview)),
+        "/api/stats" => none(Route::Ask(Query::Stats)),
+        "/api/links" => none(Route::Ask(Query::Links)),
+        "/api/histograms" => none(Route::Ask(Query::Histograms)),
         "/api/delays" => {
             let mut limit = 100;
             for (key, value) in parameters(path, query, &["limit"])? {
@@ -173,7 +158,7 @@ fn route(target: &str) -> Result<Route, Refusal> {
                     limit = number(&key, &value, 0..=MAX_DELAY_LIST as u64)? as usize;
                 }
             }
-            Ok(Route::Delays { limit })
+            Ok(Route::Ask(Query::Delays { limit }))
         }
         "/api/hosts" => {
             let (mut offset, mut limit, mut search) = (0, DEFAULT_PAGE, None);
@@ -190,11 +175,11 @@ fn route(target: &str) -> Result<Route, Refusal> {
                     }
                 }
             }
-            Ok(Route::Hosts {
+            Ok(Route::Ask(Query::Hosts {
                 offset,
                 limit,
                 search,
-            })
+            }))
         }
         "/api/groups" => {
             let (mut offset, mut limit, mut host) = (0, DEFAULT_PAGE, None);
@@ -210,11 +195,11 @@ fn route(target: &str) -> Result<Route, Refusal> {
                     }
                 }
             }
-            Ok(Route::Groups {
+            Ok(Route::Ask(Query::Groups {
                 host,
                 offset,
                 limit,
-            })
+            }))
         }
         _ => Err(Refusal {
             status: 404,
@@ -299,33 +284,10 @@ pub(super) fn error_response(refusal: &Refusal) -> Response {
 impl Route {
     /// What to ask the event loop; `None` for what the server answers alone.
     pub fn query(&self) -> Option<Query> {
-        Some(match self {
-            Route::Page => return None,
-            Route::Metrics => Query::Metrics,
-            Route::Overview => Query::Overview,
-            Route::Stats => Query::Stats,
-            Route::Links => Query::Links,
-            Route::Delays { limit } => Query::Delays { limit: *limit },
-            Route::Histograms => Query::Histograms,
-            Route::Hosts {
-                offset,
-                limit,
-                search,
-            } => Query::Hosts {
-                offset: *offset,
-                limit: *limit,
-                search: search.clone(),
-            },
-            Route::Groups {
-                host,
-                offset,
-                limit,
-            } => Query::Groups {
-                host: *host,
-                offset: *offset,
-                limit: *limit,
-            },
-        })
+        match self {
+            Route::Page => None,
+            Route::Ask(query) => Some(query.clone()),
+        }
     }
 
     /// The response to a route with no query.
@@ -422,23 +384,23 @@ mod tests {
         assert_eq!(done("GET / HTTP/1.1\r\n\r\n"), Route::Page);
         assert_eq!(
             done("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Route::Metrics
+            Route::Ask(Query::Metrics)
         );
         assert_eq!(
             done("GET /api/hosts?offset=5&limit=20&q=10.99.0.1%31 HTTP/1.1\r\n\r\n"),
-            Route::Hosts {
+            Route::Ask(Query::Hosts {
                 offset: 5,
                 limit: 20,
                 search: Some("10.99.0.11".into())
-            }
+            })
         );
         assert_eq!(
             done("GET /api/groups?host=fe80::a63:a HTTP/1.0\r\n\r\n"),
-            Route::Groups {
+            Route::Ask(Query::Groups {
                 host: Some("fe80::a63:a".parse().unwrap()),
                 offset: 0,
                 limit: DEFAULT_PAGE
-            }
+            })
         );
         assert!(matches!(
             parse("HEAD /api/stats HTTP/1.1\r\n\r\n"),
