@@ -15,18 +15,20 @@ pub trait Id: Copy {
 }
 
 macro_rules! ids {
-    ($($(#[$doc:meta])* $name:ident;)*) => {$(
+    ($($(#[$doc:meta])* $name:ident: $repr:ty;)*) => {$(
         $(#[$doc])*
         #[repr(transparent)]
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(usize);
+        pub struct $name($repr);
 
         impl Id for $name {
+            /// Tables never reach `2^32` entries (a host costs hundreds of bytes: that would be
+            /// a terabyte), so the narrowing never loses bits.
             fn from_index(index: usize) -> Self {
-                $name(index)
+                $name(index as $repr)
             }
             fn index(self) -> usize {
-                self.0
+                self.0 as usize
             }
         }
 
@@ -47,15 +49,18 @@ macro_rules! ids {
 
 ids! {
     /// A link (a TUN or TAP device and its hosts): its key in the daemon's links.
-    LinkId;
-    /// An emulated host: its key in the daemon's hosts (reused once the host is gone).
-    HostId;
+    LinkId: u32;
+    /// An emulated host: its key in the daemon's hosts (reused once the host is gone). 32 bits:
+    /// it is a value in several per-host indexes, where a `usize` would cost 4 bytes a host
+    /// each.
+    HostId: u32;
     /// A membership core (one `membership::Host`, serving many emulated hosts' interfaces):
     /// its place in the daemon's cores, which only grow.
-    CoreId;
+    CoreId: u32;
     /// A `listen` client: numbered from 1 in the order they came, never reused; `show` lists
-    /// it, its join's owner name in the core is made of it, and its socket's mio token.
-    ListenerId;
+    /// it, its join's owner name in the core is made of it, and its socket's mio token. 64
+    /// bits: numbers are never reused, and a long-lived daemon may see billions of clients.
+    ListenerId: u64;
 }
 
 impl ListenerId {
@@ -69,7 +74,7 @@ impl ListenerId {
 
     /// As the protocol writes it.
     pub fn as_u64(self) -> u64 {
-        self.0 as u64
+        self.0
     }
 }
 
@@ -94,6 +99,12 @@ impl<I: Id, T> Table<I, T> {
     }
 
     pub fn insert(&mut self, value: T) -> I {
+        // Grown by an eighth at a time, as the core's tables are: doubling would leave up to
+        // half of a million-host table's memory empty.
+        if self.slab.len() == self.slab.capacity() {
+            let step = (self.slab.capacity() / 8).max(16);
+            self.slab.reserve_exact(step);
+        }
         I::from_index(self.slab.insert(value))
     }
 

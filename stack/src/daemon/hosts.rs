@@ -41,13 +41,21 @@ pub(super) struct EmuHost {
     pub core: CoreId,
     pub ifindex: IfIndex,
     pub link: LinkId,
-    /// Ethernet with its own MAC (TAP), or bare IP (TUN).
-    pub framing: Framing,
     /// Removed by a reload: its leaves still go out, nothing reaches it any more.
     pub retired: bool,
     /// Its number in the delay tracker: unique for the daemon's lifetime (slab ids are reused).
     pub delay_number: u32,
     pub io: HostStats,
+}
+
+impl EmuHost {
+    /// Ethernet with its own MAC (TAP), or bare IP (TUN): told by its MAC, not kept twice.
+    pub fn framing(&self) -> Framing {
+        match self.spec.mac {
+            Some(mac) => Framing::Ethernet { mac },
+            None => Framing::Ip,
+        }
+    }
 }
 
 impl Daemon {
@@ -90,10 +98,6 @@ impl Daemon {
                 index
             }
         };
-        let framing = match spec.mac {
-            Some(mac) => Framing::Ethernet { mac },
-            None => Framing::Ip,
-        };
         let delay_number = u32::try_from(self.delay_hosts.len())
             .map_err(|_| anyhow::anyhow!("more than 2^32 hosts made in this daemon's life"))?;
         self.delay_hosts.push(spec.ipv4.0);
@@ -102,7 +106,6 @@ impl Daemon {
             core,
             ifindex,
             link,
-            framing,
             retired: false,
             delay_number,
             io: HostStats::default(),

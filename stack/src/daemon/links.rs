@@ -16,7 +16,7 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use tun_tap::{Iface, Mode};
 
-use super::{CoreId, Daemon, EmuHost, HostId, IoStats, LinkId, READ_BURST};
+use super::{CoreId, Daemon, EmuHost, HostId, HostsByAddr, IoStats, LinkId, READ_BURST};
 use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::ids::Table;
@@ -83,7 +83,7 @@ pub(super) struct Fanout {
 struct LinkNeighbours<'a> {
     link: LinkId,
     hosts: &'a Table<HostId, EmuHost>,
-    by_addr: &'a HashMap<IpAddr, HostId>,
+    by_addr: &'a HostsByAddr,
     shared_addrs: &'a HashMap<(LinkId, IpAddr), HostId>,
 }
 
@@ -206,6 +206,9 @@ impl Daemon {
             inserted, id,
             "the token was registered for the key the link got"
         );
+        // Sized once: grown by doubling, the tables freed on the way stay in the RSS.
+        self.by_addr.reserve(spec.hosts.len());
+        self.links[id].hosts.reserve_exact(spec.hosts.len());
         for (n, host) in spec.hosts.iter().enumerate() {
             let kernel = (n == 0).then_some(ifindex);
             let host = self.add_host(id, *host, kernel)?;
@@ -591,7 +594,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::framing::{Framing, Mac};
+    use crate::framing::Mac;
     use crate::ids::Id;
     use crate::topology::{HostParams, HostSpec};
 
@@ -607,7 +610,6 @@ mod tests {
             core: CoreId::from_index(0),
             ifindex: 1,
             link,
-            framing: Framing::Ethernet { mac },
             retired: false,
             delay_number: u32::from(last),
             io: Default::default(),
@@ -623,11 +625,14 @@ mod tests {
         let on_b = hosts.insert(host(b, 2));
         let shared = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 10));
         // What add_host leaves: the later host in by_addr, both by link in shared_addrs.
-        let by_addr = HashMap::from([
+        let mut by_addr = HostsByAddr::default();
+        for (addr, host) in [
             (shared, on_b),
             (IpAddr::V6(hosts[on_a].spec.ipv6_ll), on_a),
             (IpAddr::V6(hosts[on_b].spec.ipv6_ll), on_b),
-        ]);
+        ] {
+            by_addr.insert(addr, host);
+        }
         let shared_addrs = HashMap::from([((a, shared), on_a), ((b, shared), on_b)]);
         let view = |link| LinkNeighbours {
             link,

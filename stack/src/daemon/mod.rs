@@ -23,6 +23,7 @@ use crate::state::Journal;
 use crate::topology::{HostParams, Topology};
 use crate::Args;
 
+mod addrs;
 mod hosts;
 mod http;
 mod links;
@@ -32,6 +33,7 @@ mod requests;
 mod show;
 mod transmit;
 
+use addrs::HostsByAddr;
 use hosts::EmuHost;
 use links::Link;
 use requests::Answer;
@@ -129,7 +131,7 @@ struct Daemon {
     /// (core, core ifindex) -> host: where a transmit leaves.
     by_iface: HashMap<(CoreId, IfIndex), HostId>,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
-    by_addr: HashMap<IpAddr, HostId>,
+    by_addr: HostsByAddr,
     /// The hosts whose address another link's host has too, by (link, address): rare (two labs
     /// numbered alike), and how each link still finds its own for ARP / ND.
     shared_addrs: HashMap<(LinkId, IpAddr), HostId>,
@@ -198,7 +200,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         links: Table::new(),
         hosts: Table::new(),
         by_iface: HashMap::new(),
-        by_addr: HashMap::new(),
+        by_addr: HostsByAddr::default(),
         shared_addrs: HashMap::new(),
         departing: Vec::new(),
         next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
@@ -461,7 +463,7 @@ impl Daemon {
             links => format!(
                 "serving {} links, {} hosts: {groups} groups",
                 links.len(),
-                self.by_addr.len() / 2
+                self.by_addr.hosts()
             ),
         }
     }

@@ -94,7 +94,7 @@ impl Daemon {
         let host = &self.hosts[id];
         let link = host.link;
         let packet = tx.to_packet();
-        let frame = host.framing.encap(&packet, tx.dst);
+        let frame = host.framing().encap(&packet, tx.dst);
         if !self.write_frame(link, &frame) {
             debug!("dropped {} {} -> {}", tx.message, tx.src, tx.dst);
             return;
