@@ -17,6 +17,7 @@ macro_rules! counters {
             }
 
             /// Adds every counter of `other` to this one's.
+            // Not every set of counters is ever summed (a host's are not).
             #[allow(dead_code)]
             pub fn add(&mut self, other: &$name) {
                 $(self.$field += other.$field;)*

@@ -79,7 +79,6 @@ pub enum FrameDrop {
     /// Shorter than an Ethernet II header.
     Truncated,
     /// Unicast to another MAC: a host's NIC filters these.
-    #[allow(dead_code)]
     NotForUs,
     /// Not IPv4 or IPv6 (ARP, VLAN tags, ...).
     OtherEtherType,
@@ -108,7 +107,6 @@ pub enum Framing {
 impl Framing {
     /// The IP packet inside what the device gave us (one host's view; a link with many hosts
     /// uses [`ethernet_payload`]).
-    #[allow(dead_code)]
     pub fn decap<'a>(&self, frame: &'a [u8]) -> Result<&'a [u8], FrameDrop> {
         let Framing::Ethernet { mac } = self else {
             return Ok(frame);
