@@ -171,6 +171,8 @@ struct Daemon {
     next_flush_core: usize,
     /// Reports the requests of this turn may have made: written before their replies.
     reports_owed: usize,
+    /// Packets sent since the allocator last gave its free pages back.
+    untrimmed_sends: usize,
     delays: DelayTracker,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
@@ -219,6 +221,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         transmits_due: false,
         next_flush_core: 0,
         reports_owed: 0,
+        untrimmed_sends: 0,
         delays: if args.delays {
             DelayTracker::default()
         } else {
@@ -388,6 +391,7 @@ impl Daemon {
             if self.clock.elapsed() >= next_device_check {
                 self.check_devices()?;
                 self.remove_departed();
+                self.trim_heap_if_due();
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
             }
             if self.listeners.has_closed() {
