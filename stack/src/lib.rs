@@ -19,6 +19,7 @@ pub mod ids;
 pub mod listeners;
 pub mod logging;
 pub mod neighbour;
+pub mod runs;
 pub mod state;
 pub mod tokens;
 pub mod topology;

@@ -83,7 +83,24 @@ pub struct HostSpec {
     pub params: HostParams,
 }
 
+/// A host's addresses: what the daemon keeps of its [`HostSpec`] (the protocol settings are
+/// its core's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostAddrs {
+    pub mac: Option<Mac>,
+    pub ipv4: (Ipv4Addr, u8),
+    pub ipv6_ll: Ipv6Addr,
+}
+
 impl HostSpec {
+    pub fn addrs(&self) -> HostAddrs {
+        HostAddrs {
+            mac: self.mac,
+            ipv4: self.ipv4,
+            ipv6_ll: self.ipv6_ll,
+        }
+    }
+
     /// What identifies a host across a reload: its MAC and IPv4 address.
     pub fn identity(&self) -> (Option<[u8; 6]>, Ipv4Addr) {
         (self.mac.map(|m| m.0), self.ipv4.0)

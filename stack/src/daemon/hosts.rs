@@ -10,7 +10,7 @@ use membership::{Host, IfIndex, Instant, InterfaceConfig, SourceFilter};
 use super::{core_config, Core, CoreId, Daemon, HostId, LinkId};
 use crate::framing::Framing;
 use crate::neighbour::solicited_node;
-use crate::topology::{HostParams, HostSpec};
+use crate::topology::{HostAddrs, HostParams, HostSpec};
 
 /// The owner of each host's solicited-node join (`--solicited-node`).
 pub(super) const SOLICITED_NODE_OWNER: &str = "solicited-node";
@@ -36,7 +36,7 @@ crate::counters::counters! {
 
 /// One emulated host.
 pub(super) struct EmuHost {
-    pub spec: HostSpec,
+    pub addrs: HostAddrs,
     /// Its core, in `Daemon::cores`, and its interface there.
     pub core: CoreId,
     pub ifindex: IfIndex,
@@ -51,7 +51,7 @@ pub(super) struct EmuHost {
 impl EmuHost {
     /// Ethernet with its own MAC (TAP), or bare IP (TUN): told by its MAC, not kept twice.
     pub fn framing(&self) -> Framing {
-        match self.spec.mac {
+        match self.addrs.mac {
             Some(mac) => Framing::Ethernet { mac },
             None => Framing::Ip,
         }
@@ -102,7 +102,7 @@ impl Daemon {
             .map_err(|_| anyhow::anyhow!("more than 2^32 hosts made in this daemon's life"))?;
         self.delay_hosts.push(spec.ipv4.0);
         let id = self.hosts.insert(EmuHost {
-            spec,
+            addrs: spec.addrs(),
             core,
             ifindex,
             link,
@@ -110,7 +110,7 @@ impl Daemon {
             delay_number,
             io: HostStats::default(),
         });
-        self.by_iface.insert((core, ifindex), id);
+        self.by_iface.insert(core, ifindex, id);
         for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
             if let Some(other) = self.by_addr.insert(addr, id) {
                 warn!("{addr} is the address of two hosts; --host finds the later one");
@@ -125,7 +125,7 @@ impl Daemon {
         }
         let link = &mut self.links[link];
         if let Some(mac) = spec.mac {
-            link.by_mac.insert(mac.0, id);
+            link.by_mac.insert(mac, id);
         }
         Ok(id)
     }
@@ -136,7 +136,7 @@ impl Daemon {
     /// but ff02::1, which this never is).
     fn join_solicited_node(&mut self, id: HostId) {
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-        let group = IpAddr::V6(solicited_node(self.hosts[id].spec.ipv6_ll));
+        let group = IpAddr::V6(solicited_node(self.hosts[id].addrs.ipv6_ll));
         let now = self.now();
         let joined = self.cores[core].host.set_filter(
             ifindex,
@@ -176,7 +176,7 @@ impl Daemon {
                 return true;
             }
             let _ = self.cores[core].host.remove_interface(ifindex);
-            self.by_iface.remove(&(core, ifindex));
+            self.by_iface.remove(core, ifindex);
             self.hosts.remove(id);
             false
         });
@@ -191,12 +191,12 @@ impl Daemon {
         for &id in gone {
             let host = &mut self.hosts[id];
             host.retired = true;
-            let (spec, link_id) = (host.spec, host.link);
+            let (spec, link_id) = (host.addrs, host.link);
             for addr in [IpAddr::V4(spec.ipv4.0), IpAddr::V6(spec.ipv6_ll)] {
                 if self.shared_addrs.get(&(link_id, addr)) == Some(&id) {
                     self.shared_addrs.remove(&(link_id, addr));
                 }
-                if self.by_addr.get(&addr) == Some(&id) {
+                if self.by_addr.get(&addr) == Some(id) {
                     self.by_addr.remove(&addr);
                     // Another link's host with the same address, if any, is found again.
                     let other = self
@@ -213,7 +213,7 @@ impl Daemon {
                 continue;
             };
             if let Some(mac) = spec.mac {
-                link.by_mac.remove(&mac.0);
+                link.by_mac.remove(mac);
             }
             if !links.contains(&link_id) {
                 links.push(link_id); // links are few
@@ -237,7 +237,7 @@ impl Daemon {
         for &id in ids {
             let host = self.hosts.remove(id);
             let _ = self.cores[host.core].host.remove_interface(host.ifindex);
-            self.by_iface.remove(&(host.core, host.ifindex));
+            self.by_iface.remove(host.core, host.ifindex);
         }
     }
 
@@ -249,7 +249,7 @@ impl Daemon {
         if self.args.iface.is_some() {
             device.to_string()
         } else {
-            format!("{device}/{}", host.spec.ipv4.0)
+            format!("{device}/{}", host.addrs.ipv4.0)
         }
     }
 

@@ -182,7 +182,7 @@ impl Daemon {
         offset: u64,
         limit: u64,
     ) -> Result<Snapshot, Refusal> {
-        let Some(&id) = self.by_addr.get(&addr) else {
+        let Some(id) = self.by_addr.get(&addr) else {
             return Err(Refusal {
                 status: 404,
                 message: format!("no host has the address {addr}"),
@@ -285,8 +285,8 @@ impl Daemon {
     fn host_matches(&self, id: HostId, search: &str, text: &mut String) -> bool {
         let host = &self.hosts[id];
         text.clear();
-        let _ = write!(text, "{} {}", host.spec.ipv4.0, host.spec.ipv6_ll);
-        if let Some(mac) = host.spec.mac {
+        let _ = write!(text, "{} {}", host.addrs.ipv4.0, host.addrs.ipv6_ll);
+        if let Some(mac) = host.addrs.mac {
             let _ = write!(text, " {mac}");
         }
         if let Some(link) = self.links.get(host.link) {
@@ -369,8 +369,8 @@ impl Daemon {
                         let key = (core, info.iface);
                         let live = self
                             .by_iface
-                            .get(&key)
-                            .is_some_and(|&h| !self.hosts[h].retired);
+                            .get(key.0, key.1)
+                            .is_some_and(|h| !self.hosts[h].retired);
                         if !live {
                             continue;
                         }

@@ -16,7 +16,9 @@ use mio::unix::SourceFd;
 use mio::Interest;
 use tun_tap::{Iface, Mode};
 
-use super::{CoreId, Daemon, EmuHost, HostId, HostsByAddr, IoStats, LinkId, READ_BURST};
+use super::{
+    CoreId, Daemon, EmuHost, HostId, HostsByAddr, HostsByMac, IoStats, LinkId, READ_BURST,
+};
 use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::ids::Table;
@@ -37,7 +39,7 @@ pub(super) struct Link {
     /// The live hosts, in the order of the configuration: the first is the default one.
     pub hosts: Vec<HostId>,
     /// Unicast frames find their host by MAC (TAP).
-    pub by_mac: HashMap<[u8; 6], HostId>,
+    pub by_mac: HostsByMac,
     /// The hosts that joined each group since the start: the datagrams of a group are
     /// attributed to these (delays), and a report one of them sends is heard by the others.
     pub members: HashMap<IpAddr, HashSet<HostId>>,
@@ -92,15 +94,16 @@ impl LinkNeighbours<'_> {
         let id = self
             .shared_addrs
             .get(&(self.link, addr))
+            .copied()
             .or_else(|| self.by_addr.get(&addr))?;
-        let host = self.hosts.get(*id)?;
+        let host = self.hosts.get(id)?;
         if host.link != self.link || host.retired {
             return None;
         }
         Some(NeighbourHost {
-            mac: host.spec.mac?,
-            ipv4: host.spec.ipv4.0,
-            ipv6_ll: host.spec.ipv6_ll,
+            mac: host.addrs.mac?,
+            ipv4: host.addrs.ipv4.0,
+            ipv6_ll: host.addrs.ipv6_ll,
         })
     }
 }
@@ -195,7 +198,7 @@ impl Daemon {
             suppression: spec.suppression,
             io: IoStats::default(),
             hosts: Vec::with_capacity(spec.hosts.len()),
-            by_mac: HashMap::new(),
+            by_mac: HostsByMac::default(),
             members: HashMap::new(),
             fanouts: VecDeque::new(),
             member_hints: HashMap::new(),
@@ -206,8 +209,7 @@ impl Daemon {
             inserted, id,
             "the token was registered for the key the link got"
         );
-        // Sized once: grown by doubling, the tables freed on the way stay in the RSS.
-        self.by_addr.reserve(spec.hosts.len());
+        // Sized once: grown by doubling, the vectors freed on the way stay in the RSS.
         self.links[id].hosts.reserve_exact(spec.hosts.len());
         for (n, host) in spec.hosts.iter().enumerate() {
             let kernel = (n == 0).then_some(ifindex);
@@ -351,8 +353,8 @@ impl Daemon {
                 let audience = if dst.is_multicast() {
                     Audience::Everyone
                 } else {
-                    match link.by_mac.get(&dst.0) {
-                        Some(&host) => Audience::One(host),
+                    match link.by_mac.get(dst) {
+                        Some(host) => Audience::One(host),
                         None => {
                             link.io.tap_rx_not_for_us += 1;
                             return;
@@ -519,8 +521,8 @@ impl Daemon {
             Event::CompatibilityModeChanged { from, to, iface } => {
                 let label = self
                     .by_iface
-                    .get(&(core, *iface))
-                    .map_or_else(|| iface.to_string(), |&h| self.host_label(h));
+                    .get(core, *iface)
+                    .map_or_else(|| iface.to_string(), |h| self.host_label(h));
                 if self.hosts.len() <= MODE_LOG_HOSTS {
                     info!("{label}: {from} -> {to} (compatibility mode)")
                 } else {
@@ -596,16 +598,15 @@ mod tests {
     use super::*;
     use crate::framing::Mac;
     use crate::ids::Id;
-    use crate::topology::{HostParams, HostSpec};
+    use crate::topology::HostAddrs;
 
     fn host(link: LinkId, last: u8) -> EmuHost {
         let mac = Mac([2, 0, 10, 99, 0, last]);
         EmuHost {
-            spec: HostSpec {
+            addrs: HostAddrs {
                 mac: Some(mac),
                 ipv4: (Ipv4Addr::new(10, 99, 0, 10), 24),
                 ipv6_ll: Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, u16::from(last)),
-                params: HostParams::default(),
             },
             core: CoreId::from_index(0),
             ifindex: 1,
@@ -628,8 +629,8 @@ mod tests {
         let mut by_addr = HostsByAddr::default();
         for (addr, host) in [
             (shared, on_b),
-            (IpAddr::V6(hosts[on_a].spec.ipv6_ll), on_a),
-            (IpAddr::V6(hosts[on_b].spec.ipv6_ll), on_b),
+            (IpAddr::V6(hosts[on_a].addrs.ipv6_ll), on_a),
+            (IpAddr::V6(hosts[on_b].addrs.ipv6_ll), on_b),
         ] {
             by_addr.insert(addr, host);
         }
@@ -644,7 +645,7 @@ mod tests {
         assert_eq!(view(a).by_ipv4(v4).unwrap().mac, Mac([2, 0, 10, 99, 0, 1]));
         assert_eq!(view(b).by_ipv4(v4).unwrap().mac, Mac([2, 0, 10, 99, 0, 2]));
         // A link-local is one host's: the other link does not answer for it.
-        let ll_a = hosts[on_a].spec.ipv6_ll;
+        let ll_a = hosts[on_a].addrs.ipv6_ll;
         assert!(view(a).by_ipv6(ll_a).is_some());
         assert!(view(b).by_ipv6(ll_a).is_none());
         assert!(view(a).by_ipv4(Ipv4Addr::new(10, 99, 0, 11)).is_none());

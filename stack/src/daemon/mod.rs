@@ -33,7 +33,7 @@ mod requests;
 mod show;
 mod transmit;
 
-use addrs::HostsByAddr;
+use addrs::{HostsByAddr, HostsByIface, HostsByMac};
 use hosts::EmuHost;
 use links::Link;
 use requests::Answer;
@@ -129,7 +129,7 @@ struct Daemon {
     links: Table<LinkId, Link>,
     hosts: Table<HostId, EmuHost>,
     /// (core, core ifindex) -> host: where a transmit leaves.
-    by_iface: HashMap<(CoreId, IfIndex), HostId>,
+    by_iface: HostsByIface,
     /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
     by_addr: HostsByAddr,
     /// The hosts whose address another link's host has too, by (link, address): rare (two labs
@@ -201,7 +201,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         cores: IdVec::new(),
         links: Table::new(),
         hosts: Table::new(),
-        by_iface: HashMap::new(),
+        by_iface: HostsByIface::default(),
         by_addr: HostsByAddr::default(),
         shared_addrs: HashMap::new(),
         departing: Vec::new(),
@@ -478,7 +478,7 @@ impl Daemon {
         let mut total = 0;
         for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
-                if let Some(&id) = self.by_iface.get(&(c, i.iface)) {
+                if let Some(id) = self.by_iface.get(c, i.iface) {
                     if !self.hosts[id].retired && wanted(id) {
                         total += (i.igmp_groups + i.mld_groups) as u64;
                     }

@@ -141,7 +141,7 @@ impl Daemon {
         match label.split_once('/') {
             Some((device, ipv4)) => {
                 let addr: std::net::Ipv4Addr = ipv4.parse().ok()?;
-                let &id = self.by_addr.get(&IpAddr::V4(addr))?;
+                let id = self.by_addr.get(&IpAddr::V4(addr))?;
                 let link = self.link_named(device)?;
                 (self.hosts[id].link == link).then_some(id)
             }

@@ -77,7 +77,7 @@ impl Daemon {
             match link {
                 Some(link) if self.hosts[id].link != link => Err(format!(
                     "host {} is not on {}",
-                    self.hosts[id].spec.ipv4.0, self.links[link].name
+                    self.hosts[id].addrs.ipv4.0, self.links[link].name
                 )),
                 _ => Ok(id),
             }
@@ -85,7 +85,7 @@ impl Daemon {
         match (host, hosts) {
             (Some(_), Some(_)) => Err("give host or hosts, not both".into()),
             (Some(addr), None) => match self.by_addr.get(addr) {
-                Some(&id) => Ok(vec![on_link(id)?]),
+                Some(id) => Ok(vec![on_link(id)?]),
                 None => Err(format!("no host has the address {addr}")),
             },
             (None, Some([first, last])) => {
@@ -97,7 +97,7 @@ impl Daemon {
                     .map(|a| {
                         let addr = IpAddr::V4(a.into());
                         match self.by_addr.get(&addr) {
-                            Some(&id) => on_link(id),
+                            Some(id) => on_link(id),
                             None => Err(format!("no host has the address {addr}")),
                         }
                     })
@@ -441,7 +441,7 @@ impl Daemon {
                 .or_insert_with(|| help.to_string());
         };
         if let Some(addr) = args.host {
-            let Some(&id) = self.by_addr.get(&addr) else {
+            let Some(id) = self.by_addr.get(&addr) else {
                 return Err(format!("no host has the address {addr}"));
             };
             for (name, value, help) in self.hosts[id].io.described() {

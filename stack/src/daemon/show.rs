@@ -101,7 +101,7 @@ impl Daemon {
         let mut total = 0u64;
         for (c, core) in self.cores.iter_ids() {
             for i in core.host.interfaces(now) {
-                let Some(&id) = self.by_iface.get(&(c, i.iface)) else {
+                let Some(id) = self.by_iface.get(c, i.iface) else {
                     continue;
                 };
                 if self.hosts[id].retired || !wanted(&(c, i.iface)) {
@@ -124,8 +124,8 @@ impl Daemon {
                     let key = (c, i.iface);
                     let live = self
                         .by_iface
-                        .get(&key)
-                        .is_some_and(|&h| !self.hosts[h].retired);
+                        .get(key.0, key.1)
+                        .is_some_and(|h| !self.hosts[h].retired);
                     if !live || !wanted(&key) {
                         continue;
                     }
@@ -223,8 +223,8 @@ impl Daemon {
                 let key = (core, info.iface);
                 let live = self
                     .by_iface
-                    .get(&key)
-                    .is_some_and(|&h| !self.hosts[h].retired);
+                    .get(key.0, key.1)
+                    .is_some_and(|h| !self.hosts[h].retired);
                 if !live || job.only.as_ref().is_some_and(|o| !o.contains(&key)) {
                     continue;
                 }
@@ -260,8 +260,8 @@ impl Daemon {
         protocol::GroupInfo {
             iface: self
                 .by_iface
-                .get(&(core, g.iface))
-                .map_or_else(|| g.iface.to_string(), |&h| self.host_label(h)),
+                .get(core, g.iface)
+                .map_or_else(|| g.iface.to_string(), |h| self.host_label(h)),
             group: g.group,
             family: if g.group.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
             users: g.users,
@@ -291,7 +291,8 @@ impl Daemon {
         i: &membership::InterfaceInfo,
     ) -> InterfaceInfo {
         let host = &self.hosts[id];
-        let spec = &host.spec;
+        let spec = &host.addrs;
+        let params = &self.cores[host.core].params;
         InterfaceInfo {
             iface: self.host_label(id),
             ifindex: i.iface,
@@ -305,12 +306,12 @@ impl Daemon {
             ipv4_prefix_len: spec.ipv4.1,
             ipv6_ll: spec.ipv6_ll.to_string(),
             igmp_version: i.igmp_version.number(),
-            igmp_max_version: spec.params.igmp_version,
+            igmp_max_version: params.igmp_version,
             igmp_v1_router_present_ms: i.igmp_v1_querier_ms,
             igmp_v2_querier_present_ms: i.igmp_v2_querier_ms,
             igmp_general_response_ms: i.igmp_general_response_ms,
             mld_version: i.mld_version.number(),
-            mld_max_version: spec.params.mld_version,
+            mld_max_version: params.mld_version,
             mld_v1_querier_present_ms: i.mld_v1_querier_ms,
             mld_general_response_ms: i.mld_general_response_ms,
             igmp_groups: i.igmp_groups as u64,

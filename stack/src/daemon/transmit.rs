@@ -103,7 +103,7 @@ impl Daemon {
     }
 
     fn transmit(&mut self, core: CoreId, tx: Transmit) {
-        let Some(&id) = self.by_iface.get(&(core, tx.iface)) else {
+        let Some(id) = self.by_iface.get(core, tx.iface) else {
             // A host of a closed link: its device is gone.
             debug!("dropped {} {} -> {}: no link", tx.message, tx.src, tx.dst);
             return;
