@@ -79,6 +79,10 @@ pub enum Part<B = Body> {
     /// One part of a streamed reply (`show`), already serialised; the last ends with the
     /// newline.
     Stream(Vec<u8>),
+    /// The loop is still applying the request (a join of a million hosts, a slice a turn):
+    /// written as one space, which JSON readers skip before the reply, so that neither this
+    /// side nor the client gives up while the reply is on its way.
+    Working,
 }
 
 impl<B: Serialize> Part<B> {
@@ -95,6 +99,7 @@ impl<B: Serialize> Part<B> {
         match self {
             Part::Whole { reply, warning } => reply.to_line_with_warning(warning.as_deref()).into(),
             Part::Stream(bytes) => bytes[..].into(),
+            Part::Working => b" "[..].into(),
         }
     }
 
@@ -103,6 +108,7 @@ impl<B: Serialize> Part<B> {
         match self {
             Part::Whole { .. } => true,
             Part::Stream(bytes) => bytes.ends_with(b"\n"),
+            Part::Working => false,
         }
     }
 }
@@ -326,6 +332,10 @@ fn write_reply(writer: &mut impl Write, pending: Pending) -> io::Result<bool> {
                 writer.write_all(&part.to_bytes())?;
                 if part.ends_reply() {
                     return Ok(true);
+                }
+                if matches!(part, Part::Working) {
+                    writer.flush()?;
+                    continue;
                 }
                 if !started {
                     // The first part of a long reply goes out at once.

@@ -65,10 +65,14 @@ pub fn hand_over(
     waker.wake()?;
     // If the loop answers after we gave up, `theirs` is closed by then: the hang-up ends the
     // listener it made.
-    let reply = match rx.recv_timeout(REPLY_TIMEOUT) {
-        Ok(Part::Whole { reply, .. }) => reply,
-        Ok(Part::Stream(_)) => unreachable!("listen is answered with a whole reply"),
-        Err(_) => DaemonReply::refuse("daemon did not answer"),
+    let reply = loop {
+        match rx.recv_timeout(REPLY_TIMEOUT) {
+            Ok(Part::Whole { reply, .. }) => break reply,
+            // Behind a long change: the loop is alive.
+            Ok(Part::Working) => continue,
+            Ok(Part::Stream(_)) => unreachable!("listen is answered with a whole reply"),
+            Err(_) => break DaemonReply::refuse("daemon did not answer"),
+        }
     };
     if !reply.is_ok() {
         return Ok(Some(reply));

@@ -158,3 +158,84 @@ fn thousands_of_hosts_answer_a_general_query_in_time_while_the_control_plane_ans
     );
     assert!(daemon.group("239.40.0.2").is_some(), "the join was applied");
 }
+
+/// Addresses of `count` hosts from 10.100.0.10, as `--hosts` and the range's JSON take them.
+fn host_range(count: u32) -> (String, String) {
+    let last = 9 + count;
+    (
+        "10.100.0.10".to_string(),
+        format!("10.100.{}.{}", last / 256, last % 256),
+    )
+}
+
+/// A join of more hosts than one loop turn changes (4,096 changes) is made a slice a turn;
+/// requests pipelined after it on the same connection act after it, in order, and a read from
+/// another client is answered meanwhile. Every host ends up holding every group.
+#[test]
+fn a_join_larger_than_a_turn_is_made_in_slices_and_the_requests_after_it_wait() {
+    let Some(ns) = Netns::new("big_join") else {
+        return;
+    };
+    const BIG: u32 = 6_000; // 3 groups each: 18,000 changes, five slices
+    ns.snooping_bridge("br0", "tap1", "10.100.0.1/19", &SnoopingBridge::default());
+    let daemon = ns.spawn_configured(&format!(
+        "log_level = \"warn\"\n[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
+         suppression = false\n[[link.hosts]]\ncount = {BIG}\nipv4 = \"10.100.0.10/19\"\n"
+    ));
+    let (first, last) = host_range(BIG);
+    let stream = UnixStream::connect(daemon.socket()).expect("connect to the control socket");
+    stream.set_read_timeout(Some(secs(30))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    // The leave is of the last host, which the join reaches in its last slice: were it made
+    // before, it would be refused ("not joined").
+    let pipeline = format!(
+        "{{\"cmd\":\"join\",\"group\":\"239.41.0.1\",\"count\":3,\"hosts\":[\"{first}\",\"{last}\"]}}\n\
+         {{\"cmd\":\"leave\",\"group\":\"239.41.0.1\",\"host\":\"{last}\"}}\n\
+         {{\"cmd\":\"ping\"}}\n"
+    );
+    let sent = Instant::now();
+    writer.write_all(pipeline.as_bytes()).unwrap();
+    // Another client's read is answered while the join is being made.
+    let other = daemon.ctl_json(&["stats"]);
+    assert!(other.is_object(), "{other}");
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("a reply within 30 s");
+        // While a long change is made the daemon writes a space a second, which JSON skips.
+        let reply: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("reply {line:?} is not JSON: {e}"));
+        replies.push(reply);
+    }
+    let took = sent.elapsed();
+    eprintln!("big_join: {BIG} hosts x 3 groups joined, then a leave and a ping, in {took:?}");
+    assert_eq!(replies[0]["ok"], true, "{}", replies[0]);
+    assert_eq!(replies[0]["hosts"], BIG, "{}", replies[0]);
+    assert_eq!(replies[0]["count"], 3, "{}", replies[0]);
+    assert_eq!(
+        replies[1]["ok"], true,
+        "the leave after the join: {}",
+        replies[1]
+    );
+    assert_eq!(replies[2]["ok"], true, "{}", replies[2]);
+
+    // Held: any-source (EXCLUDE {}) joins; a left group stays listed, INCLUDE {}, while its
+    // TO_IN({}) is repeated.
+    let holders = |group: &str| {
+        daemon.ctl_json(&["show", group])["groups"]
+            .as_array()
+            .map_or(0, |groups| {
+                groups
+                    .iter()
+                    .filter(|g| g["filter_mode"] == "exclude")
+                    .count()
+            })
+    };
+    assert_eq!(
+        holders("239.41.0.1"),
+        BIG as usize - 1,
+        "239.41.0.1 after the leave"
+    );
+    assert_eq!(holders("239.41.0.3"), BIG as usize, "239.41.0.3");
+}

@@ -24,6 +24,7 @@ use crate::topology::{HostParams, Topology};
 use crate::Args;
 
 mod addrs;
+mod changes;
 mod hosts;
 mod http;
 mod links;
@@ -34,6 +35,7 @@ mod show;
 mod transmit;
 
 use addrs::{HostsByAddr, HostsByIface, HostsByMac};
+use changes::Changes;
 use hosts::EmuHost;
 use links::Link;
 use requests::Answer;
@@ -162,6 +164,9 @@ struct Daemon {
     listeners: Listeners,
     /// `show` replies being written, a slice per turn.
     shows: Vec<ShowJob>,
+    /// Joins and leaves of many hosts being made, a slice per turn, and the requests that
+    /// wait for them.
+    changes: Changes,
     /// The last flush stopped at its budget: more may be due now.
     transmits_due: bool,
     /// Counts the joins made (`note_member`): a link's "nobody holds this group" stays true
@@ -177,6 +182,14 @@ struct Daemon {
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
 }
+
+/// A reply to send once the turn's reports are out: where, what, and whether it waits for
+/// the journal.
+type PendingReply = (
+    crossbeam_channel::Sender<Part>,
+    crate::control::DaemonReply,
+    bool,
+);
 
 /// Raises the soft limit on open files to the hard one: every control client holds one.
 fn raise_fd_limit() {
@@ -217,6 +230,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         io: IoStats::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
         shows: Vec::new(),
+        changes: Changes::default(),
         join_epoch: 0,
         transmits_due: false,
         next_flush_core: 0,
@@ -328,6 +342,7 @@ impl Daemon {
                     .iter()
                     .any(|(_, l)| l.readable || !l.fanouts.is_empty())
                 || self.shows.iter().any(|job| !job.is_blocked())
+                || self.changes.is_busy()
                 || self.http_busy();
             let timeout = if busy {
                 Duration::ZERO
@@ -368,6 +383,7 @@ impl Daemon {
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
             self.answer_requests(requests)?;
+            self.advance_changes();
             self.advance_shows();
             self.serve_http();
             let readable: Vec<LinkId> = self
@@ -408,16 +424,15 @@ impl Daemon {
     /// once the change is on disk.
     fn answer_requests(&mut self, requests: &Receiver<Envelope>) -> anyhow::Result<()> {
         let mut replies = Vec::new();
+        // Those that waited for a long change, in their order, once none runs.
+        while let Some(envelope) = self.changes.next_waiting() {
+            self.answer_request(envelope, &mut replies);
+        }
         while let Ok(envelope) = requests.try_recv() {
-            match self.handle_request(envelope.request, envelope.socket) {
-                Answer::Reply(reply) => {
-                    let durable = std::mem::take(&mut self.changed_this_request);
-                    replies.push((envelope.reply, reply, durable));
-                }
-                Answer::Show(mut job) => {
-                    job.start(envelope.reply);
-                    self.shows.push(job);
-                }
+            if self.changes.must_wait(&envelope.request) {
+                self.changes.wait(envelope);
+            } else {
+                self.answer_request(envelope, &mut replies);
             }
         }
         if replies.is_empty() {
@@ -437,6 +452,25 @@ impl Daemon {
             }
         }
         Ok(())
+    }
+
+    /// Answers one request: a whole reply into `replies` (sent once the turn's reports are
+    /// out), or a job of later turns.
+    fn answer_request(&mut self, envelope: Envelope, replies: &mut Vec<PendingReply>) {
+        match self.handle_request(envelope.request, envelope.socket) {
+            Answer::Reply(reply) => {
+                let durable = std::mem::take(&mut self.changed_this_request);
+                replies.push((envelope.reply, reply, durable));
+            }
+            Answer::Show(mut job) => {
+                job.start(envelope.reply);
+                self.shows.push(job);
+            }
+            Answer::Change(mut job) => {
+                job.start(envelope.reply);
+                self.changes.push(job);
+            }
+        }
     }
 
     /// SIGHUP: re-reads the --config file and applies what can change while running (the log

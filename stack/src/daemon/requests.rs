@@ -5,12 +5,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
 
 use control::protocol::{
-    Change, ChangeReply, DelaysArgs, DelaysReply, FilterArgs, HostRange, ListenArgs, ListenReply,
+    ChangeReply, DelaysArgs, DelaysReply, FilterArgs, HostRange, ListenArgs, ListenReply,
     PingReply, StatsArgs, StatsReply, MAX_BATCH,
 };
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
 
+use super::changes::ChangeJob;
 use super::show::ShowJob;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply, Request};
@@ -22,6 +23,8 @@ pub(super) enum Answer {
     Reply(DaemonReply),
     /// A reply streamed over later turns of the loop.
     Show(ShowJob),
+    /// A change of more hosts than one turn makes: applied a slice a turn, then answered.
+    Change(ChangeJob),
 }
 
 impl Daemon {
@@ -32,8 +35,8 @@ impl Daemon {
             (Request::Listen(_), None) => {
                 Answer::Reply(DaemonReply::refuse("listen needs a listener socket"))
             }
-            (Request::Join(change), _) => Answer::Reply(self.change(true, &change)),
-            (Request::Leave(change), _) => Answer::Reply(self.change(false, &change)),
+            (Request::Join(change), _) => self.change(true, &change),
+            (Request::Leave(change), _) => self.change(false, &change),
             (Request::Filter(args), _) => Answer::Reply(self.set_filter(&args)),
             (Request::Show(args), _) => self.show(&args),
             (Request::Stats(args), _) => Answer::Reply(self.stats(&args).map(Body::Stats).into()),
@@ -110,142 +113,6 @@ impl Daemon {
         }
     }
 
-    /// A join (`join` true) or leave of every group the request names, on every host it
-    /// names. The groups are checked first (multicast, joined for a leave), so that a refused
-    /// request changes nothing; the changes of one request happen at one instant, so IGMPv3 /
-    /// MLDv2 pack their records into as few reports as the MTU allows.
-    fn change(&mut self, join: bool, change: &Change) -> DaemonReply {
-        let targets = match self.target_hosts(&change.iface, &change.host, &change.hosts) {
-            Ok(targets) => targets,
-            Err(refusal) => return DaemonReply::Err(refusal),
-        };
-        let groups = match change.groups() {
-            Ok(groups) => groups,
-            Err(e) => return DaemonReply::refuse(e),
-        };
-        if let Some(owner) = &change.owner {
-            let filter = match source_filter(&change.include, &change.exclude) {
-                Ok(filter) => filter,
-                Err(e) => return DaemonReply::refuse(e),
-            };
-            let op = match join {
-                true => OwnedOp::Join(filter),
-                false => OwnedOp::Leave(filter),
-            };
-            return self.owned_change(op, owner, &groups, &targets);
-        }
-        if groups.len().saturating_mul(targets.len()) > MAX_BATCH as usize {
-            return DaemonReply::refuse(format!(
-                "{} groups on {} hosts: more than {MAX_BATCH} changes in one request",
-                groups.len(),
-                targets.len()
-            ));
-        }
-        let filter = match source_filter(&change.include, &change.exclude) {
-            Ok(filter) => filter,
-            Err(e) => return DaemonReply::refuse(e),
-        };
-        let now = self.now();
-        for group in &groups {
-            if !group.is_multicast() {
-                return DaemonReply::refuse(Error::NotMulticast(*group));
-            }
-            if !join {
-                for &id in &targets {
-                    let h = &self.hosts[id];
-                    if self.cores[h.core]
-                        .host
-                        .group(h.ifindex, *group, now)
-                        .is_none()
-                    {
-                        return DaemonReply::refuse(format!(
-                            "{group} is not joined on {}",
-                            self.host_label(id)
-                        ));
-                    }
-                }
-            }
-        }
-        let mut users = 0;
-        let mut done = 0usize;
-        for &id in &targets {
-            let (core, ifindex) = {
-                let h = &self.hosts[id];
-                (h.core, h.ifindex)
-            };
-            for group in &groups {
-                let host = &mut self.cores[core].host;
-                let result = match (join, &filter) {
-                    (true, None) => host.join(ifindex, *group, now),
-                    (true, Some(f)) => host.join_filter(ifindex, *group, f.clone(), now),
-                    (false, None) => host.leave(ifindex, *group, now),
-                    (false, Some(f)) => host.leave_filter(ifindex, *group, f.clone(), now),
-                };
-                while let Some(event) = self.cores[core].host.poll_event() {
-                    self.log_event(core, &event);
-                }
-                match result {
-                    Ok(n) => {
-                        users = n;
-                        done += 1;
-                        if join {
-                            self.note_member(id, *group);
-                        }
-                        self.record_change(id, *group);
-                    }
-                    Err(e) => {
-                        let error = match e {
-                            Error::NotJoined(_) => {
-                                format!("{group} is not joined on {}", self.host_label(id))
-                            }
-                            Error::NoSuchFilter if !join => self.owned_only(id, *group),
-                            e => format!("{group}: {e}"),
-                        };
-                        if done > 0 {
-                            warn!("{error} (after {done} changes of the request were made)");
-                            return DaemonReply::refuse(format!(
-                                "{error} (the {done} changes before it were made)"
-                            ));
-                        }
-                        return DaemonReply::refuse(error);
-                    }
-                }
-            }
-        }
-        let verb = if join { "join" } else { "leave" };
-        let first = groups[0];
-        let count = groups.len() as u32;
-        // At most one report a host and group, before the reply (see answer_requests).
-        self.reports_owed = self
-            .reports_owed
-            .saturating_add(targets.len().saturating_mul(groups.len()));
-        let label = self.host_label(targets[0]);
-        let on = if targets.len() == 1 {
-            label.clone()
-        } else {
-            format!("{} hosts from {label}", targets.len())
-        };
-        if count == 1 {
-            info!(
-                "{verb} {first}{} on {on} (users {users})",
-                describe(&filter)
-            );
-        } else {
-            info!(
-                "{verb} {count} groups from {first}{} on {on}",
-                describe(&filter)
-            );
-        }
-        DaemonReply::Ok(Body::Change(ChangeReply {
-            iface: label,
-            group: first,
-            count,
-            users,
-            warning: None,
-            hosts: targets.len() as u32,
-        }))
-    }
-
     /// `filter`: one owner's filter for a group replaced in one step on every host named.
     fn set_filter(&mut self, args: &FilterArgs) -> DaemonReply {
         let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
@@ -261,7 +128,7 @@ impl Daemon {
     }
 
     /// Why an anonymous leave found nothing to drop: names the owners that hold the group.
-    fn owned_only(&self, id: HostId, group: IpAddr) -> String {
+    pub(super) fn owned_only(&self, id: HostId, group: IpAddr) -> String {
         let h = &self.hosts[id];
         let owners: Vec<String> = self.cores[h.core]
             .host
@@ -295,7 +162,7 @@ impl Daemon {
     /// A change of `owner`'s request for each group on each host: every new filter is worked
     /// out first, so that a refused request changes nothing, then each is set in one step
     /// (`Host::set_filter`: one merge, one State Change Report).
-    fn owned_change(
+    pub(super) fn owned_change(
         &mut self,
         op: OwnedOp,
         owner: &str,
@@ -504,7 +371,7 @@ impl Daemon {
 }
 
 /// What an owner asks for one group.
-enum OwnedOp {
+pub(super) enum OwnedOp {
     /// `join --owner`: a request if it holds none; INCLUDE sources added to its INCLUDE one
     /// (RFC 3678 MCAST_JOIN_SOURCE_GROUP). `None`: any source.
     Join(Option<SourceFilter>),
@@ -589,7 +456,7 @@ fn list(sources: &[IpAddr]) -> String {
 }
 
 /// The filter of `--include` / `--exclude`; `None` for a plain (any-source) request.
-fn source_filter(
+pub(super) fn source_filter(
     include: &Option<Vec<IpAddr>>,
     exclude: &Option<Vec<IpAddr>>,
 ) -> Result<Option<SourceFilter>, String> {
