@@ -1,23 +1,22 @@
 //! IGMPv1/v2 adapter (RFC 2236; NetBSD igmp.c 1.49): validates IGMP messages and turns them
 //! into engine events, and turns the engine's sends into IGMP messages.
 
-use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 
 use crate::config::{IgmpVersion, ProtocolVersion};
 use crate::event::Event;
-use crate::gmp::engine::{Context, Send};
+use crate::gmp::v1v2::machine::{MemberContext, MemberMessage};
 use crate::gmp::{
-    check_report, query_target, Compat, Env, Family, Protocol, QueryProblem, ReportProblem,
+    check_report, query_target, Compat, Env, Family, PackedReport, Protocol, QueryProblem,
+    ReportProblem,
 };
 use crate::stats::{igmp_wire_drop, DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::decode_code8;
 use crate::wire::igmp::IgmpRepr;
 use crate::wire::ip::Ipv4Meta;
-use crate::wire::GroupRecord;
-use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+use crate::{Config, IfIndex, IgmpTransmit, InterfaceConfig, Transmit};
 
 #[derive(Debug)]
 pub(crate) struct Igmp;
@@ -89,52 +88,51 @@ impl Protocol for Igmp {
     fn v3_report(
         iface: IfIndex,
         addrs: &InterfaceConfig,
-        records: Vec<GroupRecord<Ipv4Addr>>,
+        report: PackedReport<Ipv4Addr>,
         stats: &mut Stats,
     ) -> Transmit {
         stats.igmp.igmp_snd_reports += 1;
         stats.igmp.igmp_snd_v3_reports += 1;
-        Transmit {
+        Transmit::Igmp(IgmpTransmit::with_leaves(
             iface,
-            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-            dst: IpAddr::V4(ALL_V3_ROUTERS),
-            message: Message::Igmp(IgmpRepr::ReportV3 { records }),
-        }
+            addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            ALL_V3_ROUTERS,
+            IgmpRepr::ReportV3 {
+                records: report.records,
+            },
+            report.leaves,
+        ))
     }
 
     fn transmit(
         iface: IfIndex,
         addrs: &InterfaceConfig,
         group: Ipv4Addr,
-        send: Send,
-        ctx: &Context,
+        message: MemberMessage,
+        ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit {
-        let (repr, dst) = match send {
-            Send::Report if ctx.v1_querier => {
+        let (repr, dst) = match message {
+            MemberMessage::Report if ctx.v1_querier => {
                 stats.igmp.igmp_snd_v1_reports += 1;
                 (IgmpRepr::ReportV1 { group }, group)
             }
-            Send::Report => {
+            MemberMessage::Report => {
                 stats.igmp.igmp_snd_v2_reports += 1;
                 (IgmpRepr::ReportV2 { group }, group)
             }
             // Departure from the seed, RFC wins: NetBSD igmp.c 1.49 sends the Leave to the group
             // itself; RFC 2236 §3 sends it to the all-routers group.
-            Send::Leave => {
+            MemberMessage::Leave => {
                 stats.igmp.igmp_snd_leaves += 1;
                 (IgmpRepr::Leave { group }, ALL_ROUTERS)
             }
         };
-        if send == Send::Report {
+        if message == MemberMessage::Report {
             stats.igmp.igmp_snd_reports += 1;
         }
-        Transmit {
-            iface,
-            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-            dst: IpAddr::V4(dst),
-            message: Message::Igmp(repr),
-        }
+        let src = addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        Transmit::Igmp(IgmpTransmit::new(iface, src, dst, repr))
     }
 }
 

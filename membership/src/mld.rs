@@ -1,22 +1,22 @@
 //! MLDv1 adapter (RFC 2710; KAME / NetBSD mld6.c): validates MLD messages and turns them into
 //! engine events, and turns the engine's sends into MLD messages.
 
-use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv6Addr};
 use core::time::Duration;
 
 use crate::config::{MldVersion, ProtocolVersion};
 use crate::event::Event;
-use crate::gmp::engine::{Context, Send};
+use crate::gmp::v1v2::machine::{MemberContext, MemberMessage};
 use crate::gmp::{
-    check_report, query_target, Compat, Env, Family, Protocol, QueryProblem, ReportProblem,
+    check_report, query_target, Compat, Env, Family, PackedReport, Protocol, QueryProblem,
+    ReportProblem,
 };
 use crate::stats::{mld_wire_drop, DropReason, Stats};
 use crate::time::Instant;
+use crate::wire::decode_code8;
 use crate::wire::ip::Ipv6Meta;
 use crate::wire::mld::MldRepr;
-use crate::wire::{decode_code8, GroupRecord};
-use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+use crate::{Config, IfIndex, InterfaceConfig, MldTransmit, Transmit};
 
 #[derive(Debug)]
 pub(crate) struct Mld;
@@ -92,43 +92,42 @@ impl Protocol for Mld {
     fn v3_report(
         iface: IfIndex,
         addrs: &InterfaceConfig,
-        records: Vec<GroupRecord<Ipv6Addr>>,
+        report: PackedReport<Ipv6Addr>,
         stats: &mut Stats,
     ) -> Transmit {
         stats.mld.mld_snd_reports += 1;
         stats.mld.mld_snd_v2_reports += 1;
-        Transmit {
+        Transmit::Mld(MldTransmit::with_leaves(
             iface,
-            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-            dst: IpAddr::V6(ALL_V2_ROUTERS),
-            message: Message::Mld(MldRepr::ReportV2 { records }),
-        }
+            addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            ALL_V2_ROUTERS,
+            MldRepr::ReportV2 {
+                records: report.records,
+            },
+            report.leaves,
+        ))
     }
 
     fn transmit(
         iface: IfIndex,
         addrs: &InterfaceConfig,
         group: Ipv6Addr,
-        send: Send,
-        _ctx: &Context,
+        message: MemberMessage,
+        _ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit {
-        let (repr, dst) = match send {
-            Send::Report => {
+        let (repr, dst) = match message {
+            MemberMessage::Report => {
                 stats.mld.mld_snd_reports += 1;
                 (MldRepr::Report { group }, group)
             }
-            Send::Leave => {
+            MemberMessage::Leave => {
                 stats.mld.mld_snd_dones += 1;
                 (MldRepr::Done { group }, ALL_ROUTERS)
             }
         };
-        Transmit {
-            iface,
-            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-            dst: IpAddr::V6(dst),
-            message: Message::Mld(repr),
-        }
+        let src = addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED);
+        Transmit::Mld(MldTransmit::new(iface, src, dst, repr))
     }
 }
 

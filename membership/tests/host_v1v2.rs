@@ -78,8 +78,8 @@ fn join_reports_at_once_and_repeats_within_the_unsolicited_interval() {
     let first = now_sent(&mut host, 0);
     assert_eq!(first.len(), 1);
     assert_eq!(kind(&first[0]), "v2-report 239.1.1.1");
-    assert_eq!(first[0].src, IpAddr::V4(ME4));
-    assert_eq!(first[0].dst, g4("239.1.1.1"));
+    assert_eq!(first[0].src(), IpAddr::V4(ME4));
+    assert_eq!(first[0].dst(), g4("239.1.1.1"));
     // TTL 1 and the Router Alert option (RFC 2236 §2).
     let packet = first[0].to_packet();
     assert_eq!((packet[8], &packet[20..24]), (1, &[0x94, 4, 0, 0][..]));
@@ -98,12 +98,10 @@ fn join_reports_at_once_and_repeats_within_the_unsolicited_interval() {
 
 #[test]
 fn robustness_and_interval_are_configurable() {
-    let config = Config {
-        robustness: 4,
-        igmp_unsolicited_interval: Duration::from_secs(1),
-        mld_unsolicited_interval: Duration::from_secs(2),
-        ..Config::v2()
-    };
+    let config = Config::v2()
+        .with_robustness(4)
+        .with_igmp_unsolicited_interval(Duration::from_secs(1))
+        .with_mld_unsolicited_interval(Duration::from_secs(2));
     let mut host = host_with(config, 3, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
     host.join(IF, g6("ff12::1"), t(0)).unwrap();
@@ -111,12 +109,12 @@ fn robustness_and_interval_are_configurable() {
     let sent = run(&mut host, 60_000);
     let v4: Vec<u64> = sent
         .iter()
-        .filter(|(_, tx)| tx.dst.is_ipv4())
+        .filter(|(_, tx)| tx.dst().is_ipv4())
         .map(|(at, _)| *at)
         .collect();
     let v6: Vec<u64> = sent
         .iter()
-        .filter(|(_, tx)| tx.dst.is_ipv6())
+        .filter(|(_, tx)| tx.dst().is_ipv6())
         .map(|(at, _)| *at)
         .collect();
     assert_eq!((v4.len(), v6.len()), (3, 3));
@@ -145,7 +143,7 @@ fn joins_are_counted_and_only_the_last_leave_leaves() {
     let sent = now_sent(&mut host, 30_001);
     assert_eq!(sent.len(), 1);
     assert_eq!(
-        (sent[0].dst, kind(&sent[0])),
+        (sent[0].dst(), kind(&sent[0])),
         (IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())
     );
     assert!(host.groups(t(30_001)).is_empty());
@@ -168,7 +166,7 @@ fn leave_during_the_repeats_still_leaves_and_cancels_them() {
         vec![(IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())]
     );
     assert!(run(&mut host, 100_000).is_empty());
-    assert_eq!(host.next_deadline(), None);
+    assert_eq!(host.poll_timeout(), None);
 }
 
 #[test]
@@ -178,14 +176,14 @@ fn mld_join_and_done() {
     let sent = now_sent(&mut host, 0);
     assert_eq!(kind(&sent[0]), "mld-report ff12::1234");
     assert_eq!(
-        (sent[0].src, sent[0].dst),
+        (sent[0].src(), sent[0].dst()),
         (IpAddr::V6(ME6), g6("ff12::1234"))
     );
     assert_eq!(run(&mut host, 100_000).len(), 1);
     host.leave(IF, g6("ff12::1234"), t(100_000)).unwrap();
     let sent = now_sent(&mut host, 100_000);
     assert_eq!(
-        (sent[0].dst, kind(&sent[0])),
+        (sent[0].dst(), kind(&sent[0])),
         (IpAddr::V6(ALL_ROUTERS6), "done ff12::1234".into())
     );
     assert_eq!(host.stats().mld.mld_snd_reports, 2);
@@ -198,7 +196,7 @@ fn mld_source_is_unspecified_without_a_link_local_address() {
     host.add_interface(IF, InterfaceConfig::default()).unwrap();
     host.join(IF, g6("ff12::1"), t(0)).unwrap();
     host.join(IF, g4("239.9.9.9"), t(0)).unwrap();
-    let sources: Vec<IpAddr> = now_sent(&mut host, 0).iter().map(|tx| tx.src).collect();
+    let sources: Vec<IpAddr> = now_sent(&mut host, 0).iter().map(|tx| tx.src()).collect();
     assert_eq!(
         sources,
         [
@@ -235,10 +233,7 @@ fn groups_that_are_never_reported() {
     // Scope 2 and up are reported; 224.0.0.x too when configured (Linux's behaviour).
     host.join(IF, g6("ff02::5"), t(60_000)).unwrap();
     assert_eq!(now_sent(&mut host, 60_000).len(), 1);
-    let config = Config {
-        report_link_local_groups: true,
-        ..Config::v2()
-    };
+    let config = Config::v2().with_report_link_local_groups(true);
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("224.0.0.251"), t(0)).unwrap();
     host.join(IF, g4("224.0.0.1"), t(0)).unwrap();
@@ -500,15 +495,7 @@ fn another_v1_query_restarts_the_v1_querier_timer() {
 fn random_delays_are_uniform_over_the_allowed_range() {
     const GROUPS: u32 = 20_000;
     const BINS: usize = 20;
-    let mut host = host_with(
-        Config {
-            robustness: 1,
-            ..Config::v2()
-        },
-        0xfeed,
-        ME4,
-        ME6,
-    );
+    let mut host = host_with(Config::v2().with_robustness(1), 0xfeed, ME4, ME6);
     for i in 0..GROUPS {
         host.join(IF, IpAddr::V4(Ipv4Addr::from(0xef00_0000 + i)), t(0))
             .unwrap();
@@ -548,10 +535,7 @@ fn random_delays_are_uniform_over_the_allowed_range() {
 
 #[test]
 fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
-    let config = Config {
-        igmp_max_version: IgmpVersion::V1,
-        ..Config::v2()
-    };
+    let config = Config::v2().with_igmp_max_version(IgmpVersion::V1);
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
     assert_eq!(kind(&now_sent(&mut host, 0)[0]), "v1-report 239.1.1.1");

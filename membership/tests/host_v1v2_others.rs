@@ -202,7 +202,10 @@ impl Link {
     /// Delivers what host `from` sends to every other host, at `now`.
     fn flush(&mut self, from: usize, now: u64) {
         let mut sent = Vec::new();
-        self.hosts[from].poll(t(now), |tx| sent.push(tx));
+        self.hosts[from].handle_timeout(t(now));
+        while let Some(tx) = self.hosts[from].poll_transmit() {
+            sent.push(tx);
+        }
         for tx in sent {
             let packet = tx.to_packet();
             for (i, other) in self.hosts.iter_mut().enumerate() {
@@ -220,7 +223,7 @@ impl Link {
                 .hosts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| h.next_deadline().map(|d| (d.as_millis(), i)))
+                .filter_map(|(i, h)| h.poll_timeout().map(|d| (d.as_millis(), i)))
                 .min();
             match next {
                 Some((at, i)) if at <= until => self.flush(i, at),

@@ -41,19 +41,28 @@ fn host() -> Host {
 
 fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
     let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
+    while let Some(at) = host.poll_timeout() {
         if at.as_millis() > until {
             break;
         }
-        host.poll(at, |tx| sent.push((at.as_millis(), tx)));
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            sent.push((at.as_millis(), tx));
+        }
     }
-    host.poll(t(until), |tx| sent.push((until, tx)));
+    host.handle_timeout(t(until));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push((until, tx));
+    }
     sent
 }
 
 fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
     let mut sent = Vec::new();
-    host.poll(t(now), |tx| sent.push(tx));
+    host.handle_timeout(t(now));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
     sent
 }
 
@@ -63,16 +72,16 @@ fn records(tx: &Transmit) -> Vec<String> {
         let s: Vec<String> = s.iter().map(|a| a.to_string()).collect();
         format!("{k} {g} {{{}}}", s.join(","))
     }
-    match &tx.message {
+    match tx.message() {
         Message::Igmp(IgmpRepr::ReportV3 { records }) => {
-            assert_eq!(tx.dst, ip("224.0.0.22"));
+            assert_eq!(tx.dst(), ip("224.0.0.22"));
             records
                 .iter()
                 .map(|r| fmt(r.kind, r.group, &r.sources))
                 .collect()
         }
         Message::Mld(MldRepr::ReportV2 { records }) => {
-            assert_eq!(tx.dst, ip("ff02::16"));
+            assert_eq!(tx.dst(), ip("ff02::16"));
             records
                 .iter()
                 .map(|r| fmt(r.kind, r.group, &r.sources))
@@ -228,10 +237,7 @@ fn join_sends_to_ex_and_retransmits_robustness_minus_one_times_within_a_second()
 /// RFC 9776 §5.1's table, through requests merged on one interface.
 #[test]
 fn action_table_through_merged_requests() {
-    let config = Config {
-        robustness: 1,
-        ..Config::default()
-    };
+    let config = Config::default().with_robustness(1);
     let mut host = host_as("10.99.0.2", "fe80::2", config);
     let g = ip("232.1.1.1");
     let step = |host: &mut Host, at: u64| -> Vec<String> {
@@ -534,9 +540,9 @@ fn large_responses_are_packed_to_the_mtu() {
     for (_, tx) in &sent {
         let len = tx.to_packet().len();
         assert!(len <= 1500, "{len} bytes");
-        let e = per_family.entry(tx.dst.is_ipv4()).or_default();
+        let e = per_family.entry(tx.dst().is_ipv4()).or_default();
         e.0 += 1;
-        e.1 += tx.groups().len();
+        e.1 += tx.groups().count();
     }
     // IGMPv3: (1500 - 32) / 8 = 183 records per report -> 2; MLDv2: (1500 - 56) / 20 = 72 -> 5.
     assert_eq!(per_family[&true], (2, 300));
@@ -562,7 +568,7 @@ fn a_huge_source_list_is_split_or_truncated_as_the_record_type_says() {
     // ALLOW with 400 sources: split over reports of at most (1500 - 32 - 8) / 4 = 365 sources.
     let sizes: Vec<usize> = sent
         .iter()
-        .map(|tx| match &tx.message {
+        .map(|tx| match tx.message() {
             Message::Igmp(IgmpRepr::ReportV3 { records }) => {
                 records.iter().map(|r| r.sources.len()).sum()
             }
@@ -604,13 +610,13 @@ fn older_queriers_switch_the_mode_and_it_times_out() {
     let sent = run(&mut host, 21_000);
     assert_eq!(sent.len(), 1);
     assert!(matches!(
-        sent[0].1.message,
+        sent[0].1.message(),
         Message::Igmp(IgmpRepr::ReportV2 { .. })
     ));
     // In v2 mode, state changes use v2 messages: a join reports, a leave sends Leave.
     host.join(IF, ip("239.1.1.7"), t(30_000)).unwrap();
     assert!(matches!(
-        now_sent(&mut host, 30_000)[0].message,
+        now_sent(&mut host, 30_000)[0].message(),
         Message::Igmp(IgmpRepr::ReportV2 { .. })
     ));
     // And reverts to v3 when the timer runs out.
@@ -650,12 +656,12 @@ fn mldv1_querier_puts_mld_in_v1_mode_and_cancels_pending_v3_work() {
     let sent = run(&mut host, 5_000);
     assert_eq!(sent.len(), 1);
     assert!(matches!(
-        sent[0].1.message,
+        sent[0].1.message(),
         Message::Mld(MldRepr::Report { .. })
     ));
     host.leave(IF, ip("ff12::1"), t(5_000)).unwrap();
     assert!(matches!(
-        now_sent(&mut host, 5_000)[0].message,
+        now_sent(&mut host, 5_000)[0].message(),
         Message::Mld(MldRepr::Done { .. })
     ));
 }
@@ -687,35 +693,33 @@ fn v1_querier_wins_over_v2() {
     let sent = run(&mut host, 30_000);
     assert!(sent
         .iter()
-        .all(|(_, tx)| matches!(tx.message, Message::Igmp(IgmpRepr::ReportV1 { .. }))));
+        .all(|(_, tx)| matches!(tx.message(), Message::Igmp(IgmpRepr::ReportV1 { .. }))));
     // A v3 query in v1 mode is answered as a v1 query.
     host.handle_packet(IF, &v3_query("0.0.0.0", &[], 10, ALL_HOSTS), t(30_000))
         .unwrap();
     let sent = run(&mut host, 40_000);
     assert_eq!(sent.len(), 1);
     assert!(matches!(
-        sent[0].1.message,
+        sent[0].1.message(),
         Message::Igmp(IgmpRepr::ReportV1 { .. })
     ));
 }
 
 #[test]
 fn configured_maximum_versions_hold() {
-    let config = Config {
-        igmp_max_version: IgmpVersion::V2,
-        mld_max_version: MldVersion::V1,
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_igmp_max_version(IgmpVersion::V2)
+        .with_mld_max_version(MldVersion::V1);
     let mut host = host_as("10.99.0.2", "fe80::2", config);
     host.join(IF, ip("239.1.1.1"), t(0)).unwrap();
     host.join(IF, ip("ff12::1"), t(0)).unwrap();
     let sent = now_sent(&mut host, 0);
     assert!(matches!(
-        sent[0].message,
+        sent[0].message(),
         Message::Igmp(IgmpRepr::ReportV2 { .. })
     ));
     assert!(matches!(
-        sent[1].message,
+        sent[1].message(),
         Message::Mld(MldRepr::Report { .. })
     ));
     let info = &host.interfaces(t(0))[0];
@@ -918,5 +922,5 @@ fn retransmissions_of_all_groups_share_one_interface_timer() {
         ]
     );
     assert!(host.groups(t(20_000)).is_empty());
-    assert_eq!(host.next_deadline(), None);
+    assert_eq!(host.poll_timeout(), None);
 }

@@ -60,20 +60,29 @@ pub fn host() -> Host {
 /// Runs the host's timers up to and including `until`; returns what it sent and when.
 pub fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
     let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
+    while let Some(at) = host.poll_timeout() {
         if at.as_millis() > until {
             break;
         }
-        host.poll(at, |tx| sent.push((at.as_millis(), tx)));
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            sent.push((at.as_millis(), tx));
+        }
     }
-    host.poll(t(until), |tx| sent.push((until, tx)));
+    host.handle_timeout(t(until));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push((until, tx));
+    }
     sent
 }
 
 /// What the host sends right now (joins, leaves, immediate answers).
 pub fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
     let mut sent = Vec::new();
-    host.poll(t(now), |tx| sent.push(tx));
+    host.handle_timeout(t(now));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
     sent
 }
 
@@ -121,11 +130,11 @@ pub fn mld_query(group: Ipv6Addr, dst: Ipv6Addr, ms: u16) -> Vec<u8> {
 }
 
 pub fn kinds(sent: &[(u64, Transmit)]) -> Vec<(IpAddr, String)> {
-    sent.iter().map(|(_, tx)| (tx.dst, kind(tx))).collect()
+    sent.iter().map(|(_, tx)| (tx.dst(), kind(tx))).collect()
 }
 
 pub fn kind(tx: &Transmit) -> String {
-    match &tx.message {
+    match tx.message() {
         Message::Igmp(IgmpRepr::ReportV1 { group }) => format!("v1-report {group}"),
         Message::Igmp(IgmpRepr::ReportV2 { group }) => format!("v2-report {group}"),
         Message::Igmp(IgmpRepr::Leave { group }) => format!("leave {group}"),
