@@ -154,7 +154,7 @@ impl Daemon {
                 for &id in &targets {
                     let h = &self.hosts[id];
                     if self.cores[h.core]
-                        .host
+                        .engine
                         .group(h.ifindex, *group, now)
                         .is_none()
                     {
@@ -174,14 +174,14 @@ impl Daemon {
                 (h.core, h.ifindex)
             };
             for group in &groups {
-                let host = &mut self.cores[core].host;
+                let engine = &mut self.cores[core].engine;
                 let result = match (join, &filter) {
-                    (true, None) => host.join(ifindex, *group, now),
-                    (true, Some(f)) => host.join_filter(ifindex, *group, f.clone(), now),
-                    (false, None) => host.leave(ifindex, *group, now),
-                    (false, Some(f)) => host.leave_filter(ifindex, *group, f.clone(), now),
+                    (true, None) => engine.join(ifindex, *group, now),
+                    (true, Some(f)) => engine.join_filter(ifindex, *group, f.clone(), now),
+                    (false, None) => engine.leave(ifindex, *group, now),
+                    (false, Some(f)) => engine.leave_filter(ifindex, *group, f.clone(), now),
                 };
-                while let Some(event) = self.cores[core].host.poll_event() {
+                while let Some(event) = self.cores[core].engine.poll_event() {
                     self.log_event(core, &event);
                 }
                 match result {
@@ -264,7 +264,7 @@ impl Daemon {
     fn owned_only(&self, id: HostId, group: IpAddr) -> String {
         let h = &self.hosts[id];
         let owners: Vec<String> = self.cores[h.core]
-            .host
+            .engine
             .group(h.ifindex, group, self.now())
             .map(|g| g.owners.into_iter().flatten().collect())
             .unwrap_or_default();
@@ -283,7 +283,7 @@ impl Daemon {
     fn owner_filter(&self, id: HostId, group: IpAddr, owner: &str) -> Option<SourceFilter> {
         let h = &self.hosts[id];
         let info = self.cores[h.core]
-            .host
+            .engine
             .group(h.ifindex, group, self.now())?;
         let at = info
             .owners
@@ -334,9 +334,9 @@ impl Daemon {
             let (core, ifindex) = (self.hosts[*id].core, self.hosts[*id].ifindex);
             let result =
                 self.cores[core]
-                    .host
+                    .engine
                     .set_filter(ifindex, *group, owner, filter.clone(), now);
-            while let Some(event) = self.cores[core].host.poll_event() {
+            while let Some(event) = self.cores[core].engine.poll_event() {
                 self.log_event(core, &event);
             }
             match result {
@@ -407,7 +407,7 @@ impl Daemon {
             ifindex: h.ifindex,
         };
         match self.listeners.open(
-            &mut self.cores[owner.core].host,
+            &mut self.cores[owner.core].engine,
             owner,
             args.group,
             args.port,
@@ -461,7 +461,7 @@ impl Daemon {
             return Ok(reply);
         }
         for core in &self.cores {
-            for (name, value, help) in core.host.stats().described() {
+            for (name, value, help) in core.engine.stats().described() {
                 add(name, value, help);
             }
         }
