@@ -4,6 +4,8 @@
 //! `crate::igmp` and `crate::mld`; nothing here names either.
 //!
 //! - [`table`]: group records, request changes, the timer wheel's keys and dispatch;
+//! - [`input`]: received queries (read through the [`QueryView`] trait) and v1/v2 reports,
+//!   checked, counted and dispatched once for both protocols;
 //! - [`compat`]: the per-interface host compatibility mode (RFC 9776 §7.2, RFC 9777 §8.2);
 //! - [`v1v2`]: the IGMPv1/v2 and MLDv1 per-group state machine ([`v1v2::machine`], pure
 //!   functions) and its execution on the table (report timers, reports, Leave / Done);
@@ -13,6 +15,7 @@ pub(crate) mod compat;
 pub(crate) mod ifaces;
 pub(crate) mod index;
 pub(crate) mod info;
+pub(crate) mod input;
 pub(crate) mod table;
 pub(crate) mod v1v2;
 pub(crate) mod v3;
@@ -29,12 +32,13 @@ use slab::Slab;
 
 use crate::config::ProtocolVersion;
 use crate::event::{Event, EventQueue};
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
 use crate::timer::TimerWheel;
 use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
 use ifaces::IfaceTable;
+pub(crate) use input::{Heard, QueryView};
 use table::{GroupEntry, TimerKey};
 use v1v2::machine::{MemberContext, MemberMessage};
 pub(crate) use v3::PackedReport;
@@ -75,6 +79,12 @@ pub(crate) trait Protocol {
         ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit;
+    /// Counts what input heard, in the family's own counters.
+    fn count(stats: &mut Stats, heard: Heard);
+    /// The family's drop reason for a refused query.
+    fn query_drop(problem: QueryProblem) -> DropReason;
+    /// The family's drop reason for a refused report.
+    fn report_drop(problem: ReportProblem) -> DropReason;
     /// Builds an IGMPv3 / MLDv2 report of one packed report's records, counting it.
     fn v3_report(
         iface: IfIndex,
