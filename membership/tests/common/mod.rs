@@ -101,3 +101,4 @@ pub fn vector_packets(name: &str) -> Vec<Vec<u8>> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+pub mod family;
