@@ -8,12 +8,12 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::build_ipv4;
-use membership::{Config, Host, Instant, InterfaceConfig, Message, Transmit};
+use membership::{Carries, Config, Host, Instant, InterfaceConfig, Message, Transmit};
 
 const IF: u32 = 1;
 
-/// Runs every timer due up to `until`, as a driver sleeping until `next_deadline` would,
-/// printing what is sent and what happened.
+/// Runs every timer due up to `until`, as a driver sleeping until `poll_timeout` and then
+/// calling `handle_timeout` would, printing what is sent and what happened.
 fn run_until(host: &mut Host, until: Instant) {
     while let Some(at) = host.poll_timeout().filter(|&at| at <= until) {
         host.handle_timeout(at);
@@ -47,6 +47,18 @@ fn print(at: Instant, tx: &Transmit) {
         tx.src(),
         tx.dst()
     );
+    // What the transmit says it carries, without parsing the message.
+    match tx.carries() {
+        Carries::Report(group) => println!("{:>8}  (a report of {group})", ""),
+        Carries::Leave(group) => println!("{:>8}  (a leave of {group})", ""),
+        Carries::Records(records) => {
+            for record in records {
+                let what = if record.is_leave { "leave" } else { "receiving" };
+                println!("{:>8}  ({what} of {}: {:?})", "", record.group, record.kind);
+            }
+        }
+        Carries::Query => {}
+    }
 }
 
 fn say(at: Instant, what: &str) {
