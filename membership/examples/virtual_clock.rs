@@ -53,7 +53,11 @@ fn print(at: Instant, tx: &Transmit) {
         Carries::Leave(group) => println!("{:>8}  (a leave of {group})", ""),
         Carries::Records(records) => {
             for record in records {
-                let what = if record.is_leave { "leave" } else { "receiving" };
+                let what = if record.is_leave {
+                    "leave"
+                } else {
+                    "receiving"
+                };
                 println!("{:>8}  ({what} of {}: {:?})", "", record.group, record.kind);
             }
         }
