@@ -123,53 +123,6 @@ fn robustness_and_interval_are_configurable() {
 }
 
 #[test]
-fn joins_are_counted_and_only_the_last_leave_leaves() {
-    let mut host = host();
-    assert_eq!(host.join(IF, g4("239.1.1.1"), t(0)).unwrap(), 1);
-    assert_eq!(host.join(IF, g4("239.1.1.1"), t(5)).unwrap(), 2);
-    assert_eq!(
-        now_sent(&mut host, 5).len(),
-        1,
-        "the second join sends nothing"
-    );
-    run(&mut host, 30_000);
-    assert_eq!(host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap(), 1);
-    assert!(
-        now_sent(&mut host, 30_000).is_empty(),
-        "one user left: no Leave"
-    );
-    assert_eq!(host.groups(t(30_000))[0].users, 1);
-    assert_eq!(host.leave(IF, g4("239.1.1.1"), t(30_001)).unwrap(), 0);
-    let sent = now_sent(&mut host, 30_001);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(
-        (sent[0].dst(), kind(&sent[0])),
-        (IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())
-    );
-    assert!(host.groups(t(30_001)).is_empty());
-    assert_eq!(
-        host.leave(IF, g4("239.1.1.1"), t(30_002)),
-        Err(membership::Error::NotJoined(g4("239.1.1.1")))
-    );
-    assert_eq!(host.stats().igmp.igmp_snd_leaves, 1);
-    assert_eq!(host.stats().igmp.igmp_snd_reports, 2);
-}
-
-#[test]
-fn leave_during_the_repeats_still_leaves_and_cancels_them() {
-    let mut host = host();
-    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
-    now_sent(&mut host, 0);
-    host.leave(IF, g4("239.1.1.1"), t(1)).unwrap();
-    assert_eq!(
-        kinds(&run(&mut host, 1)),
-        vec![(IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())]
-    );
-    assert!(run(&mut host, 100_000).is_empty());
-    assert_eq!(host.poll_timeout(), None);
-}
-
-#[test]
 fn mld_join_and_done() {
     let mut host = host();
     host.join(IF, g6("ff12::1234"), t(0)).unwrap();
@@ -327,51 +280,6 @@ fn group_specific_query_gets_only_that_group() {
     )
     .unwrap();
     assert!(run(&mut host, 60_000).is_empty());
-}
-
-#[test]
-fn a_query_never_lengthens_a_running_timer() {
-    let mut host = settled(&["239.1.1.1", "239.1.1.2", "239.1.1.3", "239.1.1.4"]);
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 10),
-        t(20_000),
-    )
-    .unwrap();
-    let before: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
-    assert!(before.iter().all(|t| t.is_some_and(|ms| ms <= 1000)));
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 100),
-        t(20_000),
-    )
-    .unwrap();
-    let after: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
-    assert_eq!(before, after);
-    // A shorter one does shorten.
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 1),
-        t(20_000),
-    )
-    .unwrap();
-    assert!(host
-        .groups(t(20_000))
-        .iter()
-        .all(|g| g.timer_ms.unwrap() <= 100));
-}
-
-#[test]
-fn a_query_shortens_the_unsolicited_repeat() {
-    let mut host = host();
-    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
-    now_sent(&mut host, 0);
-    let left = host.groups(t(0))[0].timer_ms.unwrap();
-    assert!(left > 100, "seeded delay {left} ms");
-    host.handle_packet(IF, &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 1), t(0))
-        .unwrap();
-    let sent = run(&mut host, 100);
-    assert_eq!(sent.len(), 1);
 }
 
 #[test]
@@ -543,4 +451,100 @@ fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
     run(&mut host, 30_000);
     host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap();
     assert!(now_sent(&mut host, 30_000).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// For both families: IGMPv2 and MLDv1.
+
+use common::family::Family;
+
+for_both_families!(
+    joins_are_counted_and_only_the_last_leave_leaves,
+    leave_during_the_repeats_still_leaves_and_cancels_them,
+    a_query_never_lengthens_a_running_timer,
+    a_query_shortens_the_unsolicited_repeat,
+);
+
+/// A host of `groups` (written in IPv4, each the family's own) with no timer running.
+fn settled_in<F: Family>(groups: &[&str]) -> Host {
+    let groups: Vec<String> = groups.iter().map(|g| F::addr(g).to_string()).collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    settled(&groups)
+}
+
+fn joins_are_counted_and_only_the_last_leave_leaves<F: Family>() {
+    let mut host = host();
+    let g = F::addr("239.1.1.1");
+    assert_eq!(host.join(IF, g, t(0)).unwrap(), 1);
+    assert_eq!(host.join(IF, g, t(5)).unwrap(), 2);
+    assert_eq!(
+        now_sent(&mut host, 5).len(),
+        1,
+        "the second join sends nothing"
+    );
+    run(&mut host, 30_000);
+    assert_eq!(host.leave(IF, g, t(30_000)).unwrap(), 1);
+    assert!(
+        now_sent(&mut host, 30_000).is_empty(),
+        "one user left: no Leave"
+    );
+    assert_eq!(host.groups(t(30_000))[0].users, 1);
+    assert_eq!(host.leave(IF, g, t(30_001)).unwrap(), 0);
+    let sent = now_sent(&mut host, 30_001);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].dst(), F::older_kind(&sent[0]), sent[0].group()),
+        (F::all_routers(), Some("leave"), Some(g))
+    );
+    assert!(host.groups(t(30_001)).is_empty());
+    assert_eq!(
+        host.leave(IF, g, t(30_002)),
+        Err(membership::Error::NotJoined(g))
+    );
+    assert_eq!(F::leaves_sent(host.stats()), 1);
+    assert_eq!(F::reports_sent(host.stats()), 2);
+}
+
+fn leave_during_the_repeats_still_leaves_and_cancels_them<F: Family>() {
+    let mut host = host();
+    let g = F::addr("239.1.1.1");
+    host.join(IF, g, t(0)).unwrap();
+    now_sent(&mut host, 0);
+    host.leave(IF, g, t(1)).unwrap();
+    let sent: Vec<_> = run(&mut host, 1)
+        .iter()
+        .map(|(_, tx)| (tx.dst(), F::older_kind(tx), tx.group()))
+        .collect();
+    assert_eq!(sent, vec![(F::all_routers(), Some("leave"), Some(g))]);
+    assert!(run(&mut host, 100_000).is_empty());
+    assert_eq!(host.poll_timeout(), None);
+}
+
+fn a_query_never_lengthens_a_running_timer<F: Family>() {
+    let mut host = settled_in::<F>(&["239.1.1.1", "239.1.1.2", "239.1.1.3", "239.1.1.4"]);
+    let general = |max_ms| F::older_query(None, max_ms, F::all_systems());
+    host.handle_packet(IF, &general(1000), t(20_000)).unwrap();
+    let before: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
+    assert!(before.iter().all(|t| t.is_some_and(|ms| ms <= 1000)));
+    host.handle_packet(IF, &general(10_000), t(20_000)).unwrap();
+    let after: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
+    assert_eq!(before, after);
+    // A shorter one does shorten.
+    host.handle_packet(IF, &general(100), t(20_000)).unwrap();
+    assert!(host
+        .groups(t(20_000))
+        .iter()
+        .all(|g| g.timer_ms.unwrap() <= 100));
+}
+
+fn a_query_shortens_the_unsolicited_repeat<F: Family>() {
+    let mut host = host();
+    host.join(IF, F::addr("239.1.1.1"), t(0)).unwrap();
+    now_sent(&mut host, 0);
+    let left = host.groups(t(0))[0].timer_ms.unwrap();
+    assert!(left > 100, "seeded delay {left} ms");
+    host.handle_packet(IF, &F::older_query(None, 100, F::all_systems()), t(0))
+        .unwrap();
+    let sent = run(&mut host, 100);
+    assert_eq!(sent.len(), 1);
 }

@@ -56,8 +56,19 @@ pub trait Family {
         dst: IpAddr,
         querier: (u8, u32, bool),
     ) -> Vec<u8>;
-    /// An older query (IGMPv2, MLDv1) from the router to all-systems.
-    fn older_general_query(max_ms: u32) -> Vec<u8>;
+    /// An older general query (IGMPv2, MLDv1) from the router to all-systems.
+    fn older_general_query(max_ms: u32) -> Vec<u8> {
+        Self::older_query(None, max_ms, Self::all_systems())
+    }
+    /// An older query (IGMPv2, MLDv1) from the router: `group` (None: general), Max Resp
+    /// Time `max_ms`, sent to `dst`.
+    fn older_query(group: Option<IpAddr>, max_ms: u32, dst: IpAddr) -> Vec<u8>;
+    /// All-routers (224.0.0.2, ff02::2): where a Leave / Done goes.
+    fn all_routers() -> IpAddr;
+    /// The reports sent, of every version.
+    fn reports_sent(stats: &Stats) -> u64;
+    /// The Leaves / Dones sent.
+    fn leaves_sent(stats: &Stats) -> u64;
     /// Another host's older report (IGMPv2, MLDv1) of `group`.
     fn neighbour_report(group: IpAddr) -> Vec<u8>;
 
@@ -141,12 +152,21 @@ impl Family for Igmp {
         };
         build_ipv4(ROUTER4, as_v4(dst), &q.to_bytes())
     }
-    fn older_general_query(max_ms: u32) -> Vec<u8> {
+    fn older_query(group: Option<IpAddr>, max_ms: u32, dst: IpAddr) -> Vec<u8> {
         let q = IgmpRepr::Query {
             max_resp_code: u8::try_from(max_ms / 100).unwrap(),
-            group: Ipv4Addr::UNSPECIFIED,
+            group: group.map_or(Ipv4Addr::UNSPECIFIED, as_v4),
         };
-        build_ipv4(ROUTER4, ALL_HOSTS, &q.to_bytes())
+        build_ipv4(ROUTER4, as_v4(dst), &q.to_bytes())
+    }
+    fn all_routers() -> IpAddr {
+        Self::addr("224.0.0.2")
+    }
+    fn reports_sent(stats: &Stats) -> u64 {
+        stats.igmp.igmp_snd_reports
+    }
+    fn leaves_sent(stats: &Stats) -> u64 {
+        stats.igmp.igmp_snd_leaves
     }
     fn neighbour_report(group: IpAddr) -> Vec<u8> {
         let group = as_v4(group);
@@ -228,12 +248,22 @@ impl Family for Mld {
         };
         build_ipv6(ROUTER6, dst, &q.to_bytes(&ROUTER6, &dst))
     }
-    fn older_general_query(max_ms: u32) -> Vec<u8> {
+    fn older_query(group: Option<IpAddr>, max_ms: u32, dst: IpAddr) -> Vec<u8> {
+        let dst = as_v6(dst);
         let q = MldRepr::Query {
             max_resp_delay: u16::try_from(max_ms).unwrap(),
-            group: Ipv6Addr::UNSPECIFIED,
+            group: group.map_or(Ipv6Addr::UNSPECIFIED, as_v6),
         };
-        build_ipv6(ROUTER6, ALL_NODES, &q.to_bytes(&ROUTER6, &ALL_NODES))
+        build_ipv6(ROUTER6, dst, &q.to_bytes(&ROUTER6, &dst))
+    }
+    fn all_routers() -> IpAddr {
+        "ff02::2".parse().unwrap()
+    }
+    fn reports_sent(stats: &Stats) -> u64 {
+        stats.mld.mld_snd_reports
+    }
+    fn leaves_sent(stats: &Stats) -> u64 {
+        stats.mld.mld_snd_dones
     }
     fn neighbour_report(group: IpAddr) -> Vec<u8> {
         let (src, group) = (as_v6(Self::neighbour()), as_v6(group));
