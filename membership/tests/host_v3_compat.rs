@@ -8,18 +8,6 @@ mod v3;
 
 use v3::*;
 
-fn v3_query(group: &str, sources: &[&str], max_tenths: u8, dst: Ipv4Addr) -> Vec<u8> {
-    let q = IgmpRepr::QueryV3 {
-        max_resp_code: max_tenths,
-        group: group.parse().unwrap(),
-        suppress_router: false,
-        qrv: 2,
-        qqic: 125,
-        sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
-    };
-    build_ipv4(ROUTER4, dst, &q.to_bytes())
-}
-
 // ---------------------------------------------------------------------------------------------
 // IGMP only (IGMPv1) and both families on one host.
 

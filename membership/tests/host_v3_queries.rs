@@ -8,30 +8,6 @@ mod v3;
 
 use v3::*;
 
-fn v3_query(group: &str, sources: &[&str], max_tenths: u8, dst: Ipv4Addr) -> Vec<u8> {
-    let q = IgmpRepr::QueryV3 {
-        max_resp_code: max_tenths,
-        group: group.parse().unwrap(),
-        suppress_router: false,
-        qrv: 2,
-        qqic: 125,
-        sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
-    };
-    build_ipv4(ROUTER4, dst, &q.to_bytes())
-}
-
-fn mld_v2_query(group: &str, sources: &[&str], max_ms: u16, dst: Ipv6Addr) -> Vec<u8> {
-    let q = MldRepr::QueryV2 {
-        max_resp_code: max_ms,
-        group: group.parse().unwrap(),
-        suppress_router: false,
-        qrv: 2,
-        qqic: 125,
-        sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
-    };
-    build_ipv6(ROUTER6, dst, &q.to_bytes(&ROUTER6, &dst))
-}
-
 // ---------------------------------------------------------------------------------------------
 // Both families on one host.
 

@@ -12,7 +12,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::{host_on, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
+use common::{host_on, run_timers as run, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
@@ -292,21 +292,6 @@ fn render(fam: &Family, tx: &Transmit) -> String {
         })
         .collect::<Vec<_>>()
         .join(" + ")
-}
-
-/// Runs the timers up to `until`: what was sent, and when.
-fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
-    let mut sent = Vec::new();
-    while let Some(at) = host.poll_timeout() {
-        if at.as_millis() > until {
-            break;
-        }
-        host.handle_timeout(at);
-        while let Some(tx) = host.poll_transmit() {
-            sent.push((at.as_millis(), tx));
-        }
-    }
-    sent
 }
 
 #[test]

@@ -57,35 +57,6 @@ pub fn host() -> Host {
     host_with(Config::v2(), 7, ME4, ME6)
 }
 
-/// Runs the host's timers up to and including `until`; returns what it sent and when.
-pub fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
-    let mut sent = Vec::new();
-    while let Some(at) = host.poll_timeout() {
-        if at.as_millis() > until {
-            break;
-        }
-        host.handle_timeout(at);
-        while let Some(tx) = host.poll_transmit() {
-            sent.push((at.as_millis(), tx));
-        }
-    }
-    host.handle_timeout(t(until));
-    while let Some(tx) = host.poll_transmit() {
-        sent.push((until, tx));
-    }
-    sent
-}
-
-/// What the host sends right now (joins, leaves, immediate answers).
-pub fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
-    let mut sent = Vec::new();
-    host.handle_timeout(t(now));
-    while let Some(tx) = host.poll_transmit() {
-        sent.push(tx);
-    }
-    sent
-}
-
 pub fn igmp_packet(src: Ipv4Addr, dst: Ipv4Addr, repr: &IgmpRepr) -> Vec<u8> {
     build_ipv4(src, dst, &repr.to_bytes())
 }

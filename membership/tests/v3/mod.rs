@@ -17,7 +17,9 @@ pub use membership::{
 };
 
 pub use crate::common::family::{Family, Igmp, Mld};
-pub use crate::common::{hex, ip, t, vector_packets, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
+pub use crate::common::{
+    hex, ip, now_sent, run, t, vector_packets, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6,
+};
 pub use crate::for_both_families;
 
 pub fn ips(list: &[&str]) -> Vec<IpAddr> {
@@ -41,33 +43,6 @@ pub fn host_as(v4: &str, v6: &str, config: Config) -> Host {
 /// A host at 10.99.0.2 and fe80::2.
 pub fn host() -> Host {
     host_as("10.99.0.2", "fe80::2", Config::default())
-}
-
-pub fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
-    let mut sent = Vec::new();
-    while let Some(at) = host.poll_timeout() {
-        if at.as_millis() > until {
-            break;
-        }
-        host.handle_timeout(at);
-        while let Some(tx) = host.poll_transmit() {
-            sent.push((at.as_millis(), tx));
-        }
-    }
-    host.handle_timeout(t(until));
-    while let Some(tx) = host.poll_transmit() {
-        sent.push((until, tx));
-    }
-    sent
-}
-
-pub fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
-    let mut sent = Vec::new();
-    host.handle_timeout(t(now));
-    while let Some(tx) = host.poll_transmit() {
-        sent.push(tx);
-    }
-    sent
 }
 
 /// A report's records as text: "to_ex 239.1.1.3 {}" ...
@@ -97,6 +72,32 @@ pub fn records(tx: &Transmit) -> Vec<String> {
 
 pub fn all_records(sent: &[(u64, Transmit)]) -> Vec<String> {
     sent.iter().flat_map(|(_, tx)| records(tx)).collect()
+}
+
+/// An IGMPv3 query from the router.
+pub fn v3_query(group: &str, sources: &[&str], max_tenths: u8, dst: Ipv4Addr) -> Vec<u8> {
+    let q = IgmpRepr::QueryV3 {
+        max_resp_code: max_tenths,
+        group: group.parse().unwrap(),
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
+    };
+    build_ipv4(ROUTER4, dst, &q.to_bytes())
+}
+
+/// An MLDv2 query from the router.
+pub fn mld_v2_query(group: &str, sources: &[&str], max_ms: u16, dst: Ipv6Addr) -> Vec<u8> {
+    let q = MldRepr::QueryV2 {
+        max_resp_code: max_ms,
+        group: group.parse().unwrap(),
+        suppress_router: false,
+        qrv: 2,
+        qqic: 125,
+        sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
+    };
+    build_ipv6(ROUTER6, dst, &q.to_bytes(&ROUTER6, &dst))
 }
 
 /// A host whose groups are joined with these filters and whose state-change reports are
