@@ -456,21 +456,12 @@ fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
 // ---------------------------------------------------------------------------------------------
 // For both families: IGMPv2 and MLDv1.
 
-use common::family::Family;
-
 for_both_families!(
     joins_are_counted_and_only_the_last_leave_leaves,
     leave_during_the_repeats_still_leaves_and_cancels_them,
     a_query_never_lengthens_a_running_timer,
     a_query_shortens_the_unsolicited_repeat,
 );
-
-/// A host of `groups` (written in IPv4, each the family's own) with no timer running.
-fn settled_in<F: Family>(groups: &[&str]) -> Host {
-    let groups: Vec<String> = groups.iter().map(|g| F::addr(g).to_string()).collect();
-    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
-    settled(&groups)
-}
 
 fn joins_are_counted_and_only_the_last_leave_leaves<F: Family>() {
     let mut host = host();

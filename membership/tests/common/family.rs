@@ -69,6 +69,8 @@ pub trait Family {
     fn reports_sent(stats: &Stats) -> u64;
     /// The Leaves / Dones sent.
     fn leaves_sent(stats: &Stats) -> u64;
+    /// Other hosts' reports heard of groups we are a member of.
+    fn reports_of_our_groups_heard(stats: &Stats) -> u64;
     /// Another host's older report (IGMPv2, MLDv1) of `group`.
     fn neighbour_report(group: IpAddr) -> Vec<u8>;
 
@@ -168,6 +170,9 @@ impl Family for Igmp {
     fn leaves_sent(stats: &Stats) -> u64 {
         stats.igmp.igmp_snd_leaves
     }
+    fn reports_of_our_groups_heard(stats: &Stats) -> u64 {
+        stats.igmp.igmp_rcv_ourreports
+    }
     fn neighbour_report(group: IpAddr) -> Vec<u8> {
         let group = as_v4(group);
         let report = IgmpRepr::ReportV2 { group };
@@ -264,6 +269,9 @@ impl Family for Mld {
     }
     fn leaves_sent(stats: &Stats) -> u64 {
         stats.mld.mld_snd_dones
+    }
+    fn reports_of_our_groups_heard(stats: &Stats) -> u64 {
+        stats.mld.mld_rcv_ourreports
     }
     fn neighbour_report(group: IpAddr) -> Vec<u8> {
         let (src, group) = (as_v6(Self::neighbour()), as_v6(group));

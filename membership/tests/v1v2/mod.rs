@@ -15,7 +15,9 @@ pub use membership::{
     Config, DropReason, GroupInfo, Host, IgmpVersion, Instant, InterfaceConfig, Message, Transmit,
 };
 
+pub use crate::common::family::Family;
 pub use crate::common::*;
+pub use crate::for_both_families;
 
 pub const IF: u32 = 1;
 pub const ME4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
@@ -149,4 +151,11 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// A host of `groups` (written in IPv4, each the family's own) with no timer running.
+pub fn settled_in<F: Family>(groups: &[&str]) -> Host {
+    let groups: Vec<String> = groups.iter().map(|g| F::addr(g).to_string()).collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    settled(&groups)
 }
