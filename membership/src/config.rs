@@ -97,17 +97,14 @@ impl core::fmt::Display for ProtocolVersion {
 /// Host-wide protocol settings.
 ///
 /// `#[non_exhaustive]`, so that a setting can be added without breaking anyone: outside this
-/// crate, start from [`Config::default`] (or [`Config::v2`]) and change what you need, either
-/// with the `with_*` builder methods or by setting the public fields of a `mut` binding:
+/// crate, start from [`Config::default`] (or [`Config::v2`]) and change what you need with the
+/// `with_*` builder methods, one per field. The fields stay public, to be read.
 ///
 /// ```
 /// use membership::Config;
 ///
 /// let config = Config::default().with_robustness(3).with_answer_burst(u32::MAX);
-/// let mut same = Config::default();
-/// same.robustness = 3;
-/// same.answer_burst = u32::MAX;
-/// assert_eq!(config, same);
+/// assert_eq!((config.robustness, config.answer_burst), (3, u32::MAX));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

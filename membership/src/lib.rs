@@ -41,7 +41,7 @@
 //! query view and a report view. [`wire`] holds the message formats, usable on their own.
 //!
 //! [`Config`] is `#[non_exhaustive]`: build it from [`Config::default`] (or [`Config::v2`])
-//! and set the fields you change.
+//! with its `with_*` builder methods.
 //!
 //! Features: `std` (default) builds against the standard library; without it the crate is
 //! `no_std` with `alloc`. `serde` derives `Serialize` for the info types.
