@@ -397,49 +397,7 @@ fn another_v1_query_restarts_the_v1_querier_timer() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Random delays are uniform over [0, Max Resp Time].
-
-#[test]
-fn random_delays_are_uniform_over_the_allowed_range() {
-    const GROUPS: u32 = 20_000;
-    const BINS: usize = 20;
-    let mut host = host_with(Config::v2().with_robustness(1), 0xfeed, ME4, ME6);
-    for i in 0..GROUPS {
-        host.join(IF, IpAddr::V4(Ipv4Addr::from(0xef00_0000 + i)), t(0))
-            .unwrap();
-    }
-    now_sent(&mut host, 0);
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 100),
-        t(1000),
-    )
-    .unwrap();
-    let delays: Vec<u64> = host
-        .groups(t(1000))
-        .iter()
-        .map(|g| g.timer_ms.unwrap())
-        .collect();
-    assert!(delays.iter().all(|&d| d <= 10_000));
-    assert!(
-        delays.contains(&0) || delays.iter().min().unwrap() < &10,
-        "reaches the low end"
-    );
-    assert!(
-        delays.iter().max().unwrap() > &9_990,
-        "reaches the high end"
-    );
-    let mut bins = [0f64; BINS];
-    for d in &delays {
-        bins[((*d as usize) * BINS / 10_001).min(BINS - 1)] += 1.0;
-    }
-    let expected = GROUPS as f64 / BINS as f64;
-    let chi2: f64 = bins.iter().map(|o| (o - expected).powi(2) / expected).sum();
-    // 19 degrees of freedom: the 99.9th percentile is 43.8.
-    assert!(chi2 < 43.8, "chi-square {chi2:.1} over bins {bins:?}");
-    let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
-    assert!((mean - 5000.0).abs() < 100.0, "mean {mean}");
-}
+// A configured maximum version.
 
 #[test]
 fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
@@ -461,6 +419,7 @@ for_both_families!(
     leave_during_the_repeats_still_leaves_and_cancels_them,
     a_query_never_lengthens_a_running_timer,
     a_query_shortens_the_unsolicited_repeat,
+    random_delays_are_uniform_over_the_allowed_range,
 );
 
 fn joins_are_counted_and_only_the_last_leave_leaves<F: Family>() {
@@ -538,4 +497,42 @@ fn a_query_shortens_the_unsolicited_repeat<F: Family>() {
         .unwrap();
     let sent = run(&mut host, 100);
     assert_eq!(sent.len(), 1);
+}
+
+/// Random delays are uniform over [0, Max Resp Time].
+fn random_delays_are_uniform_over_the_allowed_range<F: Family>() {
+    const GROUPS: u32 = 20_000;
+    const BINS: usize = 20;
+    let mut host = host_with(Config::v2().with_robustness(1), 0xfeed, ME4, ME6);
+    for i in 0..GROUPS {
+        let group = F::addr(&format!("239.0.{}.{}", i / 256, i % 256));
+        host.join(IF, group, t(0)).unwrap();
+    }
+    now_sent(&mut host, 0);
+    host.handle_packet(IF, &F::older_general_query(10_000), t(1000))
+        .unwrap();
+    let delays: Vec<u64> = host
+        .groups(t(1000))
+        .iter()
+        .map(|g| g.timer_ms.unwrap())
+        .collect();
+    assert!(delays.iter().all(|&d| d <= 10_000));
+    assert!(
+        delays.contains(&0) || delays.iter().min().unwrap() < &10,
+        "reaches the low end"
+    );
+    assert!(
+        delays.iter().max().unwrap() > &9_990,
+        "reaches the high end"
+    );
+    let mut bins = [0f64; BINS];
+    for d in &delays {
+        bins[((*d as usize) * BINS / 10_001).min(BINS - 1)] += 1.0;
+    }
+    let expected = GROUPS as f64 / BINS as f64;
+    let chi2: f64 = bins.iter().map(|o| (o - expected).powi(2) / expected).sum();
+    // 19 degrees of freedom: the 99.9th percentile is 43.8.
+    assert!(chi2 < 43.8, "chi-square {chi2:.1} over bins {bins:?}");
+    let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
+    assert!((mean - 5000.0).abs() < 100.0, "mean {mean}");
 }
