@@ -209,7 +209,13 @@ macro_rules! builders {
     ($($with:ident: $field:ident: $ty:ty,)*) => {
         impl Config {
             $(
-                #[doc = concat!("This config with [`", stringify!($field), "`](Config::", stringify!($field), ") set to `value`.")]
+                #[doc = concat!(
+                    "This config with [`",
+                    stringify!($field),
+                    "`](Config::",
+                    stringify!($field),
+                    ") set to `value`.",
+                )]
                 #[must_use = "a builder method returns the changed config"]
                 pub fn $with(mut self, value: $ty) -> Config {
                     self.$field = value;

@@ -9,7 +9,8 @@
 //! - [`compat`]: the per-interface host compatibility mode (RFC 9776 §7.2, RFC 9777 §8.2);
 //! - [`v1v2`]: the IGMPv1/v2 and MLDv1 per-group state machine ([`v1v2::machine`], pure
 //!   functions) and its execution on the table (report timers, reports, Leave / Done);
-//! - [`v3`]: the IGMPv3 / MLDv2 state machine: queries, state-change reports, retransmission and packing.
+//! - [`v3`]: the IGMPv3 / MLDv2 state machine: queries, state-change reports, retransmission
+//!   and packing.
 
 pub(crate) mod compat;
 pub(crate) mod ifaces;

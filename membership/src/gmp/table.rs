@@ -18,7 +18,8 @@ use crate::time::Instant;
 use crate::timer::TimerId;
 use crate::{Error, IfIndex};
 
-/// One group on one interface.
+/// An entry of the group table: one group on one interface (not a group record of a v3
+/// report, which is `wire::GroupRecord`).
 #[derive(Debug)]
 pub(crate) struct GroupEntry<A> {
     pub(super) iface: IfIndex,

@@ -25,34 +25,58 @@ macro_rules! shared_accessors {
                 <$addr as super::RecordAddress>::read(&self.bytes()[field::GROUP])
             }
 
-            #[doc = concat!("S flag of an ", $v3, " query. Panics if the message is shorter than the query's fixed header.")]
+            #[doc = concat!(
+                        "S flag of an ",
+                        $v3,
+                        " query. Panics if the message is shorter than the query's fixed header.",
+                    )]
             pub fn suppress_router(&self) -> bool {
                 super::v3_query::suppress_router_of(self.bytes()[field::FLAGS])
             }
 
-            #[doc = concat!("QRV of an ", $v3, " query. Panics if the message is shorter than the query's fixed header.")]
+            #[doc = concat!(
+                        "QRV of an ",
+                        $v3,
+                        " query. Panics if the message is shorter than the query's fixed header.",
+                    )]
             pub fn qrv(&self) -> u8 {
                 super::v3_query::qrv_of(self.bytes()[field::FLAGS])
             }
 
-            #[doc = concat!("QQIC of an ", $v3, " query. Panics if the message is shorter than the query's fixed header.")]
+            #[doc = concat!(
+                        "QQIC of an ",
+                        $v3,
+                        " query. Panics if the message is shorter than the query's fixed header.",
+                    )]
             pub fn qqic(&self) -> u8 {
                 self.bytes()[field::QQIC]
             }
 
-            #[doc = concat!("Number of Sources of an ", $v3, " query. Panics if the message is shorter than the query's fixed header.")]
+            #[doc = concat!(
+                        "Number of Sources of an ",
+                        $v3,
+                        " query. Panics if the message is shorter than the query's fixed header.",
+                    )]
             pub fn num_sources(&self) -> u16 {
                 self.read_u16(field::NUM_SOURCES)
             }
 
-            #[doc = concat!("Source `index` of an ", $v3, " query. Panics if it lies outside the message.")]
+            #[doc = concat!(
+                        "Source `index` of an ",
+                        $v3,
+                        " query. Panics if it lies outside the message.",
+                    )]
             pub fn source(&self, index: usize) -> $addr {
                 let len = <$addr as super::RecordAddress>::LEN;
                 let at = field::SOURCES + index * len;
                 <$addr as super::RecordAddress>::read(&self.bytes()[at..at + len])
             }
 
-            #[doc = concat!("Sources of an ", $v3, " query. Panics unless [`check_len`](Self::check_len) passed.")]
+            #[doc = concat!(
+                        "Sources of an ",
+                        $v3,
+                        " query. Panics unless [`check_len`](Self::check_len) passed.",
+                    )]
             pub fn sources(&self) -> impl ExactSizeIterator<Item = $addr> + '_ {
                 let len = <$addr as super::RecordAddress>::LEN;
                 let end = field::SOURCES + usize::from(self.num_sources()) * len;
@@ -66,7 +90,11 @@ macro_rules! shared_accessors {
                 self.read_u16(field::NUM_RECORDS)
             }
 
-            #[doc = concat!("Records of an ", $v3, " report, each checked against the end of the message.")]
+            #[doc = concat!(
+                        "Records of an ",
+                        $v3,
+                        " report, each checked against the end of the message.",
+                    )]
             pub fn records(&self) -> super::GroupRecords<'_, $addr> {
                 super::GroupRecords::new(&self.bytes()[field::RECORDS..], self.num_records())
             }
@@ -92,7 +120,11 @@ macro_rules! shared_accessors {
                 super::RecordAddress::write(&group, &mut self.bytes_mut()[field::GROUP]);
             }
 
-            #[doc = concat!("Writes `Resv(4) = 0 | S | QRV` of an ", $v3, " query; QRV above 7 is truncated to 3 bits.")]
+            #[doc = concat!(
+                        "Writes `Resv(4) = 0 | S | QRV` of an ",
+                        $v3,
+                        " query; QRV above 7 is truncated to 3 bits.",
+                    )]
             pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
                 self.bytes_mut()[field::FLAGS] = super::v3_query::flags_byte(suppress_router, qrv);
             }
@@ -107,29 +139,47 @@ macro_rules! shared_accessors {
                 self.write_u16(field::NUM_SOURCES, count);
             }
 
-            #[doc = concat!("Writes Source Address `index` of an ", $v3, " query. Panics if it lies outside the buffer.")]
+            #[doc = concat!(
+                        "Writes Source Address `index` of an ",
+                        $v3,
+                        " query. Panics if it lies outside the buffer.",
+                    )]
             pub fn set_source(&mut self, index: usize, source: $addr) {
                 let len = <$addr as super::RecordAddress>::LEN;
                 let at = field::SOURCES + index * len;
                 super::RecordAddress::write(&source, &mut self.bytes_mut()[at..at + len]);
             }
 
-            #[doc = concat!("Sets Reserved (0) and Number of (group) records of an ", $v3, " report.")]
+            #[doc = concat!(
+                        "Sets Reserved (0) and Number of (group) records of an ",
+                        $v3,
+                        " report.",
+                    )]
             pub fn set_num_records(&mut self, count: u16) {
                 self.write_u16(field::REPORT_RESERVED, 0);
                 self.write_u16(field::NUM_RECORDS, count);
             }
 
-            #[doc = concat!("Mutable access to the bytes after the fixed header (records of an ", $v3, " report).")]
+            #[doc = concat!(
+                        "Mutable access to the bytes after the fixed header (records of an ",
+                        $v3,
+                        " report).",
+                    )]
             pub fn records_mut(&mut self) -> &mut [u8] {
                 &mut self.bytes_mut()[field::RECORDS..]
             }
 
             /// Writes what a v3 query adds to an older one: flags, QQIC, Number of Sources,
             /// sources. Panics past 65535 sources.
-            fn emit_v3_query_fields(&mut self, suppress_router: bool, qrv: u8, qqic: u8, sources: &[$addr]) {
-                let count = u16::try_from(sources.len())
-                    .expect(concat!($v3, " query with >65535 sources"));
+            fn emit_v3_query_fields(
+                &mut self,
+                suppress_router: bool,
+                qrv: u8,
+                qqic: u8,
+                sources: &[$addr],
+            ) {
+                let count =
+                    u16::try_from(sources.len()).expect(concat!($v3, " query with >65535 sources"));
                 self.set_flags(suppress_router, qrv);
                 self.set_qqic(qqic);
                 self.set_num_sources(count);
