@@ -104,13 +104,7 @@ fn tick(c: &mut Criterion) {
 const IF: u32 = 1;
 
 fn host_with_groups(n: u32) -> Host {
-    let mut host = Host::new(
-        Config {
-            robustness: 1,
-            ..Config::v2()
-        },
-        9,
-    );
+    let mut host = Host::new(Config::v2().with_robustness(1), 9);
     host.add_interface(
         IF,
         InterfaceConfig {
@@ -124,9 +118,10 @@ fn host_with_groups(n: u32) -> Host {
         let group = Ipv4Addr::from(0xef00_0000 + i);
         host.join(IF, IpAddr::V4(group), Instant::ZERO).unwrap();
     }
-    host.poll(Instant::ZERO, |tx| {
+    host.handle_timeout(Instant::ZERO);
+    while let Some(tx) = host.poll_transmit() {
         black_box(tx);
-    });
+    }
     host
 }
 

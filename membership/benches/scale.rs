@@ -75,15 +75,16 @@ fn group(i: u32) -> IpAddr {
 fn run(host: &mut Host, from: u64, until: u64) -> usize {
     let mut sent = 0;
     let mut now = from;
-    while let Some(at) = host.next_deadline() {
+    while let Some(at) = host.poll_timeout() {
         if at.as_millis() > until {
             break;
         }
         now = now.max(at.as_millis());
-        host.poll(Instant::from_millis(now), |tx| {
+        host.handle_timeout(Instant::from_millis(now));
+        while let Some(tx) = host.poll_transmit() {
             black_box(tx);
             sent += 1;
-        });
+        }
     }
     sent
 }
@@ -96,9 +97,10 @@ fn one_interface(n: u32) -> Host {
         for i in batch * 1000..(batch + 1) * 1000 {
             host.join(1, group(i), Instant::ZERO).unwrap();
         }
-        host.poll(Instant::ZERO, |tx| {
+        host.handle_timeout(Instant::ZERO);
+        while let Some(tx) = host.poll_transmit() {
             black_box(tx);
-        });
+        }
     }
     run(&mut host, 0, 5_000);
     host
@@ -156,9 +158,10 @@ fn main() {
             host.join(n, group(1), Instant::ZERO).unwrap();
             host.join(n, group(2), Instant::ZERO).unwrap();
         }
-        host.poll(Instant::ZERO, |tx| {
+        host.handle_timeout(Instant::ZERO);
+        while let Some(tx) = host.poll_transmit() {
             black_box(tx);
-        });
+        }
     }
     run(&mut host, 0, 5_000);
     let joined = mark() - base - idle;

@@ -231,7 +231,10 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("IGMP/MLD packet dropped: {reason:?}");
             }
         }
-        host.poll(now, |tx| device.write(smol_now, &tx.to_packet()));
+        host.handle_timeout(now);
+        while let Some(tx) = host.poll_transmit() {
+            device.write(smol_now, &tx.to_packet());
+        }
         while let Some(event) = host.poll_event() {
             eprintln!("{now}: {event:?}");
         }
@@ -248,7 +251,10 @@ fn main() -> anyhow::Result<()> {
             received += 1;
             if received == args.count {
                 host.leave(IF, args.group, now)?;
-                host.poll(now, |tx| device.write(smol_now, &tx.to_packet()));
+                host.handle_timeout(now);
+                while let Some(tx) = host.poll_transmit() {
+                    device.write(smol_now, &tx.to_packet());
+                }
                 eprintln!(
                     "left {}; dropped {} IGMP/MLD packets smoltcp wrote itself",
                     args.group, device.smoltcp_own_dropped
@@ -261,7 +267,7 @@ fn main() -> anyhow::Result<()> {
             .poll_delay(smol_now, &sockets)
             .map(|d| Duration::from_micros(d.total_micros()));
         let host_delay = host
-            .next_deadline()
+            .poll_timeout()
             .map(|at| at.saturating_duration_since(now));
         let delay = match (smol_delay, host_delay) {
             (Some(a), Some(b)) => Some(a.min(b)),

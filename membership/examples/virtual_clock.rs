@@ -8,18 +8,24 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::build_ipv4;
-use membership::{Config, Host, Instant, InterfaceConfig, Message, Transmit};
+use membership::{Carries, Config, Host, Instant, InterfaceConfig, Message, Transmit};
 
 const IF: u32 = 1;
 
-/// Runs every timer due up to `until`, as a driver sleeping until `next_deadline` would,
-/// printing what is sent and what happened.
+/// Runs every timer due up to `until`, as a driver sleeping until `poll_timeout` and then
+/// calling `handle_timeout` would, printing what is sent and what happened.
 fn run_until(host: &mut Host, until: Instant) {
-    while let Some(at) = host.next_deadline().filter(|&at| at <= until) {
-        host.poll(at, |tx| print(at, &tx));
+    while let Some(at) = host.poll_timeout().filter(|&at| at <= until) {
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            print(at, &tx);
+        }
         events(host, at);
     }
-    host.poll(until, |tx| print(until, &tx));
+    host.handle_timeout(until);
+    while let Some(tx) = host.poll_transmit() {
+        print(until, &tx);
+    }
     events(host, until);
 }
 
@@ -30,7 +36,7 @@ fn events(host: &mut Host, at: Instant) {
 }
 
 fn print(at: Instant, tx: &Transmit) {
-    let what = match &tx.message {
+    let what = match tx.message() {
         Message::Igmp(repr) => format!("{repr:?}"),
         Message::Mld(repr) => format!("{repr:?}"),
     };
@@ -38,8 +44,25 @@ fn print(at: Instant, tx: &Transmit) {
     let at = at.to_string();
     println!(
         "{at:>8}  send  {} -> {} ({len} bytes): {what}",
-        tx.src, tx.dst
+        tx.src(),
+        tx.dst()
     );
+    // What the transmit says it carries, without parsing the message.
+    match tx.carries() {
+        Carries::Report(group) => println!("{:>8}  (a report of {group})", ""),
+        Carries::Leave(group) => println!("{:>8}  (a leave of {group})", ""),
+        Carries::Records(records) => {
+            for record in records {
+                let what = if record.is_leave {
+                    "leave"
+                } else {
+                    "receiving"
+                };
+                println!("{:>8}  ({what} of {}: {:?})", "", record.group, record.kind);
+            }
+        }
+        Carries::Query => {}
+    }
 }
 
 fn say(at: Instant, what: &str) {

@@ -95,7 +95,19 @@ impl core::fmt::Display for ProtocolVersion {
 }
 
 /// Host-wide protocol settings.
+///
+/// `#[non_exhaustive]`, so that a setting can be added without breaking anyone: outside this
+/// crate, start from [`Config::default`] (or [`Config::v2`]) and change what you need with the
+/// `with_*` builder methods, one per field. The fields stay public, to be read.
+///
+/// ```
+/// use membership::Config;
+///
+/// let config = Config::default().with_robustness(3).with_answer_burst(u32::MAX);
+/// assert_eq!((config.robustness, config.answer_burst), (3, u32::MAX));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Robustness Variable (RFC 2236 §8.1, RFC 2710 §7.1): unsolicited reports are sent this many
     /// times. Default 2.
@@ -190,6 +202,45 @@ impl Config {
             ..Config::default()
         }
     }
+}
+
+/// One `with_<field>` builder method per field: the config with that field set.
+macro_rules! builders {
+    ($($with:ident: $field:ident: $ty:ty,)*) => {
+        impl Config {
+            $(
+                #[doc = concat!(
+                    "This config with [`",
+                    stringify!($field),
+                    "`](Config::",
+                    stringify!($field),
+                    ") set to `value`.",
+                )]
+                #[must_use = "a builder method returns the changed config"]
+                pub fn $with(mut self, value: $ty) -> Config {
+                    self.$field = value;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+builders! {
+    with_robustness: robustness: u8,
+    with_igmp_unsolicited_interval: igmp_unsolicited_interval: Duration,
+    with_mld_unsolicited_interval: mld_unsolicited_interval: Duration,
+    with_v1_querier_timeout: v1_querier_timeout: Duration,
+    with_report_link_local_groups: report_link_local_groups: bool,
+    with_igmp_max_version: igmp_max_version: IgmpVersion,
+    with_mld_max_version: mld_max_version: MldVersion,
+    with_v3_unsolicited_interval: v3_unsolicited_interval: Duration,
+    with_query_interval: query_interval: Duration,
+    with_query_response_interval: query_response_interval: Duration,
+    with_igmp_policy: igmp_policy: InputPolicy,
+    with_mld_policy: mld_policy: InputPolicy,
+    with_answer_burst: answer_burst: u32,
+    with_event_capacity: event_capacity: usize,
 }
 
 /// This host's addresses on an interface: the sources of what it sends.

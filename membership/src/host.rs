@@ -21,10 +21,12 @@ use crate::{Config, Error, IfIndex, InterfaceConfig, Transmit};
 
 /// The host side of IGMP and MLD on any number of interfaces.
 ///
-/// Sans-IO: every call takes the current [`Instant`]; packets come in through
-/// [`handle_packet`](Host::handle_packet) (or [`handle_igmp`](Host::handle_igmp) /
-/// [`handle_mld`](Host::handle_mld)), and what is to be sent comes out of
-/// [`poll`](Host::poll), which is due again at [`next_deadline`](Host::next_deadline).
+/// Sans-IO, driven as quinn-proto's `Connection` is: calls that change state take the current
+/// [`Instant`]; packets come in through [`handle_packet`](Host::handle_packet) (or
+/// [`handle_igmp`](Host::handle_igmp) / [`handle_mld`](Host::handle_mld)); timers fire in
+/// [`handle_timeout`](Host::handle_timeout), due at [`poll_timeout`](Host::poll_timeout); what
+/// is to be sent comes out of [`poll_transmit`](Host::poll_transmit), what happened out of
+/// [`poll_event`](Host::poll_event).
 #[derive(Debug)]
 pub struct Host {
     config: Config,
@@ -110,6 +112,7 @@ impl Host {
     /// Adds a request for `group` with a source filter (RFC 9776 §3.1: like a socket's
     /// IP_ADD_SOURCE_MEMBERSHIP / MCAST_JOIN_SOURCE_GROUP). The interface state merges every
     /// request held; a v3 host reports the change at once. Returns the requests held.
+    #[must_use = "a refused join changed nothing: the error says why"]
     pub fn join_filter(
         &mut self,
         ifindex: IfIndex,
@@ -130,6 +133,7 @@ impl Host {
     /// Drops sources from anonymous requests: INCLUDE S drops S from the anonymous INCLUDE
     /// requests that list them; EXCLUDE S drops one anonymous EXCLUDE request with exactly S.
     /// Owned requests change only through [`Host::set_filter`]. Returns the requests left.
+    #[must_use = "a refused leave changed nothing: the error says why"]
     pub fn leave_filter(
         &mut self,
         ifindex: IfIndex,
@@ -158,6 +162,7 @@ impl Host {
     /// INCLUDE {} for an owner that holds nothing is [`Error::NoSuchOwner`] (or
     /// [`Error::NotJoined`] when the group holds no request at all). Returns the requests held
     /// for the group.
+    #[must_use = "a refused filter changed nothing: the error says why"]
     pub fn set_filter(
         &mut self,
         ifindex: IfIndex,
@@ -183,6 +188,7 @@ impl Host {
 
     /// Joins `group` (IPv4: IGMP, IPv6: MLD) for one more user, any source. The first join
     /// reports at once; further joins only count. Returns the number of users (requests).
+    #[must_use = "a refused join changed nothing: the error says why"]
     pub fn join(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.join_filter(ifindex, group, SourceFilter::exclude(Vec::new()), now)
     }
@@ -190,6 +196,7 @@ impl Host {
     /// Drops one anonymous any-source user of `group`, or, with none left, every anonymous
     /// request for it (owned ones stay: see [`Host::set_filter`]). The last one leaves: Leave / Done if we reported last (v2), a
     /// CHANGE_TO_INCLUDE {} (v3). Returns the users left.
+    #[must_use = "a refused leave changed nothing: the error says why"]
     pub fn leave(&mut self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Result<u32, Error> {
         self.change(ifindex, group, RequestChange::LeaveGroup, now)
     }
@@ -224,7 +231,7 @@ impl Host {
         }
         self.igmp.remove_interface(ifindex);
         self.mld.remove_interface(ifindex);
-        self.outbox.retain(|tx| tx.iface != ifindex);
+        self.outbox.retain(|tx| tx.iface() != ifindex);
         Ok(())
     }
 
@@ -251,6 +258,7 @@ impl Host {
 
     /// A whole IP packet read from the link: classified, validated, handled. Anything that is
     /// not IGMP or MLD, or is malformed, is counted under its reason and dropped.
+    #[must_use = "a dropped packet is counted, and its reason returned"]
     pub fn handle_packet(
         &mut self,
         ifindex: IfIndex,
@@ -271,6 +279,7 @@ impl Host {
 
     /// One IGMP message (the IPv4 payload) received on `ifindex`, with the IP fields that
     /// matter (RFC 2236 §2, RFC 9776 §4).
+    #[must_use = "a dropped message is counted, and its reason returned"]
     pub fn handle_igmp(
         &mut self,
         ifindex: IfIndex,
@@ -285,6 +294,7 @@ impl Host {
 
     /// One MLD message (the ICMPv6 message after the IPv6 header chain) received on
     /// `ifindex`, with the IP fields that matter (RFC 2710 §3, RFC 9777 §5).
+    #[must_use = "a dropped message is counted, and its reason returned"]
     pub fn handle_mld(
         &mut self,
         ifindex: IfIndex,
@@ -297,24 +307,32 @@ impl Host {
         mld::input(family, &mut env, ifindex, meta, payload, now)
     }
 
-    /// Fires due timers and hands every packet waiting to be sent to `transmit`: what
-    /// [`poll_transmit`](Host::poll_transmit) gives, until it gives nothing.
-    pub fn poll(&mut self, now: Instant, mut transmit: impl FnMut(Transmit)) {
-        while let Some(tx) = self.poll_transmit(now) {
-            transmit(tx);
-        }
+    /// Tells the host the time `now` (as quinn-proto's `Connection::handle_timeout`): every
+    /// timer due by then fires, and what it sends is queued for
+    /// [`poll_transmit`](Host::poll_transmit), what it notes for
+    /// [`poll_event`](Host::poll_event). Call it when [`poll_timeout`](Host::poll_timeout)
+    /// comes due (calling it earlier or more often is harmless), then drain `poll_transmit`.
+    /// Follow-up timers are drawn from each timer's deadline, not from `now`, so a late call
+    /// does not stretch the schedule.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tick(now);
+        let (igmp, mld, mut env) = self.split();
+        igmp.advance(now, &mut env);
+        mld.advance(now, &mut env);
+        igmp.flush_reports(&mut env);
+        mld.flush_reports(&mut env);
     }
 
-    /// Fires due timers and returns the next packet to send, if any; call again until `None`.
-    /// A General Query answer is built here one report per call from a cursor over the
-    /// groups, so a driver that sends each packet before asking for the next holds one report
-    /// of it at a time, whatever the number of groups.
-    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        self.tick(now);
+    /// The next packet to send, if any; call again until `None`, after every call that may
+    /// send (a join or leave, a packet handled, [`handle_timeout`](Host::handle_timeout)).
+    /// Takes no clock: the time is the latest the host was told. A General Query answer is
+    /// built here one report per call from a cursor over the groups, so a driver that sends
+    /// each packet before asking for the next holds one report of it at a time, whatever the
+    /// number of groups.
+    #[must_use = "a transmit not taken is a packet never sent"]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if self.outbox.is_empty() {
             let (igmp, mld, mut env) = self.split();
-            igmp.advance(now, &mut env);
-            mld.advance(now, &mut env);
             igmp.flush_reports(&mut env);
             mld.flush_reports(&mut env);
         }
@@ -322,6 +340,7 @@ impl Host {
             return Some(tx);
         }
         // General Query answers last: state-change reports are never held up behind them.
+        let now = self.now;
         let (igmp, mld, mut env) = self.split();
         igmp.poll_answer(now, &mut env)
             .or_else(|| mld.poll_answer(now, &mut env))
@@ -329,12 +348,19 @@ impl Host {
 
     /// The next event, oldest first. Events are kept up to
     /// [`Config::event_capacity`]; further ones are counted in [`Stats::events_dropped`].
+    #[must_use = "an event not taken is lost to the driver"]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop()
     }
 
-    /// When `poll` has something to do next: the driver's sleep deadline.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    /// When the host next has something to do: the instant to pass to
+    /// [`handle_timeout`](Host::handle_timeout), the driver's sleep deadline. The latest time
+    /// told when packets wait for [`poll_transmit`](Host::poll_transmit); `None` with no timer
+    /// running. Never later than the next timer's deadline, and exact within 64 ms of the
+    /// latest time told; a timer further off is due at the start of its timer wheel slot,
+    /// which may be earlier (a `handle_timeout` then fires nothing and the deadline moves on).
+    #[must_use = "a driver that ignores the timeout never fires the host's timers"]
+    pub fn poll_timeout(&self) -> Option<Instant> {
         if !self.outbox.is_empty() || self.igmp.has_pending() || self.mld.has_pending() {
             return Some(self.now);
         }

@@ -1,23 +1,20 @@
 //! IGMPv1/v2 adapter (RFC 2236; NetBSD igmp.c 1.49): validates IGMP messages and turns them
 //! into engine events, and turns the engine's sends into IGMP messages.
 
-use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr};
 use core::time::Duration;
 
 use crate::config::{IgmpVersion, ProtocolVersion};
-use crate::event::Event;
-use crate::gmp::engine::{Context, Send};
+use crate::gmp::v1v2::machine::{MemberContext, MemberMessage};
 use crate::gmp::{
-    check_report, query_target, Compat, Env, Family, Protocol, QueryProblem, ReportProblem,
+    Compat, Env, Family, Heard, PackedReport, Protocol, QueryProblem, QueryView, ReportProblem,
 };
 use crate::stats::{igmp_wire_drop, DropReason, Stats};
 use crate::time::Instant;
 use crate::wire::decode_code8;
 use crate::wire::igmp::IgmpRepr;
 use crate::wire::ip::Ipv4Meta;
-use crate::wire::GroupRecord;
-use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+use crate::{Config, IfIndex, IgmpTransmit, InterfaceConfig, Transmit};
 
 #[derive(Debug)]
 pub(crate) struct Igmp;
@@ -89,16 +86,60 @@ impl Protocol for Igmp {
     fn v3_report(
         iface: IfIndex,
         addrs: &InterfaceConfig,
-        records: Vec<GroupRecord<Ipv4Addr>>,
+        report: PackedReport<Ipv4Addr>,
         stats: &mut Stats,
     ) -> Transmit {
         stats.igmp.igmp_snd_reports += 1;
         stats.igmp.igmp_snd_v3_reports += 1;
-        Transmit {
+        Transmit::Igmp(IgmpTransmit::with_leaves(
             iface,
-            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-            dst: IpAddr::V4(ALL_V3_ROUTERS),
-            message: Message::Igmp(IgmpRepr::ReportV3 { records }),
+            addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            ALL_V3_ROUTERS,
+            IgmpRepr::ReportV3 {
+                records: report.records,
+            },
+            report.leaves,
+        ))
+    }
+
+    fn count(stats: &mut Stats, heard: Heard) {
+        let igmp = &mut stats.igmp;
+        match heard {
+            Heard::Query(form) => {
+                igmp.igmp_rcv_queries += 1;
+                match form {
+                    Compat::V1 => igmp.igmp_rcv_v1_queries += 1,
+                    Compat::V2 => igmp.igmp_rcv_v2_queries += 1,
+                    Compat::V3 => igmp.igmp_rcv_v3_queries += 1,
+                }
+            }
+            Heard::QueryRejected => igmp.igmp_rcv_badqueries += 1,
+            Heard::Report { v1 } => {
+                igmp.igmp_rcv_reports += 1;
+                if v1 {
+                    igmp.igmp_rcv_v1_reports += 1;
+                } else {
+                    igmp.igmp_rcv_v2_reports += 1;
+                }
+            }
+            Heard::ReportRejected => igmp.igmp_rcv_badreports += 1,
+            Heard::Looped => igmp.igmp_rcv_looped += 1,
+            Heard::OurGroup => igmp.igmp_rcv_ourreports += 1,
+        }
+    }
+
+    fn query_drop(problem: QueryProblem) -> DropReason {
+        match problem {
+            QueryProblem::BadGroup => DropReason::IgmpQueryBadGroup,
+            QueryProblem::BadDestination => DropReason::IgmpQueryBadDestination,
+            QueryProblem::GeneralWithSources => DropReason::IgmpGeneralQueryWithSources,
+        }
+    }
+
+    fn report_drop(problem: ReportProblem) -> DropReason {
+        match problem {
+            ReportProblem::BadGroup => DropReason::IgmpReportBadGroup,
+            ReportProblem::GroupMismatch => DropReason::IgmpReportGroupMismatch,
         }
     }
 
@@ -106,35 +147,31 @@ impl Protocol for Igmp {
         iface: IfIndex,
         addrs: &InterfaceConfig,
         group: Ipv4Addr,
-        send: Send,
-        ctx: &Context,
+        message: MemberMessage,
+        ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit {
-        let (repr, dst) = match send {
-            Send::Report if ctx.v1_querier => {
+        let (repr, dst) = match message {
+            MemberMessage::Report if ctx.v1_querier => {
                 stats.igmp.igmp_snd_v1_reports += 1;
                 (IgmpRepr::ReportV1 { group }, group)
             }
-            Send::Report => {
+            MemberMessage::Report => {
                 stats.igmp.igmp_snd_v2_reports += 1;
                 (IgmpRepr::ReportV2 { group }, group)
             }
             // Departure from the seed, RFC wins: NetBSD igmp.c 1.49 sends the Leave to the group
             // itself; RFC 2236 §3 sends it to the all-routers group.
-            Send::Leave => {
+            MemberMessage::Leave => {
                 stats.igmp.igmp_snd_leaves += 1;
                 (IgmpRepr::Leave { group }, ALL_ROUTERS)
             }
         };
-        if send == Send::Report {
+        if message == MemberMessage::Report {
             stats.igmp.igmp_snd_reports += 1;
         }
-        Transmit {
-            iface,
-            src: IpAddr::V4(addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED)),
-            dst: IpAddr::V4(dst),
-            message: Message::Igmp(repr),
-        }
+        let src = addrs.ipv4.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        Transmit::Igmp(IgmpTransmit::new(iface, src, dst, repr))
     }
 }
 
@@ -185,131 +222,69 @@ pub(crate) fn input(
         env.stats.igmp.igmp_rcv_ttl_not_one += 1;
     }
 
-    match repr {
-        IgmpRepr::Query {
-            max_resp_code: 0, ..
-        } => {
-            env.stats.igmp.igmp_rcv_queries += 1;
-            env.stats.igmp.igmp_rcv_v1_queries += 1;
-            // IGMPv1 queries are always general and go to all-hosts (RFC 1112 App. I). The
-            // seed marks the v1 router present before checking; we change no state for a
-            // query we reject.
-            // Or to our own address (RFC 9776 §4.1.12, see `query_target`).
-            if meta.dst != Igmp::ALL_SYSTEMS && Some(meta.dst) != own_address {
-                env.stats.igmp.igmp_rcv_badqueries += 1;
-                return Err(env.stats.reject(DropReason::IgmpQueryBadDestination));
-            }
-            let query = (IgmpVersion::V1, None, V1_MAX_RESPONSE);
-            older_query(family, env, ifindex, query, now);
-        }
-        IgmpRepr::Query {
-            max_resp_code,
-            group,
-        } => {
-            env.stats.igmp.igmp_rcv_queries += 1;
-            env.stats.igmp.igmp_rcv_v2_queries += 1;
-            let target = query_target_or_drop(env, group, meta.dst, own_address, 0)?;
-            let max = Duration::from_millis(u64::from(max_resp_code) * 100);
-            older_query(family, env, ifindex, (IgmpVersion::V2, target, max), now);
-        }
-        // A v3 query reaching a v1/v2 host is handled as a query of its mode (RFC 9776
-        // §7.2.1), its Max Resp Code read in the v3 floating-point form.
-        ref q @ IgmpRepr::QueryV3 {
-            group,
-            ref sources,
-            qrv,
-            qqic,
-            ..
-        } => {
-            env.stats.igmp.igmp_rcv_queries += 1;
-            env.stats.igmp.igmp_rcv_v3_queries += 1;
-            let target = query_target_or_drop(env, group, meta.dst, own_address, sources.len())?;
-            let max = q.max_resp_time().unwrap_or(V1_MAX_RESPONSE);
-            query_heard(env, ifindex, IgmpVersion::V3, target, max);
-            let qqi = Duration::from_secs(u64::from(decode_code8(qqic)));
-            let sources = sources.iter().copied().collect();
-            family.v3_query(ifindex, target, sources, max, (qrv, qqi), now, env);
+    let dst = meta.dst;
+    match &repr {
+        IgmpRepr::Query { .. } | IgmpRepr::QueryV3 { .. } => {
+            family.handle_query(ifindex, &IgmpQuery(&repr), (dst, own_address), now, env)
         }
         IgmpRepr::ReportV1 { group } | IgmpRepr::ReportV2 { group } => {
             let v1 = matches!(repr, IgmpRepr::ReportV1 { .. });
-            env.stats.igmp.igmp_rcv_reports += 1;
-            if v1 {
-                env.stats.igmp.igmp_rcv_v1_reports += 1;
-            } else {
-                env.stats.igmp.igmp_rcv_v2_reports += 1;
-            }
-            if let Err(problem) = check_report::<Igmp>(group, meta.dst) {
-                env.stats.igmp.igmp_rcv_badreports += 1;
-                return Err(env.stats.reject(match problem {
-                    ReportProblem::BadGroup => DropReason::IgmpReportBadGroup,
-                    ReportProblem::GroupMismatch => DropReason::IgmpReportGroupMismatch,
-                }));
-            }
-            // Our own report looped back must not clear the last-reporter flag (the seed
-            // makes the same check under MROUTING).
-            if Some(meta.src) == own_address {
-                env.stats.igmp.igmp_rcv_looped += 1;
-                return Ok(());
-            }
-            if family.report_heard(ifindex, group, v1, now, env) {
-                env.stats.igmp.igmp_rcv_ourreports += 1;
-            }
+            let addrs = (meta.src, dst, own_address);
+            family.handle_report(ifindex, *group, v1, addrs, now, env)
         }
-        IgmpRepr::Leave { .. } => env.stats.igmp.igmp_rcv_leaves += 1,
+        IgmpRepr::Leave { .. } => {
+            env.stats.igmp.igmp_rcv_leaves += 1;
+            Ok(())
+        }
         // RFC 9776 §7.2: a v1/v2 host ignores IGMPv3 reports.
         IgmpRepr::ReportV3 { .. } => {
             env.stats.igmp.igmp_rcv_reports += 1;
             env.stats.igmp.igmp_rcv_v3_reports += 1;
+            Ok(())
         }
     }
-    Ok(())
 }
 
-fn query_target_or_drop(
-    env: &mut Env<'_>,
-    group: Ipv4Addr,
-    dst: Ipv4Addr,
-    own: Option<Ipv4Addr>,
-    sources: usize,
-) -> Result<Option<Ipv4Addr>, DropReason> {
-    query_target::<Igmp>(group, dst, own, sources).map_err(|problem| {
-        env.stats.igmp.igmp_rcv_badqueries += 1;
-        env.stats.reject(match problem {
-            QueryProblem::BadGroup => DropReason::IgmpQueryBadGroup,
-            QueryProblem::BadDestination => DropReason::IgmpQueryBadDestination,
-            QueryProblem::GeneralWithSources => DropReason::IgmpGeneralQueryWithSources,
-        })
-    })
-}
+/// An IGMP query (a `Query` or `QueryV3` message) as the engine reads it.
+struct IgmpQuery<'a>(&'a IgmpRepr);
 
-fn query_heard(
-    env: &mut Env<'_>,
-    ifindex: IfIndex,
-    version: IgmpVersion,
-    group: Option<Ipv4Addr>,
-    max_resp: Duration,
-) {
-    env.event(Event::QueryHeard {
-        iface: ifindex,
-        version: version.into(),
-        group: group.map(IpAddr::V4),
-        max_resp,
-    });
-}
+impl QueryView<Ipv4Addr> for IgmpQuery<'_> {
+    fn form(&self) -> Compat {
+        match self.0 {
+            IgmpRepr::Query {
+                max_resp_code: 0, ..
+            } => Compat::V1,
+            IgmpRepr::Query { .. } => Compat::V2,
+            _ => Compat::V3,
+        }
+    }
 
-/// An IGMPv1 or v2 query: its querier is present, then the query is answered.
-fn older_query(
-    family: &mut Family<Igmp>,
-    env: &mut Env<'_>,
-    ifindex: IfIndex,
-    (version, target, max): (IgmpVersion, Option<Ipv4Addr>, Duration),
-    now: Instant,
-) {
-    query_heard(env, ifindex, version, target, max);
-    let mode = match version {
-        IgmpVersion::V1 => Compat::V1,
-        _ => Compat::V2,
-    };
-    family.older_querier_heard(ifindex, mode, now, env);
-    family.query(ifindex, target, max, mode == Compat::V1, now, env);
+    fn group(&self) -> Ipv4Addr {
+        match self.0 {
+            IgmpRepr::Query { group, .. } | IgmpRepr::QueryV3 { group, .. } => *group,
+            _ => Ipv4Addr::UNSPECIFIED,
+        }
+    }
+
+    /// A v3 query's Max Resp Code is read in the v3 floating-point form, also in an older
+    /// mode (RFC 9776 §7.2.1); IGMPv1's is 10 s.
+    fn max_resp(&self) -> Duration {
+        self.0.max_resp_time().unwrap_or(V1_MAX_RESPONSE)
+    }
+
+    fn sources(&self) -> &[Ipv4Addr] {
+        match self.0 {
+            IgmpRepr::QueryV3 { sources, .. } => sources,
+            _ => &[],
+        }
+    }
+
+    fn querier(&self) -> (u8, Duration) {
+        match self.0 {
+            IgmpRepr::QueryV3 { qrv, qqic, .. } => {
+                (*qrv, Duration::from_secs(u64::from(decode_code8(*qqic))))
+            }
+            _ => (0, Duration::ZERO),
+        }
+    }
 }

@@ -1,22 +1,20 @@
 //! MLDv1 adapter (RFC 2710; KAME / NetBSD mld6.c): validates MLD messages and turns them into
 //! engine events, and turns the engine's sends into MLD messages.
 
-use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv6Addr};
 use core::time::Duration;
 
 use crate::config::{MldVersion, ProtocolVersion};
-use crate::event::Event;
-use crate::gmp::engine::{Context, Send};
+use crate::gmp::v1v2::machine::{MemberContext, MemberMessage};
 use crate::gmp::{
-    check_report, query_target, Compat, Env, Family, Protocol, QueryProblem, ReportProblem,
+    Compat, Env, Family, Heard, PackedReport, Protocol, QueryProblem, QueryView, ReportProblem,
 };
 use crate::stats::{mld_wire_drop, DropReason, Stats};
 use crate::time::Instant;
+use crate::wire::decode_code8;
 use crate::wire::ip::Ipv6Meta;
 use crate::wire::mld::MldRepr;
-use crate::wire::{decode_code8, GroupRecord};
-use crate::{Config, IfIndex, InterfaceConfig, Message, Transmit};
+use crate::{Config, IfIndex, InterfaceConfig, MldTransmit, Transmit};
 
 #[derive(Debug)]
 pub(crate) struct Mld;
@@ -92,16 +90,52 @@ impl Protocol for Mld {
     fn v3_report(
         iface: IfIndex,
         addrs: &InterfaceConfig,
-        records: Vec<GroupRecord<Ipv6Addr>>,
+        report: PackedReport<Ipv6Addr>,
         stats: &mut Stats,
     ) -> Transmit {
         stats.mld.mld_snd_reports += 1;
         stats.mld.mld_snd_v2_reports += 1;
-        Transmit {
+        Transmit::Mld(MldTransmit::with_leaves(
             iface,
-            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-            dst: IpAddr::V6(ALL_V2_ROUTERS),
-            message: Message::Mld(MldRepr::ReportV2 { records }),
+            addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED),
+            ALL_V2_ROUTERS,
+            MldRepr::ReportV2 {
+                records: report.records,
+            },
+            report.leaves,
+        ))
+    }
+
+    /// MLD counts no query or report versions but MLDv2's.
+    fn count(stats: &mut Stats, heard: Heard) {
+        let mld = &mut stats.mld;
+        match heard {
+            Heard::Query(form) => {
+                mld.mld_rcv_queries += 1;
+                if form == Compat::V3 {
+                    mld.mld_rcv_v2_queries += 1;
+                }
+            }
+            Heard::QueryRejected => mld.mld_rcv_badqueries += 1,
+            Heard::Report { .. } => mld.mld_rcv_reports += 1,
+            Heard::ReportRejected => mld.mld_rcv_badreports += 1,
+            Heard::Looped => mld.mld_rcv_looped += 1,
+            Heard::OurGroup => mld.mld_rcv_ourreports += 1,
+        }
+    }
+
+    fn query_drop(problem: QueryProblem) -> DropReason {
+        match problem {
+            QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
+            QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
+            QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
+        }
+    }
+
+    fn report_drop(problem: ReportProblem) -> DropReason {
+        match problem {
+            ReportProblem::BadGroup => DropReason::MldReportBadGroup,
+            ReportProblem::GroupMismatch => DropReason::MldReportGroupMismatch,
         }
     }
 
@@ -109,26 +143,22 @@ impl Protocol for Mld {
         iface: IfIndex,
         addrs: &InterfaceConfig,
         group: Ipv6Addr,
-        send: Send,
-        _ctx: &Context,
+        message: MemberMessage,
+        _ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit {
-        let (repr, dst) = match send {
-            Send::Report => {
+        let (repr, dst) = match message {
+            MemberMessage::Report => {
                 stats.mld.mld_snd_reports += 1;
                 (MldRepr::Report { group }, group)
             }
-            Send::Leave => {
+            MemberMessage::Leave => {
                 stats.mld.mld_snd_dones += 1;
                 (MldRepr::Done { group }, ALL_ROUTERS)
             }
         };
-        Transmit {
-            iface,
-            src: IpAddr::V6(addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED)),
-            dst: IpAddr::V6(dst),
-            message: Message::Mld(repr),
-        }
+        let src = addrs.ipv6_link_local.unwrap_or(Ipv6Addr::UNSPECIFIED);
+        Transmit::Mld(MldTransmit::new(iface, src, dst, repr))
     }
 }
 
@@ -169,75 +199,66 @@ pub(crate) fn input(
         return Err(env.stats.reject(DropReason::MldNoRouterAlert));
     }
 
-    match repr {
-        ref q @ (MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. }) => {
-            env.stats.mld.mld_rcv_queries += 1;
-            let sources = match q {
-                MldRepr::QueryV2 { sources, .. } => {
-                    env.stats.mld.mld_rcv_v2_queries += 1;
-                    sources.len()
-                }
-                _ => 0,
-            };
-            let target =
-                query_target::<Mld>(group, meta.dst, own_address, sources).map_err(|problem| {
-                    env.stats.mld.mld_rcv_badqueries += 1;
-                    env.stats.reject(match problem {
-                        QueryProblem::BadGroup => DropReason::MldQueryBadGroup,
-                        QueryProblem::BadDestination => DropReason::MldQueryBadDestination,
-                        QueryProblem::GeneralWithSources => DropReason::MldGeneralQueryWithSources,
-                    })
-                })?;
-            let max = q.max_resp_time().unwrap_or_default();
-            let version = match q {
-                MldRepr::QueryV2 { .. } => MldVersion::V2,
-                _ => MldVersion::V1,
-            };
-            env.event(Event::QueryHeard {
-                iface: ifindex,
-                version: version.into(),
-                group: target.map(IpAddr::V6),
-                max_resp: max,
-            });
-            match q {
-                // An MLDv2 query reaching a host in MLDv1 mode is handled as an MLDv1
-                // query, its Maximum Response Code read in the v2 form (RFC 9777 §8.2.1).
-                MldRepr::QueryV2 {
-                    sources, qrv, qqic, ..
-                } => {
-                    let qqi = Duration::from_secs(u64::from(decode_code8(*qqic)));
-                    let sources = sources.iter().copied().collect();
-                    family.v3_query(ifindex, target, sources, max, (*qrv, qqi), now, env);
-                }
-                _ => {
-                    family.older_querier_heard(ifindex, Compat::V2, now, env);
-                    family.query(ifindex, target, max, false, now, env);
-                }
-            }
+    let dst = meta.dst;
+    match &repr {
+        MldRepr::Query { .. } | MldRepr::QueryV2 { .. } => {
+            family.handle_query(ifindex, &MldQuery(&repr), (dst, own_address), now, env)
         }
         MldRepr::Report { group } => {
-            env.stats.mld.mld_rcv_reports += 1;
-            if let Err(problem) = check_report::<Mld>(group, meta.dst) {
-                env.stats.mld.mld_rcv_badreports += 1;
-                return Err(env.stats.reject(match problem {
-                    ReportProblem::BadGroup => DropReason::MldReportBadGroup,
-                    ReportProblem::GroupMismatch => DropReason::MldReportGroupMismatch,
-                }));
-            }
-            if Some(meta.src) == own_address {
-                env.stats.mld.mld_rcv_looped += 1;
-                return Ok(());
-            }
-            if family.report_heard(ifindex, group, false, now, env) {
-                env.stats.mld.mld_rcv_ourreports += 1;
-            }
+            let addrs = (meta.src, dst, own_address);
+            family.handle_report(ifindex, *group, false, addrs, now, env)
         }
-        MldRepr::Done { .. } => env.stats.mld.mld_rcv_dones += 1,
+        MldRepr::Done { .. } => {
+            env.stats.mld.mld_rcv_dones += 1;
+            Ok(())
+        }
         // RFC 9777 §8.2: an MLDv1 host ignores MLDv2 reports.
         MldRepr::ReportV2 { .. } => {
             env.stats.mld.mld_rcv_reports += 1;
             env.stats.mld.mld_rcv_v2_reports += 1;
+            Ok(())
         }
     }
-    Ok(())
+}
+
+/// An MLD query (a `Query` or `QueryV2` message) as the engine reads it.
+struct MldQuery<'a>(&'a MldRepr);
+
+impl QueryView<Ipv6Addr> for MldQuery<'_> {
+    /// MLDv1 is the V2 form, MLDv2 the V3 one; MLD has no V1 form.
+    fn form(&self) -> Compat {
+        match self.0 {
+            MldRepr::QueryV2 { .. } => Compat::V3,
+            _ => Compat::V2,
+        }
+    }
+
+    fn group(&self) -> Ipv6Addr {
+        match self.0 {
+            MldRepr::Query { group, .. } | MldRepr::QueryV2 { group, .. } => *group,
+            _ => Ipv6Addr::UNSPECIFIED,
+        }
+    }
+
+    /// An MLDv2 query's Maximum Response Code is read in the v2 form, also in MLDv1 mode
+    /// (RFC 9777 §8.2.1).
+    fn max_resp(&self) -> Duration {
+        self.0.max_resp_time().unwrap_or_default()
+    }
+
+    fn sources(&self) -> &[Ipv6Addr] {
+        match self.0 {
+            MldRepr::QueryV2 { sources, .. } => sources,
+            _ => &[],
+        }
+    }
+
+    fn querier(&self) -> (u8, Duration) {
+        match self.0 {
+            MldRepr::QueryV2 { qrv, qqic, .. } => {
+                (*qrv, Duration::from_secs(u64::from(decode_code8(*qqic))))
+            }
+            _ => (0, Duration::ZERO),
+        }
+    }
 }

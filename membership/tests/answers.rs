@@ -15,19 +15,22 @@ use membership::{Config, Host, Message, SourceFilter, Transmit};
 /// Runs the timers from `from` until `until` (ms): what was sent, with when.
 fn run(host: &mut Host, from: u64, until: u64) -> Vec<(u64, Transmit)> {
     let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
+    while let Some(at) = host.poll_timeout() {
         let at = at.as_millis().max(from);
         if at > until {
             break;
         }
-        host.poll(t(at), |tx| sent.push((at, tx)));
+        host.handle_timeout(t(at));
+        while let Some(tx) = host.poll_transmit() {
+            sent.push((at, tx));
+        }
     }
     sent
 }
 
 /// A report's records: (type and group, number of sources).
 fn shape(tx: &Transmit) -> Vec<(String, usize)> {
-    match &tx.message {
+    match tx.message() {
         Message::Igmp(IgmpRepr::ReportV3 { records }) => records
             .iter()
             .map(|r| (format!("{} {}", r.kind, r.group), r.sources.len()))
@@ -138,10 +141,7 @@ fn a_large_answer_is_spread_over_what_is_left_of_max_resp_time() {
 
 #[test]
 fn answer_burst_max_sends_the_whole_answer_at_once() {
-    let config = Config {
-        answer_burst: u32::MAX,
-        ..Config::default()
-    };
+    let config = Config::default().with_answer_burst(u32::MAX);
     let mut host = joined(config, 2_000);
     host.handle_packet(IF, &igmp_general_query(100), t(10_000))
         .unwrap();
@@ -159,14 +159,20 @@ fn state_changes_are_not_held_back_by_a_paced_answer() {
         .unwrap();
     let mut sent = Vec::new();
     while sent.len() < 20 {
-        let at = host.next_deadline().unwrap();
-        host.poll(at, |tx| sent.push(tx));
+        let at = host.poll_timeout().unwrap();
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            sent.push(tx);
+        }
     }
-    let now = host.next_deadline().unwrap();
+    let now = host.poll_timeout().unwrap();
     assert!(now < t(20_000), "the answer is still going");
     host.join(IF, ip("232.7.7.7"), now).unwrap();
     let mut at_once = Vec::new();
-    host.poll(now, |tx| at_once.push(tx));
+    host.handle_timeout(now);
+    while let Some(tx) = host.poll_transmit() {
+        at_once.push(tx);
+    }
     assert_eq!(shape(&at_once[0]), [("to_ex 232.7.7.7".to_string(), 0)]);
 }
 
@@ -179,10 +185,13 @@ fn an_older_querier_cancels_the_rest_of_a_paced_answer() {
         .unwrap();
     let mut v3_reports = 0;
     while v3_reports < 20 {
-        let at = host.next_deadline().unwrap();
-        host.poll(at, |_| v3_reports += 1);
+        let at = host.poll_timeout().unwrap();
+        host.handle_timeout(at);
+        while host.poll_transmit().is_some() {
+            v3_reports += 1;
+        }
     }
-    let now = host.next_deadline().unwrap();
+    let now = host.poll_timeout().unwrap();
     let v2_query = IgmpRepr::Query {
         max_resp_code: 100,
         group: Ipv4Addr::new(239, 0, 0, 1),
@@ -192,7 +201,7 @@ fn an_older_querier_cancels_the_rest_of_a_paced_answer() {
     let rest = run(&mut host, now.as_millis(), 30_000);
     assert!(
         rest.iter()
-            .all(|(_, tx)| matches!(tx.message, Message::Igmp(IgmpRepr::ReportV2 { .. }))),
+            .all(|(_, tx)| matches!(tx.message(), Message::Igmp(IgmpRepr::ReportV2 { .. }))),
         "no IGMPv3 report after the IGMPv2 query"
     );
     assert_eq!(rest.len(), 1, "the queried group's v2 report");
@@ -207,15 +216,14 @@ fn removing_the_interface_ends_its_answer() {
         .unwrap();
     let mut reports = 0;
     while reports < 20 {
-        let at = host.next_deadline().unwrap();
-        host.poll(at, |_| reports += 1);
+        let at = host.poll_timeout().unwrap();
+        host.handle_timeout(at);
+        while host.poll_transmit().is_some() {
+            reports += 1;
+        }
     }
-    let now = host.next_deadline().unwrap();
+    let now = host.poll_timeout().unwrap();
     host.remove_interface(IF).unwrap();
-    assert_eq!(
-        host.next_deadline(),
-        None,
-        "the answer's timer went with it"
-    );
+    assert_eq!(host.poll_timeout(), None, "the answer's timer went with it");
     assert!(run(&mut host, now.as_millis(), 60_000).is_empty());
 }

@@ -101,7 +101,8 @@ fn queries_and_compatibility_mode_changes() {
     );
     // The Older Version Querier Present timer runs out: back to IGMPv3.
     let back = host.interfaces(t(1000))[0].igmp_v2_querier_ms.unwrap();
-    host.poll(t(1000 + back), |_| {});
+    host.handle_timeout(t(1000 + back));
+    while host.poll_transmit().is_some() {}
     assert!(
         events(&mut host).contains(&Event::CompatibilityModeChanged {
             iface: IF,
@@ -165,10 +166,7 @@ fn a_rejected_query_is_no_event() {
 
 #[test]
 fn the_queue_is_bounded_and_counts_what_it_drops() {
-    let mut host = host_with(Config {
-        event_capacity: 2,
-        ..Config::default()
-    });
+    let mut host = host_with(Config::default().with_event_capacity(2));
     for i in 1..=5 {
         host.join(IF, IpAddr::V4(Ipv4Addr::new(239, 0, 0, i)), t(0))
             .unwrap();
@@ -176,10 +174,7 @@ fn the_queue_is_bounded_and_counts_what_it_drops() {
     assert_eq!(events(&mut host).len(), 2);
     assert_eq!(host.stats().events_dropped, 3);
 
-    let mut quiet = host_with(Config {
-        event_capacity: 0,
-        ..Config::default()
-    });
+    let mut quiet = host_with(Config::default().with_event_capacity(0));
     quiet.join(IF, ip("239.0.0.1"), t(0)).unwrap();
     assert_eq!(quiet.poll_event(), None);
     assert_eq!(quiet.stats().events_dropped, 1);

@@ -78,8 +78,8 @@ fn join_reports_at_once_and_repeats_within_the_unsolicited_interval() {
     let first = now_sent(&mut host, 0);
     assert_eq!(first.len(), 1);
     assert_eq!(kind(&first[0]), "v2-report 239.1.1.1");
-    assert_eq!(first[0].src, IpAddr::V4(ME4));
-    assert_eq!(first[0].dst, g4("239.1.1.1"));
+    assert_eq!(first[0].src(), IpAddr::V4(ME4));
+    assert_eq!(first[0].dst(), g4("239.1.1.1"));
     // TTL 1 and the Router Alert option (RFC 2236 §2).
     let packet = first[0].to_packet();
     assert_eq!((packet[8], &packet[20..24]), (1, &[0x94, 4, 0, 0][..]));
@@ -98,12 +98,10 @@ fn join_reports_at_once_and_repeats_within_the_unsolicited_interval() {
 
 #[test]
 fn robustness_and_interval_are_configurable() {
-    let config = Config {
-        robustness: 4,
-        igmp_unsolicited_interval: Duration::from_secs(1),
-        mld_unsolicited_interval: Duration::from_secs(2),
-        ..Config::v2()
-    };
+    let config = Config::v2()
+        .with_robustness(4)
+        .with_igmp_unsolicited_interval(Duration::from_secs(1))
+        .with_mld_unsolicited_interval(Duration::from_secs(2));
     let mut host = host_with(config, 3, ME4, ME6);
     host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
     host.join(IF, g6("ff12::1"), t(0)).unwrap();
@@ -111,64 +109,17 @@ fn robustness_and_interval_are_configurable() {
     let sent = run(&mut host, 60_000);
     let v4: Vec<u64> = sent
         .iter()
-        .filter(|(_, tx)| tx.dst.is_ipv4())
+        .filter(|(_, tx)| tx.dst().is_ipv4())
         .map(|(at, _)| *at)
         .collect();
     let v6: Vec<u64> = sent
         .iter()
-        .filter(|(_, tx)| tx.dst.is_ipv6())
+        .filter(|(_, tx)| tx.dst().is_ipv6())
         .map(|(at, _)| *at)
         .collect();
     assert_eq!((v4.len(), v6.len()), (3, 3));
     assert!(v4.windows(2).all(|w| w[1] - w[0] <= 1000) && v4[0] <= 1000);
     assert!(v6.windows(2).all(|w| w[1] - w[0] <= 2000) && v6[0] <= 2000);
-}
-
-#[test]
-fn joins_are_counted_and_only_the_last_leave_leaves() {
-    let mut host = host();
-    assert_eq!(host.join(IF, g4("239.1.1.1"), t(0)).unwrap(), 1);
-    assert_eq!(host.join(IF, g4("239.1.1.1"), t(5)).unwrap(), 2);
-    assert_eq!(
-        now_sent(&mut host, 5).len(),
-        1,
-        "the second join sends nothing"
-    );
-    run(&mut host, 30_000);
-    assert_eq!(host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap(), 1);
-    assert!(
-        now_sent(&mut host, 30_000).is_empty(),
-        "one user left: no Leave"
-    );
-    assert_eq!(host.groups(t(30_000))[0].users, 1);
-    assert_eq!(host.leave(IF, g4("239.1.1.1"), t(30_001)).unwrap(), 0);
-    let sent = now_sent(&mut host, 30_001);
-    assert_eq!(sent.len(), 1);
-    assert_eq!(
-        (sent[0].dst, kind(&sent[0])),
-        (IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())
-    );
-    assert!(host.groups(t(30_001)).is_empty());
-    assert_eq!(
-        host.leave(IF, g4("239.1.1.1"), t(30_002)),
-        Err(membership::Error::NotJoined(g4("239.1.1.1")))
-    );
-    assert_eq!(host.stats().igmp.igmp_snd_leaves, 1);
-    assert_eq!(host.stats().igmp.igmp_snd_reports, 2);
-}
-
-#[test]
-fn leave_during_the_repeats_still_leaves_and_cancels_them() {
-    let mut host = host();
-    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
-    now_sent(&mut host, 0);
-    host.leave(IF, g4("239.1.1.1"), t(1)).unwrap();
-    assert_eq!(
-        kinds(&run(&mut host, 1)),
-        vec![(IpAddr::V4(ALL_ROUTERS), "leave 239.1.1.1".into())]
-    );
-    assert!(run(&mut host, 100_000).is_empty());
-    assert_eq!(host.next_deadline(), None);
 }
 
 #[test]
@@ -178,14 +129,14 @@ fn mld_join_and_done() {
     let sent = now_sent(&mut host, 0);
     assert_eq!(kind(&sent[0]), "mld-report ff12::1234");
     assert_eq!(
-        (sent[0].src, sent[0].dst),
+        (sent[0].src(), sent[0].dst()),
         (IpAddr::V6(ME6), g6("ff12::1234"))
     );
     assert_eq!(run(&mut host, 100_000).len(), 1);
     host.leave(IF, g6("ff12::1234"), t(100_000)).unwrap();
     let sent = now_sent(&mut host, 100_000);
     assert_eq!(
-        (sent[0].dst, kind(&sent[0])),
+        (sent[0].dst(), kind(&sent[0])),
         (IpAddr::V6(ALL_ROUTERS6), "done ff12::1234".into())
     );
     assert_eq!(host.stats().mld.mld_snd_reports, 2);
@@ -198,7 +149,7 @@ fn mld_source_is_unspecified_without_a_link_local_address() {
     host.add_interface(IF, InterfaceConfig::default()).unwrap();
     host.join(IF, g6("ff12::1"), t(0)).unwrap();
     host.join(IF, g4("239.9.9.9"), t(0)).unwrap();
-    let sources: Vec<IpAddr> = now_sent(&mut host, 0).iter().map(|tx| tx.src).collect();
+    let sources: Vec<IpAddr> = now_sent(&mut host, 0).iter().map(|tx| tx.src()).collect();
     assert_eq!(
         sources,
         [
@@ -235,10 +186,7 @@ fn groups_that_are_never_reported() {
     // Scope 2 and up are reported; 224.0.0.x too when configured (Linux's behaviour).
     host.join(IF, g6("ff02::5"), t(60_000)).unwrap();
     assert_eq!(now_sent(&mut host, 60_000).len(), 1);
-    let config = Config {
-        report_link_local_groups: true,
-        ..Config::v2()
-    };
+    let config = Config::v2().with_report_link_local_groups(true);
     let mut host = host_with(config, 1, ME4, ME6);
     host.join(IF, g4("224.0.0.251"), t(0)).unwrap();
     host.join(IF, g4("224.0.0.1"), t(0)).unwrap();
@@ -332,51 +280,6 @@ fn group_specific_query_gets_only_that_group() {
     )
     .unwrap();
     assert!(run(&mut host, 60_000).is_empty());
-}
-
-#[test]
-fn a_query_never_lengthens_a_running_timer() {
-    let mut host = settled(&["239.1.1.1", "239.1.1.2", "239.1.1.3", "239.1.1.4"]);
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 10),
-        t(20_000),
-    )
-    .unwrap();
-    let before: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
-    assert!(before.iter().all(|t| t.is_some_and(|ms| ms <= 1000)));
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 100),
-        t(20_000),
-    )
-    .unwrap();
-    let after: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
-    assert_eq!(before, after);
-    // A shorter one does shorten.
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 1),
-        t(20_000),
-    )
-    .unwrap();
-    assert!(host
-        .groups(t(20_000))
-        .iter()
-        .all(|g| g.timer_ms.unwrap() <= 100));
-}
-
-#[test]
-fn a_query_shortens_the_unsolicited_repeat() {
-    let mut host = host();
-    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
-    now_sent(&mut host, 0);
-    let left = host.groups(t(0))[0].timer_ms.unwrap();
-    assert!(left > 100, "seeded delay {left} ms");
-    host.handle_packet(IF, &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 1), t(0))
-        .unwrap();
-    let sent = run(&mut host, 100);
-    assert_eq!(sent.len(), 1);
 }
 
 #[test]
@@ -494,32 +397,120 @@ fn another_v1_query_restarts_the_v1_querier_timer() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Random delays are uniform over [0, Max Resp Time].
+// A configured maximum version.
 
 #[test]
-fn random_delays_are_uniform_over_the_allowed_range() {
+fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
+    let config = Config::v2().with_igmp_max_version(IgmpVersion::V1);
+    let mut host = host_with(config, 1, ME4, ME6);
+    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
+    assert_eq!(kind(&now_sent(&mut host, 0)[0]), "v1-report 239.1.1.1");
+    assert_eq!(host.interfaces(t(0))[0].igmp_version.number(), 1);
+    run(&mut host, 30_000);
+    host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap();
+    assert!(now_sent(&mut host, 30_000).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// For both families: IGMPv2 and MLDv1.
+
+for_both_families!(
+    joins_are_counted_and_only_the_last_leave_leaves,
+    leave_during_the_repeats_still_leaves_and_cancels_them,
+    a_query_never_lengthens_a_running_timer,
+    a_query_shortens_the_unsolicited_repeat,
+    random_delays_are_uniform_over_the_allowed_range,
+);
+
+fn joins_are_counted_and_only_the_last_leave_leaves<F: Family>() {
+    let mut host = host();
+    let g = F::addr("239.1.1.1");
+    assert_eq!(host.join(IF, g, t(0)).unwrap(), 1);
+    assert_eq!(host.join(IF, g, t(5)).unwrap(), 2);
+    assert_eq!(
+        now_sent(&mut host, 5).len(),
+        1,
+        "the second join sends nothing"
+    );
+    run(&mut host, 30_000);
+    assert_eq!(host.leave(IF, g, t(30_000)).unwrap(), 1);
+    assert!(
+        now_sent(&mut host, 30_000).is_empty(),
+        "one user left: no Leave"
+    );
+    assert_eq!(host.groups(t(30_000))[0].users, 1);
+    assert_eq!(host.leave(IF, g, t(30_001)).unwrap(), 0);
+    let sent = now_sent(&mut host, 30_001);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].dst(), F::older_kind(&sent[0]), sent[0].group()),
+        (F::all_routers(), Some("leave"), Some(g))
+    );
+    assert!(host.groups(t(30_001)).is_empty());
+    assert_eq!(
+        host.leave(IF, g, t(30_002)),
+        Err(membership::Error::NotJoined(g))
+    );
+    assert_eq!(F::leaves_sent(host.stats()), 1);
+    assert_eq!(F::reports_sent(host.stats()), 2);
+}
+
+fn leave_during_the_repeats_still_leaves_and_cancels_them<F: Family>() {
+    let mut host = host();
+    let g = F::addr("239.1.1.1");
+    host.join(IF, g, t(0)).unwrap();
+    now_sent(&mut host, 0);
+    host.leave(IF, g, t(1)).unwrap();
+    let sent: Vec<_> = run(&mut host, 1)
+        .iter()
+        .map(|(_, tx)| (tx.dst(), F::older_kind(tx), tx.group()))
+        .collect();
+    assert_eq!(sent, vec![(F::all_routers(), Some("leave"), Some(g))]);
+    assert!(run(&mut host, 100_000).is_empty());
+    assert_eq!(host.poll_timeout(), None);
+}
+
+fn a_query_never_lengthens_a_running_timer<F: Family>() {
+    let mut host = settled_in::<F>(&["239.1.1.1", "239.1.1.2", "239.1.1.3", "239.1.1.4"]);
+    let general = |max_ms| F::older_query(None, max_ms, F::all_systems());
+    host.handle_packet(IF, &general(1000), t(20_000)).unwrap();
+    let before: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
+    assert!(before.iter().all(|t| t.is_some_and(|ms| ms <= 1000)));
+    host.handle_packet(IF, &general(10_000), t(20_000)).unwrap();
+    let after: Vec<Option<u64>> = host.groups(t(20_000)).iter().map(|g| g.timer_ms).collect();
+    assert_eq!(before, after);
+    // A shorter one does shorten.
+    host.handle_packet(IF, &general(100), t(20_000)).unwrap();
+    assert!(host
+        .groups(t(20_000))
+        .iter()
+        .all(|g| g.timer_ms.unwrap() <= 100));
+}
+
+fn a_query_shortens_the_unsolicited_repeat<F: Family>() {
+    let mut host = host();
+    host.join(IF, F::addr("239.1.1.1"), t(0)).unwrap();
+    now_sent(&mut host, 0);
+    let left = host.groups(t(0))[0].timer_ms.unwrap();
+    assert!(left > 100, "seeded delay {left} ms");
+    host.handle_packet(IF, &F::older_query(None, 100, F::all_systems()), t(0))
+        .unwrap();
+    let sent = run(&mut host, 100);
+    assert_eq!(sent.len(), 1);
+}
+
+/// Random delays are uniform over [0, Max Resp Time].
+fn random_delays_are_uniform_over_the_allowed_range<F: Family>() {
     const GROUPS: u32 = 20_000;
     const BINS: usize = 20;
-    let mut host = host_with(
-        Config {
-            robustness: 1,
-            ..Config::v2()
-        },
-        0xfeed,
-        ME4,
-        ME6,
-    );
+    let mut host = host_with(Config::v2().with_robustness(1), 0xfeed, ME4, ME6);
     for i in 0..GROUPS {
-        host.join(IF, IpAddr::V4(Ipv4Addr::from(0xef00_0000 + i)), t(0))
-            .unwrap();
+        let group = F::addr(&format!("239.0.{}.{}", i / 256, i % 256));
+        host.join(IF, group, t(0)).unwrap();
     }
     now_sent(&mut host, 0);
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 100),
-        t(1000),
-    )
-    .unwrap();
+    host.handle_packet(IF, &F::older_general_query(10_000), t(1000))
+        .unwrap();
     let delays: Vec<u64> = host
         .groups(t(1000))
         .iter()
@@ -544,19 +535,4 @@ fn random_delays_are_uniform_over_the_allowed_range() {
     assert!(chi2 < 43.8, "chi-square {chi2:.1} over bins {bins:?}");
     let mean = delays.iter().sum::<u64>() as f64 / delays.len() as f64;
     assert!((mean - 5000.0).abs() < 100.0, "mean {mean}");
-}
-
-#[test]
-fn forced_igmp_version_1_sends_v1_reports_and_no_leave() {
-    let config = Config {
-        igmp_max_version: IgmpVersion::V1,
-        ..Config::v2()
-    };
-    let mut host = host_with(config, 1, ME4, ME6);
-    host.join(IF, g4("239.1.1.1"), t(0)).unwrap();
-    assert_eq!(kind(&now_sent(&mut host, 0)[0]), "v1-report 239.1.1.1");
-    assert_eq!(host.interfaces(t(0))[0].igmp_version.number(), 1);
-    run(&mut host, 30_000);
-    host.leave(IF, g4("239.1.1.1"), t(30_000)).unwrap();
-    assert!(now_sent(&mut host, 30_000).is_empty());
 }

@@ -19,60 +19,33 @@ fn other_report(src: Ipv4Addr, group: &str, v1: bool) -> Vec<u8> {
     igmp_packet(src, g, &repr)
 }
 
-#[test]
-fn another_hosts_report_suppresses_ours_and_takes_the_leave() {
-    let mut host = settled(&["239.1.1.1", "239.1.1.2", "ff12::1"]);
-    host.handle_packet(
-        IF,
-        &v2_query(Ipv4Addr::UNSPECIFIED, ALL_HOSTS, 100),
-        t(20_000),
-    )
-    .unwrap();
-    host.handle_packet(
-        IF,
-        &mld_query(Ipv6Addr::UNSPECIFIED, ALL_NODES, 10_000),
-        t(20_000),
-    )
-    .unwrap();
-    host.handle_packet(
-        IF,
-        &other_report(Ipv4Addr::new(10, 99, 0, 3), "239.1.1.1", false),
-        t(20_000),
-    )
-    .unwrap();
-    let other6: Ipv6Addr = "fe80::3".parse().unwrap();
-    let g6q: Ipv6Addr = "ff12::1".parse().unwrap();
-    host.handle_packet(
-        IF,
-        &mld_packet(other6, g6q, &MldRepr::Report { group: g6q }),
-        t(20_000),
-    )
-    .unwrap();
+for_both_families!(another_hosts_report_suppresses_ours_and_takes_the_leave);
+
+fn another_hosts_report_suppresses_ours_and_takes_the_leave<F: Family>() {
+    let (g1, g2) = (F::addr("239.1.1.1"), F::addr("239.1.1.2"));
+    let mut host = settled_in::<F>(&["239.1.1.1", "239.1.1.2"]);
+    host.handle_packet(IF, &F::older_general_query(10_000), t(20_000))
+        .unwrap();
+    host.handle_packet(IF, &F::neighbour_report(g1), t(20_000))
+        .unwrap();
     let groups = host.groups(t(20_000));
-    assert_eq!(
-        (
-            group(&groups, "239.1.1.1").state,
-            group(&groups, "239.1.1.1").last_reporter
-        ),
-        ("lazy", false)
-    );
-    assert!(!group(&groups, "ff12::1").last_reporter);
-    assert_eq!(group(&groups, "239.1.1.2").state, "delaying");
-    let sent = run(&mut host, 40_000);
-    assert_eq!(
-        kinds(&sent),
-        vec![(g4("239.1.1.2"), "v2-report 239.1.1.2".into())]
-    );
-    for g in ["239.1.1.1", "239.1.1.2", "ff12::1"] {
-        host.leave(IF, g.parse().unwrap(), t(40_000)).unwrap();
+    let info = |g: IpAddr| groups.iter().find(|i| i.group == g).unwrap();
+    assert_eq!((info(g1).state, info(g1).last_reporter), ("lazy", false));
+    assert_eq!(info(g2).state, "delaying");
+    let sent: Vec<_> = run(&mut host, 40_000)
+        .iter()
+        .map(|(_, tx)| (tx.dst(), F::older_kind(tx), tx.group()))
+        .collect();
+    assert_eq!(sent, vec![(g2, Some("report"), Some(g2))]);
+    for g in [g1, g2] {
+        host.leave(IF, g, t(40_000)).unwrap();
     }
-    let sent = now_sent(&mut host, 40_000);
-    assert_eq!(
-        sent.iter().map(kind).collect::<Vec<_>>(),
-        ["leave 239.1.1.2"]
-    );
-    assert_eq!(host.stats().igmp.igmp_rcv_ourreports, 1);
-    assert_eq!(host.stats().mld.mld_rcv_ourreports, 1);
+    let sent: Vec<_> = now_sent(&mut host, 40_000)
+        .iter()
+        .map(|tx| (F::older_kind(tx), tx.group()))
+        .collect();
+    assert_eq!(sent, [(Some("leave"), Some(g2))]);
+    assert_eq!(F::reports_of_our_groups_heard(host.stats()), 1);
 }
 
 #[test]
@@ -202,7 +175,10 @@ impl Link {
     /// Delivers what host `from` sends to every other host, at `now`.
     fn flush(&mut self, from: usize, now: u64) {
         let mut sent = Vec::new();
-        self.hosts[from].poll(t(now), |tx| sent.push(tx));
+        self.hosts[from].handle_timeout(t(now));
+        while let Some(tx) = self.hosts[from].poll_transmit() {
+            sent.push(tx);
+        }
         for tx in sent {
             let packet = tx.to_packet();
             for (i, other) in self.hosts.iter_mut().enumerate() {
@@ -220,7 +196,7 @@ impl Link {
                 .hosts
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| h.next_deadline().map(|d| (d.as_millis(), i)))
+                .filter_map(|(i, h)| h.poll_timeout().map(|d| (d.as_millis(), i)))
                 .min();
             match next {
                 Some((at, i)) if at <= until => self.flush(i, at),

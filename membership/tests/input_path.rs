@@ -27,7 +27,8 @@ fn host() -> Host {
     ] {
         host.join(IF, g.parse().unwrap(), Instant::ZERO).unwrap();
     }
-    host.poll(Instant::ZERO, |_| {});
+    host.handle_timeout(Instant::ZERO);
+    while host.poll_transmit().is_some() {}
     host
 }
 
@@ -174,7 +175,10 @@ fn check(host: &mut Host, packet: &[u8], now: u64) {
     // At most one report per group ever waits: one timer per record, and what is due now goes
     // out in this poll without duplicates.
     let mut sent = Vec::new();
-    host.poll(Instant::from_millis(now), |tx| sent.push(tx.group()));
+    host.handle_timeout(Instant::from_millis(now));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx.group());
+    }
     let mut groups = sent.clone();
     groups.sort();
     groups.dedup();

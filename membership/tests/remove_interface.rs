@@ -23,12 +23,18 @@ fn two_interfaces() -> Host {
 /// Every transmit due up to `until` ms, in deadline order.
 fn run(host: &mut Host, from: u64, until: u64) -> Vec<Transmit> {
     let mut sent = Vec::new();
-    host.poll(t(from), |tx| sent.push(tx));
-    while let Some(at) = host.next_deadline() {
+    host.handle_timeout(t(from));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
+    while let Some(at) = host.poll_timeout() {
         if at.as_millis() > until {
             break;
         }
-        host.poll(at, |tx| sent.push(tx));
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            sent.push(tx);
+        }
     }
     sent
 }
@@ -59,7 +65,7 @@ fn a_host_leaves_then_its_interface_goes_and_the_others_stay() {
     host.leave_interface(GONE, t(5_001));
     // The leaves go out (TO_IN({}) and its retransmission within 1 s) ...
     let sent = run(&mut host, 5_001, 7_000);
-    assert!(sent.iter().any(|tx| tx.iface == GONE));
+    assert!(sent.iter().any(|tx| tx.iface() == GONE));
     assert_eq!(host.interface_group_records(GONE), 0);
     // ... then the interface goes, with its pending General Query response.
     host.remove_interface(GONE).unwrap();
@@ -67,9 +73,9 @@ fn a_host_leaves_then_its_interface_goes_and_the_others_stay() {
     assert!(host.join(GONE, ip("239.1.1.3"), t(7_000)).is_err());
     assert_eq!(host.group_records(), 2);
     let later = run(&mut host, 7_000, 300_000);
-    assert!(later.iter().all(|tx| tx.iface == IF), "{later:?}");
+    assert!(later.iter().all(|tx| tx.iface() == IF), "{later:?}");
     // The other interface answers its query (inside its 10 s) and stays joined.
-    assert!(sent.iter().chain(&later).any(|tx| tx.iface == IF));
+    assert!(sent.iter().chain(&later).any(|tx| tx.iface() == IF));
     let groups: Vec<_> = host.groups(t(300_000)).iter().map(|g| g.iface).collect();
     assert_eq!(groups, [IF, IF]);
 }
@@ -86,16 +92,19 @@ fn removing_an_interface_cancels_every_timer_of_it() {
         group: Ipv4Addr::UNSPECIFIED,
     });
     host.handle_packet(GONE, &v2, t(10)).unwrap();
-    assert!(host.next_deadline().is_some());
+    assert!(host.poll_timeout().is_some());
     host.remove_interface(GONE).unwrap();
     assert_eq!(host.group_records(), 0);
     assert_eq!(
-        host.next_deadline(),
+        host.poll_timeout(),
         None,
         "a timer of the removed interface is left"
     );
     let mut sent = Vec::new();
-    host.poll(t(1_000_000), |tx| sent.push(tx));
+    host.handle_timeout(t(1_000_000));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
     assert!(sent.is_empty(), "{sent:?}");
     assert!(host.groups(t(1_000_000)).is_empty());
 }

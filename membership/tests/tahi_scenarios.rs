@@ -12,7 +12,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use common::{host_on, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
+use common::{host_on, run_timers as run, t, ALL_HOSTS, ALL_NODES, IF, ROUTER4, ROUTER6};
 use membership::wire::igmp::IgmpRepr;
 use membership::wire::ip::{build_ipv4, build_ipv6};
 use membership::wire::mld::MldRepr;
@@ -260,8 +260,8 @@ fn apply(host: &mut Host, fam: &Family, (owner, include, sources): Op, at: u64) 
 
 /// A v3 report's records as "to_ex{1,2} + allow{3}", sources by number.
 fn render(fam: &Family, tx: &Transmit) -> String {
-    assert_eq!(tx.dst, fam.v3_reports_to, "{}", fam.name);
-    let records: Vec<GroupRecord<IpAddr>> = match &tx.message {
+    assert_eq!(tx.dst(), fam.v3_reports_to, "{}", fam.name);
+    let records: Vec<GroupRecord<IpAddr>> = match tx.message() {
         Message::Igmp(IgmpRepr::ReportV3 { records }) => records
             .iter()
             .map(|r| GroupRecord {
@@ -294,18 +294,6 @@ fn render(fam: &Family, tx: &Transmit) -> String {
         .join(" + ")
 }
 
-/// Runs the timers up to `until`: what was sent, and when.
-fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
-    let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
-        if at.as_millis() > until {
-            break;
-        }
-        host.poll(at, |tx| sent.push((at.as_millis(), tx)));
-    }
-    sent
-}
-
 #[test]
 fn tahi_state_change_scenarios_for_both_families() {
     for fam in families() {
@@ -319,7 +307,10 @@ fn tahi_state_change_scenarios_for_both_families() {
             let mut got = Vec::new();
             for &op in case.changes {
                 apply(&mut host, &fam, op, 10_000);
-                host.poll(t(10_000), |tx| got.push((10_000, tx)));
+                host.handle_timeout(t(10_000));
+                while let Some(tx) = host.poll_transmit() {
+                    got.push((10_000, tx));
+                }
             }
             got.extend(run(&mut host, 30_000));
             let reports: Vec<String> = got.iter().map(|(_, tx)| render(&fam, tx)).collect();
@@ -332,7 +323,7 @@ fn tahi_state_change_scenarios_for_both_families() {
                 got.iter().map(|(at, _)| at).collect::<Vec<_>>()
             );
             assert!(
-                host.next_deadline().is_none(),
+                host.poll_timeout().is_none(),
                 "{what}: nothing left to send"
             );
         }
@@ -385,7 +376,10 @@ fn tahi_query_then_state_update_for_both_families() {
             host.handle_packet(IF, &packet, t(10_000)).unwrap();
             apply(&mut host, &fam, change, 10_000);
             let mut got = Vec::new();
-            host.poll(t(10_000), |tx| got.push((10_000, tx)));
+            host.handle_timeout(t(10_000));
+            while let Some(tx) = host.poll_transmit() {
+                got.push((10_000, tx));
+            }
             got.extend(run(&mut host, 40_000));
             let (answers, changes): (Vec<_>, Vec<_>) = got
                 .iter()
@@ -409,7 +403,7 @@ fn older_querier(host: &mut Host, fam: &Family, at: u64) {
 }
 
 fn is_older_report(fam: &Family, tx: &Transmit) -> bool {
-    match &tx.message {
+    match tx.message() {
         Message::Igmp(IgmpRepr::ReportV2 { group }) => IpAddr::V4(*group) == fam.group,
         Message::Mld(MldRepr::Report { group }) => IpAddr::V6(*group) == fam.group,
         _ => false,
@@ -417,12 +411,12 @@ fn is_older_report(fam: &Family, tx: &Transmit) -> bool {
 }
 
 fn is_leave(fam: &Family, tx: &Transmit) -> bool {
-    let group = match &tx.message {
+    let group = match tx.message() {
         Message::Igmp(IgmpRepr::Leave { group }) => IpAddr::V4(*group),
         Message::Mld(MldRepr::Done { group }) => IpAddr::V6(*group),
         _ => return false,
     };
-    group == fam.group && tx.dst == fam.leave_to
+    group == fam.group && tx.dst() == fam.leave_to
 }
 
 /// TAHI 6.1.a: a group joined INCLUDE {S1} in the older mode was reported with older reports,
@@ -436,7 +430,10 @@ fn leaving_after_the_compatibility_period_sends_to_in_nothing() {
         older_querier(&mut host, &fam, 0);
         apply(&mut host, &fam, inc("S1", &[1]), 1_000);
         let mut sent = Vec::new();
-        host.poll(t(1_000), |tx| sent.push(tx));
+        host.handle_timeout(t(1_000));
+        while let Some(tx) = host.poll_transmit() {
+            sent.push(tx);
+        }
         sent.extend(run(&mut host, 20_000).into_iter().map(|(_, tx)| tx));
         assert_eq!(sent.len(), 2, "{}: two unsolicited older reports", fam.name);
         assert!(
@@ -448,7 +445,10 @@ fn leaving_after_the_compatibility_period_sends_to_in_nothing() {
         assert!(run(&mut host, 270_000).is_empty(), "{}", fam.name);
         apply(&mut host, &fam, inc("S1", &[]), 270_000);
         let mut got = Vec::new();
-        host.poll(t(270_000), |tx| got.push((270_000, tx)));
+        host.handle_timeout(t(270_000));
+        while let Some(tx) = host.poll_transmit() {
+            got.push((270_000, tx));
+        }
         got.extend(run(&mut host, 280_000));
         let reports: Vec<String> = got.iter().map(|(_, tx)| render(&fam, tx)).collect();
         assert_eq!(reports, ["to_in{}", "to_in{}"], "{}", fam.name);
@@ -468,10 +468,16 @@ fn the_first_change_after_the_compatibility_period_starts_from_any_source() {
         run(&mut host, 300_000);
         apply(&mut host, &fam, inc("S1", &[1, 2]), 300_000);
         let mut got = Vec::new();
-        host.poll(t(300_000), |tx| got.push((300_000, tx)));
+        host.handle_timeout(t(300_000));
+        while let Some(tx) = host.poll_transmit() {
+            got.push((300_000, tx));
+        }
         got.extend(run(&mut host, 310_000));
         apply(&mut host, &fam, inc("S1", &[2]), 310_000);
-        host.poll(t(310_000), |tx| got.push((310_000, tx)));
+        host.handle_timeout(t(310_000));
+        while let Some(tx) = host.poll_transmit() {
+            got.push((310_000, tx));
+        }
         got.extend(run(&mut host, 320_000));
         let reports: Vec<String> = got.iter().map(|(_, tx)| render(&fam, tx)).collect();
         assert_eq!(
@@ -496,7 +502,10 @@ fn older_mode_leaves_send_one_done_or_leave() {
         run(&mut host, 20_000);
         apply(&mut host, &fam, inc("S1", &[]), 20_000);
         let mut sent = Vec::new();
-        host.poll(t(20_000), |tx| sent.push(tx));
+        host.handle_timeout(t(20_000));
+        while let Some(tx) = host.poll_transmit() {
+            sent.push(tx);
+        }
         sent.extend(run(&mut host, 100_000).into_iter().map(|(_, tx)| tx));
         assert_eq!(sent.len(), 1, "{}: {sent:?}", fam.name);
         assert!(is_leave(&fam, &sent[0]), "{}", fam.name);
@@ -566,7 +575,10 @@ fn owners_change_their_own_filters_only() {
     )
     .unwrap();
     let mut sent = Vec::new();
-    host.poll(t(20_000), |tx| sent.push(tx));
+    host.handle_timeout(t(20_000));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
     assert_eq!(render(fam, &sent[0]), "block{3}");
     let info = host.group(IF, fam.group, t(20_000)).unwrap();
     assert_eq!(info.owners, [Some("S1".into()), Some("S2".into())]);

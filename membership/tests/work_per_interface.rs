@@ -39,11 +39,14 @@ fn many_interfaces() -> Host {
 /// Runs the timers from `from` to `until` (ms); the interfaces that sent, one entry a packet.
 fn run(host: &mut Host, from: u64, until: u64) -> Vec<u32> {
     let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
+    while let Some(at) = host.poll_timeout() {
         if at.as_millis() > until {
             break;
         }
-        host.poll(t(at.as_millis().max(from)), |tx| sent.push(tx.iface));
+        host.handle_timeout(t(at.as_millis().max(from)));
+        while let Some(tx) = host.poll_transmit() {
+            sent.push(tx.iface());
+        }
     }
     sent
 }

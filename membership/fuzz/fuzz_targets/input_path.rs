@@ -34,9 +34,11 @@ fuzz_target!(|data: &[u8]| {
         let after = host.stats().total_dropped();
         assert_eq!(after - before, u64::from(result.is_err()));
         now += 500;
-        host.poll(Instant::from_millis(now), |tx| {
+        host.handle_timeout(Instant::from_millis(now));
+        while let Some(tx) = host.poll_transmit() {
             let _ = tx.to_packet();
-        });
+        }
     }
-    host.poll(Instant::from_millis(now + 1_000_000), |_| {});
+    host.handle_timeout(Instant::from_millis(now + 1_000_000));
+    while host.poll_transmit().is_some() {}
 });

@@ -4,8 +4,8 @@
 
 use core::time::Duration;
 
-use super::engine::Context;
 use super::table::{GroupMode, TimerKey};
+use super::v1v2::machine::MemberContext;
 use super::{Env, Family, Protocol};
 use crate::event::Event;
 use crate::time::Instant;
@@ -87,8 +87,8 @@ impl<P: Protocol> Family<P> {
         P::version(self.compat(ifindex, config))
     }
 
-    pub(super) fn context(&self, ifindex: IfIndex, config: &Config) -> Context {
-        Context {
+    pub(super) fn context(&self, ifindex: IfIndex, config: &Config) -> MemberContext {
+        MemberContext {
             v1_querier: self.compat(ifindex, config) == Compat::V1,
             robustness: config.robustness,
             unsolicited_interval: P::unsolicited_interval(config),
@@ -193,7 +193,7 @@ impl<P: Protocol> Family<P> {
     /// §7.2.1); groups being left in v3 are forgotten, the others start idle in the v1/v2
     /// machine.
     fn leave_v3_mode(&mut self, ifindex: IfIndex, env: &Env<'_>) {
-        self.pending.retain(|(i, _)| *i != ifindex);
+        self.pending.retain(|decided| decided.iface != ifindex);
         self.cancel_answer(ifindex);
         if let Some(iface) = self.ifaces.get_mut(&ifindex) {
             iface.v3.changed.clear();

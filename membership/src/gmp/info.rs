@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::table::{GroupMode, Record};
+use super::table::{GroupEntry, GroupMode};
 use super::{Family, Protocol};
 use crate::info::GroupInfo;
 use crate::time::Instant;
@@ -91,7 +91,7 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    fn group_info(&self, r: &Record<P::Addr>, config: &Config, now: Instant) -> GroupInfo {
+    fn group_info(&self, r: &GroupEntry<P::Addr>, config: &Config, now: Instant) -> GroupInfo {
         let timer_ms = self.timer_left(r.mode.timer(), now).map(millis);
         let (state, last_reporter, unsolicited_left, retransmit_ms) = match r.mode {
             GroupMode::Older { member, .. } => (

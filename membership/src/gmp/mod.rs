@@ -4,15 +4,19 @@
 //! `crate::igmp` and `crate::mld`; nothing here names either.
 //!
 //! - [`table`]: group records, request changes, the timer wheel's keys and dispatch;
+//! - [`input`]: received queries (read through the [`QueryView`] trait) and v1/v2 reports,
+//!   checked, counted and dispatched once for both protocols;
 //! - [`compat`]: the per-interface host compatibility mode (RFC 9776 §7.2, RFC 9777 §8.2);
-//! - [`v1v2`] and [`engine`]: the IGMPv1/v2 and MLDv1 group state machine and its execution;
-//! - [`v3`]: IGMPv3 / MLDv2 queries, state-change reports, retransmission and packing.
+//! - [`v1v2`]: the IGMPv1/v2 and MLDv1 per-group state machine ([`v1v2::machine`], pure
+//!   functions) and its execution on the table (report timers, reports, Leave / Done);
+//! - [`v3`]: the IGMPv3 / MLDv2 state machine: queries, state-change reports, retransmission
+//!   and packing.
 
 pub(crate) mod compat;
-pub(crate) mod engine;
 pub(crate) mod ifaces;
 pub(crate) mod index;
 pub(crate) mod info;
+pub(crate) mod input;
 pub(crate) mod table;
 pub(crate) mod v1v2;
 pub(crate) mod v3;
@@ -29,15 +33,16 @@ use slab::Slab;
 
 use crate::config::ProtocolVersion;
 use crate::event::{Event, EventQueue};
-use crate::stats::Stats;
+use crate::stats::{DropReason, Stats};
 use crate::timer::TimerWheel;
-use crate::wire::GroupRecord;
 use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
-use engine::{Context, Send};
 use ifaces::IfaceTable;
-use table::{Record, TimerKey};
+pub(crate) use input::{Heard, QueryView};
+use table::{GroupEntry, TimerKey};
+use v1v2::machine::{MemberContext, MemberMessage};
+pub(crate) use v3::PackedReport;
 
 /// What differs between IGMP and MLD, as far as the shared machinery is concerned.
 pub(crate) trait Protocol {
@@ -66,20 +71,26 @@ pub(crate) trait Protocol {
     fn max_compat(config: &Config) -> Compat;
     /// The protocol version a compatibility mode speaks.
     fn version(mode: Compat) -> Self::Version;
-    /// Builds a v1/v2 (MLDv1) message for `send`, counting it.
+    /// Builds the v1/v2 (MLDv1) message the group's state machine asks for, counting it.
     fn transmit(
         iface: IfIndex,
         addrs: &InterfaceConfig,
         group: Self::Addr,
-        send: Send,
-        ctx: &Context,
+        message: MemberMessage,
+        ctx: &MemberContext,
         stats: &mut Stats,
     ) -> Transmit;
-    /// Builds an IGMPv3 / MLDv2 report carrying `records`, counting it.
+    /// Counts what input heard, in the family's own counters.
+    fn count(stats: &mut Stats, heard: Heard);
+    /// The family's drop reason for a refused query.
+    fn query_drop(problem: QueryProblem) -> DropReason;
+    /// The family's drop reason for a refused report.
+    fn report_drop(problem: ReportProblem) -> DropReason;
+    /// Builds an IGMPv3 / MLDv2 report of one packed report's records, counting it.
     fn v3_report(
         iface: IfIndex,
         addrs: &InterfaceConfig,
-        records: Vec<GroupRecord<Self::Addr>>,
+        report: PackedReport<Self::Addr>,
         stats: &mut Stats,
     ) -> Transmit;
 }
@@ -105,12 +116,12 @@ impl Env<'_> {
 #[derive(Debug)]
 pub(crate) struct Family<P: Protocol> {
     ifaces: IfaceTable<P::Addr>,
-    records: Slab<Record<P::Addr>>,
+    records: Slab<GroupEntry<P::Addr>>,
     wheel: TimerWheel<TimerKey>,
     /// v3 records decided since the last `flush_reports`: what happens at one instant (a
     /// shutdown's leaves, a restart's joins, a General Query response) goes out packed into as
     /// few reports as fit the MTU.
-    pending: Vec<(IfIndex, GroupRecord<P::Addr>)>,
+    pending: Vec<v3::Decided<P::Addr>>,
     /// General Query answers in progress, by interface: a cursor each, never the records.
     answers: BTreeMap<IfIndex, v3::Answer<P::Addr>>,
     /// The interfaces whose answer has reports due, in the order their timers fired.
@@ -177,7 +188,7 @@ impl<P: Protocol> Family<P> {
         {
             self.wheel.cancel(timer);
         }
-        self.pending.retain(|(i, _)| *i != ifindex);
+        self.pending.retain(|decided| decided.iface != ifindex);
         self.cancel_answer(ifindex);
     }
 }

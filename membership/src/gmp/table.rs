@@ -8,8 +8,8 @@ use core::net::IpAddr;
 use core::time::Duration;
 
 use super::compat::{OlderQueriers, QuerierParams};
-use super::engine::{Member, MemberState};
 use super::index::GroupIndex;
+use super::v1v2::machine::{Member, MemberState};
 use super::v3::{Retransmit, V3Iface};
 use super::{Compat, Env, Family, Protocol};
 use crate::event::Event;
@@ -18,9 +18,10 @@ use crate::time::Instant;
 use crate::timer::TimerId;
 use crate::{Error, IfIndex};
 
-/// One group on one interface.
+/// An entry of the group table: one group on one interface (not a group record of a v3
+/// report, which is `wire::GroupRecord`).
 #[derive(Debug)]
-pub(crate) struct Record<A> {
+pub(crate) struct GroupEntry<A> {
     pub(super) iface: IfIndex,
     pub(super) group: A,
     /// Every request held (each join is one; the seeds' reference count is their number). A
@@ -159,7 +160,7 @@ impl<A: Ord + Copy> GroupMode<A> {
     }
 }
 
-impl<A: Ord + Copy> Record<A> {
+impl<A: Ord + Copy> GroupEntry<A> {
     pub(super) fn users(&self) -> u32 {
         u32::try_from(self.requests.len()).unwrap_or(u32::MAX)
     }
@@ -272,7 +273,7 @@ impl<P: Protocol> Family<P> {
                 let Ok(slot) = u32::try_from(self.records.vacant_key()) else {
                     return Err(Error::TableFull);
                 };
-                let key = self.records.insert(Record {
+                let key = self.records.insert(GroupEntry {
                     iface: ifindex,
                     group,
                     requests: Requests::default(),
@@ -454,15 +455,15 @@ impl<P: Protocol> Family<P> {
 mod tests {
     use core::net::{Ipv4Addr, Ipv6Addr};
 
-    use super::{Record, TimerKey};
+    use super::{GroupEntry, TimerKey};
 
     /// Per-membership memory (DESIGN.md: ≤ 150 B per any-source membership at 10^6 groups).
     /// Before the per-mode state types: 144 and 160 bytes; 96 and 112 before the v3 news kept
     /// their mode-change count in the record.
     #[test]
     fn records_stay_small() {
-        assert!(core::mem::size_of::<Record<Ipv4Addr>>() <= 88);
-        assert!(core::mem::size_of::<Record<Ipv6Addr>>() <= 104);
+        assert!(core::mem::size_of::<GroupEntry<Ipv4Addr>>() <= 88);
+        assert!(core::mem::size_of::<GroupEntry<Ipv6Addr>>() <= 104);
     }
 
     /// Every timer on the wheel holds one; the General Query's deadline rides in the padding.

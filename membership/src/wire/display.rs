@@ -181,7 +181,7 @@ impl fmt::Display for MldRepr {
     }
 }
 
-impl fmt::Display for Message {
+impl fmt::Display for Message<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Message::Igmp(repr) => repr.fmt(f),

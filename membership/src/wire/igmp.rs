@@ -16,8 +16,8 @@ use alloc::vec::Vec;
 use core::net::Ipv4Addr;
 use core::time::Duration;
 
-use super::record::{self, GroupRecords};
-use super::{decode_code8, internet_checksum, v3_query, Error, GroupRecord, Result};
+use super::record;
+use super::{decode_code8, internet_checksum, Error, GroupRecord, Result};
 
 /// Byte offsets of the IGMP fields.
 pub mod field {
@@ -106,6 +106,8 @@ pub struct IgmpPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+shared_accessors!(IgmpPacket, Ipv4Addr, "IGMPv3");
+
 impl<T: AsRef<[u8]>> IgmpPacket<T> {
     /// Wraps a buffer without any check; getters may panic on a short buffer.
     pub fn new_unchecked(buffer: T) -> Self {
@@ -145,15 +147,6 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
         self.buffer
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    fn read_u16(&self, range: core::ops::Range<usize>) -> u16 {
-        let bytes = &self.bytes()[range];
-        u16::from_be_bytes([bytes[0], bytes[1]])
-    }
-
     /// Type (byte 0). Panics on an empty buffer.
     pub fn msg_type(&self) -> MessageType {
         MessageType::from(self.bytes()[field::TYPE])
@@ -170,61 +163,9 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
         self.read_u16(field::CHECKSUM)
     }
 
-    /// Group address of queries, v1/v2 reports and leaves. In an IGMPv3 report these bytes
-    /// are Reserved and Number of Group Records instead.
-    pub fn group(&self) -> Ipv4Addr {
-        let b = &self.bytes()[field::GROUP];
-        Ipv4Addr::new(b[0], b[1], b[2], b[3])
-    }
-
     /// True for a query long enough to be an IGMPv3 query (RFC 9776 §7.1).
     pub fn is_v3_query(&self) -> bool {
         self.msg_type() == MessageType::MembershipQuery && self.bytes().len() >= QUERY_V3_HEADER_LEN
-    }
-
-    /// S flag of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
-    pub fn suppress_router(&self) -> bool {
-        v3_query::suppress_router_of(self.bytes()[field::FLAGS])
-    }
-
-    /// QRV of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
-    pub fn qrv(&self) -> u8 {
-        v3_query::qrv_of(self.bytes()[field::FLAGS])
-    }
-
-    /// QQIC of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
-    pub fn qqic(&self) -> u8 {
-        self.bytes()[field::QQIC]
-    }
-
-    /// Number of Sources of an IGMPv3 query. Panics if the message is shorter than 12 bytes.
-    pub fn num_sources(&self) -> u16 {
-        self.read_u16(field::NUM_SOURCES)
-    }
-
-    /// Source `index` of an IGMPv3 query. Panics if it lies outside the message.
-    pub fn source(&self, index: usize) -> Ipv4Addr {
-        let at = field::SOURCES + index * 4;
-        let b = &self.bytes()[at..at + 4];
-        Ipv4Addr::new(b[0], b[1], b[2], b[3])
-    }
-
-    /// Sources of an IGMPv3 query. Panics unless [`check_len`](Self::check_len) passed.
-    pub fn sources(&self) -> impl ExactSizeIterator<Item = Ipv4Addr> + '_ {
-        let end = field::SOURCES + usize::from(self.num_sources()) * 4;
-        self.bytes()[field::SOURCES..end]
-            .chunks_exact(4)
-            .map(|b| Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-    }
-
-    /// Number of Group Records of an IGMPv3 report.
-    pub fn num_records(&self) -> u16 {
-        self.read_u16(field::NUM_RECORDS)
-    }
-
-    /// Group records of an IGMPv3 report, each checked against the end of the message.
-    pub fn records(&self) -> GroupRecords<'_, Ipv4Addr> {
-        GroupRecords::new(&self.bytes()[field::RECORDS..], self.num_records())
     }
 
     /// The checksum covers the whole IGMP message (RFC 9776 §4.1.2).
@@ -240,14 +181,6 @@ impl<T: AsRef<[u8]>> IgmpPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
-    fn write_u16(&mut self, range: core::ops::Range<usize>, value: u16) {
-        self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
-    }
-
     /// Writes the Type byte.
     pub fn set_msg_type(&mut self, kind: MessageType) {
         self.bytes_mut()[field::TYPE] = u8::from(kind);
@@ -256,50 +189,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IgmpPacket<T> {
     /// Writes the Max Resp Code byte.
     pub fn set_max_resp_code(&mut self, code: u8) {
         self.bytes_mut()[field::MAX_RESP_CODE] = code;
-    }
-
-    /// Writes the Checksum field big-endian; [`fill_checksum`](Self::fill_checksum)
-    /// computes it.
-    pub fn set_checksum(&mut self, checksum: u16) {
-        self.write_u16(field::CHECKSUM, checksum);
-    }
-
-    /// Writes the Group Address (bytes 4..8).
-    pub fn set_group(&mut self, group: Ipv4Addr) {
-        self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
-    }
-
-    /// Writes `Resv(4) = 0 | S | QRV` of an IGMPv3 query; QRV above 7 is truncated to 3 bits.
-    pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
-        self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
-    }
-
-    /// Writes the QQIC of an IGMPv3 query (byte 9).
-    pub fn set_qqic(&mut self, qqic: u8) {
-        self.bytes_mut()[field::QQIC] = qqic;
-    }
-
-    /// Writes the Number of Sources of an IGMPv3 query (bytes 10..12, big-endian).
-    pub fn set_num_sources(&mut self, count: u16) {
-        self.write_u16(field::NUM_SOURCES, count);
-    }
-
-    /// Writes Source Address `index` of an IGMPv3 query. Panics if it lies outside the
-    /// buffer.
-    pub fn set_source(&mut self, index: usize, source: Ipv4Addr) {
-        let at = field::SOURCES + index * 4;
-        self.bytes_mut()[at..at + 4].copy_from_slice(&source.octets());
-    }
-
-    /// Sets Reserved (0) and Number of Group Records of an IGMPv3 report.
-    pub fn set_num_records(&mut self, count: u16) {
-        self.write_u16(field::REPORT_RESERVED, 0);
-        self.write_u16(field::NUM_RECORDS, count);
-    }
-
-    /// Mutable access to the bytes after the fixed header (records of a v3 report).
-    pub fn records_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes_mut()[field::RECORDS..]
     }
 
     /// Computes the checksum over the whole buffer and stores it.
@@ -448,16 +337,10 @@ impl IgmpRepr {
                 qqic,
                 sources,
             } => {
-                let count = u16::try_from(sources.len()).expect("IGMPv3 query with >65535 sources");
                 packet.set_msg_type(MessageType::MembershipQuery);
                 packet.set_max_resp_code(*max_resp_code);
                 packet.set_group(*group);
-                packet.set_flags(*suppress_router, *qrv);
-                packet.set_qqic(*qqic);
-                packet.set_num_sources(count);
-                for (index, source) in sources.iter().enumerate() {
-                    packet.set_source(index, *source);
-                }
+                packet.emit_v3_query_fields(*suppress_router, *qrv, *qqic, sources);
             }
             IgmpRepr::ReportV1 { group } => {
                 packet.set_msg_type(MessageType::ReportV1);
@@ -475,17 +358,9 @@ impl IgmpRepr {
                 packet.set_group(*group);
             }
             IgmpRepr::ReportV3 { records } => {
-                let count =
-                    u16::try_from(records.len()).expect("IGMPv3 report with >65535 records");
                 packet.set_msg_type(MessageType::ReportV3);
                 packet.set_max_resp_code(0);
-                packet.set_num_records(count);
-                let mut rest = packet.records_mut();
-                for record in records {
-                    let (this, after) = rest.split_at_mut(record.buffer_len());
-                    record.emit(this);
-                    rest = after;
-                }
+                packet.emit_v3_records(records);
             }
         }
         packet.fill_checksum();

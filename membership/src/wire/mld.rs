@@ -19,8 +19,8 @@ use core::time::Duration;
 
 use etherparse::checksum::Sum16BitWords;
 
-use super::record::{self, GroupRecords};
-use super::{decode_code16, v3_query, Error, GroupRecord, Result};
+use super::record;
+use super::{decode_code16, Error, GroupRecord, Result};
 
 /// Byte offsets of the MLD fields.
 pub mod field {
@@ -139,6 +139,8 @@ pub struct MldPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+shared_accessors!(MldPacket, Ipv6Addr, "MLDv2");
+
 impl<T: AsRef<[u8]>> MldPacket<T> {
     /// Wraps a buffer without any check; getters may panic on a short buffer.
     pub fn new_unchecked(buffer: T) -> Self {
@@ -184,21 +186,6 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
         self.buffer
     }
 
-    fn bytes(&self) -> &[u8] {
-        self.buffer.as_ref()
-    }
-
-    fn read_u16(&self, range: core::ops::Range<usize>) -> u16 {
-        let bytes = &self.bytes()[range];
-        u16::from_be_bytes([bytes[0], bytes[1]])
-    }
-
-    fn read_addr(&self, at: usize) -> Ipv6Addr {
-        let mut octets = [0; 16];
-        octets.copy_from_slice(&self.bytes()[at..at + 16]);
-        Ipv6Addr::from(octets)
-    }
-
     /// ICMPv6 Type (byte 0). Panics on an empty buffer.
     pub fn msg_type(&self) -> MessageType {
         MessageType::from(self.bytes()[field::TYPE])
@@ -225,61 +212,9 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
         self.read_u16(field::MAX_RESP)
     }
 
-    /// Multicast Address of queries, MLDv1 reports and dones. Panics below 24 bytes.
-    pub fn group(&self) -> Ipv6Addr {
-        self.read_addr(field::GROUP.start)
-    }
-
     /// True for a query long enough to be an MLDv2 query (RFC 9777 §8.1).
     pub fn is_v2_query(&self) -> bool {
         self.msg_type() == MessageType::Query && self.bytes().len() >= QUERY_V2_HEADER_LEN
-    }
-
-    /// S flag of an MLDv2 query. Panics below 28 bytes.
-    pub fn suppress_router(&self) -> bool {
-        v3_query::suppress_router_of(self.bytes()[field::FLAGS])
-    }
-
-    /// QRV of an MLDv2 query. Panics below 28 bytes.
-    pub fn qrv(&self) -> u8 {
-        v3_query::qrv_of(self.bytes()[field::FLAGS])
-    }
-
-    /// QQIC of an MLDv2 query. Panics below 28 bytes.
-    pub fn qqic(&self) -> u8 {
-        self.bytes()[field::QQIC]
-    }
-
-    /// Number of Sources of an MLDv2 query. Panics below 28 bytes.
-    pub fn num_sources(&self) -> u16 {
-        self.read_u16(field::NUM_SOURCES)
-    }
-
-    /// Source `index` of an MLDv2 query. Panics if it lies outside the message.
-    pub fn source(&self, index: usize) -> Ipv6Addr {
-        self.read_addr(field::SOURCES + index * 16)
-    }
-
-    /// Sources of an MLDv2 query. Panics unless [`check_len`](Self::check_len) passed.
-    pub fn sources(&self) -> impl ExactSizeIterator<Item = Ipv6Addr> + '_ {
-        let end = field::SOURCES + usize::from(self.num_sources()) * 16;
-        self.bytes()[field::SOURCES..end]
-            .chunks_exact(16)
-            .map(|chunk| {
-                let mut octets = [0; 16];
-                octets.copy_from_slice(chunk);
-                Ipv6Addr::from(octets)
-            })
-    }
-
-    /// Number of Multicast Address Records of an MLDv2 report.
-    pub fn num_records(&self) -> u16 {
-        self.read_u16(field::NUM_RECORDS)
-    }
-
-    /// Records of an MLDv2 report, each checked against the end of the message.
-    pub fn records(&self) -> GroupRecords<'_, Ipv6Addr> {
-        GroupRecords::new(&self.bytes()[field::RECORDS..], self.num_records())
     }
 
     /// Checks the ICMPv6 checksum with the pseudo-header of the enclosing IPv6 packet.
@@ -295,14 +230,6 @@ impl<T: AsRef<[u8]>> MldPacket<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut()
-    }
-
-    fn write_u16(&mut self, range: core::ops::Range<usize>, value: u16) {
-        self.bytes_mut()[range].copy_from_slice(&value.to_be_bytes());
-    }
-
     /// Writes the ICMPv6 Type byte.
     pub fn set_msg_type(&mut self, kind: MessageType) {
         self.bytes_mut()[field::TYPE] = u8::from(kind);
@@ -311,12 +238,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
     /// Writes the ICMPv6 Code byte.
     pub fn set_code(&mut self, code: u8) {
         self.bytes_mut()[field::CODE] = code;
-    }
-
-    /// Writes the Checksum field big-endian; [`fill_checksum`](Self::fill_checksum)
-    /// computes it.
-    pub fn set_checksum(&mut self, checksum: u16) {
-        self.write_u16(field::CHECKSUM, checksum);
     }
 
     /// Writes the MLDv1 Maximum Response Delay in milliseconds (bytes 4..6, big-endian).
@@ -332,44 +253,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> MldPacket<T> {
     /// Clears the Reserved field after the Maximum Response Delay / Code.
     pub fn clear_reserved(&mut self) {
         self.write_u16(field::RESERVED, 0);
-    }
-
-    /// Writes the Multicast Address (bytes 8..24).
-    pub fn set_group(&mut self, group: Ipv6Addr) {
-        self.bytes_mut()[field::GROUP].copy_from_slice(&group.octets());
-    }
-
-    /// Writes `Resv(4) = 0 | S | QRV` of an MLDv2 query; QRV above 7 is truncated to 3 bits.
-    pub fn set_flags(&mut self, suppress_router: bool, qrv: u8) {
-        self.bytes_mut()[field::FLAGS] = v3_query::flags_byte(suppress_router, qrv);
-    }
-
-    /// Writes the QQIC of an MLDv2 query (byte 25).
-    pub fn set_qqic(&mut self, qqic: u8) {
-        self.bytes_mut()[field::QQIC] = qqic;
-    }
-
-    /// Writes the Number of Sources of an MLDv2 query (bytes 26..28, big-endian).
-    pub fn set_num_sources(&mut self, count: u16) {
-        self.write_u16(field::NUM_SOURCES, count);
-    }
-
-    /// Writes Source Address `index` of an MLDv2 query. Panics if it lies outside the
-    /// buffer.
-    pub fn set_source(&mut self, index: usize, source: Ipv6Addr) {
-        let at = field::SOURCES + index * 16;
-        self.bytes_mut()[at..at + 16].copy_from_slice(&source.octets());
-    }
-
-    /// Sets Reserved (0) and Number of Multicast Address Records of an MLDv2 report.
-    pub fn set_num_records(&mut self, count: u16) {
-        self.write_u16(field::REPORT_RESERVED, 0);
-        self.write_u16(field::NUM_RECORDS, count);
-    }
-
-    /// Mutable access to the bytes after the fixed header (records of an MLDv2 report).
-    pub fn records_mut(&mut self) -> &mut [u8] {
-        &mut self.bytes_mut()[field::RECORDS..]
     }
 
     /// Computes the ICMPv6 checksum over the whole buffer and the pseudo-header, and stores it.
@@ -510,17 +393,11 @@ impl MldRepr {
                 qqic,
                 sources,
             } => {
-                let count = u16::try_from(sources.len()).expect("MLDv2 query with >65535 sources");
                 packet.set_msg_type(MessageType::Query);
                 packet.set_max_resp_code(*max_resp_code);
                 packet.clear_reserved();
                 packet.set_group(*group);
-                packet.set_flags(*suppress_router, *qrv);
-                packet.set_qqic(*qqic);
-                packet.set_num_sources(count);
-                for (index, source) in sources.iter().enumerate() {
-                    packet.set_source(index, *source);
-                }
+                packet.emit_v3_query_fields(*suppress_router, *qrv, *qqic, sources);
             }
             MldRepr::Report { group } => {
                 packet.set_msg_type(MessageType::ReportV1);
@@ -535,15 +412,8 @@ impl MldRepr {
                 packet.set_group(*group);
             }
             MldRepr::ReportV2 { records } => {
-                let count = u16::try_from(records.len()).expect("MLDv2 report with >65535 records");
                 packet.set_msg_type(MessageType::ReportV2);
-                packet.set_num_records(count);
-                let mut rest = packet.records_mut();
-                for record in records {
-                    let (this, after) = rest.split_at_mut(record.buffer_len());
-                    record.emit(this);
-                    rest = after;
-                }
+                packet.emit_v3_records(records);
             }
         }
         packet.fill_checksum(src, dst);

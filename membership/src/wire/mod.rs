@@ -13,6 +13,8 @@
 use alloc::vec::Vec;
 use core::net::{Ipv4Addr, Ipv6Addr};
 
+#[macro_use]
+mod accessors;
 mod code;
 mod display;
 pub mod igmp;

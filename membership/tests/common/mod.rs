@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
-use membership::{Config, Host, Instant, InterfaceConfig};
+use membership::{Config, Host, Instant, InterfaceConfig, Transmit};
 
 pub const IF: u32 = 1;
 pub const ROUTER4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
@@ -37,6 +37,38 @@ pub fn host_on(config: Config, seed: u64) -> Host {
     host.add_interface(IF, addressed("10.99.0.2", "fe80::2"))
         .unwrap();
     host
+}
+
+/// Fires the host's timers as they come due, up to `until`: what was sent, and when.
+pub fn run_timers(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
+    let mut sent = Vec::new();
+    while let Some(at) = host.poll_timeout() {
+        if at.as_millis() > until {
+            break;
+        }
+        host.handle_timeout(at);
+        while let Some(tx) = host.poll_transmit() {
+            sent.push((at.as_millis(), tx));
+        }
+    }
+    sent
+}
+
+/// Runs the host's timers up to and including `until`; returns what it sent and when.
+pub fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
+    let mut sent = run_timers(host, until);
+    sent.extend(now_sent(host, until).into_iter().map(|tx| (until, tx)));
+    sent
+}
+
+/// What the host sends right now (joins, leaves, immediate answers).
+pub fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
+    let mut sent = Vec::new();
+    host.handle_timeout(t(now));
+    while let Some(tx) = host.poll_transmit() {
+        sent.push(tx);
+    }
+    sent
 }
 
 /// An IGMPv3 General Query from `ROUTER4` to all-systems, Max Resp Code `max_resp_code`.
@@ -101,3 +133,4 @@ pub fn vector_packets(name: &str) -> Vec<Vec<u8>> {
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+pub mod family;

@@ -15,7 +15,9 @@ pub use membership::{
     Config, DropReason, GroupInfo, Host, IgmpVersion, Instant, InterfaceConfig, Message, Transmit,
 };
 
+pub use crate::common::family::Family;
 pub use crate::common::*;
+pub use crate::for_both_families;
 
 pub const IF: u32 = 1;
 pub const ME4: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
@@ -55,26 +57,6 @@ pub fn host_with(config: Config, seed: u64, v4: Ipv4Addr, v6: Ipv6Addr) -> Host 
 
 pub fn host() -> Host {
     host_with(Config::v2(), 7, ME4, ME6)
-}
-
-/// Runs the host's timers up to and including `until`; returns what it sent and when.
-pub fn run(host: &mut Host, until: u64) -> Vec<(u64, Transmit)> {
-    let mut sent = Vec::new();
-    while let Some(at) = host.next_deadline() {
-        if at.as_millis() > until {
-            break;
-        }
-        host.poll(at, |tx| sent.push((at.as_millis(), tx)));
-    }
-    host.poll(t(until), |tx| sent.push((until, tx)));
-    sent
-}
-
-/// What the host sends right now (joins, leaves, immediate answers).
-pub fn now_sent(host: &mut Host, now: u64) -> Vec<Transmit> {
-    let mut sent = Vec::new();
-    host.poll(t(now), |tx| sent.push(tx));
-    sent
 }
 
 pub fn igmp_packet(src: Ipv4Addr, dst: Ipv4Addr, repr: &IgmpRepr) -> Vec<u8> {
@@ -121,11 +103,11 @@ pub fn mld_query(group: Ipv6Addr, dst: Ipv6Addr, ms: u16) -> Vec<u8> {
 }
 
 pub fn kinds(sent: &[(u64, Transmit)]) -> Vec<(IpAddr, String)> {
-    sent.iter().map(|(_, tx)| (tx.dst, kind(tx))).collect()
+    sent.iter().map(|(_, tx)| (tx.dst(), kind(tx))).collect()
 }
 
 pub fn kind(tx: &Transmit) -> String {
-    match &tx.message {
+    match tx.message() {
         Message::Igmp(IgmpRepr::ReportV1 { group }) => format!("v1-report {group}"),
         Message::Igmp(IgmpRepr::ReportV2 { group }) => format!("v2-report {group}"),
         Message::Igmp(IgmpRepr::Leave { group }) => format!("leave {group}"),
@@ -169,4 +151,11 @@ pub fn unhex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
+}
+
+/// A host of `groups` (written in IPv4, each the family's own) with no timer running.
+pub fn settled_in<F: Family>(groups: &[&str]) -> Host {
+    let groups: Vec<String> = groups.iter().map(|g| F::addr(g).to_string()).collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    settled(&groups)
 }

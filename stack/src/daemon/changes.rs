@@ -169,7 +169,7 @@ impl Daemon {
                 for &id in &targets {
                     let h = &self.hosts[id];
                     if self.cores[h.core]
-                        .host
+                        .engine
                         .group(h.ifindex, *group, now)
                         .is_none()
                     {
@@ -212,14 +212,14 @@ impl Daemon {
             let id = job.targets[job.next];
             let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
             for &group in &job.groups {
-                let host = &mut self.cores[core].host;
+                let engine = &mut self.cores[core].engine;
                 let result = match (job.join, &job.filter) {
-                    (true, None) => host.join(ifindex, group, now),
-                    (true, Some(f)) => host.join_filter(ifindex, group, f.clone(), now),
-                    (false, None) => host.leave(ifindex, group, now),
-                    (false, Some(f)) => host.leave_filter(ifindex, group, f.clone(), now),
+                    (true, None) => engine.join(ifindex, group, now),
+                    (true, Some(f)) => engine.join_filter(ifindex, group, f.clone(), now),
+                    (false, None) => engine.leave(ifindex, group, now),
+                    (false, Some(f)) => engine.leave_filter(ifindex, group, f.clone(), now),
                 };
-                while let Some(event) = self.cores[core].host.poll_event() {
+                while let Some(event) = self.cores[core].engine.poll_event() {
                     self.log_event(core, &event);
                 }
                 match result {

@@ -69,7 +69,7 @@ impl Daemon {
         let seed = self.seed ^ (self.cores.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         self.cores.push(Core {
             params: key,
-            host: Host::new(core_config(&self.args, &params), seed),
+            engine: Host::new(core_config(&self.args, &params), seed),
         })
     }
 
@@ -88,13 +88,13 @@ impl Daemon {
             ipv6_link_local: Some(spec.ipv6_ll),
             mtu: spec.params.mtu,
         };
-        let host = &mut self.cores[core].host;
+        let engine = &mut self.cores[core].engine;
         let ifindex = match kernel {
-            Some(index) if host.add_interface(index, config.clone()).is_ok() => index,
+            Some(index) if engine.add_interface(index, config.clone()).is_ok() => index,
             _ => {
                 let index = self.next_ifindex;
                 self.next_ifindex += 1;
-                host.add_interface(index, config)?;
+                engine.add_interface(index, config)?;
                 index
             }
         };
@@ -138,14 +138,14 @@ impl Daemon {
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
         let group = IpAddr::V6(solicited_node(self.hosts[id].addrs.ipv6_ll));
         let now = self.now();
-        let joined = self.cores[core].host.set_filter(
+        let joined = self.cores[core].engine.set_filter(
             ifindex,
             group,
             SOLICITED_NODE_OWNER,
             SourceFilter::exclude(Vec::new()),
             now,
         );
-        while let Some(event) = self.cores[core].host.poll_event() {
+        while let Some(event) = self.cores[core].engine.poll_event() {
             self.log_event(core, &event);
         }
         match joined {
@@ -160,7 +160,7 @@ impl Daemon {
     pub(super) fn remove_hosts(&mut self, ids: &[HostId], now: Instant) {
         for &id in ids {
             let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-            self.cores[core].host.leave_interface(ifindex, now);
+            self.cores[core].engine.leave_interface(ifindex, now);
         }
         self.unlink_hosts(&ids.iter().copied().collect());
         self.departing.extend_from_slice(ids);
@@ -172,10 +172,10 @@ impl Daemon {
         let mut departing = std::mem::take(&mut self.departing);
         departing.retain(|&id| {
             let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-            if self.cores[core].host.interface_group_records(ifindex) > 0 {
+            if self.cores[core].engine.interface_group_records(ifindex) > 0 {
                 return true;
             }
-            let _ = self.cores[core].host.remove_interface(ifindex);
+            let _ = self.cores[core].engine.remove_interface(ifindex);
             self.by_iface.remove(core, ifindex);
             self.hosts.remove(id);
             false
@@ -236,7 +236,7 @@ impl Daemon {
         self.departing.retain(|h| !gone.contains(h));
         for &id in ids {
             let host = self.hosts.remove(id);
-            let _ = self.cores[host.core].host.remove_interface(host.ifindex);
+            let _ = self.cores[host.core].engine.remove_interface(host.ifindex);
             self.by_iface.remove(host.core, host.ifindex);
         }
     }

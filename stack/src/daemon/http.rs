@@ -189,12 +189,12 @@ impl Daemon {
             });
         };
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-        let host = &self.cores[core].host;
-        let total = host.interface_group_records(ifindex) as u64;
+        let engine = &self.cores[core].engine;
+        let total = engine.interface_group_records(ifindex) as u64;
         let mut records = Vec::new();
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         let max = usize::try_from(limit).unwrap_or(usize::MAX);
-        host.interface_groups_page(ifindex, skip, max, self.now(), &mut records);
+        engine.interface_groups_page(ifindex, skip, max, self.now(), &mut records);
         let end = offset + records.len() as u64;
         Ok(Snapshot::Groups(GroupsPage {
             offset,
@@ -214,7 +214,7 @@ impl Daemon {
             total: self
                 .cores
                 .iter()
-                .map(|c| c.host.group_records() as u64)
+                .map(|c| c.engine.group_records() as u64)
                 .sum(),
             more: false,
         }
@@ -228,7 +228,7 @@ impl Daemon {
             group_records: self
                 .cores
                 .iter()
-                .map(|c| c.host.group_records() as u64)
+                .map(|c| c.engine.group_records() as u64)
                 .sum(),
             delays: self.delays.is_on(),
             uptime_ms: u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -264,7 +264,7 @@ impl Daemon {
     fn host_info(&self, id: HostId) -> Option<HostInfo> {
         let host = &self.hosts[id];
         let interface = self.cores[host.core]
-            .host
+            .engine
             .interface(host.ifindex, self.now())?;
         Some(HostInfo {
             interface: self.interface_info(id, &interface),
@@ -358,7 +358,7 @@ impl Daemon {
                         break;
                     }
                     records.clear();
-                    let next = self.cores[core].host.groups_page(
+                    let next = self.cores[core].engine.groups_page(
                         at,
                         WALK_SLICE - walked,
                         now,

@@ -433,7 +433,7 @@ impl Daemon {
         let (hosts, cores) = (&self.hosts, &self.cores);
         let holds = |m: &HostId| {
             let h = &hosts[*m];
-            cores[h.core].host.is_joined(h.ifindex, group)
+            cores[h.core].engine.is_joined(h.ifindex, group)
         };
         let link = &self.links[id];
         if let Some(members) = link.members.get(&group) {
@@ -482,9 +482,9 @@ impl Daemon {
         let h = &mut self.hosts[host];
         h.io.host_rx_packets += 1;
         let (core, ifindex) = (h.core, h.ifindex);
-        let result = self.cores[core].host.handle_packet(ifindex, packet, now);
+        let result = self.cores[core].engine.handle_packet(ifindex, packet, now);
         let mut query = false;
-        while let Some(event) = self.cores[core].host.poll_event() {
+        while let Some(event) = self.cores[core].engine.poll_event() {
             query |= matches!(event, Event::QueryHeard { .. });
             self.log_event(core, &event);
         }

@@ -69,29 +69,36 @@ pub(super) use crate::ids::{CoreId, HostId, LinkId};
 use crate::ids::{IdVec, Table};
 use crate::tokens::Source;
 
+/// A core's settings: `Config` is `#[non_exhaustive]`, so it is built from the default
+/// with its builder methods.
 fn core_config(args: &Args, params: &HostParams) -> Config {
-    Config {
-        robustness: params.robustness,
-        igmp_unsolicited_interval: Duration::from_millis(params.unsolicited_interval_ms.into()),
-        mld_unsolicited_interval: Duration::from_millis(params.unsolicited_interval_ms.into()),
-        report_link_local_groups: args.report_link_local_groups,
-        igmp_max_version: IgmpVersion::try_from(params.igmp_version).expect("checked to be 1..=3"),
-        mld_max_version: MldVersion::try_from(params.mld_version).expect("checked to be 1..=2"),
-        v3_unsolicited_interval: Duration::from_millis(params.v3_unsolicited_interval_ms.into()),
-        igmp_policy: InputPolicy {
+    let unsolicited = Duration::from_millis(params.unsolicited_interval_ms.into());
+    Config::default()
+        .with_robustness(params.robustness)
+        .with_igmp_unsolicited_interval(unsolicited)
+        .with_mld_unsolicited_interval(unsolicited)
+        .with_report_link_local_groups(args.report_link_local_groups)
+        .with_igmp_max_version(
+            IgmpVersion::try_from(params.igmp_version).expect("checked to be 1..=3"),
+        )
+        .with_mld_max_version(
+            MldVersion::try_from(params.mld_version).expect("checked to be 1..=2"),
+        )
+        .with_v3_unsolicited_interval(Duration::from_millis(
+            params.v3_unsolicited_interval_ms.into(),
+        ))
+        .with_igmp_policy(InputPolicy {
             require_router_alert: args.strict_igmp,
             require_hop_limit_one: args.strict_igmp,
-        },
-        mld_policy: InputPolicy {
+        })
+        .with_mld_policy(InputPolicy {
             require_router_alert: !args.lenient_mld,
             require_hop_limit_one: !args.lenient_mld,
-        },
-        answer_burst: match args.answer_burst {
+        })
+        .with_answer_burst(match args.answer_burst {
             0 => u32::MAX,
             burst => burst,
-        },
-        ..Config::default()
-    }
+        })
 }
 
 fn default_seed() -> u64 {
@@ -120,10 +127,11 @@ crate::counters::counters! {
 }
 
 /// The hosts with the same protocol settings share one membership core, each one an
-/// interface of it (the core's settings are per core, its state per interface).
+/// interface of it (the core's settings are per core, its state per interface). "Host" in the
+/// daemon means an emulated host ([`EmuHost`]); the core's `membership::Host` is its `engine`.
 struct Core {
     params: HostParams,
-    host: Host,
+    engine: Host,
 }
 
 struct Daemon {
@@ -318,7 +326,7 @@ impl Daemon {
     fn next_deadline(&self) -> Option<Instant> {
         self.cores
             .iter()
-            .filter_map(|c| c.host.next_deadline())
+            .filter_map(|c| c.engine.poll_timeout())
             .min()
     }
 
@@ -412,7 +420,7 @@ impl Daemon {
             }
             if self.listeners.has_closed() {
                 let now = self.now();
-                let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.host);
+                let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.engine);
                 self.listeners.reap(&mut cores, now);
             }
             self.flush_some(0);
@@ -511,7 +519,7 @@ impl Daemon {
         let now = self.now();
         let mut total = 0;
         for (c, core) in self.cores.iter_ids() {
-            for i in core.host.interfaces(now) {
+            for i in core.engine.interfaces(now) {
                 if let Some(id) = self.by_iface.get(c, i.iface) {
                     if !self.hosts[id].retired && wanted(id) {
                         total += (i.igmp_groups + i.mld_groups) as u64;
@@ -530,7 +538,7 @@ impl Daemon {
         // The state file keeps the memberships, so that a restart joins them again.
         let now = self.now();
         for core in &mut self.cores {
-            core.host.leave_all(now);
+            core.engine.leave_all(now);
         }
         self.flush()?;
         // IGMPv3 / MLDv2 leaves are state changes, retransmitted Robustness - 1 times within
@@ -543,7 +551,8 @@ impl Daemon {
             .unwrap_or(0);
         let limit = self.clock.elapsed() + Duration::from_millis(longest.into()) * 2;
         // O(cores) a pass: the cores count their records.
-        while self.cores.iter().any(|c| c.host.group_records() > 0) && self.clock.elapsed() < limit
+        while self.cores.iter().any(|c| c.engine.group_records() > 0)
+            && self.clock.elapsed() < limit
         {
             let wait = self
                 .next_deadline()

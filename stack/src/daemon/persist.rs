@@ -61,10 +61,10 @@ impl Daemon {
                 (h.core, h.ifindex)
             };
             for (owner, filter) in requests {
-                let host = &mut self.cores[core].host;
+                let engine = &mut self.cores[core].engine;
                 let joined = match owner {
-                    Some(owner) => host.set_filter(ifindex, m.group, owner, filter, now),
-                    None => host.join_filter(ifindex, m.group, filter, now),
+                    Some(owner) => engine.set_filter(ifindex, m.group, owner, filter, now),
+                    None => engine.join_filter(ifindex, m.group, filter, now),
                 };
                 if let Err(e) = joined {
                     warn!("state file: cannot join {}: {e}", m.group);
@@ -95,7 +95,9 @@ impl Daemon {
             return;
         }
         let h = &self.hosts[host];
-        let info = self.cores[h.core].host.group(h.ifindex, group, self.now());
+        let info = self.cores[h.core]
+            .engine
+            .group(h.ifindex, group, self.now());
         let mut membership = Membership {
             iface: self.host_label(host),
             group,

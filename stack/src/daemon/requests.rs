@@ -131,7 +131,7 @@ impl Daemon {
     pub(super) fn owned_only(&self, id: HostId, group: IpAddr) -> String {
         let h = &self.hosts[id];
         let owners: Vec<String> = self.cores[h.core]
-            .host
+            .engine
             .group(h.ifindex, group, self.now())
             .map(|g| g.owners.into_iter().flatten().collect())
             .unwrap_or_default();
@@ -150,7 +150,7 @@ impl Daemon {
     fn owner_filter(&self, id: HostId, group: IpAddr, owner: &str) -> Option<SourceFilter> {
         let h = &self.hosts[id];
         let info = self.cores[h.core]
-            .host
+            .engine
             .group(h.ifindex, group, self.now())?;
         let at = info
             .owners
@@ -201,9 +201,9 @@ impl Daemon {
             let (core, ifindex) = (self.hosts[*id].core, self.hosts[*id].ifindex);
             let result =
                 self.cores[core]
-                    .host
+                    .engine
                     .set_filter(ifindex, *group, owner, filter.clone(), now);
-            while let Some(event) = self.cores[core].host.poll_event() {
+            while let Some(event) = self.cores[core].engine.poll_event() {
                 self.log_event(core, &event);
             }
             match result {
@@ -274,7 +274,7 @@ impl Daemon {
             ifindex: h.ifindex,
         };
         match self.listeners.open(
-            &mut self.cores[owner.core].host,
+            &mut self.cores[owner.core].engine,
             owner,
             args.group,
             args.port,
@@ -328,7 +328,7 @@ impl Daemon {
             return Ok(reply);
         }
         for core in &self.cores {
-            for (name, value, help) in core.host.stats().described() {
+            for (name, value, help) in core.engine.stats().described() {
                 add(name, value, help);
             }
         }

@@ -100,7 +100,7 @@ impl Daemon {
         let mut interfaces = Vec::new();
         let mut total = 0u64;
         for (c, core) in self.cores.iter_ids() {
-            for i in core.host.interfaces(now) {
+            for i in core.engine.interfaces(now) {
                 let Some(id) = self.by_iface.get(c, i.iface) else {
                     continue;
                 };
@@ -120,7 +120,7 @@ impl Daemon {
         if let Some(group) = args.group {
             let mut found = Vec::new();
             for (c, core) in self.cores.iter_ids() {
-                for i in core.host.interfaces(now) {
+                for i in core.engine.interfaces(now) {
                     let key = (c, i.iface);
                     let live = self
                         .by_iface
@@ -129,7 +129,7 @@ impl Daemon {
                     if !live || !wanted(&key) {
                         continue;
                     }
-                    if let Some(info) = core.host.group(i.iface, group, now) {
+                    if let Some(info) = core.engine.group(i.iface, group, now) {
                         found.push(self.group_info(c, &info));
                     }
                 }
@@ -213,7 +213,7 @@ impl Daemon {
             }
             page.clear();
             let next = self.cores[core]
-                .host
+                .engine
                 .groups_page(cursor, SLICE - walked, now, &mut page);
             walked += page.len().max(1);
             for info in &page {

@@ -5,37 +5,9 @@
 use std::net::IpAddr;
 
 use log::debug;
-use membership::wire::igmp::IgmpRepr;
-use membership::wire::mld::MldRepr;
-use membership::{Message, Transmit};
+use membership::{Carries, Transmit};
 
 use super::{CoreId, Daemon, HostId};
-
-/// What a transmit means for the delay measurements and for the link's other hosts.
-enum Meaning {
-    /// A v1/v2 or MLDv1 report of one group: others hear it.
-    Report(IpAddr),
-    /// A Leave or Done.
-    Leave(IpAddr),
-    /// A v3 report: its records' groups.
-    Records(Vec<IpAddr>),
-    Other,
-}
-
-fn meaning(tx: &Transmit) -> Meaning {
-    match &tx.message {
-        Message::Igmp(IgmpRepr::ReportV1 { group } | IgmpRepr::ReportV2 { group }) => {
-            Meaning::Report((*group).into())
-        }
-        Message::Mld(MldRepr::Report { group }) => Meaning::Report((*group).into()),
-        Message::Igmp(IgmpRepr::Leave { group }) => Meaning::Leave((*group).into()),
-        Message::Mld(MldRepr::Done { group }) => Meaning::Leave((*group).into()),
-        Message::Igmp(IgmpRepr::ReportV3 { .. }) | Message::Mld(MldRepr::ReportV2 { .. }) => {
-            Meaning::Records(tx.groups())
-        }
-        _ => Meaning::Other,
-    }
-}
 
 impl Daemon {
     /// Sends everything the cores have due, each packet written before the next is asked
@@ -61,17 +33,18 @@ impl Daemon {
         let now = self.now();
         let mut sent = 0;
         for (core, after) in self.cores.ids_from(self.next_flush_core) {
+            self.cores[core].engine.handle_timeout(now);
             while sent < budget {
-                let Some(tx) = self.cores[core].host.poll_transmit(now) else {
+                let Some(tx) = self.cores[core].engine.poll_transmit() else {
                     break;
                 };
-                while let Some(event) = self.cores[core].host.poll_event() {
+                while let Some(event) = self.cores[core].engine.poll_event() {
                     self.log_event(core, &event);
                 }
                 self.transmit(core, tx);
                 sent += 1;
             }
-            while let Some(event) = self.cores[core].host.poll_event() {
+            while let Some(event) = self.cores[core].engine.poll_event() {
                 self.log_event(core, &event);
             }
             if sent >= budget {
@@ -103,54 +76,52 @@ impl Daemon {
     }
 
     fn transmit(&mut self, core: CoreId, tx: Transmit) {
-        let Some(id) = self.by_iface.get(core, tx.iface) else {
+        let (src, dst) = (tx.src(), tx.dst());
+        let Some(id) = self.by_iface.get(core, tx.iface()) else {
             // A host of a closed link: its device is gone.
-            debug!("dropped {} {} -> {}: no link", tx.message, tx.src, tx.dst);
+            debug!("dropped {} {src} -> {dst}: no link", tx.message());
             return;
         };
         let host = &self.hosts[id];
         let link = host.link;
         let packet = tx.to_packet();
-        let frame = host.framing().encap(&packet, tx.dst);
+        let frame = host.framing().encap(&packet, dst);
         if !self.write_frame(link, &frame) {
-            debug!("dropped {} {} -> {}", tx.message, tx.src, tx.dst);
+            debug!("dropped {} {src} -> {dst}", tx.message());
             return;
         }
         let at = self.now_ns();
-        debug!("sent {} {} -> {}", tx.message, tx.src, tx.dst);
-        match meaning(&tx) {
-            Meaning::Report(group) => {
+        debug!("sent {} {src} -> {dst}", tx.message());
+        // What the transmit says it carries: no lookup of our own.
+        match tx.carries() {
+            Carries::Report(group) => {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
                 self.heard_by_others(id, group, &packet);
             }
-            Meaning::Leave(group) => {
+            Carries::Leave(group) => {
                 self.hosts[id].io.host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
             }
-            Meaning::Records(groups) => {
+            Carries::Records(records) => {
                 self.hosts[id].io.host_tx_reports += 1;
                 if !self.delays.is_on() {
                     return;
                 }
-                let now = self.now();
                 let number = self.hosts[id].delay_number;
-                for group in groups {
-                    // A record of a group with no request left is its leave (TO_IN({}), or
-                    // BLOCK of the last sources); any other is a join or a change.
-                    let left = self.cores[core]
-                        .host
-                        .group(tx.iface, group, now)
-                        .is_none_or(|g| g.users == 0);
-                    if left {
-                        self.delays.left(number, group, at);
+                for record in records {
+                    // A record of a group with no reception state left is its leave
+                    // (TO_IN({}), or BLOCK of the last sources); any other is a join or a
+                    // change.
+                    if record.is_leave {
+                        self.delays.left(number, record.group, at);
                     } else {
-                        self.delays.report_sent(number, group, at);
+                        self.delays.report_sent(number, record.group, at);
                     }
                 }
             }
-            Meaning::Other => {}
+            Carries::Query => {}
         }
     }
 
@@ -170,8 +141,9 @@ impl Daemon {
             let host = &mut self.hosts[other];
             host.io.host_rx_suppressing += 1;
             let (core, ifindex) = (host.core, host.ifindex);
-            let _ = self.cores[core].host.handle_packet(ifindex, packet, now);
-            while let Some(event) = self.cores[core].host.poll_event() {
+            // A report the other host's core drops is counted there, under its reason.
+            let _ = self.cores[core].engine.handle_packet(ifindex, packet, now);
+            while let Some(event) = self.cores[core].engine.poll_event() {
                 self.log_event(core, &event);
             }
         }

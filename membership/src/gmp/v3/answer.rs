@@ -15,8 +15,8 @@
 
 use alloc::vec::{IntoIter, Vec};
 
-use super::records::{current_state, Packer};
-use super::records_of;
+use super::record_of;
+use super::records::{current_state, PackedReport, Packer};
 use crate::gmp::table::TimerKey;
 use crate::gmp::{Env, Family, Protocol};
 use crate::time::Instant;
@@ -121,6 +121,7 @@ impl<P: Protocol> Family<P> {
             }
             if let Some(addrs) = env.interfaces.get(&ifindex) {
                 if let Some(report) = self.next_answer_report(ifindex, env.config) {
+                    // A General Query answer holds current-state records: no leaves.
                     self.pace(ifindex, now, env.config.answer_burst);
                     return Some(P::v3_report(ifindex, addrs, report, env.stats));
                 }
@@ -185,12 +186,12 @@ impl<P: Protocol> Family<P> {
         &mut self,
         ifindex: IfIndex,
         config: &Config,
-    ) -> Option<Vec<GroupRecord<P::Addr>>> {
+    ) -> Option<PackedReport<P::Addr>> {
         let answer = self.answers.get_mut(&ifindex)?;
         let groups = &self.ifaces.get(&ifindex)?.groups;
         loop {
             for piece in answer.pieces.by_ref() {
-                if let Some(full) = answer.packer.add(piece) {
+                if let Some(full) = answer.packer.add(piece, false) {
                     return Some(full);
                 }
             }
@@ -205,11 +206,7 @@ impl<P: Protocol> Family<P> {
             }
             let record = &self.records[key as usize];
             if let Some(state) = current_state(&record.filter, None) {
-                let pieces: Vec<_> = records_of(group, alloc::vec![state])
-                    .into_iter()
-                    .flat_map(|r| answer.packer.split(r))
-                    .collect();
-                answer.pieces = pieces.into_iter();
+                answer.pieces = answer.packer.split(record_of(group, state)).into_iter();
             }
         }
     }

@@ -12,8 +12,8 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 pub(crate) use answer::Answer;
-pub(crate) use records::Retransmit;
 use records::{current_state, pack};
+pub(crate) use records::{PackedReport, Retransmit};
 
 use super::table::{tidy, with_news, GroupMode, TimerKey, V3Extra};
 use super::{random_delay, Compat, Env, Family, Protocol};
@@ -37,17 +37,23 @@ pub(crate) struct V3Iface {
     pub(in crate::gmp) changed: Vec<u32>,
 }
 
-/// The records a group's sources turn into.
-fn records_of<A: Copy>(group: A, records: Vec<records::Record<A>>) -> Vec<GroupRecord<A>> {
-    records
-        .into_iter()
-        .map(|(kind, sources)| GroupRecord {
-            kind,
-            group,
-            sources: sources.into_iter().collect(),
-            aux_data: Vec::new(),
-        })
-        .collect()
+/// The wire record of one of a group's record bodies.
+fn record_of<A: Copy>(group: A, (kind, sources): records::RecordBody<A>) -> GroupRecord<A> {
+    GroupRecord {
+        kind,
+        group,
+        sources: sources.into_iter().collect(),
+        aux_data: Vec::new(),
+    }
+}
+
+/// A v3 record decided and not yet packed: its interface, and whether it is the group's
+/// leave (the group had no reception state left when it was decided).
+#[derive(Debug)]
+pub(crate) struct Decided<A> {
+    pub(in crate::gmp) iface: IfIndex,
+    record: GroupRecord<A>,
+    is_leave: bool,
 }
 
 impl<P: Protocol> Family<P> {
@@ -169,7 +175,11 @@ impl<P: Protocol> Family<P> {
         tidy(extra);
         if let Some(state) = current_state(&record.filter, queried.as_ref()) {
             let (ifindex, group) = (record.iface, record.group);
-            self.send_v3(ifindex, records_of(group, vec![state]));
+            self.pending.push(Decided {
+                iface: ifindex,
+                record: record_of(group, state),
+                is_leave: false,
+            });
         }
     }
 
@@ -208,8 +218,7 @@ impl<P: Protocol> Family<P> {
         with_news(mode_change, extra, |news| {
             news.change(old, filter, robustness)
         });
-        let records = self.next_records(key);
-        self.send_v3(ifindex, records);
+        self.send_next_records(key);
         if self.records[key].mode.news_done() {
             if listed {
                 // Done at once (robustness 1): off the list again.
@@ -249,8 +258,7 @@ impl<P: Protocol> Family<P> {
         keys.sort_unstable();
         let mut still = Vec::new();
         for key in keys.into_iter().map(|k| k as usize) {
-            let records = self.next_records(key);
-            self.send_v3(ifindex, records);
+            self.send_next_records(key);
             if self.records[key].mode.news_done() {
                 self.forget_if_done(key);
             } else {
@@ -271,26 +279,28 @@ impl<P: Protocol> Family<P> {
         }
     }
 
-    /// A group's next state-change records, counting one transmission.
-    fn next_records(&mut self, key: usize) -> Vec<GroupRecord<P::Addr>> {
+    /// Queues a group's next state-change records, counting one transmission. They are its
+    /// leave when the group has no reception state left.
+    fn send_next_records(&mut self, key: usize) {
         let record = &mut self.records[key];
         if record.mode.news_done() {
-            return Vec::new();
+            return;
         }
         let GroupMode::V3 {
             mode_change, extra, ..
         } = &mut record.mode
         else {
-            return Vec::new();
+            return;
         };
         let filter = &record.filter;
-        let records = with_news(mode_change, extra, |news| news.next(filter));
-        records_of(record.group, records)
-    }
-
-    fn send_v3(&mut self, ifindex: IfIndex, records: Vec<GroupRecord<P::Addr>>) {
-        self.pending
-            .extend(records.into_iter().map(|record| (ifindex, record)));
+        let bodies = with_news(mode_change, extra, |news| news.next(filter));
+        let (iface, group) = (record.iface, record.group);
+        let is_leave = !filter.has_reception_state();
+        self.pending.extend(bodies.into_iter().map(|body| Decided {
+            iface,
+            record: record_of(group, body),
+            is_leave,
+        }));
     }
 
     /// Packs the pending v3 records of each interface, in the order they were decided, into
@@ -302,12 +312,13 @@ impl<P: Protocol> Family<P> {
         let mut pending = core::mem::take(&mut self.pending);
         // By interface, each in the order its records were decided (the sort is stable):
         // O(n log n) whatever the number of interfaces (hosts) with news.
-        pending.sort_by_key(|(ifindex, _)| *ifindex);
+        pending.sort_by_key(|decided| decided.iface);
         let mut records = pending.into_iter().peekable();
-        while let Some((ifindex, first)) = records.next() {
-            let mut batch = vec![first];
-            while let Some((_, record)) = records.next_if(|(i, _)| *i == ifindex) {
-                batch.push(record);
+        while let Some(first) = records.next() {
+            let ifindex = first.iface;
+            let mut batch = vec![(first.record, first.is_leave)];
+            while let Some(next) = records.next_if(|d| d.iface == ifindex) {
+                batch.push((next.record, next.is_leave));
             }
             let Some(addrs) = env.interfaces.get(&ifindex) else {
                 continue;

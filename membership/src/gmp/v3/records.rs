@@ -8,14 +8,15 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::filter::{Filter, FilterMode};
+use crate::transmit::LeaveMask;
 use crate::wire::{GroupRecord, RecordType};
 
 /// One group record to send: its type and sources.
-pub type Record<A> = (RecordType, BTreeSet<A>);
+pub type RecordBody<A> = (RecordType, BTreeSet<A>);
 
 /// The records a transition from `old` to `new` sends (RFC 9776 §5.1 table, RFC 9777 §6.1).
 /// Empty ALLOW and BLOCK records are left out.
-pub fn state_change<A: Ord + Copy>(old: &Filter<A>, new: &Filter<A>) -> Vec<Record<A>> {
+pub fn state_change<A: Ord + Copy>(old: &Filter<A>, new: &Filter<A>) -> Vec<RecordBody<A>> {
     use FilterMode::*;
     let diff = |a: &BTreeSet<A>, b: &BTreeSet<A>| a.difference(b).copied().collect::<BTreeSet<A>>();
     let records = match (old.mode, new.mode) {
@@ -119,7 +120,7 @@ impl<A: Ord + Copy> Retransmit<A> {
     /// after the last TO_IN / TO_EX, if any. Otherwise ALLOW and BLOCK are rebuilt from the
     /// sources with transmissions left, according to the current state: a source the state
     /// allows goes in ALLOW, one it blocks in BLOCK.
-    pub fn next(&mut self, now: &Filter<A>) -> Vec<Record<A>> {
+    pub fn next(&mut self, now: &Filter<A>) -> Vec<RecordBody<A>> {
         if self.mode_change > 0 {
             self.mode_change -= 1;
             let kind = match now.mode {
@@ -164,7 +165,7 @@ impl<A: Ord + Copy> Retransmit<A> {
 pub fn current_state<A: Ord + Copy>(
     filter: &Filter<A>,
     queried: Option<&BTreeSet<A>>,
-) -> Option<Record<A>> {
+) -> Option<RecordBody<A>> {
     match queried {
         None => {
             if !filter.has_reception_state() {
@@ -188,22 +189,30 @@ pub fn current_state<A: Ord + Copy>(
 
 /// Splits records over as few reports as fit `space` bytes of records each (RFC 9776 §5.2,
 /// RFC 9777 §6.2): a record too large for one report is split into records of the same type
-/// over several reports, except IS_EX / TO_EX, which carry as many sources as fit.
+/// over several reports, except IS_EX / TO_EX, which carry as many sources as fit. Each record
+/// comes with whether it is a leave; its pieces are.
 pub(crate) fn pack<A: Copy>(
-    records: Vec<GroupRecord<A>>,
+    records: Vec<(GroupRecord<A>, bool)>,
     space: usize,
     record_overhead: usize,
     addr_len: usize,
-) -> Vec<Vec<GroupRecord<A>>> {
+) -> Vec<PackedReport<A>> {
     let mut packer = Packer::new(space, record_overhead, addr_len);
     let mut reports = Vec::new();
-    for record in records {
+    for (record, is_leave) in records {
         for piece in packer.split(record) {
-            reports.extend(packer.add(piece));
+            reports.extend(packer.add(piece, is_leave));
         }
     }
     reports.extend(packer.finish());
     reports
+}
+
+/// One report's records, and which of them are leaves.
+#[derive(Debug)]
+pub(crate) struct PackedReport<A> {
+    pub records: Vec<GroupRecord<A>>,
+    pub leaves: LeaveMask,
 }
 
 /// Fills reports with records in order, one report at a time: a record goes into the report
@@ -217,6 +226,8 @@ pub(crate) struct Packer<A> {
     /// Bytes of records in `report`.
     used: usize,
     report: Vec<GroupRecord<A>>,
+    /// Which of `report`'s records are leaves.
+    leaves: LeaveMask,
 }
 
 impl<A: Copy> Packer<A> {
@@ -229,6 +240,7 @@ impl<A: Copy> Packer<A> {
             addr_len,
             used: 0,
             report: Vec::new(),
+            leaves: LeaveMask::default(),
         }
     }
 
@@ -258,18 +270,23 @@ impl<A: Copy> Packer<A> {
             .collect()
     }
 
-    /// Adds one piece (from [`Packer::split`]); the report it closed, when it did not fit in
-    /// the one being filled.
-    pub fn add(&mut self, piece: GroupRecord<A>) -> Option<Vec<GroupRecord<A>>> {
+    /// Adds one piece (from [`Packer::split`]), a leave or not; the report it closed, when it
+    /// did not fit in the one being filled.
+    pub fn add(&mut self, piece: GroupRecord<A>, is_leave: bool) -> Option<PackedReport<A>> {
         let size = self.record_overhead + self.addr_len * piece.sources.len();
-        if self.report.is_empty() || self.used + size > self.space {
-            let full = core::mem::replace(&mut self.report, vec![piece]);
+        let full = if self.report.is_empty() || self.used + size > self.space {
+            let full = self.finish();
             self.used = size;
-            return (!full.is_empty()).then_some(full);
+            full
+        } else {
+            self.used += size;
+            None
+        };
+        if is_leave {
+            self.leaves.insert(self.report.len());
         }
         self.report.push(piece);
-        self.used += size;
-        None
+        full
     }
 
     /// Records in the report being filled.
@@ -278,10 +295,11 @@ impl<A: Copy> Packer<A> {
     }
 
     /// The report being filled, if it holds anything; the packer is empty after.
-    pub fn finish(&mut self) -> Option<Vec<GroupRecord<A>>> {
+    pub fn finish(&mut self) -> Option<PackedReport<A>> {
         self.used = 0;
-        let last = core::mem::take(&mut self.report);
-        (!last.is_empty()).then_some(last)
+        let records = core::mem::take(&mut self.report);
+        let leaves = core::mem::take(&mut self.leaves);
+        (!records.is_empty()).then_some(PackedReport { records, leaves })
     }
 }
 
@@ -296,8 +314,8 @@ mod tests {
 
     use RecordType::*;
 
-    type ChangeRow = (Filter<u8>, Filter<u8>, Vec<Record<u8>>);
-    type AnswerRow = (Filter<u8>, Option<BTreeSet<u8>>, Option<Record<u8>>);
+    type ChangeRow = (Filter<u8>, Filter<u8>, Vec<RecordBody<u8>>);
+    type AnswerRow = (Filter<u8>, Option<BTreeSet<u8>>, Option<RecordBody<u8>>);
 
     /// RFC 9776 §5.1's table.
     #[test]
@@ -392,10 +410,10 @@ mod tests {
         // Space for 3 sources per record (8 + 4 * 3 = 20 bytes).
         let reports = pack(
             vec![
-                rec(RecordType::ModeIsInclude, 1, 1),
-                rec(RecordType::ModeIsInclude, 2, 0),
-                rec(RecordType::ModeIsInclude, 3, 7),
-                rec(RecordType::ModeIsExclude, 4, 7),
+                (rec(RecordType::ModeIsInclude, 1, 1), false),
+                (rec(RecordType::ModeIsInclude, 2, 0), true),
+                (rec(RecordType::ModeIsInclude, 3, 7), true),
+                (rec(RecordType::ModeIsExclude, 4, 7), false),
             ],
             20,
             8,
@@ -403,8 +421,28 @@ mod tests {
         );
         let shape: Vec<Vec<(u8, usize)>> = reports
             .iter()
-            .map(|r| r.iter().map(|g| (g.group, g.sources.len())).collect())
+            .map(|r| {
+                r.records
+                    .iter()
+                    .map(|g| (g.group, g.sources.len()))
+                    .collect()
+            })
             .collect();
+        // A leave's pieces are leaves, at their places in their reports.
+        let leaves: Vec<Vec<bool>> = reports
+            .iter()
+            .map(|r| (0..r.records.len()).map(|i| r.leaves.contains(i)).collect())
+            .collect();
+        assert_eq!(
+            leaves,
+            vec![
+                vec![false, true],
+                vec![true],
+                vec![true],
+                vec![true],
+                vec![false]
+            ]
+        );
         // 12 + 8 fit together; 7 IS_IN sources split 3/3/1; IS_EX truncated to 3.
         assert_eq!(
             shape,

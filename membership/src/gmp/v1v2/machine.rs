@@ -3,8 +3,8 @@
 //!
 //! Every event is a pure function of the old state: it returns the new state and plain-data
 //! actions (send a report or a leave; start, keep or cancel the report timer). The random delay
-//! is drawn by the caller, so these functions need neither a clock nor an RNG. `gmp::v1v2`
-//! carries the actions out; `igmp` and `mld` only translate messages into events.
+//! is drawn by the caller, so these functions need neither a clock nor an RNG. [`super`]
+//! (`gmp::v1v2`) carries the actions out; `igmp` and `mld` only translate messages into events.
 //!
 //! States follow the NetBSD seed's `igmp.c` (names in brackets). MLD reaches only `Delaying` and
 //! `Idle`, because only IGMP has v1 reports from other hosts to be heard.
@@ -68,7 +68,7 @@ pub struct Member {
 
 /// What the interface knows that the transitions depend on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Context {
+pub struct MemberContext {
     /// An IGMPv1 querier is present (RFC 2236 §4): reports are v1 reports and no Leave is sent.
     pub v1_querier: bool,
     /// Robustness Variable: an unsolicited report is sent this many times in all.
@@ -79,7 +79,7 @@ pub struct Context {
 
 /// What happens to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub enum MemberEvent {
     /// A query covering the group. `from_v1_querier`: an IGMPv1 query (code 0).
     Query {
         max_delay: Duration,
@@ -93,7 +93,7 @@ pub enum Event {
 
 /// A message the record asks to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Send {
+pub enum MemberMessage {
     Report,
     /// IGMPv2 Leave Group / MLD Done.
     Leave,
@@ -112,7 +112,7 @@ pub enum TimerCmd {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actions {
-    pub send: Option<Send>,
+    pub send: Option<MemberMessage>,
     pub timer: TimerCmd,
 }
 
@@ -123,7 +123,7 @@ const NOTHING: Actions = Actions {
 
 /// A new membership: report at once, then Robustness − 1 repeats, each at random within the
 /// Unsolicited Report Interval (RFC 2236 §3, RFC 2710 §4). The seeds send exactly one repeat.
-pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
+pub fn join(reportable: bool, ctx: &MemberContext) -> (Member, Actions) {
     if !reportable {
         let member = Member {
             state: MemberState::Silent,
@@ -142,7 +142,7 @@ pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
         return (
             member,
             Actions {
-                send: Some(Send::Report),
+                send: Some(MemberMessage::Report),
                 timer: TimerCmd::Cancel,
             },
         );
@@ -154,7 +154,7 @@ pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
         unsolicited_left: repeats - 1,
     };
     let actions = Actions {
-        send: Some(Send::Report),
+        send: Some(MemberMessage::Report),
         timer: TimerCmd::StartRandom {
             max: ctx.unsolicited_interval,
         },
@@ -175,21 +175,21 @@ pub fn join(reportable: bool, ctx: &Context) -> (Member, Actions) {
 /// repeats are the v3 State Change Report's, RFC 9777 §6.1.) TAHI MLDv2 7.2.a's script waits
 /// for [RV] Dones, against its own text ("a single MLDv1 Done message") and against its 6.1.a,
 /// which expects a single Done in the same mode; the RFC wins.
-pub fn leave(member: Member, ctx: &Context) -> Option<Send> {
-    (member.state.last_reporter() && !ctx.v1_querier).then_some(Send::Leave)
+pub fn leave(member: Member, ctx: &MemberContext) -> Option<MemberMessage> {
+    (member.state.last_reporter() && !ctx.v1_querier).then_some(MemberMessage::Leave)
 }
 
 /// One event. `remaining` is the time left on the report timer if it runs.
 pub fn on_event(
     member: Member,
-    event: Event,
+    event: MemberEvent,
     remaining: Option<Duration>,
-    ctx: &Context,
+    ctx: &MemberContext,
 ) -> (Member, Actions) {
     use MemberState::*;
     let state = member.state;
     match event {
-        Event::Query {
+        MemberEvent::Query {
             max_delay,
             from_v1_querier,
         } => {
@@ -219,7 +219,7 @@ pub fn on_event(
                         ..member
                     },
                     Actions {
-                        send: Some(Send::Report),
+                        send: Some(MemberMessage::Report),
                         timer: TimerCmd::Cancel,
                     },
                 ),
@@ -237,7 +237,7 @@ pub fn on_event(
                 ),
             }
         }
-        Event::ReportHeard { v1 } => {
+        MemberEvent::ReportHeard { v1 } => {
             let next = match (state, v1) {
                 (Silent, _) => Silent,
                 // v2 / MLD report: suppress ours, another host reported last.
@@ -266,7 +266,7 @@ pub fn on_event(
                 Actions { send: None, timer },
             )
         }
-        Event::TimerExpired => match state {
+        MemberEvent::TimerExpired => match state {
             Delaying { .. } if member.unsolicited_left > 0 => (
                 Member {
                     state: Delaying {
@@ -275,7 +275,7 @@ pub fn on_event(
                     unsolicited_left: member.unsolicited_left - 1,
                 },
                 Actions {
-                    send: Some(Send::Report),
+                    send: Some(MemberMessage::Report),
                     timer: TimerCmd::StartRandom {
                         max: ctx.unsolicited_interval,
                     },
@@ -289,7 +289,7 @@ pub fn on_event(
                     unsolicited_left: 0,
                 },
                 Actions {
-                    send: Some(Send::Report),
+                    send: Some(MemberMessage::Report),
                     timer: TimerCmd::Keep,
                 },
             ),

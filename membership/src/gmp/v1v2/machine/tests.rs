@@ -7,13 +7,14 @@ use alloc::vec::Vec;
 use core::time::Duration;
 
 use super::{
-    self as engine, Actions, Context, Event, Member, MemberState, MemberState::*, Send, TimerCmd,
+    self as machine, Actions, Member, MemberContext, MemberEvent, MemberMessage, MemberState,
+    MemberState::*, TimerCmd,
 };
 
 const URI: Duration = Duration::from_secs(10);
 
-fn ctx(v1_querier: bool) -> Context {
-    Context {
+fn ctx(v1_querier: bool) -> MemberContext {
+    MemberContext {
         v1_querier,
         robustness: 2,
         unsolicited_interval: URI,
@@ -40,19 +41,19 @@ const LAZY: MemberState = Idle {
     last_reporter: false,
 };
 
-fn q(ms: u64) -> Event {
-    Event::Query {
+fn q(ms: u64) -> MemberEvent {
+    MemberEvent::Query {
         max_delay: Duration::from_millis(ms),
         from_v1_querier: false,
     }
 }
 
-const V1_QUERY: Event = Event::Query {
+const V1_QUERY: MemberEvent = MemberEvent::Query {
     max_delay: Duration::from_secs(10),
     from_v1_querier: true,
 };
-const V2_REPORT: Event = Event::ReportHeard { v1: false };
-const V1_REPORT: Event = Event::ReportHeard { v1: true };
+const V2_REPORT: MemberEvent = MemberEvent::ReportHeard { v1: false };
+const V1_REPORT: MemberEvent = MemberEvent::ReportHeard { v1: true };
 
 fn start(ms: u64) -> TimerCmd {
     TimerCmd::StartRandom {
@@ -60,7 +61,7 @@ fn start(ms: u64) -> TimerCmd {
     }
 }
 
-fn acts(send: Option<Send>, timer: TimerCmd) -> Actions {
+fn acts(send: Option<MemberMessage>, timer: TimerCmd) -> Actions {
     Actions { send, timer }
 }
 
@@ -78,7 +79,7 @@ fn input_and_timer_transitions() {
     let ms = Duration::from_millis;
     // (state, timer remaining, v1 querier present, event) -> (state, actions)
     #[rustfmt::skip]
-    let table: Vec<(MemberState, Option<Duration>, bool, Event, MemberState, Actions)> = vec![
+    let table: Vec<(MemberState, Option<Duration>, bool, MemberEvent, MemberState, Actions)> = vec![
         // --- v2 query (code > 0), seed lines 272-299 ---
         (Silent, None, false, q(1000), Silent, NONE),
         (DELAYING, Some(ms(500)), false, q(1000), DELAYING, NONE),           // timer <= max: keep
@@ -97,8 +98,8 @@ fn input_and_timer_transitions() {
         (DELAYING, Some(ms(3000)), true, V1_QUERY, DELAYING, NONE),
         (Silent, None, true, V1_QUERY, Silent, NONE),
         // --- Maximum Response Delay 0: answer at once (mld6.c) ---
-        (LAZY, None, false, q(0), IDLE, acts(Some(Send::Report), TimerCmd::Cancel)),
-        (DELAYING_OTHER, Some(ms(3000)), false, q(0), IDLE, acts(Some(Send::Report), TimerCmd::Cancel)),
+        (LAZY, None, false, q(0), IDLE, acts(Some(MemberMessage::Report), TimerCmd::Cancel)),
+        (DELAYING_OTHER, Some(ms(3000)), false, q(0), IDLE, acts(Some(MemberMessage::Report), TimerCmd::Cancel)),
         (DELAYING, Some(ms(0)), false, q(0), DELAYING, NONE),
         (Sleeping, None, false, q(0), Awakening, NONE),
         (Silent, None, false, q(0), Silent, NONE),
@@ -118,15 +119,15 @@ fn input_and_timer_transitions() {
         (Sleeping, None, false, V1_REPORT, Sleeping, CANCEL),
         (Silent, None, false, V1_REPORT, Silent, NONE),
         // --- fast timeout, seed lines 496-508 ---
-        (DELAYING_OTHER, Some(ms(0)), false, Event::TimerExpired, IDLE, acts(Some(Send::Report), TimerCmd::Keep)),
-        (DELAYING, Some(ms(0)), false, Event::TimerExpired, IDLE, acts(Some(Send::Report), TimerCmd::Keep)),
-        (IDLE, None, false, Event::TimerExpired, IDLE, NONE),
-        (Sleeping, None, false, Event::TimerExpired, Sleeping, NONE),
+        (DELAYING_OTHER, Some(ms(0)), false, MemberEvent::TimerExpired, IDLE, acts(Some(MemberMessage::Report), TimerCmd::Keep)),
+        (DELAYING, Some(ms(0)), false, MemberEvent::TimerExpired, IDLE, acts(Some(MemberMessage::Report), TimerCmd::Keep)),
+        (IDLE, None, false, MemberEvent::TimerExpired, IDLE, NONE),
+        (Sleeping, None, false, MemberEvent::TimerExpired, Sleeping, NONE),
     ];
     for (i, (state, remaining, v1, event, want_state, want_actions)) in
         table.into_iter().enumerate()
     {
-        let (next, actions) = engine::on_event(m(state), event, remaining, &ctx(v1));
+        let (next, actions) = machine::on_event(m(state), event, remaining, &ctx(v1));
         assert_eq!(
             (next.state, actions),
             (want_state, want_actions),
@@ -141,9 +142,9 @@ fn unsolicited_repeats_count_down() {
         state: DELAYING,
         unsolicited_left: 1,
     };
-    let (next, actions) = engine::on_event(
+    let (next, actions) = machine::on_event(
         member,
-        Event::TimerExpired,
+        MemberEvent::TimerExpired,
         Some(Duration::ZERO),
         &ctx(false),
     );
@@ -154,10 +155,10 @@ fn unsolicited_repeats_count_down() {
             unsolicited_left: 0
         }
     );
-    assert_eq!(actions, acts(Some(Send::Report), start(10_000)));
+    assert_eq!(actions, acts(Some(MemberMessage::Report), start(10_000)));
     // A heard report suppresses the remaining repeats as well.
     let (next, actions) =
-        engine::on_event(member, V2_REPORT, Some(Duration::from_secs(3)), &ctx(false));
+        machine::on_event(member, V2_REPORT, Some(Duration::from_secs(3)), &ctx(false));
     assert_eq!(
         next,
         Member {
@@ -167,27 +168,27 @@ fn unsolicited_repeats_count_down() {
     );
     assert_eq!(actions, CANCEL);
     // A query keeps them: the timer is shortened, the count stays.
-    let (next, _) = engine::on_event(member, q(100), Some(Duration::from_secs(3)), &ctx(false));
+    let (next, _) = machine::on_event(member, q(100), Some(Duration::from_secs(3)), &ctx(false));
     assert_eq!(next.unsolicited_left, 1);
 }
 
 #[test]
 fn join_paths() {
-    let robust = |r: u8| Context {
+    let robust = |r: u8| MemberContext {
         robustness: r,
         ..ctx(false)
     };
     // (reportable, robustness) -> (member, actions)
     #[rustfmt::skip]
     let table = vec![
-        (true, 2, Member { state: DELAYING, unsolicited_left: 0 }, acts(Some(Send::Report), start(10_000))),
-        (true, 3, Member { state: DELAYING, unsolicited_left: 1 }, acts(Some(Send::Report), start(10_000))),
-        (true, 1, Member { state: IDLE, unsolicited_left: 0 }, acts(Some(Send::Report), TimerCmd::Cancel)),
+        (true, 2, Member { state: DELAYING, unsolicited_left: 0 }, acts(Some(MemberMessage::Report), start(10_000))),
+        (true, 3, Member { state: DELAYING, unsolicited_left: 1 }, acts(Some(MemberMessage::Report), start(10_000))),
+        (true, 1, Member { state: IDLE, unsolicited_left: 0 }, acts(Some(MemberMessage::Report), TimerCmd::Cancel)),
         (false, 2, Member { state: Silent, unsolicited_left: 0 }, NONE),
     ];
     for (reportable, r, want_member, want_actions) in table {
         assert_eq!(
-            engine::join(reportable, &robust(r)),
+            machine::join(reportable, &robust(r)),
             (want_member, want_actions),
             "robustness {r}"
         );
@@ -199,8 +200,8 @@ fn leave_paths() {
     // Seed lines 463-475, with the RFC 2236 flag rule for DELAYING entered from LAZY.
     #[rustfmt::skip]
     let table = vec![
-        (DELAYING, false, Some(Send::Leave)),
-        (IDLE, false, Some(Send::Leave)),
+        (DELAYING, false, Some(MemberMessage::Leave)),
+        (IDLE, false, Some(MemberMessage::Leave)),
         (DELAYING_OTHER, false, None),
         (LAZY, false, None),
         (Sleeping, false, None),
@@ -211,7 +212,7 @@ fn leave_paths() {
     ];
     for (state, v1, want) in table {
         assert_eq!(
-            engine::leave(m(state), &ctx(v1)),
+            machine::leave(m(state), &ctx(v1)),
             want,
             "{state:?}, v1 querier {v1}"
         );

@@ -1,13 +1,15 @@
-//! The IGMPv1/v2 and MLDv1 path: carries out the [`engine`](super::engine)'s decisions for a
+//! The IGMPv1/v2 and MLDv1 path: carries out the per-group state [`machine`]'s decisions for a
 //! record (report timers, reports, Leave / Done) while the interface is in an older mode.
+
+pub(crate) mod machine;
 
 use core::time::Duration;
 
-use super::engine::{self, Actions, Context, Event, Member, TimerCmd};
 use super::table::{GroupMode, TimerKey};
 use super::{random_delay, Compat, Env, Family, Protocol};
 use crate::time::Instant;
 use crate::IfIndex;
+use machine::{Actions, Member, MemberContext, MemberEvent, TimerCmd};
 
 impl<P: Protocol> Family<P> {
     /// A group gained or lost reception state in an older mode. v1/v2 and MLDv1 cannot express
@@ -25,7 +27,7 @@ impl<P: Protocol> Family<P> {
         let ctx = self.context(ifindex, env.config);
         match (had, has) {
             (false, true) => {
-                let (member, actions) = engine::join(true, &ctx);
+                let (member, actions) = machine::join(true, &ctx);
                 self.apply(key, member, actions, &ctx, now, env);
             }
             (true, false) => {
@@ -34,7 +36,7 @@ impl<P: Protocol> Family<P> {
                     GroupMode::V3 { .. } => return,
                 };
                 self.remove(key);
-                if let Some(send) = engine::leave(member, &ctx) {
+                if let Some(send) = machine::leave(member, &ctx) {
                     if let Some(addrs) = env.interfaces.get(&ifindex) {
                         let tx = P::transmit(ifindex, addrs, group, send, &ctx, env.stats);
                         env.out.push_back(tx);
@@ -60,7 +62,7 @@ impl<P: Protocol> Family<P> {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
         };
-        let event = Event::Query {
+        let event = MemberEvent::Query {
             max_delay,
             from_v1_querier,
         };
@@ -98,7 +100,7 @@ impl<P: Protocol> Family<P> {
         };
         if self.compat(ifindex, env.config) < Compat::V3 {
             let ctx = self.context(ifindex, env.config);
-            self.event(key, Event::ReportHeard { v1 }, &ctx, now, env);
+            self.event(key, MemberEvent::ReportHeard { v1 }, &ctx, now, env);
         }
         true
     }
@@ -106,10 +108,17 @@ impl<P: Protocol> Family<P> {
     /// A record's report timer fired.
     pub(super) fn report_timer_expired(&mut self, key: usize, at: Instant, env: &mut Env<'_>) {
         let ctx = self.context(self.records[key].iface, env.config);
-        self.event(key, Event::TimerExpired, &ctx, at, env);
+        self.event(key, MemberEvent::TimerExpired, &ctx, at, env);
     }
 
-    fn event(&mut self, key: usize, event: Event, ctx: &Context, now: Instant, env: &mut Env<'_>) {
+    fn event(
+        &mut self,
+        key: usize,
+        event: MemberEvent,
+        ctx: &MemberContext,
+        now: Instant,
+        env: &mut Env<'_>,
+    ) {
         let record = &self.records[key];
         let GroupMode::Older { member, report } = record.mode else {
             return;
@@ -120,7 +129,7 @@ impl<P: Protocol> Family<P> {
         let remaining = report
             .and_then(|t| self.wheel.deadline(t))
             .map(|deadline| deadline - now);
-        let (member, actions) = engine::on_event(member, event, remaining, ctx);
+        let (member, actions) = machine::on_event(member, event, remaining, ctx);
         self.apply(key, member, actions, ctx, now, env);
     }
 
@@ -130,7 +139,7 @@ impl<P: Protocol> Family<P> {
         key: usize,
         member: Member,
         actions: Actions,
-        ctx: &Context,
+        ctx: &MemberContext,
         now: Instant,
         env: &mut Env<'_>,
     ) {
