@@ -636,3 +636,6 @@ fn set_queue_bytes(socket: &OwnedFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
