@@ -53,6 +53,11 @@ wait_line() { # FILE TEXT
 }
 ctl() { "$BIN/tunmcastctl" --control "$WORK/ctl.sock" "$@"; }
 counter() { ctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+# The namespace's UDP counter FIELD (/proc/net/snmp), e.g. RcvbufErrors: datagrams the kernel
+# dropped because a receiving socket's buffer was full (its reader did not keep up).
+udp_snmp() {
+    in_ns awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp
+}
 
 echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
 
@@ -70,9 +75,12 @@ echo "1. C read-and-drop loop on the TUN:        $C_RATE packets/s   ($(cat "$WO
 in_ns "$WORK/udp_many" join $TUN $GROUP 5000 "$LISTENERS" "$SECONDS_RUN" >"$WORK/many_kernel.out" &
 MANY=$!
 wait_line "$WORK/many_kernel.out" bound
+B0=$(udp_snmp RcvbufErrors)
 flood 0 >"$WORK/flood5a.out" &
 wait $MANY
+B1=$(udp_snmp RcvbufErrors)
 wait
+KERNEL_FULL=$((B1 - B0))
 KERNEL_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/many_kernel.out")
 
 # 2. tunmcastd and one --udp-to listener.
@@ -146,21 +154,26 @@ for _ in $(seq 100); do
     [ "$(listeners)" = "$LISTENERS" ] && break
     sleep 0.1
 done
-R0=$(counter udp_rcv_datagrams); Q0=$(counter udp_drop_queue_full)
+R0=$(counter udp_rcv_datagrams); Q0=$(counter udp_drop_queue_full); D0=$(counter udp_delivered)
+B0=$(udp_snmp RcvbufErrors)
 T0=$(date +%s.%N)
 flood 0 >"$WORK/flood5b.out" &
 FLOODER=$!
 wait $MANY
 T1=$(date +%s.%N)
-R1=$(counter udp_rcv_datagrams); Q1=$(counter udp_drop_queue_full)
+B1=$(udp_snmp RcvbufErrors)
+R1=$(counter udp_rcv_datagrams); Q1=$(counter udp_drop_queue_full); D1=$(counter udp_delivered)
 wait $FLOODER
 OURS_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/many_ours.out")
 echo "5. one group to $LISTENERS receiving UDP sockets (udp_many.c, deliveries counted at the sockets):"
 echo "   a. the Linux kernel's own delivery:      $KERNEL_MANY deliveries/s   ($(cat "$WORK/flood5a.out"))"
+echo "      dropped at the sockets' full receive buffers: $KERNEL_FULL"
 echo "   b. tunmcastd, $LISTENERS listen --udp-to:      $OURS_MANY deliveries/s   ($(cat "$WORK/flood5b.out"))"
+echo "      dropped at the sockets' full receive buffers: $((B1 - B0))"
 python3 -c "
 t = $T1 - $T0
-print('      daemon read %.0f datagrams/s, %.0f copies/s dropped on full queues; ratio to the kernel: %.2f'
-      % (($R1 - $R0) / t, ($Q1 - $Q0) / t, $OURS_MANY / $KERNEL_MANY))"
+print('      daemon: read %.0f datagrams/s, sent %.0f copies/s, %.0f copies/s dropped on its own full queues'
+      % (($R1 - $R0) / t, ($D1 - $D0) / t, ($Q1 - $Q0) / t))
+print('   ratio b / a at the sockets: %.2f' % ($OURS_MANY / $KERNEL_MANY))"
 kill "${PIDS[@]}" 2>/dev/null || true
 kill $DAEMON; wait $DAEMON 2>/dev/null || true
