@@ -130,6 +130,8 @@ struct Listener {
     forward: Option<(std::net::UdpSocket, Option<u64>)>,
     /// Whether its UDP socket takes GSO messages (until it refuses one).
     gso: bool,
+    /// Its COUNT went out: it takes nothing more while it waits to be closed.
+    finished: bool,
     /// This turn's datagrams for it, oldest first.
     queue: Vec<Queued>,
     delivered: u64,
@@ -137,6 +139,11 @@ struct Listener {
 }
 
 impl Listener {
+    /// Whether the queue holds all that is left of a forwarding listener's COUNT.
+    fn count_queued(&self) -> bool {
+        matches!(self.forward, Some((_, Some(left))) if self.queue.len() as u64 >= left)
+    }
+
     /// RFC 9776 §3.2 at the socket: INCLUDE admits the listed sources, EXCLUDE the others.
     fn admits(&self, src: &IpAddr) -> bool {
         let listed = self.filter.sources.binary_search(src).is_ok();
@@ -228,6 +235,7 @@ impl Listeners {
             socket,
             forward: None,
             gso: false,
+            finished: false,
             queue: Vec::new(),
             delivered: 0,
             dropped: 0,
@@ -314,9 +322,14 @@ impl Listeners {
         }
         let listeners = self.by_group.get_mut(&key).expect("looked up above");
         let (mut port_matched, mut admitted, mut was_pending) = (false, false, false);
+        let mut live = false;
         let mut stored = None;
         for listener in listeners.iter_mut() {
             was_pending |= !listener.queue.is_empty();
+            if listener.finished || listener.count_queued() {
+                continue;
+            }
+            live = true;
             if listener.port.is_some_and(|p| p != datagram.dport) {
                 continue;
             }
@@ -342,7 +355,9 @@ impl Listeners {
         if admitted && !was_pending {
             self.pending.push(key);
         }
-        if !port_matched {
+        if !live {
+            self.stats.udp_drop_no_listener += 1;
+        } else if !port_matched {
             self.stats.udp_drop_port += 1;
         } else if !admitted {
             self.stats.udp_drop_source_filtered += 1;
@@ -524,15 +539,6 @@ fn send_queue(
         }
         return;
     };
-    // COUNT reached within the turn: the rest is not this listener's.
-    let queue = match left {
-        Some(left) => {
-            &queue[..queue
-                .len()
-                .min(usize::try_from(*left).unwrap_or(usize::MAX))]
-        }
-        None => queue,
-    };
     let fd = udp.as_raw_fd();
     let mut start = 0;
     let mut outcome = Outcome::default();
@@ -587,6 +593,7 @@ fn forward_count(message: &[u8]) -> Option<u64> {
 /// Tells a forwarding listener's client that its COUNT went out; the listener is then closed.
 fn finish(listener: &mut Listener) {
     listener.forward = None;
+    listener.finished = true;
     let _ = SockRef::from(&listener.socket).send_with_flags(
         &control::listen::DONE_MAGIC[..],
         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,

@@ -219,3 +219,37 @@ fn a_full_listener_loses_its_tail_and_the_others_lose_nothing() {
         5000 - slow_got.len() as u64
     );
 }
+
+#[test]
+fn a_forwarding_listener_takes_its_count_and_nothing_after() {
+    let mut f = fixture();
+    let (id, client) = f.open();
+    let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let forward = UdpSocket::bind("127.0.0.1:0").unwrap();
+    forward.connect(sink.local_addr().unwrap()).unwrap();
+    let mut handover = control::listen::FORWARD_MAGIC.to_vec();
+    handover.extend_from_slice(&5u64.to_be_bytes());
+    control::listen::send_message_with_fd(&client, &handover, forward.as_raw_fd()).unwrap();
+    f.listeners.readable(id);
+    f.turn(0..8);
+    f.turn(8..10);
+    assert_eq!(drain_udp(&sink), [0, 1, 2, 3, 4]);
+    // The client is told, and nothing else comes on its socket.
+    let mut buf = [0u8; 64];
+    // SAFETY: recv into a local buffer within its length.
+    let n = unsafe {
+        libc::recv(
+            client.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
+    assert_eq!(&buf[..n as usize], &control::listen::DONE_MAGIC[..]);
+    assert!(drain_listener(&client).is_empty());
+    assert!(f.listeners.has_closed());
+    let stats = &f.listeners.stats;
+    assert_eq!(stats.udp_delivered, 5);
+    // What came after the COUNT, in the same turn and later: nobody took it.
+    assert_eq!(stats.udp_drop_no_listener, 5);
+}
