@@ -59,7 +59,7 @@ udp_snmp() {
     in_ns awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp
 }
 
-echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
+echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. The baseline: a C loop reading and dropping from the TUN.
 in_ns "$WORK/tun_drain" $TUN "$SECONDS_RUN" >"$WORK/drain.out" &
@@ -177,3 +177,4 @@ print('      daemon: read %.0f datagrams/s, sent %.0f copies/s, %.0f copies/s dr
 print('   ratio b / a at the sockets: %.2f' % ($OURS_MANY / $KERNEL_MANY))"
 kill "${PIDS[@]}" 2>/dev/null || true
 kill $DAEMON; wait $DAEMON 2>/dev/null || true
+echo "== done, load average $(cut -d' ' -f1-3 /proc/loadavg)"
