@@ -53,6 +53,7 @@ wait_line() { # FILE TEXT
 }
 ctl() { "$BIN/tunmcastctl" --control "$WORK/ctl.sock" "$@"; }
 counter() { ctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+counters() { ctl --json stats | python3 -c "import json,sys; d = json.load(sys.stdin); print(*(d[k] for k in sys.argv[1:]))" "$@"; }
 # The namespace's UDP counter FIELD (/proc/net/snmp), e.g. RcvbufErrors: datagrams the kernel
 # dropped because a receiving socket's buffer was full (its reader did not keep up).
 udp_snmp() {
@@ -154,15 +155,17 @@ for _ in $(seq 100); do
     [ "$(listeners)" = "$LISTENERS" ] && break
     sleep 0.1
 done
-R0=$(counter udp_rcv_datagrams); Q0=$(counter udp_drop_queue_full); D0=$(counter udp_delivered)
+# One snapshot of the three counters: the flood goes on after the sink stops, and sends to its
+# closed ports are cheap, so separate reads would count copies the sink never had a chance at.
+read -r R0 D0 Q0 < <(counters udp_rcv_datagrams udp_delivered udp_drop_queue_full)
 B0=$(udp_snmp RcvbufErrors)
 T0=$(date +%s.%N)
 flood 0 >"$WORK/flood5b.out" &
 FLOODER=$!
 wait $MANY
 T1=$(date +%s.%N)
+read -r R1 D1 Q1 < <(counters udp_rcv_datagrams udp_delivered udp_drop_queue_full)
 B1=$(udp_snmp RcvbufErrors)
-R1=$(counter udp_rcv_datagrams); Q1=$(counter udp_drop_queue_full); D1=$(counter udp_delivered)
 wait $FLOODER
 OURS_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/many_ours.out")
 echo "5. one group to $LISTENERS receiving UDP sockets (udp_many.c, deliveries counted at the sockets):"
