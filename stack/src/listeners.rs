@@ -308,19 +308,18 @@ impl Listeners {
         joined: impl FnOnce() -> bool,
     ) {
         self.stats.udp_rcv_datagrams += 1;
+        if self.turn.is_full(datagram.payload.len()) {
+            self.flush();
+        }
         let key = (link, datagram.group);
-        if !self.by_group.contains_key(&key) {
+        let Some(listeners) = self.by_group.get_mut(&key) else {
             if joined() {
                 self.stats.udp_drop_no_listener += 1;
             } else {
                 self.stats.udp_drop_not_joined += 1;
             }
             return;
-        }
-        if self.turn.is_full(datagram.payload.len()) {
-            self.flush();
-        }
-        let listeners = self.by_group.get_mut(&key).expect("looked up above");
+        };
         let (mut port_matched, mut admitted, mut was_pending) = (false, false, false);
         let mut live = false;
         let mut stored = None;
