@@ -363,15 +363,18 @@ fn a_burst_reaches_three_listeners_complete_and_in_order() {
     const BURST: u32 = 10_000;
     ns.kernel_numbered_burst(TUN, (KERNEL_V4.into(), ip(GROUP4), 5000), BURST, 64);
 
-    // The daemon is done when what it read stops growing.
+    // The daemon is done when what it read stops growing, the listeners' counts read in
+    // between.
     let mut read = u64::MAX;
+    let mut listeners = Vec::new();
     must_wait("the daemon to read the whole burst", secs(20), || {
         std::thread::sleep(ms(300));
-        let now = daemon.counter("udp_rcv_datagrams");
-        std::mem::replace(&mut read, now) == now
+        let before = daemon.counter("udp_rcv_datagrams");
+        listeners = daemon.listeners();
+        let after = daemon.counter("udp_rcv_datagrams");
+        std::mem::replace(&mut read, after) == before && before == after
     });
     assert!(read > 0 && read <= u64::from(BURST), "read {read}");
-    let listeners = daemon.listeners();
     let count = |i: usize, what: &str| listeners[i][what].as_u64().unwrap();
     eprintln!(
         "burst of {BURST}: the daemon read {read}; delivered / dropped: {:?}",
