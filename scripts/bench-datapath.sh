@@ -4,7 +4,10 @@
 #   1. a bare C loop reading and dropping from the TUN (scripts/bench/tun_drain.c);
 #   2. tunmcastd + one `tunmcastctl listen --udp-to` + a plain UDP socket (udp_sink.c);
 #   3. tunmcastd with 100 listeners of one group: deliveries per second (daemon counters);
-#   4. latency, kernel send -> UDP socket, at a moderate rate (p50, p99).
+#   4. latency, kernel send -> UDP socket, at a moderate rate (p50, p99);
+#   5. one group to 100 receiving UDP sockets (udp_many.c), counted the same way twice: the
+#      Linux kernel's own multicast delivery (the sockets joined to the group on the TUN's
+#      side), then tunmcastd with 100 `listen --udp-to` listeners, one socket each.
 # usage: scripts/bench-datapath.sh [SECONDS] [PAYLOAD_LEN]   (root; gcc; release build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -28,7 +31,7 @@ trap cleanup EXIT
 
 cargo build --release -q -p stack -p tools --manifest-path "$ROOT/Cargo.toml"
 BIN=$ROOT/target/release
-for prog in tun_drain udp_flood udp_sink; do
+for prog in tun_drain udp_flood udp_sink udp_many; do
     gcc -O2 -Wall -o "$WORK/$prog" "$ROOT/scripts/bench/$prog.c"
 done
 
@@ -50,8 +53,14 @@ wait_line() { # FILE TEXT
 }
 ctl() { "$BIN/tunmcastctl" --control "$WORK/ctl.sock" "$@"; }
 counter() { ctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+counters() { ctl --json stats | python3 -c "import json,sys; d = json.load(sys.stdin); print(*(d[k] for k in sys.argv[1:]))" "$@"; }
+# The namespace's UDP counter FIELD (/proc/net/snmp), e.g. RcvbufErrors: datagrams the kernel
+# dropped because a receiving socket's buffer was full (its reader did not keep up).
+udp_snmp() {
+    in_ns awk -v f="$1" '/^Udp:/ { if (!h) { for (i = 2; i <= NF; i++) if ($i == f) c = i; h = 1 } else print $c }' /proc/net/snmp
+}
 
-echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ)"
+echo "== tunmcast data path, ${LEN}-byte payloads, $(nproc) cores, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # 1. The baseline: a C loop reading and dropping from the TUN.
 in_ns "$WORK/tun_drain" $TUN "$SECONDS_RUN" >"$WORK/drain.out" &
@@ -62,6 +71,18 @@ wait $DRAIN
 C_RATE=$(awk '/packets\/s/ {print $(NF-1)}' "$WORK/drain.out")
 wait
 echo "1. C read-and-drop loop on the TUN:        $C_RATE packets/s   ($(cat "$WORK/flood1.out"))"
+
+# 5a. The figure to beat: the kernel delivering the flood to $LISTENERS sockets of its own.
+in_ns "$WORK/udp_many" join $TUN $GROUP 5000 "$LISTENERS" "$SECONDS_RUN" >"$WORK/many_kernel.out" &
+MANY=$!
+wait_line "$WORK/many_kernel.out" bound
+B0=$(udp_snmp RcvbufErrors)
+flood 0 >"$WORK/flood5a.out" &
+wait $MANY
+B1=$(udp_snmp RcvbufErrors)
+wait
+KERNEL_FULL=$((B1 - B0))
+KERNEL_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/many_kernel.out")
 
 # 2. tunmcastd and one --udp-to listener.
 start_daemon() {
@@ -77,7 +98,7 @@ through_listener() { # PORT RATE SINK_OUT FLOOD_OUT
     in_ns "$WORK/udp_sink" 127.0.0.1 "$1" "$SECONDS_RUN" >"$3" &
     local sink=$!
     wait_line "$3" bound
-    in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to "127.0.0.1:$1" &
+    ip netns exec "$NS" "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to "127.0.0.1:$1" &
     local listener=$!
     sleep 0.5
     flood "$2" >"$4" &
@@ -99,7 +120,7 @@ echo "4. latency at $MODERATE_RATE/s, kernel send -> UDP socket: $(sed -n 's/.*l
 # 3. One group, $LISTENERS listeners, each forwarding to a port nobody reads.
 PIDS=()
 for i in $(seq "$LISTENERS"); do
-    in_ns "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to 127.0.0.1:9 &
+    ip netns exec "$NS" "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to 127.0.0.1:9 &
     PIDS+=($!)
 done
 for _ in $(seq 100); do
@@ -117,4 +138,46 @@ print('3. %d listeners of one group: %.0f deliveries/s (%.0f datagrams/s read, %
       % ($LISTENERS, ($D1 - $D0) / t, ($R1 - $R0) / t, ($Q1 - $Q0) / t))"
 echo "   ($(cat "$WORK/flood3.out"))"
 kill "${PIDS[@]}" 2>/dev/null || true
+wait "${PIDS[@]}" 2>/dev/null || true
+listeners() { ctl --json show | python3 -c "import json,sys; print(len(json.load(sys.stdin)['listeners']))"; }
+for _ in $(seq 100); do [ "$(listeners)" = 0 ] && break; sleep 0.1; done
+
+# 5b. The same $LISTENERS sockets, each fed by one `listen --udp-to` of tunmcastd.
+in_ns "$WORK/udp_many" bind 127.0.0.1 9001 "$LISTENERS" "$SECONDS_RUN" >"$WORK/many_ours.out" &
+MANY=$!
+wait_line "$WORK/many_ours.out" bound
+PIDS=()
+for i in $(seq "$LISTENERS"); do
+    ip netns exec "$NS" "$BIN/tunmcastctl" --control "$WORK/ctl.sock" listen $GROUP:5000 --udp-to "127.0.0.1:$((9000 + i))" &
+    PIDS+=($!)
+done
+for _ in $(seq 100); do
+    [ "$(listeners)" = "$LISTENERS" ] && break
+    sleep 0.1
+done
+# One snapshot of the three counters: the flood goes on after the sink stops, and sends to its
+# closed ports are cheap, so separate reads would count copies the sink never had a chance at.
+read -r R0 D0 Q0 < <(counters udp_rcv_datagrams udp_delivered udp_drop_queue_full)
+B0=$(udp_snmp RcvbufErrors)
+T0=$(date +%s.%N)
+flood 0 >"$WORK/flood5b.out" &
+FLOODER=$!
+wait $MANY
+T1=$(date +%s.%N)
+read -r R1 D1 Q1 < <(counters udp_rcv_datagrams udp_delivered udp_drop_queue_full)
+B1=$(udp_snmp RcvbufErrors)
+wait $FLOODER
+OURS_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/many_ours.out")
+echo "5. one group to $LISTENERS receiving UDP sockets (udp_many.c, deliveries counted at the sockets):"
+echo "   a. the Linux kernel's own delivery:      $KERNEL_MANY deliveries/s   ($(cat "$WORK/flood5a.out"))"
+echo "      dropped at the sockets' full receive buffers: $KERNEL_FULL"
+echo "   b. tunmcastd, $LISTENERS listen --udp-to:      $OURS_MANY deliveries/s   ($(cat "$WORK/flood5b.out"))"
+echo "      dropped at the sockets' full receive buffers: $((B1 - B0))"
+python3 -c "
+t = $T1 - $T0
+print('      daemon: read %.0f datagrams/s, sent %.0f copies/s, %.0f copies/s dropped on its own full queues'
+      % (($R1 - $R0) / t, ($D1 - $D0) / t, ($Q1 - $Q0) / t))
+print('   ratio b / a at the sockets: %.2f' % ($OURS_MANY / $KERNEL_MANY))"
+kill "${PIDS[@]}" 2>/dev/null || true
 kill $DAEMON; wait $DAEMON 2>/dev/null || true
+echo "== done, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -10,9 +10,16 @@
 //! is dropped. Listeners are found by (link, group) in a hash map: nothing per datagram grows
 //! with the number of groups, and a datagram read on one link reaches that link's listeners
 //! only. Each listener's join is one emulated host's ([`Owner`]).
+//!
+//! Delivery is batched ([`batch`]): a datagram is stored once for the loop turn and queued to
+//! each listener that admits it; [`Listeners::flush`] sends each listener's queue in one
+//! `sendmmsg` at the end of the turn's reads, in order.
+
+mod batch;
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::mem;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -24,6 +31,8 @@ use membership::{FilterMode, Host, IfIndex, Instant, SourceFilter};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry};
 use socket2::SockRef;
+
+use batch::{Carrier, Message, Outcome, Queued, Scratch, Turn};
 
 use crate::control::{DaemonReply, Envelope, Part, Request, REPLY_TIMEOUT};
 use crate::datapath::{Datagram, UdpDrop};
@@ -123,11 +132,22 @@ struct Listener {
     /// `--udp-to`: the client's connected UDP socket, to which the loop sends the payloads
     /// itself, and how many are still to go (None: no end).
     forward: Option<(std::net::UdpSocket, Option<u64>)>,
+    /// Whether its UDP socket takes GSO messages (until it refuses one).
+    gso: bool,
+    /// Its COUNT went out: it takes nothing more while it waits to be closed.
+    finished: bool,
+    /// This turn's datagrams for it, oldest first.
+    queue: Vec<Queued>,
     delivered: u64,
     dropped: u64,
 }
 
 impl Listener {
+    /// Whether the queue holds all that is left of a forwarding listener's COUNT.
+    fn count_queued(&self) -> bool {
+        matches!(self.forward, Some((_, Some(left))) if self.queue.len() as u64 >= left)
+    }
+
     /// RFC 9776 §3.2 at the socket: INCLUDE admits the listed sources, EXCLUDE the others.
     fn admits(&self, src: &IpAddr) -> bool {
         let listed = self.filter.sources.binary_search(src).is_ok();
@@ -142,8 +162,13 @@ pub struct Listeners {
     next_id: ListenerId,
     /// Listeners found closed, to be ended by [`Listeners::reap`].
     closed: Vec<ListenerId>,
-    /// One message: header, then payload.
-    message: Vec<u8>,
+    /// This turn's datagrams, each stored once.
+    turn: Turn,
+    /// The groups with a listener whose queue holds something.
+    pending: Vec<Key>,
+    /// Buffers reused by every batch.
+    scratch: Scratch,
+    plan: Vec<Message>,
     pub stats: DataStats,
 }
 
@@ -155,7 +180,10 @@ impl Listeners {
             group_of: HashMap::new(),
             next_id: ListenerId::FIRST,
             closed: Vec::new(),
-            message: Vec::with_capacity(control::listen::MAX_MESSAGE),
+            turn: Turn::default(),
+            pending: Vec::new(),
+            scratch: Scratch::default(),
+            plan: Vec::new(),
             stats: DataStats::default(),
         }
     }
@@ -210,6 +238,9 @@ impl Listeners {
             filter,
             socket,
             forward: None,
+            gso: false,
+            finished: false,
+            queue: Vec::new(),
             delivered: 0,
             dropped: 0,
         });
@@ -246,6 +277,7 @@ impl Listeners {
                         let left = (count > 0).then(|| count.saturating_sub(listener.delivered));
                         debug!("listener {id}: the loop forwards its payloads ({count})");
                         listener.forward = Some((udp, left));
+                        listener.gso = true;
                         if left == Some(0) {
                             finish(listener);
                             self.closed.push(id);
@@ -267,9 +299,12 @@ impl Listeners {
     }
 
     /// Queues `datagram`, read on `link`, to every listener of its group on that link whose
-    /// port and filter admit it. `joined`: whether a host of the link holds the group at all
-    /// (a join without a listener receives nothing: there is nobody to hand the data to);
-    /// asked only when no listener is there.
+    /// port and filter admit it; [`Listeners::flush`] sends the queues. `joined`: whether a
+    /// host of the link holds the group at all (a join without a listener receives nothing:
+    /// there is nobody to hand the data to); asked only when no listener is there.
+    ///
+    /// Per datagram: one hash lookup, one copy into the turn, one queue entry per listener
+    /// admitting it; no allocation once the buffers have grown to a turn's size.
     pub fn deliver(
         &mut self,
         link: LinkId,
@@ -277,7 +312,11 @@ impl Listeners {
         joined: impl FnOnce() -> bool,
     ) {
         self.stats.udp_rcv_datagrams += 1;
-        let Some(listeners) = self.by_group.get_mut(&(link, datagram.group)) else {
+        if self.turn.is_full(datagram.payload.len()) {
+            self.flush();
+        }
+        let key = (link, datagram.group);
+        let Some(listeners) = self.by_group.get_mut(&key) else {
             if joined() {
                 self.stats.udp_drop_no_listener += 1;
             } else {
@@ -285,20 +324,15 @@ impl Listeners {
             }
             return;
         };
-        let header = DatagramHeader {
-            src: datagram.src,
-            sport: datagram.sport,
-            group: datagram.group,
-            dport: datagram.dport,
-            rx_ns: monotonic_ns(),
-        };
-        let mut header_bytes = [0u8; HEADER_LEN];
-        header.emit(&mut header_bytes);
-        self.message.clear();
-        self.message.extend_from_slice(&header_bytes);
-        self.message.extend_from_slice(datagram.payload);
-        let (mut port_matched, mut admitted) = (false, false);
+        let (mut port_matched, mut admitted, mut was_pending) = (false, false, false);
+        let mut live = false;
+        let mut stored = None;
         for listener in listeners.iter_mut() {
+            was_pending |= !listener.queue.is_empty();
+            if listener.finished || listener.count_queued() {
+                continue;
+            }
+            live = true;
             if listener.port.is_some_and(|p| p != datagram.dport) {
                 continue;
             }
@@ -307,52 +341,60 @@ impl Listeners {
                 continue;
             }
             admitted = true;
-            if let Some((udp, left)) = &mut listener.forward {
-                // The payload, straight to the client's UDP socket. A full socket buffer
-                // drops it (counted); a refused send (nobody on that port) loses it, as UDP
-                // would.
-                match udp.send(datagram.payload) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        listener.dropped += 1;
-                        self.stats.udp_drop_queue_full += 1;
-                    }
-                    _ => {
-                        listener.delivered += 1;
-                        self.stats.udp_delivered += 1;
-                        if let Some(left) = left {
-                            *left = left.saturating_sub(1);
-                            if *left == 0 {
-                                finish(listener);
-                                self.closed.push(listener.id);
-                            }
-                        }
-                    }
-                }
-                continue;
-            }
-            // MSG_NOSIGNAL: a hung-up client is EPIPE, not SIGPIPE.
-            let sent = SockRef::from(&listener.socket)
-                .send_with_flags(&self.message, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
-            let Err(error) = sent else {
-                listener.delivered += 1;
-                self.stats.udp_delivered += 1;
-                continue;
-            };
-            listener.dropped += 1;
-            self.stats.udp_drop_queue_full += 1;
-            match error.raw_os_error() {
-                Some(libc::EAGAIN | libc::ENOBUFS | libc::EMSGSIZE | libc::EINTR) => {}
-                _ => {
-                    debug!("listener {}: {error}", listener.id);
-                    self.closed.push(listener.id);
-                }
-            }
+            let queued = *stored.get_or_insert_with(|| {
+                let header = DatagramHeader {
+                    src: datagram.src,
+                    sport: datagram.sport,
+                    group: datagram.group,
+                    dport: datagram.dport,
+                    rx_ns: monotonic_ns(),
+                };
+                let mut header_bytes = [0u8; HEADER_LEN];
+                header.emit(&mut header_bytes);
+                self.turn.store(&header_bytes, datagram.payload)
+            });
+            listener.queue.push(queued);
         }
-        if !port_matched {
+        if admitted && !was_pending {
+            self.pending.push(key);
+        }
+        if !live {
+            self.stats.udp_drop_no_listener += 1;
+        } else if !port_matched {
             self.stats.udp_drop_port += 1;
         } else if !admitted {
             self.stats.udp_drop_source_filtered += 1;
         }
+    }
+
+    /// Sends every listener's queue of this turn, one `sendmmsg` each (more only when some
+    /// fail), and forgets the turn's datagrams. A listener whose socket is full loses the tail
+    /// of its queue (counted); its order and the others' queues are kept.
+    pub fn flush(&mut self) {
+        if self.turn.is_empty() {
+            return;
+        }
+        for key in self.pending.drain(..) {
+            // Gone in the turn (its host removed): nothing to send.
+            let Some(listeners) = self.by_group.get_mut(&key) else {
+                continue;
+            };
+            for listener in listeners.iter_mut().filter(|l| !l.queue.is_empty()) {
+                let queue = mem::take(&mut listener.queue);
+                send_queue(
+                    listener,
+                    &queue,
+                    &self.turn,
+                    &mut self.scratch,
+                    &mut self.plan,
+                    &mut self.stats,
+                    &mut self.closed,
+                );
+                listener.queue = queue;
+                listener.queue.clear();
+            }
+        }
+        self.turn.clear();
     }
 
     pub fn dropped(&mut self, reason: UdpDrop) {
@@ -477,6 +519,74 @@ impl Listeners {
     }
 }
 
+/// Sends `queue`, listener `l`'s datagrams of `turn`, and counts what became of them.
+fn send_queue(
+    l: &mut Listener,
+    queue: &[Queued],
+    turn: &Turn,
+    scratch: &mut Scratch,
+    plan: &mut Vec<Message>,
+    stats: &mut DataStats,
+    closed: &mut Vec<ListenerId>,
+) {
+    let Some((udp, left)) = &mut l.forward else {
+        batch::plan(queue.iter().map(|&q| turn.message(q).len()), false, plan);
+        let fd = l.socket.as_raw_fd();
+        let outcome = batch::drain(Carrier::Listener, plan, |messages| {
+            scratch.sendmmsg(fd, messages, |i| turn.message(queue[i]))
+        });
+        count(l, stats, &outcome);
+        if outcome.closed {
+            debug!("listener {}: its socket is broken", l.id);
+            closed.push(l.id);
+        }
+        return;
+    };
+    let fd = udp.as_raw_fd();
+    let mut start = 0;
+    let mut outcome = Outcome::default();
+    while start < queue.len() {
+        let rest = &queue[start..];
+        batch::plan(rest.iter().map(|&q| turn.payload(q).len()), l.gso, plan);
+        let part = batch::drain(Carrier::Udp, plan, |messages| {
+            scratch.sendmmsg(fd, messages, |i| turn.payload(rest[i]))
+        });
+        outcome.sent += part.sent;
+        outcome.refused += part.refused;
+        outcome.queue_full += part.queue_full;
+        if !part.gso_refused {
+            break;
+        }
+        debug!(
+            "listener {}: its UDP socket refuses GSO: one message per datagram",
+            l.id
+        );
+        l.gso = false;
+        start += usize::try_from(part.sent + part.refused).expect("at most a turn");
+    }
+    // A refused send (nobody on that port) loses the datagram as UDP would: delivered.
+    outcome.sent += outcome.refused;
+    let finished = match left {
+        Some(left) => {
+            *left = left.saturating_sub(outcome.sent);
+            *left == 0
+        }
+        None => false,
+    };
+    count(l, stats, &outcome);
+    if finished {
+        finish(l);
+        closed.push(l.id);
+    }
+}
+
+fn count(l: &mut Listener, stats: &mut DataStats, outcome: &Outcome) {
+    l.delivered += outcome.sent;
+    l.dropped += outcome.queue_full;
+    stats.udp_delivered += outcome.sent;
+    stats.udp_drop_queue_full += outcome.queue_full;
+}
+
 /// The COUNT of a `--udp-to` hand-over message, if `message` is one.
 fn forward_count(message: &[u8]) -> Option<u64> {
     let count = message.strip_prefix(&control::listen::FORWARD_MAGIC[..])?;
@@ -486,6 +596,7 @@ fn forward_count(message: &[u8]) -> Option<u64> {
 /// Tells a forwarding listener's client that its COUNT went out; the listener is then closed.
 fn finish(listener: &mut Listener) {
     listener.forward = None;
+    listener.finished = true;
     let _ = SockRef::from(&listener.socket).send_with_flags(
         &control::listen::DONE_MAGIC[..],
         libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
@@ -535,3 +646,6 @@ fn set_queue_bytes(socket: &OwnedFd) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -247,6 +247,37 @@ impl Netns {
         })
     }
 
+    /// The namespace's kernel sends `count` datagrams of `len` bytes (at least 4) from `src` to
+    /// `group:port` out of `iface`, as fast as it takes them (ENOBUFS retried), each numbered
+    /// by its first 4 bytes (big endian, from 0).
+    pub fn kernel_numbered_burst(
+        &self,
+        iface: &str,
+        (src, group, port): (IpAddr, IpAddr, u16),
+        count: u32,
+        len: usize,
+    ) {
+        assert!(len >= 4, "room for the number");
+        let iface = iface.to_string();
+        self.in_netns(move || {
+            let ifindex = ifindex(&iface)?;
+            let socket = sender(src, ifindex, false).map_err(|e| e.to_string())?;
+            let mut payload = vec![0x5a; len];
+            let mut n = 0;
+            while n < count {
+                payload[..4].copy_from_slice(&n.to_be_bytes());
+                match socket.send_to(&payload, (group, port)) {
+                    Ok(_) => n += 1,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        std::thread::sleep(Duration::from_micros(50))
+                    }
+                    Err(e) => return Err(format!("burst: {e}")),
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// A UDP socket bound to `addr` inside the namespace (e.g. where `--udp-to` sends).
     pub fn udp_socket(&self, addr: &str) -> UdpSocket {
         let addr: SocketAddr = addr.parse().expect("HOST:PORT");

@@ -311,3 +311,124 @@ fn tap_delivers_frames_sent_to_the_group_mac() {
         hexes(&[b"over ethernet v6"])
     );
 }
+
+/// A UDP socket in `ns` at `addr` whose receive buffer holds a whole burst.
+fn roomy_sink(ns: &Netns, addr: &str) -> std::net::UdpSocket {
+    use std::os::fd::AsRawFd;
+    let socket = ns.udp_socket(addr);
+    let size: libc::c_int = 32 << 20;
+    // SAFETY: setsockopt with a pointer to a local int and its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_RCVBUFFORCE: {}", std::io::Error::last_os_error());
+    socket.set_read_timeout(Some(secs(5))).unwrap();
+    socket
+}
+
+/// The numbers (first 4 bytes) of the payloads a listener handed on, in the order they came.
+fn numbers(payloads: impl Iterator<Item = Vec<u8>>) -> Vec<u32> {
+    payloads
+        .map(|p| u32::from_be_bytes(p[..4].try_into().expect("a numbered payload")))
+        .collect()
+}
+
+/// 10,000 datagrams as fast as the kernel sends them, to three listeners of one group (two
+/// `--udp-to`, whose payloads the loop sends in batches, and one printing client on its
+/// listener socket): each gets the datagrams the daemon read in the order they were sent, and
+/// whatever one could not take is counted, exactly, as its drops.
+#[test]
+fn a_burst_reaches_three_listeners_complete_and_in_order() {
+    let Some(ns) = Netns::new("dp_burst") else {
+        return;
+    };
+    let daemon = link(&ns, &[]);
+    // Room at the TUN for the whole burst: the test is about the daemon's queues.
+    ns.ip(&["link", "set", TUN, "txqueuelen", "20000"]);
+    let sinks = [
+        roomy_sink(&ns, "127.0.0.1:7001"),
+        roomy_sink(&ns, "127.0.0.1:7002"),
+    ];
+    let _forwarders = [
+        daemon.listen(&[GROUP4, "--udp-to", "127.0.0.1:7001"]),
+        daemon.listen(&[GROUP4, "--udp-to", "127.0.0.1:7002"]),
+    ];
+    let printer = daemon.listen(&[GROUP4]);
+    const BURST: u32 = 10_000;
+    ns.kernel_numbered_burst(TUN, (KERNEL_V4.into(), ip(GROUP4), 5000), BURST, 64);
+
+    // The daemon is done when what it read stops growing, the listeners' counts read in
+    // between.
+    let mut read = u64::MAX;
+    let mut listeners = Vec::new();
+    must_wait("the daemon to read the whole burst", secs(20), || {
+        std::thread::sleep(ms(300));
+        let before = daemon.counter("udp_rcv_datagrams");
+        listeners = daemon.listeners();
+        let after = daemon.counter("udp_rcv_datagrams");
+        std::mem::replace(&mut read, after) == before && before == after
+    });
+    assert!(read > 0 && read <= u64::from(BURST), "read {read}");
+    let count = |i: usize, what: &str| listeners[i][what].as_u64().unwrap();
+    eprintln!(
+        "burst of {BURST}: the daemon read {read}; delivered / dropped: {:?}",
+        (0..3)
+            .map(|i| (count(i, "delivered"), count(i, "dropped")))
+            .collect::<Vec<_>>()
+    );
+    for i in 0..3 {
+        assert_eq!(
+            count(i, "delivered") + count(i, "dropped"),
+            read,
+            "every datagram read is delivered or counted dropped: {listeners:?}"
+        );
+    }
+    let dropped: u64 = (0..3).map(|i| count(i, "dropped")).sum();
+    assert_eq!(daemon.counter("udp_drop_queue_full"), dropped);
+    assert_eq!(
+        daemon.counter("udp_delivered"),
+        3 * read - dropped,
+        "{listeners:?}"
+    );
+
+    let strictly_increasing = |got: &[u32]| got.windows(2).all(|w| w[0] < w[1]);
+    for (i, sink) in sinks.iter().enumerate() {
+        let delivered = count(i, "delivered") as usize;
+        let mut buf = [0u8; 2048];
+        let got = numbers((0..delivered).map(|_| {
+            let n = sink.recv(&mut buf).expect("a forwarded payload");
+            buf[..n].to_vec()
+        }));
+        assert!(strictly_increasing(&got), "forwarder {i} out of order");
+        assert!(got.last().is_some_and(|&n| n < BURST));
+        if count(i, "dropped") == 0 {
+            // Nothing lost: the daemon's reads in order, every one.
+            assert_eq!(got.len() as u64, read);
+        }
+        sink.set_read_timeout(Some(ms(300))).unwrap();
+        assert!(
+            sink.recv(&mut buf).is_err(),
+            "forwarder {i}: more than delivered"
+        );
+    }
+    let delivered = count(2, "delivered") as usize;
+    let printed = wait_payloads(&printer, delivered, secs(60));
+    let got = numbers(printed.iter().map(|h| {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }));
+    assert_eq!(
+        got.len(),
+        delivered,
+        "the printer: exactly what was delivered"
+    );
+    assert!(strictly_increasing(&got), "the printer: out of order");
+}

@@ -252,8 +252,15 @@ impl Daemon {
         Ok(())
     }
 
-    /// Reads at most [`READ_BURST`] packets from link `id`.
+    /// Reads at most [`READ_BURST`] packets from link `id`, then sends what they brought the
+    /// listeners (one batch per listener).
     pub(super) fn read_burst(&mut self, id: LinkId, buf: &mut [u8]) -> anyhow::Result<()> {
+        let read = self.read_packets(id, buf);
+        self.listeners.flush();
+        read
+    }
+
+    fn read_packets(&mut self, id: LinkId, buf: &mut [u8]) -> anyhow::Result<()> {
         for _ in 0..READ_BURST {
             let link = &self.links[id];
             match link.device.recv(buf) {
