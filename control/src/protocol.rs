@@ -20,6 +20,11 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::streams::{
+    ReceiverCounts, ReceiverInfo, StreamIdsArgs, StreamIdsReply, StreamInfo, StreamSpecArgs,
+    StreamsArgs, StreamsReply,
+};
+
 /// The most groups one join or leave request may change.
 pub const MAX_BATCH: u32 = 1 << 20;
 
@@ -196,6 +201,12 @@ pub enum Request {
     Stats(StatsArgs),
     Delays(DelaysArgs),
     Ping,
+    /// Test streams (`crate::streams`).
+    StreamAdd(StreamSpecArgs),
+    StreamRemove(StreamIdsArgs),
+    StreamStart(StreamIdsArgs),
+    StreamStop(StreamIdsArgs),
+    Streams(StreamsArgs),
 }
 
 /// Reply to `join` and `leave`.
