@@ -26,7 +26,7 @@ pub const DEFAULT_RECEIVER_LIMIT: u64 = 1000;
 pub const MAX_RECEIVER_LIMIT: u64 = 100_000;
 
 /// `stream_add`: one stream, or `groups` streams on consecutive groups from `group`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSpecArgs {
     /// The daemon's link (TUN or TAP device) to send on.
@@ -102,7 +102,7 @@ pub struct StreamIdsReply {
 }
 
 /// One stream, as `streams` lists it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StreamInfo {
     pub id: u32,
     pub link: String,
@@ -140,6 +140,26 @@ pub struct ReceiverCounts {
     pub bytes: u64,
 }
 
+impl StreamSpecArgs {
+    /// One stream of `group` from `source` on `link`, every other key at its default.
+    pub fn new(link: &str, source: IpAddr, group: IpAddr) -> StreamSpecArgs {
+        StreamSpecArgs {
+            link: link.to_string(),
+            source,
+            group,
+            groups: None,
+            port: None,
+            source_port: None,
+            pps: None,
+            size: None,
+            count: None,
+            seconds: None,
+            mac: None,
+            burst: None,
+        }
+    }
+}
+
 impl ReceiverCounts {
     /// Adds `other` to these.
     pub fn add(&mut self, other: &ReceiverCounts) {
@@ -161,8 +181,6 @@ pub struct ReceiverInfo {
     pub link: String,
     pub source: IpAddr,
     pub group: IpAddr,
-    /// The stream id its last datagram carried.
-    pub stream: u32,
     #[serde(flatten)]
     pub counts: ReceiverCounts,
     /// One-way latency, send to receive on the daemon's clock: the record's own minimum

@@ -56,6 +56,24 @@ ids! {
     /// A `listen` client: numbered from 1 in the order they came, never reused; `show` lists
     /// it, its join's owner name in the core is made of it, and its socket's mio token.
     ListenerId;
+    /// A test stream: numbered from 1 in the order they were made, never reused, so that the
+    /// id its packets carry names one stream for the daemon's life.
+    StreamId;
+}
+
+impl StreamId {
+    /// The first stream's.
+    pub const FIRST: StreamId = StreamId(1);
+
+    /// The id of the stream after this one.
+    pub fn next(self) -> StreamId {
+        StreamId(self.0 + 1)
+    }
+
+    /// As the stream header and the protocol write it.
+    pub fn as_u32(self) -> u32 {
+        u32::try_from(self.0).unwrap_or(u32::MAX)
+    }
 }
 
 impl ListenerId {

@@ -21,8 +21,10 @@ use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::ids::Table;
 use crate::neighbour::{self, NeighbourHost, Neighbours};
+use crate::streams::check::{Admission, ReceiverKey};
 use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec};
+use control::stream_header::StreamHeader;
 
 /// One device and the hosts on it.
 pub(super) struct Link {
@@ -226,6 +228,7 @@ impl Daemon {
     /// is closed. The daemon ends when it was the last link.
     pub(super) fn close_link(&mut self, id: LinkId, why: &str) -> anyhow::Result<()> {
         let link = self.links.remove(id);
+        self.streams.link_closed(id);
         let _ = self
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
@@ -372,16 +375,50 @@ impl Daemon {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
             Sorted::Datagram(datagram) => {
+                let header = self
+                    .streams
+                    .is_checking()
+                    .then(|| StreamHeader::decode(datagram.payload))
+                    .flatten();
                 let link = &self.links[id];
-                if let Some(members) = link.members.get(&datagram.group) {
-                    // Kept only where needed: delays measured, or hosts that hear each other.
+                let members = link.members.get(&datagram.group);
+                if let Some(members) = members {
+                    // Kept only where needed: delays measured, streams checked, or hosts that
+                    // hear each other.
                     for &host in members {
                         if audience.admits(host) {
-                            let number = self.hosts[host].delay_number;
-                            self.delays.datagram(number, datagram.group, at);
+                            let h = &self.hosts[host];
+                            let admission = Admission::of(self.cores[h.core].host.admits_source(
+                                h.ifindex,
+                                datagram.group,
+                                datagram.src,
+                            ));
+                            // A source the filter excludes must not count as the first
+                            // datagram of a join.
+                            if admission != Admission::Excluded {
+                                self.delays.datagram(h.delay_number, datagram.group, at);
+                            }
+                            if let Some(header) = &header {
+                                let key = ReceiverKey {
+                                    host: h.delay_number,
+                                    link: id,
+                                    source: datagram.src,
+                                    group: datagram.group,
+                                };
+                                self.streams.receivers.datagram(
+                                    key,
+                                    header,
+                                    datagram.payload.len(),
+                                    admission,
+                                    at,
+                                );
+                            }
                             self.hosts[host].io.host_rx_datagrams += 1;
                         }
                     }
+                }
+                if header.is_some() && members.is_none_or(|m| m.is_empty()) {
+                    self.streams.receivers.not_joined(id);
                 }
                 // Asked only when no listener takes the datagram, to count it under the right
                 // reason.
@@ -530,7 +567,14 @@ impl Daemon {
 
     /// Writes one frame to link `id`; false when it was lost.
     pub(super) fn write_frame(&mut self, id: LinkId, frame: &[u8]) -> bool {
-        let link = &mut self.links[id];
+        self.links[id].write(frame)
+    }
+}
+
+impl Link {
+    /// Writes one frame to the device; false when it was lost (counted).
+    pub fn write(&mut self, frame: &[u8]) -> bool {
+        let link = self;
         match link.device.send(frame) {
             Ok(_) => {
                 link.io.tun_tx_packets += 1;
