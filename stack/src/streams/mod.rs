@@ -391,7 +391,13 @@ impl Streams {
             .iter()
             .filter(|(_, s)| wanted(s.link, s.spec.group))
             .map(|(id, s)| {
-                let elapsed = now.saturating_sub(s.schedule.start_ns);
+                // A finished stream's rate is over its own span, up to when its next packet
+                // would have been due.
+                let end = match s.state {
+                    StreamState::Done => now.min(s.schedule.due(s.schedule.sent)),
+                    _ => now,
+                };
+                let elapsed = end.saturating_sub(s.schedule.start_ns);
                 let rate_pps = if elapsed == 0 || s.state == StreamState::Stopped {
                     0.0
                 } else {
