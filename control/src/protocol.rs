@@ -14,6 +14,9 @@
 //! | `{"cmd":"show"}` (+ `"group":G`, `"iface":NAME`, `"limit":N`) | [`ShowHeader`] fields, then `"groups":[`[`GroupInfo`]`...]` and `"total_groups"`, streamed |
 //! | `{"cmd":"stats"}` | [`StatsReply`] |
 //! | `{"cmd":"ping"}` | [`PingReply`] |
+//! | `{"cmd":"stream_add","link":L,"source":S,"group":G}` (+ `"groups"`, `"pps"`, `"size"`, ...) | [`StreamIdsReply`] |
+//! | `{"cmd":"stream_remove","ids":[..]}` (or `"all":true`; also `stream_start`, `stream_stop`) | [`StreamIdsReply`] |
+//! | `{"cmd":"streams"}` (+ `"host"`, `"group"`, `"iface"`, `"limit"`) | [`StreamsReply`] |
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

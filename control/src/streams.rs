@@ -204,3 +204,44 @@ pub struct StreamsReply {
     /// Per link: stream datagrams for a group no host of the link ever joined.
     pub not_joined: BTreeMap<String, u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::protocol::Request;
+
+    use super::*;
+
+    #[test]
+    fn stream_requests_round_trip_and_unknown_keys_are_refused() {
+        let add = Request::StreamAdd(StreamSpecArgs {
+            groups: Some(10),
+            pps: Some(500),
+            ..StreamSpecArgs::new(
+                "tap1",
+                "10.1.1.1".parse().unwrap(),
+                "232.1.1.1".parse().unwrap(),
+            )
+        });
+        let line = serde_json::to_string(&add).unwrap();
+        assert_eq!(
+            line,
+            r#"{"cmd":"stream_add","link":"tap1","source":"10.1.1.1","group":"232.1.1.1","groups":10,"pps":500}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), add);
+        let stop: Request = serde_json::from_str(r#"{"cmd":"stream_stop","all":true}"#).unwrap();
+        assert_eq!(
+            stop,
+            Request::StreamStop(StreamIdsArgs {
+                ids: vec![],
+                all: true
+            })
+        );
+        for bad in [
+            r#"{"cmd":"stream_add","link":"t","source":"10.1.1.1","group":"232.1.1.1","rate":1}"#,
+            r#"{"cmd":"stream_add","link":"t","group":"232.1.1.1"}"#,
+            r#"{"cmd":"streams","limit":"x"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+}
