@@ -49,7 +49,8 @@ ctl() { "$BIN/tunmcastctl" --control "$WORK/ctl.sock" "$@"; }
 counter() { ctl --json stats | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 start_daemon() { # CONFIG
     printf '%s' "$1" >"$WORK/bench.toml"
-    in_ns env RUST_LOG=warn "$BIN/tunmcastd" --config "$WORK/bench.toml" \
+    # Not through in_ns: a function sent to the background is a subshell, and $! its pid.
+    ip netns exec "$NS" env RUST_LOG=warn "$BIN/tunmcastd" --config "$WORK/bench.toml" \
         --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
     DAEMON=$!
     for _ in $(seq 200); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.05; done

@@ -170,7 +170,7 @@ impl Daemon {
                 continue;
             }
             let (min_ns, max_ns) = record.latency_range();
-            let (p50_ns, p99_ns) = self.streams.receivers.quantiles(key);
+            let (p50_ns, p99_ns) = self.streams.receivers.quantiles(&key);
             reply.receivers.push(ReceiverInfo {
                 host: self
                     .delay_hosts

@@ -264,12 +264,18 @@ struct Session {
     left_at: Option<Nanos>,
 }
 
+/// A (link, source, group) a daemon's hosts receive, interned: records are keyed by (host
+/// number, flow), 8 bytes, so that a record costs 72 bytes in the table with its key.
+type Flow = (LinkId, IpAddr, IpAddr);
+
 /// Every receiver record and what classifies their datagrams.
 #[derive(Debug, Default)]
 pub struct Receivers {
-    records: HashMap<ReceiverKey, ReceiverRecord>,
-    /// Per (link, source, group).
-    histograms: HashMap<(LinkId, IpAddr, IpAddr), LatencyHistogram>,
+    /// By host number (high 32 bits) and flow number (low 32 bits).
+    records: HashMap<u64, ReceiverRecord>,
+    /// Flow numbers, and each flow with its latency histogram.
+    flow_numbers: HashMap<Flow, u32>,
+    flows: Vec<(Flow, LatencyHistogram)>,
     /// Per (host number, group).
     sessions: HashMap<(u32, IpAddr), Session>,
     /// Stream datagrams per link for a group no host of the link ever joined.
@@ -283,6 +289,27 @@ impl Receivers {
         Receivers {
             leave_grace,
             ..Receivers::default()
+        }
+    }
+
+    /// The number of `flow`, made on first use.
+    fn flow_number(&mut self, flow: Flow) -> u32 {
+        if let Some(&n) = self.flow_numbers.get(&flow) {
+            return n;
+        }
+        let n = u32::try_from(self.flows.len()).unwrap_or(u32::MAX);
+        self.flows.push((flow, LatencyHistogram::default()));
+        self.flow_numbers.insert(flow, n);
+        n
+    }
+
+    fn key_of(&self, packed: u64) -> ReceiverKey {
+        let ((link, source, group), _) = self.flows[(packed as u32) as usize];
+        ReceiverKey {
+            host: (packed >> 32) as u32,
+            link,
+            source,
+            group,
         }
     }
 
@@ -315,9 +342,10 @@ impl Receivers {
             .get(&(key.host, key.group))
             .copied()
             .unwrap_or_default();
+        let flow = self.flow_number((key.link, key.source, key.group));
         let record = self
             .records
-            .entry(key)
+            .entry(u64::from(key.host) << 32 | u64::from(flow))
             .or_insert_with(|| ReceiverRecord::new(session.number));
         match admission {
             Admission::Excluded => {
@@ -338,10 +366,7 @@ impl Receivers {
         record.enter_session(session.number);
         let latency = at.saturating_sub(header.sent_ns);
         record.receive(header.sequence, payload_len, latency);
-        self.histograms
-            .entry((key.link, key.source, key.group))
-            .or_default()
-            .observe(latency);
+        self.flows[flow as usize].1.observe(latency);
     }
 
     /// A datagram with a stream header read on `link` for a group none of its hosts joined.
@@ -350,15 +375,18 @@ impl Receivers {
     }
 
     /// Every record, in no particular order.
-    pub fn records(&self) -> impl Iterator<Item = (&ReceiverKey, &ReceiverRecord)> {
-        self.records.iter()
+    pub fn records(&self) -> impl Iterator<Item = (ReceiverKey, &ReceiverRecord)> {
+        self.records.iter().map(|(k, r)| (self.key_of(*k), r))
     }
 
     /// The (p50, p99) latency of `key`'s (link, source, group).
     pub fn quantiles(&self, key: &ReceiverKey) -> (Nanos, Nanos) {
-        self.histograms
+        self.flow_numbers
             .get(&(key.link, key.source, key.group))
-            .map_or((0, 0), |h| (h.quantile(0.5), h.quantile(0.99)))
+            .map_or((0, 0), |&n| {
+                let h = &self.flows[n as usize].1;
+                (h.quantile(0.5), h.quantile(0.99))
+            })
     }
 
     /// Stream datagrams for groups nobody joined, per link.
@@ -368,8 +396,15 @@ impl Receivers {
 
     /// Forgets the figures of a closed link (its hosts are gone).
     pub fn link_closed(&mut self, link: LinkId) {
-        self.records.retain(|k, _| k.link != link);
-        self.histograms.retain(|k, _| k.0 != link);
+        let flows = &self.flows;
+        self.records
+            .retain(|k, _| flows[(*k as u32) as usize].0 .0 != link);
+        // The link's flows keep their numbers (a few bytes each); their histograms go.
+        for ((flow_link, _, _), histogram) in &mut self.flows {
+            if *flow_link == link {
+                *histogram = LatencyHistogram::default();
+            }
+        }
         self.not_joined.remove(&link);
     }
 }
@@ -389,6 +424,8 @@ mod tests {
     #[test]
     fn the_record_is_at_most_64_bytes() {
         assert!(std::mem::size_of::<ReceiverRecord>() <= 64);
+        // With its key in the table: the host's number and the interned (link, S, G).
+        assert!(std::mem::size_of::<(u64, ReceiverRecord)>() <= 72);
     }
 
     #[test]
