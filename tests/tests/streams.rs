@@ -434,6 +434,32 @@ fn bad_stream_arguments_and_tables_are_refused_and_change_nothing() {
     let after = streams(&daemon)["streams"].as_array().unwrap().clone();
     assert_eq!((after.len(), &after[0]["id"]), (1, &listed[0]["id"]));
 
+    // A good reload adds the new table's stream and keeps the unchanged one running, its
+    // sequence going on; then one without the first table removes it.
+    let second = stream_table(S2, "239.3.3.4", "pps = 10\n");
+    std::fs::write(&config, format!("{good}{second}")).unwrap();
+    daemon.signal(Signal::SIGHUP);
+    must_wait("the second stream", secs(3), || {
+        streams(&daemon)["streams"].as_array().unwrap().len() == 2
+    });
+    let both = streams(&daemon)["streams"].as_array().unwrap().clone();
+    assert_eq!(both[0]["id"], listed[0]["id"], "{both:?}");
+    assert!(
+        both[0]["sent"].as_u64() >= listed[0]["sent"].as_u64(),
+        "{both:?}"
+    );
+    let first_table = stream_table(S1, "239.3.3.3", "pps = 10\n");
+    std::fs::write(
+        &config,
+        format!("{}{second}", good.replace(&first_table, "")),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    must_wait("the first stream removed", secs(3), || {
+        let now = streams(&daemon)["streams"].as_array().unwrap().clone();
+        now.len() == 1 && now[0]["id"] == both[1]["id"]
+    });
+
     // At start: exit 2, the file's line and the key named, nothing made.
     let socket = ns.dir().join("bad.sock");
     for (table, expected) in [
