@@ -5,7 +5,7 @@
 #      each asked for more than the device takes: packets per second written;
 #   2. checking: stream_send writing frames of 10 groups into a TAP of a bridge without
 #      snooping, which floods them to a second TAP: a bare C read-and-drop loop on that TAP
-#      (scripts/bench/tun_drain.c), then tunmcastd with HOSTS emulated hosts on it, each joined
+#      (scripts/bench/tun_drain.c), then tunmcastd with 1 and with HOSTS emulated hosts on it, each joined
 #      to the 10 groups: frames read and checked per second, and (host, source, group) records.
 # usage: scripts/bench-streams.sh [SECONDS]   (root; gcc; release build)
 set -euo pipefail
@@ -104,7 +104,8 @@ wait $DRAIN
 C_DRAIN=$(awk '/packets\/s/ {print $(NF-1)}' "$WORK/drain.out")
 wait
 echo "2a. C read-and-drop loop on the receivers' TAP: $C_DRAIN frames/s   ($(cat "$WORK/flood.out"))"
-LAST=$((10 + HOSTS - 1))
+for N in 1 "$HOSTS"; do
+LAST=$((10 + N - 1))
 start_daemon "log_level = \"warn\"
 check_streams = true
 solicited_node = \"off\"
@@ -113,7 +114,7 @@ device = \"tap-rx\"
 kind = \"tap\"
 suppression = false
 [[link.hosts]]
-count = $HOSTS
+count = $N
 ipv4 = \"10.99.1.10/16\"
 "
 ctl join 239.10.0.0+10 --iface tap-rx --hosts "10.99.1.10-10.99.$((LAST / 256 + 1)).$((LAST % 256))" >/dev/null
@@ -125,7 +126,8 @@ OUR_READ=$(rate_of tun_rx_packets)
 R1=$(counter stream_rx_received)
 wait $FLOOD
 RECORDS=$(ctl --json streams --limit 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['total_receivers'])")
-echo "2b. tunmcastd, $HOSTS hosts x 10 groups: $OUR_READ frames/s read and checked, $RECORDS (host, source, group) records, $((R1 - R0)) datagrams accounted to hosts"
+echo "2b. tunmcastd, $N host(s) x 10 groups: $OUR_READ frames/s read and checked, $RECORDS (host, source, group) records, $((R1 - R0)) datagrams accounted to hosts"
 python3 -c "print('    ratio to the C loop: %.2f' % ($OUR_READ / $C_DRAIN))"
 echo "    daemon RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$DAEMON/status)"
 stop_daemon
+done

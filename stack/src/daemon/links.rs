@@ -21,10 +21,8 @@ use crate::datapath::Sorted;
 use crate::framing::ethernet_payload;
 use crate::ids::Table;
 use crate::neighbour::{self, NeighbourHost, Neighbours};
-use crate::streams::check::{Admission, ReceiverKey};
 use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec};
-use control::stream_header::StreamHeader;
 
 /// One device and the hosts on it.
 pub(super) struct Link {
@@ -154,13 +152,13 @@ const MODE_LOG_HOSTS: usize = 16;
 
 /// Which hosts of a link a frame is for.
 #[derive(Clone, Copy)]
-enum Audience {
+pub(super) enum Audience {
     Everyone,
     One(HostId),
 }
 
 impl Audience {
-    fn admits(self, host: HostId) -> bool {
+    pub(super) fn admits(self, host: HostId) -> bool {
         match self {
             Audience::Everyone => true,
             Audience::One(one) => one == host,
@@ -375,51 +373,7 @@ impl Daemon {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
             Sorted::Datagram(datagram) => {
-                let header = self
-                    .streams
-                    .is_checking()
-                    .then(|| StreamHeader::decode(datagram.payload))
-                    .flatten();
-                let link = &self.links[id];
-                let members = link.members.get(&datagram.group);
-                if let Some(members) = members {
-                    // Kept only where needed: delays measured, streams checked, or hosts that
-                    // hear each other.
-                    for &host in members {
-                        if audience.admits(host) {
-                            let h = &self.hosts[host];
-                            let admission = Admission::of(self.cores[h.core].host.admits_source(
-                                h.ifindex,
-                                datagram.group,
-                                datagram.src,
-                            ));
-                            // A source the filter excludes must not count as the first
-                            // datagram of a join.
-                            if admission != Admission::Excluded {
-                                self.delays.datagram(h.delay_number, datagram.group, at);
-                            }
-                            if let Some(header) = &header {
-                                let key = ReceiverKey {
-                                    host: h.delay_number,
-                                    link: id,
-                                    source: datagram.src,
-                                    group: datagram.group,
-                                };
-                                self.streams.receivers.datagram(
-                                    key,
-                                    header,
-                                    datagram.payload.len(),
-                                    admission,
-                                    at,
-                                );
-                            }
-                            self.hosts[host].io.host_rx_datagrams += 1;
-                        }
-                    }
-                }
-                if header.is_some() && members.is_none_or(|m| m.is_empty()) {
-                    self.streams.receivers.not_joined(id);
-                }
+                self.datagram_to_members(id, &datagram, audience, at);
                 // Asked only when no listener takes the datagram, to count it under the right
                 // reason.
                 let joined = !self.listeners.takes(id, datagram.group)

@@ -13,10 +13,14 @@ use control::protocol::{
 use control::streams::{DEFAULT_RECEIVER_LIMIT, MAX_RECEIVER_LIMIT};
 use log::{info, warn};
 
+use super::links::Audience;
 use super::{Daemon, LinkId};
+use crate::datapath::Datagram;
 use crate::ids::{Id, StreamId};
+use crate::streams::check::Admission;
 use crate::streams::{StreamSpec, TURN_BUDGET};
 use crate::topology::LinkKind;
+use control::stream_header::StreamHeader;
 
 /// Which of `stream_remove`, `stream_start`, `stream_stop`.
 #[derive(Clone, Copy)]
@@ -27,6 +31,71 @@ pub(super) enum StreamAction {
 }
 
 impl Daemon {
+    /// A multicast datagram read on link `id` at `at`, handed to the members of its group the
+    /// frame was for: counted per host, its time given to the delay tracker (unless the host's
+    /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
+    /// header, checked per (host, source, group). Where the link keeps member sets (delays,
+    /// streams checked, hosts that hear each other). O(the group's members).
+    pub(super) fn datagram_to_members(
+        &mut self,
+        id: LinkId,
+        datagram: &Datagram<'_>,
+        audience: Audience,
+        at: u64,
+    ) {
+        let header = self
+            .streams
+            .is_checking()
+            .then(|| StreamHeader::decode(datagram.payload))
+            .flatten();
+        // Interned only for a group some host joined: a flood of datagrams to ever new
+        // groups makes no flows.
+        let joined_by_some = self.links[id]
+            .members
+            .get(&datagram.group)
+            .is_some_and(|m| !m.is_empty());
+        let flow = header.filter(|_| joined_by_some).map(|_| {
+            self.streams
+                .receivers
+                .flow(id, datagram.src, datagram.group)
+        });
+        let link = &self.links[id];
+        let members = link.members.get(&datagram.group);
+        if let Some(members) = members {
+            // Kept only where needed: delays measured, streams checked, or hosts that
+            // hear each other.
+            for &host in members {
+                if audience.admits(host) {
+                    let h = &self.hosts[host];
+                    let admission = Admission::of(self.cores[h.core].host.admits_source(
+                        h.ifindex,
+                        datagram.group,
+                        datagram.src,
+                    ));
+                    // A source the filter excludes must not count as the first
+                    // datagram of a join.
+                    if admission != Admission::Excluded {
+                        self.delays.datagram(h.delay_number, datagram.group, at);
+                    }
+                    if let (Some(header), Some(flow)) = (&header, flow) {
+                        self.streams.receivers.datagram(
+                            h.delay_number,
+                            flow,
+                            header,
+                            datagram.payload.len(),
+                            admission,
+                            at,
+                        );
+                    }
+                    self.hosts[host].io.host_rx_datagrams += 1;
+                }
+            }
+        }
+        if header.is_some() && !joined_by_some {
+            self.streams.receivers.not_joined(id);
+        }
+    }
+
     /// Sends the stream packets due, up to the turn's budget, through the links' devices.
     pub(super) fn send_streams(&mut self) {
         let Daemon {

@@ -42,29 +42,26 @@ pub struct ReceiverRecord {
     /// One-way latency, saturating at 2^32 - 1 ns (4.3 s); `u32::MAX` for min means none.
     min_ns: u32,
     max_ns: u32,
-    /// The host's membership session of the group this window belongs to: a join after a
-    /// leave starts a new window (what was not sent to a host that was not a member is not
-    /// lost).
-    session: u32,
+    /// [`Receivers`]' count of joins-after-a-leave when this record was last checked against
+    /// its host's membership: a join of its group after a leave since starts a new window
+    /// (what was not sent to a host that was not a member is not lost). While the count has
+    /// not moved, nothing is looked up.
+    checked: u32,
 }
 
 impl ReceiverRecord {
-    pub fn new(session: u32) -> ReceiverRecord {
+    pub fn new() -> ReceiverRecord {
         ReceiverRecord {
             min_ns: u32::MAX,
-            session,
             ..ReceiverRecord::default()
         }
     }
 
-    /// Starts a new window for `session` when the host joined again since.
-    pub fn enter_session(&mut self, session: u32) {
-        if self.session != session {
-            self.settle_window();
-            self.next = 0;
-            self.seen = 0;
-            self.session = session;
-        }
+    /// Starts a new window: the host joined again after a leave.
+    pub fn restart_window(&mut self) {
+        self.settle_window();
+        self.next = 0;
+        self.seen = 0;
     }
 
     /// Counts the numbers missing in the window as lost and empties it.
@@ -258,8 +255,8 @@ pub struct ReceiverKey {
 /// A host's membership of a group, as the wire saw it.
 #[derive(Debug, Clone, Copy, Default)]
 struct Session {
-    /// Bumped by each join after a leave.
-    number: u32,
+    /// [`Receivers`]' count of joins-after-a-leave when this one last joined after a leave.
+    rejoined: u32,
     /// When its leave was written, until it joins again.
     left_at: Option<Nanos>,
 }
@@ -278,6 +275,8 @@ pub struct Receivers {
     flows: Vec<(Flow, LatencyHistogram)>,
     /// Per (host number, group).
     sessions: HashMap<(u32, IpAddr), Session>,
+    /// Joins after a leave, of any host and group.
+    rejoins: u32,
     /// Stream datagrams per link for a group no host of the link ever joined.
     not_joined: HashMap<LinkId, u64>,
     /// A datagram this long after a leave counts as `after_leave`.
@@ -292,8 +291,10 @@ impl Receivers {
         }
     }
 
-    /// The number of `flow`, made on first use.
-    fn flow_number(&mut self, flow: Flow) -> u32 {
+    /// The number of the flow (`link`, `source`, `group`), made on first use: looked up once
+    /// per datagram, whatever the number of hosts it reaches.
+    pub fn flow(&mut self, link: LinkId, source: IpAddr, group: IpAddr) -> u32 {
+        let flow = (link, source, group);
         if let Some(&n) = self.flow_numbers.get(&flow) {
             return n;
         }
@@ -317,7 +318,8 @@ impl Receivers {
     pub fn joined(&mut self, host: u32, group: IpAddr) {
         let session = self.sessions.entry((host, group)).or_default();
         if session.left_at.take().is_some() {
-            session.number = session.number.wrapping_add(1);
+            self.rejoins = self.rejoins.wrapping_add(1);
+            session.rejoined = self.rejoins;
         }
     }
 
@@ -327,26 +329,37 @@ impl Receivers {
         session.left_at.get_or_insert(at);
     }
 
-    /// A datagram with a stream header, read at `at` for `key`'s host, a member of the group
-    /// on `key.link`, whose filter says `admission`.
+    /// A datagram of `flow` (see [`Receivers::flow`]) with a stream header, read at `at` for
+    /// `host`, a member of the flow's group, whose filter says `admission`. O(1): a host whose
+    /// membership has not changed is not looked up.
     pub fn datagram(
         &mut self,
-        key: ReceiverKey,
+        host: u32,
+        flow: u32,
         header: &StreamHeader,
         payload_len: usize,
         admission: Admission,
         at: Nanos,
     ) {
-        let session = self
-            .sessions
-            .get(&(key.host, key.group))
-            .copied()
-            .unwrap_or_default();
-        let flow = self.flow_number((key.link, key.source, key.group));
+        let rejoins = self.rejoins;
+        let Some((flow_key, histogram)) = self.flows.get_mut(flow as usize) else {
+            return;
+        };
         let record = self
             .records
-            .entry(u64::from(key.host) << 32 | u64::from(flow))
-            .or_insert_with(|| ReceiverRecord::new(session.number));
+            .entry(u64::from(host) << 32 | u64::from(flow))
+            .or_insert_with(ReceiverRecord::new);
+        let latency = at.saturating_sub(header.sent_ns);
+        if admission == Admission::Admitted && record.checked == rejoins && record.next > 0 {
+            record.receive(header.sequence, payload_len, latency);
+            histogram.observe(latency);
+            return;
+        }
+        let session = self
+            .sessions
+            .get(&(host, flow_key.2))
+            .copied()
+            .unwrap_or_default();
         match admission {
             Admission::Excluded => {
                 record.source_leaks = record.source_leaks.saturating_add(1);
@@ -363,10 +376,12 @@ impl Receivers {
             }
             Admission::Admitted => {}
         }
-        record.enter_session(session.number);
-        let latency = at.saturating_sub(header.sent_ns);
+        if session.rejoined > record.checked {
+            record.restart_window();
+        }
+        record.checked = rejoins;
         record.receive(header.sequence, payload_len, latency);
-        self.flows[flow as usize].1.observe(latency);
+        histogram.observe(latency);
     }
 
     /// A datagram with a stream header read on `link` for a group none of its hosts joined.
@@ -414,7 +429,7 @@ mod tests {
     use super::*;
 
     fn run(sequences: impl IntoIterator<Item = u64>) -> ReceiverCounts {
-        let mut record = ReceiverRecord::new(0);
+        let mut record = ReceiverRecord::new();
         for s in sequences {
             record.receive(s, 100, 1000);
         }
@@ -493,11 +508,11 @@ mod tests {
 
     #[test]
     fn a_new_session_starts_a_new_window() {
-        let mut record = ReceiverRecord::new(0);
+        let mut record = ReceiverRecord::new();
         for s in 0..10 {
             record.receive(s, 10, 5);
         }
-        record.enter_session(1);
+        record.restart_window();
         for s in 5000..5010 {
             record.receive(s, 10, 5);
         }
@@ -527,19 +542,28 @@ mod tests {
     fn leaks_and_datagrams_after_the_grace_are_named() {
         let mut receivers = Receivers::new(3_000_000_000);
         let (s1, s2) = (key("10.1.1.1"), key("10.1.1.2"));
+        let f1 = receivers.flow(s1.link, s1.source, s1.group);
+        let f2 = receivers.flow(s2.link, s2.source, s2.group);
         receivers.joined(7, s1.group);
         for n in 0..10 {
             let at = n * 1_000_000 + 500;
-            receivers.datagram(s1, &header(n), 64, Admission::Admitted, at);
-            receivers.datagram(s2, &header(n), 64, Admission::Excluded, at);
+            receivers.datagram(7, f1, &header(n), 64, Admission::Admitted, at);
+            receivers.datagram(7, f2, &header(n), 64, Admission::Excluded, at);
         }
         // Left at 10 ms: in flight until 3.01 s, then after the leave.
         receivers.left(7, s1.group, 10_000_000);
-        receivers.datagram(s1, &header(10), 64, Admission::NotJoined, 10_000_500);
-        receivers.datagram(s1, &header(4000), 64, Admission::NotJoined, 4_000_000_000);
+        receivers.datagram(7, f1, &header(10), 64, Admission::NotJoined, 10_000_500);
+        receivers.datagram(
+            7,
+            f1,
+            &header(4000),
+            64,
+            Admission::NotJoined,
+            4_000_000_000,
+        );
         // Joined again: a new window, nothing lost in between.
         receivers.joined(7, s1.group);
-        receivers.datagram(s1, &header(5000), 64, Admission::Admitted, 5_000_000_500);
+        receivers.datagram(7, f1, &header(5000), 64, Admission::Admitted, 5_000_000_500);
         let counts: HashMap<IpAddr, ReceiverCounts> = receivers
             .records()
             .map(|(k, r)| (k.source, r.counts()))
