@@ -26,7 +26,7 @@ pub type Nanos = u64;
 pub const WINDOW: u64 = 64;
 
 /// One (host, source, group): 64 bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReceiverRecord {
     /// The highest sequence seen, plus one; 0 before the first.
     next: u64,
@@ -49,14 +49,27 @@ pub struct ReceiverRecord {
     checked: u32,
 }
 
-impl ReceiverRecord {
-    pub fn new() -> ReceiverRecord {
+impl Default for ReceiverRecord {
+    /// Nothing received yet.
+    fn default() -> ReceiverRecord {
         ReceiverRecord {
+            next: 0,
+            seen: 0,
+            received: 0,
+            bytes: 0,
+            lost: 0,
+            duplicates: 0,
+            reordered: 0,
+            source_leaks: 0,
+            after_leave: 0,
             min_ns: u32::MAX,
-            ..ReceiverRecord::default()
+            max_ns: 0,
+            checked: 0,
         }
     }
+}
 
+impl ReceiverRecord {
     /// Starts a new window: the host joined again after a leave.
     pub fn restart_window(&mut self) {
         self.settle_window();
@@ -348,7 +361,7 @@ impl Receivers {
         let record = self
             .records
             .entry(u64::from(host) << 32 | u64::from(flow))
-            .or_insert_with(ReceiverRecord::new);
+            .or_default();
         let latency = at.saturating_sub(header.sent_ns);
         if admission == Admission::Admitted && record.checked == rejoins && record.next > 0 {
             record.receive(header.sequence, payload_len, latency);
@@ -429,7 +442,7 @@ mod tests {
     use super::*;
 
     fn run(sequences: impl IntoIterator<Item = u64>) -> ReceiverCounts {
-        let mut record = ReceiverRecord::new();
+        let mut record = ReceiverRecord::default();
         for s in sequences {
             record.receive(s, 100, 1000);
         }
@@ -508,7 +521,7 @@ mod tests {
 
     #[test]
     fn a_new_session_starts_a_new_window() {
-        let mut record = ReceiverRecord::new();
+        let mut record = ReceiverRecord::default();
         for s in 0..10 {
             record.receive(s, 10, 5);
         }
