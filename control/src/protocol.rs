@@ -392,6 +392,10 @@ pub struct StatsReply {
     /// One line per counter, for `--prometheus` HELP lines.
     #[serde(default)]
     pub help: BTreeMap<String, String>,
+    /// With test streams: their counters per link (link -> counter -> value), which
+    /// `--prometheus` writes with a `link` label. Absent without streams.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_link: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// One interface, as `show` lists it.

@@ -329,6 +329,20 @@ fn loss_duplicates_and_reordering_made_on_the_way_are_counted_exactly() {
             .all(|s| s["sent"] == 300 && s["state"] == "done"),
         "{sent:?}"
     );
+    // The same counters in `stats`, and per link with a label in the Prometheus text.
+    let stats = daemon.stats();
+    assert_eq!(stats["stream_tx_packets"], 600);
+    assert_eq!(stats["stream_rx_lost"], 4);
+    assert_eq!(stats["stream_rx_duplicates"], 2);
+    let text = daemon.ctl_ok(&["stats", "--prometheus"]);
+    for line in [
+        "tunmcast_stream_rx_received_total 596",
+        "# TYPE tunmcast_link_stream_rx_received_total counter",
+        "tunmcast_link_stream_rx_received_total{link=\"tap-rx\"} 596",
+        "tunmcast_link_stream_tx_packets_total{link=\"tap-src\"} 600",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
     // Stop, start, remove: the reply names the streams, and a removed one is gone.
     assert_eq!(
         daemon.ctl_ok(&["stream", "stop", "1"]),

@@ -504,6 +504,7 @@ impl Daemon {
         for (name, value, help) in self.stream_stats(None) {
             add(name, value, help);
         }
+        reply.per_link = self.stream_stats_per_link();
         Ok(reply)
     }
 

@@ -265,34 +265,117 @@ impl Daemon {
         Ok(reply)
     }
 
-    /// The stream counters for `stats`: of one link, or of all.
+    /// The test streams' counters of every link that has any: one pass over the streams
+    /// and one over the receiver records.
+    fn stream_counts_by_link(&self) -> BTreeMap<LinkId, LinkStreamCounts> {
+        let mut by_link: BTreeMap<LinkId, LinkStreamCounts> = BTreeMap::new();
+        for (link, sent, errors) in self.streams.sent() {
+            let counts = by_link.entry(link).or_default();
+            counts.sent += sent;
+            counts.errors += errors;
+        }
+        for (key, record) in self.streams.receivers.records() {
+            by_link
+                .entry(key.link)
+                .or_default()
+                .rx
+                .add(&record.counts());
+        }
+        for (link, n) in self.streams.receivers.not_joined_counts() {
+            by_link.entry(link).or_default().not_joined += n;
+        }
+        by_link
+    }
+
+    /// The stream counters for `stats`: of one link, or summed over all.
     pub(super) fn stream_stats(
         &self,
         link: Option<LinkId>,
     ) -> Vec<(&'static str, u64, &'static str)> {
-        let (sent, errors) = self.streams.sent_totals(link);
-        let mut rx = ReceiverCounts::default();
-        for (key, record) in self.streams.receivers.records() {
-            if link.is_none_or(|l| l == key.link) {
-                rx.add(&record.counts());
+        let mut sum = LinkStreamCounts::default();
+        for (l, counts) in self.stream_counts_by_link() {
+            if link.is_none_or(|want| want == l) {
+                sum.add(&counts);
             }
         }
-        let not_joined: u64 = self
-            .streams
-            .receivers
-            .not_joined_counts()
-            .filter(|(l, _)| link.is_none_or(|want| want == *l))
-            .map(|(_, n)| n)
-            .sum();
+        sum.described()
+    }
+
+    /// The stream counters per link, by link name, for `stats`' `per_link` (Prometheus
+    /// labels); empty when no stream is sent or checked.
+    pub(super) fn stream_stats_per_link(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        self.stream_counts_by_link()
+            .into_iter()
+            .filter_map(|(link, counts)| {
+                let name = self.links.get(link)?.name.clone();
+                let counters = counts
+                    .described()
+                    .into_iter()
+                    .map(|(n, v, _)| (n.to_string(), v))
+                    .collect();
+                Some((name, counters))
+            })
+            .collect()
+    }
+
+    /// The configuration file's `[[stream]]` tables, at start or after a reload: streams
+    /// already running as asked are kept (their sequence goes on), those gone are removed,
+    /// new ones made. Streams added with `stream add` are not touched.
+    pub(super) fn configure_streams(&mut self, specs: &[StreamSpec]) {
+        let mut wanted: Vec<&StreamSpec> = specs.iter().collect();
+        let mut gone = Vec::new();
+        for (id, spec) in self.streams.configured() {
+            match wanted.iter().position(|w| *w == spec) {
+                Some(at) => {
+                    wanted.swap_remove(at);
+                }
+                None => gone.push(id),
+            }
+        }
+        for id in gone {
+            self.streams.remove(id);
+        }
+        let new: Vec<StreamSpec> = wanted.into_iter().cloned().collect();
+        if new.is_empty() {
+            return;
+        }
+        let count = new.len();
+        match self.add_streams(new, true) {
+            Ok(ids) => info!("{count} stream(s) from the configuration file: ids {ids:?}"),
+            Err(e) => warn!("cannot make the configuration file's streams: {e}"),
+        }
+    }
+}
+
+/// One link's test-stream counters.
+#[derive(Default)]
+struct LinkStreamCounts {
+    sent: u64,
+    errors: u64,
+    rx: ReceiverCounts,
+    not_joined: u64,
+}
+
+impl LinkStreamCounts {
+    fn add(&mut self, other: &LinkStreamCounts) {
+        self.sent += other.sent;
+        self.errors += other.errors;
+        self.rx.add(&other.rx);
+        self.not_joined += other.not_joined;
+    }
+
+    /// Each counter with its name and what it counts, as `stats` lists them.
+    fn described(&self) -> Vec<(&'static str, u64, &'static str)> {
+        let rx = &self.rx;
         vec![
             (
                 "stream_tx_packets",
-                sent,
+                self.sent,
                 "Test stream packets written to the device.",
             ),
             (
                 "stream_tx_errors",
-                errors,
+                self.errors,
                 "Test stream packets the device refused (lost).",
             ),
             (
@@ -327,37 +410,9 @@ impl Daemon {
             ),
             (
                 "stream_rx_not_joined",
-                not_joined,
+                self.not_joined,
                 "Test stream datagrams for a group no host of the link joined.",
             ),
         ]
-    }
-
-    /// The configuration file's `[[stream]]` tables, at start or after a reload: streams
-    /// already running as asked are kept (their sequence goes on), those gone are removed,
-    /// new ones made. Streams added with `stream add` are not touched.
-    pub(super) fn configure_streams(&mut self, specs: &[StreamSpec]) {
-        let mut wanted: Vec<&StreamSpec> = specs.iter().collect();
-        let mut gone = Vec::new();
-        for (id, spec) in self.streams.configured() {
-            match wanted.iter().position(|w| *w == spec) {
-                Some(at) => {
-                    wanted.swap_remove(at);
-                }
-                None => gone.push(id),
-            }
-        }
-        for id in gone {
-            self.streams.remove(id);
-        }
-        let new: Vec<StreamSpec> = wanted.into_iter().cloned().collect();
-        if new.is_empty() {
-            return;
-        }
-        let count = new.len();
-        match self.add_streams(new, true) {
-            Ok(ids) => info!("{count} stream(s) from the configuration file: ids {ids:?}"),
-            Err(e) => warn!("cannot make the configuration file's streams: {e}"),
-        }
     }
 }

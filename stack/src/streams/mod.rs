@@ -369,14 +369,11 @@ impl Streams {
         sent
     }
 
-    /// Packets written and lost at the device, over the streams of `link` (all: `None`).
-    pub fn sent_totals(&self, link: Option<LinkId>) -> (u64, u64) {
+    /// Each stream's link, packets written and packets lost at the device.
+    pub fn sent(&self) -> impl Iterator<Item = (LinkId, u64, u64)> + '_ {
         self.table
             .values()
-            .filter(|s| link.is_none_or(|l| s.link == l))
-            .fold((0, 0), |(sent, errors), s| {
-                (sent + s.sequence - s.send_errors, errors + s.send_errors)
-            })
+            .map(|s| (s.link, s.sequence - s.send_errors, s.send_errors))
     }
 
     /// The streams `wanted` admits (by link and group), as `streams` lists them; `name`
