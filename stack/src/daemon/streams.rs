@@ -287,11 +287,15 @@ impl Daemon {
         by_link
     }
 
-    /// The stream counters for `stats`: of one link, or summed over all.
+    /// The stream counters for `stats`: of one link, or summed over all; none while streams
+    /// are neither sent nor checked (`stats` stays as it was without them).
     pub(super) fn stream_stats(
         &self,
         link: Option<LinkId>,
     ) -> Vec<(&'static str, u64, &'static str)> {
+        if !self.streams.is_checking() {
+            return Vec::new();
+        }
         let mut sum = LinkStreamCounts::default();
         for (l, counts) in self.stream_counts_by_link() {
             if link.is_none_or(|want| want == l) {
