@@ -504,3 +504,74 @@ fn bad_stream_arguments_and_tables_are_refused_and_change_nothing() {
         assert!(!socket.exists());
     }
 }
+
+/// Sending and checking do not delay the protocol: 200 hosts joined to 10 groups, a stream per
+/// group (2,000 datagrams a second, each checked for every member host: 400,000 checks a
+/// second in this debug build), and every host answers the bridge's IGMPv3 General Query inside
+/// its Max Resp Time.
+#[test]
+fn queries_are_answered_in_time_while_streams_are_sent_and_checked() {
+    const HOSTS: u32 = 200;
+    const MAX_RESP_S: f64 = 3.0;
+    let Some(ns) = Netns::new("streams_queries") else {
+        return;
+    };
+    let config = SnoopingBridge {
+        query_interval_cs: 500,
+        response_interval_cs: 300,
+        ..SnoopingBridge::default()
+    };
+    ns.snooping_bridge(BR, RX, "10.100.0.1/20", &config);
+    ns.ip(&["tuntap", "add", "dev", SRC, "mode", "tap"]);
+    ns.ip(&["link", "set", SRC, "master", BR]);
+    ns.ip(&["link", "set", SRC, "up"]);
+    let daemon = ns.spawn_configured(&format!(
+        "log_level = \"warn\"\ncheck_streams = true\nsolicited_node = \"off\"\n\
+         [[link]]\ndevice = \"{SRC}\"\nkind = \"tap\"\nipv4 = \"10.100.0.250/20\"\n\
+         [[link]]\ndevice = \"{RX}\"\nkind = \"tap\"\nsuppression = false\n\
+         [[link.hosts]]\ncount = {HOSTS}\nipv4 = \"10.100.1.10/20\"\n\
+         [[stream]]\nlink = \"{SRC}\"\nsource = \"10.100.0.251\"\ngroup = \"239.50.0.1+10\"\n\
+         pps = 200\n"
+    ));
+    let last = format!("10.100.{}.{}", 1 + (9 + HOSTS) / 256, (9 + HOSTS) % 256);
+    daemon.ctl_ok(&[
+        "join",
+        "239.50.0.1+10",
+        "--iface",
+        RX,
+        "--hosts",
+        &format!("10.100.1.10-{last}"),
+    ]);
+    // The state-change reports out of the way; the streams reach every host.
+    std::thread::sleep(secs(3));
+    let mut capture = ns.capture_matching(RX, "igmp");
+    let is_general =
+        |p: &Pkt| p.kind == "igmp-query" && p.group.is_some_and(|g| g.is_unspecified());
+    capture.wait_for("the bridge's next general query", secs(12), |p| {
+        p.iter().any(is_general)
+    });
+    std::thread::sleep(secs_f64(MAX_RESP_S + 1.0));
+    let packets = capture.stop_full();
+    let query = packets.iter().find(|p| is_general(p)).unwrap().time;
+    let answered: std::collections::BTreeSet<_> = packets
+        .iter()
+        .filter(|p| p.kind == "igmpv3-report" && p.time > query)
+        .filter(|p| p.time <= query + MAX_RESP_S + SLACK)
+        .filter(|p| p.records().iter().filter(|r| r.kind == "is_ex").count() == 10)
+        .map(|p| p.src)
+        .collect();
+    let totals = &streams(&daemon)["totals"];
+    eprintln!(
+        "streams_queries: {} of {HOSTS} hosts answered in time; totals {totals}",
+        answered.len()
+    );
+    assert_eq!(
+        answered.len(),
+        HOSTS as usize,
+        "hosts answering the query in time"
+    );
+    assert!(
+        count(totals, "received") > u64::from(HOSTS) * 10 * 200,
+        "{totals}"
+    );
+}
