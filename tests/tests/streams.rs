@@ -343,6 +343,13 @@ fn loss_duplicates_and_reordering_made_on_the_way_are_counted_exactly() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
     }
+    // The tables for people: the streams, the receivers, the totals.
+    let table = daemon.ctl_ok(&["streams", "--iface", RX]);
+    assert!(table.starts_with("ID  LINK"), "{table}");
+    assert!(
+        table.contains("2 receivers (2 listed): received 596, lost 4, duplicates 2, reordered 2"),
+        "{table}"
+    );
     // Stop, start, remove: the reply names the streams, and a removed one is gone.
     assert_eq!(
         daemon.ctl_ok(&["stream", "stop", "1"]),
