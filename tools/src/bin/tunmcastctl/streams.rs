@@ -82,7 +82,7 @@ pub struct StreamsFilter {
     /// Only this link's streams and receivers.
     #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
     iface: Option<String>,
-    /// List at most N receivers (default 1000, at most 100000); the totals count all.
+    /// List at most N receivers (default 1000, at most 10000); the totals count all.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
 }
