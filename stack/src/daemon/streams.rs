@@ -3,7 +3,7 @@
 //! [`crate::streams::Streams`] does the work; this is where the daemon's links, hosts and
 //! clock meet it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
 use control::protocol::{
@@ -326,20 +326,29 @@ impl Daemon {
     /// already running as asked are kept (their sequence goes on), those gone are removed,
     /// new ones made. Streams added with `stream add` are not touched.
     pub(super) fn configure_streams(&mut self, specs: &[StreamSpec]) {
-        let mut wanted: Vec<&StreamSpec> = specs.iter().collect();
+        // The file's tables as a multiset: each running stream matched takes one of its copies.
+        let mut wanted: HashMap<&StreamSpec, usize> = HashMap::new();
+        for spec in specs {
+            *wanted.entry(spec).or_default() += 1;
+        }
         let mut gone = Vec::new();
         for (id, spec) in self.streams.configured() {
-            match wanted.iter().position(|w| *w == spec) {
-                Some(at) => {
-                    wanted.swap_remove(at);
-                }
-                None => gone.push(id),
+            match wanted.get_mut(spec) {
+                Some(left) if *left > 0 => *left -= 1,
+                _ => gone.push(id),
             }
         }
         for id in gone {
             self.streams.remove(id);
         }
-        let new: Vec<StreamSpec> = wanted.into_iter().cloned().collect();
+        // In the file's order.
+        let mut new = Vec::new();
+        for spec in specs {
+            if let Some(left) = wanted.get_mut(spec).filter(|left| **left > 0) {
+                *left -= 1;
+                new.push(spec.clone());
+            }
+        }
         if new.is_empty() {
             return;
         }

@@ -30,7 +30,7 @@ pub const TURN_BUDGET: usize = 1024;
 pub const MAX_BURST: u32 = 1000;
 
 /// One stream as asked for, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamSpec {
     /// The device to send on.
     pub link: String,
