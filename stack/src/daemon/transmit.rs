@@ -106,17 +106,14 @@ impl Daemon {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
-                self.streams
-                    .receivers
-                    .joined(self.hosts[id].delay_number, group);
+                self.streams.host_joined(self.hosts[id].delay_number, group);
                 self.heard_by_others(id, group, &packet);
             }
             Meaning::Leave(group) => {
                 self.hosts[id].io.host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
                 self.streams
-                    .receivers
-                    .left(self.hosts[id].delay_number, group, at);
+                    .host_left(self.hosts[id].delay_number, group, at);
             }
             Meaning::Records(groups) => {
                 self.hosts[id].io.host_tx_reports += 1;
@@ -134,10 +131,10 @@ impl Daemon {
                         .is_none_or(|g| g.users == 0);
                     if left {
                         self.delays.left(number, group, at);
-                        self.streams.receivers.left(number, group, at);
+                        self.streams.host_left(number, group, at);
                     } else {
                         self.delays.report_sent(number, group, at);
-                        self.streams.receivers.joined(number, group);
+                        self.streams.host_joined(number, group);
                     }
                 }
             }

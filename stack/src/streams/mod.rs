@@ -209,6 +209,21 @@ impl Streams {
         self.checking
     }
 
+    /// The first report of a join (or a change) of `group` went out for host `host` (its
+    /// number for the daemon's life). Nothing is kept while streams are not checked.
+    pub fn host_joined(&mut self, host: u32, group: IpAddr) {
+        if self.checking {
+            self.receivers.joined(host, group);
+        }
+    }
+
+    /// The leave of `group` went out for host `host` at `at`.
+    pub fn host_left(&mut self, host: u32, group: IpAddr, at: Nanos) {
+        if self.checking {
+            self.receivers.left(host, group, at);
+        }
+    }
+
     /// Packets were due beyond the last turn's budget: the loop must not sleep.
     pub fn more_due(&self) -> bool {
         self.more_due
