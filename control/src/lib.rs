@@ -13,6 +13,8 @@ pub mod listen;
 pub mod prometheus;
 pub mod protocol;
 mod reply;
+pub mod stream_header;
+pub mod streams;
 
 pub use protocol::Request;
 pub use reply::Reply;

@@ -2,6 +2,7 @@
 //! --prometheus` and for tunmcastd's `GET /metrics`: every family with its `# HELP` and
 //! `# TYPE` lines.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
@@ -63,7 +64,37 @@ pub fn counters(stats: &StatsReply) -> String {
         out.push_str(&format!("# TYPE {metric} counter\n"));
         out.push_str(&format!("{metric} {value}\n"));
     }
+    // The per-link counters (test streams) as `tunmcast_link_NAME_total{link="..."}`: one
+    // family per counter, one sample per link (links are few: the label set is bounded).
+    let mut families: BTreeMap<&str, Vec<(&str, u64)>> = BTreeMap::new();
+    for (link, counters) in &stats.per_link {
+        for (name, value) in counters {
+            families.entry(name).or_default().push((link, *value));
+        }
+    }
+    for (name, samples) in families {
+        let metric = format!("tunmcast_link_{}_total", metric_name(name));
+        let help = stats
+            .help
+            .get(name)
+            .map_or_else(|| name.replace('_', " "), |h| format!("{h} Per link."));
+        out.push_str(&format!("# HELP {metric} {}\n", escape_help(&help)));
+        out.push_str(&format!("# TYPE {metric} counter\n"));
+        for (link, value) in samples {
+            out.push_str(&format!(
+                "{metric}{{link=\"{}\"}} {value}\n",
+                escape_label(link)
+            ));
+        }
+    }
     out
+}
+
+/// A label value escapes backslash, double quote and newline.
+fn escape_label(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// One gauge family of one sample, no labels.
@@ -124,6 +155,26 @@ mod tests {
             "# HELP tunmcast_igmp_rcv_queries_total IGMP queries received\\\\ok\n\
              # TYPE tunmcast_igmp_rcv_queries_total counter\n\
              tunmcast_igmp_rcv_queries_total 7\n"
+        );
+    }
+
+    #[test]
+    fn per_link_counters_are_labelled_families() {
+        let mut stats = StatsReply::default();
+        stats.help.insert("stream_rx_lost".into(), "Lost.".into());
+        for (link, lost) in [("tap1", 3), ("ta\"p2", 0)] {
+            stats
+                .per_link
+                .entry(link.into())
+                .or_default()
+                .insert("stream_rx_lost".into(), lost);
+        }
+        assert_eq!(
+            counters(&stats),
+            "# HELP tunmcast_link_stream_rx_lost_total Lost. Per link.\n\
+             # TYPE tunmcast_link_stream_rx_lost_total counter\n\
+             tunmcast_link_stream_rx_lost_total{link=\"ta\\\"p2\"} 0\n\
+             tunmcast_link_stream_rx_lost_total{link=\"tap1\"} 3\n"
         );
     }
 

@@ -14,11 +14,19 @@
 //! | `{"cmd":"show"}` (+ `"group":G`, `"iface":NAME`, `"limit":N`) | [`ShowHeader`] fields, then `"groups":[`[`GroupInfo`]`...]` and `"total_groups"`, streamed |
 //! | `{"cmd":"stats"}` | [`StatsReply`] |
 //! | `{"cmd":"ping"}` | [`PingReply`] |
+//! | `{"cmd":"stream_add","link":L,"source":S,"group":G}` (+ `"groups"`, `"pps"`, `"size"`, ...) | [`StreamIdsReply`] |
+//! | `{"cmd":"stream_remove","ids":[..]}` (or `"all":true`; also `stream_start`, `stream_stop`) | [`StreamIdsReply`] |
+//! | `{"cmd":"streams"}` (+ `"host"`, `"group"`, `"iface"`, `"limit"`) | [`StreamsReply`] |
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::streams::{
+    ReceiverCounts, ReceiverInfo, StreamIdsArgs, StreamIdsReply, StreamInfo, StreamSpecArgs,
+    StreamsArgs, StreamsReply,
+};
 
 /// The most groups one join or leave request may change.
 pub const MAX_BATCH: u32 = 1 << 20;
@@ -196,6 +204,12 @@ pub enum Request {
     Stats(StatsArgs),
     Delays(DelaysArgs),
     Ping,
+    /// Test streams (`crate::streams`).
+    StreamAdd(StreamSpecArgs),
+    StreamRemove(StreamIdsArgs),
+    StreamStart(StreamIdsArgs),
+    StreamStop(StreamIdsArgs),
+    Streams(StreamsArgs),
 }
 
 /// Reply to `join` and `leave`.
@@ -378,6 +392,10 @@ pub struct StatsReply {
     /// One line per counter, for `--prometheus` HELP lines.
     #[serde(default)]
     pub help: BTreeMap<String, String>,
+    /// With test streams: their counters per link (link -> counter -> value), which
+    /// `--prometheus` writes with a `link` label. Absent without streams.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub per_link: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// One interface, as `show` lists it.

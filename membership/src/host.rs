@@ -386,6 +386,19 @@ impl Host {
         }
     }
 
+    /// Whether `ifindex`'s filter for `group` admits datagrams from `source` (the interface
+    /// state, every request merged): `None` when the group is not joined there (no record,
+    /// or one being left), `Some(false)` when the filter excludes the source. O(log of the
+    /// group's sources): a data path may ask it per datagram.
+    pub fn admits_source(&self, ifindex: IfIndex, group: IpAddr, source: IpAddr) -> Option<bool> {
+        match (group, source) {
+            (IpAddr::V4(g), IpAddr::V4(s)) => self.igmp.admits_source(ifindex, g, s),
+            (IpAddr::V6(g), IpAddr::V6(s)) => self.mld.admits_source(ifindex, g, s),
+            // A source of the other family is never in a filter of this group.
+            _ => self.is_joined(ifindex, group).then_some(false),
+        }
+    }
+
     /// One group on one interface, as [`Host::groups`] lists it; `None` without a record.
     pub fn group(&self, ifindex: IfIndex, group: IpAddr, now: Instant) -> Option<GroupInfo> {
         match group {

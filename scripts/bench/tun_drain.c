@@ -1,6 +1,6 @@
 /* tun_drain: the baseline for bench-datapath.sh. Attaches to an existing TUN device and
  * reads and drops packets; counts those read during SECONDS after the first one.
- * usage: tun_drain IFNAME SECONDS */
+ * usage: tun_drain IFNAME SECONDS [tap]   (tap: a TAP device, Ethernet frames) */
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
@@ -18,8 +18,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 3) {
-        fprintf(stderr, "usage: tun_drain IFNAME SECONDS\n");
+    if (argc != 3 && !(argc == 4 && strcmp(argv[3], "tap") == 0)) {
+        fprintf(stderr, "usage: tun_drain IFNAME SECONDS [tap]\n");
         return 2;
     }
     double seconds = atof(argv[2]);
@@ -27,7 +27,9 @@ int main(int argc, char **argv) {
     if (fd < 0) { perror("/dev/net/tun"); return 1; }
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    int tap = argc == 4;
+    size_t at = tap ? 14 : 0; /* where the IP header starts */
+    ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI;
     strncpy(ifr.ifr_name, argv[1], IFNAMSIZ - 1);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) { perror("TUNSETIFF"); return 1; }
     /* Tell the script we are attached, then wait for the flood. */
@@ -40,7 +42,7 @@ int main(int argc, char **argv) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0) { perror("read"); return 1; }
         /* Only IPv4 UDP: the kernel also sends router solicitations and reports. */
-        if (n < 20 || (buf[0] >> 4) != 4 || buf[9] != 17) continue;
+        if (n < (ssize_t)at + 20 || (buf[at] >> 4) != 4 || buf[at + 9] != 17) continue;
         if (count == 0) { start = now(); end = start + seconds; }
         count++;
         if ((count & 255) == 0 && now() >= end) break;

@@ -23,6 +23,7 @@ use toml::{Spanned, Value};
 use crate::Args;
 
 pub mod links;
+pub mod streams;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,14 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
         // [[link]] tables are read by `links`; a lone [link] table is a slip of one bracket.
         match (key.as_str(), value) {
             ("link", Value::Array(_)) => continue,
+            // [[stream]] tables are read by `streams`.
+            ("stream", Value::Array(_)) => continue,
+            ("stream", _) => {
+                return Err(error(
+                    at,
+                    "unknown key `stream`: streams are [[stream]] tables, with two brackets".into(),
+                ))
+            }
             ("link", _) => {
                 return Err(error(
                     at,

@@ -33,6 +33,7 @@ pub(crate) const REPLY_TIMEOUT: Duration = Duration::from_secs(4);
 pub use control::protocol::Request;
 use control::protocol::{
     ChangeReply, DelaysReply, GroupInfo, ListenReply, PingReply, ShowHeader, StatsReply,
+    StreamIdsReply, StreamsReply,
 };
 use control::Reply;
 
@@ -51,6 +52,8 @@ pub enum Body {
     Stats(StatsReply),
     Delays(DelaysReply),
     Ping(PingReply),
+    StreamIds(StreamIdsReply),
+    Streams(StreamsReply),
     /// `show` of one group: the whole reply at once.
     Show(ShowGroups),
 }

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use etherparse::{EtherType, Ethernet2Header};
 
 /// A MAC address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Mac(pub [u8; 6]);
 
 impl Mac {

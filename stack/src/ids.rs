@@ -61,6 +61,25 @@ ids! {
     /// it, its join's owner name in the core is made of it, and its socket's mio token. 64
     /// bits: numbers are never reused, and a long-lived daemon may see billions of clients.
     ListenerId: u64;
+    /// A test stream: numbered from 1 in the order they were made, never reused, so that the
+    /// id its packets carry names one stream for the daemon's life. 32 bits, as the stream
+    /// header carries it.
+    StreamId: u32;
+}
+
+impl StreamId {
+    /// The first stream's.
+    pub const FIRST: StreamId = StreamId(1);
+
+    /// The id of the stream after this one (the last id, 2^32 - 1, stays the last).
+    pub fn next(self) -> StreamId {
+        StreamId(self.0.saturating_add(1))
+    }
+
+    /// As the stream header and the protocol write it.
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
 }
 
 impl ListenerId {

@@ -21,6 +21,7 @@ pub mod logging;
 pub mod neighbour;
 pub mod runs;
 pub mod state;
+pub mod streams;
 pub mod tokens;
 pub mod topology;
 
@@ -135,6 +136,12 @@ pub struct Args {
     /// (host, group), about 100 bytes each, so off unless asked for.
     #[arg(long)]
     pub delays: bool,
+    /// Check the test streams' datagrams the hosts receive, per (host, source, group), from
+    /// the start (`tunmcastctl streams`): on without it when the file has `[[stream]]` tables
+    /// or with --delays; otherwise from the first `stream add` on (joins made before are not
+    /// seen).
+    #[arg(long)]
+    pub check_streams: bool,
     /// Serve a read-only view over HTTP on ADDR:PORT: `/metrics` (Prometheus), `/api/...`
     /// (JSON) and `/` (a live page). Off by default; a loopback address unless --http-public.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -222,7 +229,7 @@ impl Args {
                             .into(),
                     }));
                 }
-                return Ok(topology);
+                return self.with_streams(topology);
             }
         }
         let mut missing = Vec::new();
@@ -242,7 +249,20 @@ impl Args {
                 ),
             )));
         }
-        Ok(topology::Topology::from_args(self))
+        self.with_streams(topology::Topology::from_args(self))
+    }
+
+    /// `topology` with the --config file's `[[stream]]` tables, each on one of its links.
+    fn with_streams(
+        &self,
+        mut topology: topology::Topology,
+    ) -> Result<topology::Topology, ArgsError> {
+        if let Some(path) = &self.config {
+            let devices: Vec<&str> = topology.links.iter().map(|l| l.device.as_str()).collect();
+            topology.streams =
+                config::streams::streams_from_file(path, &devices).map_err(ArgsError::Config)?;
+        }
+        Ok(topology)
     }
 
     /// `--http` on a non-loopback address needs `--http-public`: the view has no
@@ -311,6 +331,7 @@ impl Args {
         differ("seed", self.seed != running.seed);
         differ("config", self.config != running.config);
         differ("delays", self.delays != running.delays);
+        differ("check_streams", self.check_streams != running.check_streams);
         differ("http", self.http != running.http);
         differ("http_public", self.http_public != running.http_public);
         names

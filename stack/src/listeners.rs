@@ -11,7 +11,7 @@
 //! with the number of groups, and a datagram read on one link reaches that link's listeners
 //! only. Each listener's join is one emulated host's ([`Owner`]).
 //!
-//! Delivery is batched ([`batch`]): a datagram is stored once for the loop turn and queued to
+//! Delivery is batched (`listeners/batch.rs`): a datagram is stored once for the loop turn and queued to
 //! each listener that admits it; [`Listeners::flush`] sends each listener's queue in one
 //! `sendmmsg` at the end of the turn's reads, in order.
 

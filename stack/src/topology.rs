@@ -127,6 +127,8 @@ pub struct LinkSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Topology {
     pub links: Vec<LinkSpec>,
+    /// The `[[stream]]` tables: test streams sent on these links.
+    pub streams: Vec<crate::streams::StreamSpec>,
 }
 
 impl Topology {
@@ -152,6 +154,7 @@ impl Topology {
                 mtu: args.mtu,
                 hosts: vec![host],
             }],
+            streams: Vec::new(),
         }
     }
 
@@ -379,6 +382,7 @@ mod tests {
                 link("tun0", LinkKind::Tun, vec![host(9, [10, 1, 0, 1])]),
                 link("gone", LinkKind::Tap, vec![host(7, [10, 2, 0, 1])]),
             ],
+            streams: Vec::new(),
         };
         let mut changed = host(2, [10, 0, 0, 2]);
         changed.params.robustness = 5;
@@ -392,6 +396,7 @@ mod tests {
                 ),
                 link("new", LinkKind::Tun, vec![host(8, [10, 3, 0, 1])]),
             ],
+            streams: Vec::new(),
         };
         let diff = old.diff(&new);
         // tun0 became a TAP: removed and added again.

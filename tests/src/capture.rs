@@ -16,6 +16,11 @@ impl Netns {
     /// Starts tcpdump on `iface` (both directions, `igmp or ip6`) and returns
     /// once it is capturing.
     pub fn capture(&self, iface: &str) -> Capture<'_> {
+        self.capture_matching(iface, "igmp or ip6")
+    }
+
+    /// As [`Netns::capture`], of the frames matching the tcpdump filter `filter`.
+    pub fn capture_matching(&self, iface: &str, filter: &str) -> Capture<'_> {
         require_tool("tcpdump");
         require_tool("tshark");
         // The .pcap suffix matters: Debian's AppArmor profile for tcpdump only
@@ -24,7 +29,7 @@ impl Netns {
             "{iface}-{}.pcap",
             self.spawned.load(Ordering::Relaxed)
         ));
-        let process = self.tcpdump("tcpdump", iface, "igmp or ip6", &file);
+        let process = self.tcpdump("tcpdump", iface, filter, &file);
         let mut capture = Capture {
             _ns: self,
             process,

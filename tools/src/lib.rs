@@ -23,7 +23,7 @@ pub mod show_stream;
 pub use clidoc as generate;
 /// The protocol, the HTTP API's types and the Prometheus text live in the `control` crate,
 /// shared with the daemon; these are the paths the tools have always used.
-pub use control::{http_api, prometheus, protocol, Request};
+pub use control::{http_api, prometheus, protocol, stream_header, Request};
 
 /// Where tunmcastd puts its control sockets by default, one per instance.
 pub const RUN_DIR: &str = "/run/tunmcast";

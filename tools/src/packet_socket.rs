@@ -51,6 +51,24 @@ impl PacketSocket {
         Ok(socket)
     }
 
+    /// A socket of whole link-layer frames (SOCK_RAW: Ethernet on a TAP or a veth) on
+    /// interface `ifindex`, hearing both directions; [`PacketSocket::send`] writes a frame as
+    /// it is.
+    pub fn open_frames(ifindex: u32) -> io::Result<PacketSocket> {
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        let socket = PacketSocket { fd, ifindex };
+        bind(
+            socket.fd.as_raw_fd(),
+            &link_address(ifindex, libc::ETH_P_ALL as u16)?,
+        )?;
+        Ok(socket)
+    }
+
     /// A socket that only writes onto interface `ifindex`: it is bound to nothing, so it
     /// receives nothing (nothing queues up on it during a flood).
     pub fn sender(ifindex: u32) -> io::Result<PacketSocket> {

@@ -32,6 +32,22 @@ impl<P: Protocol> Family<P> {
             .is_some_and(|i| i.groups.contains_key(&group))
     }
 
+    /// Whether the interface state of `group` on `ifindex` admits `source` (RFC 9776 §3.2):
+    /// `None` without a record or with no reception state (a record being left). O(log of
+    /// the group's sources).
+    pub fn admits_source(&self, ifindex: IfIndex, group: P::Addr, source: P::Addr) -> Option<bool> {
+        let key = *self.ifaces.get(&ifindex)?.groups.get(&group)? as usize;
+        let filter = &self.records[key].filter;
+        if !filter.has_reception_state() {
+            return None;
+        }
+        let listed = filter.sources.contains(&source);
+        Some(match filter.mode {
+            crate::FilterMode::Include => listed,
+            crate::FilterMode::Exclude => !listed,
+        })
+    }
+
     /// The record of `group` on `ifindex`, if there is one.
     pub fn find_group_info(
         &self,

@@ -277,14 +277,17 @@ impl Daemon {
 
 impl Daemon {
     /// Notes that host `id` joined `group` on its link, where someone needs to know: the
-    /// delay tracker (which credits a datagram to the hosts that joined its group), or the
-    /// other hosts of a shared LAN (suppression). Otherwise nothing is kept per group: a
-    /// one-host link, or hosts behind a snooping switch (`suppression = false`), without
-    /// `--delays`.
+    /// delay tracker (which credits a datagram to the hosts that joined its group), the
+    /// stream checker, or the other hosts of a shared LAN (suppression). Otherwise nothing is
+    /// kept per group: a one-host link, or hosts behind a snooping switch (`suppression =
+    /// false`), without `--delays` or streams checked.
     pub(super) fn note_member(&mut self, id: HostId, group: IpAddr) {
         self.join_epoch += 1;
         let link = &mut self.links[self.hosts[id].link];
-        if self.delays.is_on() || (link.suppression && link.hosts.len() > 1) {
+        if self.delays.is_on()
+            || self.streams.is_checking()
+            || (link.suppression && link.hosts.len() > 1)
+        {
             link.members.entry(group).or_default().insert(id);
         }
     }

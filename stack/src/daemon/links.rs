@@ -155,13 +155,13 @@ const MODE_LOG_HOSTS: usize = 16;
 
 /// Which hosts of a link a frame is for.
 #[derive(Clone, Copy)]
-enum Audience {
+pub(super) enum Audience {
     Everyone,
     One(HostId),
 }
 
 impl Audience {
-    fn admits(self, host: HostId) -> bool {
+    pub(super) fn admits(self, host: HostId) -> bool {
         match self {
             Audience::Everyone => true,
             Audience::One(one) => one == host,
@@ -231,6 +231,7 @@ impl Daemon {
     /// is closed. The daemon ends when it was the last link.
     pub(super) fn close_link(&mut self, id: LinkId, why: &str) -> anyhow::Result<()> {
         let link = self.links.remove(id);
+        self.streams.link_closed(id);
         let _ = self
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
@@ -384,17 +385,7 @@ impl Daemon {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
             Sorted::Datagram(datagram) => {
-                let link = &self.links[id];
-                if let Some(members) = link.members.get(&datagram.group) {
-                    // Kept only where needed: delays measured, or hosts that hear each other.
-                    for &host in members {
-                        if audience.admits(host) {
-                            let number = self.hosts[host].delay_number;
-                            self.delays.datagram(number, datagram.group, at);
-                            self.hosts[host].io.host_rx_datagrams += 1;
-                        }
-                    }
-                }
+                self.datagram_to_members(id, &datagram, audience, at);
                 // Asked only when no listener takes the datagram, to count it under the right
                 // reason.
                 let joined = !self.listeners.takes(id, datagram.group)
@@ -542,7 +533,14 @@ impl Daemon {
 
     /// Writes one frame to link `id`; false when it was lost.
     pub(super) fn write_frame(&mut self, id: LinkId, frame: &[u8]) -> bool {
-        let link = &mut self.links[id];
+        self.links[id].write(frame)
+    }
+}
+
+impl Link {
+    /// Writes one frame to the device; false when it was lost (counted).
+    pub fn write(&mut self, frame: &[u8]) -> bool {
+        let link = self;
         match link.device.send(frame) {
             Ok(_) => {
                 link.io.tun_tx_packets += 1;

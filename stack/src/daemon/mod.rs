@@ -32,6 +32,7 @@ mod persist;
 mod reload;
 mod requests;
 mod show;
+mod streams;
 mod transmit;
 
 use addrs::{HostsByAddr, HostsByIface, HostsByMac};
@@ -189,6 +190,8 @@ struct Daemon {
     delays: DelayTracker,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
+    /// Test streams: those sent, and what the hosts receive of any.
+    streams: crate::streams::Streams,
 }
 
 /// A reply to send once the turn's reports are out: where, what, and whether it waits for
@@ -251,12 +254,17 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         },
         argv: std::env::args_os().collect(),
         http: None,
+        streams: crate::streams::Streams::new(
+            args.check_streams || args.delays || !topology.streams.is_empty(),
+            crate::delays::DEFAULT_LEAVE_GRACE,
+        ),
         args,
     };
     // Every device first: a link that cannot be opened at start is a start-up error.
     for spec in &topology.links {
         daemon.open_link(spec)?;
     }
+    daemon.configure_streams(&topology.streams);
     daemon.topology = topology;
 
     let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
@@ -345,6 +353,7 @@ impl Daemon {
             // its next slice to write, packets due beyond the last turn's budget, or an HTTP
             // walk or query waiting: no sleep.
             let busy = self.transmits_due
+                || self.streams.more_due()
                 || self
                     .links
                     .iter()
@@ -357,8 +366,13 @@ impl Daemon {
             } else if !self.shows.is_empty() {
                 SHOW_WAIT // its client is reading slowly
             } else {
-                self.next_deadline()
-                    .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK))
+                let core = self
+                    .next_deadline()
+                    .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK));
+                let stream = self.streams.next_deadline().map_or(DEVICE_CHECK, |at| {
+                    Duration::from_nanos(at.saturating_sub(self.now_ns()))
+                });
+                core.min(stream)
             };
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
@@ -424,6 +438,8 @@ impl Daemon {
                 self.listeners.reap(&mut cores, now);
             }
             self.flush_some(0);
+            // Test streams last: the protocol's packets and the replies went out first.
+            self.send_streams();
         }
     }
 

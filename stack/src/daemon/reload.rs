@@ -61,9 +61,11 @@ impl Daemon {
             }
         );
         self.args.log_level = new.log_level;
+        let streams = topology.streams.clone();
         if from_file && new.iface.is_none() {
             self.apply_topology(topology);
         }
+        self.configure_streams(&streams);
         Ok(())
     }
 

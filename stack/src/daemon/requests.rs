@@ -13,6 +13,7 @@ use membership::{Error, FilterMode, SourceFilter};
 
 use super::changes::ChangeJob;
 use super::show::ShowJob;
+use super::streams::StreamAction;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply, Request};
 use crate::listeners::{Owner, LISTENER_OWNER_PREFIX};
@@ -46,6 +47,27 @@ impl Daemon {
             (Request::Ping, _) => Answer::Reply(DaemonReply::Ok(Body::Ping(PingReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }))),
+            (Request::StreamAdd(args), _) => {
+                Answer::Reply(self.stream_add(&args).map(Body::StreamIds).into())
+            }
+            (Request::StreamRemove(args), _) => Answer::Reply(
+                self.stream_action(StreamAction::Remove, &args)
+                    .map(Body::StreamIds)
+                    .into(),
+            ),
+            (Request::StreamStart(args), _) => Answer::Reply(
+                self.stream_action(StreamAction::Start, &args)
+                    .map(Body::StreamIds)
+                    .into(),
+            ),
+            (Request::StreamStop(args), _) => Answer::Reply(
+                self.stream_action(StreamAction::Stop, &args)
+                    .map(Body::StreamIds)
+                    .into(),
+            ),
+            (Request::Streams(args), _) => {
+                Answer::Reply(self.streams_reply(&args).map(Body::Streams).into())
+            }
         };
         if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
             self.io.control_errors += 1;
@@ -320,6 +342,9 @@ impl Daemon {
             for (name, value, help) in self.links[link].io.described() {
                 add(name, value, help);
             }
+            for (name, value, help) in self.stream_stats(Some(link)) {
+                add(name, value, help);
+            }
             for &id in &self.links[link].hosts {
                 for (name, value, help) in self.hosts[id].io.described() {
                     add(name, value, help);
@@ -343,6 +368,10 @@ impl Daemon {
         for (name, value, help) in self.listeners.stats.described() {
             add(name, value, help);
         }
+        for (name, value, help) in self.stream_stats(None) {
+            add(name, value, help);
+        }
+        reply.per_link = self.stream_stats_per_link();
         Ok(reply)
     }
 

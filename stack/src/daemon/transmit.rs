@@ -98,15 +98,18 @@ impl Daemon {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
+                self.streams.host_joined(self.hosts[id].delay_number, group);
                 self.heard_by_others(id, group, &packet);
             }
             Carries::Leave(group) => {
                 self.hosts[id].io.host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
+                self.streams
+                    .host_left(self.hosts[id].delay_number, group, at);
             }
             Carries::Records(records) => {
                 self.hosts[id].io.host_tx_reports += 1;
-                if !self.delays.is_on() {
+                if !self.delays.is_on() && !self.streams.is_checking() {
                     return;
                 }
                 let number = self.hosts[id].delay_number;
@@ -116,8 +119,10 @@ impl Daemon {
                     // change.
                     if record.is_leave {
                         self.delays.left(number, record.group, at);
+                        self.streams.host_left(number, record.group, at);
                     } else {
                         self.delays.report_sent(number, record.group, at);
+                        self.streams.host_joined(number, record.group);
                     }
                 }
             }

@@ -1,6 +1,7 @@
 //! tunmcastctl: join and leave groups, receive their traffic, inspect a running tunmcastd.
 
 mod render;
+mod streams;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -139,6 +140,14 @@ enum Command {
     },
     /// Check that the daemon answers.
     Ping,
+    /// Multicast test streams the daemon sends: add, remove, start, stop.
+    #[command(subcommand)]
+    Stream(streams::StreamCommand),
+    /// The test streams sent (packets, rate) and what the hosts received of each (host,
+    /// source, group): received, lost, duplicates, reordered, source leaks (a source the
+    /// host's filter excludes), datagrams after the leave's grace, bytes, one-way latency
+    /// (min, p50, p99, max), with totals.
+    Streams(streams::StreamsFilter),
 }
 
 /// The interface and the emulated hosts a request applies to.
@@ -326,6 +335,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Delays { reset, limit } => Request::Delays(DelaysArgs { reset, limit }),
         Command::Ping => Request::Ping,
+        Command::Stream(ref command) => command.request()?,
+        Command::Streams(ref filter) => filter.request(),
     };
     let path = tools::control_path(cli.control.as_deref())?;
     let mut client = Client::connect(&path)?;
@@ -363,6 +374,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )
         }
         Request::Listen(_) => unreachable!("handled above"),
+        Request::StreamAdd(_) => {
+            streams::ids_line("added", &decode(&path, client.request(&request)?)?)
+        }
+        Request::StreamRemove(_) => {
+            streams::ids_line("removed", &decode(&path, client.request(&request)?)?)
+        }
+        Request::StreamStart(_) => {
+            streams::ids_line("started", &decode(&path, client.request(&request)?)?)
+        }
+        Request::StreamStop(_) => {
+            streams::ids_line("stopped", &decode(&path, client.request(&request)?)?)
+        }
+        Request::Streams(_) => streams::render(&decode(&path, client.request(&request)?)?),
     };
     out.write_all(text.as_bytes())?;
     Ok(())
