@@ -14,6 +14,10 @@
 //! | `{"cmd":"show"}` (+ `"group":G`, `"iface":NAME`, `"limit":N`) | [`ShowHeader`] fields, then `"groups":[`[`GroupInfo`]`...]` and `"total_groups"`, streamed |
 //! | `{"cmd":"stats"}` | [`StatsReply`] |
 //! | `{"cmd":"ping"}` | [`PingReply`] |
+//! | `{"cmd":"test_start","test":{"kind":"zapping",...}}` (or `"name":N` of a configured one) | [`crate::testrun::TestStartReply`] |
+//! | `{"cmd":"test_status"}` (+ `"name"`, `"host_limit"`) | [`crate::testrun::TestStatusReply`] |
+//! | `{"cmd":"test_report","format":"json"\|"junit"\|"html"}` (+ `"name"`) | [`crate::testrun::TestReportReply`] |
+//! | `{"cmd":"test_stop"}` (+ `"name"`) | [`crate::testrun::TestStartReply`] |
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -196,6 +200,11 @@ pub enum Request {
     Stats(StatsArgs),
     Delays(DelaysArgs),
     Ping,
+    /// Test runs (`crate::testrun`): start one, its progress and results, its report, stop it.
+    TestStart(crate::testrun::TestStartArgs),
+    TestStatus(crate::testrun::TestSelect),
+    TestReport(crate::testrun::TestSelect),
+    TestStop(crate::testrun::TestSelect),
 }
 
 /// Reply to `join` and `leave`.

@@ -23,6 +23,7 @@ use toml::{Spanned, Value};
 use crate::Args;
 
 pub mod links;
+pub mod test_tables;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +104,8 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
         // [[link]] tables are read by `links`; a lone [link] table is a slip of one bracket.
         match (key.as_str(), value) {
             ("link", Value::Array(_)) => continue,
+            // [[test]] tables are read by `test_tables`.
+            ("test", _) => continue,
             ("link", _) => {
                 return Err(error(
                     at,

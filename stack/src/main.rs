@@ -22,6 +22,7 @@ mod logging;
 #[allow(dead_code)]
 mod neighbour;
 mod state;
+mod testrun;
 mod tokens;
 mod topology;
 
@@ -335,6 +336,9 @@ impl Args {
         let argv: Vec<OsString> = std::env::args_os().collect();
         let parsed = Args::from_argv(&argv).and_then(|args| {
             args.check_http()?;
+            if let Some(path) = &args.config {
+                config::test_tables::test_tables_from_file(path).map_err(ArgsError::Config)?;
+            }
             Ok((args.topology()?, args))
         });
         match parsed {

@@ -379,6 +379,7 @@ impl Daemon {
                         if audience.admits(host) {
                             let number = self.hosts[host].delay_number;
                             self.delays.datagram(number, datagram.group, at);
+                            self.tests.datagram(host, datagram.group, at);
                             self.hosts[host].io.host_rx_datagrams += 1;
                         }
                     }

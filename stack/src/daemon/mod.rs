@@ -20,6 +20,7 @@ use crate::control::{ControlSocket, Envelope, Part};
 use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
 use crate::state::Journal;
+use crate::testrun::TestRuns;
 use crate::topology::{HostParams, Topology};
 use crate::Args;
 
@@ -30,6 +31,7 @@ mod persist;
 mod reload;
 mod requests;
 mod show;
+mod testrun;
 mod transmit;
 
 use hosts::EmuHost;
@@ -170,6 +172,8 @@ struct Daemon {
     /// Reports the requests of this turn may have made: written before their replies.
     reports_owed: usize,
     delays: DelayTracker,
+    /// `tunmcastctl test ...` and the `[[test]]` tables: zapping, RFC 3918 join/leave delay.
+    tests: TestRuns<HostId>,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
 }
@@ -224,6 +228,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
         },
         argv: std::env::args_os().collect(),
         http: None,
+        tests: TestRuns::default(),
         args,
     };
     // Every device first: a link that cannot be opened at start is a start-up error.
@@ -245,6 +250,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     daemon.start_http(&waker)?;
     daemon.log_start(control.path());
     daemon.restore()?;
+    daemon.start_configured_tests()?;
     daemon.flush()?;
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
     service_notify(&[
@@ -332,6 +338,7 @@ impl Daemon {
                 self.next_deadline()
                     .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK))
             };
+            let timeout = self.test_wait(timeout);
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -393,6 +400,7 @@ impl Daemon {
                 let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.host);
                 self.listeners.reap(&mut cores, now);
             }
+            self.advance_tests();
             self.flush_some(0);
         }
     }
@@ -487,6 +495,7 @@ impl Daemon {
             NotifyState::Stopping,
             NotifyState::Status("leaving every group"),
         ]);
+        self.stop_test(None);
         // The state file keeps the memberships, so that a restart joins them again.
         let now = self.now();
         for core in &mut self.cores {

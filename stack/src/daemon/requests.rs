@@ -43,6 +43,10 @@ impl Daemon {
             (Request::Ping, _) => Answer::Reply(DaemonReply::Ok(Body::Ping(PingReply {
                 version: env!("CARGO_PKG_VERSION").to_string(),
             }))),
+            (Request::TestStart(args), _) => Answer::Reply(self.test_start(&args)),
+            (Request::TestStatus(select), _) => Answer::Reply(self.test_status(&select)),
+            (Request::TestReport(select), _) => Answer::Reply(self.test_report(&select)),
+            (Request::TestStop(select), _) => Answer::Reply(self.test_stop(&select)),
         };
         if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
             self.io.control_errors += 1;

@@ -106,15 +106,17 @@ impl Daemon {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
+                self.tests.report_sent(id, group, at);
                 self.heard_by_others(id, group, &packet);
             }
             Meaning::Leave(group) => {
                 self.hosts[id].io.host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
+                self.tests.left(id, group, at);
             }
             Meaning::Records(groups) => {
                 self.hosts[id].io.host_tx_reports += 1;
-                if !self.delays.is_on() {
+                if !self.delays.is_on() && !self.tests.is_running() {
                     return;
                 }
                 let now = self.now();
@@ -128,8 +130,10 @@ impl Daemon {
                         .is_none_or(|g| g.users == 0);
                     if left {
                         self.delays.left(number, group, at);
+                        self.tests.left(id, group, at);
                     } else {
                         self.delays.report_sent(number, group, at);
+                        self.tests.report_sent(id, group, at);
                     }
                 }
             }

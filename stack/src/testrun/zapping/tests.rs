@@ -1,0 +1,289 @@
+//! The zapping schedule and per-zap records, in virtual time.
+
+use control::testrun::{Sla, TestSpec, Verdict, DEFAULT_THRESHOLDS_MS};
+
+use super::super::TestRuns;
+use super::*;
+
+fn channel(n: u8) -> IpAddr {
+    IpAddr::from([239, 2, 0, n])
+}
+
+fn spec(channels: u8, count: u32, order: ZapOrder, seed: Option<u64>) -> ZappingSpec {
+    ZappingSpec {
+        name: "z".into(),
+        iface: None,
+        hosts: None,
+        channels: (1..=channels).map(channel).collect(),
+        view_ms: 1000,
+        count: Some(count),
+        order,
+        seed,
+        mode: ZapMode::LeaveJoin,
+        not_received_ms: 500,
+        leave_grace_ms: 3000,
+        thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+        sla: Sla::default(),
+    }
+}
+
+/// The channels each host joins, in order, running the schedule to its end.
+fn joins(spec: &ZappingSpec, hosts: u32, seed: u64) -> Vec<Vec<IpAddr>> {
+    let ids: Vec<u32> = (0..hosts).collect();
+    let mut run = Zapping::new(spec, &ids, seed, 0);
+    let mut per_host = vec![Vec::new(); hosts as usize];
+    let mut out = Vec::new();
+    while let Some(at) = run.next_deadline() {
+        run.due(at, &mut out);
+        for action in out.drain(..) {
+            if let Action::Join { host, group } = action {
+                per_host[host as usize].push(group);
+            }
+        }
+    }
+    assert!(run.is_over());
+    per_host
+}
+
+#[test]
+fn sequential_order_starts_each_host_at_its_own_channel() {
+    let plan = joins(&spec(4, 5, ZapOrder::Sequential, None), 3, 0);
+    assert_eq!(
+        plan[0],
+        [1, 2, 3, 4, 1].map(channel).to_vec(),
+        "host 0 from the first channel"
+    );
+    assert_eq!(plan[1], [2, 3, 4, 1, 2].map(channel).to_vec());
+    assert_eq!(plan[2], [3, 4, 1, 2, 3].map(channel).to_vec());
+}
+
+#[test]
+fn random_order_is_reproducible_from_its_seed_and_never_repeats_a_channel() {
+    let z = spec(5, 40, ZapOrder::Random, Some(42));
+    let a = joins(&z, 4, 0);
+    let b = joins(&z, 4, 999); // the spec's seed wins over the daemon's
+    assert_eq!(a, b);
+    let other = joins(
+        &ZappingSpec {
+            seed: Some(43),
+            ..z.clone()
+        },
+        4,
+        0,
+    );
+    assert_ne!(a, other);
+    assert_ne!(a[0], a[1], "each host draws its own sequence");
+    for host in &a {
+        assert_eq!(host.len(), 40);
+        assert!(
+            host.windows(2).all(|w| w[0] != w[1]),
+            "a zap changes channel"
+        );
+        let seen: std::collections::BTreeSet<_> = host.iter().collect();
+        assert!(seen.len() > 2, "more than two channels drawn: {host:?}");
+    }
+}
+
+#[test]
+fn hosts_start_spread_over_the_first_view_and_zap_every_view() {
+    let ids = [10u32, 11, 12, 13];
+    let mut run = Zapping::new(&spec(2, 2, ZapOrder::Sequential, None), &ids, 0, 5_000 * MS);
+    let mut out = Vec::new();
+    let mut times = Vec::new();
+    while let Some(at) = run.next_deadline() {
+        run.due(at, &mut out);
+        if !out.is_empty() {
+            times.push((at - 5_000 * MS) / MS);
+        }
+        out.clear();
+    }
+    // Joins at 0, 250, 500, 750 ms; zaps a view later; the final leaves a view after that.
+    assert_eq!(
+        times,
+        vec![0, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750]
+    );
+}
+
+#[test]
+fn one_turn_costs_the_steps_due_not_the_hosts() {
+    let ids: Vec<u32> = (0..10_000).collect();
+    let mut run = Zapping::new(&spec(4, 4, ZapOrder::Sequential, None), &ids, 0, 0);
+    let mut out = Vec::new();
+    // 1 ms of a 1 s view spread over 10,000 hosts: 10 or 11 hosts due.
+    run.due(MS, &mut out);
+    assert!((10..=11).contains(&out.len()), "{}", out.len());
+}
+
+/// A scripted zap: host 1 watches channel 1, zaps to 2; the old channel's packets continue
+/// past the new one's first (overlap), then stop.
+#[test]
+fn a_zap_records_its_join_and_leave_delays_and_overlap() {
+    let mut runs = TestRuns::<u32>::default();
+    let mut out = Vec::new();
+    let z = ZappingSpec {
+        sla: Sla {
+            max_join_delay_ms: Some(100),
+            max_overlap_ms: Some(50),
+            ..Sla::default()
+        },
+        ..spec(2, 2, ZapOrder::Sequential, None)
+    };
+    runs.start(TestSpec::Zapping(z), vec![1], 0, 0, &mut out)
+        .unwrap();
+    assert!(out.is_empty(), "nothing before the first deadline");
+    runs.due(0, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::Join {
+            host: 1,
+            group: channel(1)
+        }]
+    );
+    // A datagram before the report was written does not count.
+    runs.datagram(1, channel(1), 0);
+    runs.report_sent(1, channel(1), 2 * MS);
+    runs.datagram(1, channel(1), 22 * MS);
+    runs.datagram(1, channel(1), 500 * MS);
+    out.clear();
+    runs.due(1000 * MS, &mut out);
+    assert_eq!(
+        out,
+        vec![
+            Action::Leave {
+                host: 1,
+                group: channel(1)
+            },
+            Action::Join {
+                host: 1,
+                group: channel(2)
+            }
+        ]
+    );
+    // v3: one report with both records, written at once.
+    runs.left(1, channel(1), 1001 * MS);
+    runs.report_sent(1, channel(2), 1001 * MS);
+    // The robustness retransmission does not move them.
+    runs.report_sent(1, channel(2), 1500 * MS);
+    runs.datagram(1, channel(1), 1010 * MS);
+    runs.datagram(1, channel(2), 1041 * MS);
+    runs.datagram(1, channel(1), 1050 * MS);
+    runs.datagram(1, channel(1), 1061 * MS);
+    runs.datagram(1, channel(2), 1100 * MS);
+    out.clear();
+    runs.due(2000 * MS, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::Leave {
+            host: 1,
+            group: channel(2)
+        }]
+    );
+    runs.left(1, channel(2), 2002 * MS);
+    runs.datagram(1, channel(2), 2500 * MS);
+    assert!(runs.is_running());
+    out.clear();
+    runs.due(5000 * MS, &mut out);
+    assert!(!runs.is_running(), "over after the last leave's grace");
+    let report = runs
+        .run(None)
+        .unwrap()
+        .report(6000 * MS, &|h| format!("host{h}"), 10, true);
+    assert_eq!(report.zaps, 2);
+    assert_eq!(report.zaps_planned, 2);
+    assert_eq!(report.join_delay.count, 2);
+    assert_eq!(report.join_delay.min_ns, 20 * MS);
+    assert_eq!(report.join_delay.max_ns, 40 * MS);
+    // Leave delays: 1061 - 1001 and 2500 - 2002.
+    assert_eq!(report.leave_delay.count, 2);
+    assert_eq!(report.leave_delay.min_ns, 60 * MS);
+    assert_eq!(report.leave_delay.max_ns, 498 * MS);
+    assert_eq!(report.overlap.count, 1);
+    assert_eq!(report.overlap.max_ns, 20 * MS);
+    assert_eq!(report.overlap_packets, 2);
+    assert_eq!(report.not_received, 0);
+    assert_eq!(report.elapsed_ms, 5000);
+    assert_eq!(report.records.len(), 3);
+    assert_eq!(report.records[1].from, Some(channel(1)));
+    assert_eq!(report.records[1].first_packet_ns, Some(1041 * MS));
+    assert_eq!(report.per_host[0].of, "host1");
+    assert_eq!(report.verdict, Verdict::Pass);
+}
+
+#[test]
+fn not_received_and_shared_leaves() {
+    let mut runs = TestRuns::<u32>::default();
+    let mut out = Vec::new();
+    runs.start(
+        TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
+        vec![1],
+        0,
+        0,
+        &mut out,
+    )
+    .unwrap();
+    runs.due(0, &mut out);
+    runs.report_sent(1, channel(1), MS);
+    // Only after the 500 ms limit: not received.
+    runs.datagram(1, channel(1), 900 * MS);
+    runs.due(1000 * MS, &mut out);
+    runs.left(1, channel(1), 1000 * MS);
+    // Another host of the link still holds channel 1: its datagrams are no leave delay.
+    runs.leave_shared(1, channel(1));
+    runs.report_sent(1, channel(2), 1000 * MS);
+    runs.datagram(1, channel(1), 1300 * MS);
+    runs.due(2000 * MS, &mut out);
+    runs.left(1, channel(2), 2000 * MS);
+    // Nothing of channel 2 ever came.
+    runs.due(5000 * MS, &mut out);
+    let report = runs
+        .run(None)
+        .unwrap()
+        .report(0, &|h| h.to_string(), 10, false);
+    assert_eq!(report.not_received, 2);
+    assert_eq!(report.join_delay.count, 0);
+    assert_eq!(report.leave_shared, 1);
+    // The final leave (no datagram after it): 0.
+    assert_eq!(report.leave_delay.count, 1);
+    assert_eq!(report.leave_delay.max_ns, 0);
+    assert!(report.records.is_empty(), "status: no records");
+    assert_eq!(report.verdict, Verdict::Fail, "max_not_received 0");
+    assert_eq!(report.channels.len(), 2);
+    assert_eq!(report.channels[0].not_received, 1);
+}
+
+#[test]
+fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
+    let mut runs = TestRuns::<u32>::default();
+    let mut out = Vec::new();
+    let z = TestSpec::Zapping(spec(2, 3, ZapOrder::Sequential, None));
+    runs.start(z.clone(), vec![1, 2], 0, 0, &mut out).unwrap();
+    let refused = runs.start(z.clone(), vec![3], 0, 0, &mut out).unwrap_err();
+    assert!(refused.contains("one at a time"), "{refused}");
+    runs.due(0, &mut out);
+    out.clear();
+    runs.stop(100 * MS, None, &mut out);
+    assert_eq!(
+        out,
+        vec![Action::Leave {
+            host: 1,
+            group: channel(1)
+        }]
+    );
+    let report = runs
+        .run(Some("z"))
+        .unwrap()
+        .report(0, &|h| h.to_string(), 10, false);
+    assert_eq!(report.state, control::testrun::RunState::Stopped);
+    assert!(runs.run(Some("other")).is_err());
+    // A bad spec is refused before anything starts.
+    let bad = TestSpec::Zapping(ZappingSpec {
+        channels: vec![channel(1), IpAddr::from([10, 0, 0, 1])],
+        ..spec(1, 1, ZapOrder::Sequential, None)
+    });
+    let error = runs.start(bad, vec![1], 0, 0, &mut out).unwrap_err();
+    assert!(
+        error.contains("channels: 10.0.0.1 is not a multicast"),
+        "{error}"
+    );
+    assert_eq!(runs.runs().len(), 1);
+}
