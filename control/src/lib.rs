@@ -13,6 +13,7 @@ pub mod listen;
 pub mod prometheus;
 pub mod protocol;
 mod reply;
+pub mod test_file;
 pub mod testrun;
 
 pub use protocol::Request;

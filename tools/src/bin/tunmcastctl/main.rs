@@ -1,6 +1,7 @@
 //! tunmcastctl: join and leave groups, receive their traffic, inspect a running tunmcastd.
 
 mod render;
+mod test;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -139,6 +140,12 @@ enum Command {
     },
     /// Check that the daemon answers.
     Ping,
+    /// Test runs: IPTV zapping, the RFC 3918 join/leave delay procedure, their results and
+    /// reports (JSON, JUnit, HTML). With --wait: exit 0 pass, 1 fail, 2 could not run.
+    Test {
+        #[command(subcommand)]
+        command: test::TestCommand,
+    },
 }
 
 /// The interface and the emulated hosts a request applies to.
@@ -231,6 +238,9 @@ fn main() -> ExitCode {
         return status;
     }
     let cli = Cli::parse_from(argv);
+    if let Command::Test { command } = cli.command {
+        return test::main(cli.control.as_deref(), cli.json, command);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -326,6 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::Delays { reset, limit } => Request::Delays(DelaysArgs { reset, limit }),
         Command::Ping => Request::Ping,
+        Command::Test { .. } => unreachable!("handled in main"),
     };
     let path = tools::control_path(cli.control.as_deref())?;
     let mut client = Client::connect(&path)?;
@@ -362,7 +373,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 path.display()
             )
         }
-        Request::Listen(_) => unreachable!("handled above"),
+        Request::Listen(_)
+        | Request::TestStart(_)
+        | Request::TestStatus(_)
+        | Request::TestReport(_)
+        | Request::TestStop(_) => unreachable!("handled above"),
     };
     out.write_all(text.as_bytes())?;
     Ok(())
