@@ -54,6 +54,9 @@ pub struct Zapping<H> {
     grace: Nanos,
     zappers: Vec<Zapper<H>>,
     by_host: HashMap<H, usize>,
+    /// Per channel, how many of the run's hosts watch it now: a channel left by one host and
+    /// watched by another keeps flowing for that other, so its datagrams are no leave delay.
+    watchers: Vec<u32>,
     /// (due, zapper): every host's next step.
     deadlines: BinaryHeap<Reverse<(Nanos, usize)>>,
     probes: Vec<Probe<H>>,
@@ -103,6 +106,7 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
             mode: spec.mode,
             grace: spec.leave_grace_ms * MS,
             by_host: hosts.iter().enumerate().map(|(i, &h)| (h, i)).collect(),
+            watchers: vec![0; spec.channels.len()],
             zappers,
             deadlines,
             probes: Vec::new(),
@@ -195,6 +199,10 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
                 }
                 zapper.watching = Some((to, probe));
                 zapper.joins += 1;
+                self.watchers[to as usize] += 1;
+                if let Some(from) = from {
+                    self.watchers[from as usize] -= 1;
+                }
                 if zapper.joins >= self.count {
                     zapper.step = Step::FinalLeave;
                 }
@@ -203,6 +211,7 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
             Step::FinalLeave => {
                 let zapper = &mut self.zappers[z];
                 let (channel, _) = zapper.watching.take()?;
+                self.watchers[channel as usize] -= 1;
                 let probe = self.probes.len();
                 self.probes.push(Probe {
                     host,
@@ -282,6 +291,11 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
         }
         if let Some(&p) = zapper.leaving.get(&c) {
             let probe = &mut self.probes[p];
+            if self.watchers[c as usize] > 0 {
+                // Another host of the run watches it: not this leave's.
+                probe.leave_shared = true;
+                return;
+            }
             probe.last_packet = probe.last_packet.max(Some(at));
             if probe.first_packet.is_some_and(|first| at > first) {
                 probe.overlap_packets += 1;

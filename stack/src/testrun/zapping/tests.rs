@@ -287,3 +287,57 @@ fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
     );
     assert_eq!(runs.runs().len(), 1);
 }
+
+#[test]
+fn a_channel_another_host_watches_is_no_leave_delay() {
+    let mut runs = TestRuns::<u32>::default();
+    let mut out = Vec::new();
+    // Host 1 from channel 1 to 2, host 2 from channel 2 to 1 (sequential, 2 channels).
+    runs.start(
+        TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
+        vec![1, 2],
+        0,
+        0,
+        &mut out,
+    )
+    .unwrap();
+    runs.due(0, &mut out); // host 1 joins channel 1
+    runs.due(500 * MS, &mut out); // host 2 joins channel 2
+    runs.report_sent(1, channel(1), MS);
+    runs.report_sent(2, channel(2), 501 * MS);
+    runs.datagram(1, channel(1), 10 * MS);
+    runs.datagram(2, channel(2), 510 * MS);
+    runs.due(1000 * MS, &mut out); // host 1: 1 -> 2, where host 2 is
+    runs.left(1, channel(1), 1000 * MS);
+    runs.report_sent(1, channel(2), 1000 * MS);
+    // Channel 2 is flowing already (host 2): joined at once.
+    runs.datagram(1, channel(2), 1002 * MS);
+    runs.datagram(1, channel(1), 1100 * MS);
+    runs.due(1500 * MS, &mut out); // host 2: 2 -> 1
+    runs.left(2, channel(2), 1500 * MS);
+    runs.report_sent(2, channel(1), 1500 * MS);
+    // Channel 2, left by host 2, still watched by host 1: no leave delay for host 2.
+    runs.datagram(2, channel(2), 1700 * MS);
+    let report = runs
+        .run(None)
+        .unwrap()
+        .report(0, &|h| h.to_string(), 10, true);
+    let zap_of = |host: &str| {
+        report
+            .records
+            .iter()
+            .find(|r| r.host == host && r.seq == 1)
+            .unwrap()
+            .clone()
+    };
+    let host1 = zap_of("1");
+    assert_eq!(host1.join_delay_ns, Some(2 * MS));
+    assert_eq!(
+        host1.leave_delay_ns,
+        Some(100 * MS),
+        "nobody else watched channel 1"
+    );
+    let host2 = zap_of("2");
+    assert!(host2.leave_shared);
+    assert_eq!(host2.leave_delay_ns, None);
+}
