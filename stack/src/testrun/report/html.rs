@@ -59,9 +59,7 @@ pub fn render(report: &TestReport) -> String {
         report.hosts,
         report.zaps,
         report.zaps_planned,
-        ms(report.elapsed_ms * 1_000_000)
-            .trim_end_matches('0')
-            .trim_end_matches('.'),
+        format_args!("{:.1}", report.elapsed_ms as f64 / 1000.0),
         report.schema,
         report
             .seed
