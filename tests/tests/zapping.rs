@@ -121,7 +121,7 @@ fn describe(output: &std::process::Output) -> String {
 /// Zaps across 4 channels; what every zapping test checks.
 fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     let Some(ns) = Netns::new(test) else { return };
-    let (_src, mut sender) = lab(&ns, test, &channels);
+    let (_src, sender) = lab(&ns, test, &channels);
     let daemon = daemon(&ns, "");
     wait_for_the_querier(&daemon, queries);
     let list = channels.join(",");
@@ -252,7 +252,7 @@ fn mld_zapping_through_a_snooping_bridge() {
 fn rfc3918_join_and_leave_delay_through_a_snooping_bridge() {
     let test = "zapping_rfc3918";
     let Some(ns) = Netns::new(test) else { return };
-    let (_src, mut sender) = lab(&ns, test, &["239.9.1.1", "239.9.1.2"]);
+    let (_src, sender) = lab(&ns, test, &["239.9.1.1", "239.9.1.2"]);
     let daemon = daemon(
         &ns,
         "[[test]]\nkind = \"rfc3918-join-leave\"\nname = \"rfc\"\n\
