@@ -378,3 +378,54 @@ fn bad_tests_are_refused_and_nothing_starts() {
         describe(&refused)
     );
 }
+
+/// Ctrl-C on a `--wait`ing `tunmcastctl` stops the run: its groups are left, the reports say
+/// "stopped" (partial), the exit status is 2.
+#[test]
+fn ctrl_c_stops_a_waiting_run_and_leaves_its_groups() {
+    let Some(ns) = Netns::new("zapping_ctrl_c") else {
+        return;
+    };
+    ns.snooping_bridge(BR, TAP, KERNEL_V4_CIDR, &SnoopingBridge::default());
+    let daemon = daemon(&ns, "");
+    let out = ns.dir().join("stopped");
+    let socket = daemon.socket().to_str().unwrap().to_string();
+    let mut waiting = ns.spawn(
+        "tunmcastctl-wait",
+        &bin("tunmcastctl"),
+        &[
+            "--control",
+            &socket,
+            "test",
+            "zapping",
+            "--hosts",
+            HOSTS,
+            "--channels",
+            "239.9.2.1,239.9.2.2",
+            "--view-ms",
+            "4500",
+            "--wait",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    must_wait("the test's joins", secs(5), || {
+        test_groups(&daemon).len() == 3
+    });
+    waiting.signal(Signal::SIGINT);
+    let status = waiting.wait_timeout(secs(5)).expect("tunmcastctl exits");
+    assert_eq!(status.code(), Some(2), "{}", waiting.stderr_text());
+    assert!(waiting.stdout_text().contains("(stopped: partial)"));
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["state"], "stopped");
+    // Hosts start 1.5 s apart; the first zaps again at 4.5 s.
+    assert!(report["zaps"].as_u64().unwrap() >= 3, "{}", report["zaps"]);
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<property name=\"partial\" value=\"true\"/>"),
+        "{junit}"
+    );
+    must_wait("every group of the test left", secs(5), || {
+        test_groups(&daemon).is_empty()
+    });
+}

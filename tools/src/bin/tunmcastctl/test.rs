@@ -1,12 +1,15 @@
 //! `tunmcastctl test ...`: start a test run (zapping, RFC 3918 join/leave delay, one of the
 //! configuration file's, or the first `[[test]]` of a file), follow it, fetch its reports.
 //! With `--wait`, `run` and `start --wait`: exit 0 when it passed, 1 when an SLA threshold was
-//! broken, 2 when it could not run.
+//! broken, 2 when it could not run (or was stopped: Ctrl-C or SIGTERM while waiting stops it,
+//! its groups left, and the reports written say "stopped").
 
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -15,6 +18,7 @@ use control::testrun::{
     TestStartArgs, TestStartReply, TestStatusReply, Verdict, ZapMode, ZapOrder, ZappingSpec,
     DEFAULT_THRESHOLDS_MS,
 };
+use signal_hook::consts::{SIGINT, SIGTERM};
 use tools::{Client, Request};
 
 /// Nanoseconds as milliseconds with three decimals.
@@ -350,10 +354,11 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             write_file(&dir.join(file), &rendered.content)?;
         }
     }
-    Ok(match report.verdict {
-        Verdict::Pass => ExitCode::SUCCESS,
-        Verdict::Fail => ExitCode::from(1),
-        Verdict::Pending | Verdict::Error => ExitCode::from(CANNOT_RUN),
+    Ok(match (report.state, report.verdict) {
+        (RunState::Stopped, _) => ExitCode::from(CANNOT_RUN),
+        (_, Verdict::Pass) => ExitCode::SUCCESS,
+        (_, Verdict::Fail) => ExitCode::from(1),
+        (_, Verdict::Pending | Verdict::Error) => ExitCode::from(CANNOT_RUN),
     })
 }
 
@@ -393,11 +398,25 @@ const POLL: Duration = Duration::from_millis(200);
 const PROGRESS_LINE: Duration = Duration::from_secs(5);
 
 /// Polls the run until it is over: a progress bar on a terminal, a line every few seconds
-/// otherwise (on standard error); its final status.
+/// otherwise (on standard error); its final status. SIGINT or SIGTERM stops the run (once).
 fn wait(client: &mut Client, name: &str) -> anyhow::Result<TestReport> {
     let terminal = std::io::stderr().is_terminal();
     let mut last_line = Instant::now();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())?;
+    }
+    let mut stop_sent = false;
     loop {
+        if interrupted.load(Ordering::Relaxed) && !stop_sent {
+            stop_sent = true;
+            eprintln!("\nstopping test {name}: leaving its groups");
+            // Refused only when it ended meanwhile: the status below says how.
+            let _ = client.request(&Request::TestStop(TestSelect {
+                name: Some(name.to_string()),
+                ..TestSelect::default()
+            }));
+        }
         let reply = client.request(&Request::TestStatus(TestSelect {
             name: Some(name.to_string()),
             host_limit: Some(0),
