@@ -18,6 +18,8 @@ use tests::*;
 const BR: &str = "br0";
 const TAP: &str = "tap1";
 const HOSTS: &str = "10.99.0.10-10.99.0.12";
+/// The daemon's HTTP view, inside the namespace.
+const HTTP: &str = "127.0.0.1:8080";
 
 /// How long the sender sends: longer than any run here.
 const SENDING_S: u64 = 40;
@@ -122,7 +124,7 @@ fn describe(output: &std::process::Output) -> String {
 fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     let Some(ns) = Netns::new(test) else { return };
     let (_src, sender) = lab(&ns, test, &channels);
-    let daemon = daemon(&ns, "");
+    let daemon = daemon(&ns, &format!("http = \"{HTTP}\""));
     wait_for_the_querier(&daemon, queries);
     let list = channels.join(",");
     let out: PathBuf = ns.dir().join("pass");
@@ -200,7 +202,18 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
             assert!(dom.contains(&format!("<figure id=\"{plot}\">")), "{plot}");
         }
         assert!(dom.contains("id=\"verdict\">PASS</span>"));
+        // The HTTP view's test panel says the same.
+        let page = ns.dump_dom(&format!("http://{HTTP}/"), secs(3));
+        let cell = format!(
+            "data-field=\"p50_ns\" data-ns=\"{p50}\">{}</td>",
+            ms_text(p50)
+        );
+        assert!(page.contains(&cell), "{cell} not on the live page");
+        assert!(page.contains("data-verdict=\"pass\""));
     }
+    let api = ns.http_get(HTTP.parse().unwrap(), "/api/test").json();
+    assert_eq!(api["tests"][0]["join_delay"]["p50_ns"], p50);
+    assert_eq!(api["tests"][0]["verdict"], "pass");
 
     // The same with no join delay allowed: exit 1, the JUnit file names the check.
     let strict = ns.dir().join("strict");

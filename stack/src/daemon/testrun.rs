@@ -72,22 +72,34 @@ impl Daemon {
     }
 
     pub(super) fn test_status(&self, select: &TestSelect) -> DaemonReply {
-        let now = self.now_ns();
         let limit = select.host_limit.unwrap_or(STATUS_HOSTS);
-        let name = |id: HostId| self.test_host_name(id);
-        let tests = match &select.name {
-            Some(_) => match self.tests.run(select.name.as_deref()) {
-                Ok(run) => vec![run.report(now, &name, limit, false)],
-                Err(e) => return DaemonReply::refuse(e),
-            },
+        match self.test_reports(select.name.as_deref(), limit) {
+            Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
+            Err(e) => DaemonReply::refuse(e),
+        }
+    }
+
+    /// The status of the run `name`, or of every run kept; `host_limit` hosts listed.
+    pub(super) fn test_reports(
+        &self,
+        name: Option<&str>,
+        host_limit: usize,
+    ) -> Result<TestStatusReply, String> {
+        let now = self.now_ns();
+        let host_name = |id: HostId| self.test_host_name(id);
+        let tests = match name {
+            Some(_) => vec![self
+                .tests
+                .run(name)?
+                .report(now, &host_name, host_limit, false)],
             None => self
                 .tests
                 .runs()
                 .iter()
-                .map(|run| run.report(now, &name, limit, false))
+                .map(|run| run.report(now, &host_name, host_limit, false))
                 .collect(),
         };
-        DaemonReply::Ok(Body::TestStatus(TestStatusReply { tests }))
+        Ok(TestStatusReply { tests })
     }
 
     pub(super) fn test_report(&self, select: &TestSelect) -> DaemonReply {
