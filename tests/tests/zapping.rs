@@ -380,6 +380,35 @@ fn bad_tests_are_refused_and_nothing_starts() {
         "{stderr}"
     );
 
+    // SIGHUP reads the [[test]] tables again: a bad one is refused and shown, a good one
+    // can be started by name.
+    let base = std::fs::read_to_string(ns.config_path()).unwrap();
+    std::fs::write(
+        ns.config_path(),
+        format!(
+            "{base}\n[[test]]\nkind = \"zapping\"\nname = \"later\"\nchannels = [\"10.1.1.1\"]\n"
+        ),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    must_wait("the bad table shown", secs(5), || {
+        daemon.show()["config_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("[[test]] later: channels: 10.1.1.1 is not a multicast"))
+    });
+    std::fs::write(
+        ns.config_path(),
+        format!(
+            "{base}\n[[test]]\nkind = \"zapping\"\nname = \"later\"\nchannels = [\"239.9.3.1\"]\n"
+        ),
+    )
+    .unwrap();
+    daemon.signal(Signal::SIGHUP);
+    must_wait("the table read again", secs(5), || {
+        daemon.ctl(&["test", "start", "later"]).status.success()
+    });
+    daemon.ctl_ok(&["test", "stop", "later"]);
+
     // The daemon refuses to start on a configuration file with a bad [[test]] table.
     let config = ns.dir().join("bad-daemon.toml");
     std::fs::write(&config, "[[test]]\nkind = \"zapping\"\nchannels = []\n").unwrap();
