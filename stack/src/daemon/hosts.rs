@@ -281,10 +281,7 @@ impl Daemon {
     pub(super) fn note_member(&mut self, id: HostId, group: IpAddr) {
         self.join_epoch += 1;
         let link = &mut self.links[self.hosts[id].link];
-        if self.delays.is_on()
-            || self.tests.is_running()
-            || (link.suppression && link.hosts.len() > 1)
-        {
+        if self.delays.is_on() || (link.suppression && link.hosts.len() > 1) {
             link.members.entry(group).or_default().insert(id);
         }
     }

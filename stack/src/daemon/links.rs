@@ -372,6 +372,7 @@ impl Daemon {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
             Sorted::Datagram(datagram) => {
+                self.tests.datagram(id, datagram.group, at);
                 let link = &self.links[id];
                 if let Some(members) = link.members.get(&datagram.group) {
                     // Kept only where needed: delays measured, or hosts that hear each other.
@@ -379,7 +380,6 @@ impl Daemon {
                         if audience.admits(host) {
                             let number = self.hosts[host].delay_number;
                             self.delays.datagram(number, datagram.group, at);
-                            self.tests.datagram(host, datagram.group, at);
                             self.hosts[host].io.host_rx_datagrams += 1;
                         }
                     }

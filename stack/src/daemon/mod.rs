@@ -173,7 +173,7 @@ struct Daemon {
     reports_owed: usize,
     delays: DelayTracker,
     /// `tunmcastctl test ...` and the `[[test]]` tables: zapping, RFC 3918 join/leave delay.
-    tests: TestRuns<HostId>,
+    tests: TestRuns<HostId, LinkId>,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
 }

@@ -2,7 +2,6 @@
 //! has due (`crate::testrun`), made as its own owner's requests so that they never touch a
 //! user's joins of the same groups.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use control::testrun::{
@@ -12,7 +11,7 @@ use control::testrun::{
 use log::{info, warn};
 use membership::SourceFilter;
 
-use super::{Daemon, HostId};
+use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
 use crate::testrun::{owner_name, report, Action};
 
@@ -53,21 +52,24 @@ impl Daemon {
             TestSpec::Zapping(z) => (&z.iface, &z.hosts),
             TestSpec::JoinLeave(j) => (&j.iface, &j.hosts),
         };
-        let targets = self.target_hosts(iface, &None, hosts)?;
-        let mut actions = Vec::new();
+        let targets: Vec<(HostId, LinkId)> = self
+            .target_hosts(iface, &None, hosts)?
+            .into_iter()
+            .map(|id| (id, self.hosts[id].link))
+            .collect();
         let now = self.now_ns();
         let reply = TestStartReply {
             name: spec.name().to_string(),
             kind: spec.kind().to_string(),
             hosts: targets.len() as u32,
         };
-        self.tests
-            .start(spec, targets, self.seed, now, &mut actions)?;
+        self.tests.start(spec, targets, self.seed, now)?;
         info!(
             "test {} ({}) started on {} hosts",
             reply.name, reply.kind, reply.hosts
         );
-        self.test_actions(actions);
+        // Its first steps are due now.
+        self.advance_tests();
         Ok(reply)
     }
 
@@ -187,9 +189,7 @@ impl Daemon {
         let now = self.now();
         for action in actions {
             let (id, group) = match action {
-                Action::Join { host, group }
-                | Action::Leave { host, group }
-                | Action::Watch { host, group } => (host, group),
+                Action::Join { host, group } | Action::Leave { host, group } => (host, group),
             };
             let Some(host) = self.hosts.get(id).filter(|h| !h.retired) else {
                 self.stop_test(Some(format!("host {id} is gone")));
@@ -197,10 +197,6 @@ impl Daemon {
             };
             let (core, ifindex) = (host.core, host.ifindex);
             let filter = match action {
-                Action::Watch { .. } => {
-                    self.note_member(id, group);
-                    continue;
-                }
                 Action::Join { .. } => SourceFilter::exclude(Vec::new()),
                 Action::Leave { .. } => SourceFilter::include(Vec::new()),
             };
@@ -212,11 +208,7 @@ impl Daemon {
             }
             match (result, action) {
                 (Ok(_), Action::Join { .. }) => self.note_member(id, group),
-                (Ok(_), _) => {
-                    if self.held_by_another(id, group) {
-                        self.tests.leave_shared(id, group);
-                    }
-                }
+                (Ok(_), Action::Leave { .. }) => {}
                 (Err(e), _) => {
                     let why = format!("{group} on {}: {e}", self.host_label(id));
                     warn!("test stopped: {why}");
@@ -226,19 +218,6 @@ impl Daemon {
             }
             self.reports_owed = self.reports_owed.saturating_add(1);
         }
-    }
-
-    /// Whether a host of `id`'s link other than `id` holds `group`: O(the group's members).
-    fn held_by_another(&self, id: HostId, group: IpAddr) -> bool {
-        let link = &self.links[self.hosts[id].link];
-        link.members.get(&group).is_some_and(|members| {
-            members.iter().any(|&m| {
-                m != id && {
-                    let h = &self.hosts[m];
-                    self.cores[h.core].host.is_joined(h.ifindex, group)
-                }
-            })
-        })
     }
 
     /// A host as reports name it: its IPv4 address.

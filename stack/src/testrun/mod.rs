@@ -4,8 +4,10 @@
 //! Sans-IO like the membership core: the loop hands in `now` and the device timestamps of
 //! what the hosts wrote (a report, a leave) and read (a datagram), and takes out the joins
 //! and leaves that are due ([`Action`]). A run keeps a deadline heap of its hosts' next
-//! steps, so a turn costs O(steps due), and a datagram O(1) (its host's state, looked up).
-//! Hosts are whatever key the caller has (`H`): the daemon's `HostId`, numbers in the tests.
+//! steps, so a turn costs O(steps due); a datagram, read once for a whole link, costs the
+//! zaps waiting on its channel there. Hosts and their segments (the link a datagram is read
+//! on) are whatever keys the caller has (`H`, `L`): the daemon's `HostId` and `LinkId`,
+//! numbers in the tests.
 
 use std::collections::HashSet;
 use std::hash::Hash;
@@ -33,9 +35,6 @@ pub enum Action<H> {
     Join { host: H, group: IpAddr },
     /// Drop the run's request for `group`.
     Leave { host: H, group: IpAddr },
-    /// Credit `group`'s datagrams to `host` although it has not joined (RFC 3918: what
-    /// arrives before the join is a failure).
-    Watch { host: H, group: IpAddr },
 }
 
 /// One measurement: a zap (leave `from`, join `to`), or one RFC 3918 iteration of a host and
@@ -64,10 +63,11 @@ pub struct Probe<H> {
     pub after_leave_packets: u64,
 }
 
-impl<H: Default> Default for Probe<H> {
-    fn default() -> Probe<H> {
+impl<H> Probe<H> {
+    /// A probe of `host` with nothing measured yet.
+    pub fn new(host: H) -> Probe<H> {
         Probe {
-            host: H::default(),
+            host,
             seq: 0,
             zap: false,
             from: None,
@@ -85,12 +85,12 @@ impl<H: Default> Default for Probe<H> {
 }
 
 /// A run of either kind.
-pub enum Procedure<H> {
-    Zapping(zapping::Zapping<H>),
-    JoinLeave(rfc3918::JoinLeave<H>),
+pub enum Procedure<H, L> {
+    Zapping(zapping::Zapping<H, L>),
+    JoinLeave(rfc3918::JoinLeave<H, L>),
 }
 
-impl<H: Copy + Eq + Hash + Ord> Procedure<H> {
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
     fn next_deadline(&self) -> Option<Nanos> {
         match self {
             Procedure::Zapping(z) => z.next_deadline(),
@@ -126,16 +126,10 @@ impl<H: Copy + Eq + Hash + Ord> Procedure<H> {
         }
     }
 
-    fn datagram(&mut self, host: H, group: IpAddr, at: Nanos) {
+    fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
         match self {
-            Procedure::Zapping(z) => z.datagram(host, group, at),
-            Procedure::JoinLeave(j) => j.datagram(host, group, at),
-        }
-    }
-
-    fn leave_shared(&mut self, host: H, group: IpAddr) {
-        if let Procedure::Zapping(z) = self {
-            z.leave_shared(host, group);
+            Procedure::Zapping(z) => z.datagram(segment, group, at),
+            Procedure::JoinLeave(j) => j.datagram(segment, group, at),
         }
     }
 
@@ -163,9 +157,9 @@ impl<H: Copy + Eq + Hash + Ord> Procedure<H> {
 }
 
 /// One test run.
-pub struct Run<H> {
+pub struct Run<H, L> {
     pub spec: TestSpec,
-    pub procedure: Procedure<H>,
+    pub procedure: Procedure<H, L>,
     pub hosts: u32,
     pub seed: Option<u64>,
     pub start: Nanos,
@@ -174,7 +168,7 @@ pub struct Run<H> {
     pub error: Option<String>,
 }
 
-impl<H: Copy + Eq + Hash + Ord> Run<H> {
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
     /// Its results now: `host_limit` hosts listed (all for the report), the records with
     /// `with_records`.
     pub fn report(
@@ -237,17 +231,17 @@ impl<H: Copy + Eq + Hash + Ord> Run<H> {
 
 /// The daemon's test runs: at most one running, the last [`KEPT_RUNS`] kept, and the tests of
 /// the configuration file, startable by name.
-pub struct TestRuns<H> {
-    runs: Vec<Run<H>>,
+pub struct TestRuns<H, L> {
+    runs: Vec<Run<H, L>>,
     running: Option<usize>,
     /// The `[[test]]` tables.
     pub configured: Vec<TestSpec>,
-    /// Hosts a datagram is credited to: those of the running run.
+    /// The running run's hosts: only their reports and leaves are its.
     by_host: HashSet<H>,
 }
 
-impl<H> Default for TestRuns<H> {
-    fn default() -> TestRuns<H> {
+impl<H, L> Default for TestRuns<H, L> {
+    fn default() -> TestRuns<H, L> {
         TestRuns {
             runs: Vec::new(),
             running: None,
@@ -257,21 +251,20 @@ impl<H> Default for TestRuns<H> {
     }
 }
 
-impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
     /// Whether a run is going: the loop then credits datagrams to the hosts.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
     }
 
-    /// Starts `spec` on `hosts` at `now` (`seed`: the random order's when the spec gives
-    /// none); the actions to take at once are in `out`.
+    /// Starts `spec` on `hosts`, each with its segment, at `now` (`seed`: the random order's
+    /// when the spec gives none). Its first steps are due at once.
     pub fn start(
         &mut self,
         spec: TestSpec,
-        hosts: Vec<H>,
+        hosts: Vec<(H, L)>,
         seed: u64,
         now: Nanos,
-        out: &mut Vec<Action<H>>,
     ) -> Result<(), String> {
         spec.check()?;
         if let Some(i) = self.running {
@@ -290,14 +283,14 @@ impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
                 (Procedure::Zapping(run), Some(seed))
             }
             TestSpec::JoinLeave(j) => {
-                let run = rfc3918::JoinLeave::new(j, &hosts, now, out);
+                let run = rfc3918::JoinLeave::new(j, &hosts, now);
                 (Procedure::JoinLeave(run), None)
             }
         };
         if self.runs.len() >= KEPT_RUNS {
             self.runs.remove(0);
         }
-        self.by_host = hosts.iter().copied().collect();
+        self.by_host = hosts.iter().map(|&(h, _)| h).collect();
         self.runs.push(Run {
             spec,
             procedure,
@@ -341,7 +334,6 @@ impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
         };
         let run = &mut self.runs[i];
         run.procedure.held(out);
-        out.retain(|a| !matches!(a, Action::Watch { .. }));
         run.state = match error {
             Some(_) => RunState::Error,
             None => RunState::Stopped,
@@ -351,7 +343,7 @@ impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
         self.by_host.clear();
     }
 
-    fn running_run(&mut self, host: H) -> Option<&mut Procedure<H>> {
+    fn running_run(&mut self, host: H) -> Option<&mut Procedure<H, L>> {
         let i = self.running?;
         if !self.by_host.contains(&host) {
             return None;
@@ -373,22 +365,15 @@ impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
         }
     }
 
-    /// A datagram of `group` was read for `host` at `at`.
-    pub fn datagram(&mut self, host: H, group: IpAddr, at: Nanos) {
-        if let Some(p) = self.running_run(host) {
-            p.datagram(host, group, at);
-        }
-    }
-
-    /// After the run's leave of `group` on `host`, another host of its link still holds it.
-    pub fn leave_shared(&mut self, host: H, group: IpAddr) {
-        if let Some(p) = self.running_run(host) {
-            p.leave_shared(host, group);
+    /// A datagram of `group` was read on `segment` at `at` (once for all its hosts).
+    pub fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
+        if let Some(i) = self.running {
+            self.runs[i].procedure.datagram(segment, group, at);
         }
     }
 
     /// The run named `name` (default: the latest).
-    pub fn run(&self, name: Option<&str>) -> Result<&Run<H>, String> {
+    pub fn run(&self, name: Option<&str>) -> Result<&Run<H, L>, String> {
         match name {
             None => self
                 .runs
@@ -404,7 +389,7 @@ impl<H: Copy + Eq + Hash + Ord> TestRuns<H> {
     }
 
     /// Every run kept, oldest first.
-    pub fn runs(&self) -> &[Run<H>] {
+    pub fn runs(&self) -> &[Run<H, L>] {
         &self.runs
     }
 

@@ -34,7 +34,7 @@ struct Prober<H> {
 }
 
 /// One join/leave delay run.
-pub struct JoinLeave<H> {
+pub struct JoinLeave<H, L> {
     groups: Vec<IpAddr>,
     index: HashMap<IpAddr, usize>,
     iterations: u32,
@@ -43,14 +43,16 @@ pub struct JoinLeave<H> {
     grace: Nanos,
     probers: Vec<Prober<H>>,
     by_host: HashMap<H, usize>,
+    /// The probers of each segment (link): a datagram read there is theirs.
+    by_segment: HashMap<L, Vec<usize>>,
     deadlines: BinaryHeap<Reverse<(Nanos, usize)>>,
     probes: Vec<Probe<H>>,
     over: usize,
 }
 
-impl<H: Copy + Eq + Hash> JoinLeave<H> {
-    /// `spec` (checked) on `hosts` from `now`; `out` gets the watches of every (host, group).
-    pub fn new(spec: &JoinLeaveSpec, hosts: &[H], now: Nanos, out: &mut Vec<Action<H>>) -> Self {
+impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
+    /// `spec` (checked) on `hosts` (each with its segment) from `now`.
+    pub fn new(spec: &JoinLeaveSpec, hosts: &[(H, L)], now: Nanos) -> Self {
         let mut run = JoinLeave {
             index: spec
                 .groups
@@ -64,15 +66,18 @@ impl<H: Copy + Eq + Hash> JoinLeave<H> {
             hold: spec.hold_ms * MS,
             grace: spec.leave_grace_ms * MS,
             probers: Vec::with_capacity(hosts.len()),
-            by_host: hosts.iter().enumerate().map(|(i, &h)| (h, i)).collect(),
+            by_host: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, &(h, _))| (h, i))
+                .collect(),
+            by_segment: HashMap::new(),
             deadlines: BinaryHeap::with_capacity(hosts.len()),
             probes: Vec::new(),
             over: 0,
         };
-        for (p, &host) in hosts.iter().enumerate() {
-            for &group in &run.groups {
-                out.push(Action::Watch { host, group });
-            }
+        for (p, &(host, segment)) in hosts.iter().enumerate() {
+            run.by_segment.entry(segment).or_default().push(p);
             let first_probe = run.new_iteration(host, 0);
             run.probers.push(Prober {
                 host,
@@ -90,19 +95,10 @@ impl<H: Copy + Eq + Hash> JoinLeave<H> {
         let first = self.probes.len();
         for &group in &self.groups {
             self.probes.push(Probe {
-                host,
                 seq: iteration,
-                zap: false,
                 from: Some(group),
                 to: Some(group),
-                join_sent: None,
-                first_packet: None,
-                leave_sent: None,
-                last_packet: None,
-                overlap_packets: 0,
-                leave_shared: false,
-                before_join_packets: 0,
-                after_leave_packets: 0,
+                ..Probe::new(host)
             });
         }
         first
@@ -196,27 +192,29 @@ impl<H: Copy + Eq + Hash> JoinLeave<H> {
         }
     }
 
-    pub fn datagram(&mut self, host: H, group: IpAddr, at: Nanos) {
-        let grace = self.grace;
-        let Some((probe, phase)) = self.probe(host, group) else {
+    /// A datagram of `group` read on `segment` at `at`: each of its hosts' probe of the group.
+    pub fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
+        let (Some(probers), Some(&g)) = (self.by_segment.get(&segment), self.index.get(&group))
+        else {
             return;
         };
-        match phase {
-            Phase::Before => probe.before_join_packets += 1,
-            Phase::Joined | Phase::Left => {
-                let Some(sent) = probe.join_sent else {
-                    return;
-                };
-                if at < sent {
-                    return;
+        for &p in probers {
+            let prober = &self.probers[p];
+            let probe = &mut self.probes[prober.first_probe + g];
+            match prober.phase {
+                Phase::Before => probe.before_join_packets += 1,
+                Phase::Joined | Phase::Left => {
+                    if !probe.join_sent.is_some_and(|sent| sent <= at) {
+                        continue;
+                    }
+                    probe.first_packet.get_or_insert(at);
+                    probe.last_packet = probe.last_packet.max(Some(at));
+                    if probe.leave_sent.is_some_and(|left| at > left + self.grace) {
+                        probe.after_leave_packets += 1;
+                    }
                 }
-                probe.first_packet.get_or_insert(at);
-                probe.last_packet = probe.last_packet.max(Some(at));
-                if probe.leave_sent.is_some_and(|left| at > left + grace) {
-                    probe.after_leave_packets += 1;
-                }
+                Phase::Over => {}
             }
-            Phase::Over => {}
         }
     }
 
@@ -257,17 +255,14 @@ mod tests {
 
     #[test]
     fn check_join_leave_check_and_again() {
-        let mut runs = TestRuns::<u32>::default();
+        let mut runs = TestRuns::<u32, u32>::default();
         let mut out = Vec::new();
-        runs.start(TestSpec::JoinLeave(spec()), vec![7], 0, 0, &mut out)
+        // Host 7 on segment 70.
+        runs.start(TestSpec::JoinLeave(spec()), vec![(7, 70)], 0, 0)
             .unwrap();
-        assert_eq!(out.len(), 2, "both groups watched: {out:?}");
-        assert!(out
-            .iter()
-            .all(|a| matches!(a, Action::Watch { host: 7, .. })));
         let (g1, g2) = (IpAddr::from([239, 1, 1, 1]), IpAddr::from([239, 1, 1, 2]));
         // Forwarded before the join: a failure.
-        runs.datagram(7, g1, 500 * MS);
+        runs.datagram(70, g1, 500 * MS);
         out.clear();
         runs.due(1000 * MS, &mut out);
         assert_eq!(
@@ -279,16 +274,16 @@ mod tests {
         );
         runs.report_sent(7, g1, 1001 * MS);
         runs.report_sent(7, g2, 1001 * MS);
-        runs.datagram(7, g1, 1011 * MS);
-        runs.datagram(7, g2, 1021 * MS);
+        runs.datagram(70, g1, 1011 * MS);
+        runs.datagram(70, g2, 1021 * MS);
         out.clear();
         runs.due(3000 * MS, &mut out);
         assert_eq!(out.len(), 2, "both left");
         runs.left(7, g1, 3001 * MS);
         runs.left(7, g2, 3001 * MS);
-        runs.datagram(7, g1, 3501 * MS);
+        runs.datagram(70, g1, 3501 * MS);
         // g2 still forwarded past the grace.
-        runs.datagram(7, g2, 6500 * MS);
+        runs.datagram(70, g2, 6500 * MS);
         assert_eq!(runs.next_deadline(), Some(7000 * MS));
         // Iteration 2: clean.
         for (at, step) in [(7000, 0), (8000, 1), (10_000, 2), (14_000, 3)] {
@@ -298,8 +293,8 @@ mod tests {
                 1 => {
                     runs.report_sent(7, g1, 8001 * MS);
                     runs.report_sent(7, g2, 8001 * MS);
-                    runs.datagram(7, g1, 8101 * MS);
-                    runs.datagram(7, g2, 8101 * MS);
+                    runs.datagram(70, g1, 8101 * MS);
+                    runs.datagram(70, g2, 8101 * MS);
                 }
                 2 => {
                     runs.left(7, g1, 10_001 * MS);

@@ -360,7 +360,7 @@ mod tests {
             to: Some(IpAddr::from([239, 0, 0, to])),
             join_sent: Some(join_sent),
             first_packet: first,
-            ..Probe::default()
+            ..Probe::new(host)
         }
     }
 

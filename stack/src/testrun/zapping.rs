@@ -3,9 +3,13 @@
 //! Hosts start spread over the first view, each on its own schedule; one zap per host at a
 //! time. Per zap: when the leave and the join were written, the new channel's first datagram,
 //! the old one's last, the old one's datagrams after the new one's first (overlap).
+//!
+//! A datagram is read once for a whole link (its hosts share the device), so it is handed in
+//! per (link, channel) — a segment `L` — and touches only the zaps waiting on that channel
+//! there: those awaiting their first datagram, those whose leave delay is open.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::Hash;
 use std::net::IpAddr;
 
@@ -30,21 +34,34 @@ enum Step {
 /// A channel's place in the list.
 type Channel = u16;
 
-struct Zapper<H> {
+struct Zapper<H, L> {
     host: H,
+    segment: L,
     rng: SmallRng,
     /// Its place in the host list (the sequential order starts there).
     slot: usize,
     joins: u32,
     /// The channel watched now, and the probe of the zap that joined it.
     watching: Option<(Channel, usize)>,
-    /// Channels left and their zap's probe: their datagrams are that zap's leave delay.
-    leaving: HashMap<Channel, usize>,
+    /// The channel it left last, and that zap's probe: its leave's timestamp goes there.
+    last_leave: Option<(Channel, usize)>,
     step: Step,
 }
 
+/// The zaps one channel's datagrams on one segment concern.
+#[derive(Default)]
+struct Interest {
+    /// Hosts of the run on the segment watching the channel: while there is one, the
+    /// channel flows for it, and no leave of it can be measured.
+    watchers: u32,
+    /// (zapper, probe): joined, no datagram yet.
+    awaiting: Vec<(usize, usize)>,
+    /// (zapper, probe): left, oldest first; measured until twice the grace.
+    leaving: VecDeque<(usize, usize)>,
+}
+
 /// One zapping run.
-pub struct Zapping<H> {
+pub struct Zapping<H, L> {
     channels: Vec<IpAddr>,
     index: HashMap<IpAddr, Channel>,
     view: Nanos,
@@ -52,11 +69,9 @@ pub struct Zapping<H> {
     order: ZapOrder,
     mode: ZapMode,
     grace: Nanos,
-    zappers: Vec<Zapper<H>>,
+    zappers: Vec<Zapper<H, L>>,
     by_host: HashMap<H, usize>,
-    /// Per channel, how many of the run's hosts watch it now: a channel left by one host and
-    /// watched by another keeps flowing for that other, so its datagrams are no leave delay.
-    watchers: Vec<u32>,
+    interests: HashMap<(L, Channel), Interest>,
     /// (due, zapper): every host's next step.
     deadlines: BinaryHeap<Reverse<(Nanos, usize)>>,
     probes: Vec<Probe<H>>,
@@ -66,9 +81,10 @@ pub struct Zapping<H> {
 /// Spreads the seed over the hosts (SplitMix64's increment): each its own sequence.
 const SEED_STEP: u64 = 0x9e37_79b9_7f4a_7c15;
 
-impl<H: Copy + Eq + Hash> Zapping<H> {
-    /// `spec` (checked) on `hosts`, from `now`; the random order drawn from `seed`.
-    pub fn new(spec: &ZappingSpec, hosts: &[H], seed: u64, now: Nanos) -> Zapping<H> {
+impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
+    /// `spec` (checked) on `hosts` (each with its segment), from `now`; the random order drawn
+    /// from the spec's seed, else `seed`.
+    pub fn new(spec: &ZappingSpec, hosts: &[(H, L)], seed: u64, now: Nanos) -> Zapping<H, L> {
         let seed = spec.seed.unwrap_or(seed);
         let view = spec.view_ms * MS;
         let n = hosts.len() as u64;
@@ -76,18 +92,19 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
         let zappers = hosts
             .iter()
             .enumerate()
-            .map(|(slot, &host)| {
+            .map(|(slot, &(host, segment))| {
                 // Spread over the first view: host k of n starts k/n of a view late.
                 deadlines.push(Reverse((now + view * slot as u64 / n, slot)));
                 Zapper {
                     host,
+                    segment,
                     rng: SmallRng::seed_from_u64(
                         seed.wrapping_add(SEED_STEP.wrapping_mul(slot as u64 + 1)),
                     ),
                     slot,
                     joins: 0,
                     watching: None,
-                    leaving: HashMap::new(),
+                    last_leave: None,
                     step: Step::Zap,
                 }
             })
@@ -105,8 +122,12 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
             order: spec.order,
             mode: spec.mode,
             grace: spec.leave_grace_ms * MS,
-            by_host: hosts.iter().enumerate().map(|(i, &h)| (h, i)).collect(),
-            watchers: vec![0; spec.channels.len()],
+            by_host: hosts
+                .iter()
+                .enumerate()
+                .map(|(i, &(h, _))| (h, i))
+                .collect(),
+            interests: HashMap::new(),
             zappers,
             deadlines,
             probes: Vec::new(),
@@ -163,73 +184,84 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
         }
     }
 
+    /// Zapper `z` stops watching `channel`: probe `p` is its leave's. A channel another
+    /// host of the segment still watches keeps flowing: that leave is shared, not measured.
+    fn stop_watching(&mut self, z: usize, channel: Channel, p: usize) {
+        self.zappers[z].last_leave = Some((channel, p));
+        let interest = self
+            .interests
+            .entry((self.zappers[z].segment, channel))
+            .or_default();
+        interest.watchers -= 1;
+        if interest.watchers > 0 {
+            self.probes[p].leave_shared = true;
+        } else {
+            interest.leaving.push_back((z, p));
+        }
+    }
+
     /// Zapper `z`'s step due at `at`; when its next one is due.
     fn step(&mut self, z: usize, at: Nanos, out: &mut Vec<Action<H>>) -> Option<Nanos> {
         let host = self.zappers[z].host;
         match self.zappers[z].step {
             Step::Zap => {
                 let to = self.next_channel(z);
-                let zapper = &mut self.zappers[z];
-                let from = zapper.watching.map(|(c, _)| c);
-                let probe = self.probes.len();
+                let from = self.zappers[z].watching.map(|(c, _)| c);
+                let p = self.probes.len();
                 self.probes.push(Probe {
-                    host,
-                    seq: zapper.joins,
+                    seq: self.zappers[z].joins,
                     zap: from.is_some(),
                     from: from.map(|c| self.channels[c as usize]),
                     to: Some(self.channels[to as usize]),
-                    ..probe_of(host)
+                    ..Probe::new(host)
                 });
-                // Datagrams of the new channel are its join's from now on.
-                zapper.leaving.remove(&to);
                 let join = Action::Join {
                     host,
                     group: self.channels[to as usize],
                 };
-                let leave = from.map(|c| {
-                    zapper.leaving.insert(c, probe);
-                    Action::Leave {
-                        host,
-                        group: self.channels[c as usize],
-                    }
+                let leave = from.map(|c| Action::Leave {
+                    host,
+                    group: self.channels[c as usize],
                 });
                 match self.mode {
                     ZapMode::LeaveJoin => out.extend(leave.into_iter().chain([join])),
                     ZapMode::JoinLeave => out.extend([join].into_iter().chain(leave)),
                 }
-                zapper.watching = Some((to, probe));
-                zapper.joins += 1;
-                self.watchers[to as usize] += 1;
                 if let Some(from) = from {
-                    self.watchers[from as usize] -= 1;
+                    self.stop_watching(z, from, p);
                 }
+                let interest = self
+                    .interests
+                    .entry((self.zappers[z].segment, to))
+                    .or_default();
+                interest.watchers += 1;
+                interest.awaiting.push((z, p));
+                let zapper = &mut self.zappers[z];
+                zapper.watching = Some((to, p));
+                zapper.joins += 1;
                 if zapper.joins >= self.count {
                     zapper.step = Step::FinalLeave;
                 }
                 Some(at + self.view)
             }
             Step::FinalLeave => {
-                let zapper = &mut self.zappers[z];
-                let (channel, _) = zapper.watching.take()?;
-                self.watchers[channel as usize] -= 1;
-                let probe = self.probes.len();
+                let (channel, _) = self.zappers[z].watching.take()?;
+                let p = self.probes.len();
                 self.probes.push(Probe {
-                    host,
-                    seq: zapper.joins,
+                    seq: self.zappers[z].joins,
                     from: Some(self.channels[channel as usize]),
-                    ..probe_of(host)
+                    ..Probe::new(host)
                 });
-                zapper.leaving.insert(channel, probe);
+                self.stop_watching(z, channel, p);
                 out.push(Action::Leave {
                     host,
                     group: self.channels[channel as usize],
                 });
-                zapper.step = Step::Done;
+                self.zappers[z].step = Step::Done;
                 Some(at + self.grace)
             }
             Step::Done | Step::Over => {
                 let zapper = &mut self.zappers[z];
-                zapper.leaving = HashMap::new();
                 if zapper.step == Step::Done {
                     zapper.step = Step::Over;
                     self.over += 1;
@@ -239,63 +271,72 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
         }
     }
 
-    /// The zapper of `host` and the channel `group` is, if both are the run's.
-    fn find(&self, host: H, group: IpAddr) -> Option<(usize, Channel)> {
-        Some((*self.by_host.get(&host)?, *self.index.get(&group)?))
-    }
-
+    /// The report for `group` (its first only) was written for `host` at `at`.
     pub fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
-        let Some((z, c)) = self.find(host, group) else {
+        let (Some(&z), Some(&c)) = (self.by_host.get(&host), self.index.get(&group)) else {
             return;
         };
         if let Some((watching, p)) = self.zappers[z].watching {
-            let probe = &mut self.probes[p];
-            if watching == c && probe.join_sent.is_none() {
-                probe.join_sent = Some(at);
+            if watching == c {
+                self.probes[p].join_sent.get_or_insert(at);
             }
         }
     }
 
+    /// The leave of `group` was written for `host` at `at`: the latest zap that left it.
     pub fn left(&mut self, host: H, group: IpAddr, at: Nanos) {
-        let Some((z, c)) = self.find(host, group) else {
+        let (Some(&z), Some(&c)) = (self.by_host.get(&host), self.index.get(&group)) else {
             return;
         };
-        if let Some(&p) = self.zappers[z].leaving.get(&c) {
-            self.probes[p].leave_sent.get_or_insert(at);
+        if let Some((left, p)) = self.zappers[z].last_leave {
+            if left == c {
+                self.probes[p].leave_sent.get_or_insert(at);
+            }
         }
     }
 
-    pub fn leave_shared(&mut self, host: H, group: IpAddr) {
-        let Some((z, c)) = self.find(host, group) else {
+    /// A datagram of `group` read on `segment` at `at`: O(the zaps it concerns).
+    pub fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
+        let Some(&c) = self.index.get(&group) else {
             return;
         };
-        if let Some(&p) = self.zappers[z].leaving.get(&c) {
-            self.probes[p].leave_shared = true;
-        }
-    }
-
-    /// O(1): the host's zap that joined `group`, or the one that left it.
-    pub fn datagram(&mut self, host: H, group: IpAddr, at: Nanos) {
-        let Some((z, c)) = self.find(host, group) else {
+        let Some(interest) = self.interests.get_mut(&(segment, c)) else {
             return;
         };
-        let zapper = &self.zappers[z];
-        if let Some((watching, p)) = zapper.watching {
-            let probe = &mut self.probes[p];
-            if watching == c
-                && probe.first_packet.is_none()
-                && probe.join_sent.is_some_and(|sent| sent <= at)
-            {
-                probe.first_packet = Some(at);
+        let (probes, zappers) = (&mut self.probes, &self.zappers);
+        // First datagrams: the zaps still watching it whose join is written.
+        interest.awaiting.retain(|&(z, p)| {
+            if zappers[z].watching.map(|(_, current)| current) != Some(p) {
+                return false; // zapped away before any came: not received
+            }
+            match probes[p].join_sent {
+                Some(sent) if sent <= at => {
+                    probes[p].first_packet = Some(at);
+                    false
+                }
+                _ => true,
+            }
+        });
+        if interest.watchers > 0 {
+            // It flows for a host watching it: no leave before it is this datagram's.
+            for (_, p) in interest.leaving.drain(..) {
+                probes[p].leave_shared = true;
+            }
+            return;
+        }
+        // Leave delays: measured for twice the grace (the second one counts datagrams still
+        // forwarded after the grace).
+        let horizon = 2 * self.grace;
+        while let Some(&(_, p)) = interest.leaving.front() {
+            match probes[p].leave_sent {
+                Some(sent) if sent + horizon < at => {
+                    interest.leaving.pop_front();
+                }
+                _ => break,
             }
         }
-        if let Some(&p) = zapper.leaving.get(&c) {
-            let probe = &mut self.probes[p];
-            if self.watchers[c as usize] > 0 {
-                // Another host of the run watches it: not this leave's.
-                probe.leave_shared = true;
-                return;
-            }
+        for &(_, p) in &interest.leaving {
+            let probe = &mut probes[p];
             probe.last_packet = probe.last_packet.max(Some(at));
             if probe.first_packet.is_some_and(|first| at > first) {
                 probe.overlap_packets += 1;
@@ -316,24 +357,6 @@ impl<H: Copy + Eq + Hash> Zapping<H> {
                 });
             }
         }
-    }
-}
-
-fn probe_of<H>(host: H) -> Probe<H> {
-    Probe {
-        host,
-        seq: 0,
-        zap: false,
-        from: None,
-        to: None,
-        join_sent: None,
-        first_packet: None,
-        leave_sent: None,
-        last_packet: None,
-        overlap_packets: 0,
-        leave_shared: false,
-        before_join_packets: 0,
-        after_leave_packets: 0,
     }
 }
 

@@ -33,9 +33,10 @@ pub(crate) fn scripted_report() -> TestReport {
             ..Sla::default()
         },
     };
-    let mut runs = TestRuns::<u32>::default();
+    let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
-    runs.start(TestSpec::Zapping(spec), vec![1, 2], 7, 0, &mut out)
+    // Each host on a segment of its own.
+    runs.start(TestSpec::Zapping(spec), vec![(1, 1), (2, 2)], 7, 0)
         .unwrap();
     let delays = [(1, [30, 300]), (2, [10, 20])];
     while let Some(at) = runs.next_deadline() {
@@ -50,7 +51,6 @@ pub(crate) fn scripted_report() -> TestReport {
                     runs.datagram(host, group, at + d * MS);
                 }
                 Action::Leave { host, group } => runs.left(host, group, at),
-                Action::Watch { .. } => {}
             }
         }
     }

@@ -29,7 +29,7 @@ fn spec(channels: u8, count: u32, order: ZapOrder, seed: Option<u64>) -> Zapping
 
 /// The channels each host joins, in order, running the schedule to its end.
 fn joins(spec: &ZappingSpec, hosts: u32, seed: u64) -> Vec<Vec<IpAddr>> {
-    let ids: Vec<u32> = (0..hosts).collect();
+    let ids: Vec<(u32, u32)> = (0..hosts).map(|h| (h, h)).collect();
     let mut run = Zapping::new(spec, &ids, seed, 0);
     let mut per_host = vec![Vec::new(); hosts as usize];
     let mut out = Vec::new();
@@ -86,7 +86,7 @@ fn random_order_is_reproducible_from_its_seed_and_never_repeats_a_channel() {
 
 #[test]
 fn hosts_start_spread_over_the_first_view_and_zap_every_view() {
-    let ids = [10u32, 11, 12, 13];
+    let ids = [(10u32, 0u32), (11, 0), (12, 0), (13, 0)];
     let mut run = Zapping::new(&spec(2, 2, ZapOrder::Sequential, None), &ids, 0, 5_000 * MS);
     let mut out = Vec::new();
     let mut times = Vec::new();
@@ -106,7 +106,7 @@ fn hosts_start_spread_over_the_first_view_and_zap_every_view() {
 
 #[test]
 fn one_turn_costs_the_steps_due_not_the_hosts() {
-    let ids: Vec<u32> = (0..10_000).collect();
+    let ids: Vec<(u32, u32)> = (0..10_000).map(|h| (h, 0)).collect();
     let mut run = Zapping::new(&spec(4, 4, ZapOrder::Sequential, None), &ids, 0, 0);
     let mut out = Vec::new();
     // 1 ms of a 1 s view spread over 10,000 hosts: 10 or 11 hosts due.
@@ -118,7 +118,7 @@ fn one_turn_costs_the_steps_due_not_the_hosts() {
 /// past the new one's first (overlap), then stop.
 #[test]
 fn a_zap_records_its_join_and_leave_delays_and_overlap() {
-    let mut runs = TestRuns::<u32>::default();
+    let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
     let z = ZappingSpec {
         sla: Sla {
@@ -128,7 +128,7 @@ fn a_zap_records_its_join_and_leave_delays_and_overlap() {
         },
         ..spec(2, 2, ZapOrder::Sequential, None)
     };
-    runs.start(TestSpec::Zapping(z), vec![1], 0, 0, &mut out)
+    runs.start(TestSpec::Zapping(z), vec![(1, 1)], 0, 0)
         .unwrap();
     assert!(out.is_empty(), "nothing before the first deadline");
     runs.due(0, &mut out);
@@ -210,15 +210,14 @@ fn a_zap_records_its_join_and_leave_delays_and_overlap() {
 }
 
 #[test]
-fn not_received_and_shared_leaves() {
-    let mut runs = TestRuns::<u32>::default();
+fn not_received_and_leave_delays() {
+    let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
     runs.start(
         TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
-        vec![1],
+        vec![(1, 1)],
         0,
         0,
-        &mut out,
     )
     .unwrap();
     runs.due(0, &mut out);
@@ -227,8 +226,6 @@ fn not_received_and_shared_leaves() {
     runs.datagram(1, channel(1), 900 * MS);
     runs.due(1000 * MS, &mut out);
     runs.left(1, channel(1), 1000 * MS);
-    // Another host of the link still holds channel 1: its datagrams are no leave delay.
-    runs.leave_shared(1, channel(1));
     runs.report_sent(1, channel(2), 1000 * MS);
     runs.datagram(1, channel(1), 1300 * MS);
     runs.due(2000 * MS, &mut out);
@@ -241,10 +238,11 @@ fn not_received_and_shared_leaves() {
         .report(0, &|h| h.to_string(), 10, false);
     assert_eq!(report.not_received, 2);
     assert_eq!(report.join_delay.count, 0);
-    assert_eq!(report.leave_shared, 1);
-    // The final leave (no datagram after it): 0.
-    assert_eq!(report.leave_delay.count, 1);
-    assert_eq!(report.leave_delay.max_ns, 0);
+    assert_eq!(report.leave_shared, 0);
+    // Channel 1 left at 1000 ms, its last datagram at 1300 ms; the final leave: none after.
+    assert_eq!(report.leave_delay.count, 2);
+    assert_eq!(report.leave_delay.max_ns, 300 * MS);
+    assert_eq!(report.leave_delay.min_ns, 0);
     assert!(report.records.is_empty(), "status: no records");
     assert_eq!(report.verdict, Verdict::Fail, "max_not_received 0");
     assert_eq!(report.channels.len(), 2);
@@ -253,11 +251,11 @@ fn not_received_and_shared_leaves() {
 
 #[test]
 fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
-    let mut runs = TestRuns::<u32>::default();
+    let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
     let z = TestSpec::Zapping(spec(2, 3, ZapOrder::Sequential, None));
-    runs.start(z.clone(), vec![1, 2], 0, 0, &mut out).unwrap();
-    let refused = runs.start(z.clone(), vec![3], 0, 0, &mut out).unwrap_err();
+    runs.start(z.clone(), vec![(1, 1), (2, 2)], 0, 0).unwrap();
+    let refused = runs.start(z.clone(), vec![(3, 3)], 0, 0).unwrap_err();
     assert!(refused.contains("one at a time"), "{refused}");
     runs.due(0, &mut out);
     out.clear();
@@ -280,7 +278,7 @@ fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
         channels: vec![channel(1), IpAddr::from([10, 0, 0, 1])],
         ..spec(1, 1, ZapOrder::Sequential, None)
     });
-    let error = runs.start(bad, vec![1], 0, 0, &mut out).unwrap_err();
+    let error = runs.start(bad, vec![(1, 1)], 0, 0).unwrap_err();
     assert!(
         error.contains("channels: 10.0.0.1 is not a multicast"),
         "{error}"
@@ -290,34 +288,33 @@ fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
 
 #[test]
 fn a_channel_another_host_watches_is_no_leave_delay() {
-    let mut runs = TestRuns::<u32>::default();
+    let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
     // Host 1 from channel 1 to 2, host 2 from channel 2 to 1 (sequential, 2 channels).
     runs.start(
         TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
-        vec![1, 2],
+        vec![(1, 0), (2, 0)],
         0,
         0,
-        &mut out,
     )
     .unwrap();
     runs.due(0, &mut out); // host 1 joins channel 1
     runs.due(500 * MS, &mut out); // host 2 joins channel 2
     runs.report_sent(1, channel(1), MS);
     runs.report_sent(2, channel(2), 501 * MS);
-    runs.datagram(1, channel(1), 10 * MS);
-    runs.datagram(2, channel(2), 510 * MS);
+    runs.datagram(0, channel(1), 10 * MS);
+    runs.datagram(0, channel(2), 510 * MS);
     runs.due(1000 * MS, &mut out); // host 1: 1 -> 2, where host 2 is
     runs.left(1, channel(1), 1000 * MS);
     runs.report_sent(1, channel(2), 1000 * MS);
     // Channel 2 is flowing already (host 2): joined at once.
-    runs.datagram(1, channel(2), 1002 * MS);
-    runs.datagram(1, channel(1), 1100 * MS);
+    runs.datagram(0, channel(2), 1002 * MS);
+    runs.datagram(0, channel(1), 1100 * MS);
     runs.due(1500 * MS, &mut out); // host 2: 2 -> 1
     runs.left(2, channel(2), 1500 * MS);
     runs.report_sent(2, channel(1), 1500 * MS);
     // Channel 2, left by host 2, still watched by host 1: no leave delay for host 2.
-    runs.datagram(2, channel(2), 1700 * MS);
+    runs.datagram(0, channel(2), 1700 * MS);
     let report = runs
         .run(None)
         .unwrap()
@@ -340,4 +337,40 @@ fn a_channel_another_host_watches_is_no_leave_delay() {
     let host2 = zap_of("2");
     assert!(host2.leave_shared);
     assert_eq!(host2.leave_delay_ns, None);
+}
+
+#[test]
+fn a_datagram_is_its_own_links_only() {
+    let mut runs = TestRuns::<u32, u32>::default();
+    let mut out = Vec::new();
+    // One channel, both hosts on it, each behind a link of its own.
+    runs.start(
+        TestSpec::Zapping(spec(1, 1, ZapOrder::Sequential, None)),
+        vec![(1, 10), (2, 20)],
+        0,
+        0,
+    )
+    .unwrap();
+    runs.due(500 * MS, &mut out);
+    assert_eq!(out.len(), 2, "both joined: {out:?}");
+    runs.report_sent(1, channel(1), MS);
+    runs.report_sent(2, channel(1), 501 * MS);
+    runs.datagram(20, channel(1), 530 * MS);
+    runs.datagram(10, channel(1), 311 * MS);
+    // A link of no host of the run, a group of no channel: nothing.
+    runs.datagram(30, channel(1), 612 * MS);
+    runs.datagram(10, channel(9), 613 * MS);
+    let report = runs
+        .run(None)
+        .unwrap()
+        .report(0, &|h| h.to_string(), 10, true);
+    let delays: Vec<(String, Option<Nanos>)> = report
+        .records
+        .iter()
+        .map(|r| (r.host.clone(), r.join_delay_ns))
+        .collect();
+    assert_eq!(
+        delays,
+        vec![("1".into(), Some(310 * MS)), ("2".into(), Some(29 * MS))]
+    );
 }
