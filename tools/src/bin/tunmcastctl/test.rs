@@ -392,8 +392,8 @@ fn write_file(path: &Path, content: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
 }
 
-/// How often the run is asked for its progress.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the run is asked for its progress (each answer sorts its delays: O(zaps)).
+const POLL: Duration = Duration::from_millis(500);
 /// A line of progress at most this often when not on a terminal.
 const PROGRESS_LINE: Duration = Duration::from_secs(5);
 
