@@ -504,3 +504,152 @@ pub struct TestReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<ZapRecord>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Request;
+
+    #[test]
+    fn test_requests_round_trip_as_one_json_object_each() {
+        let spec = TestSpec::Zapping(ZappingSpec {
+            name: "iptv".into(),
+            iface: None,
+            hosts: Some(["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()]),
+            channels: vec!["239.1.1.1".parse().unwrap()],
+            view_ms: 500,
+            count: None,
+            order: ZapOrder::Sequential,
+            seed: None,
+            mode: ZapMode::LeaveJoin,
+            not_received_ms: 2000,
+            leave_grace_ms: 3000,
+            thresholds_ms: vec![125],
+            sla: Sla::default(),
+        });
+        let cases = [
+            (
+                Request::TestStart(TestStartArgs {
+                    test: Some(spec),
+                    name: None,
+                }),
+                r#"{"cmd":"test_start","test":{"kind":"zapping","name":"iptv","hosts":["10.0.0.2","10.0.0.3"],"channels":["239.1.1.1"],"view_ms":500,"order":"sequential","mode":"leave-join","not_received_ms":2000,"leave_grace_ms":3000,"thresholds_ms":[125],"sla":{"max_not_received":0}}}"#,
+            ),
+            (
+                Request::TestStart(TestStartArgs {
+                    test: None,
+                    name: Some("lab".into()),
+                }),
+                r#"{"cmd":"test_start","name":"lab"}"#,
+            ),
+            (
+                Request::TestStatus(TestSelect::default()),
+                r#"{"cmd":"test_status"}"#,
+            ),
+            (
+                Request::TestReport(TestSelect {
+                    format: Some(ReportFormat::Junit),
+                    ..TestSelect::default()
+                }),
+                r#"{"cmd":"test_report","format":"junit"}"#,
+            ),
+            (
+                Request::TestStop(TestSelect::default()),
+                r#"{"cmd":"test_stop"}"#,
+            ),
+        ];
+        for (request, line) in cases {
+            assert_eq!(serde_json::to_string(&request).unwrap(), line);
+            assert_eq!(serde_json::from_str::<Request>(line).unwrap(), request);
+        }
+        // The defaults fill what a request leaves out.
+        let short: Request = serde_json::from_str(
+            r#"{"cmd":"test_start","test":{"kind":"rfc3918-join-leave","groups":["ff1e::1"]}}"#,
+        )
+        .unwrap();
+        let Request::TestStart(TestStartArgs {
+            test: Some(TestSpec::JoinLeave(j)),
+            ..
+        }) = short
+        else {
+            panic!("{short:?}");
+        };
+        assert_eq!((j.iterations, j.check_ms, j.hold_ms), (3, 1000, 2000));
+        assert_eq!(j.name, "join-delay");
+    }
+
+    #[test]
+    fn bad_test_requests_are_refused() {
+        for bad in [
+            r#"{"cmd":"test_start","test":{"kind":"flood","channels":["239.1.1.1"]}}"#,
+            r#"{"cmd":"test_start","test":{"kind":"zapping","channels":["239.1.1.1"],"view":1}}"#,
+            r#"{"cmd":"test_start","test":{"kind":"zapping"}}"#,
+            r#"{"cmd":"test_start","test":{"kind":"zapping","channels":["239.1.1.1"],"hosts":"x"}}"#,
+            r#"{"cmd":"test_report","format":"pdf"}"#,
+            r#"{"cmd":"test_status","extra":1}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn specs_are_checked_naming_the_key() {
+        let base = ZappingSpec {
+            name: "z".into(),
+            iface: None,
+            hosts: None,
+            channels: vec!["239.1.1.1".parse().unwrap(), "239.1.1.2".parse().unwrap()],
+            view_ms: 1000,
+            count: None,
+            order: ZapOrder::Sequential,
+            seed: None,
+            mode: ZapMode::LeaveJoin,
+            not_received_ms: 2000,
+            leave_grace_ms: 3000,
+            thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+            sla: Sla::default(),
+        };
+        assert_eq!(TestSpec::Zapping(base.clone()).check(), Ok(()));
+        let cases = [
+            (
+                ZappingSpec {
+                    channels: vec![],
+                    ..base.clone()
+                },
+                "channels: give at least one group",
+            ),
+            (
+                ZappingSpec {
+                    channels: vec![base.channels[0], base.channels[0]],
+                    ..base.clone()
+                },
+                "channels: 239.1.1.1 is given twice",
+            ),
+            (
+                ZappingSpec {
+                    thresholds_ms: vec![250, 125],
+                    ..base.clone()
+                },
+                "thresholds_ms:",
+            ),
+            (
+                ZappingSpec {
+                    count: Some(0),
+                    ..base.clone()
+                },
+                "count: 1 or more",
+            ),
+            (
+                ZappingSpec {
+                    name: "two words".into(),
+                    ..base.clone()
+                },
+                "name \"two words\"",
+            ),
+        ];
+        for (spec, expected) in cases {
+            let error = TestSpec::Zapping(spec).check().unwrap_err();
+            assert!(error.starts_with(expected), "{error}");
+        }
+    }
+}

@@ -228,6 +228,23 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
         "{junit}"
     );
     assert!(junit.contains("threshold 0.000 ms"), "{junit}");
+    // A real XML parser reads it: 6 test cases, the failures among them.
+    let counted = tests::run_ok(
+        "python3",
+        &[
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             root = E.parse(sys.argv[1]).getroot()\n\
+             print(len(list(root.iter('testcase'))), len(list(root.iter('failure'))))",
+            strict.join("junit.xml").to_str().unwrap(),
+        ],
+    );
+    let (cases, failures) = counted.trim().split_once(' ').unwrap();
+    assert_eq!(cases, "6", "{junit}");
+    assert!(
+        failures.parse::<u32>().unwrap() >= 2,
+        "overall and a channel: {junit}"
+    );
     // Both runs are kept; the groups are all left.
     let status_all = daemon.ctl_json(&["test", "status"]);
     assert_eq!(status_all["tests"].as_array().unwrap().len(), 2);
