@@ -198,7 +198,13 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
         let dom = ns.dump_dom(&url, secs(2));
         let shown = format!("id=\"join-p50\" data-ns=\"{p50}\">{}</td>", ms_text(p50));
         assert!(dom.contains(&shown), "{shown} not in the page:\n{dom}");
-        for plot in ["join-histogram", "cdf", "channel-bars", "timeline"] {
+        for plot in [
+            "join-histogram",
+            "cdf",
+            "channel-bars",
+            "host-bars",
+            "timeline",
+        ] {
             assert!(dom.contains(&format!("<figure id=\"{plot}\">")), "{plot}");
         }
         assert!(dom.contains("id=\"verdict\">PASS</span>"));

@@ -1,6 +1,6 @@
 //! One self-contained HTML page (no script, no network): the verdict, the figures as tables,
 //! and inline SVG plots: the join delay histogram with the violation thresholds, the CDF of
-//! the join and leave delays, per channel p50/p99 bars, a timeline of the zaps.
+//! the join and leave delays, per channel and per host p50/p99 bars, a timeline of the zaps.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -18,6 +18,8 @@ const BOTTOM: f64 = 40.0;
 /// Hosts drawn in the timeline (the tables have them all).
 const TIMELINE_HOSTS: usize = 40;
 const HISTOGRAM_BINS: usize = 30;
+/// Hosts drawn in the per-host bars.
+const BAR_HOSTS: usize = 40;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.2em .6em;\
@@ -90,7 +92,10 @@ pub fn render(report: &TestReport) -> String {
     let thresholds: Vec<u64> = report.buckets.iter().map(|b| b.threshold_ms).collect();
     histogram(&mut h, &joins, &thresholds);
     cdf(&mut h, &joins, &leaves);
-    channel_bars(&mut h, &report.channels);
+    part_bars(&mut h, "channel-bars", "channel", &report.channels);
+    // The first hosts (the table below has them all).
+    let hosts = &report.per_host[..report.per_host.len().min(BAR_HOSTS)];
+    part_bars(&mut h, "host-bars", "host", hosts);
     timeline(&mut h, report);
     parts_table(&mut h, "Per channel", "channels", &report.channels);
     parts_table(&mut h, "Per host", "hosts", &report.per_host);
@@ -408,8 +413,8 @@ fn cdf(h: &mut String, joins: &[u64], leaves: &[u64]) {
     h.push_str("</svg></figure>\n");
 }
 
-/// Per channel: the join delay's p50 and p99, side by side.
-fn channel_bars(h: &mut String, channels: &[PartResult]) {
+/// Per channel (or host): the join delay's p50 and p99, side by side.
+fn part_bars(h: &mut String, id: &str, what: &str, channels: &[PartResult]) {
     let max_ms = channels
         .iter()
         .map(|c| c.join_delay.p99_ns)
@@ -420,13 +425,13 @@ fn channel_bars(h: &mut String, channels: &[PartResult]) {
     // Horizontal bars: y is the channel, x the delay.
     let _ = writeln!(
         h,
-        "<figure id=\"channel-bars\"><figcaption>Join delay per channel: p50 (blue), p99 \
+        "<figure id=\"{id}\"><figcaption>Join delay per {what}: p50 (blue), p99 \
          (orange), ms</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" \
          height=\"{}\" font-size=\"11\">",
         TOP + 24.0 * channels.len().max(1) as f64 + 10.0
     );
     if channels.is_empty() {
-        let _ = writeln!(h, "<text x=\"{}\" y=\"30\">no channel</text>", WIDTH / 2.0);
+        let _ = writeln!(h, "<text x=\"{}\" y=\"30\">no {what}</text>", WIDTH / 2.0);
     }
     let left = 130.0;
     let scale = |ns: u64| (ns as f64 / 1e6) / max_ms * (WIDTH - left - 90.0);

@@ -130,7 +130,13 @@ fn html_shows_the_figures_and_the_plots_without_the_network() {
     assert!(html.contains("id=\"join-p50\" data-ns=\"20000000\">20.000</td>"));
     assert!(html.contains("id=\"join-p99\" data-ns=\"300000000\">300.000</td>"));
     assert!(html.contains("id=\"verdict\">FAIL</span>"));
-    for plot in ["join-histogram", "cdf", "channel-bars", "timeline"] {
+    for plot in [
+        "join-histogram",
+        "cdf",
+        "channel-bars",
+        "host-bars",
+        "timeline",
+    ] {
         assert!(html.contains(&format!("<figure id=\"{plot}\">")), "{plot}");
     }
     // The histogram's bars hold the 4 zaps; the 125 and 250 ms thresholds are drawn.
@@ -147,6 +153,8 @@ fn html_shows_the_figures_and_the_plots_without_the_network() {
     assert_eq!(html.matches("class=\"threshold\"").count(), 2);
     assert_eq!(html.matches("class=\"cdf-join\"").count(), 1);
     assert_eq!(html.matches("class=\"zap\"").count(), 4);
+    // p50 and p99 bars: 2 channels and 2 hosts.
+    assert_eq!(html.matches("<rect class=\"p50\"").count(), 4);
     assert!(html.contains("10.0.0.2"), "per host table");
     assert!(html.contains("lab&lt;1&gt;"));
 }
