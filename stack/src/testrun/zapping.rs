@@ -56,8 +56,9 @@ struct Interest {
     watchers: u32,
     /// (zapper, probe): joined, no datagram yet.
     awaiting: Vec<(usize, usize)>,
-    /// (zapper, probe): left, oldest first; measured until twice the grace.
-    leaving: VecDeque<(usize, usize)>,
+    /// (probe, when the leave was due): left, oldest first; measured until twice the grace
+    /// after that.
+    leaving: VecDeque<(usize, Nanos)>,
 }
 
 /// One zapping run.
@@ -186,7 +187,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
 
     /// Zapper `z` stops watching `channel`: probe `p` is its leave's. A channel another
     /// host of the segment still watches keeps flowing: that leave is shared, not measured.
-    fn stop_watching(&mut self, z: usize, channel: Channel, p: usize) {
+    fn stop_watching(&mut self, z: usize, channel: Channel, p: usize, at: Nanos) {
         self.zappers[z].last_leave = Some((channel, p));
         let interest = self
             .interests
@@ -196,7 +197,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
         if interest.watchers > 0 {
             self.probes[p].leave_shared = true;
         } else {
-            interest.leaving.push_back((z, p));
+            interest.leaving.push_back((p, at));
         }
     }
 
@@ -228,7 +229,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                     ZapMode::JoinLeave => out.extend([join].into_iter().chain(leave)),
                 }
                 if let Some(from) = from {
-                    self.stop_watching(z, from, p);
+                    self.stop_watching(z, from, p, at);
                 }
                 let interest = self
                     .interests
@@ -252,7 +253,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                     from: Some(self.channels[channel as usize]),
                     ..Probe::new(host)
                 });
-                self.stop_watching(z, channel, p);
+                self.stop_watching(z, channel, p, at);
                 out.push(Action::Leave {
                     host,
                     group: self.channels[channel as usize],
@@ -319,23 +320,22 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
         });
         if interest.watchers > 0 {
             // It flows for a host watching it: no leave before it is this datagram's.
-            for (_, p) in interest.leaving.drain(..) {
+            for (p, _) in interest.leaving.drain(..) {
                 probes[p].leave_shared = true;
             }
             return;
         }
-        // Leave delays: measured for twice the grace (the second one counts datagrams still
-        // forwarded after the grace).
+        // Leave delays: measured for twice the grace after the leave was due (the second one
+        // counts datagrams still forwarded after the grace); the oldest go first.
         let horizon = 2 * self.grace;
-        while let Some(&(_, p)) = interest.leaving.front() {
-            match probes[p].leave_sent {
-                Some(sent) if sent + horizon < at => {
-                    interest.leaving.pop_front();
-                }
-                _ => break,
-            }
+        while interest
+            .leaving
+            .front()
+            .is_some_and(|&(_, due)| due + horizon < at)
+        {
+            interest.leaving.pop_front();
         }
-        for &(_, p) in &interest.leaving {
+        for &(p, _) in &interest.leaving {
             let probe = &mut probes[p];
             probe.last_packet = probe.last_packet.max(Some(at));
             if probe.first_packet.is_some_and(|first| at > first) {

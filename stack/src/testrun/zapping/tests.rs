@@ -374,3 +374,37 @@ fn a_datagram_is_its_own_links_only() {
         vec![("1".into(), Some(310 * MS)), ("2".into(), Some(29 * MS))]
     );
 }
+
+#[test]
+fn a_leave_is_measured_for_twice_its_grace() {
+    let mut runs = TestRuns::<u32, u32>::default();
+    let mut out = Vec::new();
+    // Grace 3 s: channel 1, left at 1 s, still comes at 3.5 s (in the grace), 5 s (after
+    // it: forwarded after leave) and 8 s (beyond twice the grace: no longer this leave's).
+    runs.start(
+        TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
+        vec![(1, 1)],
+        0,
+        0,
+    )
+    .unwrap();
+    runs.due(0, &mut out);
+    runs.report_sent(1, channel(1), 0);
+    runs.datagram(1, channel(1), 5 * MS);
+    runs.due(1000 * MS, &mut out);
+    runs.left(1, channel(1), 1000 * MS);
+    runs.report_sent(1, channel(2), 1000 * MS);
+    runs.datagram(1, channel(2), 1010 * MS);
+    for at in [3500, 5000, 8000] {
+        runs.datagram(1, channel(1), at * MS);
+    }
+    let report = runs
+        .run(None)
+        .unwrap()
+        .report(0, &|h| h.to_string(), 10, true);
+    let zap = &report.records[1];
+    assert_eq!(zap.leave_delay_ns, Some(4000 * MS));
+    assert_eq!(zap.after_leave_packets, 1);
+    assert_eq!(zap.overlap_packets, 2);
+    assert_eq!(report.forwarded_after_leave, 1);
+}
