@@ -204,7 +204,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
             match prober.phase {
                 Phase::Before => probe.before_join_packets += 1,
                 Phase::Joined | Phase::Left => {
-                    if !probe.join_sent.is_some_and(|sent| sent <= at) {
+                    if probe.join_sent.is_none_or(|sent| sent > at) {
                         continue;
                     }
                     probe.first_packet.get_or_insert(at);
