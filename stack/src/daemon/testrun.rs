@@ -74,10 +74,31 @@ impl Daemon {
     }
 
     pub(super) fn test_status(&self, select: &TestSelect) -> DaemonReply {
+        if select.brief {
+            return match self.tests.run(select.name.as_deref()) {
+                Ok(run) => DaemonReply::Ok(Body::TestStatus(TestStatusReply {
+                    tests: vec![run.progress(self.now_ns())],
+                })),
+                Err(e) => DaemonReply::refuse(e),
+            };
+        }
         let limit = select.host_limit.unwrap_or(STATUS_HOSTS);
         match self.test_reports(select.name.as_deref(), limit) {
             Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
             Err(e) => DaemonReply::refuse(e),
+        }
+    }
+
+    /// The latest run's status, no host listed (none when no test has run): the HTTP view's.
+    pub(super) fn latest_test_status(&self) -> TestStatusReply {
+        let now = self.now_ns();
+        let tests = self
+            .tests
+            .run(None)
+            .ok()
+            .map(|run| run.report(now, &|id| self.test_host_name(id), 0, false));
+        TestStatusReply {
+            tests: tests.into_iter().collect(),
         }
     }
 

@@ -72,7 +72,7 @@ pub enum Query {
         offset: u64,
         limit: u64,
     },
-    /// The test runs' progress and results (`test status`, no host listed).
+    /// The latest test run's progress and results (`test status`, no host listed).
     Test,
 }
 

@@ -154,6 +154,13 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
             Procedure::JoinLeave(j) => j.planned(),
         }
     }
+
+    fn joins_sent(&self) -> u64 {
+        match self {
+            Procedure::Zapping(z) => z.joins_sent(),
+            Procedure::JoinLeave(j) => j.joins_sent(),
+        }
+    }
 }
 
 /// One test run.
@@ -169,6 +176,42 @@ pub struct Run<H, L> {
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
+    /// Its progress alone, in O(1): state, zaps made and planned, elapsed time; no delays,
+    /// no checks (the verdict is pending until they are computed: [`Run::report`]).
+    pub fn progress(&self, now: Nanos) -> TestReport {
+        TestReport {
+            schema: REPORT_SCHEMA,
+            name: self.spec.name().to_string(),
+            kind: self.spec.kind().to_string(),
+            spec: self.spec.clone(),
+            seed: self.seed,
+            state: self.state,
+            verdict: match self.state {
+                RunState::Error => Verdict::Error,
+                _ => Verdict::Pending,
+            },
+            error: self.error.clone(),
+            elapsed_ms: (self.end.unwrap_or(now).saturating_sub(self.start)) / MS,
+            hosts: self.hosts,
+            zaps_planned: self.procedure.planned(),
+            zaps: self.procedure.joins_sent(),
+            join_delay: Default::default(),
+            leave_delay: Default::default(),
+            overlap: Default::default(),
+            overlap_packets: 0,
+            not_received: 0,
+            leave_shared: 0,
+            forwarded_without_join: 0,
+            forwarded_after_leave: 0,
+            buckets: Vec::new(),
+            channels: Vec::new(),
+            per_host: Vec::new(),
+            per_host_total: 0,
+            checks: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+
     /// Its results now: `host_limit` hosts listed (all for the report), the records with
     /// `with_records`.
     pub fn report(

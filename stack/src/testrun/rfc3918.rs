@@ -47,6 +47,8 @@ pub struct JoinLeave<H, L> {
     by_segment: HashMap<L, Vec<usize>>,
     deadlines: BinaryHeap<Reverse<(Nanos, usize)>>,
     probes: Vec<Probe<H>>,
+    /// (host, group, iteration) joins written.
+    joins_sent: u64,
     over: usize,
 }
 
@@ -74,6 +76,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
             by_segment: HashMap::new(),
             deadlines: BinaryHeap::with_capacity(hosts.len()),
             probes: Vec::new(),
+            joins_sent: 0,
             over: 0,
         };
         for (p, &(host, segment)) in hosts.iter().enumerate() {
@@ -114,6 +117,11 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
 
     pub fn probes(&self) -> &[Probe<H>] {
         &self.probes
+    }
+
+    /// Joins written so far.
+    pub fn joins_sent(&self) -> u64 {
+        self.joins_sent
     }
 
     pub fn planned(&self) -> u64 {
@@ -182,7 +190,10 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
 
     pub fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
         if let Some((probe, Phase::Joined)) = self.probe(host, group) {
-            probe.join_sent.get_or_insert(at);
+            if probe.join_sent.is_none() {
+                probe.join_sent = Some(at);
+                self.joins_sent += 1;
+            }
         }
     }
 

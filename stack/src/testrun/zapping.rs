@@ -76,6 +76,8 @@ pub struct Zapping<H, L> {
     /// (due, zapper): every host's next step.
     deadlines: BinaryHeap<Reverse<(Nanos, usize)>>,
     probes: Vec<Probe<H>>,
+    /// Zaps whose join was written.
+    joins_sent: u64,
     over: usize,
 }
 
@@ -132,8 +134,14 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
             zappers,
             deadlines,
             probes: Vec::new(),
+            joins_sent: 0,
             over: 0,
         }
+    }
+
+    /// Zaps whose join was written so far.
+    pub fn joins_sent(&self) -> u64 {
+        self.joins_sent
     }
 
     pub fn next_deadline(&self) -> Option<Nanos> {
@@ -279,7 +287,10 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
         };
         if let Some((watching, p)) = self.zappers[z].watching {
             if watching == c {
-                self.probes[p].join_sent.get_or_insert(at);
+                if self.probes[p].join_sent.is_none() {
+                    self.probes[p].join_sent = Some(at);
+                    self.joins_sent += 1;
+                }
             }
         }
     }

@@ -408,3 +408,27 @@ fn a_leave_is_measured_for_twice_its_grace() {
     assert_eq!(zap.overlap_packets, 2);
     assert_eq!(report.forwarded_after_leave, 1);
 }
+
+#[test]
+fn progress_counts_the_joins_written_without_the_delays() {
+    let mut runs = TestRuns::<u32, u32>::default();
+    let mut out = Vec::new();
+    runs.start(
+        TestSpec::Zapping(spec(2, 2, ZapOrder::Sequential, None)),
+        vec![(1, 1), (2, 2)],
+        0,
+        0,
+    )
+    .unwrap();
+    runs.due(600 * MS, &mut out);
+    runs.report_sent(1, channel(1), MS);
+    runs.report_sent(1, channel(1), 2 * MS); // the retransmission: not another
+    runs.report_sent(2, channel(2), 501 * MS);
+    runs.datagram(1, channel(1), 5 * MS);
+    let progress = runs.run(None).unwrap().progress(700 * MS);
+    assert_eq!((progress.zaps, progress.zaps_planned), (2, 4));
+    assert_eq!(progress.elapsed_ms, 700);
+    assert_eq!(progress.verdict, Verdict::Pending);
+    assert_eq!(progress.join_delay.count, 0, "no delays computed");
+    assert!(progress.checks.is_empty());
+}
