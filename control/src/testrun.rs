@@ -96,6 +96,16 @@ impl TestSpec {
         if thresholds.is_empty() || thresholds.windows(2).any(|w| w[0] >= w[1]) {
             return Err("thresholds_ms: one or more, each larger than the one before".into());
         }
+        let grace = match self {
+            TestSpec::Zapping(z) => z.leave_grace_ms,
+            TestSpec::JoinLeave(j) => j.leave_grace_ms,
+        };
+        if grace > MAX_MS {
+            return Err(format!("leave_grace_ms: 0 to {MAX_MS} ms"));
+        }
+        if thresholds.last().is_some_and(|&t| t > MAX_MS) {
+            return Err(format!("thresholds_ms: at most {MAX_MS} ms"));
+        }
         match self {
             TestSpec::Zapping(z) => {
                 positive("view_ms", z.view_ms)?;
@@ -119,9 +129,12 @@ impl TestSpec {
     }
 }
 
+/// The longest duration a test takes in any of its settings: an hour.
+const MAX_MS: u64 = 3_600_000;
+
 fn positive(key: &str, value: u64) -> Result<(), String> {
-    if value == 0 || value > 3_600_000 {
-        return Err(format!("{key}: 1 to 3600000 ms"));
+    if value == 0 || value > MAX_MS {
+        return Err(format!("{key}: 1 to {MAX_MS} ms"));
     }
     Ok(())
 }

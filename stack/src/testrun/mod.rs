@@ -28,6 +28,9 @@ const MS: Nanos = 1_000_000;
 /// How many runs are kept once over (their reports stay available).
 const KEPT_RUNS: usize = 8;
 
+/// The most zaps (or RFC 3918 host, group and iteration triples) one run makes.
+pub const MAX_ZAPS: u64 = 2_000_000;
+
 /// What a run wants done now, for a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action<H> {
@@ -318,6 +321,21 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         }
         if hosts.is_empty() {
             return Err("the test names no host".into());
+        }
+        // Every zap is a record of about 150 bytes, kept for the report.
+        let zaps = match &spec {
+            TestSpec::Zapping(z) => {
+                u64::from(z.count.unwrap_or(z.channels.len() as u32)) * hosts.len() as u64
+            }
+            TestSpec::JoinLeave(j) => {
+                u64::from(j.iterations) * j.groups.len() as u64 * hosts.len() as u64
+            }
+        };
+        if zaps > MAX_ZAPS {
+            return Err(format!(
+                "{zaps} zaps planned ({} hosts): at most {MAX_ZAPS} in one run",
+                hosts.len()
+            ));
         }
         let (procedure, seed) = match &spec {
             TestSpec::Zapping(z) => {

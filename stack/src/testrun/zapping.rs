@@ -97,7 +97,8 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
             .enumerate()
             .map(|(slot, &(host, segment))| {
                 // Spread over the first view: host k of n starts k/n of a view late.
-                deadlines.push(Reverse((now + view * slot as u64 / n, slot)));
+                let late = u128::from(view) * slot as u128 / u128::from(n);
+                deadlines.push(Reverse((now + late as u64, slot)));
                 Zapper {
                     host,
                     segment,

@@ -283,6 +283,13 @@ fn one_run_at_a_time_and_a_stop_leaves_what_it_holds() {
         error.contains("channels: 10.0.0.1 is not a multicast"),
         "{error}"
     );
+    let too_many = TestSpec::Zapping(spec(2, 1000, ZapOrder::Sequential, None));
+    let hosts: Vec<(u32, u32)> = (0..2001).map(|h| (h, 0)).collect();
+    let error = runs.start(too_many, hosts, 0, 0).unwrap_err();
+    assert!(
+        error.starts_with("2001000 zaps planned (2001 hosts): at most 2000000"),
+        "{error}"
+    );
     assert_eq!(runs.runs().len(), 1);
 }
 
