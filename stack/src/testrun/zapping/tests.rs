@@ -439,3 +439,13 @@ fn progress_counts_the_joins_written_without_the_delays() {
     assert_eq!(progress.join_delay.count, 0, "no delays computed");
     assert!(progress.checks.is_empty());
 }
+
+#[test]
+fn a_zap_record_is_small() {
+    // The MAX_ZAPS bound and the README count on it: about 150 bytes a zap.
+    assert!(
+        std::mem::size_of::<Probe<u64>>() <= 160,
+        "{}",
+        std::mem::size_of::<Probe<u64>>()
+    );
+}
