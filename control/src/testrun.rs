@@ -139,6 +139,10 @@ fn positive(key: &str, value: u64) -> Result<(), String> {
     Ok(())
 }
 
+/// The most zap records a report lists (their figures are over all of them): the report
+/// stays a few MiB, under the control client's reply limit.
+pub const MAX_REPORT_RECORDS: usize = 20_000;
+
 /// The most channels (groups) one test zaps through.
 pub const MAX_CHANNELS: usize = 1024;
 
@@ -517,9 +521,13 @@ pub struct TestReport {
     pub per_host: Vec<PartResult>,
     pub per_host_total: u64,
     pub checks: Vec<Check>,
-    /// Every zap: in the report, not in `test status`.
+    /// Every zap, the first [`MAX_REPORT_RECORDS`] of them: in the report, not in `test
+    /// status`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<ZapRecord>,
+    /// How many zaps there are in all (more than `records` holds past the limit).
+    #[serde(default)]
+    pub records_total: u64,
 }
 
 #[cfg(test)]

@@ -212,6 +212,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             per_host_total: 0,
             checks: Vec::new(),
             records: Vec::new(),
+            records_total: 0,
         }
     }
 
@@ -271,6 +272,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             per_host_total,
             checks: r.checks,
             records: r.records,
+            records_total: r.records_total,
         }
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use control::testrun::{Bucket, Check, PartResult, Sla, Summary, Verdict, ZapRecord};
+use control::testrun::{
+    Bucket, Check, PartResult, Sla, Summary, Verdict, ZapRecord, MAX_REPORT_RECORDS,
+};
 
 use super::{Nanos, Probe};
 
@@ -101,6 +103,7 @@ pub struct Results {
     pub per_host: Vec<PartResult>,
     pub checks: Vec<Check>,
     pub records: Vec<ZapRecord>,
+    pub records_total: u64,
 }
 
 #[derive(Default)]
@@ -181,7 +184,7 @@ pub fn results<H: Copy + Ord>(
         leave_shared += u64::from(probe.leave_shared);
         without_join += probe.before_join_packets;
         after_leave += probe.after_leave_packets;
-        if judge.with_records {
+        if judge.with_records && records.len() < MAX_REPORT_RECORDS {
             let at = |t: Option<Nanos>| t.map(|t| t.saturating_sub(judge.start));
             records.push(ZapRecord {
                 host: name(probe.host),
@@ -230,6 +233,11 @@ pub fn results<H: Copy + Ord>(
         per_host,
         checks: Vec::new(),
         records,
+        records_total: if judge.with_records {
+            probes.len() as u64
+        } else {
+            0
+        },
     };
     results.checks = checks(&results, judge);
     results

@@ -89,6 +89,14 @@ pub fn render(report: &TestReport) -> String {
         .filter_map(|r| r.leave_delay_ns)
         .collect();
     h.push_str("<h2>Plots</h2>\n");
+    if (report.records.len() as u64) < report.records_total {
+        let _ = writeln!(
+            h,
+            "<p>The plots show the first {} of the {} zaps; the tables are over all.</p>",
+            report.records.len(),
+            report.records_total
+        );
+    }
     let thresholds: Vec<u64> = report.buckets.iter().map(|b| b.threshold_ms).collect();
     histogram(&mut h, &joins, &thresholds);
     cdf(&mut h, &joins, &leaves);

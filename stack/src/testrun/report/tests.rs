@@ -80,6 +80,7 @@ fn json_has_the_stable_keys() {
     assert_eq!(json["spec"]["channels"][1], "239.3.0.2");
     assert_eq!(json["per_host"].as_array().unwrap().len(), 2);
     assert_eq!(json["records"].as_array().unwrap().len(), 6);
+    assert_eq!(json["records_total"], 6);
     // It reads back as the typed report.
     let back: TestReport = serde_json::from_value(json).unwrap();
     assert_eq!(back, report);
