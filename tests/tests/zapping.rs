@@ -202,6 +202,18 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     }
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(!junit.contains("<failure"), "{junit}");
+    // `test report` writes the same file later.
+    let again = ns.dir().join("again.xml");
+    daemon.ctl_ok(&[
+        "test",
+        "report",
+        "iptv",
+        "--format",
+        "junit",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), junit);
     assert_eq!(
         junit.matches("<testcase ").count(),
         6,
