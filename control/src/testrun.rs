@@ -30,6 +30,17 @@ pub enum TestSpec {
     JoinLeave(JoinLeaveSpec),
 }
 
+impl ZappingSpec {
+    /// The source channel `i` is joined from (SSM), if any.
+    pub fn source_of(&self, i: usize) -> Option<IpAddr> {
+        match self.sources[..] {
+            [] => None,
+            [one] => Some(one),
+            ref each => each.get(i).copied(),
+        }
+    }
+}
+
 impl TestSpec {
     pub fn name(&self) -> &str {
         match self {
@@ -115,6 +126,22 @@ impl TestSpec {
                 }
                 if z.order == ZapOrder::Random && z.channels.len() < 2 {
                     return Err("order = random needs 2 channels or more".into());
+                }
+                if z.sources.len() > 1 && z.sources.len() != z.channels.len() {
+                    return Err(format!(
+                        "sources: one for every channel, or one per channel ({} channels, {} \
+                         sources)",
+                        z.channels.len(),
+                        z.sources.len()
+                    ));
+                }
+                for s in &z.sources {
+                    if s.is_multicast() || s.is_unspecified() {
+                        return Err(format!("sources: {s} is not a unicast address"));
+                    }
+                    if s.is_ipv4() != z.channels[0].is_ipv4() {
+                        return Err(format!("sources: {s} is not of the channels' family"));
+                    }
                 }
             }
             TestSpec::JoinLeave(j) => {
@@ -250,6 +277,10 @@ pub struct ZappingSpec {
     pub hosts: Option<HostRange>,
     /// The channels (groups), all IPv4 (IGMP) or all IPv6 (MLD).
     pub channels: Vec<IpAddr>,
+    /// SSM: each channel joined INCLUDE {its source}, one source for every channel or one
+    /// per channel (in order); none: any source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<IpAddr>,
     /// How long each channel is watched before the next zap.
     #[serde(default = "default_view_ms")]
     pub view_ms: u64,
@@ -542,6 +573,7 @@ mod tests {
             iface: None,
             hosts: Some(["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()]),
             channels: vec!["239.1.1.1".parse().unwrap()],
+            sources: vec![],
             view_ms: 500,
             count: None,
             order: ZapOrder::Sequential,
@@ -624,6 +656,7 @@ mod tests {
             iface: None,
             hosts: None,
             channels: vec!["239.1.1.1".parse().unwrap(), "239.1.1.2".parse().unwrap()],
+            sources: vec![],
             view_ms: 1000,
             count: None,
             order: ZapOrder::Sequential,
@@ -635,6 +668,14 @@ mod tests {
             sla: Sla::default(),
         };
         assert_eq!(TestSpec::Zapping(base.clone()).check(), Ok(()));
+        let one: IpAddr = "10.0.0.1".parse().unwrap();
+        let ssm = ZappingSpec {
+            sources: vec![one],
+            ..base.clone()
+        };
+        assert_eq!(TestSpec::Zapping(ssm.clone()).check(), Ok(()));
+        assert_eq!((ssm.source_of(0), ssm.source_of(1)), (Some(one), Some(one)));
+        assert_eq!(base.source_of(1), None);
         let cases = [
             (
                 ZappingSpec {
@@ -670,6 +711,27 @@ mod tests {
                     ..base.clone()
                 },
                 "name \"two words\"",
+            ),
+            (
+                ZappingSpec {
+                    sources: vec!["10.0.0.1".parse().unwrap(); 3],
+                    ..base.clone()
+                },
+                "sources: one for every channel, or one per channel (2 channels, 3 sources)",
+            ),
+            (
+                ZappingSpec {
+                    sources: vec!["239.0.0.1".parse().unwrap()],
+                    ..base.clone()
+                },
+                "sources: 239.0.0.1 is not a unicast address",
+            ),
+            (
+                ZappingSpec {
+                    sources: vec!["2001:db8::1".parse().unwrap()],
+                    ..base.clone()
+                },
+                "sources: 2001:db8::1 is not of the channels' family",
             ),
         ];
         for (spec, expected) in cases {

@@ -279,9 +279,30 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
         failures.parse::<u32>().unwrap() >= 2,
         "overall and a channel: {junit}"
     );
-    // Both runs are kept; the groups are all left.
+    let mut runs = 2;
+    if ipv4 {
+        // SSM: every channel joined INCLUDE {the sender}: the bridge forwards them all...
+        let ssm = ns.dir().join("ssm");
+        let run = zapping("ssm", &ssm, &["--sources", "10.99.0.200"]);
+        assert_eq!(status(&run), 0, "{}", describe(&run));
+        let report = read_json(&ssm.join("report.json"));
+        assert_eq!(
+            report["join_delay"]["count"], 12,
+            "{}",
+            report["join_delay"]
+        );
+        assert_eq!(report["spec"]["sources"][0], "10.99.0.200");
+        // ...and from another source, none: every zap not received, exit 1.
+        let other = ns.dir().join("other");
+        let run = zapping("other-source", &other, &["--sources", "10.99.0.201"]);
+        assert_eq!(status(&run), 1, "{}", describe(&run));
+        let report = read_json(&other.join("report.json"));
+        assert_eq!(report["not_received"], 12, "{report}");
+        runs += 2;
+    }
+    // Every run is kept; the groups are all left.
     let status_all = daemon.ctl_json(&["test", "status"]);
-    assert_eq!(status_all["tests"].as_array().unwrap().len(), 2);
+    assert_eq!(status_all["tests"].as_array().unwrap().len(), runs);
     assert_eq!(test_groups(&daemon), Vec::<Value>::new());
     sender.signal(Signal::SIGTERM);
 }

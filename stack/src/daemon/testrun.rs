@@ -210,7 +210,7 @@ impl Daemon {
         let now = self.now();
         for action in actions {
             let (id, group) = match action {
-                Action::Join { host, group } | Action::Leave { host, group } => (host, group),
+                Action::Join { host, group, .. } | Action::Leave { host, group } => (host, group),
             };
             let Some(host) = self.hosts.get(id).filter(|h| !h.retired) else {
                 self.stop_test(Some(format!("host {id} is gone")));
@@ -218,7 +218,11 @@ impl Daemon {
             };
             let (core, ifindex) = (host.core, host.ifindex);
             let filter = match action {
-                Action::Join { .. } => SourceFilter::exclude(Vec::new()),
+                Action::Join { source: None, .. } => SourceFilter::exclude(Vec::new()),
+                Action::Join {
+                    source: Some(source),
+                    ..
+                } => SourceFilter::include(vec![source]),
                 Action::Leave { .. } => SourceFilter::include(Vec::new()),
             };
             let result = self.cores[core]

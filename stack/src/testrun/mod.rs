@@ -34,8 +34,12 @@ pub const MAX_ZAPS: u64 = 2_000_000;
 /// What a run wants done now, for a host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action<H> {
-    /// Join `group` (the run's owner's request, from any source).
-    Join { host: H, group: IpAddr },
+    /// Join `group` (the run's owner's request): from `source` only (SSM), or from any.
+    Join {
+        host: H,
+        group: IpAddr,
+        source: Option<IpAddr>,
+    },
     /// Drop the run's request for `group`.
     Leave { host: H, group: IpAddr },
 }

@@ -145,11 +145,11 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
         match self.probers[p].phase {
             Phase::Before => {
                 self.probers[p].phase = Phase::Joined;
-                out.extend(
-                    self.groups
-                        .iter()
-                        .map(|&group| Action::Join { host, group }),
-                );
+                out.extend(self.groups.iter().map(|&group| Action::Join {
+                    host,
+                    group,
+                    source: None,
+                }));
                 Some(at + self.hold)
             }
             Phase::Joined => {
@@ -279,8 +279,16 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Action::Join { host: 7, group: g1 },
-                Action::Join { host: 7, group: g2 }
+                Action::Join {
+                    host: 7,
+                    group: g1,
+                    source: None
+                },
+                Action::Join {
+                    host: 7,
+                    group: g2,
+                    source: None
+                }
             ]
         );
         runs.report_sent(7, g1, 1001 * MS);

@@ -64,6 +64,8 @@ struct Interest {
 /// One zapping run.
 pub struct Zapping<H, L> {
     channels: Vec<IpAddr>,
+    /// Each channel's SSM source, if any.
+    sources: Vec<Option<IpAddr>>,
     index: HashMap<IpAddr, Channel>,
     view: Nanos,
     count: u32,
@@ -121,6 +123,9 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                 .map(|(i, &g)| (g, i as Channel))
                 .collect(),
             channels: spec.channels.clone(),
+            sources: (0..spec.channels.len())
+                .map(|i| spec.source_of(i))
+                .collect(),
             view,
             count: spec.count.unwrap_or(spec.channels.len() as u32),
             order: spec.order,
@@ -228,6 +233,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                 let join = Action::Join {
                     host,
                     group: self.channels[to as usize],
+                    source: self.sources[to as usize],
                 };
                 let leave = from.map(|c| Action::Leave {
                     host,

@@ -20,6 +20,7 @@ pub(crate) fn scripted_report() -> TestReport {
         iface: None,
         hosts: None,
         channels: vec![channel(1), channel(2)],
+        sources: vec![],
         view_ms: 1000,
         count: Some(2),
         order: ZapOrder::Sequential,
@@ -44,7 +45,7 @@ pub(crate) fn scripted_report() -> TestReport {
         runs.due(at, &mut out);
         for action in out.clone() {
             match action {
-                Action::Join { host, group } => {
+                Action::Join { host, group, .. } => {
                     runs.report_sent(host, group, at);
                     let zap = usize::from(group != channel(host as u8));
                     let d = delays[host as usize - 1].1[zap];

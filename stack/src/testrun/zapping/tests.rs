@@ -15,6 +15,7 @@ fn spec(channels: u8, count: u32, order: ZapOrder, seed: Option<u64>) -> Zapping
         iface: None,
         hosts: None,
         channels: (1..=channels).map(channel).collect(),
+        sources: vec![],
         view_ms: 1000,
         count: Some(count),
         order,
@@ -36,7 +37,7 @@ fn joins(spec: &ZappingSpec, hosts: u32, seed: u64) -> Vec<Vec<IpAddr>> {
     while let Some(at) = run.next_deadline() {
         run.due(at, &mut out);
         for action in out.drain(..) {
-            if let Action::Join { host, group } = action {
+            if let Action::Join { host, group, .. } = action {
                 per_host[host as usize].push(group);
             }
         }
@@ -120,7 +121,9 @@ fn one_turn_costs_the_steps_due_not_the_hosts() {
 fn a_zap_records_its_join_and_leave_delays_and_overlap() {
     let mut runs = TestRuns::<u32, u32>::default();
     let mut out = Vec::new();
+    // SSM: each channel from its own source.
     let z = ZappingSpec {
+        sources: vec![IpAddr::from([10, 0, 0, 1]), IpAddr::from([10, 0, 0, 2])],
         sla: Sla {
             max_join_delay_ms: Some(100),
             max_overlap_ms: Some(50),
@@ -136,7 +139,8 @@ fn a_zap_records_its_join_and_leave_delays_and_overlap() {
         out,
         vec![Action::Join {
             host: 1,
-            group: channel(1)
+            group: channel(1),
+            source: Some(IpAddr::from([10, 0, 0, 1]))
         }]
     );
     // A datagram before the report was written does not count.
@@ -155,7 +159,8 @@ fn a_zap_records_its_join_and_leave_delays_and_overlap() {
             },
             Action::Join {
                 host: 1,
-                group: channel(2)
+                group: channel(2),
+                source: Some(IpAddr::from([10, 0, 0, 2]))
             }
         ]
     );

@@ -37,6 +37,10 @@ pub enum TestCommand {
         /// The channels, all IPv4 (IGMP) or all IPv6 (MLD).
         #[arg(long, value_name = "G1,G2,...", value_delimiter = ',', required = true)]
         channels: Vec<IpAddr>,
+        /// SSM: join each channel from this source only: one for every channel, or one per
+        /// channel in order (default: any source).
+        #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+        sources: Vec<IpAddr>,
         #[arg(long, value_name = "MS", default_value_t = 1000)]
         view_ms: u64,
         /// Channel joins per host, the first included (default: one per channel).
@@ -209,6 +213,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
         TestCommand::Zapping {
             hosts,
             channels,
+            sources,
             view_ms,
             count,
             order,
@@ -222,6 +227,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 iface: hosts.iface,
                 hosts: hosts.hosts,
                 channels,
+                sources,
                 view_ms,
                 count,
                 order: match order {
