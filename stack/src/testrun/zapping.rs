@@ -293,11 +293,9 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
             return;
         };
         if let Some((watching, p)) = self.zappers[z].watching {
-            if watching == c {
-                if self.probes[p].join_sent.is_none() {
-                    self.probes[p].join_sent = Some(at);
-                    self.joins_sent += 1;
-                }
+            if watching == c && self.probes[p].join_sent.is_none() {
+                self.probes[p].join_sent = Some(at);
+                self.joins_sent += 1;
             }
         }
     }
