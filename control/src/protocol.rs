@@ -15,7 +15,7 @@
 //! | `{"cmd":"stats"}` | [`StatsReply`] |
 //! | `{"cmd":"ping"}` | [`PingReply`] |
 //! | `{"cmd":"test_start","test":{"kind":"zapping",...}}` (or `"name":N` of a configured one) | [`crate::testrun::TestStartReply`] |
-//! | `{"cmd":"test_status"}` (+ `"name"`, `"host_limit"`, `"brief":true`) | [`crate::testrun::TestStatusReply`] |
+//! | `{"cmd":"test_status"}` (+ `"name"`, `"host_offset"`, `"host_limit"`, `"brief":true`) | [`crate::testrun::TestStatusReply`] |
 //! | `{"cmd":"test_report","format":"json"\|"junit"\|"html"}` (+ `"name"`) | [`crate::testrun::TestReportReply`] |
 //! | `{"cmd":"test_stop"}` (+ `"name"`) | [`crate::testrun::TestStartReply`] |
 

@@ -365,6 +365,9 @@ pub struct TestSelect {
     /// `test_status`: list at most this many hosts (default 20); the report has them all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_limit: Option<usize>,
+    /// `test_status`: the hosts listed start at this place (in address order; default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_offset: Option<usize>,
     /// `test_status`: progress only (state, zaps, elapsed; no delays, no checks), in O(1)
     /// however many zaps the run made: what `--wait` asks while it waits.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -202,6 +202,21 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     }
     let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
     assert!(!junit.contains("<failure"), "{junit}");
+    // The hosts a page at a time.
+    let page = daemon.ctl_json(&[
+        "test",
+        "status",
+        "iptv",
+        "--host-offset",
+        "1",
+        "--host-limit",
+        "1",
+    ]);
+    assert_eq!(
+        page["tests"][0]["per_host"][0]["of"], "10.99.0.11",
+        "{page}"
+    );
+    assert_eq!(page["tests"][0]["per_host_total"], 3);
     // `test report` writes the same file later.
     let again = ns.dir().join("again.xml");
     daemon.ctl_ok(&[

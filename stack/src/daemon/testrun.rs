@@ -82,8 +82,9 @@ impl Daemon {
                 Err(e) => DaemonReply::refuse(e),
             };
         }
-        let limit = select.host_limit.unwrap_or(STATUS_HOSTS);
-        match self.test_reports(select.name.as_deref(), limit) {
+        let offset = select.host_offset.unwrap_or(0);
+        let hosts = offset..offset.saturating_add(select.host_limit.unwrap_or(STATUS_HOSTS));
+        match self.test_reports(select.name.as_deref(), hosts) {
             Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
             Err(e) => DaemonReply::refuse(e),
         }
@@ -102,11 +103,12 @@ impl Daemon {
         }
     }
 
-    /// The status of the run `name`, or of every run kept; `host_limit` hosts listed.
+    /// The status of the run `name`, or of every run kept; the hosts of `hosts` listed (their
+    /// places in address order).
     pub(super) fn test_reports(
         &self,
         name: Option<&str>,
-        host_limit: usize,
+        hosts: std::ops::Range<usize>,
     ) -> Result<TestStatusReply, String> {
         let now = self.now_ns();
         let host_name = |id: HostId| self.test_host_name(id);
@@ -114,12 +116,12 @@ impl Daemon {
             Some(_) => vec![self
                 .tests
                 .run(name)?
-                .report(now, &host_name, host_limit, false)],
+                .report_page(now, &host_name, hosts, false)],
             None => self
                 .tests
                 .runs()
                 .iter()
-                .map(|run| run.report(now, &host_name, host_limit, false))
+                .map(|run| run.report_page(now, &host_name, hosts.clone(), false))
                 .collect(),
         };
         Ok(TestStatusReply { tests })

@@ -229,6 +229,17 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         host_limit: usize,
         with_records: bool,
     ) -> TestReport {
+        self.report_page(now, name, 0..host_limit, with_records)
+    }
+
+    /// [`Run::report`] listing the hosts of `hosts` (their places in address order).
+    pub fn report_page(
+        &self,
+        now: Nanos,
+        name: &dyn Fn(H) -> String,
+        hosts: std::ops::Range<usize>,
+        with_records: bool,
+    ) -> TestReport {
         let (not_received_limit, forwarding_checks) = match &self.spec {
             TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
             TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
@@ -243,7 +254,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         };
         let mut r = summary::results(self.procedure.probes(), &judge, name);
         let per_host_total = r.per_host.len() as u64;
-        r.per_host.truncate(host_limit);
+        r.per_host.truncate(hosts.end);
+        r.per_host.drain(..hosts.start.min(r.per_host.len()));
         let verdict = match self.state {
             RunState::Running => Verdict::Pending,
             RunState::Error => Verdict::Error,

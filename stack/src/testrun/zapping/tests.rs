@@ -454,3 +454,25 @@ fn a_zap_record_is_small() {
         std::mem::size_of::<Probe<u64>>()
     );
 }
+
+#[test]
+fn hosts_are_listed_a_page_at_a_time() {
+    let mut runs = TestRuns::<u32, u32>::default();
+    let mut out = Vec::new();
+    let hosts: Vec<(u32, u32)> = (1..=5).map(|h| (h, h)).collect();
+    runs.start(
+        TestSpec::Zapping(spec(2, 1, ZapOrder::Sequential, None)),
+        hosts,
+        0,
+        0,
+    )
+    .unwrap();
+    runs.due(MS * 1000, &mut out);
+    let run = runs.run(None).unwrap();
+    let page = run.report_page(0, &|h| format!("h{h}"), 1..3, false);
+    let listed: Vec<&str> = page.per_host.iter().map(|p| p.of.as_str()).collect();
+    assert_eq!(listed, ["h2", "h3"]);
+    assert_eq!(page.per_host_total, 5);
+    let past_the_end = run.report_page(0, &|h| format!("h{h}"), 9..12, false);
+    assert!(past_the_end.per_host.is_empty());
+}

@@ -97,9 +97,12 @@ pub enum TestCommand {
     /// mean of the join and leave delays, violation buckets, the SLA checks.
     Status {
         name: Option<String>,
-        /// List at most N hosts (the report has them all).
+        /// List at most N hosts (default 20; the report has them all).
         #[arg(long, value_name = "N")]
         host_limit: Option<usize>,
+        /// List the hosts from the N-th on (in address order, from 0): the next page.
+        #[arg(long, value_name = "N")]
+        host_offset: Option<usize>,
     },
     /// Write the report of the latest run (or NAME): JSON, JUnit XML or one HTML page.
     Report {
@@ -287,10 +290,15 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             };
             (given(first.spec), Follow { wait: true, out })
         }
-        TestCommand::Status { name, host_limit } => {
+        TestCommand::Status {
+            name,
+            host_limit,
+            host_offset,
+        } => {
             let select = TestSelect {
                 name,
                 host_limit,
+                host_offset,
                 ..TestSelect::default()
             };
             let mut client = connect(control)?;
@@ -558,7 +566,7 @@ fn status_text(r: &TestReport) -> String {
     if (r.per_host.len() as u64) < r.per_host_total {
         let _ = writeln!(
             t,
-            "  ... {} hosts in all (--host-limit N, or the report)",
+            "  ... {} hosts in all (--host-offset N --host-limit N, or the report)",
             r.per_host_total
         );
     }
