@@ -95,20 +95,41 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
                 .find(&format!("\n{key}"))
                 .map_or(at, |offset| at + offset + 1)
         };
-        if !table.contains_key("kind") {
-            return Err(error(
-                at,
-                format!("{label}: missing key `kind` (zapping or rfc3918-join-leave)"),
-            ));
-        }
-        let spec: TestSpec =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| {
-                    let message = e.message().trim().to_string();
-                    let line = message.split('`').nth(1).map_or(at, key_line);
-                    error(line, format!("{label}: {message}"))
-                })?;
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(kind)) => kind,
+            Some(other) => {
+                return Err(error(
+                    key_line("kind"),
+                    format!("{label}: `kind` is a string, not {}", other.type_str()),
+                ))
+            }
+            None => {
+                return Err(error(
+                    at,
+                    format!("{label}: missing key `kind` (zapping or rfc3918-join-leave)"),
+                ))
+            }
+        };
+        // Each kind's own struct, so that an error names the key it is about.
+        let problem = |(key, message): (Option<String>, String)| match key {
+            Some(key) if !message.contains(&format!("`{key}`")) => {
+                error(key_line(&key), format!("{label}: `{key}`: {message}"))
+            }
+            _ => {
+                let line = message.split('`').nth(1).map_or(at, key_line);
+                error(line, format!("{label}: {message}"))
+            }
+        };
+        let spec = match kind.as_str() {
+            "zapping" => TestSpec::Zapping(typed(&table).map_err(problem)?),
+            "rfc3918-join-leave" => TestSpec::JoinLeave(typed(&table).map_err(problem)?),
+            other => {
+                return Err(error(
+                    key_line("kind"),
+                    format!("{label}: unknown kind `{other}` (zapping or rfc3918-join-leave)"),
+                ))
+            }
+        };
         spec.check().map_err(|e| {
             let key = e.split(':').next().unwrap_or_default().trim().to_string();
             error(key_line(&key), format!("{label}: {e}"))
@@ -122,6 +143,23 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
         tables.push(TestTable { spec, start });
     }
     Ok(tables)
+}
+
+/// `table` as a `T`; an error with the key it is about, when toml knows it. The table is
+/// written out and read again as text: the text reader knows where a bad value is (a
+/// `toml::Value` does not), and that place names the key.
+fn typed<T: serde::de::DeserializeOwned>(
+    table: &toml::Table,
+) -> Result<T, (Option<String>, String)> {
+    let text = toml::to_string(table).map_err(|e| (None, e.to_string()))?;
+    toml::from_str(&text).map_err(|e| {
+        let key = e.span().and_then(|span| {
+            let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let (key, _) = text[line_start..].split_once('=')?;
+            Some(key.trim().to_string()).filter(|k| !k.starts_with('['))
+        });
+        (key, e.message().trim().to_string())
+    })
 }
 
 #[cfg(test)]
@@ -197,13 +235,21 @@ iterations = 2
             ),
             (
                 "[[test]]\nkind = \"flood\"\n",
-                "lab.toml:1: [[test]]: unknown variant `flood`",
+                "lab.toml:2: [[test]]: unknown kind `flood`",
             ),
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.2\"]\n",
                 "lab.toml:4: [[test]]: another [[test]] is named zapping",
             ),
             ("test = 3\n", "lab.toml:1: `test` holds tests"),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nview_ms = \"x\"\n",
+                "lab.toml:4: [[test]]: `view_ms`: invalid type: string \"x\", expected u64",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_join_delay_ms = -5\n",
+                "lab.toml:5: [[test]]: `max_join_delay_ms`: invalid value: integer `-5`",
+            ),
         ];
         for (text, expected) in cases {
             let error = read(text).unwrap_err();
