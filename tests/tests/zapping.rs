@@ -454,6 +454,30 @@ fn rfc3918_join_and_leave_delay_through_a_snooping_bridge() {
     ] {
         assert!(junit.contains(check), "{check}: {junit}");
     }
+    // The same from a test file: `test run FILE --out DIR` writes the three reports.
+    let file = ns.dir().join("one.toml");
+    std::fs::write(
+        &file,
+        "[[test]]\nkind = \"rfc3918-join-leave\"\nname = \"from-file\"\n\
+         hosts = \"10.99.0.12\"\ngroups = [\"239.9.1.2\"]\niterations = 1\ncheck_ms = 500\n\
+         hold_ms = 500\nleave_grace_ms = 1500\n",
+    )
+    .unwrap();
+    let from_file = ns.dir().join("from-file");
+    let run = daemon.ctl(&[
+        "test",
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        from_file.to_str().unwrap(),
+    ]);
+    assert_eq!(status(&run), 0, "{}", describe(&run));
+    let report = read_json(&from_file.join("report.json"));
+    assert_eq!(report["name"], "from-file");
+    assert_eq!(report["join_delay"]["count"], 1);
+    for file in ["junit.xml", "report.html"] {
+        assert!(from_file.join(file).is_file(), "{file}");
+    }
     sender.signal(Signal::SIGTERM);
 }
 
