@@ -15,6 +15,8 @@ pub mod protocol;
 mod reply;
 pub mod stream_header;
 pub mod streams;
+pub mod test_file;
+pub mod testrun;
 
 pub use protocol::Request;
 pub use reply::Reply;

@@ -17,6 +17,10 @@
 //! | `{"cmd":"stream_add","link":L,"source":S,"group":G}` (+ `"groups"`, `"pps"`, `"size"`, ...) | [`StreamIdsReply`] |
 //! | `{"cmd":"stream_remove","ids":[..]}` (or `"all":true`; also `stream_start`, `stream_stop`) | [`StreamIdsReply`] |
 //! | `{"cmd":"streams"}` (+ `"host"`, `"group"`, `"iface"`, `"limit"`) | [`StreamsReply`] |
+//! | `{"cmd":"test_start","test":{"kind":"zapping",...}}` (or `"name":N` of a configured one) | [`crate::testrun::TestStartReply`] |
+//! | `{"cmd":"test_status"}` (+ `"name"`, `"host_offset"`, `"host_limit"`, `"brief":true`) | [`crate::testrun::TestStatusReply`] |
+//! | `{"cmd":"test_report","format":"json"\|"junit"\|"html"}` (+ `"name"`) | [`crate::testrun::TestReportReply`] |
+//! | `{"cmd":"test_stop"}` (+ `"name"`) | [`crate::testrun::TestStartReply`] |
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -210,6 +214,11 @@ pub enum Request {
     StreamStart(StreamIdsArgs),
     StreamStop(StreamIdsArgs),
     Streams(StreamsArgs),
+    /// Test runs (`crate::testrun`): start one, its progress and results, its report, stop it.
+    TestStart(crate::testrun::TestStartArgs),
+    TestStatus(crate::testrun::TestSelect),
+    TestReport(crate::testrun::TestSelect),
+    TestStop(crate::testrun::TestSelect),
 }
 
 /// Reply to `join` and `leave`.

@@ -24,6 +24,7 @@ use crate::Args;
 
 pub mod links;
 pub mod streams;
+pub mod test_tables;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +113,8 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
                     "unknown key `stream`: streams are [[stream]] tables, with two brackets".into(),
                 ))
             }
+            // [[test]] tables are read by `test_tables`.
+            ("test", _) => continue,
             ("link", _) => {
                 return Err(error(
                     at,

@@ -56,6 +56,9 @@ pub enum Body {
     Streams(StreamsReply),
     /// `show` of one group: the whole reply at once.
     Show(ShowGroups),
+    TestStart(control::testrun::TestStartReply),
+    TestStatus(control::testrun::TestStatusReply),
+    TestReport(control::testrun::TestReportReply),
 }
 
 /// `show` of one group: the header's fields, the group's records, their number.

@@ -22,6 +22,7 @@ pub mod neighbour;
 pub mod runs;
 pub mod state;
 pub mod streams;
+pub mod testrun;
 pub mod tokens;
 pub mod topology;
 
@@ -355,6 +356,9 @@ impl Args {
         let argv: Vec<OsString> = std::env::args_os().collect();
         let parsed = Args::from_argv(&argv).and_then(|args| {
             args.check_http()?;
+            if let Some(path) = &args.config {
+                config::test_tables::test_tables_from_file(path).map_err(ArgsError::Config)?;
+            }
             Ok((args.topology()?, args))
         });
         match parsed {

@@ -5,8 +5,8 @@
 //!
 //! Requests that change memberships and come while a long change is being applied wait for it
 //! ([`Daemon::answer_requests`] keeps them in order), so that pipelined requests still act in
-//! the order they were sent; reads (`ping`, `show`, `stats`, `delays`) are answered at once
-//! and see the change as far as it went.
+//! the order they were sent; reads (`ping`, `show`, `stats`, `delays`, `streams`, `test status`,
+//! `test report`) are answered at once and see the change as far as it went.
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
@@ -76,7 +76,13 @@ impl Changes {
         let busy = !self.running.is_empty() || !self.waiting.is_empty();
         busy && !matches!(
             request,
-            Request::Ping | Request::Show(_) | Request::Stats(_) | Request::Delays(_)
+            Request::Ping
+                | Request::Show(_)
+                | Request::Stats(_)
+                | Request::Delays(_)
+                | Request::Streams(_)
+                | Request::TestStatus(_)
+                | Request::TestReport(_)
         )
     }
 

@@ -170,6 +170,7 @@ impl Daemon {
                 };
                 Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, r))?)
             }
+            Query::Test => Snapshot::Test(self.latest_test_status()),
             Query::Hosts { .. } | Query::Groups { .. } => unreachable!("walked"),
         })
     }

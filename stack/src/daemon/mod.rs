@@ -20,6 +20,7 @@ use crate::control::{ControlSocket, Envelope, Part};
 use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
 use crate::state::Journal;
+use crate::testrun::TestRuns;
 use crate::topology::{HostParams, Topology};
 use crate::Args;
 
@@ -33,6 +34,7 @@ mod reload;
 mod requests;
 mod show;
 mod streams;
+mod testrun;
 mod transmit;
 
 use addrs::{HostsByAddr, HostsByIface, HostsByMac};
@@ -188,6 +190,8 @@ struct Daemon {
     /// Packets sent since the allocator last gave its free pages back.
     untrimmed_sends: usize,
     delays: DelayTracker,
+    /// `tunmcastctl test ...` and the `[[test]]` tables: zapping, RFC 3918 join/leave delay.
+    tests: TestRuns<HostId, LinkId>,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
     /// Test streams: those sent, and what the hosts receive of any.
@@ -258,6 +262,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
             args.check_streams || args.delays || !topology.streams.is_empty(),
             crate::delays::DEFAULT_LEAVE_GRACE,
         ),
+        tests: TestRuns::default(),
         args,
     };
     // Every device first: a link that cannot be opened at start is a start-up error.
@@ -280,6 +285,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     daemon.start_http(&waker)?;
     daemon.log_start(control.path());
     daemon.restore()?;
+    daemon.start_configured_tests()?;
     daemon.flush()?;
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
     service_notify(&[
@@ -374,6 +380,7 @@ impl Daemon {
                 });
                 core.min(stream)
             };
+            let timeout = self.test_wait(timeout);
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -437,6 +444,7 @@ impl Daemon {
                 let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.engine);
                 self.listeners.reap(&mut cores, now);
             }
+            self.advance_tests();
             self.flush_some(0);
             // Test streams last: the protocol's packets and the replies went out first.
             self.send_streams();
@@ -551,6 +559,7 @@ impl Daemon {
             NotifyState::Stopping,
             NotifyState::Status("leaving every group"),
         ]);
+        self.stop_test(None);
         // The state file keeps the memberships, so that a restart joins them again.
         let now = self.now();
         for core in &mut self.cores {

@@ -18,8 +18,12 @@ impl Daemon {
             );
             return Ok(());
         };
-        let parsed = Args::from_argv(&self.argv).and_then(|new| Ok((new.topology()?, new)));
-        let (topology, new) = match parsed {
+        let parsed = Args::from_argv(&self.argv).and_then(|new| {
+            let tests = crate::config::test_tables::test_tables_from_file(&path)
+                .map_err(crate::ArgsError::Config)?;
+            Ok((new.topology()?, new, tests))
+        });
+        let (topology, new, tests) = match parsed {
             Ok(parsed) => parsed,
             Err(e) => {
                 warn!("SIGHUP: {e}; the running configuration is kept");
@@ -28,6 +32,8 @@ impl Daemon {
             }
         };
         self.config_error = None;
+        // The [[test]] tables: startable by name from now on (a running test goes on).
+        self.tests.configured = tests.into_iter().map(|t| t.spec).collect();
         let (old_filter, new_filter) = (self.args.log_filter(), new.log_filter());
         if new_filter != old_filter {
             crate::logging::reload(&new_filter);

@@ -68,6 +68,10 @@ impl Daemon {
             (Request::Streams(args), _) => {
                 Answer::Reply(self.streams_reply(&args).map(Body::Streams).into())
             }
+            (Request::TestStart(args), _) => Answer::Reply(self.test_start(&args)),
+            (Request::TestStatus(select), _) => Answer::Reply(self.test_status(&select)),
+            (Request::TestReport(select), _) => Answer::Reply(self.test_report(&select)),
+            (Request::TestStop(select), _) => Answer::Reply(self.test_stop(&select)),
         };
         if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
             self.io.control_errors += 1;

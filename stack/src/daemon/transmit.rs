@@ -99,6 +99,7 @@ impl Daemon {
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
                 self.streams.host_joined(self.hosts[id].delay_number, group);
+                self.tests.report_sent(id, group, at);
                 self.heard_by_others(id, group, &packet);
             }
             Carries::Leave(group) => {
@@ -106,10 +107,11 @@ impl Daemon {
                 self.delays.left(self.hosts[id].delay_number, group, at);
                 self.streams
                     .host_left(self.hosts[id].delay_number, group, at);
+                self.tests.left(id, group, at);
             }
             Carries::Records(records) => {
                 self.hosts[id].io.host_tx_reports += 1;
-                if !self.delays.is_on() && !self.streams.is_checking() {
+                if !self.delays.is_on() && !self.streams.is_checking() && !self.tests.is_running() {
                     return;
                 }
                 let number = self.hosts[id].delay_number;
@@ -120,9 +122,11 @@ impl Daemon {
                     if record.is_leave {
                         self.delays.left(number, record.group, at);
                         self.streams.host_left(number, record.group, at);
+                        self.tests.left(id, record.group, at);
                     } else {
                         self.delays.report_sent(number, record.group, at);
                         self.streams.host_joined(number, record.group);
+                        self.tests.report_sent(id, record.group, at);
                     }
                 }
             }

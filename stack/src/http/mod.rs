@@ -72,6 +72,8 @@ pub enum Query {
         offset: u64,
         limit: u64,
     },
+    /// The latest test run's progress and results (`test status`, no host listed).
+    Test,
 }
 
 /// The event loop's answer to a [`Query`].
@@ -89,6 +91,7 @@ pub enum Snapshot {
     Histograms(DelayHistograms),
     Hosts(HostsPage),
     Groups(GroupsPage),
+    Test(control::testrun::TestStatusReply),
 }
 
 /// A query the loop cannot answer: the HTTP status and why.

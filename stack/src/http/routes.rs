@@ -151,6 +151,7 @@ fn route(target: &str) -> Result<Route, Refusal> {
         "/api/stats" => none(Route::Ask(Query::Stats)),
         "/api/links" => none(Route::Ask(Query::Links)),
         "/api/histograms" => none(Route::Ask(Query::Histograms)),
+        "/api/test" => none(Route::Ask(Query::Test)),
         "/api/delays" => {
             let mut limit = 100;
             for (key, value) in parameters(path, query, &["limit"])? {
@@ -205,7 +206,7 @@ fn route(target: &str) -> Result<Route, Refusal> {
             status: 404,
             message: format!(
                 "no such path {path:?}: try /, /metrics, /api/overview, /api/hosts, \
-                 /api/groups, /api/links, /api/stats, /api/delays or /api/histograms"
+                 /api/groups, /api/links, /api/stats, /api/delays, /api/histograms or /api/test"
             ),
         }),
     }
@@ -355,6 +356,7 @@ impl Route {
             Snapshot::Histograms(histograms) => Response::json(&histograms),
             Snapshot::Hosts(page) => Response::json(&page),
             Snapshot::Groups(page) => Response::json(&page),
+            Snapshot::Test(status) => Response::json(&status),
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod render;
 mod streams;
+mod test;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -148,6 +149,12 @@ enum Command {
     /// host's filter excludes), datagrams after the leave's grace, bytes, one-way latency
     /// (min, p50, p99, max), with totals.
     Streams(streams::StreamsFilter),
+    /// Test runs: IPTV zapping, the RFC 3918 join/leave delay procedure, their results and
+    /// reports (JSON, JUnit, HTML). With --wait: exit 0 pass, 1 fail, 2 could not run.
+    Test {
+        #[command(subcommand)]
+        command: test::TestCommand,
+    },
 }
 
 /// The interface and the emulated hosts a request applies to.
@@ -240,6 +247,9 @@ fn main() -> ExitCode {
         return status;
     }
     let cli = Cli::parse_from(argv);
+    if let Command::Test { command } = cli.command {
+        return test::main(cli.control.as_deref(), cli.json, command);
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -337,6 +347,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ping => Request::Ping,
         Command::Stream(ref command) => command.request()?,
         Command::Streams(ref filter) => filter.request(),
+        Command::Test { .. } => unreachable!("handled in main"),
     };
     let path = tools::control_path(cli.control.as_deref())?;
     let mut client = Client::connect(&path)?;
@@ -373,7 +384,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 path.display()
             )
         }
-        Request::Listen(_) => unreachable!("handled above"),
         Request::StreamAdd(_) => {
             streams::ids_line("added", &decode(&path, client.request(&request)?)?)
         }
@@ -387,6 +397,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             streams::ids_line("stopped", &decode(&path, client.request(&request)?)?)
         }
         Request::Streams(_) => streams::render(&decode(&path, client.request(&request)?)?),
+        Request::Listen(_)
+        | Request::TestStart(_)
+        | Request::TestStatus(_)
+        | Request::TestReport(_)
+        | Request::TestStop(_) => unreachable!("handled above"),
     };
     out.write_all(text.as_bytes())?;
     Ok(())

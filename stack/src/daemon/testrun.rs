@@ -1,0 +1,275 @@
+//! Test runs in the loop: the `test_*` requests, and the joins and leaves the running test
+//! has due (`crate::testrun`), made as its own owner's requests so that they never touch a
+//! user's joins of the same groups.
+
+use std::time::Duration;
+
+use control::testrun::{
+    ReportFormat, TestReportReply, TestSelect, TestSpec, TestStartArgs, TestStartReply,
+    TestStatusReply,
+};
+use log::{info, warn};
+use membership::SourceFilter;
+
+use super::{Daemon, HostId, LinkId};
+use crate::control::{Body, DaemonReply};
+use crate::testrun::{owner_name, report, Action};
+
+/// Hosts `test status` lists unless told.
+const STATUS_HOSTS: usize = 20;
+
+impl Daemon {
+    pub(super) fn test_start(&mut self, args: &TestStartArgs) -> DaemonReply {
+        let spec = match (&args.test, &args.name) {
+            (Some(spec), None) => spec.clone(),
+            (None, Some(name)) => match self.tests.configured.iter().find(|t| t.name() == name) {
+                Some(spec) => spec.clone(),
+                None => {
+                    let names: Vec<&str> =
+                        self.tests.configured.iter().map(TestSpec::name).collect();
+                    return DaemonReply::refuse(format!(
+                        "no [[test]] named {name} in the configuration file (it has: {})",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ));
+                }
+            },
+            _ => return DaemonReply::refuse("give a test or the name of a configured one"),
+        };
+        match self.start_test(spec) {
+            Ok(reply) => DaemonReply::Ok(Body::TestStart(reply)),
+            Err(e) => DaemonReply::refuse(e),
+        }
+    }
+
+    /// Starts `spec` on its hosts; nothing changes when it is refused.
+    pub(super) fn start_test(&mut self, spec: TestSpec) -> Result<TestStartReply, String> {
+        spec.check()?;
+        let (iface, hosts) = match &spec {
+            TestSpec::Zapping(z) => (&z.iface, &z.hosts),
+            TestSpec::JoinLeave(j) => (&j.iface, &j.hosts),
+        };
+        let targets: Vec<(HostId, LinkId)> = self
+            .target_hosts(iface, &None, hosts)?
+            .into_iter()
+            .map(|id| (id, self.hosts[id].link))
+            .collect();
+        let now = self.now_ns();
+        let reply = TestStartReply {
+            name: spec.name().to_string(),
+            kind: spec.kind().to_string(),
+            hosts: targets.len() as u32,
+        };
+        self.tests.start(spec, targets, self.seed, now)?;
+        info!(
+            "test {} ({}) started on {} hosts",
+            reply.name, reply.kind, reply.hosts
+        );
+        // Its first steps are due now.
+        self.advance_tests();
+        Ok(reply)
+    }
+
+    pub(super) fn test_status(&self, select: &TestSelect) -> DaemonReply {
+        if select.brief {
+            return match self.tests.run(select.name.as_deref()) {
+                Ok(run) => DaemonReply::Ok(Body::TestStatus(TestStatusReply {
+                    tests: vec![run.progress(self.now_ns())],
+                })),
+                Err(e) => DaemonReply::refuse(e),
+            };
+        }
+        let offset = select.host_offset.unwrap_or(0);
+        let hosts = offset..offset.saturating_add(select.host_limit.unwrap_or(STATUS_HOSTS));
+        match self.test_reports(select.name.as_deref(), hosts) {
+            Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
+            Err(e) => DaemonReply::refuse(e),
+        }
+    }
+
+    /// The latest run's status, no host listed (none when no test has run): the HTTP view's.
+    pub(super) fn latest_test_status(&self) -> TestStatusReply {
+        let now = self.now_ns();
+        let tests = self
+            .tests
+            .run(None)
+            .ok()
+            .map(|run| run.report(now, &|id| self.test_host_name(id), 0, false));
+        TestStatusReply {
+            tests: tests.into_iter().collect(),
+        }
+    }
+
+    /// The status of the run `name`, or of every run kept; the hosts of `hosts` listed (their
+    /// places in address order).
+    pub(super) fn test_reports(
+        &self,
+        name: Option<&str>,
+        hosts: std::ops::Range<usize>,
+    ) -> Result<TestStatusReply, String> {
+        let now = self.now_ns();
+        let host_name = |id: HostId| self.test_host_name(id);
+        let tests = match name {
+            Some(_) => vec![self
+                .tests
+                .run(name)?
+                .report_page(now, &host_name, hosts, false)],
+            None => self
+                .tests
+                .runs()
+                .iter()
+                .map(|run| run.report_page(now, &host_name, hosts.clone(), false))
+                .collect(),
+        };
+        Ok(TestStatusReply { tests })
+    }
+
+    pub(super) fn test_report(&self, select: &TestSelect) -> DaemonReply {
+        let run = match self.tests.run(select.name.as_deref()) {
+            Ok(run) => run,
+            Err(e) => return DaemonReply::refuse(e),
+        };
+        let format = select.format.unwrap_or(ReportFormat::Json);
+        let report = run.report(
+            self.now_ns(),
+            &|id| self.test_host_name(id),
+            usize::MAX,
+            true,
+        );
+        DaemonReply::Ok(Body::TestReport(TestReportReply {
+            name: report.name.clone(),
+            format,
+            verdict: report.verdict,
+            content: report::render(&report, format),
+        }))
+    }
+
+    pub(super) fn test_stop(&mut self, select: &TestSelect) -> DaemonReply {
+        let Some(running) = self.tests.running_name().map(str::to_string) else {
+            return DaemonReply::refuse("no test is running");
+        };
+        if select.name.as_deref().is_some_and(|n| n != running) {
+            return DaemonReply::refuse(format!("test {running} is running, not that one"));
+        }
+        self.stop_test(None);
+        let run = self
+            .tests
+            .run(Some(&running))
+            .expect("the run just stopped is kept");
+        info!("test {running} stopped: a partial report");
+        DaemonReply::Ok(Body::TestStart(TestStartReply {
+            name: running,
+            kind: run.spec.kind().to_string(),
+            hosts: run.hosts,
+        }))
+    }
+
+    /// Stops the running test (`error`: why it cannot go on), leaving what it holds.
+    pub(super) fn stop_test(&mut self, error: Option<String>) {
+        let mut actions = Vec::new();
+        self.tests.stop(self.now_ns(), error, &mut actions);
+        self.test_actions(actions);
+    }
+
+    /// The running test's steps due now. Once a turn: O(steps due).
+    pub(super) fn advance_tests(&mut self) {
+        if !self.tests.is_running() {
+            return;
+        }
+        let mut actions = Vec::new();
+        self.tests.due(self.now_ns(), &mut actions);
+        if !actions.is_empty() {
+            self.test_actions(actions);
+        }
+        if !self.tests.is_running() {
+            if let Ok(run) = self.tests.run(None) {
+                info!("test {} is over", run.spec.name());
+            }
+        }
+    }
+
+    /// How long the loop may sleep, at most `timeout`, for the running test's next step.
+    pub(super) fn test_wait(&self, timeout: Duration) -> Duration {
+        match self.tests.next_deadline() {
+            Some(at) => timeout.min(Duration::from_nanos(at.saturating_sub(self.now_ns()))),
+            None => timeout,
+        }
+    }
+
+    /// The joins and leaves of the run, as its owner's requests; a host gone stops it.
+    fn test_actions(&mut self, actions: Vec<Action<HostId>>) {
+        let Some(owner) = self
+            .tests
+            .running_name()
+            .or_else(|| self.tests.run(None).ok().map(|r| r.spec.name()))
+            .map(owner_name)
+        else {
+            return;
+        };
+        let now = self.now();
+        for action in actions {
+            let (id, group) = match action {
+                Action::Join { host, group, .. } | Action::Leave { host, group } => (host, group),
+            };
+            let Some(host) = self.hosts.get(id).filter(|h| !h.retired) else {
+                self.stop_test(Some(format!("host {id} is gone")));
+                return;
+            };
+            let (core, ifindex) = (host.core, host.ifindex);
+            let filter = match action {
+                Action::Join { source: None, .. } => SourceFilter::exclude(Vec::new()),
+                Action::Join {
+                    source: Some(source),
+                    ..
+                } => SourceFilter::include(vec![source]),
+                Action::Leave { .. } => SourceFilter::include(Vec::new()),
+            };
+            let result = self.cores[core]
+                .engine
+                .set_filter(ifindex, group, &owner, filter, now);
+            while let Some(event) = self.cores[core].engine.poll_event() {
+                self.log_event(core, &event);
+            }
+            match (result, action) {
+                (Ok(_), Action::Join { .. }) => self.note_member(id, group),
+                (Ok(_), Action::Leave { .. }) => {}
+                (Err(e), _) => {
+                    let why = format!("{group} on {}: {e}", self.host_label(id));
+                    warn!("test stopped: {why}");
+                    self.stop_test(Some(why));
+                    return;
+                }
+            }
+            self.reports_owed = self.reports_owed.saturating_add(1);
+        }
+    }
+
+    /// A host as reports name it: its IPv4 address.
+    fn test_host_name(&self, id: HostId) -> String {
+        self.hosts
+            .get(id)
+            .map_or_else(|| format!("#{id}"), |h| h.addrs.ipv4.0.to_string())
+    }
+}
+
+impl Daemon {
+    /// Reads the `[[test]]` tables of the `--config` file (checked at start already) and
+    /// starts those marked `start = true` (one at a time: the first).
+    pub(super) fn start_configured_tests(&mut self) -> anyhow::Result<()> {
+        let Some(path) = self.args.config.clone() else {
+            return Ok(());
+        };
+        let tables = crate::config::test_tables::test_tables_from_file(&path)?;
+        let first = tables.iter().find(|t| t.start).map(|t| t.spec.clone());
+        self.tests.configured = tables.into_iter().map(|t| t.spec).collect();
+        if let Some(spec) = first {
+            let name = spec.name().to_string();
+            self.start_test(spec)
+                .map_err(|e| anyhow::anyhow!("[[test]] {name} cannot start: {e}"))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,484 @@
+//! Test runs: IPTV zapping ([`zapping`]) and the RFC 3918 join/leave delay procedure
+//! ([`rfc3918`]), their results ([`summary`]) and reports ([`report`]).
+//!
+//! Sans-IO like the membership core: the loop hands in `now` and the device timestamps of
+//! what the hosts wrote (a report, a leave) and read (a datagram), and takes out the joins
+//! and leaves that are due ([`Action`]). A run keeps a deadline heap of its hosts' next
+//! steps, so a turn costs O(steps due); a datagram, read once for a whole link, costs the
+//! zaps waiting on its channel there. Hosts and their segments (the link a datagram is read
+//! on) are whatever keys the caller has (`H`, `L`): the daemon's `HostId` and `LinkId`,
+//! numbers in the tests.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+use std::net::IpAddr;
+
+use control::testrun::{RunState, TestReport, TestSpec, Verdict, REPORT_SCHEMA};
+
+pub mod report;
+pub mod rfc3918;
+pub mod summary;
+pub mod zapping;
+
+/// Nanoseconds on the daemon's monotonic clock (as the delay tracker's).
+pub type Nanos = u64;
+
+const MS: Nanos = 1_000_000;
+
+/// How many runs are kept once over (their reports stay available).
+pub const KEPT_RUNS: usize = 8;
+
+/// The most zaps (or RFC 3918 host, group and iteration triples) one run makes.
+pub const MAX_ZAPS: u64 = 2_000_000;
+
+/// What a run wants done now, for a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action<H> {
+    /// Join `group` (the run's owner's request): from `source` only (SSM), or from any.
+    Join {
+        host: H,
+        group: IpAddr,
+        source: Option<IpAddr>,
+    },
+    /// Drop the run's request for `group`.
+    Leave { host: H, group: IpAddr },
+}
+
+/// One measurement: a zap (leave `from`, join `to`), or one RFC 3918 iteration of a host and
+/// a group (`from` = `to`). Times on the daemon's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe<H> {
+    pub host: H,
+    pub seq: u32,
+    /// A channel change: overlap is measured.
+    pub zap: bool,
+    pub from: Option<IpAddr>,
+    pub to: Option<IpAddr>,
+    /// The first report of the join written.
+    pub join_sent: Option<Nanos>,
+    /// The first datagram of `to` read after it.
+    pub first_packet: Option<Nanos>,
+    /// The leave of `from` written.
+    pub leave_sent: Option<Nanos>,
+    /// The last datagram of `from` read.
+    pub last_packet: Option<Nanos>,
+    /// Datagrams of `from` read after the first of `to`.
+    pub overlap_packets: u64,
+    /// Another host of the link still held `from`.
+    pub leave_shared: bool,
+    pub before_join_packets: u64,
+    pub after_leave_packets: u64,
+}
+
+impl<H> Probe<H> {
+    /// A probe of `host` with nothing measured yet.
+    pub fn new(host: H) -> Probe<H> {
+        Probe {
+            host,
+            seq: 0,
+            zap: false,
+            from: None,
+            to: None,
+            join_sent: None,
+            first_packet: None,
+            leave_sent: None,
+            last_packet: None,
+            overlap_packets: 0,
+            leave_shared: false,
+            before_join_packets: 0,
+            after_leave_packets: 0,
+        }
+    }
+}
+
+/// A run of either kind.
+pub enum Procedure<H, L> {
+    Zapping(zapping::Zapping<H, L>),
+    JoinLeave(rfc3918::JoinLeave<H, L>),
+}
+
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
+    fn next_deadline(&self) -> Option<Nanos> {
+        match self {
+            Procedure::Zapping(z) => z.next_deadline(),
+            Procedure::JoinLeave(j) => j.next_deadline(),
+        }
+    }
+
+    fn due(&mut self, now: Nanos, out: &mut Vec<Action<H>>) {
+        match self {
+            Procedure::Zapping(z) => z.due(now, out),
+            Procedure::JoinLeave(j) => j.due(now, out),
+        }
+    }
+
+    fn is_over(&self) -> bool {
+        match self {
+            Procedure::Zapping(z) => z.is_over(),
+            Procedure::JoinLeave(j) => j.is_over(),
+        }
+    }
+
+    fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
+        match self {
+            Procedure::Zapping(z) => z.report_sent(host, group, at),
+            Procedure::JoinLeave(j) => j.report_sent(host, group, at),
+        }
+    }
+
+    fn left(&mut self, host: H, group: IpAddr, at: Nanos) {
+        match self {
+            Procedure::Zapping(z) => z.left(host, group, at),
+            Procedure::JoinLeave(j) => j.left(host, group, at),
+        }
+    }
+
+    fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
+        match self {
+            Procedure::Zapping(z) => z.datagram(segment, group, at),
+            Procedure::JoinLeave(j) => j.datagram(segment, group, at),
+        }
+    }
+
+    /// Every group each host holds for the run now.
+    fn held(&self, out: &mut Vec<Action<H>>) {
+        match self {
+            Procedure::Zapping(z) => z.held(out),
+            Procedure::JoinLeave(j) => j.held(out),
+        }
+    }
+
+    fn probes(&self) -> &[Probe<H>] {
+        match self {
+            Procedure::Zapping(z) => z.probes(),
+            Procedure::JoinLeave(j) => j.probes(),
+        }
+    }
+
+    fn planned(&self) -> u64 {
+        match self {
+            Procedure::Zapping(z) => z.planned(),
+            Procedure::JoinLeave(j) => j.planned(),
+        }
+    }
+
+    fn joins_sent(&self) -> u64 {
+        match self {
+            Procedure::Zapping(z) => z.joins_sent(),
+            Procedure::JoinLeave(j) => j.joins_sent(),
+        }
+    }
+}
+
+/// One test run.
+pub struct Run<H, L> {
+    pub spec: TestSpec,
+    pub procedure: Procedure<H, L>,
+    pub hosts: u32,
+    pub seed: Option<u64>,
+    pub start: Nanos,
+    pub end: Option<Nanos>,
+    pub state: RunState,
+    pub error: Option<String>,
+}
+
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
+    /// Its progress alone, in O(1): state, zaps made and planned, elapsed time; no delays,
+    /// no checks (the verdict is pending until they are computed: [`Run::report`]).
+    pub fn progress(&self, now: Nanos) -> TestReport {
+        TestReport {
+            schema: REPORT_SCHEMA,
+            name: self.spec.name().to_string(),
+            kind: self.spec.kind().to_string(),
+            spec: self.spec.clone(),
+            seed: self.seed,
+            state: self.state,
+            verdict: match self.state {
+                RunState::Error => Verdict::Error,
+                _ => Verdict::Pending,
+            },
+            error: self.error.clone(),
+            elapsed_ms: (self.end.unwrap_or(now).saturating_sub(self.start)) / MS,
+            hosts: self.hosts,
+            zaps_planned: self.procedure.planned(),
+            zaps: self.procedure.joins_sent(),
+            join_delay: Default::default(),
+            leave_delay: Default::default(),
+            overlap: Default::default(),
+            overlap_packets: 0,
+            not_received: 0,
+            leave_shared: 0,
+            forwarded_without_join: 0,
+            forwarded_after_leave: 0,
+            buckets: Vec::new(),
+            channels: Vec::new(),
+            per_host: Vec::new(),
+            per_host_total: 0,
+            checks: Vec::new(),
+            records: Vec::new(),
+            records_total: 0,
+        }
+    }
+
+    /// Its results now: `host_limit` hosts listed (all for the report), the records with
+    /// `with_records`.
+    pub fn report(
+        &self,
+        now: Nanos,
+        name: &dyn Fn(H) -> String,
+        host_limit: usize,
+        with_records: bool,
+    ) -> TestReport {
+        self.report_page(now, name, 0..host_limit, with_records)
+    }
+
+    /// [`Run::report`] listing the hosts of `hosts` (their places in address order).
+    pub fn report_page(
+        &self,
+        now: Nanos,
+        name: &dyn Fn(H) -> String,
+        hosts: std::ops::Range<usize>,
+        with_records: bool,
+    ) -> TestReport {
+        let (not_received_limit, forwarding_checks) = match &self.spec {
+            TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
+            TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
+        };
+        let judge = summary::Judge {
+            sla: self.spec.sla(),
+            thresholds_ms: self.spec.thresholds_ms(),
+            not_received_limit,
+            forwarding_checks,
+            start: self.start,
+            with_records,
+        };
+        let mut r = summary::results(self.procedure.probes(), &judge, name);
+        let per_host_total = r.per_host.len() as u64;
+        r.per_host.truncate(hosts.end);
+        r.per_host.drain(..hosts.start.min(r.per_host.len()));
+        let verdict = match self.state {
+            RunState::Running => Verdict::Pending,
+            RunState::Error => Verdict::Error,
+            RunState::Finished | RunState::Stopped => summary::verdict(&r.checks),
+        };
+        TestReport {
+            schema: REPORT_SCHEMA,
+            name: self.spec.name().to_string(),
+            kind: self.spec.kind().to_string(),
+            spec: self.spec.clone(),
+            seed: self.seed,
+            state: self.state,
+            verdict,
+            error: self.error.clone(),
+            elapsed_ms: (self.end.unwrap_or(now).saturating_sub(self.start)) / MS,
+            hosts: self.hosts,
+            zaps_planned: self.procedure.planned(),
+            zaps: r.zaps,
+            join_delay: r.join_delay,
+            leave_delay: r.leave_delay,
+            overlap: r.overlap,
+            overlap_packets: r.overlap_packets,
+            not_received: r.not_received,
+            leave_shared: r.leave_shared,
+            forwarded_without_join: r.forwarded_without_join,
+            forwarded_after_leave: r.forwarded_after_leave,
+            buckets: r.buckets,
+            channels: r.channels,
+            per_host: r.per_host,
+            per_host_total,
+            checks: r.checks,
+            records: r.records,
+            records_total: r.records_total,
+        }
+    }
+}
+
+/// The daemon's test runs: at most one running, the last [`KEPT_RUNS`] kept, and the tests of
+/// the configuration file, startable by name.
+pub struct TestRuns<H, L> {
+    runs: Vec<Run<H, L>>,
+    running: Option<usize>,
+    /// The `[[test]]` tables.
+    pub configured: Vec<TestSpec>,
+    /// The running run's hosts: only their reports and leaves are its.
+    by_host: HashSet<H>,
+}
+
+impl<H, L> Default for TestRuns<H, L> {
+    fn default() -> TestRuns<H, L> {
+        TestRuns {
+            runs: Vec::new(),
+            running: None,
+            configured: Vec::new(),
+            by_host: HashSet::new(),
+        }
+    }
+}
+
+impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
+    /// Whether a run is going: the loop then credits datagrams to the hosts.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Starts `spec` on `hosts`, each with its segment, at `now` (`seed`: the random order's
+    /// when the spec gives none). Its first steps are due at once.
+    pub fn start(
+        &mut self,
+        spec: TestSpec,
+        hosts: Vec<(H, L)>,
+        seed: u64,
+        now: Nanos,
+    ) -> Result<(), String> {
+        spec.check()?;
+        if let Some(i) = self.running {
+            return Err(format!(
+                "test {} is running: one at a time (tunmcastctl test stop)",
+                self.runs[i].spec.name()
+            ));
+        }
+        if hosts.is_empty() {
+            return Err("the test names no host".into());
+        }
+        // Every zap is a record of about 150 bytes, kept for the report.
+        let zaps = match &spec {
+            TestSpec::Zapping(z) => {
+                u64::from(z.count.unwrap_or(z.channels.len() as u32)) * hosts.len() as u64
+            }
+            TestSpec::JoinLeave(j) => {
+                u64::from(j.iterations) * j.groups.len() as u64 * hosts.len() as u64
+            }
+        };
+        if zaps > MAX_ZAPS {
+            return Err(format!(
+                "{zaps} zaps planned ({} hosts): at most {MAX_ZAPS} in one run",
+                hosts.len()
+            ));
+        }
+        let (procedure, seed) = match &spec {
+            TestSpec::Zapping(z) => {
+                let seed = z.seed.unwrap_or(seed);
+                let run = zapping::Zapping::new(z, &hosts, seed, now);
+                (Procedure::Zapping(run), Some(seed))
+            }
+            TestSpec::JoinLeave(j) => {
+                let run = rfc3918::JoinLeave::new(j, &hosts, now);
+                (Procedure::JoinLeave(run), None)
+            }
+        };
+        if self.runs.len() >= KEPT_RUNS {
+            self.runs.remove(0);
+        }
+        self.by_host = hosts.iter().map(|&(h, _)| h).collect();
+        self.runs.push(Run {
+            spec,
+            procedure,
+            hosts: hosts.len() as u32,
+            seed,
+            start: now,
+            end: None,
+            state: RunState::Running,
+            error: None,
+        });
+        self.running = Some(self.runs.len() - 1);
+        Ok(())
+    }
+
+    /// When the running run's next step is due.
+    pub fn next_deadline(&self) -> Option<Nanos> {
+        self.running
+            .and_then(|i| self.runs[i].procedure.next_deadline())
+    }
+
+    /// The steps due at `now`, in `out`; a run whose hosts are all done is finished.
+    pub fn due(&mut self, now: Nanos, out: &mut Vec<Action<H>>) {
+        let Some(i) = self.running else {
+            return;
+        };
+        let run = &mut self.runs[i];
+        run.procedure.due(now, out);
+        if run.procedure.is_over() {
+            run.state = RunState::Finished;
+            run.end = Some(now);
+            self.running = None;
+            self.by_host.clear();
+        }
+    }
+
+    /// Stops the running run (`test stop`, shutdown, an error): `out` gets the leaves of
+    /// every group it holds. `error`: why it could not go on.
+    pub fn stop(&mut self, now: Nanos, error: Option<String>, out: &mut Vec<Action<H>>) {
+        let Some(i) = self.running.take() else {
+            return;
+        };
+        let run = &mut self.runs[i];
+        run.procedure.held(out);
+        run.state = match error {
+            Some(_) => RunState::Error,
+            None => RunState::Stopped,
+        };
+        run.error = error;
+        run.end = Some(now);
+        self.by_host.clear();
+    }
+
+    fn running_run(&mut self, host: H) -> Option<&mut Procedure<H, L>> {
+        let i = self.running?;
+        if !self.by_host.contains(&host) {
+            return None;
+        }
+        Some(&mut self.runs[i].procedure)
+    }
+
+    /// A report (or leave) naming `group` was written for `host` at `at`.
+    pub fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
+        if let Some(p) = self.running_run(host) {
+            p.report_sent(host, group, at);
+        }
+    }
+
+    /// The Leave / TO_IN({}) of `host` for `group` was written at `at`.
+    pub fn left(&mut self, host: H, group: IpAddr, at: Nanos) {
+        if let Some(p) = self.running_run(host) {
+            p.left(host, group, at);
+        }
+    }
+
+    /// A datagram of `group` was read on `segment` at `at` (once for all its hosts).
+    pub fn datagram(&mut self, segment: L, group: IpAddr, at: Nanos) {
+        if let Some(i) = self.running {
+            self.runs[i].procedure.datagram(segment, group, at);
+        }
+    }
+
+    /// The run named `name` (default: the latest).
+    pub fn run(&self, name: Option<&str>) -> Result<&Run<H, L>, String> {
+        match name {
+            None => self
+                .runs
+                .last()
+                .ok_or_else(|| "no test has run".to_string()),
+            Some(name) => self
+                .runs
+                .iter()
+                .rev()
+                .find(|r| r.spec.name() == name)
+                .ok_or_else(|| format!("no test run named {name}")),
+        }
+    }
+
+    /// Every run kept, oldest first.
+    pub fn runs(&self) -> &[Run<H, L>] {
+        &self.runs
+    }
+
+    /// The name of the running run.
+    pub fn running_name(&self) -> Option<&str> {
+        self.running.map(|i| self.runs[i].spec.name())
+    }
+}
+
+/// A run's own owner name for its joins: not a listener's, not likely a user's.
+pub fn owner_name(test: &str) -> String {
+    format!("test:{test}")
+}

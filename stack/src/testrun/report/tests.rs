@@ -1,0 +1,162 @@
+//! The reports' structure, from a run scripted in virtual time.
+
+use control::testrun::{
+    ReportFormat, RunState, Sla, TestReport, TestSpec, Verdict, ZapMode, ZapOrder, ZappingSpec,
+    DEFAULT_THRESHOLDS_MS,
+};
+
+use super::super::{Action, TestRuns, MS};
+use super::*;
+
+fn channel(n: u8) -> std::net::IpAddr {
+    std::net::IpAddr::from([239, 3, 0, n])
+}
+
+/// Two hosts zap over 2 channels twice; host 1's joins take 30 and 300 ms, host 2's 10 and
+/// 20 ms; max join delay allowed 250 ms.
+pub(crate) fn scripted_report() -> TestReport {
+    let spec = ZappingSpec {
+        name: "lab<1>".into(),
+        iface: None,
+        hosts: None,
+        channels: vec![channel(1), channel(2)],
+        sources: vec![],
+        view_ms: 1000,
+        count: Some(2),
+        order: ZapOrder::Sequential,
+        seed: None,
+        mode: ZapMode::LeaveJoin,
+        not_received_ms: 2000,
+        leave_grace_ms: 3000,
+        thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+        sla: Sla {
+            max_join_delay_ms: Some(250),
+            ..Sla::default()
+        },
+    };
+    let mut runs = TestRuns::<u32, u32>::default();
+    let mut out = Vec::new();
+    // Each host on a segment of its own.
+    runs.start(TestSpec::Zapping(spec), vec![(1, 1), (2, 2)], 7, 0)
+        .unwrap();
+    let delays = [(1, [30, 300]), (2, [10, 20])];
+    while let Some(at) = runs.next_deadline() {
+        out.clear();
+        runs.due(at, &mut out);
+        for action in out.clone() {
+            match action {
+                Action::Join { host, group, .. } => {
+                    runs.report_sent(host, group, at);
+                    let zap = usize::from(group != channel(host as u8));
+                    let d = delays[host as usize - 1].1[zap];
+                    runs.datagram(host, group, at + d * MS);
+                }
+                Action::Leave { host, group } => runs.left(host, group, at),
+            }
+        }
+    }
+    runs.run(None)
+        .unwrap()
+        .report(0, &|h| format!("10.0.0.{h}"), usize::MAX, true)
+}
+
+#[test]
+fn json_has_the_stable_keys() {
+    let report = scripted_report();
+    let json: serde_json::Value = serde_json::from_str(&json(&report)).unwrap();
+    assert_eq!(json["schema"], 1);
+    assert_eq!(json["kind"], "zapping");
+    assert_eq!(json["verdict"], "fail");
+    assert_eq!(json["state"], "finished");
+    assert_eq!(json["zaps"], 4);
+    assert_eq!(json["join_delay"]["count"], 4);
+    assert_eq!(json["join_delay"]["p50_ns"], 20 * MS);
+    assert_eq!(json["join_delay"]["p99_ns"], 300 * MS);
+    assert_eq!(json["join_delay"]["max_ns"], 300 * MS);
+    assert_eq!(json["join_delay"]["mean_ns"], 90 * MS);
+    assert_eq!(json["buckets"][0]["threshold_ms"], 125);
+    assert_eq!(json["buckets"][0]["over"], 1);
+    assert_eq!(json["buckets"][1]["over"], 1);
+    assert_eq!(json["buckets"][2]["over"], 0);
+    assert_eq!(json["spec"]["channels"][1], "239.3.0.2");
+    assert_eq!(json["per_host"].as_array().unwrap().len(), 2);
+    assert_eq!(json["records"].as_array().unwrap().len(), 6);
+    assert_eq!(json["records_total"], 6);
+    // It reads back as the typed report.
+    let back: TestReport = serde_json::from_value(json).unwrap();
+    assert_eq!(back, report);
+}
+
+#[test]
+fn junit_has_one_case_per_check_and_names_the_failure() {
+    let report = scripted_report();
+    let xml = render(&report, ReportFormat::Junit);
+    assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites"));
+    // overall + 2 channels for max_join_delay_ms, and max_not_received.
+    assert_eq!(xml.matches("<testcase ").count(), 4, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
+    assert!(
+        xml.contains("tests=\"4\" failures=\"2\" errors=\"0\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("max_join_delay_ms 239.3.0.2: measured 300.000 ms &gt; threshold 250.000 ms"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("name=\"lab&lt;1&gt;\""),
+        "the name escaped: {xml}"
+    );
+    assert!(xml.contains("<testcase classname=\"tunmcast.lab&lt;1&gt;\" name=\"max_join_delay_ms 239.3.0.1\" time=\"0\"></testcase>"));
+    let mut errored = report.clone();
+    errored.state = RunState::Error;
+    errored.verdict = Verdict::Error;
+    errored.error = Some("host 10.0.0.1 is gone".into());
+    let xml = junit::render(&errored);
+    assert!(xml.contains("<error type=\"run\" message=\"host 10.0.0.1 is gone\">"));
+    assert!(xml.contains("errors=\"1\""));
+}
+
+#[test]
+fn html_shows_the_figures_and_the_plots_without_the_network() {
+    let report = scripted_report();
+    let html = render(&report, ReportFormat::Html);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(
+        !html.contains("http://")
+            || html.matches("http://").count()
+                == html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "no link but the SVG namespace"
+    );
+    assert!(!html.contains("<script"), "no script");
+    assert!(html.contains("id=\"join-p50\" data-ns=\"20000000\">20.000</td>"));
+    assert!(html.contains("id=\"join-p99\" data-ns=\"300000000\">300.000</td>"));
+    assert!(html.contains("id=\"verdict\">FAIL</span>"));
+    for plot in [
+        "join-histogram",
+        "cdf",
+        "channel-bars",
+        "host-bars",
+        "timeline",
+    ] {
+        assert!(html.contains(&format!("<figure id=\"{plot}\">")), "{plot}");
+    }
+    // The histogram's bars hold the 4 zaps; the 125 and 250 ms thresholds are drawn.
+    let in_bins: u64 = html
+        .match_indices("<rect class=\"bin\"")
+        .map(|(at, _)| {
+            let title = &html[at..];
+            let start = title.find("<title>").unwrap() + 7;
+            let end = title.find("</title>").unwrap();
+            title[start..end].parse::<u64>().unwrap()
+        })
+        .sum();
+    assert_eq!(in_bins, 4);
+    assert_eq!(html.matches("class=\"threshold\"").count(), 2);
+    assert_eq!(html.matches("class=\"cdf-join\"").count(), 1);
+    assert_eq!(html.matches("class=\"zap\"").count(), 4);
+    // p50 and p99 bars: 2 channels and 2 hosts.
+    assert_eq!(html.matches("<rect class=\"p50\"").count(), 4);
+    assert!(html.contains("10.0.0.2"), "per host table");
+    assert!(html.contains("lab&lt;1&gt;"));
+}

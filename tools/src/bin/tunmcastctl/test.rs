@@ -1,0 +1,589 @@
+//! `tunmcastctl test ...`: start a test run (zapping, RFC 3918 join/leave delay, one of the
+//! configuration file's, or the first `[[test]]` of a file), follow it, fetch its reports.
+//! With `--wait`, `run` and `start --wait`: exit 0 when it passed, 1 when an SLA threshold was
+//! broken, 2 when it could not run (or was stopped: Ctrl-C or SIGTERM while waiting stops it,
+//! its groups left, and the reports written say "stopped").
+
+use std::io::{IsTerminal, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use control::testrun::{
+    JoinLeaveSpec, ReportFormat, RunState, Sla, TestReport, TestReportReply, TestSelect, TestSpec,
+    TestStartArgs, TestStartReply, TestStatusReply, Verdict, ZapMode, ZapOrder, ZappingSpec,
+    DEFAULT_THRESHOLDS_MS,
+};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use tools::{Client, Request};
+
+/// Nanoseconds as milliseconds with three decimals.
+fn ms(ns: u64) -> String {
+    format!("{}.{:03}", ns / 1_000_000, ns % 1_000_000 / 1_000)
+}
+
+#[derive(Subcommand)]
+pub enum TestCommand {
+    /// IPTV channel zapping: each host joins a channel, watches it --view-ms, changes to the
+    /// next (leave and join at one instant), --count joins in all; per zap the join delay
+    /// (zap time), leave delay, overlap and "not received", measured at the device.
+    Zapping {
+        #[command(flatten)]
+        hosts: TestHosts,
+        /// The channels, all IPv4 (IGMP) or all IPv6 (MLD).
+        #[arg(long, value_name = "G1,G2,...", value_delimiter = ',', required = true)]
+        channels: Vec<IpAddr>,
+        /// SSM: join each channel from this source only: one for every channel, or one per
+        /// channel in order (default: any source).
+        #[arg(long, value_name = "S1,S2,...", value_delimiter = ',')]
+        sources: Vec<IpAddr>,
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        view_ms: u64,
+        /// Channel joins per host, the first included (default: one per channel).
+        #[arg(long, value_name = "N")]
+        count: Option<u32>,
+        #[arg(long, value_enum, default_value = "sequential")]
+        order: OrderArg,
+        /// The random order's seed (default: the daemon's); the report gives the one used.
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
+        /// leave-join (the old channel's leave first) or join-leave.
+        #[arg(long, value_enum, default_value = "leave-join")]
+        mode: ModeArg,
+        /// No datagram of the new channel within this: "not received".
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        not_received_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// RFC 3918 §6.1/§6.2: with the traffic running, check that nothing arrives, join every
+    /// group, measure the join delay, leave after --hold-ms, measure the leave delay, check
+    /// that nothing arrives after the grace; --iterations times. (§7.1 capacity and the
+    /// §5/§8 latency tests are not built.)
+    JoinDelay {
+        #[command(flatten)]
+        hosts: TestHosts,
+        #[arg(long, value_name = "G1,G2,...", value_delimiter = ',', required = true)]
+        groups: Vec<IpAddr>,
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        iterations: u32,
+        /// Before each join and after each leave's grace: nothing may arrive for this long.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        check_ms: u64,
+        /// How long the groups are held.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        hold_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Start a `[[test]]` of the daemon's configuration file by its name.
+    Start {
+        name: String,
+        #[command(flatten)]
+        follow: Follow,
+    },
+    /// Run the first `[[test]]` table of FILE (a TOML file) to its end: implies --wait.
+    Run {
+        file: PathBuf,
+        /// Write report.json, junit.xml and report.html into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Progress and results of the test runs (or of NAME): count, min, p50, p90, p99, max,
+    /// mean of the join and leave delays, violation buckets, the SLA checks.
+    Status {
+        name: Option<String>,
+        /// List at most N hosts (default 20; the report has them all).
+        #[arg(long, value_name = "N")]
+        host_limit: Option<usize>,
+        /// List the hosts from the N-th on (in address order, from 0): the next page.
+        #[arg(long, value_name = "N")]
+        host_offset: Option<usize>,
+    },
+    /// Write the report of the latest run (or NAME): JSON, JUnit XML or one HTML page.
+    Report {
+        name: Option<String>,
+        #[arg(long, default_value = "json")]
+        format: ReportFormat,
+        /// The file to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Stop the running test, leaving its groups: its report is marked stopped (partial).
+    Stop { name: Option<String> },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum OrderArg {
+    Sequential,
+    Random,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    LeaveJoin,
+    JoinLeave,
+}
+
+/// The hosts of a test.
+#[derive(Args)]
+pub struct TestHosts {
+    /// The daemon's interface; default: the first it serves.
+    #[arg(long = "iface", visible_alias = "dev", value_name = "NAME")]
+    iface: Option<String>,
+    /// The emulated hosts, an IPv4 range (default: the interface's first host).
+    #[arg(long, value_name = "FIRST-LAST", value_parser = tools::protocol::parse_host_range)]
+    hosts: Option<tools::protocol::HostRange>,
+}
+
+/// What every test takes: its name, thresholds, SLA, and how to follow it.
+#[derive(Args)]
+pub struct Common {
+    /// The run's name (default: zapping / join-delay).
+    #[arg(long)]
+    name: Option<String>,
+    /// Datagrams of a group left count as its leave delay for this long.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    leave_grace_ms: u64,
+    /// Join delay violation buckets (ms).
+    #[arg(long, value_name = "MS,...", value_delimiter = ',')]
+    thresholds: Option<Vec<u64>>,
+    /// SLA: the largest join delay allowed (overall and per channel).
+    #[arg(long, value_name = "MS")]
+    max_join_delay_ms: Option<u64>,
+    /// SLA: the largest leave delay allowed.
+    #[arg(long, value_name = "MS")]
+    max_leave_delay_ms: Option<u64>,
+    /// SLA: the longest overlap allowed.
+    #[arg(long, value_name = "MS")]
+    max_overlap_ms: Option<u64>,
+    /// SLA: how many zaps may miss their channel.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    max_not_received: u64,
+    #[command(flatten)]
+    follow: Follow,
+}
+
+/// Waiting for the end and writing the reports.
+#[derive(Args)]
+pub struct Follow {
+    /// Wait for the end: exit 0 on pass, 1 on fail, 2 when it could not run.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: write report.json, junit.xml and report.html into DIR.
+    #[arg(long, value_name = "DIR", requires = "wait")]
+    out: Option<PathBuf>,
+}
+
+impl Common {
+    fn sla(&self) -> Sla {
+        Sla {
+            max_join_delay_ms: self.max_join_delay_ms,
+            max_leave_delay_ms: self.max_leave_delay_ms,
+            max_overlap_ms: self.max_overlap_ms,
+            max_not_received: self.max_not_received,
+        }
+    }
+
+    fn thresholds(&self) -> Vec<u64> {
+        self.thresholds
+            .clone()
+            .unwrap_or_else(|| DEFAULT_THRESHOLDS_MS.to_vec())
+    }
+}
+
+/// Exit status 2: the test could not run.
+const CANNOT_RUN: u8 = 2;
+
+/// Runs a `test` subcommand; the exit status as the module says.
+pub fn main(control: Option<&Path>, json: bool, command: TestCommand) -> ExitCode {
+    match run(control, json, command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tunmcastctl: {e}");
+            ExitCode::from(CANNOT_RUN)
+        }
+    }
+}
+
+fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Result<ExitCode> {
+    // The spec is checked here first: a bad argument is refused before looking for a daemon.
+    let (start, follow) = match command {
+        TestCommand::Zapping {
+            hosts,
+            channels,
+            sources,
+            view_ms,
+            count,
+            order,
+            seed,
+            mode,
+            not_received_ms,
+            common,
+        } => {
+            let spec = TestSpec::Zapping(ZappingSpec {
+                name: common.name.clone().unwrap_or_else(|| "zapping".into()),
+                iface: hosts.iface,
+                hosts: hosts.hosts,
+                channels,
+                sources,
+                view_ms,
+                count,
+                order: match order {
+                    OrderArg::Sequential => ZapOrder::Sequential,
+                    OrderArg::Random => ZapOrder::Random,
+                },
+                seed,
+                mode: match mode {
+                    ModeArg::LeaveJoin => ZapMode::LeaveJoin,
+                    ModeArg::JoinLeave => ZapMode::JoinLeave,
+                },
+                not_received_ms,
+                leave_grace_ms: common.leave_grace_ms,
+                thresholds_ms: common.thresholds(),
+                sla: common.sla(),
+            });
+            spec.check().map_err(anyhow::Error::msg)?;
+            (given(spec), common.follow)
+        }
+        TestCommand::JoinDelay {
+            hosts,
+            groups,
+            iterations,
+            check_ms,
+            hold_ms,
+            common,
+        } => {
+            let spec = TestSpec::JoinLeave(JoinLeaveSpec {
+                name: common.name.clone().unwrap_or_else(|| "join-delay".into()),
+                iface: hosts.iface,
+                hosts: hosts.hosts,
+                groups,
+                iterations,
+                check_ms,
+                hold_ms,
+                leave_grace_ms: common.leave_grace_ms,
+                thresholds_ms: common.thresholds(),
+                sla: common.sla(),
+            });
+            spec.check().map_err(anyhow::Error::msg)?;
+            (given(spec), common.follow)
+        }
+        TestCommand::Start { name, follow } => (
+            TestStartArgs {
+                test: None,
+                name: Some(name),
+            },
+            follow,
+        ),
+        TestCommand::Run { file, out } => {
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", file.display()))?;
+            let tables = control::test_file::test_tables(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
+            let Some(first) = tables.into_iter().next() else {
+                anyhow::bail!("{}: no [[test]] table", file.display());
+            };
+            (given(first.spec), Follow { wait: true, out })
+        }
+        TestCommand::Status {
+            name,
+            host_limit,
+            host_offset,
+        } => {
+            let select = TestSelect {
+                name,
+                host_limit,
+                host_offset,
+                ..TestSelect::default()
+            };
+            let mut client = connect(control)?;
+            let reply = client.request(&Request::TestStatus(select))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reply)?);
+            } else {
+                let status: TestStatusReply = tools::decode(client.path(), &reply)?;
+                if status.tests.is_empty() {
+                    println!("no test has run");
+                }
+                for report in &status.tests {
+                    print!("{}", status_text(report));
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        TestCommand::Report { name, format, out } => {
+            let mut client = connect(control)?;
+            let report = fetch(&mut client, name, format)?;
+            match out {
+                Some(path) => write_file(&path, &report.content)?,
+                None => std::io::stdout().write_all(report.content.as_bytes())?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        TestCommand::Stop { name } => {
+            let mut client = connect(control)?;
+            let reply = client.request(&Request::TestStop(TestSelect {
+                name,
+                ..TestSelect::default()
+            }))?;
+            let stopped: TestStartReply = tools::decode(client.path(), &reply)?;
+            println!("stopped test {} ({})", stopped.name, stopped.kind);
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let mut client = connect(control)?;
+    let reply = client.request(&Request::TestStart(start))?;
+    let started: TestStartReply = tools::decode(client.path(), &reply)?;
+    if json && !follow.wait {
+        println!("{}", serde_json::to_string_pretty(&reply)?);
+    } else {
+        println!(
+            "test {} ({}) started on {} hosts",
+            started.name, started.kind, started.hosts
+        );
+    }
+    if !follow.wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = wait(&mut client, &started.name)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", status_text(&report));
+    }
+    if let Some(dir) = &follow.out {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", dir.display()))?;
+        for (format, file) in [
+            (ReportFormat::Json, "report.json"),
+            (ReportFormat::Junit, "junit.xml"),
+            (ReportFormat::Html, "report.html"),
+        ] {
+            let rendered = fetch(&mut client, Some(started.name.clone()), format)?;
+            write_file(&dir.join(file), &rendered.content)?;
+        }
+    }
+    Ok(match (report.state, report.verdict) {
+        (RunState::Stopped, _) => ExitCode::from(CANNOT_RUN),
+        (_, Verdict::Pass) => ExitCode::SUCCESS,
+        (_, Verdict::Fail) => ExitCode::from(1),
+        (_, Verdict::Pending | Verdict::Error) => ExitCode::from(CANNOT_RUN),
+    })
+}
+
+fn given(spec: TestSpec) -> TestStartArgs {
+    TestStartArgs {
+        test: Some(spec),
+        name: None,
+    }
+}
+
+fn connect(control: Option<&Path>) -> anyhow::Result<Client> {
+    let path = tools::control_path(control)?;
+    Ok(Client::connect(&path)?)
+}
+
+fn fetch(
+    client: &mut Client,
+    name: Option<String>,
+    format: ReportFormat,
+) -> anyhow::Result<TestReportReply> {
+    let reply = client.request(&Request::TestReport(TestSelect {
+        name,
+        format: Some(format),
+        ..TestSelect::default()
+    }))?;
+    Ok(tools::decode(client.path(), &reply)?)
+}
+
+fn write_file(path: &Path, content: &str) -> anyhow::Result<()> {
+    std::fs::write(path, content)
+        .map_err(|e| anyhow::anyhow!("{}: cannot write: {e}", path.display()))
+}
+
+/// How often the run is asked for its progress (brief: O(1) for the daemon).
+const POLL: Duration = Duration::from_millis(200);
+/// A line of progress at most this often when not on a terminal.
+const PROGRESS_LINE: Duration = Duration::from_secs(5);
+
+/// Polls the run until it is over: a progress bar on a terminal, a line every few seconds
+/// otherwise (on standard error); its final status. SIGINT or SIGTERM stops the run (once).
+fn wait(client: &mut Client, name: &str) -> anyhow::Result<TestReport> {
+    let terminal = std::io::stderr().is_terminal();
+    let mut last_line = Instant::now();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, interrupted.clone())?;
+    }
+    let mut stop_sent = false;
+    loop {
+        if interrupted.load(Ordering::Relaxed) && !stop_sent {
+            stop_sent = true;
+            eprintln!("\nstopping test {name}: leaving its groups");
+            // Refused only when it ended meanwhile: the status below says how.
+            let _ = client.request(&Request::TestStop(TestSelect {
+                name: Some(name.to_string()),
+                ..TestSelect::default()
+            }));
+        }
+        let reply = client.request(&Request::TestStatus(TestSelect {
+            name: Some(name.to_string()),
+            brief: true,
+            ..TestSelect::default()
+        }))?;
+        let mut status: TestStatusReply = tools::decode(client.path(), &reply)?;
+        let Some(report) = status.tests.pop() else {
+            anyhow::bail!("the daemon lost test {name}");
+        };
+        let done = report.zaps.min(report.zaps_planned);
+        let planned = report.zaps_planned.max(1);
+        if report.state != RunState::Running {
+            if terminal {
+                eprintln!();
+            }
+            // Over: its results, once (hosts listed as `test status` does).
+            let reply = client.request(&Request::TestStatus(TestSelect {
+                name: Some(name.to_string()),
+                ..TestSelect::default()
+            }))?;
+            let mut status: TestStatusReply = tools::decode(client.path(), &reply)?;
+            return status
+                .tests
+                .pop()
+                .ok_or_else(|| anyhow::anyhow!("the daemon lost test {name}"));
+        }
+        if terminal {
+            let filled = (done * 30 / planned) as usize;
+            eprint!(
+                "\r{name} [{}{}] {done}/{planned} zaps, {} s",
+                "#".repeat(filled),
+                " ".repeat(30 - filled),
+                report.elapsed_ms / 1000
+            );
+        } else if last_line.elapsed() >= PROGRESS_LINE {
+            eprintln!(
+                "{name}: {done}/{planned} zaps, {} s",
+                report.elapsed_ms / 1000
+            );
+            last_line = Instant::now();
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A run's results as text.
+fn status_text(r: &TestReport) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let verdict = match r.verdict {
+        Verdict::Pending => "running",
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Error => "ERROR",
+    };
+    let _ = writeln!(
+        t,
+        "test {} ({}): {verdict}, {} hosts, {}/{} zaps, {} s{}",
+        r.name,
+        r.kind,
+        r.hosts,
+        r.zaps,
+        r.zaps_planned,
+        r.elapsed_ms / 1000,
+        match r.state {
+            RunState::Stopped => " (stopped: partial)",
+            _ => "",
+        }
+    );
+    if let Some(e) = &r.error {
+        let _ = writeln!(t, "  error: {e}");
+    }
+    let _ = writeln!(
+        t,
+        "  {:<10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+        "delay ms", "count", "min", "p50", "p90", "p99", "max", "mean"
+    );
+    for (label, s) in [
+        ("join", &r.join_delay),
+        ("leave", &r.leave_delay),
+        ("overlap", &r.overlap),
+    ] {
+        let _ = writeln!(
+            t,
+            "  {label:<10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
+            s.count,
+            ms(s.min_ns),
+            ms(s.p50_ns),
+            ms(s.p90_ns),
+            ms(s.p99_ns),
+            ms(s.max_ns),
+            ms(s.mean_ns)
+        );
+    }
+    let buckets: Vec<String> = r
+        .buckets
+        .iter()
+        .map(|b| format!(">{}ms {}", b.threshold_ms, b.over))
+        .collect();
+    let _ = writeln!(t, "  join delay violations: {}", buckets.join(", "));
+    let _ = writeln!(
+        t,
+        "  not received {}, overlap packets {}, leaves shared {}, forwarded without join {}, \
+         after leave {}",
+        r.not_received,
+        r.overlap_packets,
+        r.leave_shared,
+        r.forwarded_without_join,
+        r.forwarded_after_leave
+    );
+    for c in &r.channels {
+        let _ = writeln!(
+            t,
+            "  channel {:<20} joins {:>5}  p50 {:>10}  p99 {:>10}  not received {}",
+            c.of,
+            c.join_delay.count,
+            ms(c.join_delay.p50_ns),
+            ms(c.join_delay.p99_ns),
+            c.not_received
+        );
+    }
+    for h in &r.per_host {
+        let _ = writeln!(
+            t,
+            "  host {:<23} joins {:>5}  p50 {:>10}  p99 {:>10}  not received {}",
+            h.of,
+            h.join_delay.count,
+            ms(h.join_delay.p50_ns),
+            ms(h.join_delay.p99_ns),
+            h.not_received
+        );
+    }
+    if (r.per_host.len() as u64) < r.per_host_total {
+        let _ = writeln!(
+            t,
+            "  ... {} hosts in all (--host-offset N --host-limit N, or the report)",
+            r.per_host_total
+        );
+    }
+    for c in &r.checks {
+        let value = |v: u64| match c.unit.as_str() {
+            "ns" => format!("{} ms", ms(v)),
+            unit => format!("{v} {unit}"),
+        };
+        let _ = writeln!(
+            t,
+            "  check {} {}: {} (limit {}) {}",
+            c.name,
+            c.scope,
+            value(c.measured),
+            value(c.threshold),
+            if c.pass { "pass" } else { "FAIL" }
+        );
+    }
+    t
+}
