@@ -1,0 +1,229 @@
+//! The `--config` file read once: its text parsed once into one typed [`ConfigFile`] — the
+//! top-level options, the `[[link]]`, `[[stream]]` and `[[test]]` tables — which every table
+//! reader takes instead of a path. Every error is a [`ConfigError`] naming the file, the line
+//! and, when there is one, the key.
+
+use std::path::{Path, PathBuf};
+
+use control::test_file::{key_on_line, TestTable};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::links::LinkTable;
+use super::streams::StreamTable;
+use super::ConfigError;
+
+/// One top-level key of the file: a long option of `tunmcastd` (checked against clap's
+/// definition by [`super::args_from_options`]).
+#[derive(Debug, Clone)]
+pub struct TopLevelOption {
+    pub key: Spanned<String>,
+    pub value: Spanned<toml::Value>,
+}
+
+/// The whole `--config` file, parsed once.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    text: String,
+    /// The top-level keys, in the file's order.
+    pub options: Vec<TopLevelOption>,
+    /// The `[[link]]` tables; `None` when there are none (the one-link form).
+    pub links: Option<Vec<Spanned<LinkTable>>>,
+    /// The `[[stream]]` tables, checked against the links by [`super::streams`].
+    pub streams: Vec<Spanned<StreamTable>>,
+    /// The `[[test]]` tables, already checked (they depend on nothing else in the file).
+    pub tests: Vec<TestTable>,
+}
+
+impl ConfigFile {
+    /// Reads and parses the file at `path`.
+    pub fn read(path: &Path) -> Result<ConfigFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_path_buf(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        ConfigFile::parse(path, text)
+    }
+
+    /// Parses `text`, the contents of the file at `path`.
+    pub fn parse(path: &Path, text: String) -> Result<ConfigFile, ConfigError> {
+        let mut file = ConfigFile {
+            path: path.to_path_buf(),
+            text: String::new(),
+            options: Vec::new(),
+            links: None,
+            streams: Vec::new(),
+            tests: Vec::new(),
+        };
+        let at = |offset: usize, message: String| ConfigError {
+            path: path.to_path_buf(),
+            line: line_of(&text, offset),
+            message,
+        };
+        let root = DeTable::parse(&text)
+            .map_err(|e| at(e.span().map_or(0, |s| s.start), e.message().trim().into()))?;
+        let mut options = Vec::new();
+        for (key, value) in root.into_inner() {
+            let name = key.get_ref().to_string();
+            let key_at = key.span().start;
+            match name.as_str() {
+                "link" => {
+                    file.links = Some(typed(
+                        &text,
+                        path,
+                        "[[link]]",
+                        array_of_tables(
+                            value,
+                            || {
+                                at(key_at, "unknown key `link`: links are [[link]] tables, with two brackets".into())
+                            },
+                            || {
+                                at(
+                                    key_at,
+                                    "`link` holds links: write each as a [[link]] table".into(),
+                                )
+                            },
+                        )?,
+                    )?)
+                }
+                "stream" => {
+                    file.streams = typed(
+                        &text,
+                        path,
+                        "[[stream]]",
+                        array_of_tables(
+                            value,
+                            || {
+                                at(key_at, "unknown key `stream`: streams are [[stream]] tables, with two brackets".into())
+                            },
+                            || {
+                                at(
+                                    key_at,
+                                    "`stream` holds streams: write each as a [[stream]] table"
+                                        .into(),
+                                )
+                            },
+                        )?,
+                    )?
+                }
+                "test" => {
+                    file.tests =
+                        control::test_file::tests_from_value(&text, value).map_err(|e| {
+                            ConfigError {
+                                path: path.to_path_buf(),
+                                line: e.line,
+                                message: e.message,
+                            }
+                        })?
+                }
+                _ => {
+                    let span = value.span();
+                    let value: toml::Value =
+                        serde::Deserialize::deserialize(ValueDeserializer::from(value))
+                            .map_err(|e| de_error(&text, path, "", &e))?;
+                    options.push(TopLevelOption {
+                        key: Spanned::new(key.span(), name),
+                        value: Spanned::new(span, value),
+                    });
+                }
+            }
+        }
+        options.sort_by_key(|o| o.key.span().start);
+        file.options = options;
+        file.text = text;
+        Ok(file)
+    }
+
+    /// The 1-based line of a byte offset into the file.
+    pub fn line(&self, offset: usize) -> usize {
+        line_of(&self.text, offset)
+    }
+
+    /// An error at a byte offset of the file.
+    pub fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: self.path.clone(),
+            line: self.line(offset),
+            message: message.into(),
+        }
+    }
+
+    /// The top-level option named `key`, if the file has it.
+    pub fn option(&self, key: &str) -> Option<&TopLevelOption> {
+        self.options.iter().find(|o| o.key.get_ref() == key)
+    }
+}
+
+/// `value` if it is an array of tables (`[[name]]`); else the error `table` (a lone `[name]`,
+/// a slip of one bracket) or `other`.
+fn array_of_tables<'i>(
+    value: Spanned<DeValue<'i>>,
+    table: impl FnOnce() -> ConfigError,
+    other: impl FnOnce() -> ConfigError,
+) -> Result<Spanned<DeValue<'i>>, ConfigError> {
+    match value.get_ref() {
+        DeValue::Array(items) if items.iter().all(|t| t.get_ref().is_table()) => Ok(value),
+        DeValue::Table(_) => Err(table()),
+        _ => Err(other()),
+    }
+}
+
+/// `value` deserialised as a `T`, a problem reported as by [`de_error`].
+fn typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    section: &str,
+    value: Spanned<DeValue<'_>>,
+) -> Result<T, ConfigError> {
+    T::deserialize(ValueDeserializer::from(value)).map_err(|e| de_error(text, path, section, &e))
+}
+
+/// A serde error inside `section` (`[[link]]`, ...) as a [`ConfigError`]: its line, and the key
+/// written on that line when the message does not name it already. A `[[link]]` section is
+/// told `[[link.hosts]]` when the error is in one of those.
+pub fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> ConfigError {
+    let offset = e.span().map_or(0, |s| s.start);
+    let mut message = e.message().trim().to_string();
+    if let Some(key) = key_on_line(text, offset) {
+        if !message.contains(&format!("`{key}`")) {
+            message = format!("`{key}`: {message}");
+        }
+    }
+    let section = match header_before(text, offset) {
+        Some(header) if section == "[[link]]" && header.starts_with("[[link.hosts") => {
+            "[[link.hosts]]"
+        }
+        _ => section,
+    };
+    if !section.is_empty() {
+        message = format!("{section}: {message}");
+    }
+    ConfigError {
+        path: path.to_path_buf(),
+        line: line_of(text, offset),
+        message,
+    }
+}
+
+/// The 1-based line of `offset` in `text`.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The last table header (`[name]` or `[[name]]`) at or before `offset`.
+fn header_before(text: &str, offset: usize) -> Option<&str> {
+    let offset = offset.min(text.len());
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    text[..end]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+}
