@@ -227,3 +227,132 @@ fn header_before(text: &str, offset: usize) -> Option<&str> {
         .map(str::trim)
         .find(|l| l.starts_with('['))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use crate::Args;
+
+    /// The whole reading of a `--config` file as `tunmcastd` does it (options, links, streams,
+    /// tests), from a real file; the error as printed.
+    fn read(name: &str, text: &str) -> Result<(), String> {
+        // A directory of its own per file name: the tests run in parallel.
+        let dir =
+            std::env::temp_dir().join(format!("tunmcast-config-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let argv: Vec<OsString> = vec!["tunmcastd".into(), "--config".into(), path.into()];
+        let result = Args::from_argv(&argv)
+            .and_then(|(args, file)| args.topology(file.as_ref()).map(|_| ()))
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+        result
+    }
+
+    const LINK: &str = "[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
+                        [[link.hosts]]\ncount = 2\nipv4 = \"10.0.0.1/24\"\n";
+    const STREAM: &str = "[[stream]]\nlink = \"tap1\"\nsource = \"10.1.1.1\"\n\
+                          group = \"232.1.1.1\"\n";
+    const TEST: &str = "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n";
+
+    #[test]
+    fn a_good_file_with_every_kind_of_table_is_read() {
+        let text = format!(
+            "log_level = \"info\"\n{LINK}{STREAM}{TEST}[test.sla]\nmax_join_delay_ms = 5\n"
+        );
+        assert_eq!(read("good.toml", &text), Ok(()));
+    }
+
+    #[test]
+    fn one_bad_key_in_each_kind_of_table_names_the_file_the_line_and_the_key() {
+        let cases = [
+            // A top-level option.
+            (
+                format!("log_level = \"info\"\nrobustnes = 2\n{LINK}"),
+                "top.toml:2: unknown key `robustnes`",
+            ),
+            // A [[link]].
+            (
+                format!("log_level = \"info\"\n{LINK}")
+                    .replace("kind = \"tap\"\n", "kind = \"tap\"\nspeed = 10\n"),
+                "link.toml:5: [[link]]: unknown field `speed`",
+            ),
+            // A [[link.hosts]].
+            (
+                format!("{LINK}colour = \"red\"\n"),
+                "hosts.toml:7: [[link.hosts]]: unknown field `colour`",
+            ),
+            // A [[stream]].
+            (
+                format!("{LINK}{STREAM}rate = 5\n"),
+                "stream.toml:11: [[stream]]: unknown field `rate`",
+            ),
+            // A [[test]].
+            (
+                format!("{LINK}{TEST}view = 5\n"),
+                "test.toml:10: [[test]]: unknown field `view`",
+            ),
+            // A [test.sla].
+            (
+                format!("{LINK}{TEST}[test.sla]\nmax_delay_ms = 5\n"),
+                "sla.toml:11: [[test]]: unknown field `max_delay_ms`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let name = expected.split(':').next().unwrap();
+            let error = read(name, &text).unwrap_err();
+            let (path, rest) = error.split_once(name).expect("the file is named");
+            assert!(path.ends_with('/'), "{error}");
+            assert!(
+                rest.starts_with(expected.trim_start_matches(name)),
+                "{text}\n{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_bad_value_in_each_kind_of_table_names_the_line_and_the_key() {
+        let cases = [
+            (
+                format!("robustness = \"x\"\n{LINK}"),
+                "/v.toml:1: `robustness`: ",
+            ),
+            (
+                format!("{LINK}").replace("kind = \"tap\"\n", "kind = \"tap\"\nmtu = true\n"),
+                "/v.toml:4: [[link]]: `mtu`: invalid type: boolean `true`",
+            ),
+            (
+                format!("{LINK}robustness = 11\n"),
+                "/v.toml:7: `robustness` must be 1 to 10, not 11",
+            ),
+            (
+                format!("{LINK}{STREAM}pps = -1\n"),
+                "/v.toml:11: [[stream]]: `pps`: invalid value: integer `-1`",
+            ),
+            (
+                format!("{LINK}{TEST}view_ms = \"x\"\n"),
+                "/v.toml:10: [[test]]: `view_ms`: invalid type: string \"x\"",
+            ),
+        ];
+        for (text, expected) in cases {
+            let error = read("v.toml", &text).unwrap_err();
+            assert!(error.contains(expected), "{text}\n{error}");
+        }
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_read_is_named() {
+        let argv: Vec<OsString> = vec![
+            "tunmcastd".into(),
+            "--config".into(),
+            "/nonexistent/tunmcastd.toml".into(),
+        ];
+        let error = Args::from_argv(&argv).unwrap_err().to_string();
+        assert!(
+            error.starts_with("/nonexistent/tunmcastd.toml: cannot read: "),
+            "{error}"
+        );
+    }
+}
