@@ -238,8 +238,11 @@ mod tests {
     /// tests), from a real file; the error as printed.
     fn read(name: &str, text: &str) -> Result<(), String> {
         // A directory of its own per file name: the tests run in parallel.
-        let dir =
-            std::env::temp_dir().join(format!("tunmcast-config-{}-{name}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "tunmcast-config-{}-{}",
+            std::process::id(),
+            name.replace('.', "-")
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
