@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use control::test_file::{key_on_line, TestTable};
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::links::LinkTable;
@@ -67,47 +67,9 @@ impl ConfigFile {
         let mut options = Vec::new();
         for (key, value) in root.into_inner() {
             let name = key.get_ref().to_string();
-            let key_at = key.span().start;
             match name.as_str() {
-                "link" => {
-                    file.links = Some(typed(
-                        &text,
-                        path,
-                        "[[link]]",
-                        array_of_tables(
-                            value,
-                            || {
-                                at(key_at, "unknown key `link`: links are [[link]] tables, with two brackets".into())
-                            },
-                            || {
-                                at(
-                                    key_at,
-                                    "`link` holds links: write each as a [[link]] table".into(),
-                                )
-                            },
-                        )?,
-                    )?)
-                }
-                "stream" => {
-                    file.streams = typed(
-                        &text,
-                        path,
-                        "[[stream]]",
-                        array_of_tables(
-                            value,
-                            || {
-                                at(key_at, "unknown key `stream`: streams are [[stream]] tables, with two brackets".into())
-                            },
-                            || {
-                                at(
-                                    key_at,
-                                    "`stream` holds streams: write each as a [[stream]] table"
-                                        .into(),
-                                )
-                            },
-                        )?,
-                    )?
-                }
+                "link" => file.links = Some(tables(&text, path, &key, value, "links")?),
+                "stream" => file.streams = tables(&text, path, &key, value, "streams")?,
                 "test" => {
                     file.tests =
                         control::test_file::tests_from_value(&text, value).map_err(|e| {
@@ -156,28 +118,36 @@ impl ConfigFile {
     }
 }
 
-/// `value` if it is an array of tables (`[[name]]`); else the error `table` (a lone `[name]`,
-/// a slip of one bracket) or `other`.
-fn array_of_tables<'i>(
-    value: Spanned<DeValue<'i>>,
-    table: impl FnOnce() -> ConfigError,
-    other: impl FnOnce() -> ConfigError,
-) -> Result<Spanned<DeValue<'i>>, ConfigError> {
-    match value.get_ref() {
-        DeValue::Array(items) if items.iter().all(|t| t.get_ref().is_table()) => Ok(value),
-        DeValue::Table(_) => Err(table()),
-        _ => Err(other()),
-    }
-}
-
-/// `value` deserialised as a `T`, a problem reported as by [`de_error`].
-fn typed<T: serde::de::DeserializeOwned>(
+/// The `[[key]]` tables of `value` (`what` they hold: "links", ...) as `T`; a lone `[key]` table
+/// (a slip of one bracket) or any other value is refused.
+fn tables<T: serde::de::DeserializeOwned>(
     text: &str,
     path: &Path,
-    section: &str,
+    key: &Spanned<DeString<'_>>,
     value: Spanned<DeValue<'_>>,
+    what: &str,
 ) -> Result<T, ConfigError> {
-    T::deserialize(ValueDeserializer::from(value)).map_err(|e| de_error(text, path, section, &e))
+    let name = key.get_ref();
+    let refused = |message: String| ConfigError {
+        path: path.to_path_buf(),
+        line: line_of(text, key.span().start),
+        message,
+    };
+    match value.get_ref() {
+        DeValue::Array(items) if items.iter().all(|t| t.get_ref().is_table()) => {}
+        DeValue::Table(_) => {
+            return Err(refused(format!(
+                "unknown key `{name}`: {what} are [[{name}]] tables, with two brackets"
+            )))
+        }
+        _ => {
+            return Err(refused(format!(
+                "`{name}` holds {what}: write each as a [[{name}]] table"
+            )))
+        }
+    }
+    T::deserialize(ValueDeserializer::from(value))
+        .map_err(|e| de_error(text, path, &format!("[[{name}]]"), &e))
 }
 
 /// A serde error inside `section` (`[[link]]`, ...) as a [`ConfigError`]: its line, and the key

@@ -33,6 +33,7 @@ use toml::Spanned;
 use super::{ConfigError, ConfigFile};
 use crate::framing::Mac;
 use crate::topology::{eui64_link_local, HostParams, HostSpec, LinkKind, LinkSpec, Topology};
+use claims::{check_ipv4_range, check_mac_range, mac_from_number, mac_number, Claim, Claims};
 
 /// The most hosts one `[[link.hosts]]` block may give.
 pub const MAX_HOSTS_PER_BLOCK: i64 = 1_000_000;
@@ -43,7 +44,10 @@ const ONE_LINK_KEYS: &[&str] = &["iface", "tun", "tap", "mac", "ipv4", "ipv6_ll"
 /// A table that may hold the protocol settings besides its own keys: serde's `flatten` would
 /// lose `deny_unknown_fields`, so the settings are repeated in each table by this macro.
 macro_rules! table_with_params {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }) => {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Deserialize)]
         #[serde(deny_unknown_fields)]
@@ -58,32 +62,57 @@ macro_rules! table_with_params {
         }
 
         impl $name {
-            /// `base` with this table's settings over it. The ranges are the command line's.
-            fn params(&self, base: HostParams, file: &ConfigFile) -> Result<HostParams, ConfigError> {
-                let mut params = base;
-                if let Some(v) = ranged(file, "igmp_version", &self.igmp_version, 1..=3)? {
-                    params.igmp_version = v as u8;
-                }
-                if let Some(v) = ranged(file, "mld_version", &self.mld_version, 1..=2)? {
-                    params.mld_version = v as u8;
-                }
-                if let Some(v) = ranged(file, "robustness", &self.robustness, 1..=10)? {
-                    params.robustness = v as u8;
-                }
-                let interval = 1..=3_600_000;
-                if let Some(v) = ranged(file, "unsolicited_interval_ms", &self.unsolicited_interval_ms, interval.clone())? {
-                    params.unsolicited_interval_ms = v as u32;
-                }
-                if let Some(v) = ranged(file, "v3_unsolicited_interval_ms", &self.v3_unsolicited_interval_ms, interval)? {
-                    params.v3_unsolicited_interval_ms = v as u32;
-                }
-                if let Some(v) = ranged(file, "mtu", &self.mtu, 576..=65_535)? {
-                    params.mtu = v as u16;
-                }
-                Ok(params)
+            /// `base` with this table's settings over it.
+            fn params(
+                &self,
+                base: HostParams,
+                file: &ConfigFile,
+            ) -> Result<HostParams, ConfigError> {
+                with_params(base, file, [
+                    &self.igmp_version,
+                    &self.mld_version,
+                    &self.robustness,
+                    &self.unsolicited_interval_ms,
+                    &self.v3_unsolicited_interval_ms,
+                    &self.mtu,
+                ])
             }
         }
     };
+}
+
+/// `base` with the settings given (in the order of [`table_with_params`]) over it. The ranges
+/// are the command line's.
+fn with_params(
+    base: HostParams,
+    file: &ConfigFile,
+    [igmp_version, mld_version, robustness, interval, v3_interval, mtu]: [&Option<Spanned<i64>>; 6],
+) -> Result<HostParams, ConfigError> {
+    let mut params = base;
+    if let Some(v) = ranged(file, "igmp_version", igmp_version, 1..=3)? {
+        params.igmp_version = v as u8;
+    }
+    if let Some(v) = ranged(file, "mld_version", mld_version, 1..=2)? {
+        params.mld_version = v as u8;
+    }
+    if let Some(v) = ranged(file, "robustness", robustness, 1..=10)? {
+        params.robustness = v as u8;
+    }
+    if let Some(v) = ranged(file, "unsolicited_interval_ms", interval, 1..=3_600_000)? {
+        params.unsolicited_interval_ms = v as u32;
+    }
+    if let Some(v) = ranged(
+        file,
+        "v3_unsolicited_interval_ms",
+        v3_interval,
+        1..=3_600_000,
+    )? {
+        params.v3_unsolicited_interval_ms = v as u32;
+    }
+    if let Some(v) = ranged(file, "mtu", mtu, 576..=65_535)? {
+        params.mtu = v as u16;
+    }
+    Ok(params)
 }
 
 /// `kind` of a `[[link]]`.
@@ -434,140 +463,7 @@ fn expand_block(
     Ok(())
 }
 
-/// `count` consecutive addresses from `first` must stay in its prefix and not reach its
-/// broadcast address.
-fn check_ipv4_range(first: Ipv4Addr, prefix_len: u8, count: u32) -> Result<(), String> {
-    let last = u64::from(u32::from(first)) + u64::from(count) - 1;
-    let last = u32::try_from(last)
-        .map_err(|_| format!("{count} hosts from {first} run past 255.255.255.255"))?;
-    let mask = u32::MAX
-        .checked_shl(32 - u32::from(prefix_len))
-        .unwrap_or(0);
-    let network = Ipv4Addr::from(u32::from(first) & mask);
-    let last_addr = Ipv4Addr::from(last);
-    if last & mask != u32::from(first) & mask {
-        return Err(format!(
-            "{count} hosts from {first} run out of {network}/{prefix_len} (the last would be {last_addr})"
-        ));
-    }
-    // /31 and /32 have no broadcast address (RFC 3021).
-    if prefix_len <= 30 && last == u32::from(first) | !mask {
-        return Err(format!(
-            "{count} hosts from {first} reach {last_addr}, the broadcast address of {network}/{prefix_len}"
-        ));
-    }
-    Ok(())
-}
-
-/// `count` consecutive MACs from `first` must not wrap or turn multicast.
-fn check_mac_range(first: Mac, count: u32) -> Result<(), String> {
-    let last = mac_number(first) + u64::from(count) - 1;
-    if last > 0xffff_ffff_ffff {
-        return Err(format!(
-            "{count} hosts from {first} run past ff:ff:ff:ff:ff:ff"
-        ));
-    }
-    let last = mac_from_number(last);
-    if last.is_multicast() {
-        return Err(format!(
-            "{count} hosts from {first} reach {last}, a multicast MAC"
-        ));
-    }
-    Ok(())
-}
-
-fn mac_number(mac: Mac) -> u64 {
-    let m = mac.0;
-    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
-}
-
-fn mac_from_number(n: u64) -> Mac {
-    let b = n.to_be_bytes();
-    Mac([b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
-/// A range of addresses given at some line: `first ..= last` within `scope` (0: all links;
-/// a link's index + 1 for link-local addresses, which need only be unique on their link).
-struct Claim {
-    scope: usize,
-    first: u128,
-    last: u128,
-    at: usize,
-}
-
-impl Claim {
-    fn new(at: usize, scope: usize, first: u128, count: u32) -> Claim {
-        Claim {
-            scope,
-            first,
-            last: first + u128::from(count) - 1,
-            at,
-        }
-    }
-}
-
-#[derive(Default)]
-struct Claims {
-    ipv4: Vec<Claim>,
-    mac: Vec<Claim>,
-    ipv6: Vec<Claim>,
-}
-
-impl Claims {
-    fn check(&mut self, file: &ConfigFile) -> Result<(), ConfigError> {
-        let v4 = |n: u128| Ipv4Addr::from(n as u32).to_string();
-        let mac = |n: u128| mac_from_number(n as u64).to_string();
-        let v6 = |n: u128| Ipv6Addr::from(n).to_string();
-        no_overlap(file, &mut self.ipv4, "IPv4 addresses", &v4)?;
-        no_overlap(file, &mut self.mac, "MACs", &mac)?;
-        no_overlap(file, &mut self.ipv6, "IPv6 link-local addresses", &v6)
-    }
-}
-
-/// Refuses the first overlap between `claims`, reported at the one later in the file.
-fn no_overlap(
-    file: &ConfigFile,
-    claims: &mut [Claim],
-    what: &str,
-    show: &dyn Fn(u128) -> String,
-) -> Result<(), ConfigError> {
-    claims.sort_unstable_by_key(|c| (c.scope, c.first, c.at));
-    let mut widest: Option<&Claim> = None;
-    let mut found: Option<(&Claim, &Claim)> = None;
-    for claim in claims.iter() {
-        match widest {
-            Some(w) if w.scope == claim.scope && claim.first <= w.last => {
-                let (earlier, later) = if w.at < claim.at {
-                    (w, claim)
-                } else {
-                    (claim, w)
-                };
-                // Keep the overlap that comes first in the file, for a stable message.
-                if found.is_none_or(|(_, l)| later.at < l.at) {
-                    found = Some((earlier, later));
-                }
-                if claim.last > w.last {
-                    widest = Some(claim);
-                }
-            }
-            _ => widest = Some(claim),
-        }
-    }
-    match found {
-        None => Ok(()),
-        Some((earlier, later)) => Err(file.error(
-            later.at,
-            format!(
-                "{what} {} to {} overlap those given on line {} ({} to {})",
-                show(later.first),
-                show(later.last),
-                file.line(earlier.at),
-                show(earlier.first),
-                show(earlier.last)
-            ),
-        )),
-    }
-}
+mod claims;
 
 #[cfg(test)]
 mod tests;
