@@ -293,7 +293,7 @@ mod tests {
                 "/v.toml:1: `robustness`: ",
             ),
             (
-                format!("{LINK}").replace("kind = \"tap\"\n", "kind = \"tap\"\nmtu = true\n"),
+                LINK.replace("kind = \"tap\"\n", "kind = \"tap\"\nmtu = true\n"),
                 "/v.toml:4: [[link]]: `mtu`: invalid type: boolean `true`",
             ),
             (
