@@ -156,10 +156,19 @@ fn tables<T: serde::de::DeserializeOwned>(
 pub fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map_or(0, |s| s.start);
     let mut message = e.message().trim().to_string();
+    let line = line_at(text, offset).trim();
     if let Some(key) = key_on_line(text, offset) {
-        if !message.contains(&format!("`{key}`")) {
+        // An unknown field names itself (the line may be a whole inline table).
+        if !message.contains(&format!("`{key}`")) && !message.starts_with("unknown field") {
             message = format!("`{key}`: {message}");
         }
+    } else if line.starts_with('[')
+        && !line.starts_with("[[")
+        && message.contains("expected a sequence")
+    {
+        // `[link.hosts]` for `[[link.hosts]]`: a slip of one bracket.
+        let name = line.trim_matches(|c| c == '[' || c == ']');
+        message = format!("{line} is one table: write [[{name}]] tables, with two brackets");
     }
     let section = match header_before(text, offset) {
         Some(header) if section == "[[link]]" && header.starts_with("[[link.hosts") => {
@@ -185,6 +194,14 @@ pub fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
+}
+
+/// The line of `text` holding `offset`.
+fn line_at(text: &str, offset: usize) -> &str {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    &text[start..end]
 }
 
 /// The last table header (`[name]` or `[[name]]`) at or before `offset`.

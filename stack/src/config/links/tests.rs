@@ -258,6 +258,17 @@ fn errors_name_the_file_the_line_and_the_problem() {
              no '/', ':' or spaces)",
         ),
         (
+            format!("{link}[link.hosts]\nipv4 = \"10.0.0.1/24\"\n"),
+            "/etc/tunmcastd.toml:4: [[link]]: [link.hosts] is one table: write [[link.hosts]] \
+             tables, with two brackets",
+        ),
+        (
+            format!("{link}hosts = [{{ ipv4 = \"10.0.0.1/24\", colour = 1 }}]\n"),
+            "/etc/tunmcastd.toml:4: [[link]]: unknown field `colour`, expected one of `count`, \
+             `ipv4`, `ipv6_ll`, `mac`, `igmp_version`, `mld_version`, `robustness`, \
+             `unsolicited_interval_ms`, `v3_unsolicited_interval_ms`, `mtu`",
+        ),
+        (
             "link = 3\n".into(),
             "/etc/tunmcastd.toml:1: `link` holds links: write each as a [[link]] table",
         ),
