@@ -112,16 +112,20 @@ pub fn tests_from_value(
                 ))
             }
         };
-        // Where a key of the table (or of its [test.sla]) is written.
-        let key_at = |key: &str| -> usize {
-            let in_sla = table
-                .get("sla")
-                .and_then(|sla| sla.get_ref().as_table())
-                .and_then(|sla| sla.get_key_value(key));
-            table
-                .get_key_value(key)
-                .or(in_sla)
-                .map_or(at, |(k, _)| k.span().start)
+        // Where each key of the table and of its [test.sla] is written, for `check`'s messages,
+        // which start with the key they are about.
+        let sla = table.get("sla").and_then(|sla| sla.get_ref().as_table());
+        let key_offsets: Vec<(String, usize)> = table
+            .keys()
+            .chain(sla.into_iter().flat_map(|sla| sla.keys()))
+            .map(|k| (k.get_ref().to_string(), k.span().start))
+            .collect();
+        let check_at = |message: &str| {
+            let key = message.split(':').next().unwrap_or_default().trim();
+            key_offsets
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(at, |&(_, offset)| offset)
         };
         let problem = |e: toml::de::Error| {
             let offset = e.span().map_or(at, |s| s.start);
@@ -131,20 +135,6 @@ pub fn tests_from_value(
                     error(offset, format!("{label}: `{key}`: {message}"))
                 }
                 _ => error(offset, format!("{label}: {message}")),
-            }
-        };
-        let spec_at_kind = kind.span().start;
-        let check_at = {
-            // The keys a `check` message may start with, with where they are written.
-            let keys: Vec<(String, usize)> = table
-                .keys()
-                .map(|k| (k.get_ref().to_string(), key_at(k.get_ref())))
-                .collect();
-            move |e: &str| {
-                let key = e.split(':').next().unwrap_or_default().trim();
-                keys.iter()
-                    .find(|(k, _)| k == key)
-                    .map_or(at, |&(_, at)| at)
             }
         };
         let body = Spanned::new(span, DeValue::Table(table));
@@ -157,7 +147,7 @@ pub fn tests_from_value(
             ),
             other => {
                 return Err(error(
-                    spec_at_kind,
+                    kind.span().start,
                     format!("{label}: unknown kind `{other}` (zapping or rfc3918-join-leave)"),
                 ))
             }
