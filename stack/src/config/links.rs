@@ -20,8 +20,11 @@
 //! `v3_unsolicited_interval_ms`, `mtu`) may be given at the top level, per link and per host
 //! block; the innermost wins. Keys are spelled with `_` here.
 //!
-//! Every problem is one `ConfigError` naming the line. Overlaps between host ranges are
-//! found by sorting the ranges (O(n log n) in the number of blocks, not of hosts).
+//! The tables are serde structs of the parsed file ([`ConfigFile::links`]), unknown keys
+//! refused; here their values are checked (ranges, device names, host counts) and the hosts
+//! expanded. Every problem is one `ConfigError` naming the line and the key. Overlaps between
+//! host ranges are found by sorting the ranges ([`claims`]: O(n log n) in the number of
+//! blocks, not of hosts).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
