@@ -23,7 +23,7 @@
 //! The tables are serde structs of the parsed file ([`ConfigFile::links`]), unknown keys
 //! refused; here their values are checked (ranges, device names, host counts) and the hosts
 //! expanded. Every problem is one `ConfigError` naming the line and the key. Overlaps between
-//! host ranges are found by sorting the ranges ([`claims`]: O(n log n) in the number of
+//! host ranges are found by sorting the ranges (`claims`: O(n log n) in the number of
 //! blocks, not of hosts).
 
 use std::collections::HashMap;
