@@ -111,11 +111,6 @@ impl ConfigFile {
             message: message.into(),
         }
     }
-
-    /// The top-level option named `key`, if the file has it.
-    pub fn option(&self, key: &str) -> Option<&TopLevelOption> {
-        self.options.iter().find(|o| o.key.get_ref() == key)
-    }
 }
 
 /// The `[[key]]` tables of `value` (`what` they hold: "links", ...) as `T`; a lone `[key]` table
@@ -153,7 +148,7 @@ fn tables<T: serde::de::DeserializeOwned>(
 /// A serde error inside `section` (`[[link]]`, ...) as a [`ConfigError`]: its line, and the key
 /// written on that line when the message does not name it already. A `[[link]]` section is
 /// told `[[link.hosts]]` when the error is in one of those.
-pub fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> ConfigError {
+fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> ConfigError {
     let offset = e.span().map_or(0, |s| s.start);
     let mut message = e.message().trim().to_string();
     let line = line_at(text, offset).trim();
@@ -187,7 +182,7 @@ pub fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> 
 }
 
 /// The 1-based line of `offset` in `text`.
-pub fn line_of(text: &str, offset: usize) -> usize {
+fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
         .iter()
