@@ -56,12 +56,12 @@ macro_rules! table_with_params {
         #[serde(deny_unknown_fields)]
         pub struct $name {
             $($(#[$field_meta])* $field: $ty,)*
-            igmp_version: Option<Spanned<i64>>,
-            mld_version: Option<Spanned<i64>>,
-            robustness: Option<Spanned<i64>>,
-            unsolicited_interval_ms: Option<Spanned<i64>>,
-            v3_unsolicited_interval_ms: Option<Spanned<i64>>,
-            mtu: Option<Spanned<i64>>,
+            igmp_version: Option<Spanned<Integer>>,
+            mld_version: Option<Spanned<Integer>>,
+            robustness: Option<Spanned<Integer>>,
+            unsolicited_interval_ms: Option<Spanned<Integer>>,
+            v3_unsolicited_interval_ms: Option<Spanned<Integer>>,
+            mtu: Option<Spanned<Integer>>,
         }
 
         impl $name {
@@ -89,7 +89,8 @@ macro_rules! table_with_params {
 fn with_params(
     base: HostParams,
     file: &ConfigFile,
-    [igmp_version, mld_version, robustness, interval, v3_interval, mtu]: [&Option<Spanned<i64>>; 6],
+    [igmp_version, mld_version, robustness, interval, v3_interval, mtu]: [&Option<Spanned<Integer>>;
+        6],
 ) -> Result<HostParams, ConfigError> {
     let mut params = base;
     if let Some(v) = ranged(file, "igmp_version", igmp_version, 1..=3)? {
@@ -118,6 +119,32 @@ fn with_params(
     Ok(params)
 }
 
+/// A TOML integer, so that a value of another type is refused as "expected an integer"
+/// (serde's own word would be Rust's `i64`).
+#[derive(Debug, Clone, Copy)]
+pub struct Integer(i64);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Integer, D::Error> {
+        struct IntegerVisitor;
+        impl serde::de::Visitor<'_> for IntegerVisitor {
+            type Value = Integer;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Integer, E> {
+                Ok(Integer(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Integer, E> {
+                i64::try_from(n)
+                    .map(Integer)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+        }
+        deserializer.deserialize_i64(IntegerVisitor)
+    }
+}
+
 /// `kind` of a `[[link]]`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -142,7 +169,7 @@ table_with_params! {
 table_with_params! {
     /// One `[[link.hosts]]` table: `count` consecutive hosts.
     pub struct HostBlock {
-        count: Option<Spanned<i64>>,
+        count: Option<Spanned<Integer>>,
         ipv4: Option<Spanned<String>>,
         ipv6_ll: Option<Spanned<String>>,
         mac: Option<Spanned<String>>,
@@ -153,13 +180,13 @@ table_with_params! {
 fn ranged(
     file: &ConfigFile,
     key: &str,
-    value: &Option<Spanned<i64>>,
+    value: &Option<Spanned<Integer>>,
     range: RangeInclusive<i64>,
 ) -> Result<Option<i64>, ConfigError> {
     let Some(value) = value else {
         return Ok(None);
     };
-    let n = *value.get_ref();
+    let Integer(n) = *value.get_ref();
     if range.contains(&n) {
         Ok(Some(n))
     } else {
@@ -231,7 +258,7 @@ struct Block<'a> {
     name: &'static str,
     /// Where the table starts, for a problem with no key of its own.
     at: usize,
-    count: Option<&'a Spanned<i64>>,
+    count: Option<&'a Spanned<Integer>>,
     ipv4: Option<&'a Spanned<String>>,
     ipv6_ll: Option<&'a Spanned<String>>,
     mac: Option<&'a Spanned<String>>,

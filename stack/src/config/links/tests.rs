@@ -210,7 +210,7 @@ fn errors_name_the_file_the_line_and_the_problem() {
         ),
         (
             format!("{link}ipv4 = \"10.0.0.1/24\"\nrobustness = \"2\"\n"),
-            "/etc/tunmcastd.toml:5: [[link]]: `robustness`: invalid type: string \"2\", expected i64",
+            "/etc/tunmcastd.toml:5: [[link]]: `robustness`: invalid type: string \"2\", expected an integer",
         ),
         (
             "ipv4 = \"10.0.0.1/24\"\n[[link]]\ndevice = \"tun0\"\nipv4 = \"10.0.0.1/24\"\n".into(),
