@@ -5,19 +5,11 @@ use std::path::Path;
 
 pub use control::test_file::TestTable;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigFile};
 
-/// The `[[test]]` tables of `path` (none when it has none); an error names the file, the line
-/// and the key.
+/// The `[[test]]` tables of `path` (none when it has none), read by the one reader of the
+/// file ([`ConfigFile`]); an error names the file, the line and the key. The tables of a file
+/// already read are its [`ConfigFile::tests`].
 pub fn test_tables_from_file(path: &Path) -> Result<Vec<TestTable>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    control::test_file::test_tables(&text).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        line: e.line,
-        message: e.message,
-    })
+    Ok(ConfigFile::read(path)?.tests)
 }
