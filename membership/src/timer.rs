@@ -396,7 +396,11 @@ mod tests {
         let peak = wheel.capacity();
         assert!(peak >= 100_000);
         assert_eq!(drain(&mut wheel, 10).len(), 100_000);
-        assert!(wheel.capacity() < TRIM_FROM, "{} entries kept", wheel.capacity());
+        assert!(
+            wheel.capacity() < TRIM_FROM,
+            "{} entries kept",
+            wheel.capacity()
+        );
         // New timers take the cut-off indexes again: the old handles reach none of them.
         let new: Vec<TimerId> = (0..200u32).map(|k| wheel.schedule(ms(20), k)).collect();
         for id in &ids {

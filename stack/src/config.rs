@@ -11,7 +11,8 @@
 //!
 //! Besides these top-level keys (the one-link form, exactly like the command line), a file may
 //! hold `[[link]]` tables for many links and many hosts ([`links`]), `[[stream]]` tables
-//! ([`streams`]) and `[[test]]` tables ([`test_tables`]): each reader takes the parsed file.
+//! ([`streams`]) and `[[test]]` tables ([`TestTable`], read by `control::test_file`): each
+//! reader takes the parsed file.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -25,7 +26,7 @@ use crate::Args;
 pub mod document;
 pub mod links;
 pub mod streams;
-pub mod test_tables;
+pub use control::test_file::TestTable;
 
 pub use document::ConfigFile;
 

@@ -357,14 +357,15 @@ impl Args {
 
     /// Parses the command line of this process, with the --config file's options before it.
     /// Usage and configuration errors print one message and exit with status 2.
-    pub fn from_command_line() -> (Args, topology::Topology) {
+    pub fn from_command_line() -> (Args, topology::Topology, Vec<config::TestTable>) {
         let argv: Vec<OsString> = std::env::args_os().collect();
         let parsed = Args::from_argv(&argv).and_then(|(args, file)| {
             args.check_http()?;
-            Ok((args.topology(file.as_ref())?, args))
+            let topology = args.topology(file.as_ref())?;
+            Ok((topology, args, file.map(|f| f.tests).unwrap_or_default()))
         });
         match parsed {
-            Ok((topology, args)) => (args, topology),
+            Ok((topology, args, tests)) => (args, topology, tests),
             Err(ArgsError::Usage(e)) => e.exit(),
             Err(ArgsError::Config(e)) => {
                 eprintln!("tunmcastd: {e}");
@@ -454,9 +455,9 @@ pub fn main() -> ExitCode {
     if let Some(status) = clidoc::handle(&argv, Args::command(), "8") {
         return status;
     }
-    let (args, topology) = Args::from_command_line();
+    let (args, topology, tests) = Args::from_command_line();
     logging::init(&args.log_filter());
-    match daemon::run(args, topology) {
+    match daemon::run(args, topology, tests) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tunmcastd: {e:#}");
