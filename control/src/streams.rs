@@ -93,6 +93,11 @@ pub struct StreamsArgs {
     /// count every one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Receivers skipped before those listed (default 0): with `limit`, a page of the
+    /// receivers in the order of their host's number, then of their (link, source, group)'s
+    /// first datagram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 /// The reply to `stream_add`, `stream_remove`, `stream_start`, `stream_stop`: the streams
@@ -192,11 +197,39 @@ pub struct ReceiverInfo {
     pub max_ns: u64,
 }
 
+/// One (link, source, group) the hosts receive: its receivers' counters summed, as the live
+/// view's per-(S,G) table shows them (`GET /api/stream-flows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    pub link: String,
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// The (host, source, group) records of this flow.
+    pub receivers: u64,
+    #[serde(flatten)]
+    pub counts: ReceiverCounts,
+    /// One-way latency of every datagram of the flow the hosts received.
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+}
+
+/// A page of [`FlowInfo`], ordered by link, group and source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsPage {
+    pub offset: u64,
+    pub limit: u64,
+    /// Every flow the filters admit.
+    pub total: u64,
+    pub flows: Vec<FlowInfo>,
+}
+
 /// The reply to `streams`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamsReply {
     pub streams: Vec<StreamInfo>,
-    /// At most the request's `limit`, in no particular order.
+    /// At most the request's `limit`, from its `offset`, in the order of the host's number
+    /// (the daemon's count of hosts made), then of the first datagram of their (link, source,
+    /// group).
     pub receivers: Vec<ReceiverInfo>,
     /// Every receiver the filters admit, listed or not.
     pub total_receivers: u64,

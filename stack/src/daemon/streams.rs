@@ -6,11 +6,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 
+use control::prometheus::Histogram;
 use control::protocol::{
     ReceiverCounts, ReceiverInfo, StreamIdsArgs, StreamIdsReply, StreamSpecArgs, StreamsArgs,
     StreamsReply,
 };
-use control::streams::{DEFAULT_RECEIVER_LIMIT, MAX_RECEIVER_LIMIT};
+use control::streams::{FlowInfo, FlowsPage, DEFAULT_RECEIVER_LIMIT, MAX_RECEIVER_LIMIT};
 use log::{info, warn};
 
 use super::links::Audience;
@@ -199,8 +200,9 @@ impl Daemon {
         })
     }
 
-    /// `streams`: the streams and at most `limit` receivers the filters admit, the totals
-    /// over every one admitted. O(streams + receivers), with a bounded reply.
+    /// `streams`: the streams and a page of at most `limit` receivers the filters admit
+    /// (from `offset`), the totals over every one admitted. O(streams + receivers), with a
+    /// bounded reply.
     pub(super) fn streams_reply(&self, args: &StreamsArgs) -> Result<StreamsReply, String> {
         let link = self.check_iface(&args.iface)?;
         let host = match args.host {
@@ -224,20 +226,18 @@ impl Daemon {
         let streams = self
             .streams
             .infos(self.now_ns(), |l, g| link_ok(l) && group_ok(g), name);
+        let page = self.streams.receivers.page(
+            |key| link_ok(key.link) && group_ok(key.group) && host.is_none_or(|h| h == key.host),
+            args.offset.unwrap_or(0),
+            limit,
+        );
         let mut reply = StreamsReply {
             streams,
+            total_receivers: page.total,
+            totals: page.totals,
             ..StreamsReply::default()
         };
-        for (key, record) in self.streams.receivers.records() {
-            if !(link_ok(key.link) && group_ok(key.group) && host.is_none_or(|h| h == key.host)) {
-                continue;
-            }
-            let counts = record.counts();
-            reply.total_receivers += 1;
-            reply.totals.add(&counts);
-            if reply.receivers.len() as u64 >= limit {
-                continue;
-            }
+        for (key, record) in page.records {
             let (min_ns, max_ns) = record.latency_range();
             let (p50_ns, p99_ns) = self.streams.receivers.quantiles(&key);
             reply.receivers.push(ReceiverInfo {
@@ -248,7 +248,7 @@ impl Daemon {
                 link: name(key.link),
                 source: key.source,
                 group: key.group,
-                counts,
+                counts: record.counts(),
                 min_ns,
                 p50_ns,
                 p99_ns,
@@ -263,6 +263,64 @@ impl Daemon {
             .map(|(l, n)| (name(l), n))
             .collect::<BTreeMap<_, _>>();
         Ok(reply)
+    }
+
+    /// A page of the (link, source, group) flows the hosts receive, each with its receivers'
+    /// counters summed (the live view's per-(S,G) table): O(records + flows).
+    pub(super) fn stream_flows(
+        &self,
+        iface: &Option<String>,
+        group: Option<IpAddr>,
+        offset: u64,
+        limit: u64,
+    ) -> Result<FlowsPage, String> {
+        let link = self.check_iface(iface)?;
+        let flows = self.streams.receivers.flow_summaries(|&(l, _, g)| {
+            link.is_none_or(|want| want == l) && group.is_none_or(|want| want == g)
+        });
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let max = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(FlowsPage {
+            offset,
+            limit,
+            total: flows.len() as u64,
+            flows: flows
+                .into_iter()
+                .skip(start)
+                .take(max)
+                .map(|f| FlowInfo {
+                    link: self
+                        .links
+                        .get(f.flow.0)
+                        .map_or_else(|| "?".into(), |l| l.name.clone()),
+                    source: f.flow.1,
+                    group: f.flow.2,
+                    receivers: f.receivers,
+                    counts: f.counts,
+                    p50_ns: f.p50_ns,
+                    p99_ns: f.p99_ns,
+                })
+                .collect(),
+        })
+    }
+
+    /// The one-way latency the hosts measured, a histogram per link (by name): a bounded
+    /// label set whatever the hosts and streams. Each datagram is counted at its latency
+    /// histogram bucket's middle (within 1/16 of its value).
+    pub(super) fn latency_histograms(&self) -> BTreeMap<String, Histogram> {
+        self.streams
+            .receivers
+            .latency_by_link()
+            .into_iter()
+            .filter_map(|(link, buckets)| {
+                let name = self.links.get(link)?.name.clone();
+                let mut histogram = Histogram::latencies();
+                for (ns, count) in buckets {
+                    histogram.observe_ns_times(ns, u64::from(count));
+                }
+                Some((name, histogram))
+            })
+            .collect()
     }
 
     /// The test streams' counters of every link that has any: one pass over the streams

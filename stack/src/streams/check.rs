@@ -216,6 +216,15 @@ impl LatencyHistogram {
         self.total += 1;
     }
 
+    /// Each bucket that counted something: its middle and its count, smallest first.
+    pub fn occupied(&self) -> impl Iterator<Item = (Nanos, u32)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
+            .map(|(b, &count)| (value_of(b), count))
+    }
+
     /// The `q` quantile (0 to 1) by nearest rank, as its bucket's middle; 0 when empty.
     pub fn quantile(&self, q: f64) -> Nanos {
         if self.total == 0 {
@@ -276,16 +285,16 @@ struct Session {
 
 /// A (link, source, group) a daemon's hosts receive, interned: records are keyed by (host
 /// number, flow), 8 bytes, so that a record costs 72 bytes in the table with its key.
-type Flow = (LinkId, IpAddr, IpAddr);
+pub type Flow = (LinkId, IpAddr, IpAddr);
 
 /// Every receiver record and what classifies their datagrams.
 #[derive(Debug, Default)]
 pub struct Receivers {
     /// By host number (high 32 bits) and flow number (low 32 bits).
-    records: HashMap<u64, ReceiverRecord>,
+    pub(super) records: HashMap<u64, ReceiverRecord>,
     /// Flow numbers, and each flow with its latency histogram.
     flow_numbers: HashMap<Flow, u32>,
-    flows: Vec<(Flow, LatencyHistogram)>,
+    pub(super) flows: Vec<(Flow, LatencyHistogram)>,
     /// Per (host number, group).
     sessions: HashMap<(u32, IpAddr), Session>,
     /// Joins after a leave, of any host and group.
@@ -317,7 +326,7 @@ impl Receivers {
         n
     }
 
-    fn key_of(&self, packed: u64) -> ReceiverKey {
+    pub(super) fn key_of(&self, packed: u64) -> ReceiverKey {
         let ((link, source, group), _) = self.flows[(packed as u32) as usize];
         ReceiverKey {
             host: (packed >> 32) as u32,
