@@ -98,6 +98,12 @@ pub struct StreamsArgs {
     /// first datagram.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub offset: Option<u64>,
+    /// At most this many streams listed (default: every one), from `stream_offset`
+    /// (default 0); the reply's `total_streams` then counts every one the filters admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_offset: Option<u64>,
 }
 
 /// The reply to `stream_add`, `stream_remove`, `stream_start`, `stream_stop`: the streams
@@ -227,6 +233,9 @@ pub struct FlowsPage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamsReply {
     pub streams: Vec<StreamInfo>,
+    /// With the request's `stream_limit`: every stream the filters admit, listed or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_streams: Option<u64>,
     /// At most the request's `limit`, from its `offset`, in the order of the host's number
     /// (the daemon's count of hosts made), then of the first datagram of their (link, source,
     /// group).

@@ -223,9 +223,15 @@ impl Daemon {
                 .get(l)
                 .map_or_else(|| "?".into(), |l| l.name.clone())
         };
-        let streams = self
+        let mut streams = self
             .streams
             .infos(self.now_ns(), |l, g| link_ok(l) && group_ok(g), name);
+        let total_streams = args.stream_limit.map(|_| streams.len() as u64);
+        if let Some(stream_limit) = args.stream_limit {
+            let skip = usize::try_from(args.stream_offset.unwrap_or(0)).unwrap_or(usize::MAX);
+            let take = usize::try_from(stream_limit).unwrap_or(usize::MAX);
+            streams = streams.into_iter().skip(skip).take(take).collect();
+        }
         let page = self.streams.receivers.page(
             |key| link_ok(key.link) && group_ok(key.group) && host.is_none_or(|h| h == key.host),
             args.offset.unwrap_or(0),
@@ -233,6 +239,7 @@ impl Daemon {
         );
         let mut reply = StreamsReply {
             streams,
+            total_streams,
             total_receivers: page.total,
             totals: page.totals,
             ..StreamsReply::default()

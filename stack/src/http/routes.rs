@@ -149,6 +149,37 @@ fn address(key: &str, value: &str) -> Result<IpAddr, Refusal> {
         .map_err(|_| bad(format!("{key}={value:?}: not an IPv4 or IPv6 address")))
 }
 
+/// `/api/streams`: the `streams` request, bounded as the other pages are (a page of streams
+/// unless `stream_limit` says otherwise).
+fn streams_route(path: &str, query: &str) -> Result<Route, Refusal> {
+    let mut args = StreamsArgs {
+        stream_limit: Some(DEFAULT_PAGE),
+        ..StreamsArgs::default()
+    };
+    let allowed = [
+        "host",
+        "group",
+        "iface",
+        "offset",
+        "limit",
+        "stream_offset",
+        "stream_limit",
+    ];
+    let offsets = 0..=u64::from(u32::MAX);
+    for (key, value) in parameters(path, query, &allowed)? {
+        match key.as_str() {
+            "host" => args.host = Some(address(&key, &value)?),
+            "group" => args.group = Some(address(&key, &value)?),
+            "iface" => args.iface = Some(value),
+            "offset" => args.offset = Some(number(&key, &value, offsets.clone())?),
+            "limit" => args.limit = Some(number(&key, &value, 1..=MAX_RECEIVER_LIMIT)?),
+            "stream_offset" => args.stream_offset = Some(number(&key, &value, offsets.clone())?),
+            _ => args.stream_limit = Some(number(&key, &value, 1..=MAX_PAGE)?),
+        }
+    }
+    Ok(Route::Ask(Query::Streams(args)))
+}
+
 /// The route of a request target (path and query string).
 fn route(target: &str) -> Result<Route, Refusal> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -211,21 +242,7 @@ fn route(target: &str) -> Result<Route, Refusal> {
                 limit,
             }))
         }
-        "/api/streams" => {
-            let mut args = StreamsArgs::default();
-            for (key, value) in
-                parameters(path, query, &["host", "group", "iface", "offset", "limit"])?
-            {
-                match key.as_str() {
-                    "host" => args.host = Some(address(&key, &value)?),
-                    "group" => args.group = Some(address(&key, &value)?),
-                    "iface" => args.iface = Some(value),
-                    "offset" => args.offset = Some(number(&key, &value, 0..=u64::from(u32::MAX))?),
-                    _ => args.limit = Some(number(&key, &value, 1..=MAX_RECEIVER_LIMIT)?),
-                }
-            }
-            Ok(Route::Ask(Query::Streams(args)))
-        }
+        "/api/streams" => streams_route(path, query),
         "/api/stream-flows" => {
             let (mut iface, mut group, mut offset, mut limit) = (None, None, 0, DEFAULT_PAGE);
             for (key, value) in parameters(path, query, &["group", "iface", "offset", "limit"])? {
@@ -468,6 +485,8 @@ mod tests {
                 iface: Some("tap1".into()),
                 limit: Some(5),
                 offset: Some(10),
+                stream_limit: Some(DEFAULT_PAGE),
+                stream_offset: None,
             }))
         );
         assert_eq!(
@@ -507,6 +526,7 @@ mod tests {
             "/api/streams?host=nobody",
             "/api/streams?group=1.2.3",
             "/api/streams?rate=1",
+            "/api/streams?stream_limit=1001",
             "/api/stream-flows?host=10.0.0.1",
             "/api/stream-flows?limit=0",
         ] {

@@ -173,6 +173,8 @@ impl StreamsFilter {
             iface: self.iface.clone(),
             limit: self.limit,
             offset: self.offset,
+            stream_limit: None,
+            stream_offset: None,
         })
     }
 }
