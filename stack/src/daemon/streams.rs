@@ -73,11 +73,15 @@ impl Daemon {
                         datagram.group,
                         datagram.src,
                     ));
-                    // A source the filter excludes must not count as the first
-                    // datagram of a join.
-                    if admission != Admission::Excluded {
-                        self.delays.datagram(h.delay_number, datagram.group, at);
-                    }
+                    // Only the right (S,G) measures: a source the filter excludes
+                    // neither makes a join nor, after the leave, delays it.
+                    self.delays.datagram(
+                        h.delay_number,
+                        datagram.group,
+                        datagram.src,
+                        admission == Admission::Admitted,
+                        at,
+                    );
                     if let (Some(header), Some(flow)) = (&header, flow) {
                         self.streams.receivers.datagram(
                             h.delay_number,
