@@ -394,6 +394,11 @@ impl Receivers {
                         return;
                     }
                 }
+                if record.received == 0 {
+                    // A source the host never admitted, still forwarded as it leaves.
+                    record.source_leaks = record.source_leaks.saturating_add(1);
+                    return;
+                }
                 // In flight when the host left: counted as received.
             }
             Admission::Admitted => {}
