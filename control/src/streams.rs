@@ -188,7 +188,8 @@ impl ReceiverCounts {
 /// One (host, source, group) checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiverInfo {
-    /// The host's IPv4 address.
+    /// The host's IPv4 address, or `listener N` for what `listen` client N received (checked
+    /// against the client's own filter, not its host's).
     pub host: String,
     pub link: String,
     pub source: IpAddr,

@@ -305,6 +305,42 @@ fn another_sources_datagrams_after_the_leave_do_not_delay_it() {
     assert_eq!(delays["forwarded_after_leave_total"], 0, "{delays}");
 }
 
+/// A `listen` client is checked against its own join, not its host's merged filter: the
+/// client asked INCLUDE {S1}, another join of the same host INCLUDE {S2}; the bridge (IGMPv3)
+/// rightly forwards both sources to the host, and the client counts S2's as leaks.
+#[test]
+fn a_listen_client_is_checked_against_its_own_filter() {
+    let Some(ns) = Netns::new("streams_listen") else {
+        return;
+    };
+    bridge(&ns, 3, 2, true);
+    let group = "232.1.1.1";
+    let tables = stream_table(S1, group, "pps = 200\n") + &stream_table(S2, group, "pps = 200\n");
+    let daemon = daemon(&ns, &tables);
+    std::thread::sleep(secs(2));
+    let _client = daemon.listen(&[group, "--host", HOST, "--include", S1]);
+    daemon.ctl_ok(&["join", group, "--host", HOST, "--include", S2]);
+    wait_learned(&ns, group);
+    std::thread::sleep(secs(2));
+    for source in [S1, S2] {
+        let r = receiver(&daemon, HOST, source, group).expect("the host's record");
+        assert!(count(&r, "received") > 200, "{r}");
+        assert_eq!(
+            count(&r, "source_leaks"),
+            0,
+            "its merged filter admits both: {r}"
+        );
+    }
+    let client = "listener 1";
+    let wanted = receiver(&daemon, client, S1, group).expect("the client's record of S1");
+    assert!(count(&wanted, "received") > 200, "{wanted}");
+    assert_eq!(count(&wanted, "lost"), 0, "{wanted}");
+    assert_eq!(count(&wanted, "source_leaks"), 0, "{wanted}");
+    let other = receiver(&daemon, client, S2, group).expect("the client's record of S2");
+    assert_eq!(count(&other, "received"), 0, "{other}");
+    assert!(count(&other, "source_leaks") > 200, "{other}");
+}
+
 /// mcmangle between the source TAP and the bridge drops 50 and 100, repeats 70 and swaps 120
 /// with 121 of a 300-packet stream: the receiver counts exactly that.
 #[test]

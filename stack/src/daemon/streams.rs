@@ -18,7 +18,7 @@ use super::links::Audience;
 use super::{Daemon, LinkId};
 use crate::datapath::Datagram;
 use crate::ids::{Id, StreamId};
-use crate::streams::check::Admission;
+use crate::streams::check::{listener_receiver, Admission};
 use crate::streams::{StreamSpec, TURN_BUDGET};
 use crate::topology::LinkKind;
 use control::stream_header::StreamHeader;
@@ -94,6 +94,26 @@ impl Daemon {
                     }
                     self.hosts[host].io.host_rx_datagrams += 1;
                 }
+            }
+        }
+        // What each `listen` client receives, checked against its own filter: a client that
+        // asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of its host
+        // admits S2.
+        if let (Some(header), Some(flow)) = (&header, flow) {
+            for (listener, admitted) in self.listeners.reached(id, datagram) {
+                let admission = if admitted {
+                    Admission::Admitted
+                } else {
+                    Admission::Excluded
+                };
+                self.streams.receivers.datagram(
+                    listener_receiver(listener.as_u64()),
+                    flow,
+                    header,
+                    datagram.payload.len(),
+                    admission,
+                    at,
+                );
             }
         }
         if header.is_some() && !joined_by_some {
@@ -252,10 +272,13 @@ impl Daemon {
             let (min_ns, max_ns) = record.latency_range();
             let (p50_ns, p99_ns) = self.streams.receivers.quantiles(&key);
             reply.receivers.push(ReceiverInfo {
-                host: self
-                    .delay_hosts
-                    .get(key.host as usize)
-                    .map_or_else(|| format!("#{}", key.host), Ipv4Addr::to_string),
+                host: match key.listener() {
+                    Some(n) => format!("listener {n}"),
+                    None => self
+                        .delay_hosts
+                        .get(key.host as usize)
+                        .map_or_else(|| format!("#{}", key.host), Ipv4Addr::to_string),
+                },
                 link: name(key.link),
                 source: key.source,
                 group: key.group,

@@ -264,8 +264,13 @@ impl Admission {
     }
 }
 
+/// Receiver numbers with this bit are `listen` clients' (the low 31 bits of their id: unique
+/// over 2^31 clients); those without it are hosts' numbers.
+pub const LISTENER_RECEIVER: u32 = 1 << 31;
+
 /// A (host, source, group) checked: the host by its number for the daemon's life (ids of
-/// removed hosts are reused; these numbers are not), and its link.
+/// removed hosts are reused; these numbers are not), or a `listen` client's number (with
+/// [`LISTENER_RECEIVER`]), and its link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReceiverKey {
     pub host: u32,
@@ -303,6 +308,18 @@ pub struct Receivers {
     not_joined: HashMap<LinkId, u64>,
     /// A datagram this long after a leave counts as `after_leave`.
     leave_grace: Nanos,
+}
+
+impl ReceiverKey {
+    /// The `listen` client's number (the low 31 bits of its id), for a client's record.
+    pub fn listener(&self) -> Option<u32> {
+        (self.host & LISTENER_RECEIVER != 0).then_some(self.host & !LISTENER_RECEIVER)
+    }
+}
+
+/// The receiver number of `listen` client `id`.
+pub fn listener_receiver(id: u64) -> u32 {
+    LISTENER_RECEIVER | (id as u32 & !LISTENER_RECEIVER)
 }
 
 impl Receivers {
