@@ -109,7 +109,42 @@ pub fn counters(stats: &StatsReply) -> String {
             ));
         }
     }
+    per_stream_counters(stats, &mut out);
     out
+}
+
+/// `--stream-metrics`: each stream counter as `tunmcast_per_stream_NAME_total{stream, link,
+/// source, group}`, one sample per stream the daemon labels (a bounded number).
+fn per_stream_counters(stats: &StatsReply, out: &mut String) {
+    let mut families: BTreeMap<&str, Vec<(String, u64)>> = BTreeMap::new();
+    for stream in &stats.per_stream {
+        let labels = format!(
+            "stream=\"{}\",link=\"{}\",source=\"{}\",group=\"{}\"",
+            stream.id,
+            escape_label(&stream.link),
+            stream.source,
+            stream.group
+        );
+        for (name, value) in &stream.counters {
+            families
+                .entry(name)
+                .or_default()
+                .push((labels.clone(), *value));
+        }
+    }
+    for (name, samples) in families {
+        let short = name.strip_prefix("stream_").unwrap_or(name);
+        let metric = format!("tunmcast_per_stream_{}_total", metric_name(short));
+        let help = stats.help.get(name).map_or_else(
+            || name.replace('_', " "),
+            |h| format!("{h} Per stream (tunmcastd --stream-metrics N: the first N by id)."),
+        );
+        let _ = writeln!(out, "# HELP {metric} {}", escape_help(&help));
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{metric}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// A label value escapes backslash, double quote and newline.
@@ -256,6 +291,31 @@ mod tests {
         assert!(out.contains("_bucket{le=\"+Inf\"} 5\n"));
         assert!(out.ends_with("tunmcast_join_delay_seconds_count 5\n"));
         assert_eq!(h.counts.iter().sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn per_stream_counters_are_labelled_and_named_apart() {
+        let mut stats = StatsReply::default();
+        stats.stats.insert("stream_tx_packets".into(), 5);
+        stats
+            .help
+            .insert("stream_tx_packets".into(), "Packets written.".into());
+        stats.per_stream.push(crate::streams::StreamCounters {
+            id: 3,
+            link: "tap1".into(),
+            source: "10.1.1.1".parse().unwrap(),
+            group: "232.1.1.1".parse().unwrap(),
+            counters: [("stream_tx_packets".to_string(), 5)].into(),
+        });
+        let text = counters(&stats);
+        assert!(text.ends_with(
+            "# HELP tunmcast_per_stream_tx_packets_total Packets written. Per stream \
+             (tunmcastd --stream-metrics N: the first N by id).\n\
+             # TYPE tunmcast_per_stream_tx_packets_total counter\n\
+             tunmcast_per_stream_tx_packets_total{stream=\"3\",link=\"tap1\",\
+             source=\"10.1.1.1\",group=\"232.1.1.1\"} 5\n"
+        ));
+        assert!(text.starts_with("# HELP tunmcast_stream_tx_packets_total Packets written.\n"));
     }
 
     #[test]

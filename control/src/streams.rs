@@ -26,6 +26,22 @@ pub const MAX_STREAMS_PER_REQUEST: u32 = 100_000;
 pub const DEFAULT_RECEIVER_LIMIT: u64 = 1000;
 pub const MAX_RECEIVER_LIMIT: u64 = 10_000;
 
+/// The most streams `tunmcastd --stream-metrics N` may label.
+pub const MAX_STREAM_METRICS: u32 = 1000;
+
+/// One stream's counters for `stats` (`--stream-metrics N`: the first N streams by id), which
+/// `--prometheus` writes with `stream`, `link`, `source` and `group` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCounters {
+    pub id: u32,
+    /// The link it is sent on.
+    pub link: String,
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// Sent by it, and received by every receiver of its (source, group), by counter name.
+    pub counters: BTreeMap<String, u64>,
+}
+
 /// `stream_add`: one stream, or `groups` streams on consecutive groups from `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -41,7 +41,7 @@ fn streams_seen_over_http_and_on_the_live_page() {
     ns.ip(&["link", "set", SRC, "master", BR]);
     ns.ip(&["link", "set", SRC, "up"]);
     let daemon = ns.spawn_configured(&format!(
-        "log_level = \"info\"\ncheck_streams = true\nhttp = \"{HTTP}\"\n\
+        "log_level = \"info\"\ncheck_streams = true\nhttp = \"{HTTP}\"\nstream_metrics = 1\n\
          [[link]]\ndevice = \"{SRC}\"\nkind = \"tap\"\nipv4 = \"10.99.0.250/24\"\n\
          [[link]]\ndevice = \"{RX}\"\nkind = \"tap\"\nsuppression = false\n\
          [[link.hosts]]\ncount = 100\nipv4 = \"10.99.0.10/24\"\n"
@@ -160,6 +160,39 @@ fn streams_seen_over_http_and_on_the_live_page() {
     for sample in latency["samples"].as_array().unwrap() {
         assert_eq!(sample[1]["link"], RX, "one label set per link: {sample}");
     }
+    // `stream_metrics = 1`: the first stream's counters, labelled; the second's not.
+    for (family, value) in [
+        ("tunmcast_per_stream_tx_packets", COUNT),
+        ("tunmcast_per_stream_rx_received", 100 * COUNT),
+        ("tunmcast_per_stream_rx_lost", 0),
+    ] {
+        let samples = families[family]["samples"].as_array().unwrap();
+        assert_eq!(samples.len(), 1, "{family}: {samples:?}");
+        let labels = &samples[0][1];
+        assert_eq!(
+            (
+                &labels["stream"],
+                &labels["link"],
+                &labels["source"],
+                &labels["group"]
+            ),
+            (
+                &Value::from("1"),
+                &Value::from(SRC),
+                &Value::from(SOURCE),
+                &Value::from("239.1.1.1")
+            ),
+        );
+        assert_eq!(samples[0][2].as_f64(), Some(value as f64), "{family}");
+    }
+    let printed = daemon.ctl_ok(&["stats", "--prometheus"]);
+    assert!(
+        printed.contains(&format!(
+            "tunmcast_per_stream_tx_packets_total{{stream=\"1\",link=\"{SRC}\",\
+             source=\"{SOURCE}\",group=\"239.1.1.1\"}} {COUNT}\n"
+        )),
+        "{printed}"
+    );
 
     if !chromium_available() {
         return;
@@ -269,4 +302,25 @@ fn streams_seen_over_http_and_on_the_live_page() {
         shot.display()
     );
     eprintln!("screenshot kept at {}", shot.display());
+}
+
+/// `--stream-metrics` takes 1 to 1000 streams: anything else is refused at start, naming it.
+#[test]
+fn stream_metrics_out_of_range_is_refused() {
+    for bad in ["0", "1001", "x"] {
+        let out = run(
+            bin("tunmcastd"),
+            &[
+                "--iface",
+                "tunx",
+                "--ipv4",
+                "10.99.0.2/24",
+                "--stream-metrics",
+                bad,
+            ],
+        );
+        assert_eq!(out.status.code(), Some(2), "--stream-metrics {bad}");
+        let error = String::from_utf8_lossy(&out.stderr);
+        assert!(error.contains("--stream-metrics"), "{error}");
+    }
 }

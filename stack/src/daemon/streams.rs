@@ -11,7 +11,9 @@ use control::protocol::{
     ReceiverCounts, ReceiverInfo, StreamIdsArgs, StreamIdsReply, StreamSpecArgs, StreamsArgs,
     StreamsReply,
 };
-use control::streams::{FlowInfo, FlowsPage, DEFAULT_RECEIVER_LIMIT, MAX_RECEIVER_LIMIT};
+use control::streams::{
+    FlowInfo, FlowsPage, StreamCounters, DEFAULT_RECEIVER_LIMIT, MAX_RECEIVER_LIMIT,
+};
 use log::{info, warn};
 
 use super::links::Audience;
@@ -410,6 +412,55 @@ impl Daemon {
                     .map(|(n, v, _)| (n.to_string(), v))
                     .collect();
                 Some((name, counters))
+            })
+            .collect()
+    }
+
+    /// `--stream-metrics N`: the counters of the first N streams by id, each with what the
+    /// receivers of its (source, group) got; empty without the option. O(streams + records).
+    pub(super) fn stream_stats_per_stream(&self) -> Vec<StreamCounters> {
+        let Some(first) = self.args.stream_metrics else {
+            return Vec::new();
+        };
+        let name = |l: LinkId| {
+            self.links
+                .get(l)
+                .map_or_else(|| "?".into(), |l| l.name.clone())
+        };
+        let mut streams = self.streams.infos(self.now_ns(), |_, _| true, name);
+        streams.truncate(first as usize);
+        let mut received: HashMap<(IpAddr, IpAddr), ReceiverCounts> = HashMap::new();
+        for flow in self.streams.receivers.flow_summaries(|_| true) {
+            let (_, source, group) = flow.flow;
+            received
+                .entry((source, group))
+                .or_default()
+                .add(&flow.counts);
+        }
+        streams
+            .into_iter()
+            .map(|s| {
+                let counts = LinkStreamCounts {
+                    sent: s.sent,
+                    errors: s.send_errors,
+                    rx: received
+                        .get(&(s.source, s.group))
+                        .copied()
+                        .unwrap_or_default(),
+                    not_joined: 0,
+                };
+                StreamCounters {
+                    id: s.id,
+                    link: s.link,
+                    source: s.source,
+                    group: s.group,
+                    counters: counts
+                        .described()
+                        .into_iter()
+                        .filter(|(n, _, _)| *n != "stream_rx_not_joined")
+                        .map(|(n, v, _)| (n.to_string(), v))
+                        .collect(),
+                }
             })
             .collect()
     }
