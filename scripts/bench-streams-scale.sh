@@ -139,6 +139,8 @@ sleep 15
 S1=$(counter stream_tx_packets); R1=$(counter stream_rx_received); T1=$(date +%s.%N)
 CPU1=$(awk '{print $14 + $15}' "/proc/$DAEMON/stat")
 kill $DUMP; wait $DUMP 2>/dev/null || true
+echo "   tcpdump: $(grep -h 'dropped by kernel\|captured' "$WORK/dump.err" | tr '\n' ' ')"
+echo "   daemon: device write errors $(counter tun_tx_errors), reports sent $(counter igmp_snd_v3_reports 2>/dev/null || echo ?)"
 ctl --json streams --limit 1 >"$WORK/streams.json"
 tshark -r "$WORK/q.pcap" -T fields -e frame.time_epoch -e ip.src -e igmp.type -e igmp.max_resp \
     -e igmp.maddr >"$WORK/q.txt" 2>/dev/null
