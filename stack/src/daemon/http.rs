@@ -157,7 +157,7 @@ impl Daemon {
             Query::Overview => Snapshot::Overview(self.overview()),
             Query::Metrics => Snapshot::Metrics {
                 overview: self.overview(),
-                stats: self.stats(&all).map_err(|r| refusal(500, r))?,
+                stats: Box::new(self.stats(&all).map_err(|r| refusal(500, r))?),
                 delays: self.delay_histograms(),
                 latency: self.latency_histograms(),
             },
@@ -172,9 +172,9 @@ impl Daemon {
                 Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, r))?)
             }
             Query::Test => Snapshot::Test(self.latest_test_status()),
-            Query::Streams(args) => {
-                Snapshot::Streams(self.streams_reply(&args).map_err(|r| refusal(400, r))?)
-            }
+            Query::Streams(args) => Snapshot::Streams(Box::new(
+                self.streams_reply(&args).map_err(|r| refusal(400, r))?,
+            )),
             Query::StreamFlows {
                 iface,
                 group,

@@ -91,7 +91,7 @@ pub enum Snapshot {
     Overview(Overview),
     Metrics {
         overview: Overview,
-        stats: StatsReply,
+        stats: Box<StatsReply>,
         delays: DelayHistograms,
         /// One-way latency of the test streams, per link (none while streams are unchecked).
         latency: std::collections::BTreeMap<String, control::prometheus::Histogram>,
@@ -103,7 +103,7 @@ pub enum Snapshot {
     Hosts(HostsPage),
     Groups(GroupsPage),
     Test(control::testrun::TestStatusReply),
-    Streams(control::protocol::StreamsReply),
+    Streams(Box<control::protocol::StreamsReply>),
     StreamFlows(control::streams::FlowsPage),
 }
 
