@@ -11,6 +11,8 @@
 //! | `GET /api/delays?limit=` | [`DelaysReply`](crate::protocol::DelaysReply) |
 //! | `GET /api/histograms` | [`DelayHistograms`] |
 //! | `GET /api/overview` | [`Overview`] |
+//! | `GET /api/streams?host=&group=&iface=&offset=&limit=` | [`StreamsReply`](crate::protocol::StreamsReply) (as `tunmcastctl streams --json`) |
+//! | `GET /api/stream-flows?group=&iface=&offset=&limit=` | [`FlowsPage`](crate::streams::FlowsPage) |
 //!
 //! An error is an HTTP status with `{"error":"..."}`.
 

@@ -16,6 +16,13 @@ pub const DELAY_BUCKETS_S: [f64; 13] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.125, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0,
 ];
 
+/// Upper bounds (seconds) of the one-way latency histograms' buckets: from 10 µs (a veth or a
+/// bridge in the same kernel) to 1 s; `+Inf` is implicit.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025,
+    0.1, 0.25, 1.0,
+];
+
 /// A histogram of delays: a count per bucket of [`DELAY_BUCKETS_S`] (not cumulative; the last
 /// entry counts what is above the last bound), the sum and the count.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,13 +47,28 @@ impl Histogram {
         }
     }
 
+    /// An empty histogram over [`LATENCY_BUCKETS_S`].
+    pub fn latencies() -> Histogram {
+        Histogram {
+            bounds_s: LATENCY_BUCKETS_S.to_vec(),
+            counts: vec![0; LATENCY_BUCKETS_S.len() + 1],
+            sum_s: 0.0,
+            count: 0,
+        }
+    }
+
     /// Counts one delay of `ns` nanoseconds.
     pub fn observe_ns(&mut self, ns: u64) {
+        self.observe_ns_times(ns, 1);
+    }
+
+    /// Counts `times` delays of `ns` nanoseconds each.
+    pub fn observe_ns_times(&mut self, ns: u64, times: u64) {
         let seconds = ns as f64 / 1e9;
         let bucket = self.bounds_s.partition_point(|&bound| bound < seconds);
-        self.counts[bucket] += 1;
-        self.sum_s += seconds;
-        self.count += 1;
+        self.counts[bucket] += times;
+        self.sum_s += seconds * times as f64;
+        self.count += times;
     }
 }
 
@@ -87,7 +109,42 @@ pub fn counters(stats: &StatsReply) -> String {
             ));
         }
     }
+    per_stream_counters(stats, &mut out);
     out
+}
+
+/// `--stream-metrics`: each stream counter as `tunmcast_per_stream_NAME_total{stream, link,
+/// source, group}`, one sample per stream the daemon labels (a bounded number).
+fn per_stream_counters(stats: &StatsReply, out: &mut String) {
+    let mut families: BTreeMap<&str, Vec<(String, u64)>> = BTreeMap::new();
+    for stream in &stats.per_stream {
+        let labels = format!(
+            "stream=\"{}\",link=\"{}\",source=\"{}\",group=\"{}\"",
+            stream.id,
+            escape_label(&stream.link),
+            stream.source,
+            stream.group
+        );
+        for (name, value) in &stream.counters {
+            families
+                .entry(name)
+                .or_default()
+                .push((labels.clone(), *value));
+        }
+    }
+    for (name, samples) in families {
+        let short = name.strip_prefix("stream_").unwrap_or(name);
+        let metric = format!("tunmcast_per_stream_{}_total", metric_name(short));
+        let help = stats.help.get(name).map_or_else(
+            || name.replace('_', " "),
+            |h| format!("{h} Per stream (tunmcastd --stream-metrics N: the first N by id)."),
+        );
+        let _ = writeln!(out, "# HELP {metric} {}", escape_help(&help));
+        let _ = writeln!(out, "# TYPE {metric} counter");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{metric}{{{labels}}} {value}");
+        }
+    }
 }
 
 /// A label value escapes backslash, double quote and newline.
@@ -118,6 +175,42 @@ pub fn histogram(out: &mut String, name: &str, help: &str, histogram: &Histogram
     let _ = writeln!(out, "{metric}_bucket{{le=\"+Inf\"}} {}", histogram.count);
     let _ = writeln!(out, "{metric}_sum {}", histogram.sum_s);
     let _ = writeln!(out, "{metric}_count {}", histogram.count);
+}
+
+/// One histogram family with a sample set per value of `label` (e.g. one per link): the
+/// caller keeps the values few.
+pub fn labelled_histograms<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    histograms: impl IntoIterator<Item = (&'a str, &'a Histogram)>,
+) {
+    let metric = format!("tunmcast_{}", metric_name(name));
+    let _ = writeln!(out, "# HELP {metric} {}", escape_help(help));
+    let _ = writeln!(out, "# TYPE {metric} histogram");
+    for (value, histogram) in histograms {
+        let value = escape_label(value);
+        let mut cumulative = 0;
+        for (bound, count) in histogram.bounds_s.iter().zip(&histogram.counts) {
+            cumulative += count;
+            let _ = writeln!(
+                out,
+                "{metric}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let count = histogram.count;
+        let _ = writeln!(
+            out,
+            "{metric}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(
+            out,
+            "{metric}_sum{{{label}=\"{value}\"}} {}",
+            histogram.sum_s
+        );
+        let _ = writeln!(out, "{metric}_count{{{label}=\"{value}\"}} {count}");
+    }
 }
 
 /// A metric name may hold `[a-zA-Z0-9_:]` only.
@@ -198,5 +291,57 @@ mod tests {
         assert!(out.contains("_bucket{le=\"+Inf\"} 5\n"));
         assert!(out.ends_with("tunmcast_join_delay_seconds_count 5\n"));
         assert_eq!(h.counts.iter().sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn per_stream_counters_are_labelled_and_named_apart() {
+        let mut stats = StatsReply::default();
+        stats.stats.insert("stream_tx_packets".into(), 5);
+        stats
+            .help
+            .insert("stream_tx_packets".into(), "Packets written.".into());
+        stats.per_stream.push(crate::streams::StreamCounters {
+            id: 3,
+            link: "tap1".into(),
+            source: "10.1.1.1".parse().unwrap(),
+            group: "232.1.1.1".parse().unwrap(),
+            counters: [("stream_tx_packets".to_string(), 5)].into(),
+        });
+        let text = counters(&stats);
+        assert!(text.ends_with(
+            "# HELP tunmcast_per_stream_tx_packets_total Packets written. Per stream \
+             (tunmcastd --stream-metrics N: the first N by id).\n\
+             # TYPE tunmcast_per_stream_tx_packets_total counter\n\
+             tunmcast_per_stream_tx_packets_total{stream=\"3\",link=\"tap1\",\
+             source=\"10.1.1.1\",group=\"232.1.1.1\"} 5\n"
+        ));
+        assert!(text.starts_with("# HELP tunmcast_stream_tx_packets_total Packets written.\n"));
+    }
+
+    #[test]
+    fn labelled_histograms_have_one_sample_set_per_label() {
+        let mut tap1 = Histogram::latencies();
+        tap1.observe_ns_times(20_000, 3);
+        tap1.observe_ns(2_000_000_000);
+        let tap2 = Histogram::latencies();
+        let mut out = String::new();
+        labelled_histograms(
+            &mut out,
+            "stream_latency_seconds",
+            "Latency.",
+            "link",
+            [("tap1", &tap1), ("tap\"2", &tap2)],
+        );
+        assert!(out.starts_with(
+            "# HELP tunmcast_stream_latency_seconds Latency.\n\
+             # TYPE tunmcast_stream_latency_seconds histogram\n\
+             tunmcast_stream_latency_seconds_bucket{link=\"tap1\",le=\"0.00001\"} 0\n\
+             tunmcast_stream_latency_seconds_bucket{link=\"tap1\",le=\"0.000025\"} 3\n"
+        ));
+        assert!(out.contains("{link=\"tap1\",le=\"1\"} 3\n"));
+        assert!(out.contains("{link=\"tap1\",le=\"+Inf\"} 4\n"));
+        assert!(out.contains("tunmcast_stream_latency_seconds_sum{link=\"tap1\"} 2.00006\n"));
+        assert!(out.contains("tunmcast_stream_latency_seconds_count{link=\"tap\\\"2\"} 0\n"));
+        assert_eq!(out.matches("# TYPE").count(), 1);
     }
 }

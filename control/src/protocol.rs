@@ -405,6 +405,10 @@ pub struct StatsReply {
     /// `--prometheus` writes with a `link` label. Absent without streams.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub per_link: BTreeMap<String, BTreeMap<String, u64>>,
+    /// With `tunmcastd --stream-metrics N`: the counters of the first N streams. Absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_stream: Vec<crate::streams::StreamCounters>,
 }
 
 /// One interface, as `show` lists it.

@@ -26,6 +26,22 @@ pub const MAX_STREAMS_PER_REQUEST: u32 = 100_000;
 pub const DEFAULT_RECEIVER_LIMIT: u64 = 1000;
 pub const MAX_RECEIVER_LIMIT: u64 = 10_000;
 
+/// The most streams `tunmcastd --stream-metrics N` may label.
+pub const MAX_STREAM_METRICS: u32 = 1000;
+
+/// One stream's counters for `stats` (`--stream-metrics N`: the first N streams by id), which
+/// `--prometheus` writes with `stream`, `link`, `source` and `group` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamCounters {
+    pub id: u32,
+    /// The link it is sent on.
+    pub link: String,
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// Sent by it, and received by every receiver of its (source, group), by counter name.
+    pub counters: BTreeMap<String, u64>,
+}
+
 /// `stream_add`: one stream, or `groups` streams on consecutive groups from `group`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +109,17 @@ pub struct StreamsArgs {
     /// count every one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Receivers skipped before those listed (default 0): with `limit`, a page of the
+    /// receivers in the order of their host's number, then of their (link, source, group)'s
+    /// first datagram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// At most this many streams listed (default: every one), from `stream_offset`
+    /// (default 0); the reply's `total_streams` then counts every one the filters admit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_offset: Option<u64>,
 }
 
 /// The reply to `stream_add`, `stream_remove`, `stream_start`, `stream_stop`: the streams
@@ -177,7 +204,8 @@ impl ReceiverCounts {
 /// One (host, source, group) checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiverInfo {
-    /// The host's IPv4 address.
+    /// The host's IPv4 address, or `listener N` for what `listen` client N received (checked
+    /// against the client's own filter, not its host's).
     pub host: String,
     pub link: String,
     pub source: IpAddr,
@@ -192,11 +220,42 @@ pub struct ReceiverInfo {
     pub max_ns: u64,
 }
 
+/// One (link, source, group) the hosts receive: its receivers' counters summed, as the live
+/// view's per-(S,G) table shows them (`GET /api/stream-flows`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    pub link: String,
+    pub source: IpAddr,
+    pub group: IpAddr,
+    /// The (host, source, group) records of this flow.
+    pub receivers: u64,
+    #[serde(flatten)]
+    pub counts: ReceiverCounts,
+    /// One-way latency of every datagram of the flow the hosts received.
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+}
+
+/// A page of [`FlowInfo`], ordered by link, group and source.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowsPage {
+    pub offset: u64,
+    pub limit: u64,
+    /// Every flow the filters admit.
+    pub total: u64,
+    pub flows: Vec<FlowInfo>,
+}
+
 /// The reply to `streams`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamsReply {
     pub streams: Vec<StreamInfo>,
-    /// At most the request's `limit`, in no particular order.
+    /// With the request's `stream_limit`: every stream the filters admit, listed or not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_streams: Option<u64>,
+    /// At most the request's `limit`, from its `offset`, in the order of the host's number
+    /// (the daemon's count of hosts made), then of the first datagram of their (link, source,
+    /// group).
     pub receivers: Vec<ReceiverInfo>,
     /// Every receiver the filters admit, listed or not.
     pub total_receivers: u64,

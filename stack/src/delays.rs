@@ -6,9 +6,16 @@
 //! the device read and write, not at the control request; they are nanoseconds on any
 //! monotonic clock (an `Instant` minus the daemon's start), and this module never reads a clock.
 //!
-//! A record is 40 bytes: the host index and an interned group index packed into one `u64`
-//! key, four timestamps. At most `capacity` records are kept; joins beyond it are counted as
-//! untracked. A new join of a (host, group) after its leave starts a new measurement.
+//! A record is 48 bytes: the host index and an interned group index packed into one `u64`
+//! key, four timestamps and the interned source of its latest datagram. At most `capacity`
+//! records are kept; joins beyond it are counted as untracked. A new join of a (host, group)
+//! after its leave starts a new measurement.
+//!
+//! Only the right (S,G) measures: before the leave, a datagram counts when the host's filter
+//! admits its source; after it (the filter is gone), when its source was admitted before the
+//! leave, so that another source's traffic the device forwards neither fakes a join nor makes
+//! a leave look slow. The sources a record admitted are remembered by interned number: one in
+//! the record, any more beside it (an EXCLUDE join with several sources sending).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -40,7 +47,16 @@ struct DelayRecord {
     last_datagram: Nanos,
     /// When the Leave / TO_IN({}) was written.
     left: Nanos,
+    /// The interned source of the latest datagram admitted before the leave; [`NO_SOURCE`]
+    /// before any.
+    source: u32,
 }
+
+/// No source yet.
+const NO_SOURCE: u32 = u32::MAX;
+/// The most sources interned: beyond them, a new source's datagrams are not remembered (they
+/// do not count after a leave). A bound against a flood of forged sources.
+pub const MAX_SOURCES: usize = 1 << 16;
 
 impl DelayRecord {
     fn join_delay(&self) -> Option<Nanos> {
@@ -65,6 +81,11 @@ pub struct DelayTracker {
     capacity: usize,
     leave_grace: Nanos,
     untracked: u64,
+    /// Sources of admitted datagrams, interned.
+    sources: Vec<IpAddr>,
+    source_index: HashMap<IpAddr, u32>,
+    /// Per record that admitted more than one source before its leave: the others.
+    more_sources: HashMap<u64, Vec<u32>>,
 }
 
 impl Default for DelayTracker {
@@ -94,6 +115,9 @@ impl DelayTracker {
             capacity,
             leave_grace,
             untracked: 0,
+            sources: Vec::new(),
+            source_index: HashMap::new(),
+            more_sources: HashMap::new(),
         }
     }
 
@@ -145,10 +169,14 @@ impl DelayTracker {
             first_datagram: NOT_YET,
             last_datagram: NOT_YET,
             left: NOT_YET,
+            source: NO_SOURCE,
         };
         match self.records.get_mut(&key) {
             // A join again after a leave: a new measurement.
-            Some(record) if record.left != NOT_YET => *record = fresh,
+            Some(record) if record.left != NOT_YET => {
+                *record = fresh;
+                self.more_sources.remove(&key);
+            }
             Some(_) => {}
             None if full => self.untracked += 1,
             None => {
@@ -157,18 +185,65 @@ impl DelayTracker {
         }
     }
 
-    /// A datagram of `group` was read at `at` for `host`, a member of it.
-    pub fn datagram(&mut self, host: u32, group: IpAddr, at: Nanos) {
+    /// A datagram of `group` from `source` was read at `at` for `host`, a member of it (or
+    /// being one); `admitted`: whether the host's filter admits the source now (none does
+    /// once the host left). O(1), plus the record's other sources when it has several.
+    pub fn datagram(
+        &mut self,
+        host: u32,
+        group: IpAddr,
+        source: IpAddr,
+        admitted: bool,
+        at: Nanos,
+    ) {
         let Some(key) = self.key(host, group) else {
             return;
         };
         let Some(record) = self.records.get_mut(&key) else {
             return;
         };
-        // Datagrams flowing before our report (another member on the link) do not measure
-        // our join.
-        if record.first_datagram == NOT_YET && record.left == NOT_YET && at >= record.report_sent {
-            record.first_datagram = at;
+        if record.left == NOT_YET {
+            if !admitted {
+                return;
+            }
+            let number = match self.source_index.get(&source) {
+                Some(&number) => Some(number),
+                None if self.sources.len() < MAX_SOURCES => {
+                    let number = self.sources.len() as u32;
+                    self.sources.push(source);
+                    self.source_index.insert(source, number);
+                    Some(number)
+                }
+                None => None,
+            };
+            if let Some(number) = number {
+                if record.source == NO_SOURCE {
+                    record.source = number;
+                } else if record.source != number {
+                    let more = self.more_sources.entry(key).or_default();
+                    if !more.contains(&number) {
+                        more.push(number);
+                    }
+                }
+            }
+            // Datagrams flowing before our report (another member on the link) do not
+            // measure our join.
+            if record.first_datagram == NOT_YET && at >= record.report_sent {
+                record.first_datagram = at;
+            }
+        } else {
+            // After the leave: only a source admitted before it.
+            let Some(&number) = self.source_index.get(&source) else {
+                return;
+            };
+            let admitted_before = record.source == number
+                || self
+                    .more_sources
+                    .get(&key)
+                    .is_some_and(|more| more.contains(&number));
+            if !admitted_before {
+                return;
+            }
         }
         if record.last_datagram == NOT_YET || at > record.last_datagram {
             record.last_datagram = at;
@@ -313,6 +388,48 @@ mod tests {
         IpAddr::from([239, 1, 1, last])
     }
 
+    fn source(last: u8) -> IpAddr {
+        IpAddr::from([10, 1, 1, last])
+    }
+
+    #[test]
+    fn only_the_sources_admitted_before_the_leave_measure_it() {
+        let mut tracker = DelayTracker::new(16, 3000 * MS);
+        // Host 1 joined INCLUDE {S1}: S2's datagrams (not admitted) do not make the join.
+        tracker.report_sent(1, group(1), 0);
+        tracker.datagram(1, group(1), source(2), false, 5 * MS);
+        tracker.datagram(1, group(1), source(1), true, 20 * MS);
+        tracker.left(1, group(1), 1000 * MS);
+        // After the leave, S2 still flows (a leak the device makes), S1 stops at 1.2 s.
+        tracker.datagram(1, group(1), source(1), false, 1200 * MS);
+        tracker.datagram(1, group(1), source(2), false, 1500 * MS);
+        tracker.datagram(1, group(1), source(2), false, 5000 * MS);
+        // Host 2 joined EXCLUDE {}: both sources admitted before its leave, both count after.
+        tracker.report_sent(2, group(1), 0);
+        tracker.datagram(2, group(1), source(1), true, 10 * MS);
+        tracker.datagram(2, group(1), source(2), true, 11 * MS);
+        tracker.datagram(2, group(1), source(2), true, 12 * MS);
+        tracker.left(2, group(1), 1000 * MS);
+        tracker.datagram(2, group(1), source(1), false, 1100 * MS);
+        tracker.datagram(2, group(1), source(2), false, 1300 * MS);
+        // A source never seen before the leave does not count either.
+        tracker.datagram(2, group(1), source(3), false, 1400 * MS);
+        let mut delays: Vec<_> = tracker.delays().collect();
+        delays.sort_by_key(|d| d.host);
+        assert_eq!(delays[0].join_delay_ns, Some(20 * MS));
+        assert_eq!(delays[0].leave_delay_ns, Some(200 * MS));
+        assert_eq!(delays[1].join_delay_ns, Some(10 * MS));
+        assert_eq!(delays[1].leave_delay_ns, Some(300 * MS));
+        assert!(tracker.report(10).forwarded_after_leave.is_empty());
+        // A new join forgets the sources of the last one.
+        tracker.report_sent(2, group(1), 6000 * MS);
+        tracker.datagram(2, group(1), source(1), true, 6010 * MS);
+        tracker.left(2, group(1), 7000 * MS);
+        tracker.datagram(2, group(1), source(2), false, 7100 * MS);
+        let after: Vec<_> = tracker.delays().filter(|d| d.host == 2).collect();
+        assert_eq!(after[0].leave_delay_ns, Some(0));
+    }
+
     #[test]
     fn link_local_groups_are_not_measured() {
         let mut tracker = DelayTracker::new(10, MS);
@@ -333,11 +450,11 @@ mod tests {
         tracker.report_sent(1, group(1), 100 * MS);
         // The robustness retransmission does not restart the measurement.
         tracker.report_sent(1, group(1), 1100 * MS);
-        tracker.datagram(1, group(1), 130 * MS);
-        tracker.datagram(1, group(1), 140 * MS);
+        tracker.datagram(1, group(1), source(1), true, 130 * MS);
+        tracker.datagram(1, group(1), source(1), true, 140 * MS);
         // A datagram for a group nobody measures is ignored.
-        tracker.datagram(2, group(1), 140 * MS);
-        tracker.datagram(1, group(9), 140 * MS);
+        tracker.datagram(2, group(1), source(1), true, 140 * MS);
+        tracker.datagram(1, group(9), source(1), true, 140 * MS);
         let delays: Vec<_> = tracker.delays().collect();
         assert_eq!(
             delays,
@@ -354,21 +471,21 @@ mod tests {
     fn leave_delay_runs_from_the_leave_to_the_last_datagram() {
         let mut tracker = DelayTracker::new(16, 3000 * MS);
         tracker.report_sent(1, group(1), 0);
-        tracker.datagram(1, group(1), 10 * MS);
+        tracker.datagram(1, group(1), source(1), true, 10 * MS);
         tracker.left(1, group(1), 1000 * MS);
-        tracker.datagram(1, group(1), 1500 * MS);
-        tracker.datagram(1, group(1), 2000 * MS);
+        tracker.datagram(1, group(1), source(1), true, 1500 * MS);
+        tracker.datagram(1, group(1), source(1), true, 2000 * MS);
         // A second leave (a retransmission) does not move the leave time.
         tracker.left(1, group(1), 1900 * MS);
         // Left with no datagram after: leave delay 0.
         tracker.report_sent(2, group(1), 0);
-        tracker.datagram(2, group(1), 20 * MS);
+        tracker.datagram(2, group(1), source(1), true, 20 * MS);
         tracker.left(2, group(1), 500 * MS);
         // Still forwarded well past the grace.
         tracker.report_sent(3, group(2), 0);
-        tracker.datagram(3, group(2), 5 * MS);
+        tracker.datagram(3, group(2), source(1), true, 5 * MS);
         tracker.left(3, group(2), 100 * MS);
-        tracker.datagram(3, group(2), 4000 * MS);
+        tracker.datagram(3, group(2), source(1), true, 4000 * MS);
         let mut delays: Vec<_> = tracker.delays().collect();
         delays.sort_by_key(|d| d.host);
         let leave: Vec<_> = delays.iter().map(|d| d.leave_delay_ns).collect();
@@ -390,12 +507,12 @@ mod tests {
     fn a_new_join_after_a_leave_is_a_new_measurement() {
         let mut tracker = DelayTracker::default();
         tracker.report_sent(1, group(1), 0);
-        tracker.datagram(1, group(1), 10 * MS);
+        tracker.datagram(1, group(1), source(1), true, 10 * MS);
         tracker.left(1, group(1), 100 * MS);
         tracker.report_sent(1, group(1), 1000 * MS);
         // Traffic still flowing from before the join counts for "last", not for the join.
-        tracker.datagram(1, group(1), 990 * MS);
-        tracker.datagram(1, group(1), 1007 * MS);
+        tracker.datagram(1, group(1), source(1), true, 990 * MS);
+        tracker.datagram(1, group(1), source(1), true, 1007 * MS);
         let delays: Vec<_> = tracker.delays().collect();
         assert_eq!(delays[0].join_delay_ns, Some(7 * MS));
         assert_eq!(delays[0].leave_delay_ns, None);
@@ -407,7 +524,7 @@ mod tests {
         // 100 hosts on group 1 with join delays 1..=100 ms, 2 never forwarded on group 2.
         for host in 0..100u32 {
             tracker.report_sent(host, group(1), 0);
-            tracker.datagram(host, group(1), Nanos::from(host + 1) * MS);
+            tracker.datagram(host, group(1), source(1), true, Nanos::from(host + 1) * MS);
         }
         tracker.report_sent(7, group(2), 0);
         tracker.report_sent(3, group(2), 0);

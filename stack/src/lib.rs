@@ -143,6 +143,11 @@ pub struct Args {
     /// seen).
     #[arg(long)]
     pub check_streams: bool,
+    /// Label the test streams' counters per stream in `stats --prometheus` and `/metrics`
+    /// (`tunmcast_per_stream_..._total{stream,link,source,group}`), for the first N streams by
+    /// id (1 to 1000): off by default, so that the label sets stay bounded.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(::control::streams::MAX_STREAM_METRICS)))]
+    pub stream_metrics: Option<u32>,
     /// Serve a read-only view over HTTP on ADDR:PORT: `/metrics` (Prometheus), `/api/...`
     /// (JSON) and `/` (a live page). Off by default; a loopback address unless --http-public.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -338,6 +343,10 @@ impl Args {
         differ("config", self.config != running.config);
         differ("delays", self.delays != running.delays);
         differ("check_streams", self.check_streams != running.check_streams);
+        differ(
+            "stream_metrics",
+            self.stream_metrics != running.stream_metrics,
+        );
         differ("http", self.http != running.http);
         differ("http_public", self.http_public != running.http_public);
         names

@@ -298,6 +298,24 @@ impl Listeners {
         self.by_group.contains_key(&(link, group))
     }
 
+    /// The listeners of `datagram`'s group on `link` that take its port, each with whether its
+    /// own filter (its owner's request, not the host's merged filter) admits the source: what
+    /// each client is owed, for the test streams' checks. O(the group's listeners).
+    pub fn reached(
+        &self,
+        link: LinkId,
+        datagram: &Datagram<'_>,
+    ) -> impl Iterator<Item = (ListenerId, bool)> + '_ {
+        let src = datagram.src;
+        let dport = datagram.dport;
+        self.by_group
+            .get(&(link, datagram.group))
+            .into_iter()
+            .flatten()
+            .filter(move |l| !l.finished && l.port.is_none_or(|p| p == dport))
+            .map(move |l| (l.id, l.admits(&src)))
+    }
+
     /// Queues `datagram`, read on `link`, to every listener of its group on that link whose
     /// port and filter admit it; [`Listeners::flush`] sends the queues. `joined`: whether a
     /// host of the link holds the group at all (a join without a listener receives nothing:

@@ -25,7 +25,8 @@
 //! (tcpdump), [`tshark`] (dissected packets and group records), [`peers`] (mcquerier, FRR,
 //! the kernel as a second host), [`bridge`] (a snooping Linux bridge and what it learned),
 //! [`kernel`] (kernel features a test needs, detected), [`http`] (HTTP from inside a
-//! namespace), [`browser`] (headless Chromium: rendered DOM, screenshots, a live tab).
+//! namespace), [`browser`] (headless Chromium: rendered DOM, screenshots, a live tab),
+//! [`prometheus`] (a scrape read by the Prometheus parser).
 //! Everything is re-exported here: tests `use tests::*`.
 
 pub mod bridge;
@@ -37,6 +38,7 @@ pub mod kernel;
 pub mod namespace;
 pub mod peers;
 pub mod processes;
+pub mod prometheus;
 pub mod tshark;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -55,6 +57,7 @@ pub use peers::{frr_pimd_can_run, Frr, KernelMember, Querier};
 pub use processes::{
     bin, bin_dir, raise_fd_limit, rss_kib, run, run_ok, set_fd_limit, thread_count, Spawned,
 };
+pub use prometheus::{check_families, check_histogram, declared, parse_prometheus};
 pub use tshark::{
     assert_daemon_packets_well_formed, daemon_reports, dissect_full, full_listing, listing, Pkt,
     Record,

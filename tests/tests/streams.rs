@@ -265,6 +265,82 @@ fn an_igmpv3_snooping_bridge_filters_the_other_source_and_no_leak_is_counted() {
     }
 }
 
+/// The leave delay is the right stream's: the IGMPv2 snooping bridge goes on forwarding S2 to
+/// a host that joined INCLUDE {S1} until its last-member queries end, after S1 stopped; the
+/// host's leave delay stays 0 and S2's datagrams are leaks, not received.
+#[test]
+fn another_sources_datagrams_after_the_leave_do_not_delay_it() {
+    let Some(ns) = Netns::new("streams_leave_source") else {
+        return;
+    };
+    bridge(&ns, 2, 1, true);
+    let group = "232.1.1.1";
+    let tables = stream_table(S1, group, "pps = 200\n") + &stream_table(S2, group, "pps = 200\n");
+    let daemon = daemon(&ns, &tables);
+    std::thread::sleep(secs(2));
+    daemon.ctl_ok(&["join", group, "--host", HOST, "--include", S1]);
+    wait_learned(&ns, group);
+    std::thread::sleep(secs(1));
+    // S1 (stream 1) stops; S2 still flows, and the bridge forwards it while the host is a
+    // member and through its last-member queries (2 × 0.5 s).
+    daemon.ctl_ok(&["stream", "stop", "1"]);
+    std::thread::sleep(ms(200));
+    let leaks_before = receiver(&daemon, HOST, S2, group).map_or(0, |r| count(&r, "source_leaks"));
+    daemon.ctl_ok(&["leave", group, "--host", HOST]);
+    std::thread::sleep(secs(2));
+    let s2 = receiver(&daemon, HOST, S2, group).expect("S2 reached the host");
+    assert_eq!(count(&s2, "received"), 0, "{s2}");
+    let leaked_after = count(&s2, "source_leaks") - leaks_before;
+    assert!(
+        leaked_after >= 50,
+        "S2 forwarded after the leave: {leaked_after} datagrams, {s2}"
+    );
+    let delays = daemon.ctl_json(&["delays"]);
+    let leave = &delays["leave"];
+    assert_eq!(leave["count"], 1, "{delays}");
+    assert_eq!(
+        leave["max_ns"], 0,
+        "S1 stopped before the leave: S2's datagrams do not delay it: {delays}"
+    );
+    assert_eq!(delays["forwarded_after_leave_total"], 0, "{delays}");
+}
+
+/// A `listen` client is checked against its own join, not its host's merged filter: the
+/// client asked INCLUDE {S1}, another join of the same host INCLUDE {S2}; the bridge (IGMPv3)
+/// rightly forwards both sources to the host, and the client counts S2's as leaks.
+#[test]
+fn a_listen_client_is_checked_against_its_own_filter() {
+    let Some(ns) = Netns::new("streams_listen") else {
+        return;
+    };
+    bridge(&ns, 3, 2, true);
+    let group = "232.1.1.1";
+    let tables = stream_table(S1, group, "pps = 200\n") + &stream_table(S2, group, "pps = 200\n");
+    let daemon = daemon(&ns, &tables);
+    std::thread::sleep(secs(2));
+    let _client = daemon.listen(&[group, "--host", HOST, "--include", S1]);
+    daemon.ctl_ok(&["join", group, "--host", HOST, "--include", S2]);
+    wait_learned(&ns, group);
+    std::thread::sleep(secs(2));
+    for source in [S1, S2] {
+        let r = receiver(&daemon, HOST, source, group).expect("the host's record");
+        assert!(count(&r, "received") > 200, "{r}");
+        assert_eq!(
+            count(&r, "source_leaks"),
+            0,
+            "its merged filter admits both: {r}"
+        );
+    }
+    let client = "listener 1";
+    let wanted = receiver(&daemon, client, S1, group).expect("the client's record of S1");
+    assert!(count(&wanted, "received") > 200, "{wanted}");
+    assert_eq!(count(&wanted, "lost"), 0, "{wanted}");
+    assert_eq!(count(&wanted, "source_leaks"), 0, "{wanted}");
+    let other = receiver(&daemon, client, S2, group).expect("the client's record of S2");
+    assert_eq!(count(&other, "received"), 0, "{other}");
+    assert!(count(&other, "source_leaks") > 200, "{other}");
+}
+
 /// mcmangle between the source TAP and the bridge drops 50 and 100, repeats 70 and swaps 120
 /// with 121 of a 300-packet stream: the receiver counts exactly that.
 #[test]

@@ -157,8 +157,9 @@ impl Daemon {
             Query::Overview => Snapshot::Overview(self.overview()),
             Query::Metrics => Snapshot::Metrics {
                 overview: self.overview(),
-                stats: self.stats(&all).map_err(|r| refusal(500, r))?,
+                stats: Box::new(self.stats(&all).map_err(|r| refusal(500, r))?),
                 delays: self.delay_histograms(),
+                latency: self.latency_histograms(),
             },
             Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, r))?),
             Query::Links => Snapshot::Links(self.links_reply()),
@@ -171,6 +172,18 @@ impl Daemon {
                 Snapshot::Delays(self.delays_reply(&args).map_err(|r| refusal(404, r))?)
             }
             Query::Test => Snapshot::Test(self.latest_test_status()),
+            Query::Streams(args) => Snapshot::Streams(Box::new(
+                self.streams_reply(&args).map_err(|r| refusal(400, r))?,
+            )),
+            Query::StreamFlows {
+                iface,
+                group,
+                offset,
+                limit,
+            } => Snapshot::StreamFlows(
+                self.stream_flows(&iface, group, offset, limit)
+                    .map_err(|r| refusal(400, r))?,
+            ),
             Query::Hosts { .. } | Query::Groups { .. } => unreachable!("walked"),
         })
     }

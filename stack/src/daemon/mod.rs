@@ -187,6 +187,8 @@ struct Daemon {
     next_flush_core: usize,
     /// Reports the requests of this turn may have made: written before their replies.
     reports_owed: usize,
+    /// Hosts handed a datagram in this read burst (see `streams::MEMBER_WORK_PER_BURST`).
+    member_work: usize,
     /// Packets sent since the allocator last gave its free pages back.
     untrimmed_sends: usize,
     delays: DelayTracker,
@@ -254,6 +256,7 @@ pub fn run(
         transmits_due: false,
         next_flush_core: 0,
         reports_owed: 0,
+        member_work: 0,
         untrimmed_sends: 0,
         delays: if args.delays {
             DelayTracker::default()

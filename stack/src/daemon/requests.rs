@@ -376,6 +376,7 @@ impl Daemon {
             add(name, value, help);
         }
         reply.per_link = self.stream_stats_per_link();
+        reply.per_stream = self.stream_stats_per_stream();
         Ok(reply)
     }
 

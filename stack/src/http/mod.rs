@@ -74,6 +74,15 @@ pub enum Query {
     },
     /// The latest test run's progress and results (`test status`, no host listed).
     Test,
+    /// The `streams` reply: the streams and a page of receivers.
+    Streams(control::protocol::StreamsArgs),
+    /// A page of the (link, source, group) flows received, their receivers summed.
+    StreamFlows {
+        iface: Option<String>,
+        group: Option<std::net::IpAddr>,
+        offset: u64,
+        limit: u64,
+    },
 }
 
 /// The event loop's answer to a [`Query`].
@@ -82,8 +91,10 @@ pub enum Snapshot {
     Overview(Overview),
     Metrics {
         overview: Overview,
-        stats: StatsReply,
+        stats: Box<StatsReply>,
         delays: DelayHistograms,
+        /// One-way latency of the test streams, per link (none while streams are unchecked).
+        latency: std::collections::BTreeMap<String, control::prometheus::Histogram>,
     },
     Stats(StatsReply),
     Links(LinksReply),
@@ -92,6 +103,8 @@ pub enum Snapshot {
     Hosts(HostsPage),
     Groups(GroupsPage),
     Test(control::testrun::TestStatusReply),
+    Streams(Box<control::protocol::StreamsReply>),
+    StreamFlows(control::streams::FlowsPage),
 }
 
 /// A query the loop cannot answer: the HTTP status and why.

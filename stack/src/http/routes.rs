@@ -5,6 +5,8 @@ use std::net::IpAddr;
 
 use control::http_api::{DEFAULT_PAGE, MAX_PAGE};
 use control::prometheus;
+use control::protocol::StreamsArgs;
+use control::streams::MAX_RECEIVER_LIMIT;
 use serde::Serialize;
 
 use super::{Query, Refusal, Snapshot, MAX_HEAD};
@@ -140,6 +142,44 @@ fn number(key: &str, value: &str, range: std::ops::RangeInclusive<u64>) -> Resul
         })
 }
 
+fn address(key: &str, value: &str) -> Result<IpAddr, Refusal> {
+    value
+        .trim()
+        .parse::<IpAddr>()
+        .map_err(|_| bad(format!("{key}={value:?}: not an IPv4 or IPv6 address")))
+}
+
+/// `/api/streams`: the `streams` request, bounded as the other pages are (a page of streams
+/// unless `stream_limit` says otherwise).
+fn streams_route(path: &str, query: &str) -> Result<Route, Refusal> {
+    let mut args = StreamsArgs {
+        stream_limit: Some(DEFAULT_PAGE),
+        ..StreamsArgs::default()
+    };
+    let allowed = [
+        "host",
+        "group",
+        "iface",
+        "offset",
+        "limit",
+        "stream_offset",
+        "stream_limit",
+    ];
+    let offsets = 0..=u64::from(u32::MAX);
+    for (key, value) in parameters(path, query, &allowed)? {
+        match key.as_str() {
+            "host" => args.host = Some(address(&key, &value)?),
+            "group" => args.group = Some(address(&key, &value)?),
+            "iface" => args.iface = Some(value),
+            "offset" => args.offset = Some(number(&key, &value, offsets.clone())?),
+            "limit" => args.limit = Some(number(&key, &value, 1..=MAX_RECEIVER_LIMIT)?),
+            "stream_offset" => args.stream_offset = Some(number(&key, &value, offsets.clone())?),
+            _ => args.stream_limit = Some(number(&key, &value, 1..=MAX_PAGE)?),
+        }
+    }
+    Ok(Route::Ask(Query::Streams(args)))
+}
+
 /// The route of a request target (path and query string).
 fn route(target: &str) -> Result<Route, Refusal> {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
@@ -202,11 +242,30 @@ fn route(target: &str) -> Result<Route, Refusal> {
                 limit,
             }))
         }
+        "/api/streams" => streams_route(path, query),
+        "/api/stream-flows" => {
+            let (mut iface, mut group, mut offset, mut limit) = (None, None, 0, DEFAULT_PAGE);
+            for (key, value) in parameters(path, query, &["group", "iface", "offset", "limit"])? {
+                match key.as_str() {
+                    "group" => group = Some(address(&key, &value)?),
+                    "iface" => iface = Some(value),
+                    "offset" => offset = number(&key, &value, 0..=u64::from(u32::MAX))?,
+                    _ => limit = number(&key, &value, 1..=MAX_PAGE)?,
+                }
+            }
+            Ok(Route::Ask(Query::StreamFlows {
+                iface,
+                group,
+                offset,
+                limit,
+            }))
+        }
         _ => Err(Refusal {
             status: 404,
             message: format!(
                 "no such path {path:?}: try /, /metrics, /api/overview, /api/hosts, \
-                 /api/groups, /api/links, /api/stats, /api/delays, /api/histograms or /api/test"
+                 /api/groups, /api/links, /api/stats, /api/delays, /api/histograms, /api/test, \
+                 /api/streams or /api/stream-flows"
             ),
         }),
     }
@@ -311,6 +370,7 @@ impl Route {
                 overview,
                 stats,
                 delays,
+                latency,
             } => {
                 let mut text = prometheus::counters(&stats);
                 prometheus::gauge(
@@ -342,6 +402,17 @@ impl Route {
                         &delays.leave,
                     );
                 }
+                if !latency.is_empty() {
+                    prometheus::labelled_histograms(
+                        &mut text,
+                        "stream_latency_seconds",
+                        "One-way latency of the test streams' datagrams the hosts received, \
+                         send to read on the daemon's clock, per link (each counted at its \
+                         latency bucket's middle, within 1/16 of its value).",
+                        "link",
+                        latency.iter().map(|(link, h)| (link.as_str(), h)),
+                    );
+                }
                 Response {
                     status: 200,
                     content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -357,6 +428,8 @@ impl Route {
             Snapshot::Hosts(page) => Response::json(&page),
             Snapshot::Groups(page) => Response::json(&page),
             Snapshot::Test(status) => Response::json(&status),
+            Snapshot::Streams(reply) => Response::json(&reply),
+            Snapshot::StreamFlows(page) => Response::json(&page),
         }
     }
 }
@@ -404,6 +477,27 @@ mod tests {
                 limit: DEFAULT_PAGE
             })
         );
+        assert_eq!(
+            done("GET /api/streams?group=232.1.1.1&offset=10&limit=5&iface=tap1 HTTP/1.1\r\n\r\n"),
+            Route::Ask(Query::Streams(StreamsArgs {
+                host: None,
+                group: Some("232.1.1.1".parse().unwrap()),
+                iface: Some("tap1".into()),
+                limit: Some(5),
+                offset: Some(10),
+                stream_limit: Some(DEFAULT_PAGE),
+                stream_offset: None,
+            }))
+        );
+        assert_eq!(
+            done("GET /api/stream-flows?limit=20 HTTP/1.1\r\n\r\n"),
+            Route::Ask(Query::StreamFlows {
+                iface: None,
+                group: None,
+                offset: 0,
+                limit: 20
+            })
+        );
         assert!(matches!(
             parse("HEAD /api/stats HTTP/1.1\r\n\r\n"),
             Parsed::Done {
@@ -427,6 +521,18 @@ mod tests {
             status(parse("GET /api/hosts?limit=0 HTTP/1.1\r\n\r\n")),
             400
         );
+        for bad in [
+            "/api/streams?limit=10001",
+            "/api/streams?host=nobody",
+            "/api/streams?group=1.2.3",
+            "/api/streams?rate=1",
+            "/api/streams?stream_limit=1001",
+            "/api/stream-flows?host=10.0.0.1",
+            "/api/stream-flows?limit=0",
+        ] {
+            let request = format!("GET {bad} HTTP/1.1\r\n\r\n");
+            assert_eq!(status(parse(&request)), 400, "{bad}");
+        }
         assert_eq!(
             status(parse("GET /api/hosts?limit=1001 HTTP/1.1\r\n\r\n")),
             400

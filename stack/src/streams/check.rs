@@ -216,6 +216,15 @@ impl LatencyHistogram {
         self.total += 1;
     }
 
+    /// Each bucket that counted something: its middle and its count, smallest first.
+    pub fn occupied(&self) -> impl Iterator<Item = (Nanos, u32)> + '_ {
+        self.counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count > 0)
+            .map(|(b, &count)| (value_of(b), count))
+    }
+
     /// The `q` quantile (0 to 1) by nearest rank, as its bucket's middle; 0 when empty.
     pub fn quantile(&self, q: f64) -> Nanos {
         if self.total == 0 {
@@ -255,8 +264,13 @@ impl Admission {
     }
 }
 
+/// Receiver numbers with this bit are `listen` clients' (the low 31 bits of their id: unique
+/// over 2^31 clients); those without it are hosts' numbers.
+pub const LISTENER_RECEIVER: u32 = 1 << 31;
+
 /// A (host, source, group) checked: the host by its number for the daemon's life (ids of
-/// removed hosts are reused; these numbers are not), and its link.
+/// removed hosts are reused; these numbers are not), or a `listen` client's number (with
+/// [`LISTENER_RECEIVER`]), and its link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReceiverKey {
     pub host: u32,
@@ -276,16 +290,16 @@ struct Session {
 
 /// A (link, source, group) a daemon's hosts receive, interned: records are keyed by (host
 /// number, flow), 8 bytes, so that a record costs 72 bytes in the table with its key.
-type Flow = (LinkId, IpAddr, IpAddr);
+pub type Flow = (LinkId, IpAddr, IpAddr);
 
 /// Every receiver record and what classifies their datagrams.
 #[derive(Debug, Default)]
 pub struct Receivers {
     /// By host number (high 32 bits) and flow number (low 32 bits).
-    records: HashMap<u64, ReceiverRecord>,
+    pub(super) records: HashMap<u64, ReceiverRecord>,
     /// Flow numbers, and each flow with its latency histogram.
     flow_numbers: HashMap<Flow, u32>,
-    flows: Vec<(Flow, LatencyHistogram)>,
+    pub(super) flows: Vec<(Flow, LatencyHistogram)>,
     /// Per (host number, group).
     sessions: HashMap<(u32, IpAddr), Session>,
     /// Joins after a leave, of any host and group.
@@ -294,6 +308,18 @@ pub struct Receivers {
     not_joined: HashMap<LinkId, u64>,
     /// A datagram this long after a leave counts as `after_leave`.
     leave_grace: Nanos,
+}
+
+impl ReceiverKey {
+    /// The `listen` client's number (the low 31 bits of its id), for a client's record.
+    pub fn listener(&self) -> Option<u32> {
+        (self.host & LISTENER_RECEIVER != 0).then_some(self.host & !LISTENER_RECEIVER)
+    }
+}
+
+/// The receiver number of `listen` client `id`.
+pub fn listener_receiver(id: u64) -> u32 {
+    LISTENER_RECEIVER | (id as u32 & !LISTENER_RECEIVER)
 }
 
 impl Receivers {
@@ -317,7 +343,7 @@ impl Receivers {
         n
     }
 
-    fn key_of(&self, packed: u64) -> ReceiverKey {
+    pub(super) fn key_of(&self, packed: u64) -> ReceiverKey {
         let ((link, source, group), _) = self.flows[(packed as u32) as usize];
         ReceiverKey {
             host: (packed >> 32) as u32,
@@ -384,6 +410,11 @@ impl Receivers {
                         record.after_leave = record.after_leave.saturating_add(1);
                         return;
                     }
+                }
+                if record.received == 0 {
+                    // A source the host never admitted, still forwarded as it leaves.
+                    record.source_leaks = record.source_leaks.saturating_add(1);
+                    return;
                 }
                 // In flight when the host left: counted as received.
             }

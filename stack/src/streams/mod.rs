@@ -6,6 +6,7 @@
 pub mod check;
 pub mod pace;
 pub mod send;
+pub mod summary;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

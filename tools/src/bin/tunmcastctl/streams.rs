@@ -85,6 +85,9 @@ pub struct StreamsFilter {
     /// List at most N receivers (default 1000, at most 10000); the totals count all.
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
+    /// Skip the first N receivers (in the order of their host's number): with --limit, a page.
+    #[arg(long, value_name = "N")]
+    offset: Option<u64>,
 }
 
 /// `GROUP` or `GROUP+COUNT`.
@@ -169,6 +172,9 @@ impl StreamsFilter {
             group: self.group,
             iface: self.iface.clone(),
             limit: self.limit,
+            offset: self.offset,
+            stream_limit: None,
+            stream_offset: None,
         })
     }
 }
