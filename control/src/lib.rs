@@ -16,6 +16,7 @@ mod reply;
 pub mod stream_header;
 pub mod streams;
 pub mod test_file;
+pub mod test_traffic;
 pub mod testrun;
 
 pub use protocol::Request;

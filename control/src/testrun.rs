@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::protocol::HostRange;
+use crate::test_traffic::{TestTraffic, TrafficResult};
 
 /// The version of [`TestReport`]'s keys: raised when one changes meaning or goes away.
 pub const REPORT_SCHEMA: u32 = 1;
@@ -61,6 +62,22 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.sla,
             TestSpec::JoinLeave(j) => &j.sla,
+        }
+    }
+
+    /// The streams the run starts itself, if any.
+    pub fn traffic(&self) -> Option<&TestTraffic> {
+        match self {
+            TestSpec::Zapping(z) => z.streams.as_ref(),
+            TestSpec::JoinLeave(j) => j.streams.as_ref(),
+        }
+    }
+
+    /// Its channels (zapping) or groups (RFC 3918).
+    pub fn channels(&self) -> &[IpAddr] {
+        match self {
+            TestSpec::Zapping(z) => &z.channels,
+            TestSpec::JoinLeave(j) => &j.groups,
         }
     }
 
@@ -152,6 +169,14 @@ impl TestSpec {
                 }
             }
         }
+        if let Some(traffic) = self.traffic() {
+            traffic.check(channels)?;
+        } else if self.sla().max_loss.is_some() || self.sla().max_latency_us.is_some() {
+            return Err(
+                "streams: max_loss and max_latency_us need the run's own streams (`streams`)"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -228,6 +253,13 @@ pub struct Sla {
     /// How many zaps may miss their channel (default 0).
     #[serde(default)]
     pub max_not_received: u64,
+    /// With the run's own streams: how many datagrams may be lost while joined, overall and
+    /// per channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss: Option<u64>,
+    /// With the run's own streams: the largest p99 one-way latency allowed, per channel (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_us: Option<u64>,
 }
 
 fn default_name() -> String {
@@ -303,6 +335,10 @@ pub struct ZappingSpec {
     /// Join delay violation buckets: how many join delays exceed each.
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
+    /// The streams the run starts itself (one per channel, from its first step to its end),
+    /// whose headers credit the datagrams: only the run's own stream of a channel counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<TestTraffic>,
     #[serde(default)]
     pub sla: Sla,
 }
@@ -339,6 +375,10 @@ pub struct JoinLeaveSpec {
     pub leave_grace_ms: u64,
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
+    /// The streams the run starts itself (one per channel, from its first step to its end),
+    /// whose headers credit the datagrams: only the run's own stream of a channel counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<TestTraffic>,
     #[serde(default)]
     pub sla: Sla,
 }
@@ -562,6 +602,9 @@ pub struct TestReport {
     /// How many zaps there are in all (more than `records` holds past the limit).
     #[serde(default)]
     pub records_total: u64,
+    /// With the run's own streams (`spec.streams`): what its hosts received of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficResult>,
 }
 
 #[cfg(test)]
@@ -585,6 +628,7 @@ mod tests {
             not_received_ms: 2000,
             leave_grace_ms: 3000,
             thresholds_ms: vec![125],
+            streams: None,
             sla: Sla::default(),
         });
         let cases = [
@@ -668,6 +712,7 @@ mod tests {
             not_received_ms: 2000,
             leave_grace_ms: 3000,
             thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+            streams: None,
             sla: Sla::default(),
         };
         assert_eq!(TestSpec::Zapping(base.clone()).check(), Ok(()));

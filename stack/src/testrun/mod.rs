@@ -18,6 +18,7 @@ use control::testrun::{RunState, TestReport, TestSpec, Verdict, REPORT_SCHEMA};
 pub mod report;
 pub mod rfc3918;
 pub mod summary;
+pub mod traffic;
 pub mod zapping;
 
 /// Nanoseconds on the daemon's monotonic clock (as the delay tracker's).
@@ -180,6 +181,8 @@ pub struct Run<H, L> {
     pub end: Option<Nanos>,
     pub state: RunState,
     pub error: Option<String>,
+    /// Its own streams, when it has some.
+    pub traffic: Option<traffic::RunTraffic<H, L>>,
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
@@ -217,6 +220,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             checks: Vec::new(),
             records: Vec::new(),
             records_total: 0,
+            traffic: None,
         }
     }
 
@@ -256,6 +260,11 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         let per_host_total = r.per_host.len() as u64;
         r.per_host.truncate(hosts.end);
         r.per_host.drain(..hosts.start.min(r.per_host.len()));
+        let traffic = self.traffic.as_ref().map(|t| {
+            let result = t.result(name, hosts.clone());
+            r.checks.extend(t.checks(self.spec.sla(), &result));
+            result
+        });
         let verdict = match self.state {
             RunState::Running => Verdict::Pending,
             RunState::Error => Verdict::Error,
@@ -289,6 +298,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             checks: r.checks,
             records: r.records,
             records_total: r.records_total,
+            traffic,
         }
     }
 }
@@ -379,6 +389,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             end: None,
             state: RunState::Running,
             error: None,
+            traffic: None,
         });
         self.running = Some(self.runs.len() - 1);
         Ok(())
@@ -449,6 +460,51 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         if let Some(i) = self.running {
             self.runs[i].procedure.datagram(segment, group, at);
         }
+    }
+
+    /// Gives the running run its own streams: from now on only their datagrams are credited
+    /// to it ([`TestRuns::stream_datagram`]).
+    pub fn attach_traffic(&mut self, traffic: traffic::RunTraffic<H, L>) {
+        if let Some(i) = self.running {
+            self.runs[i].traffic = Some(traffic);
+        }
+    }
+
+    /// A datagram read on `segment`, with its source and its stream header's stream number
+    /// and send time (if it has one): for a run with its own streams, credited only when it
+    /// is its channel stream's (its latency noted); for a run without, as
+    /// [`TestRuns::datagram`].
+    pub fn stream_datagram(
+        &mut self,
+        segment: L,
+        source: IpAddr,
+        group: IpAddr,
+        header: Option<(u32, Nanos)>,
+        at: Nanos,
+    ) {
+        let Some(i) = self.running else {
+            return;
+        };
+        let run = &mut self.runs[i];
+        if let Some(traffic) = &mut run.traffic {
+            if traffic.datagram(segment, source, group, header, at) != traffic::Credit::Channel {
+                return;
+            }
+        }
+        run.procedure.datagram(segment, group, at);
+    }
+
+    /// The latest run's streams when it is over and they are not settled yet: the daemon
+    /// then stops them and settles what the hosts received.
+    pub fn traffic_to_settle(&mut self) -> Option<&mut traffic::RunTraffic<H, L>> {
+        if self.running.is_some() {
+            return None;
+        }
+        self.runs
+            .last_mut()?
+            .traffic
+            .as_mut()
+            .filter(|t| !t.is_settled())
     }
 
     /// The run named `name` (default: the latest).

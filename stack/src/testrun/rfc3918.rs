@@ -260,6 +260,7 @@ mod tests {
             hold_ms: 2000,
             leave_grace_ms: 3000,
             thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+            streams: None,
             sla: Sla::default(),
         }
     }

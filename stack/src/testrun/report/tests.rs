@@ -29,6 +29,7 @@ pub(crate) fn scripted_report() -> TestReport {
         not_received_ms: 2000,
         leave_grace_ms: 3000,
         thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+        streams: None,
         sla: Sla {
             max_join_delay_ms: Some(250),
             ..Sla::default()

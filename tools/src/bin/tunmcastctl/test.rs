@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use control::test_traffic::TestTraffic;
 use control::testrun::{
     JoinLeaveSpec, ReportFormat, RunState, Sla, TestReport, TestReportReply, TestSelect, TestSpec,
     TestStartArgs, TestStartReply, TestStatusReply, Verdict, ZapMode, ZapOrder, ZappingSpec,
@@ -164,8 +165,59 @@ pub struct Common {
     /// SLA: how many zaps may miss their channel.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_not_received: u64,
+    /// SLA (with --stream-link): datagrams lost while joined, overall and per channel.
+    #[arg(long, value_name = "N")]
+    max_loss: Option<u64>,
+    /// SLA (with --stream-link): the largest p99 one-way latency per channel (µs).
+    #[arg(long, value_name = "US")]
+    max_latency_us: Option<u64>,
+    #[command(flatten)]
+    traffic: TrafficArgs,
     #[command(flatten)]
     follow: Follow,
+}
+
+/// The run's own streams.
+#[derive(Args)]
+pub struct TrafficArgs {
+    /// Send a stream of each channel on this link of the daemon (the source side of the
+    /// device under test) for the run's length; only their datagrams count.
+    #[arg(long, value_name = "LINK", requires = "source")]
+    stream_link: Option<String>,
+    /// The streams' source address.
+    #[arg(long, value_name = "ADDR", requires = "stream_link")]
+    source: Option<IpAddr>,
+    /// Packets per second of each channel's stream (default 1000).
+    #[arg(long, value_name = "N", requires = "stream_link")]
+    pps: Option<u32>,
+    /// RFC 3918 §8 (burdened): background streams from this group on, that no host joins.
+    #[arg(long, value_name = "GROUP", requires = "background_count")]
+    background_group: Option<IpAddr>,
+    /// How many background streams (consecutive groups).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "background_group",
+        requires = "stream_link"
+    )]
+    background_count: Option<u32>,
+    /// Packets per second of each background stream (default: --pps).
+    #[arg(long, value_name = "N", requires = "background_group")]
+    background_pps: Option<u32>,
+}
+
+impl TrafficArgs {
+    fn traffic(&self) -> Option<TestTraffic> {
+        Some(TestTraffic {
+            link: self.stream_link.clone()?,
+            source: self.source?,
+            pps: self.pps,
+            size: None,
+            background_group: self.background_group,
+            background_count: self.background_count.unwrap_or(0),
+            background_pps: self.background_pps,
+        })
+    }
 }
 
 /// Waiting for the end and writing the reports.
@@ -186,6 +238,8 @@ impl Common {
             max_leave_delay_ms: self.max_leave_delay_ms,
             max_overlap_ms: self.max_overlap_ms,
             max_not_received: self.max_not_received,
+            max_loss: self.max_loss,
+            max_latency_us: self.max_latency_us,
         }
     }
 
@@ -245,6 +299,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 not_received_ms,
                 leave_grace_ms: common.leave_grace_ms,
                 thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
                 sla: common.sla(),
             });
             spec.check().map_err(anyhow::Error::msg)?;
@@ -268,6 +323,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 hold_ms,
                 leave_grace_ms: common.leave_grace_ms,
                 thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
                 sla: common.sla(),
             });
             spec.check().map_err(anyhow::Error::msg)?;
@@ -523,6 +579,21 @@ fn status_text(r: &TestReport) -> String {
             ms(s.p99_ns),
             ms(s.max_ns),
             ms(s.mean_ns)
+        );
+    }
+    if let Some(traffic) = &r.traffic {
+        let _ = writeln!(
+            t,
+            "  streams {} (+{} background): received {}, lost while joined {}, latency ms \
+             p50 {} p99 {} max {}, background received {}",
+            traffic.streams,
+            traffic.background_streams,
+            traffic.received,
+            traffic.lost,
+            ms(traffic.latency.p50_ns),
+            ms(traffic.latency.p99_ns),
+            ms(traffic.latency.max_ns),
+            traffic.background_received
         );
     }
     let buckets: Vec<String> = r
