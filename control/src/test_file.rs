@@ -131,7 +131,8 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
             }
         };
         spec.check().map_err(|e| {
-            let key = e.split(':').next().unwrap_or_default().trim().to_string();
+            // `streams.source`: the line of `streams`.
+            let key = e.split([':', '.']).next().unwrap_or_default().trim().to_string();
             error(key_line(&key), format!("{label}: {e}"))
         })?;
         if tables.iter().any(|t| t.spec.name() == spec.name()) {
@@ -211,6 +212,27 @@ iterations = 2
     }
 
     #[test]
+    fn a_test_with_its_own_streams() {
+        let tables = read(
+            r#"[[test]]
+kind = "rfc3918-join-leave"
+name = "burdened"
+groups = ["239.1.1.1", "239.1.1.2"]
+streams = { link = "tap-src", source = "10.99.0.250", pps = 500, background_group = "239.2.0.1", background_count = 20 }
+
+[test.sla]
+max_loss = 0
+max_latency_us = 5000
+"#,
+        )
+        .unwrap();
+        let traffic = tables[0].spec.traffic().expect("streams read");
+        assert_eq!(traffic.link, "tap-src");
+        assert_eq!((traffic.pps, traffic.background_count), (Some(500), 20));
+        assert_eq!(tables[0].spec.sla().max_latency_us, Some(5000));
+    }
+
+    #[test]
     fn bad_tables_name_the_file_the_line_and_the_key() {
         let cases = [
             (
@@ -245,6 +267,18 @@ iterations = 2
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nview_ms = \"x\"\n",
                 "lab.toml:4: [[test]]: `view_ms`: invalid type: string \"x\", expected u64",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nstreams = { link = \"tap0\", source = \"ff1e::1\" }\n",
+                "lab.toml:4: [[test]]: streams.source: ff1e::1 is not a unicast address",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nstreams = { link = \"tap0\", source = \"10.0.0.1\", rate = 5 }\n",
+                "unknown field `rate`",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_loss = 0\n",
+                "streams: max_loss and max_latency_us need the run's own streams",
             ),
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_join_delay_ms = -5\n",
