@@ -132,7 +132,12 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
         };
         spec.check().map_err(|e| {
             // `streams.source`: the line of `streams`.
-            let key = e.split([':', '.']).next().unwrap_or_default().trim().to_string();
+            let key = e
+                .split([':', '.'])
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
             error(key_line(&key), format!("{label}: {e}"))
         })?;
         if tables.iter().any(|t| t.spec.name() == spec.name()) {

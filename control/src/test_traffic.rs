@@ -139,7 +139,8 @@ fn within(g: IpAddr, first: IpAddr, last: IpAddr) -> bool {
 }
 
 /// What the run's hosts received of its streams: per channel (and overall) the datagrams,
-/// those lost while joined (sequence gaps, from the receiver records) and the one-way latency
+/// those lost while joined (per host session, from its first datagram to its leave: the
+/// sequence numbers between less the datagrams read) and the one-way latency
 /// of the datagrams read (the stream headers' send time to the device read, ns); per host
 /// the datagrams and the loss.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,7 +148,8 @@ pub struct TrafficResult {
     /// The run's channel streams and background streams.
     pub streams: u32,
     pub background_streams: u32,
-    /// Per host received and lost, summed; settled when the run is over (0 before).
+    /// Per host session received and lost, summed: of the sessions over (every one once the
+    /// run is over).
     pub received: u64,
     pub lost: u64,
     /// Over every datagram of the run's channel streams read on the hosts' links.

@@ -15,7 +15,6 @@ use super::streams::StreamAction;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
 use crate::datapath::Datagram;
-use crate::streams::check::ReceiverKey;
 use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action};
 use control::stream_header::StreamHeader;
@@ -279,7 +278,8 @@ impl Daemon {
         if !self.tests.is_running() {
             return;
         }
-        let header = StreamHeader::decode(datagram.payload).map(|h| (h.stream, h.sent_ns));
+        let header =
+            StreamHeader::decode(datagram.payload).map(|h| (h.stream, h.sequence, h.sent_ns));
         self.tests
             .stream_datagram(id, datagram.src, datagram.group, header, at);
     }
@@ -313,27 +313,13 @@ impl Daemon {
             },
             None => Vec::new(),
         };
-        let mut run = RunTraffic::new(
+        let run = RunTraffic::new(
             traffic.source,
             channels,
             &channel_streams,
             &background,
             targets,
         );
-        // What the hosts' receiver records held before: not the run's.
-        for &(host, link) in targets {
-            for (channel, &group) in spec.channels().iter().enumerate() {
-                let key = ReceiverKey {
-                    host: self.hosts[host].delay_number,
-                    link,
-                    source: traffic.source,
-                    group,
-                };
-                if let Some(c) = self.streams.receivers.counts_of(&key) {
-                    run.set_baseline(host, channel, c.received, c.lost);
-                }
-            }
-        }
         info!(
             "test {}: {} channel streams and {} background streams from {} on {}",
             spec.name(),
@@ -355,38 +341,12 @@ impl Daemon {
         }
     }
 
-    /// The latest run is over: its streams are stopped and removed, and what its hosts
-    /// received of them while joined is settled. O(hosts × channels), once per run.
+    /// The latest run is over: its streams are removed and its hosts' sessions closed.
     fn settle_test_traffic(&mut self) {
-        let Daemon {
-            tests,
-            streams,
-            hosts,
-            ..
-        } = self;
-        let Some(traffic) = tests.traffic_to_settle() else {
+        let Some(traffic) = self.tests.traffic_to_settle() else {
             return;
         };
-        let source = traffic.source();
-        let channels = traffic.channels().to_vec();
-        let mut figures = Vec::new();
-        for &host in traffic.hosts() {
-            let Some(h) = hosts.get(host) else {
-                continue;
-            };
-            for (channel, &group) in channels.iter().enumerate() {
-                let key = ReceiverKey {
-                    host: h.delay_number,
-                    link: h.link,
-                    source,
-                    group,
-                };
-                if let Some(c) = streams.receivers.counts_of(&key) {
-                    figures.push((host, channel, c.received, c.lost));
-                }
-            }
-        }
-        traffic.settle(figures);
+        traffic.settle();
         let ids = traffic.stream_ids();
         self.remove_test_streams(ids);
     }

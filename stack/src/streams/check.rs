@@ -437,17 +437,6 @@ impl Receivers {
     }
 }
 
-/// Looked up by a test run at its start and end.
-impl Receivers {
-    /// The counts of one (host, link, source, group), if it has a record. O(1).
-    pub fn counts_of(&self, key: &ReceiverKey) -> Option<ReceiverCounts> {
-        let flow = *self.flow_numbers.get(&(key.link, key.source, key.group))?;
-        self.records
-            .get(&(u64::from(key.host) << 32 | u64::from(flow)))
-            .map(ReceiverRecord::counts)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -433,25 +433,31 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         self.by_host.clear();
     }
 
-    fn running_run(&mut self, host: H) -> Option<&mut Procedure<H, L>> {
+    fn running_run(&mut self, host: H) -> Option<&mut Run<H, L>> {
         let i = self.running?;
         if !self.by_host.contains(&host) {
             return None;
         }
-        Some(&mut self.runs[i].procedure)
+        Some(&mut self.runs[i])
     }
 
     /// A report (or leave) naming `group` was written for `host` at `at`.
     pub fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
-        if let Some(p) = self.running_run(host) {
-            p.report_sent(host, group, at);
+        if let Some(run) = self.running_run(host) {
+            run.procedure.report_sent(host, group, at);
+            if let Some(t) = &mut run.traffic {
+                t.joined(host, group);
+            }
         }
     }
 
     /// The Leave / TO_IN({}) of `host` for `group` was written at `at`.
     pub fn left(&mut self, host: H, group: IpAddr, at: Nanos) {
-        if let Some(p) = self.running_run(host) {
-            p.left(host, group, at);
+        if let Some(run) = self.running_run(host) {
+            run.procedure.left(host, group, at);
+            if let Some(t) = &mut run.traffic {
+                t.left(host, group);
+            }
         }
     }
 
@@ -479,7 +485,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         segment: L,
         source: IpAddr,
         group: IpAddr,
-        header: Option<(u32, Nanos)>,
+        header: Option<(u32, u64, Nanos)>,
         at: Nanos,
     ) {
         let Some(i) = self.running else {

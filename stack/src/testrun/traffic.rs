@@ -1,8 +1,16 @@
 //! A run's own streams ([`control::test_traffic::TestTraffic`]): which datagrams are its
 //! channels' (by the stream header's stream number, the source and the group, so that a wrong
 //! source or another stream of the group cannot fake a join), their one-way latency per
-//! channel, and, once the run is over, what each host received and lost while joined (from the
-//! receiver records, less what they held before the run).
+//! channel, and what each host received and lost while joined.
+//!
+//! Loss while joined is counted per host session (its join to its leave of a channel) from
+//! what the host's segment read, in O(1) per datagram whatever the number of hosts: each
+//! (segment, channel) keeps the datagrams read so far and the highest sequence number; a
+//! session notes both at its first datagram and again at its leave, and what it should have
+//! received (the sequence numbers between) less what was read is its loss. (Hosts on one
+//! segment share their datagrams: the daemon's receiver records, per host, count a datagram
+//! read while another host of the segment watches the group as the left host's, and the gap
+//! before it as lost, which is not loss while joined.)
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::Hash;
@@ -51,13 +59,6 @@ impl Got {
         self.received += other.received;
         self.lost += other.lost;
     }
-
-    fn since(self, before: Got) -> Got {
-        Got {
-            received: self.received.saturating_sub(before.received),
-            lost: self.lost.saturating_sub(before.lost),
-        }
-    }
 }
 
 /// What a datagram read on one of the run's segments is to the run.
@@ -69,6 +70,33 @@ pub enum Credit {
     Not,
 }
 
+/// One (segment, channel): what it read, and the sessions waiting for their first datagram.
+#[derive(Debug)]
+struct SegmentFlow<H> {
+    received: u64,
+    /// The highest sequence number read.
+    highest: u64,
+    waiting: Vec<H>,
+}
+
+impl<H> Default for SegmentFlow<H> {
+    fn default() -> SegmentFlow<H> {
+        SegmentFlow {
+            received: 0,
+            highest: 0,
+            waiting: Vec::new(),
+        }
+    }
+}
+
+/// A host joined to a channel: its segment, and from its first datagram on, that datagram's
+/// sequence number and what the segment had read before it.
+#[derive(Debug, Clone, Copy)]
+struct Session<L> {
+    segment: L,
+    start: Option<(u64, u64)>,
+}
+
 /// The run's streams and what they measured.
 #[derive(Debug)]
 pub struct RunTraffic<H, L> {
@@ -77,15 +105,17 @@ pub struct RunTraffic<H, L> {
     /// The daemon's stream numbers: each channel stream's channel.
     by_stream: HashMap<u32, usize>,
     background: HashSet<u32>,
-    /// The run's hosts, and where they read.
-    hosts: Vec<H>,
+    /// The channels' numbers.
+    channel_of: HashMap<IpAddr, usize>,
+    /// The run's hosts' segments.
+    segment_of: HashMap<H, L>,
     segments: HashSet<L>,
+    flows: HashMap<(L, usize), SegmentFlow<H>>,
+    sessions: HashMap<(H, usize), Session<L>>,
     latency: Vec<LatencyRecord>,
     all: LatencyRecord,
     background_received: u64,
-    /// Receiver figures of (host, channel) from before the run, where there were some.
-    baseline: HashMap<(H, usize), Got>,
-    /// Per host and per channel, once settled.
+    /// Per host and per channel, of the sessions closed.
     per_host: BTreeMap<H, Got>,
     per_channel: Vec<Got>,
     settled: bool,
@@ -102,7 +132,9 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> RunTraffic<H, L> {
         hosts: &[(H, L)],
     ) -> RunTraffic<H, L> {
         let n = channels.len();
+        let channel_of = channels.iter().enumerate().map(|(i, &g)| (g, i)).collect();
         RunTraffic {
+            channel_of,
             source,
             channels,
             by_stream: channel_streams
@@ -111,12 +143,13 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> RunTraffic<H, L> {
                 .map(|(i, &s)| (s, i))
                 .collect(),
             background: background.iter().copied().collect(),
-            hosts: hosts.iter().map(|&(h, _)| h).collect(),
+            segment_of: hosts.iter().copied().collect(),
             segments: hosts.iter().map(|&(_, l)| l).collect(),
+            flows: HashMap::new(),
+            sessions: HashMap::new(),
             latency: vec![LatencyRecord::default(); n],
             all: LatencyRecord::default(),
             background_received: 0,
-            baseline: HashMap::new(),
             per_host: BTreeMap::new(),
             per_channel: vec![Got::default(); n],
             settled: false,
@@ -135,36 +168,72 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> RunTraffic<H, L> {
         ids
     }
 
-    /// The run's hosts.
-    pub fn hosts(&self) -> &[H] {
-        &self.hosts
+    /// A report of `host` naming `group` went out: a channel not joined yet starts a session,
+    /// waiting for its first datagram.
+    pub fn joined(&mut self, host: H, group: IpAddr) {
+        let (Some(&channel), Some(&segment)) =
+            (self.channel_of.get(&group), self.segment_of.get(&host))
+        else {
+            return;
+        };
+        if self.sessions.contains_key(&(host, channel)) {
+            return;
+        }
+        self.sessions.insert(
+            (host, channel),
+            Session {
+                segment,
+                start: None,
+            },
+        );
+        self.flows
+            .entry((segment, channel))
+            .or_default()
+            .waiting
+            .push(host);
     }
 
-    pub fn source(&self) -> IpAddr {
-        self.source
+    /// The leave of `host` for `group` went out: its session's figures are added.
+    pub fn left(&mut self, host: H, group: IpAddr) {
+        let Some(&channel) = self.channel_of.get(&group) else {
+            return;
+        };
+        if let Some(session) = self.sessions.remove(&(host, channel)) {
+            self.close(host, channel, session);
+        }
     }
 
-    pub fn channels(&self) -> &[IpAddr] {
-        &self.channels
+    fn close(&mut self, host: H, channel: usize, session: Session<L>) {
+        let Some(flow) = self.flows.get_mut(&(session.segment, channel)) else {
+            return;
+        };
+        let Some((first, before)) = session.start else {
+            flow.waiting.retain(|&h| h != host);
+            return;
+        };
+        let received = flow.received - before;
+        let expected = flow.highest.saturating_sub(first) + 1;
+        let got = Got {
+            received,
+            // A duplicate counts as received: it hides a loss rather than invents one.
+            lost: expected.saturating_sub(received),
+        };
+        self.per_host.entry(host).or_default().add(got);
+        self.per_channel[channel].add(got);
     }
 
-    /// What a host held of channel `channel` before the run (its record's figures).
-    pub fn set_baseline(&mut self, host: H, channel: usize, received: u64, lost: u64) {
-        self.baseline
-            .insert((host, channel), Got { received, lost });
-    }
-
-    /// A datagram of `group` from `source` read on `segment`, with the stream number and
-    /// send time of its header (if it has one), at `at`. O(1).
+    /// A datagram of `group` from `source` read on `segment`, with the stream number,
+    /// sequence number and send time of its header (if it has one), at `at`. O(1), and the
+    /// sessions that waited for it.
     pub fn datagram(
         &mut self,
         segment: L,
         source: IpAddr,
         group: IpAddr,
-        header: Option<(u32, Nanos)>,
+        header: Option<(u32, u64, Nanos)>,
         at: Nanos,
     ) -> Credit {
-        let Some((stream, sent)) = header else {
+        let Some((stream, sequence, sent)) = header else {
             return Credit::Not;
         };
         if source != self.source || !self.segments.contains(&segment) {
@@ -177,6 +246,14 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> RunTraffic<H, L> {
             let latency = at.saturating_sub(sent);
             self.latency[channel].observe(latency);
             self.all.observe(latency);
+            let flow = self.flows.entry((segment, channel)).or_default();
+            for host in flow.waiting.drain(..) {
+                if let Some(session) = self.sessions.get_mut(&(host, channel)) {
+                    session.start = Some((sequence, flow.received));
+                }
+            }
+            flow.received += 1;
+            flow.highest = flow.highest.max(sequence);
             return Credit::Channel;
         }
         if self.background.contains(&stream) {
@@ -189,23 +266,12 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> RunTraffic<H, L> {
         self.settled
     }
 
-    /// The run is over: `figures` gives, for each (host, channel) that has a receiver record,
-    /// its received and lost now; less the baseline, they are the run's.
-    pub fn settle(&mut self, figures: impl IntoIterator<Item = (H, usize, u64, u64)>) {
-        for (host, channel, received, lost) in figures {
-            let now = Got { received, lost };
-            let before = self
-                .baseline
-                .get(&(host, channel))
-                .copied()
-                .unwrap_or_default();
-            let got = now.since(before);
-            self.per_host.entry(host).or_default().add(got);
-            if let Some(c) = self.per_channel.get_mut(channel) {
-                c.add(got);
-            }
+    /// The run is over: the sessions still open are closed (as if left now).
+    pub fn settle(&mut self) {
+        let open: Vec<((H, usize), Session<L>)> = self.sessions.drain().collect();
+        for ((host, channel), session) in open {
+            self.close(host, channel, session);
         }
-        self.baseline = HashMap::new();
         self.settled = true;
     }
 
@@ -311,18 +377,24 @@ mod tests {
         let s: IpAddr = "10.0.0.250".parse().unwrap();
         let (g1, g2): (IpAddr, IpAddr) =
             ("239.1.1.1".parse().unwrap(), "239.1.1.2".parse().unwrap());
-        assert_eq!(t.datagram(0, s, g1, Some((7, 100)), 1100), Credit::Channel);
+        assert_eq!(
+            t.datagram(0, s, g1, Some((7, 0, 100)), 1100),
+            Credit::Channel
+        );
         // No header, another source, another stream of the group, another segment.
         assert_eq!(t.datagram(0, s, g1, None, 1100), Credit::Not);
         assert_eq!(
-            t.datagram(0, "10.0.0.1".parse().unwrap(), g1, Some((7, 0)), 1),
+            t.datagram(0, "10.0.0.1".parse().unwrap(), g1, Some((7, 0, 0)), 1),
             Credit::Not
         );
-        assert_eq!(t.datagram(0, s, g1, Some((8, 0)), 1), Credit::Not);
-        assert_eq!(t.datagram(1, s, g1, Some((7, 0)), 1), Credit::Not);
-        assert_eq!(t.datagram(0, s, g2, Some((8, 2000)), 5000), Credit::Channel);
+        assert_eq!(t.datagram(0, s, g1, Some((8, 0, 0)), 1), Credit::Not);
+        assert_eq!(t.datagram(1, s, g1, Some((7, 0, 0)), 1), Credit::Not);
         assert_eq!(
-            t.datagram(0, s, "239.2.0.1".parse().unwrap(), Some((9, 0)), 1),
+            t.datagram(0, s, g2, Some((8, 0, 2000)), 5000),
+            Credit::Channel
+        );
+        assert_eq!(
+            t.datagram(0, s, "239.2.0.1".parse().unwrap(), Some((9, 0, 0)), 1),
             Credit::Not
         );
         let r = t.result(&|h| format!("h{h}"), 0..10);
@@ -335,20 +407,38 @@ mod tests {
     }
 
     #[test]
-    fn settled_figures_are_the_run_s_less_the_baseline_and_judged() {
+    fn loss_while_joined_is_per_session_from_its_first_datagram_to_its_leave() {
         let mut t = traffic();
-        t.set_baseline(1, 0, 100, 3);
-        t.settle([(1, 0, 150, 4), (1, 1, 40, 0), (2, 0, 60, 2)]);
+        let s: IpAddr = "10.0.0.250".parse().unwrap();
+        let g1: IpAddr = "239.1.1.1".parse().unwrap();
+        let read = |t: &mut RunTraffic<u32, u8>, seq: u64| {
+            assert_eq!(t.datagram(0, s, g1, Some((7, seq, 0)), 10), Credit::Channel);
+        };
+        // Before any join: not owed to anyone.
+        read(&mut t, 0);
+        t.joined(1, g1);
+        t.joined(1, g1); // a repeated report: one session
+        read(&mut t, 1);
+        read(&mut t, 2);
+        // 3 and 4 lost on the way; host 2 joins (same segment) and gets 5 first.
+        t.joined(2, g1);
+        read(&mut t, 5);
+        t.left(1, g1);
+        // Nobody of host 1 from now: 6..=99 not sent to it; host 2 still watches.
+        for seq in 6..100 {
+            read(&mut t, seq);
+        }
+        t.left(1, g1); // a repeated leave: nothing more
+        let r = t.result(&|h| format!("h{h}"), 0..10);
+        assert_eq!((r.per_host[0].received, r.per_host[0].lost), (3, 2));
+        assert_eq!(r.per_host.len(), 1, "host 2's session is open");
+        t.settle();
         let r = t.result(&|h| format!("h{h}"), 0..1);
-        assert_eq!((r.received, r.lost), (150, 3));
-        assert_eq!((r.channels[0].received, r.channels[0].lost), (110, 3));
         assert_eq!(r.per_host.len(), 1, "a page of one");
-        assert_eq!(
-            (r.per_host[0].of.as_str(), r.per_host[0].received),
-            ("h1", 90)
-        );
+        assert_eq!((r.received, r.lost), (3 + 95, 2));
+        assert_eq!((r.channels[0].received, r.channels[0].lost), (98, 2));
         let sla = Sla {
-            max_loss: Some(2),
+            max_loss: Some(1),
             ..Sla::default()
         };
         let checks = t.checks(&sla, &r);
@@ -358,5 +448,12 @@ mod tests {
             .map(|c| c.scope.as_str())
             .collect();
         assert_eq!(failed, ["overall", "239.1.1.1"]);
+        // A session that never got a datagram leaves nothing behind.
+        let g2: IpAddr = "239.1.1.2".parse().unwrap();
+        let mut t = traffic();
+        t.joined(1, g2);
+        t.left(1, g2);
+        t.settle();
+        assert_eq!(t.result(&|h| format!("h{h}"), 0..10).received, 0);
     }
 }

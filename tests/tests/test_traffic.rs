@@ -1,0 +1,255 @@
+//! Test runs that drive their own traffic, against a real peer: a Linux bridge with IGMPv3 /
+//! MLDv2 snooping. One daemon serves two TAP ports of the bridge: the run's streams go out of
+//! `tap-src`, its emulated hosts on `tap-rx` join and leave, and only the datagrams of the
+//! run's own streams are credited.
+//!
+//! - Zapping driven by streams (IGMP and MLD): every zap measured, zero loss while joined,
+//!   a one-way latency above 0 and below a sane bound, exit 0; the streams are gone after.
+//! - RFC 3918 §5 / §8: the join/leave delay procedure while 50 background streams (that no
+//!   host joins) load the bridge: pass, nothing of the background forwarded to the hosts, the
+//!   forwarding latency per group reported.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+use tests::*;
+
+const BR: &str = "br0";
+const RX: &str = "tap-rx";
+const SRC: &str = "tap-src";
+const HOSTS: &str = "10.99.0.10-10.99.0.11";
+const SOURCE: &str = "10.99.0.251";
+/// The daemon's own host on the streams' link.
+const SRC_HOST: &str = "10.99.0.250";
+const SOURCE_V6: &str = "2001:db8::251";
+
+/// The bridge (snooping, its own querier, unwatched groups pruned 2 × 200 ms after their
+/// leave), the receivers' port `tap-rx` and the streams' port `tap-src`.
+fn bridge(ns: &Netns) {
+    let config = SnoopingBridge {
+        last_member_interval_cs: 20,
+        ..SnoopingBridge::default()
+    };
+    ns.snooping_bridge(BR, RX, KERNEL_V4_CIDR, &config);
+    ns.ip(&["tuntap", "add", "dev", SRC, "mode", "tap"]);
+    ns.ip(&["link", "set", SRC, "master", BR]);
+    ns.ip(&["link", "set", SRC, "up"]);
+}
+
+/// The daemon: the streams' link, and two hosts on `tap-rx`.
+fn daemon(ns: &Netns) -> Daemon<'_> {
+    ns.spawn_configured(&format!(
+        "log_level = \"info\"\nv3_unsolicited_interval_ms = 200\n\
+         [[link]]\ndevice = \"{SRC}\"\nkind = \"tap\"\nipv4 = \"{SRC_HOST}/24\"\n\
+         [[link]]\ndevice = \"{RX}\"\nkind = \"tap\"\nsuppression = false\n\
+         [[link.hosts]]\ncount = 2\nipv4 = \"10.99.0.10/24\"\n"
+    ))
+}
+
+/// The bridge's querier is up and its start-up hold is over.
+fn wait_for_the_querier(daemon: &Daemon, queries: &str) {
+    must_wait("the bridge's first queries", secs(10), || {
+        daemon.counter(queries) >= 3
+    });
+    std::thread::sleep(ms(1500));
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn number(v: &Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// One-way latency through a bridge in a namespace: above 0, below 100 ms.
+fn sane_latency(latency: &Value) {
+    let (p50, p99, max) = (
+        number(latency, "p50_ns"),
+        number(latency, "p99_ns"),
+        number(latency, "max_ns"),
+    );
+    assert!(number(latency, "count") > 0, "{latency}");
+    assert!(p50 > 0 && p50 <= p99, "{latency}");
+    assert!(max < 100_000_000, "latency below 100 ms: {latency}");
+}
+
+fn zapping_with_its_own_streams(test: &str, channels: &str, source: &str, queries: &str) {
+    let Some(ns) = Netns::new(test) else { return };
+    bridge(&ns);
+    let daemon = daemon(&ns);
+    wait_for_the_querier(&daemon, queries);
+    let out = ns.dir().join("out");
+    let run = daemon.ctl(&[
+        "test",
+        "zapping",
+        "--iface",
+        RX,
+        "--hosts",
+        HOSTS,
+        "--channels",
+        channels,
+        "--view-ms",
+        "800",
+        "--count",
+        "4",
+        "--leave-grace-ms",
+        "1500",
+        "--stream-link",
+        SRC,
+        "--source",
+        source,
+        "--pps",
+        "500",
+        "--max-join-delay-ms",
+        "1000",
+        "--max-loss",
+        "0",
+        "--max-latency-us",
+        "100000",
+        "--wait",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let receivers = daemon.ctl_json(&["streams"]);
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}\nreceivers: {receivers:#}",
+        describe(&run)
+    );
+    let report = read_json(&out.join("report.json"));
+    eprintln!("{test}: {}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["zaps"], 8, "2 hosts × 4 joins");
+    assert_eq!(report["join_delay"]["count"], 8, "every zap measured");
+    assert_eq!(report["not_received"], 0);
+    let traffic = &report["traffic"];
+    assert_eq!(traffic["streams"], 4, "one stream per channel");
+    assert_eq!(
+        number(traffic, "lost"),
+        0,
+        "no loss while joined: {traffic}"
+    );
+    // 2 hosts × 4 views of ~0.8 s at 500 pps, less the join delays.
+    assert!(number(traffic, "received") > 2 * 4 * 200, "{traffic}");
+    sane_latency(&traffic["latency"]);
+    for channel in traffic["channels"].as_array().unwrap() {
+        assert!(number(channel, "received") > 0, "{channel}");
+        sane_latency(&channel["latency"]);
+    }
+    let hosts = traffic["per_host"].as_array().unwrap();
+    assert_eq!(hosts.len(), 2);
+    for host in hosts {
+        assert!(
+            number(host, "received") > 0 && number(host, "lost") == 0,
+            "{host}"
+        );
+    }
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    for check in ["max_loss", "max_latency_us"] {
+        assert!(junit.contains(check), "{check}: {junit}");
+    }
+    // The run's streams went with it.
+    let streams = daemon.ctl_json(&["streams"]);
+    assert!(
+        streams["streams"].as_array().unwrap().is_empty(),
+        "{streams}"
+    );
+}
+
+#[test]
+fn igmp_zapping_driven_by_its_own_streams_loses_nothing_while_joined() {
+    zapping_with_its_own_streams(
+        "tt_zap_igmp",
+        "239.7.1.1,239.7.1.2,239.7.1.3,239.7.1.4",
+        SOURCE,
+        "igmp_rcv_v3_queries",
+    );
+}
+
+#[test]
+fn mld_zapping_driven_by_its_own_streams_loses_nothing_while_joined() {
+    zapping_with_its_own_streams(
+        "tt_zap_mld",
+        "ff1e::7:1,ff1e::7:2,ff1e::7:3,ff1e::7:4",
+        SOURCE_V6,
+        "mld_rcv_v2_queries",
+    );
+}
+
+/// RFC 3918 §8: the join and leave delay procedure while 50 background streams load the
+/// bridge; §5: the forwarding latency of each group. From a test file (`test run`).
+#[test]
+fn burdened_join_delay_and_forwarding_latency_with_background_streams() {
+    let test = "tt_burdened";
+    let Some(ns) = Netns::new(test) else { return };
+    bridge(&ns);
+    let daemon = daemon(&ns);
+    wait_for_the_querier(&daemon, "igmp_rcv_v3_queries");
+    let file = ns.dir().join("burdened.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[test]]\nkind = \"rfc3918-join-leave\"\nname = \"burdened\"\niface = \"{RX}\"\n\
+             hosts = \"{HOSTS}\"\ngroups = [\"239.8.1.1\", \"239.8.1.2\"]\niterations = 2\n\
+             check_ms = 500\nhold_ms = 1000\nleave_grace_ms = 1500\n\
+             streams = {{ link = \"{SRC}\", source = \"{SOURCE}\", pps = 500, \
+             background_group = \"239.8.2.1\", background_count = 50, background_pps = 200 }}\n\
+             [test.sla]\nmax_join_delay_ms = 1000\nmax_leave_delay_ms = 1500\nmax_loss = 0\n\
+             max_latency_us = 100000\n"
+        ),
+    )
+    .unwrap();
+    let out = ns.dir().join("out");
+    let run = daemon.ctl(&[
+        "test",
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let report = read_json(&out.join("report.json"));
+    eprintln!("{test}: {}", String::from_utf8_lossy(&run.stdout));
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(
+        report["spec"]["streams"]["background_count"], 50,
+        "the parameters are in the report"
+    );
+    assert_eq!(report["forwarded_without_join"], 0);
+    assert_eq!(report["forwarded_after_leave"], 0);
+    assert_eq!(
+        report["join_delay"]["count"], 8,
+        "2 hosts × 2 groups × 2 iterations"
+    );
+    assert_eq!(report["leave_delay"]["count"], 8);
+    let traffic = &report["traffic"];
+    assert_eq!(traffic["background_streams"], 50);
+    assert_eq!(
+        traffic["background_received"], 0,
+        "the bridge forwards no background group to the hosts: {traffic}"
+    );
+    assert_eq!(number(traffic, "lost"), 0, "{traffic}");
+    sane_latency(&traffic["latency"]);
+    for channel in traffic["channels"].as_array().unwrap() {
+        sane_latency(&channel["latency"]);
+    }
+    let streams = daemon.ctl_json(&["streams"]);
+    assert!(
+        streams["streams"].as_array().unwrap().is_empty(),
+        "{streams}"
+    );
+}
