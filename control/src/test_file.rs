@@ -103,12 +103,12 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
                     format!("{label}: `kind` is a string, not {}", other.type_str()),
                 ))
             }
-            None => {
-                return Err(error(
-                    at,
-                    format!("{label}: missing key `kind` (zapping or rfc3918-join-leave)"),
-                ))
-            }
+            None => return Err(error(
+                at,
+                format!(
+                    "{label}: missing key `kind` (zapping, rfc3918-join-leave or rfc3918-capacity)"
+                ),
+            )),
         };
         // Each kind's own struct, so that an error names the key it is about.
         let problem = |(key, message): (Option<String>, String)| match key {
@@ -123,10 +123,11 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
         let spec = match kind.as_str() {
             "zapping" => TestSpec::Zapping(typed(&table).map_err(problem)?),
             "rfc3918-join-leave" => TestSpec::JoinLeave(typed(&table).map_err(problem)?),
+            "rfc3918-capacity" => TestSpec::Capacity(typed(&table).map_err(problem)?),
             other => {
                 return Err(error(
                     key_line("kind"),
-                    format!("{label}: unknown kind `{other}` (zapping or rfc3918-join-leave)"),
+                    format!("{label}: unknown kind `{other}` (zapping, rfc3918-join-leave or rfc3918-capacity)"),
                 ))
             }
         };

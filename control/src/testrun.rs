@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::protocol::HostRange;
+use crate::test_capacity::{CapacityResult, CapacitySpec};
 use crate::test_traffic::{TestTraffic, TrafficResult};
 
 /// The version of [`TestReport`]'s keys: raised when one changes meaning or goes away.
@@ -29,6 +30,10 @@ pub enum TestSpec {
     /// RFC 3918 §6.1/§6.2: check, join, measure, leave, measure, check; iterations.
     #[serde(rename = "rfc3918-join-leave")]
     JoinLeave(JoinLeaveSpec),
+    /// RFC 3918 §7.1: join groups in steps while a stream runs on each; the largest count
+    /// forwarded correctly.
+    #[serde(rename = "rfc3918-capacity")]
+    Capacity(CapacitySpec),
 }
 
 impl ZappingSpec {
@@ -47,14 +52,16 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.name,
             TestSpec::JoinLeave(j) => &j.name,
+            TestSpec::Capacity(c) => &c.name,
         }
     }
 
-    /// `zapping` or `rfc3918-join-leave`.
+    /// `zapping`, `rfc3918-join-leave` or `rfc3918-capacity`.
     pub fn kind(&self) -> &'static str {
         match self {
             TestSpec::Zapping(_) => "zapping",
             TestSpec::JoinLeave(_) => "rfc3918-join-leave",
+            TestSpec::Capacity(_) => "rfc3918-capacity",
         }
     }
 
@@ -62,6 +69,7 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.sla,
             TestSpec::JoinLeave(j) => &j.sla,
+            TestSpec::Capacity(c) => &c.sla,
         }
     }
 
@@ -70,14 +78,16 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => z.streams.as_ref(),
             TestSpec::JoinLeave(j) => j.streams.as_ref(),
+            TestSpec::Capacity(c) => c.streams.as_ref(),
         }
     }
 
-    /// Its channels (zapping) or groups (RFC 3918).
-    pub fn channels(&self) -> &[IpAddr] {
+    /// Its channels (zapping) or groups (RFC 3918; every group a capacity run may join).
+    pub fn channels(&self) -> std::borrow::Cow<'_, [IpAddr]> {
         match self {
-            TestSpec::Zapping(z) => &z.channels,
-            TestSpec::JoinLeave(j) => &j.groups,
+            TestSpec::Zapping(z) => (&z.channels[..]).into(),
+            TestSpec::JoinLeave(j) => (&j.groups[..]).into(),
+            TestSpec::Capacity(c) => c.groups().into(),
         }
     }
 
@@ -85,6 +95,7 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.thresholds_ms,
             TestSpec::JoinLeave(j) => &j.thresholds_ms,
+            TestSpec::Capacity(c) => &c.thresholds_ms,
         }
     }
 
@@ -99,6 +110,17 @@ impl TestSpec {
         let (channels, key) = match self {
             TestSpec::Zapping(z) => (&z.channels, "channels"),
             TestSpec::JoinLeave(j) => (&j.groups, "groups"),
+            TestSpec::Capacity(c) => {
+                c.check()?;
+                positive("step_ms", c.step_ms)?;
+                if c.leave_grace_ms > MAX_MS {
+                    return Err(format!("leave_grace_ms: 0 to {MAX_MS} ms"));
+                }
+                if let Some(traffic) = &c.streams {
+                    traffic.check(&c.groups())?;
+                }
+                return Ok(());
+            }
         };
         if channels.is_empty() {
             return Err(format!("{key}: give at least one group"));
@@ -127,6 +149,7 @@ impl TestSpec {
         let grace = match self {
             TestSpec::Zapping(z) => z.leave_grace_ms,
             TestSpec::JoinLeave(j) => j.leave_grace_ms,
+            TestSpec::Capacity(c) => c.leave_grace_ms,
         };
         if grace > MAX_MS {
             return Err(format!("leave_grace_ms: 0 to {MAX_MS} ms"));
@@ -168,6 +191,7 @@ impl TestSpec {
                     return Err("iterations: 1 to 10000".into());
                 }
             }
+            TestSpec::Capacity(_) => {}
         }
         if let Some(traffic) = self.traffic() {
             traffic.check(channels)?;
@@ -260,6 +284,9 @@ pub struct Sla {
     /// With the run's own streams: the largest p99 one-way latency allowed, per channel (µs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_latency_us: Option<u64>,
+    /// RFC 3918 §7.1: the fewest groups the device must forward correctly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_capacity: Option<u32>,
 }
 
 fn default_name() -> String {
@@ -605,6 +632,9 @@ pub struct TestReport {
     /// With the run's own streams (`spec.streams`): what its hosts received of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<TrafficResult>,
+    /// RFC 3918 §7.1: the capacity found, and each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityResult>,
 }
 
 #[cfg(test)]

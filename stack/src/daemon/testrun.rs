@@ -56,6 +56,7 @@ impl Daemon {
         let (iface, hosts) = match &spec {
             TestSpec::Zapping(z) => (&z.iface, &z.hosts),
             TestSpec::JoinLeave(j) => (&j.iface, &j.hosts),
+            TestSpec::Capacity(c) => (&c.iface, &c.hosts),
         };
         let targets: Vec<(HostId, LinkId)> = self
             .target_hosts(iface, &None, hosts)?

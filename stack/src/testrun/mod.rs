@@ -15,6 +15,7 @@ use std::net::IpAddr;
 
 use control::testrun::{RunState, TestReport, TestSpec, Verdict, REPORT_SCHEMA};
 
+pub mod capacity;
 pub mod report;
 pub mod rfc3918;
 pub mod summary;
@@ -96,6 +97,7 @@ impl<H> Probe<H> {
 pub enum Procedure<H, L> {
     Zapping(zapping::Zapping<H, L>),
     JoinLeave(rfc3918::JoinLeave<H, L>),
+    Capacity(capacity::Capacity<H, L>),
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
@@ -103,6 +105,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.next_deadline(),
             Procedure::JoinLeave(j) => j.next_deadline(),
+            Procedure::Capacity(c) => c.next_deadline(),
         }
     }
 
@@ -110,6 +113,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.due(now, out),
             Procedure::JoinLeave(j) => j.due(now, out),
+            Procedure::Capacity(c) => c.due(now, out),
         }
     }
 
@@ -117,6 +121,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.is_over(),
             Procedure::JoinLeave(j) => j.is_over(),
+            Procedure::Capacity(c) => c.is_over(),
         }
     }
 
@@ -124,6 +129,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.report_sent(host, group, at),
             Procedure::JoinLeave(j) => j.report_sent(host, group, at),
+            // No join delay: the groups are judged step by step.
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -131,6 +138,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.left(host, group, at),
             Procedure::JoinLeave(j) => j.left(host, group, at),
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -138,6 +146,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.datagram(segment, group, at),
             Procedure::JoinLeave(j) => j.datagram(segment, group, at),
+            // Judged from the streams' sequence numbers: [`TestRuns::stream_datagram`].
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -146,6 +156,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.held(out),
             Procedure::JoinLeave(j) => j.held(out),
+            Procedure::Capacity(c) => c.held(out),
         }
     }
 
@@ -153,6 +164,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.probes(),
             Procedure::JoinLeave(j) => j.probes(),
+            Procedure::Capacity(c) => c.probes(),
         }
     }
 
@@ -160,6 +172,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.planned(),
             Procedure::JoinLeave(j) => j.planned(),
+            Procedure::Capacity(c) => c.planned(),
         }
     }
 
@@ -167,6 +180,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.joins_sent(),
             Procedure::JoinLeave(j) => j.joins_sent(),
+            Procedure::Capacity(c) => c.joins_sent(),
         }
     }
 }
@@ -221,6 +235,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             records: Vec::new(),
             records_total: 0,
             traffic: None,
+            capacity: None,
         }
     }
 
@@ -247,6 +262,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         let (not_received_limit, forwarding_checks) = match &self.spec {
             TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
             TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
+            TestSpec::Capacity(c) => (c.step_ms * MS, false),
         };
         let judge = summary::Judge {
             sla: self.spec.sla(),
@@ -265,6 +281,23 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             r.checks.extend(t.checks(self.spec.sla(), &result));
             result
         });
+        let capacity = match &self.procedure {
+            Procedure::Capacity(c) => {
+                let result = c.result().clone();
+                if let Some(min) = self.spec.sla().min_capacity {
+                    r.checks.push(control::testrun::Check {
+                        name: "min_capacity".into(),
+                        scope: "overall".into(),
+                        measured: u64::from(result.groups),
+                        threshold: u64::from(min),
+                        unit: "groups".into(),
+                        pass: result.groups >= min,
+                    });
+                }
+                Some(result)
+            }
+            _ => None,
+        };
         let verdict = match self.state {
             RunState::Running => Verdict::Pending,
             RunState::Error => Verdict::Error,
@@ -299,6 +332,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             records: r.records,
             records_total: r.records_total,
             traffic,
+            capacity,
         }
     }
 }
@@ -358,6 +392,15 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             TestSpec::JoinLeave(j) => {
                 u64::from(j.iterations) * j.groups.len() as u64 * hosts.len() as u64
             }
+            TestSpec::Capacity(c) => {
+                if hosts.len() != 1 {
+                    return Err(format!(
+                        "hosts: a capacity run joins from one host, not {}",
+                        hosts.len()
+                    ));
+                }
+                u64::from(c.max)
+            }
         };
         if zaps > MAX_ZAPS {
             return Err(format!(
@@ -375,6 +418,10 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
                 let run = rfc3918::JoinLeave::new(j, &hosts, now);
                 (Procedure::JoinLeave(run), None)
             }
+            TestSpec::Capacity(c) => (
+                Procedure::Capacity(capacity::Capacity::new(c, hosts[0])),
+                None,
+            ),
         };
         if self.runs.len() >= KEPT_RUNS {
             self.runs.remove(0);
@@ -497,7 +544,12 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
                 return;
             }
         }
-        run.procedure.datagram(segment, group, at);
+        match (&mut run.procedure, header) {
+            (Procedure::Capacity(c), Some((_, sequence, _))) => {
+                c.datagram(segment, group, sequence, at)
+            }
+            (procedure, _) => procedure.datagram(segment, group, at),
+        }
     }
 
     /// The latest run's streams when it is over and they are not settled yet: the daemon
