@@ -1,6 +1,6 @@
 //! RFC 3918 §7.1 multicast group capacity (`kind = "rfc3918-capacity"`): with a stream on
-//! every group, a host joins groups in steps (`start`, then `step` more each time, up to
-//! `max`); at the end of each step every group joined must be forwarded (a datagram of each
+//! every group, a host joins groups in steps (`start_groups`, then `step_groups` more each
+//! time, up to `max_groups`); at the end of each step every group joined must be forwarded (a datagram of each
 //! within the last `window_ms`, at most `max_loss_per_group` lost in the step). The result is
 //! the largest count forwarded correctly.
 
@@ -60,13 +60,13 @@ pub struct CapacitySpec {
     pub first_group: IpAddr,
     /// Groups joined at the first step.
     #[serde(default = "default_start")]
-    pub start: u32,
+    pub start_groups: u32,
     /// Groups added at each next step.
     #[serde(default = "default_step")]
-    pub step: u32,
+    pub step_groups: u32,
     /// The most groups joined (the last step).
     #[serde(default = "default_max")]
-    pub max: u32,
+    pub max_groups: u32,
     /// How long each step lasts from its joins to its verdict.
     #[serde(default = "default_step_ms")]
     pub step_ms: u64,
@@ -82,31 +82,31 @@ pub struct CapacitySpec {
     pub leave_grace_ms: u64,
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
-    /// The streams: one per group, `max` of them (required).
+    /// The streams: one per group, `max_groups` of them (required).
     pub streams: Option<TestTraffic>,
     #[serde(default)]
     pub sla: Sla,
 }
 
 impl CapacitySpec {
-    /// Every group it may join, `max` of them (fewer when the range ends: refused by
+    /// Every group it may join, `max_groups` of them (fewer when the range ends: refused by
     /// [`CapacitySpec::check`]).
     pub fn groups(&self) -> Vec<IpAddr> {
-        (0..self.max.min(MAX_CAPACITY_GROUPS))
+        (0..self.max_groups.min(MAX_CAPACITY_GROUPS))
             .map_while(|n| nth_address(self.first_group, n).filter(IpAddr::is_multicast))
             .collect()
     }
 
-    /// The group counts of the steps: `start`, `start + step`, ..., `max`.
+    /// The group counts of the steps: `start_groups`, then `step_groups` more, ..., `max_groups`.
     pub fn steps(&self) -> Vec<u32> {
         let mut steps = Vec::new();
-        let mut n = self.start.min(self.max);
+        let mut n = self.start_groups.min(self.max_groups);
         loop {
             steps.push(n);
-            if n >= self.max {
+            if n >= self.max_groups {
                 return steps;
             }
-            n = n.saturating_add(self.step).min(self.max);
+            n = n.saturating_add(self.step_groups).min(self.max_groups);
         }
     }
 
@@ -118,19 +118,22 @@ impl CapacitySpec {
                 self.first_group
             ));
         }
-        if self.max == 0 || self.max > MAX_CAPACITY_GROUPS {
-            return Err(format!("max: 1 to {MAX_CAPACITY_GROUPS} groups"));
+        if self.max_groups == 0 || self.max_groups > MAX_CAPACITY_GROUPS {
+            return Err(format!("max_groups: 1 to {MAX_CAPACITY_GROUPS} groups"));
         }
-        if self.start == 0 || self.start > self.max {
-            return Err(format!("start: 1 to max ({}) groups", self.max));
+        if self.start_groups == 0 || self.start_groups > self.max_groups {
+            return Err(format!(
+                "start_groups: 1 to max_groups ({}) groups",
+                self.max_groups
+            ));
         }
-        if self.step == 0 {
-            return Err("step: 1 or more groups".into());
+        if self.step_groups == 0 {
+            return Err("step_groups: 1 or more groups".into());
         }
-        if self.groups().len() != self.max as usize {
+        if self.groups().len() != self.max_groups as usize {
             return Err(format!(
                 "first_group: {}+{} runs past the multicast range",
-                self.first_group, self.max
+                self.first_group, self.max_groups
             ));
         }
         if self.window_ms == 0 || self.window_ms > self.step_ms {

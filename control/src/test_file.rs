@@ -103,12 +103,14 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
                     format!("{label}: `kind` is a string, not {}", other.type_str()),
                 ))
             }
-            None => return Err(error(
-                at,
-                format!(
+            None => {
+                return Err(error(
+                    at,
+                    format!(
                     "{label}: missing key `kind` (zapping, rfc3918-join-leave or rfc3918-capacity)"
                 ),
-            )),
+                ))
+            }
         };
         // Each kind's own struct, so that an error names the key it is about.
         let problem = |(key, message): (Option<String>, String)| match key {

@@ -253,3 +253,93 @@ fn burdened_join_delay_and_forwarding_latency_with_background_streams() {
         "{streams}"
     );
 }
+
+/// Runs a capacity test of steps of 16 groups up to 64 from a file; its report.
+fn capacity_run(ns: &Netns, daemon: &Daemon, name: &str, min_capacity: u32) -> (Output, Value) {
+    let file = ns.dir().join(format!("{name}.toml"));
+    std::fs::write(
+        &file,
+        format!(
+            "[[test]]\nkind = \"rfc3918-capacity\"\nname = \"{name}\"\niface = \"{RX}\"\n\
+             hosts = \"10.99.0.10\"\nfirst_group = \"239.6.0.1\"\nstart_groups = 16\nstep_groups = 16\n\
+             max_groups = 64\nstep_ms = 1000\nwindow_ms = 300\n\
+             streams = {{ link = \"{SRC}\", source = \"{SOURCE}\", pps = 100 }}\n\
+             [test.sla]\nmin_capacity = {min_capacity}\n"
+        ),
+    )
+    .unwrap();
+    let out = ns.dir().join(name);
+    let run = daemon.ctl(&[
+        "test",
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    eprintln!("{name}: {}", describe(&run));
+    let report = read_json(&out.join("report.json"));
+    (run, report)
+}
+
+/// RFC 3918 §7.1 against the bridge: every step of 16 groups up to 64 forwarded (the step
+/// limit); then with the bridge's `mcast_hash_max` at 40 (past it the bridge stops snooping
+/// and, its receivers' port taking no unregistered multicast, forwards nothing), the capacity
+/// found is 32 and a `min_capacity` of 48 fails: exit 1, a failing JUnit case.
+#[test]
+fn capacity_finds_the_groups_a_snooping_bridge_forwards() {
+    let test = "tt_capacity";
+    let Some(ns) = Netns::new(test) else { return };
+    bridge(&ns);
+    let daemon = daemon(&ns);
+    wait_for_the_querier(&daemon, "igmp_rcv_v3_queries");
+
+    let (run, report) = capacity_run(&ns, &daemon, "all", 64);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    assert_eq!(report["kind"], "rfc3918-capacity");
+    assert_eq!(report["verdict"], "pass");
+    let capacity = &report["capacity"];
+    assert_eq!(capacity["groups"], 64, "{capacity}");
+    assert_eq!(capacity["limit_reached"], true);
+    let steps: Vec<(u64, u64)> = capacity["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (number(s, "groups"), number(s, "forwarded")))
+        .collect();
+    assert_eq!(steps, [(16, 16), (32, 32), (48, 48), (64, 64)]);
+    sane_latency(&report["traffic"]["latency"]);
+
+    // The groups of the first run pruned, then a bridge that holds 40 groups at most.
+    must_wait("the bridge forgetting the groups", secs(10), || {
+        !ns.mdb(BR, RX)
+            .groups()
+            .iter()
+            .any(|g| g.to_string().starts_with("239.6."))
+    });
+    ns.ip(&["link", "set", BR, "type", "bridge", "mcast_hash_max", "40"]);
+    let (run, report) = capacity_run(&ns, &daemon, "limited", 48);
+    assert_eq!(run.status.code(), Some(1), "{}", describe(&run));
+    let capacity = &report["capacity"];
+    assert_eq!(capacity["groups"], 32, "{capacity}");
+    assert_eq!(capacity["limit_reached"], false);
+    let last = capacity["steps"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(number(&last, "groups"), 48);
+    assert!(number(&last, "forwarded") < 48, "{last}");
+    let junit = std::fs::read_to_string(ns.dir().join("limited").join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("min_capacity") && junit.contains("<failure"),
+        "{junit}"
+    );
+    assert!(
+        daemon.ctl_json(&["streams"])["streams"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the run's streams went with it"
+    );
+}

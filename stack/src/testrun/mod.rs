@@ -399,7 +399,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
                         hosts.len()
                     ));
                 }
-                u64::from(c.max)
+                u64::from(c.max_groups)
             }
         };
         if zaps > MAX_ZAPS {

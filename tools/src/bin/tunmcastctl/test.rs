@@ -171,6 +171,9 @@ pub struct Common {
     /// SLA (with --stream-link): the largest p99 one-way latency per channel (µs).
     #[arg(long, value_name = "US")]
     max_latency_us: Option<u64>,
+    /// SLA (capacity): the fewest groups the device must forward correctly.
+    #[arg(long, value_name = "N")]
+    min_capacity: Option<u32>,
     #[command(flatten)]
     traffic: TrafficArgs,
     #[command(flatten)]
@@ -240,6 +243,7 @@ impl Common {
             max_not_received: self.max_not_received,
             max_loss: self.max_loss,
             max_latency_us: self.max_latency_us,
+            min_capacity: self.min_capacity,
         }
     }
 
