@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use control::test_capacity::CapacitySpec;
 use control::test_traffic::TestTraffic;
 use control::testrun::{
     JoinLeaveSpec, ReportFormat, RunState, Sla, TestReport, TestReportReply, TestSelect, TestSpec,
@@ -63,8 +64,9 @@ pub enum TestCommand {
     },
     /// RFC 3918 §6.1/§6.2: with the traffic running, check that nothing arrives, join every
     /// group, measure the join delay, leave after --hold-ms, measure the leave delay, check
-    /// that nothing arrives after the grace; --iterations times. (§7.1 capacity and the
-    /// §5/§8 latency tests are not built.)
+    /// that nothing arrives after the grace; --iterations times. With --stream-link the run
+    /// sends its own streams (§5 forwarding latency per group), and with --background-group
+    /// and --background-count it loads the device with streams no host joins (§8 burdened).
     JoinDelay {
         #[command(flatten)]
         hosts: TestHosts,
@@ -78,6 +80,33 @@ pub enum TestCommand {
         /// How long the groups are held.
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         hold_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// RFC 3918 §7.1 group capacity: with the run's own stream on every group
+    /// (--stream-link, --source), one host joins --start-groups groups, then --step-groups
+    /// more at each step up to --max-groups; a step passes when every group joined was
+    /// forwarded (a datagram within --window-ms, at most --max-loss-per-group lost). The
+    /// result: the largest count forwarded correctly.
+    Capacity {
+        #[command(flatten)]
+        hosts: TestHosts,
+        /// The first of the consecutive groups.
+        #[arg(long, value_name = "GROUP")]
+        first_group: IpAddr,
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        start_groups: u32,
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        step_groups: u32,
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        max_groups: u32,
+        /// How long each step lasts from its joins to its verdict.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        step_ms: u64,
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        window_ms: u64,
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_loss_per_group: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -325,6 +354,36 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 iterations,
                 check_ms,
                 hold_ms,
+                leave_grace_ms: common.leave_grace_ms,
+                thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
+                sla: common.sla(),
+            });
+            spec.check().map_err(anyhow::Error::msg)?;
+            (given(spec), common.follow)
+        }
+        TestCommand::Capacity {
+            hosts,
+            first_group,
+            start_groups,
+            step_groups,
+            max_groups,
+            step_ms,
+            window_ms,
+            max_loss_per_group,
+            common,
+        } => {
+            let spec = TestSpec::Capacity(CapacitySpec {
+                name: common.name.clone().unwrap_or_else(|| "capacity".into()),
+                iface: hosts.iface,
+                hosts: hosts.hosts,
+                first_group,
+                start_groups,
+                step_groups,
+                max_groups,
+                step_ms,
+                window_ms,
+                max_loss_per_group,
                 leave_grace_ms: common.leave_grace_ms,
                 thresholds_ms: common.thresholds(),
                 streams: common.traffic.traffic(),
@@ -583,6 +642,24 @@ fn status_text(r: &TestReport) -> String {
             ms(s.p99_ns),
             ms(s.max_ns),
             ms(s.mean_ns)
+        );
+    }
+    if let Some(capacity) = &r.capacity {
+        let steps: Vec<String> = capacity
+            .steps
+            .iter()
+            .map(|s| format!("{}/{}", s.forwarded, s.groups))
+            .collect();
+        let _ = writeln!(
+            t,
+            "  capacity {} groups{} (forwarded per step: {})",
+            capacity.groups,
+            if capacity.limit_reached {
+                ", the step limit"
+            } else {
+                ""
+            },
+            steps.join(", ")
         );
     }
     if let Some(traffic) = &r.traffic {
