@@ -161,3 +161,71 @@ fn html_shows_the_figures_and_the_plots_without_the_network() {
     assert!(html.contains("10.0.0.2"), "per host table");
     assert!(html.contains("lab&lt;1&gt;"));
 }
+
+#[test]
+fn html_and_json_show_the_streams_and_the_capacity() {
+    use control::test_capacity::{CapacityResult, CapacityStep};
+    use control::test_traffic::{Latency, TrafficPart, TrafficResult};
+    let mut report = scripted_report();
+    // Without streams the report has neither key (byte-identical to before).
+    let json = render(&report, ReportFormat::Json);
+    assert!(!json.contains("\"traffic\"") && !json.contains("\"capacity\""));
+    let latency = Latency {
+        count: 10,
+        p50_ns: 41_000,
+        p99_ns: 97_000,
+        max_ns: 120_000,
+    };
+    report.traffic = Some(TrafficResult {
+        streams: 2,
+        background_streams: 50,
+        received: 1234,
+        lost: 7,
+        latency,
+        background_received: 0,
+        channels: vec![TrafficPart {
+            of: "239.3.0.1".into(),
+            received: 1234,
+            lost: 7,
+            latency: Some(latency),
+        }],
+        per_host: vec![],
+    });
+    report.capacity = Some(CapacityResult {
+        groups: 32,
+        limit_reached: false,
+        steps: vec![
+            CapacityStep {
+                groups: 16,
+                forwarded: 16,
+                lost: 0,
+            },
+            CapacityStep {
+                groups: 32,
+                forwarded: 32,
+                lost: 0,
+            },
+            CapacityStep {
+                groups: 48,
+                forwarded: 0,
+                lost: 0,
+            },
+        ],
+    });
+    let html = render(&report, ReportFormat::Html);
+    for needle in [
+        "id=\"traffic-received\">1234<",
+        "id=\"traffic-lost\">7<",
+        "id=\"loss-bars\"",
+        "id=\"capacity\">32<",
+        "id=\"capacity-bars\"",
+        "0.097",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    assert!(!html.contains("<script"), "no script");
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&report, ReportFormat::Json)).unwrap();
+    assert_eq!(json["traffic"]["lost"], 7);
+    assert_eq!(json["capacity"]["steps"][2]["groups"], 48);
+}
