@@ -197,6 +197,9 @@ pub struct Run<H, L> {
     pub error: Option<String>,
     /// Its own streams, when it has some.
     pub traffic: Option<traffic::RunTraffic<H, L>>,
+    /// Its results once it is over (its probes change no more), every host listed and no
+    /// record: `test status` and `/api/test` then cost O(channels + page), not O(zaps).
+    results_at_end: std::sync::OnceLock<summary::Results>,
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
@@ -272,10 +275,18 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             start: self.start,
             with_records,
         };
-        let mut r = summary::results(self.procedure.probes(), &judge, name);
-        let per_host_total = r.per_host.len() as u64;
-        r.per_host.truncate(hosts.end);
-        r.per_host.drain(..hosts.start.min(r.per_host.len()));
+        let (mut r, per_host_total) = if self.state == RunState::Running || with_records {
+            let mut r = summary::results(self.procedure.probes(), &judge, name);
+            let per_host_total = r.per_host.len() as u64;
+            r.per_host.truncate(hosts.end);
+            r.per_host.drain(..hosts.start.min(r.per_host.len()));
+            (r, per_host_total)
+        } else {
+            let at_end = self
+                .results_at_end
+                .get_or_init(|| summary::results(self.procedure.probes(), &judge, name));
+            (at_end.page(hosts.clone()), at_end.per_host.len() as u64)
+        };
         let traffic = self.traffic.as_ref().map(|t| {
             let result = t.result(name, hosts.clone());
             r.checks.extend(t.checks(self.spec.sla(), &result));
@@ -437,6 +448,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             state: RunState::Running,
             error: None,
             traffic: None,
+            results_at_end: std::sync::OnceLock::new(),
         });
         self.running = Some(self.runs.len() - 1);
         Ok(())

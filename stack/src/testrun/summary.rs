@@ -88,6 +88,7 @@ impl<H> Probe<H> {
 }
 
 /// The results of a run's probes, before the report names its hosts.
+#[derive(Debug, Clone)]
 pub struct Results {
     pub join_delay: Summary,
     pub leave_delay: Summary,
@@ -104,6 +105,23 @@ pub struct Results {
     pub checks: Vec<Check>,
     pub records: Vec<ZapRecord>,
     pub records_total: u64,
+}
+
+impl Results {
+    /// These results with the hosts of `hosts` listed (their places in address order):
+    /// O(channels + the page), whatever the number of zaps and hosts.
+    pub fn page(&self, hosts: std::ops::Range<usize>) -> Results {
+        let end = hosts.end.min(self.per_host.len());
+        let start = hosts.start.min(end);
+        Results {
+            buckets: self.buckets.clone(),
+            channels: self.channels.clone(),
+            per_host: self.per_host[start..end].to_vec(),
+            checks: self.checks.clone(),
+            records: self.records.clone(),
+            ..*self
+        }
+    }
 }
 
 #[derive(Default)]

@@ -15,6 +15,14 @@ fn channel(n: u8) -> std::net::IpAddr {
 /// Two hosts zap over 2 channels twice; host 1's joins take 30 and 300 ms, host 2's 10 and
 /// 20 ms; max join delay allowed 250 ms.
 pub(crate) fn scripted_report() -> TestReport {
+    scripted_runs()
+        .run(None)
+        .unwrap()
+        .report(0, &|h| format!("10.0.0.{h}"), usize::MAX, true)
+}
+
+/// The runs of [`scripted_report`], the one run over.
+fn scripted_runs() -> TestRuns<u32, u32> {
     let spec = ZappingSpec {
         name: "lab<1>".into(),
         iface: None,
@@ -56,9 +64,31 @@ pub(crate) fn scripted_report() -> TestReport {
             }
         }
     }
-    runs.run(None)
-        .unwrap()
-        .report(0, &|h| format!("10.0.0.{h}"), usize::MAX, true)
+    runs
+}
+
+/// A run over: `test status` pages are those of the full report, from the results kept at
+/// its end (the same however often asked).
+#[test]
+fn status_pages_of_a_run_over_are_the_report_s() {
+    let runs = scripted_runs();
+    let run = runs.run(None).unwrap();
+    let name = |h: u32| format!("10.0.0.{h}");
+    let full = run.report(0, &name, usize::MAX, true);
+    assert_eq!(full.state, RunState::Finished);
+    for _ in 0..2 {
+        let page = run.report_page(0, &name, 1..2, false);
+        assert_eq!(page.per_host, full.per_host[1..2]);
+        assert_eq!(page.per_host_total, 2);
+        assert_eq!(
+            (page.join_delay, page.channels.clone(), page.checks.clone()),
+            (full.join_delay, full.channels.clone(), full.checks.clone())
+        );
+        assert_eq!(page.verdict, full.verdict);
+        assert!(page.records.is_empty());
+    }
+    let past_the_end = run.report_page(0, &name, 5..9, false);
+    assert!(past_the_end.per_host.is_empty());
 }
 
 #[test]
