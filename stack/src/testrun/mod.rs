@@ -19,6 +19,7 @@ pub mod capacity;
 pub mod report;
 pub mod rfc3918;
 pub mod summary;
+pub mod tally;
 pub mod traffic;
 pub mod zapping;
 
@@ -51,6 +52,8 @@ pub enum Action<H> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe<H> {
     pub host: H,
+    /// When it was made: it can change for a while after ([`Run`]'s settling horizon).
+    pub created: Nanos,
     pub seq: u32,
     /// A channel change: overlap is measured.
     pub zap: bool,
@@ -77,6 +80,7 @@ impl<H> Probe<H> {
     pub fn new(host: H) -> Probe<H> {
         Probe {
             host,
+            created: 0,
             seq: 0,
             zap: false,
             from: None,
@@ -200,6 +204,8 @@ pub struct Run<H, L> {
     /// Its results once it is over (its probes change no more), every host listed and no
     /// record: `test status` and `/api/test` then cost O(channels + page), not O(zaps).
     results_at_end: std::sync::OnceLock<summary::Results>,
+    /// While it runs, the figures of its settled probes, for the same.
+    tally: tally::Tally<H>,
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
@@ -262,20 +268,15 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         hosts: std::ops::Range<usize>,
         with_records: bool,
     ) -> TestReport {
-        let (not_received_limit, forwarding_checks) = match &self.spec {
-            TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
-            TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
-            TestSpec::Capacity(c) => (c.step_ms * MS, false),
-        };
-        let judge = summary::Judge {
-            sla: self.spec.sla(),
-            thresholds_ms: self.spec.thresholds_ms(),
-            not_received_limit,
-            forwarding_checks,
-            start: self.start,
-            with_records,
-        };
-        let (mut r, per_host_total) = if self.state == RunState::Running || with_records {
+        let judge = judge_of(&self.spec, self.start, with_records);
+        let (mut r, per_host_total) = if self.state == RunState::Running && !with_records {
+            // The settled zaps' figures: O(channels + page); the zaps made so far.
+            let (mut r, total) =
+                self.tally
+                    .results(self.procedure.probes(), &judge, name, hosts.clone());
+            r.zaps = self.procedure.joins_sent();
+            (r, total)
+        } else if with_records {
             let mut r = summary::results(self.procedure.probes(), &judge, name);
             let per_host_total = r.per_host.len() as u64;
             r.per_host.truncate(hosts.end);
@@ -346,6 +347,35 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             capacity,
         }
     }
+}
+
+/// How `spec`'s probes are judged (a run started at `start`).
+fn judge_of(spec: &TestSpec, start: Nanos, with_records: bool) -> summary::Judge<'_> {
+    let (not_received_limit, forwarding_checks) = match spec {
+        TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
+        TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
+        TestSpec::Capacity(c) => (c.step_ms * MS, false),
+    };
+    summary::Judge {
+        sla: spec.sla(),
+        thresholds_ms: spec.thresholds_ms(),
+        not_received_limit,
+        forwarding_checks,
+        start,
+        with_records,
+    }
+}
+
+/// How long after it is made a probe of `spec` may still change: a zap's first datagram
+/// comes while it is watched (`view_ms`), its leave's datagrams for twice the grace; an RFC
+/// 3918 iteration's for its whole length. A second more for reports written late.
+fn settling_horizon(spec: &TestSpec) -> Nanos {
+    let ms = match spec {
+        TestSpec::Zapping(z) => z.view_ms.max(2 * z.leave_grace_ms),
+        TestSpec::JoinLeave(j) => 2 * j.check_ms + j.hold_ms + 2 * j.leave_grace_ms,
+        TestSpec::Capacity(_) => 0,
+    };
+    (ms + 1000) * MS
 }
 
 /// The daemon's test runs: at most one running, the last [`KEPT_RUNS`] kept, and the tests of
@@ -438,6 +468,11 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             self.runs.remove(0);
         }
         self.by_host = hosts.iter().map(|&(h, _)| h).collect();
+        let tally = tally::Tally::new(
+            hosts.iter().map(|&(h, _)| h),
+            settling_horizon(&spec),
+            spec.thresholds_ms().len(),
+        );
         self.runs.push(Run {
             spec,
             procedure,
@@ -449,6 +484,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             error: None,
             traffic: None,
             results_at_end: std::sync::OnceLock::new(),
+            tally,
         });
         self.running = Some(self.runs.len() - 1);
         Ok(())
@@ -467,6 +503,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         };
         let run = &mut self.runs[i];
         run.procedure.due(now, out);
+        let judge = judge_of(&run.spec, run.start, false);
+        run.tally.settle(run.procedure.probes(), now, &judge);
         if run.procedure.is_over() {
             run.state = RunState::Finished;
             run.end = Some(now);

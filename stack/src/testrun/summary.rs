@@ -142,6 +142,28 @@ impl Part {
     }
 }
 
+/// One host's (or any set of probes') figures, exact.
+pub fn part_of<'p, H: 'p>(
+    probes: impl Iterator<Item = &'p Probe<H>>,
+    judge: &Judge,
+    of: String,
+) -> PartResult {
+    let mut part = Part::default();
+    for probe in probes {
+        let m = probe.measured(judge.not_received_limit);
+        if let Some(d) = m.join_delay {
+            part.joins.push(d);
+        }
+        if m.not_received {
+            part.not_received += 1;
+        }
+        if let Some(d) = m.leave_delay {
+            part.leaves.push(d);
+        }
+    }
+    part.result(of)
+}
+
 /// How the results are judged and shown.
 pub struct Judge<'a> {
     pub sla: &'a Sla,

@@ -259,3 +259,47 @@ fn html_and_json_show_the_streams_and_the_capacity() {
     assert_eq!(json["traffic"]["lost"], 7);
     assert_eq!(json["capacity"]["steps"][2]["groups"], 48);
 }
+
+/// While a run goes on, `test status` shows the settled zaps from the tally: once every probe
+/// is settled, its figures are the exact ones (percentiles within the sketch's 3 %).
+#[test]
+fn the_running_tally_agrees_with_the_exact_results() {
+    use super::super::{judge_of, tally::Tally};
+    let runs = scripted_runs();
+    let run = runs.run(None).unwrap();
+    let probes = run.procedure.probes();
+    let judge = judge_of(&run.spec, run.start, false);
+    let name = |h: u32| format!("10.0.0.{h}");
+    let mut tally = Tally::new([1, 2], 1000 * MS, judge.thresholds_ms.len());
+    // Nothing is settled before its horizon.
+    tally.settle(probes, 0, &judge);
+    let (early, hosts) = tally.results(probes, &judge, &name, 0..10);
+    assert_eq!((early.join_delay.count, hosts), (0, 2));
+    assert_eq!(
+        early.per_host[1].join_delay.count, 0,
+        "listed, nothing settled"
+    );
+    tally.settle(probes, u64::MAX / 2, &judge);
+    let (got, hosts) = tally.results(probes, &judge, &name, 0..10);
+    let want = super::super::summary::results(probes, &judge, &name);
+    assert_eq!(hosts, 2);
+    assert_eq!(got.per_host, want.per_host, "per host: exact");
+    assert_eq!(got.buckets, want.buckets);
+    assert_eq!(got.not_received, want.not_received);
+    for (g, w) in [
+        (got.join_delay, want.join_delay),
+        (got.leave_delay, want.leave_delay),
+    ] {
+        assert_eq!(
+            (g.count, g.min_ns, g.max_ns, g.mean_ns),
+            (w.count, w.min_ns, w.max_ns, w.mean_ns)
+        );
+        for (a, b) in [(g.p50_ns, w.p50_ns), (g.p99_ns, w.p99_ns)] {
+            assert!(a.abs_diff(b) * 100 <= b * 4, "{a} against {b}");
+        }
+    }
+    assert_eq!(
+        got.checks.iter().map(|c| c.pass).collect::<Vec<_>>(),
+        want.checks.iter().map(|c| c.pass).collect::<Vec<_>>()
+    );
+}
