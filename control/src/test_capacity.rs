@@ -83,7 +83,7 @@ pub struct CapacitySpec {
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
     /// The streams: one per group, `max_groups` of them (required).
-    pub streams: Option<TestTraffic>,
+    pub streams: Option<Box<TestTraffic>>,
     #[serde(default)]
     pub sla: Sla,
 }

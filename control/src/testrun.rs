@@ -76,9 +76,9 @@ impl TestSpec {
     /// The streams the run starts itself, if any.
     pub fn traffic(&self) -> Option<&TestTraffic> {
         match self {
-            TestSpec::Zapping(z) => z.streams.as_ref(),
-            TestSpec::JoinLeave(j) => j.streams.as_ref(),
-            TestSpec::Capacity(c) => c.streams.as_ref(),
+            TestSpec::Zapping(z) => z.streams.as_deref(),
+            TestSpec::JoinLeave(j) => j.streams.as_deref(),
+            TestSpec::Capacity(c) => c.streams.as_deref(),
         }
     }
 
@@ -365,7 +365,7 @@ pub struct ZappingSpec {
     /// The streams the run starts itself (one per channel, from its first step to its end),
     /// whose headers credit the datagrams: only the run's own stream of a channel counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streams: Option<TestTraffic>,
+    pub streams: Option<Box<TestTraffic>>,
     #[serde(default)]
     pub sla: Sla,
 }
@@ -405,7 +405,7 @@ pub struct JoinLeaveSpec {
     /// The streams the run starts itself (one per channel, from its first step to its end),
     /// whose headers credit the datagrams: only the run's own stream of a channel counts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub streams: Option<TestTraffic>,
+    pub streams: Option<Box<TestTraffic>>,
     #[serde(default)]
     pub sla: Sla,
 }

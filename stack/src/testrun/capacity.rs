@@ -204,7 +204,7 @@ mod tests {
             max_loss_per_group: 0,
             leave_grace_ms: 3000,
             thresholds_ms: vec![125],
-            streams: Some(TestTraffic {
+            streams: Some(Box::new(TestTraffic {
                 link: "tap0".into(),
                 source: "10.0.0.1".parse().unwrap(),
                 pps: None,
@@ -212,7 +212,7 @@ mod tests {
                 background_group: None,
                 background_count: 0,
                 background_pps: None,
-            }),
+            })),
             sla: Sla::default(),
         }
     }

@@ -204,7 +204,7 @@ pub struct Common {
     #[arg(long, value_name = "N")]
     min_capacity: Option<u32>,
     #[command(flatten)]
-    traffic: TrafficArgs,
+    traffic: Box<TrafficArgs>,
     #[command(flatten)]
     follow: Follow,
 }
@@ -239,8 +239,8 @@ pub struct TrafficArgs {
 }
 
 impl TrafficArgs {
-    fn traffic(&self) -> Option<TestTraffic> {
-        Some(TestTraffic {
+    fn traffic(&self) -> Option<Box<TestTraffic>> {
+        Some(Box::new(TestTraffic {
             link: self.stream_link.clone()?,
             source: self.source?,
             pps: self.pps,
@@ -248,7 +248,7 @@ impl TrafficArgs {
             background_group: self.background_group,
             background_count: self.background_count.unwrap_or(0),
             background_pps: self.background_pps,
-        })
+        }))
     }
 }
 
