@@ -1,11 +1,12 @@
 //! `[[test]]` tables in a TOML file (the daemon's `--config`, or a test file for
-//! `tunmcastctl test run`): each one [`TestSpec`] (`kind = "zapping"` or
-//! `"rfc3918-join-leave"`), its keys the protocol's, plus `start = true` (the daemon starts it
+//! `tunmcastctl test run`): each one [`TestSpec`] (`kind = "zapping"`,
+//! `"rfc3918-join-leave"` or `"rfc3918-capacity"`), its keys the protocol's, plus `start = true` (the daemon starts it
 //! when it starts). An error names the line and the key.
 
 use std::fmt;
 
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use crate::testrun::TestSpec;
@@ -31,118 +32,132 @@ pub struct TestTable {
     pub start: bool,
 }
 
-#[derive(Deserialize)]
-struct Document {
-    #[serde(default)]
-    test: Vec<Spanned<toml::Table>>,
+/// The `[[test]]` tables of a file's `text` (none when it has none). The file is parsed once;
+/// only its `test` key is read here.
+pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
+    let root = DeTable::parse(text).map_err(|e| TableError {
+        line: line_of(text, e.span().map_or(0, |s| s.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    let mut root = root.into_inner();
+    match root.remove("test") {
+        Some(tests) => tests_from_value(text, tests),
+        None => Ok(Vec::new()),
+    }
 }
 
-/// The `[[test]]` tables of a file's `text` (none when it has none).
-pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
+/// The tests of the value of a file's `test` key (`text` is the file, for lines): each a
+/// `[[test]]` table, read as its kind's own struct, so that an error names its key and line.
+pub fn tests_from_value(
+    text: &str,
+    value: Spanned<DeValue<'_>>,
+) -> Result<Vec<TestTable>, TableError> {
     let error = |offset: usize, message: String| TableError {
-        line: text[..offset.min(text.len())].matches('\n').count() + 1,
+        line: line_of(text, offset),
         message,
     };
-    // Only the `test` key is read here; the rest of the file is the other readers'.
-    let mut document: toml::Table = toml::from_str(text).map_err(|e| {
-        error(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_string(),
-        )
-    })?;
-    let Some(tests) = document.remove("test") else {
-        return Ok(Vec::new());
-    };
-    if !tests
-        .as_array()
-        .is_some_and(|a| a.iter().all(toml::Value::is_table))
-    {
+    let at = value.span().start;
+    let DeValue::Array(items) = value.into_inner() else {
         return Err(error(
-            text.find("test").unwrap_or(0),
+            at,
             "`test` holds tests: write each as a [[test]] table".into(),
         ));
-    }
-    let spanned: Document = toml::from_str(text).map_err(|e| {
-        error(
-            e.span().map_or(0, |s| s.start),
-            e.message().trim().to_string(),
-        )
-    })?;
+    };
     let mut tables: Vec<TestTable> = Vec::new();
-    for table in spanned.test {
-        let at = table.span().start;
-        let mut table = table.into_inner();
-        let start = match table.remove("start") {
-            None => false,
-            Some(toml::Value::Boolean(start)) => start,
-            Some(other) => {
-                return Err(error(
-                    at,
-                    format!(
-                        "[[test]] `start` is true or false, not {}",
-                        other.type_str()
-                    ),
-                ))
-            }
+    for item in items {
+        let at = item.span().start;
+        let span = item.span();
+        let DeValue::Table(mut table) = item.into_inner() else {
+            return Err(error(
+                at,
+                "`test` holds tests: write each as a [[test]] table".into(),
+            ));
         };
-        let label = match table.get("name").and_then(toml::Value::as_str) {
+        let label = match table.get("name").and_then(|n| n.get_ref().as_str()) {
             Some(name) => format!("[[test]] {name}"),
             None => "[[test]]".to_string(),
         };
-        let key_line = |key: &str| -> usize {
-            // The line of the key inside the table, when the message names one.
-            text[at..]
-                .find(&format!("\n{key}"))
-                .map_or(at, |offset| at + offset + 1)
+        let start = match table.remove_entry("start") {
+            None => false,
+            Some((_, value)) => match value.get_ref().as_bool() {
+                Some(start) => start,
+                None => {
+                    return Err(error(
+                        value.span().start,
+                        format!(
+                            "{label}: `start` is true or false, not {}",
+                            value.get_ref().type_str()
+                        ),
+                    ))
+                }
+            },
         };
-        let kind = match table.remove("kind") {
-            Some(toml::Value::String(kind)) => kind,
-            Some(other) => {
-                return Err(error(
-                    key_line("kind"),
-                    format!("{label}: `kind` is a string, not {}", other.type_str()),
-                ))
-            }
-            None => {
-                return Err(error(
-                    at,
-                    format!(
+        let kind = match table.remove_entry("kind") {
+            Some((key, value)) => match value.get_ref().as_str() {
+                Some(kind) => Spanned::new(key.span(), kind.to_string()),
+                None => {
+                    return Err(error(
+                        value.span().start,
+                        format!(
+                            "{label}: `kind` is a string, not {}",
+                            value.get_ref().type_str()
+                        ),
+                    ))
+                }
+            },
+            None => return Err(error(
+                at,
+                format!(
                     "{label}: missing key `kind` (zapping, rfc3918-join-leave or rfc3918-capacity)"
                 ),
-                ))
+            )),
+        };
+        // Where each key of the table and of its [test.sla] is written, for `check`'s messages,
+        // which start with the key they are about.
+        let sla = table.get("sla").and_then(|sla| sla.get_ref().as_table());
+        let key_offsets: Vec<(String, usize)> = table
+            .keys()
+            .chain(sla.into_iter().flat_map(|sla| sla.keys()))
+            .map(|k| (k.get_ref().to_string(), k.span().start))
+            .collect();
+        let check_at = |message: &str| {
+            // `streams.source: ...`: the line of `streams`.
+            let key = message.split([':', '.']).next().unwrap_or_default().trim();
+            key_offsets
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(at, |&(_, offset)| offset)
+        };
+        let problem = |e: toml::de::Error| {
+            let offset = e.span().map_or(at, |s| s.start);
+            let message = e.message().trim();
+            match key_on_line(text, offset) {
+                Some(key) if !message.contains(&format!("`{key}`")) => {
+                    error(offset, format!("{label}: `{key}`: {message}"))
+                }
+                _ => error(offset, format!("{label}: {message}")),
             }
         };
-        // Each kind's own struct, so that an error names the key it is about.
-        let problem = |(key, message): (Option<String>, String)| match key {
-            Some(key) if !message.contains(&format!("`{key}`")) => {
-                error(key_line(&key), format!("{label}: `{key}`: {message}"))
-            }
-            _ => {
-                let line = message.split('`').nth(1).map_or(at, key_line);
-                error(line, format!("{label}: {message}"))
-            }
-        };
-        let spec = match kind.as_str() {
-            "zapping" => TestSpec::Zapping(typed(&table).map_err(problem)?),
-            "rfc3918-join-leave" => TestSpec::JoinLeave(typed(&table).map_err(problem)?),
-            "rfc3918-capacity" => TestSpec::Capacity(typed(&table).map_err(problem)?),
+        let body = Spanned::new(span, DeValue::Table(table));
+        let spec = match kind.get_ref().as_str() {
+            "zapping" => TestSpec::Zapping(
+                Deserialize::deserialize(ValueDeserializer::from(body)).map_err(problem)?,
+            ),
+            "rfc3918-join-leave" => TestSpec::JoinLeave(
+                Deserialize::deserialize(ValueDeserializer::from(body)).map_err(problem)?,
+            ),
+            "rfc3918-capacity" => TestSpec::Capacity(
+                Deserialize::deserialize(ValueDeserializer::from(body)).map_err(problem)?,
+            ),
             other => {
                 return Err(error(
-                    key_line("kind"),
+                    kind.span().start,
                     format!("{label}: unknown kind `{other}` (zapping, rfc3918-join-leave or rfc3918-capacity)"),
                 ))
             }
         };
-        spec.check().map_err(|e| {
-            // `streams.source`: the line of `streams`.
-            let key = e
-                .split([':', '.'])
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .to_string();
-            error(key_line(&key), format!("{label}: {e}"))
-        })?;
+        spec.check()
+            .map_err(|e| error(check_at(&e), format!("{label}: {e}")))?;
         if tables.iter().any(|t| t.spec.name() == spec.name()) {
             return Err(error(
                 at,
@@ -154,21 +169,28 @@ pub fn test_tables(text: &str) -> Result<Vec<TestTable>, TableError> {
     Ok(tables)
 }
 
-/// `table` as a `T`; an error with the key it is about, when toml knows it. The table is
-/// written out and read again as text: the text reader knows where a bad value is (a
-/// `toml::Value` does not), and that place names the key.
-fn typed<T: serde::de::DeserializeOwned>(
-    table: &toml::Table,
-) -> Result<T, (Option<String>, String)> {
-    let text = toml::to_string(table).map_err(|e| (None, e.to_string()))?;
-    toml::from_str(&text).map_err(|e| {
-        let key = e.span().and_then(|span| {
-            let line_start = text[..span.start].rfind('\n').map_or(0, |i| i + 1);
-            let (key, _) = text[line_start..].split_once('=')?;
-            Some(key.trim().to_string()).filter(|k| !k.starts_with('['))
-        });
-        (key, e.message().trim().to_string())
-    })
+/// The 1-based line of `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The key of the `key = value` line of `text` holding `offset`, if that is such a line.
+pub fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[start..end].trim_start();
+    if line.starts_with('[') || line.starts_with('#') {
+        return None;
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 #[cfg(test)]
@@ -220,7 +242,7 @@ iterations = 2
     }
 
     #[test]
-    fn a_test_with_its_own_streams() {
+    fn tests_with_their_own_streams_and_a_capacity_test() {
         let tables = read(
             r#"[[test]]
 kind = "rfc3918-join-leave"
@@ -231,6 +253,14 @@ streams = { link = "tap-src", source = "10.99.0.250", pps = 500, background_grou
 [test.sla]
 max_loss = 0
 max_latency_us = 5000
+
+[[test]]
+kind = "rfc3918-capacity"
+first_group = "239.6.0.1"
+start_groups = 8
+step_groups = 8
+max_groups = 32
+streams = { link = "tap-src", source = "10.99.0.250" }
 "#,
         )
         .unwrap();
@@ -238,6 +268,11 @@ max_latency_us = 5000
         assert_eq!(traffic.link, "tap-src");
         assert_eq!((traffic.pps, traffic.background_count), (Some(500), 20));
         assert_eq!(tables[0].spec.sla().max_latency_us, Some(5000));
+        let TestSpec::Capacity(capacity) = &tables[1].spec else {
+            panic!("{:?}", tables[1].spec);
+        };
+        assert_eq!(capacity.steps(), vec![8, 16, 24, 32]);
+        assert_eq!(tables[1].spec.channels().len(), 32);
     }
 
     #[test]
@@ -287,6 +322,10 @@ max_latency_us = 5000
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_loss = 0\n",
                 "streams: max_loss and max_latency_us need the run's own streams",
+            ),
+            (
+                "[[test]]\nkind = \"rfc3918-capacity\"\nfirst_group = \"239.6.0.1\"\nmax_groups = 5000\n",
+                "lab.toml:4: [[test]]: max_groups: 1 to 4096 groups",
             ),
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_join_delay_ms = -5\n",

@@ -23,6 +23,8 @@ const RANGE: u64 = 1 << (SLOT_BITS as usize * LEVELS);
 /// Deadlines further out than this are pulled in to it (they then fire "only" 69 years out).
 const MAX_AHEAD: u64 = RANGE / 2;
 const NIL: u32 = u32::MAX;
+/// A wheel of fewer entries than this is never trimmed: too small to matter.
+const TRIM_FROM: usize = 4096;
 
 /// A handle to a scheduled timer. Stale handles (the timer fired or was cancelled) are harmless:
 /// the generation check makes `cancel` and `deadline` return `None` for them.
@@ -56,6 +58,11 @@ pub struct TimerWheel<K> {
     /// Wheel time: every timer with a deadline at or before it has fired.
     elapsed: u64,
     len: usize,
+    /// Timers released since the free tail of `entries` was last looked at ([`Self::trim`]).
+    released: usize,
+    /// The highest generation of an entry cut off the end of `entries`: a stale handle may
+    /// still name it, so an entry made anew at its index starts above it.
+    generation_floor: u32,
 }
 
 impl<K: Copy> Default for TimerWheel<K> {
@@ -73,6 +80,8 @@ impl<K: Copy> TimerWheel<K> {
             occupied: [0; LEVELS],
             elapsed: 0,
             len: 0,
+            released: 0,
+            generation_floor: 0,
         }
     }
 
@@ -116,7 +125,9 @@ impl<K: Copy> TimerWheel<K> {
         }
         self.unlink(id.index);
         self.len -= 1;
-        Some(self.release(id.index))
+        let key = self.release(id.index);
+        self.trim();
+        Some(key)
     }
 
     /// The deadline of a pending timer.
@@ -164,6 +175,48 @@ impl<K: Copy> TimerWheel<K> {
             }
         }
         self.elapsed = now;
+        self.trim();
+    }
+
+    /// Gives back the memory of a burst: a million hosts' retransmissions schedule a million
+    /// timers at once, and the entries stayed allocated long after they fired. Once as many
+    /// timers were released as there are entries (so the look costs O(1) a timer, amortised),
+    /// if at most a quarter are in use and the free tail is at least half of them, the tail
+    /// is cut off and the free list rebuilt lowest index first (so that new timers fill the
+    /// front and the next cut finds a long tail).
+    fn trim(&mut self) {
+        if self.released < self.entries.len() || self.entries.len() < TRIM_FROM {
+            return;
+        }
+        self.released = 0;
+        if self.len.saturating_mul(4) > self.entries.len() {
+            return;
+        }
+        let mut keep = self.entries.len();
+        while keep > 0 && self.entries[keep - 1].key.is_none() {
+            keep -= 1;
+        }
+        if keep > self.entries.len() / 2 {
+            return;
+        }
+        for entry in &self.entries[keep..] {
+            self.generation_floor = self.generation_floor.max(entry.generation.get());
+        }
+        self.entries.truncate(keep);
+        self.entries.shrink_to_fit();
+        self.free_head = NIL;
+        for index in (0..keep).rev() {
+            if self.entries[index].key.is_none() {
+                self.entries[index].next = self.free_head;
+                self.free_head = index as u32;
+            }
+        }
+    }
+
+    /// Entries allocated, live or free: what [`Self::trim`] bounds.
+    #[cfg_attr(not(any(test, feature = "__bench")), allow(dead_code))]
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// The first occupied slot: (level, slot, the time at which the slot starts).
@@ -251,7 +304,8 @@ impl<K: Copy> TimerWheel<K> {
                 next: NIL,
                 level: 0,
                 slot: 0,
-                generation: NonZeroU32::MIN,
+                generation: NonZeroU32::new(self.generation_floor.wrapping_add(1))
+                    .unwrap_or(NonZeroU32::MIN),
             });
             index
         }
@@ -262,6 +316,7 @@ impl<K: Copy> TimerWheel<K> {
         entry.generation = entry.generation.checked_add(1).unwrap_or(NonZeroU32::MIN);
         entry.next = self.free_head;
         self.free_head = index;
+        self.released += 1;
         entry.key.take().expect("released entry was live")
     }
 }
@@ -334,17 +389,73 @@ mod tests {
         assert_eq!(drain(&mut wheel, MAX_AHEAD), vec![(9, MAX_AHEAD)]);
     }
 
+    #[test]
+    fn a_burst_gives_its_memory_back_and_stale_handles_stay_stale() {
+        let mut wheel = TimerWheel::new();
+        let ids: Vec<TimerId> = (0..100_000u32).map(|k| wheel.schedule(ms(10), k)).collect();
+        let peak = wheel.capacity();
+        assert!(peak >= 100_000);
+        assert_eq!(drain(&mut wheel, 10).len(), 100_000);
+        assert!(
+            wheel.capacity() < TRIM_FROM,
+            "{} entries kept",
+            wheel.capacity()
+        );
+        // New timers take the cut-off indexes again: the old handles reach none of them.
+        let new: Vec<TimerId> = (0..200u32).map(|k| wheel.schedule(ms(20), k)).collect();
+        for id in &ids {
+            assert_eq!(wheel.cancel(*id), None);
+            assert_eq!(wheel.deadline(*id), None);
+        }
+        assert_eq!(wheel.len(), 200);
+        assert_eq!(wheel.cancel(new[7]), Some(7));
+        assert_eq!(drain(&mut wheel, 20).len(), 199);
+    }
+
+    #[test]
+    fn a_wheel_still_in_use_keeps_its_entries() {
+        let mut wheel = TimerWheel::new();
+        for k in 0..10_000u32 {
+            wheel.schedule(ms(10 + u64::from(k % 2) * 1_000), k);
+        }
+        // Half fire, half stay: more than a quarter in use, nothing is cut.
+        assert_eq!(drain(&mut wheel, 10).len(), 5_000);
+        assert!(wheel.capacity() >= 10_000);
+        assert_eq!(drain(&mut wheel, 2_000).len(), 5_000);
+    }
+
     /// Against a sorted reference: random schedules, cancels and advances; every timer fires
     /// once, at its deadline, in deadline order, and never early.
     #[test]
     fn matches_reference_model() {
-        let mut rng = SmallRng::seed_from_u64(0x5eed);
-        for _round in 0..20 {
+        reference_model(0x5eed, 20, false);
+    }
+
+    /// The same with bursts of thousands of timers at once, so that the wheel trims its
+    /// entries between them: every handle still reaches its own timer, and only it.
+    #[test]
+    fn matches_reference_model_through_bursts_and_trims() {
+        reference_model(0xb0057, 6, true);
+    }
+
+    fn reference_model(seed: u64, rounds: usize, bursts: bool) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut trimmed = false;
+        for _round in 0..rounds {
             let mut wheel = TimerWheel::new();
             let mut live: Vec<(TimerId, u32, u64)> = Vec::new();
             let mut now = 0u64;
             let mut next_key = 0u32;
             for _ in 0..2000 {
+                if bursts && rng.gen_range(0..40) == 0 {
+                    for _ in 0..rng.gen_range(4_000..12_000) {
+                        let deadline = now + rng.gen_range(0..200);
+                        let id = wheel.schedule(ms(deadline), next_key);
+                        live.push((id, next_key, deadline));
+                        next_key += 1;
+                    }
+                }
+                let before = wheel.capacity();
                 match rng.gen_range(0..10) {
                     0..=4 => {
                         let span = [10u64, 100, 5_000, 400_000, 50_000_000][rng.gen_range(0..5)];
@@ -379,8 +490,10 @@ mod tests {
                         assert!(fired.windows(2).all(|w| w[0].1 <= w[1].1), "in order");
                     }
                 }
+                trimmed |= wheel.capacity() < before;
                 assert_eq!(wheel.len(), live.len());
             }
         }
+        assert_eq!(trimmed, bursts, "the wheel trimmed its entries");
     }
 }

@@ -5,26 +5,30 @@
 //! Options on the command line win over the file. Values are checked by the same parsers as
 //! the command line, and an error names the file, the line and the key.
 //!
-//! The file is turned into command-line arguments placed before the real ones, so that there is
-//! one definition of every option (the clap one) and one set of checks.
+//! The file is read and parsed once ([`ConfigFile`]); its top-level keys are turned into
+//! command-line arguments placed before the real ones, so that there is one definition of
+//! every option (the clap one) and one set of checks.
 //!
 //! Besides these top-level keys (the one-link form, exactly like the command line), a file may
-//! hold `[[link]]` tables for many links and many hosts: [`links`] reads those; here they are
-//! passed over.
+//! hold `[[link]]` tables for many links and many hosts ([`links`]), `[[stream]]` tables
+//! ([`streams`]) and `[[test]]` tables ([`TestTable`], read by `control::test_file`): each
+//! reader takes the parsed file.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory};
-use toml::{Spanned, Value};
+use toml::Value;
 
 use crate::Args;
 
+pub mod document;
 pub mod links;
 pub mod streams;
-pub mod test_tables;
+pub use control::test_file::TestTable;
+
+pub use document::ConfigFile;
 
 /// What is wrong with a configuration file: one line for a human, naming the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,30 +69,10 @@ pub fn config_path(argv: &[OsString]) -> Option<PathBuf> {
     None
 }
 
-/// The options of `path` as command-line arguments (`--key value`, `--flag`), in file order.
-pub fn file_args(path: &Path) -> Result<Vec<OsString>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    args_from_text(path, &text)
-}
-
-fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError> {
-    let error = |offset: usize, message: String| ConfigError {
-        path: path.to_path_buf(),
-        line: text[..offset.min(text.len())].matches('\n').count() + 1,
-        message,
-    };
-    let table: toml::Table = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |span| span.start);
-        error(offset, e.message().trim().to_string())
-    })?;
-    // Parsed again with spans, to name the line of each key (a valid TOML file parses both ways).
-    let spanned: BTreeMap<String, Spanned<Value>> = toml::from_str(text)
-        .map_err(|e| error(0, format!("cannot read value positions: {}", e.message())))?;
-
+/// The top-level options of `file` as command-line arguments (`--key value`, `--flag`), in
+/// file order, each value checked alone by its option's own parser so that an error names its
+/// line and key.
+pub fn args_from_options(file: &ConfigFile) -> Result<Vec<OsString>, ConfigError> {
     let command = Args::command();
     // The same options with nothing required, to check one value at a time.
     let mut value_checker = Args::command().mut_args(|a| {
@@ -96,33 +80,11 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
             .requires(clap::builder::Resettable::<clap::Id>::Reset)
     });
     let mut argv: Vec<OsString> = Vec::new();
-    for key in table.keys() {
-        let at = spanned.get(key).map_or(0, |v| v.span().start);
-        let value = spanned
-            .get(key)
-            .map(Spanned::get_ref)
-            .expect("same document");
-        // [[link]] tables are read by `links`; a lone [link] table is a slip of one bracket.
-        match (key.as_str(), value) {
-            ("link", Value::Array(_)) => continue,
-            // [[stream]] tables are read by `streams`.
-            ("stream", Value::Array(_)) => continue,
-            ("stream", _) => {
-                return Err(error(
-                    at,
-                    "unknown key `stream`: streams are [[stream]] tables, with two brackets".into(),
-                ))
-            }
-            // [[test]] tables are read by `test_tables`.
-            ("test", _) => continue,
-            ("link", _) => {
-                return Err(error(
-                    at,
-                    "unknown key `link`: links are [[link]] tables, with two brackets".into(),
-                ))
-            }
-            _ => {}
-        }
+    for option in &file.options {
+        let key = option.key.get_ref();
+        let at = option.key.span().start;
+        let value = option.value.get_ref();
+        let error = |message: String| file.error(at, message);
         let name = key.replace('_', "-");
         let arg = command
             .get_arguments()
@@ -133,42 +95,35 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
             })
             .filter(|a| !matches!(a.get_id().as_str(), "config" | "help" | "version"));
         let Some(arg) = arg else {
-            return Err(error(
-                at,
-                format!(
-                    "unknown key `{key}` (the keys are tunmcastd's long options: {})",
-                    {
-                        let keys: Vec<String> = command
-                            .get_arguments()
-                            .filter_map(|a| a.get_long())
-                            .filter(|l| !matches!(*l, "config" | "help" | "version"))
-                            .map(|l| l.replace('-', "_"))
-                            .collect();
-                        keys.join(", ")
-                    }
-                ),
-            ));
+            let keys: Vec<String> = command
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .filter(|l| !matches!(*l, "config" | "help" | "version"))
+                .map(|l| l.replace('-', "_"))
+                .collect();
+            return Err(error(format!(
+                "unknown key `{key}` (the keys are tunmcastd's long options, and the tables \
+                 [[link]], [[stream]] and [[test]]: {})",
+                keys.join(", ")
+            )));
         };
         let long = format!("--{}", arg.get_long().expect("found by its long name"));
         match (arg.get_action(), value) {
             (ArgAction::SetTrue, Value::Boolean(true)) => argv.push(OsString::from(&long)),
             (ArgAction::SetTrue, Value::Boolean(false)) => {}
             (ArgAction::SetTrue, other) => {
-                return Err(error(
-                    at,
-                    format!("`{key}` is true or false, not {}", other.type_str()),
-                ))
+                return Err(error(format!(
+                    "`{key}` is true or false, not {}",
+                    other.type_str()
+                )))
             }
             (_, Value::String(s)) => argv.extend([OsString::from(&long), s.into()]),
             (_, Value::Integer(i)) => argv.extend([OsString::from(&long), i.to_string().into()]),
             (_, other) => {
-                return Err(error(
-                    at,
-                    format!(
-                        "`{key}` takes a string or a number, not {}",
-                        other.type_str()
-                    ),
-                ))
+                return Err(error(format!(
+                    "`{key}` takes a string or a number, not {}",
+                    other.type_str()
+                )))
             }
         }
         // The value goes through the option's own parser now, alone, so that the error can
@@ -186,7 +141,7 @@ fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError>
                     .next()
                     .unwrap_or_default()
                     .trim_start_matches("error: ");
-                return Err(error(at, format!("`{key}`: {detail}")));
+                return Err(error(format!("`{key}`: {detail}")));
             }
         }
     }
@@ -206,6 +161,11 @@ pub fn merged_argv(argv: &[OsString], from_file: Vec<OsString>) -> Vec<OsString>
 mod tests {
     use super::*;
     use clap::Parser;
+    use std::path::Path;
+
+    fn args_from_text(path: &Path, text: &str) -> Result<Vec<OsString>, ConfigError> {
+        args_from_options(&ConfigFile::parse(path, text.to_string())?)
+    }
 
     fn parse(text: &str, cli: &[&str]) -> Result<Args, String> {
         let path = Path::new("/etc/tunmcastd.toml");

@@ -212,17 +212,21 @@ impl Args {
             .unwrap_or_else(|| PathBuf::from(format!("/run/tunmcast/{name}.sock")))
     }
 
-    /// The links and hosts to serve: the --config file's `[[link]]` tables (its top-level keys
-    /// and the command line giving their defaults), else the one link of the command line.
-    pub fn topology(&self) -> Result<topology::Topology, ArgsError> {
+    /// The links and hosts to serve: the `[[link]]` tables of the --config `file` (its
+    /// top-level keys and the command line giving their defaults), else the one link of the
+    /// command line; with the file's `[[stream]]` tables.
+    pub fn topology(
+        &self,
+        file: Option<&config::ConfigFile>,
+    ) -> Result<topology::Topology, ArgsError> {
         let defaults = topology::HostParams::from_args(self);
-        if let Some(path) = &self.config {
+        if let Some(file) = file {
             if let Some(topology) =
-                config::links::topology_from_file(path, defaults).map_err(ArgsError::Config)?
+                config::links::topology(file, defaults).map_err(ArgsError::Config)?
             {
                 if self.iface.is_some() || self.ipv4.is_some() {
                     return Err(ArgsError::Config(config::ConfigError {
-                        path: path.clone(),
+                        path: file.path.clone(),
                         line: 0,
                         message: "--iface and --ipv4 describe the one link of the command \
                                   line, and this file has `[[link]]` tables: give them in a \
@@ -230,7 +234,7 @@ impl Args {
                             .into(),
                     }));
                 }
-                return self.with_streams(topology);
+                return Self::with_streams(topology, file);
             }
         }
         let mut missing = Vec::new();
@@ -250,19 +254,20 @@ impl Args {
                 ),
             )));
         }
-        self.with_streams(topology::Topology::from_args(self))
+        let topology = topology::Topology::from_args(self);
+        match file {
+            Some(file) => Self::with_streams(topology, file),
+            None => Ok(topology),
+        }
     }
 
-    /// `topology` with the --config file's `[[stream]]` tables, each on one of its links.
+    /// `topology` with the `[[stream]]` tables of `file`, each on one of its links.
     fn with_streams(
-        &self,
         mut topology: topology::Topology,
+        file: &config::ConfigFile,
     ) -> Result<topology::Topology, ArgsError> {
-        if let Some(path) = &self.config {
-            let devices: Vec<&str> = topology.links.iter().map(|l| l.device.as_str()).collect();
-            topology.streams =
-                config::streams::streams_from_file(path, &devices).map_err(ArgsError::Config)?;
-        }
+        let devices: Vec<&str> = topology.links.iter().map(|l| l.device.as_str()).collect();
+        topology.streams = config::streams::streams(file, &devices).map_err(ArgsError::Config)?;
         Ok(topology)
     }
 
@@ -352,17 +357,15 @@ impl Args {
 
     /// Parses the command line of this process, with the --config file's options before it.
     /// Usage and configuration errors print one message and exit with status 2.
-    pub fn from_command_line() -> (Args, topology::Topology) {
+    pub fn from_command_line() -> (Args, topology::Topology, Vec<config::TestTable>) {
         let argv: Vec<OsString> = std::env::args_os().collect();
-        let parsed = Args::from_argv(&argv).and_then(|args| {
+        let parsed = Args::from_argv(&argv).and_then(|(args, file)| {
             args.check_http()?;
-            if let Some(path) = &args.config {
-                config::test_tables::test_tables_from_file(path).map_err(ArgsError::Config)?;
-            }
-            Ok((args.topology()?, args))
+            let topology = args.topology(file.as_ref())?;
+            Ok((topology, args, file.map(|f| f.tests).unwrap_or_default()))
         });
         match parsed {
-            Ok((topology, args)) => (args, topology),
+            Ok((topology, args, tests)) => (args, topology, tests),
             Err(ArgsError::Usage(e)) => e.exit(),
             Err(ArgsError::Config(e)) => {
                 eprintln!("tunmcastd: {e}");
@@ -371,13 +374,22 @@ impl Args {
         }
     }
 
-    /// Parses `argv` (the program name first) with the --config file's options before it.
-    pub fn from_argv(argv: &[OsString]) -> Result<Args, ArgsError> {
-        let from_file = match config::config_path(argv) {
-            Some(path) => config::file_args(&path).map_err(ArgsError::Config)?,
-            None => Vec::new(),
+    /// Parses `argv` (the program name first) with the --config file's options before it;
+    /// the file, read and parsed once, is returned for its tables.
+    pub fn from_argv(argv: &[OsString]) -> Result<(Args, Option<config::ConfigFile>), ArgsError> {
+        let (from_file, file) = match config::config_path(argv) {
+            Some(path) => {
+                let file = config::ConfigFile::read(&path).map_err(ArgsError::Config)?;
+                (
+                    config::args_from_options(&file).map_err(ArgsError::Config)?,
+                    Some(file),
+                )
+            }
+            None => (Vec::new(), None),
         };
-        Args::try_parse_from(config::merged_argv(argv, from_file)).map_err(ArgsError::Usage)
+        let args =
+            Args::try_parse_from(config::merged_argv(argv, from_file)).map_err(ArgsError::Usage)?;
+        Ok((args, file))
     }
 }
 
@@ -443,9 +455,9 @@ pub fn main() -> ExitCode {
     if let Some(status) = clidoc::handle(&argv, Args::command(), "8") {
         return status;
     }
-    let (args, topology) = Args::from_command_line();
+    let (args, topology, tests) = Args::from_command_line();
     logging::init(&args.log_filter());
-    match daemon::run(args, topology) {
+    match daemon::run(args, topology, tests) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tunmcastd: {e:#}");

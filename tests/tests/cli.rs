@@ -121,7 +121,7 @@ fn tunmcastd_refuses_a_bad_configuration_with_exit_2_and_touches_nothing() {
     let dir = scratch("daemon-bad-config");
     let socket = dir.join("ctl.sock");
     let config = dir.join("tunmcastd.toml");
-    let cases: [(&str, &[&str], &str); 4] = [
+    let cases: [(&str, &[&str], &str); 7] = [
         (
             "iface = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\nmtu = 100\n",
             &[],
@@ -137,6 +137,25 @@ fn tunmcastd_refuses_a_bad_configuration_with_exit_2_and_touches_nothing() {
             "iface = \"tmcbad0\"\n",
             &["--log-level", "loud"],
             "not a level",
+        ),
+        // One bad key in each kind of table: the file, the line and the key.
+        (
+            "[[link]]\ndevice = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\nspeed = 10\n",
+            &[],
+            "tunmcastd.toml:4: [[link]]: unknown field `speed`",
+        ),
+        (
+            "[[link]]\ndevice = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\n\
+             [[stream]]\nlink = \"tmcbad0\"\nsource = \"10.1.1.1\"\ngroup = \"232.1.1.1\"\n\
+             rate = 5\n",
+            &[],
+            "tunmcastd.toml:8: [[stream]]: unknown field `rate`",
+        ),
+        (
+            "[[link]]\ndevice = \"tmcbad0\"\nipv4 = \"10.99.0.2/24\"\n\
+             [[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nview = 5\n",
+            &[],
+            "tunmcastd.toml:7: [[test]]: unknown field `view`",
         ),
     ];
     for (text, extra, expected) in cases {

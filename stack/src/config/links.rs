@@ -20,95 +20,203 @@
 //! `v3_unsolicited_interval_ms`, `mtu`) may be given at the top level, per link and per host
 //! block; the innermost wins. Keys are spelled with `_` here.
 //!
-//! Every problem is one `ConfigError` naming the line. Overlaps between host ranges are
-//! found by sorting the ranges (O(n log n) in the number of blocks, not of hosts).
+//! The tables are serde structs of the parsed file ([`ConfigFile::links`]), unknown keys
+//! refused; here their values are checked (ranges, device names, host counts) and the hosts
+//! expanded. Every problem is one `ConfigError` naming the line and the key. Overlaps between
+//! host ranges are found by sorting the ranges (`claims`: O(n log n) in the number of
+//! blocks, not of hosts).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::RangeInclusive;
-use std::path::Path;
 
-use toml::de::{DeTable, DeValue};
+use serde::Deserialize;
 use toml::Spanned;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigFile};
 use crate::framing::Mac;
 use crate::topology::{eui64_link_local, HostParams, HostSpec, LinkKind, LinkSpec, Topology};
+use claims::{check_ipv4_range, check_mac_range, mac_from_number, mac_number, Claim, Claims};
 
 /// The most hosts one `[[link.hosts]]` block may give.
 pub const MAX_HOSTS_PER_BLOCK: i64 = 1_000_000;
 
 /// Top-level keys that describe the one link of the short form.
 const ONE_LINK_KEYS: &[&str] = &["iface", "tun", "tap", "mac", "ipv4", "ipv6_ll"];
-/// The protocol settings, valid at the top level, in a `[[link]]` and in a `[[link.hosts]]`.
-const PARAM_KEYS: &[&str] = &[
-    "igmp_version",
-    "mld_version",
-    "robustness",
-    "unsolicited_interval_ms",
-    "v3_unsolicited_interval_ms",
-    "mtu",
-];
-/// The keys of a `[[link]]` besides `PARAM_KEYS`.
-const LINK_KEYS: &[&str] = &[
-    "device",
-    "kind",
-    "suppression",
-    "ipv4",
-    "ipv6_ll",
-    "mac",
-    "hosts",
-];
-/// The keys of a `[[link.hosts]]` besides `PARAM_KEYS`.
-const HOST_KEYS: &[&str] = &["count", "ipv4", "ipv6_ll", "mac"];
 
-/// The `[[link]]` tables of `path`, or `None` when it has none (the one-link form).
-/// `defaults` are the top-level settings (the command line with the file's top-level keys).
-pub fn topology_from_file(
-    path: &Path,
-    defaults: HostParams,
-) -> Result<Option<Topology>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    topology_from_text(path, &text, defaults)
+/// A table that may hold the protocol settings besides its own keys: serde's `flatten` would
+/// lose `deny_unknown_fields`, so the settings are repeated in each table by this macro.
+macro_rules! table_with_params {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident { $($(#[$field_meta:meta])* $field:ident: $ty:ty,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$field_meta])* $field: $ty,)*
+            igmp_version: Option<Spanned<Integer>>,
+            mld_version: Option<Spanned<Integer>>,
+            robustness: Option<Spanned<Integer>>,
+            unsolicited_interval_ms: Option<Spanned<Integer>>,
+            v3_unsolicited_interval_ms: Option<Spanned<Integer>>,
+            mtu: Option<Spanned<Integer>>,
+        }
+
+        impl $name {
+            /// `base` with this table's settings over it.
+            fn params(
+                &self,
+                base: HostParams,
+                file: &ConfigFile,
+            ) -> Result<HostParams, ConfigError> {
+                with_params(base, file, [
+                    &self.igmp_version,
+                    &self.mld_version,
+                    &self.robustness,
+                    &self.unsolicited_interval_ms,
+                    &self.v3_unsolicited_interval_ms,
+                    &self.mtu,
+                ])
+            }
+        }
+    };
 }
 
-/// As [`topology_from_file`], from the file's text.
-pub fn topology_from_text(
-    path: &Path,
-    text: &str,
-    defaults: HostParams,
-) -> Result<Option<Topology>, ConfigError> {
-    let file = File { path, text };
-    let document = DeTable::parse(text)
-        .map_err(|e| file.error(e.span().map_or(0, |s| s.start), e.message().trim()))?;
-    let document = document.get_ref();
-    let Some((_, links)) = document.iter().find(|(k, _)| k.get_ref() == "link") else {
+/// `base` with the settings given (in the order of [`table_with_params`]) over it. The ranges
+/// are the command line's.
+fn with_params(
+    base: HostParams,
+    file: &ConfigFile,
+    [igmp_version, mld_version, robustness, interval, v3_interval, mtu]: [&Option<Spanned<Integer>>;
+        6],
+) -> Result<HostParams, ConfigError> {
+    let mut params = base;
+    if let Some(v) = ranged(file, "igmp_version", igmp_version, 1..=3)? {
+        params.igmp_version = v as u8;
+    }
+    if let Some(v) = ranged(file, "mld_version", mld_version, 1..=2)? {
+        params.mld_version = v as u8;
+    }
+    if let Some(v) = ranged(file, "robustness", robustness, 1..=10)? {
+        params.robustness = v as u8;
+    }
+    if let Some(v) = ranged(file, "unsolicited_interval_ms", interval, 1..=3_600_000)? {
+        params.unsolicited_interval_ms = v as u32;
+    }
+    if let Some(v) = ranged(
+        file,
+        "v3_unsolicited_interval_ms",
+        v3_interval,
+        1..=3_600_000,
+    )? {
+        params.v3_unsolicited_interval_ms = v as u32;
+    }
+    if let Some(v) = ranged(file, "mtu", mtu, 576..=65_535)? {
+        params.mtu = v as u16;
+    }
+    Ok(params)
+}
+
+/// A TOML integer, so that a value of another type is refused as "expected an integer"
+/// (serde's own word would be Rust's `i64`).
+#[derive(Debug, Clone, Copy)]
+pub struct Integer(i64);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Integer, D::Error> {
+        struct IntegerVisitor;
+        impl serde::de::Visitor<'_> for IntegerVisitor {
+            type Value = Integer;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an integer")
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Integer, E> {
+                Ok(Integer(n))
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Integer, E> {
+                i64::try_from(n)
+                    .map(Integer)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(n), &self))
+            }
+        }
+        deserializer.deserialize_i64(IntegerVisitor)
+    }
+}
+
+/// `kind` of a `[[link]]`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KindKey {
+    Tun,
+    Tap,
+}
+
+table_with_params! {
+    /// One `[[link]]` table.
+    pub struct LinkTable {
+        device: Option<Spanned<String>>,
+        kind: Option<KindKey>,
+        suppression: Option<bool>,
+        ipv4: Option<Spanned<String>>,
+        ipv6_ll: Option<Spanned<String>>,
+        mac: Option<Spanned<String>>,
+        hosts: Option<Vec<Spanned<HostBlock>>>,
+    }
+}
+
+table_with_params! {
+    /// One `[[link.hosts]]` table: `count` consecutive hosts.
+    pub struct HostBlock {
+        count: Option<Spanned<Integer>>,
+        ipv4: Option<Spanned<String>>,
+        ipv6_ll: Option<Spanned<String>>,
+        mac: Option<Spanned<String>>,
+    }
+}
+
+/// The value of `key` if within `range`.
+fn ranged(
+    file: &ConfigFile,
+    key: &str,
+    value: &Option<Spanned<Integer>>,
+    range: RangeInclusive<i64>,
+) -> Result<Option<i64>, ConfigError> {
+    let Some(value) = value else {
         return Ok(None);
     };
-    let Some(links) = links
-        .get_ref()
-        .as_array()
-        .filter(|a| a.iter().all(|t| t.get_ref().is_table()))
-    else {
-        return Err(file.error(
-            links.span().start,
-            "`link` holds links: write each as a [[link]] table",
-        ));
+    let Integer(n) = *value.get_ref();
+    if range.contains(&n) {
+        Ok(Some(n))
+    } else {
+        Err(file.error(
+            value.span().start,
+            format!(
+                "`{key}` must be {} to {}, not {n}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+/// The `[[link]]` tables of `file`, or `None` when it has none (the one-link form).
+/// `defaults` are the top-level settings (the command line with the file's top-level keys).
+pub fn topology(file: &ConfigFile, defaults: HostParams) -> Result<Option<Topology>, ConfigError> {
+    let Some(links) = &file.links else {
+        return Ok(None);
     };
-    for (key, _) in document.iter() {
-        let name = key.get_ref().replace('-', "_");
+    for option in &file.options {
+        let key = option.key.get_ref();
+        let name = key.replace('-', "_");
         if ONE_LINK_KEYS.contains(&name.as_str()) {
             return Err(file.error(
-                key.span().start,
+                option.key.span().start,
                 format!(
-                    "`{}` describes the one link of the short form, and this file has [[link]] \
+                    "`{key}` describes the one link of the short form, and this file has [[link]] \
                      tables: give `{}` inside a [[link]] (`device` for `iface`), or drop the \
                      [[link]] tables",
-                    key.get_ref(),
                     if name == "iface" || name == "tun" {
                         "device"
                     } else {
@@ -121,207 +229,86 @@ pub fn topology_from_text(
 
     let mut topology = Topology::default();
     let mut claims = Claims::default();
+    // Each device's first [[link]], by the offset of its `device`.
     let mut devices: HashMap<String, usize> = HashMap::new();
     for (index, link) in links.iter().enumerate() {
-        let table = Table::new(&file, link, "[[link]]")?;
-        let spec = parse_link(&table, index, defaults, &mut claims)?;
-        let device_at = table.get("device").map_or(0, |v| v.span().start);
+        let spec = parse_link(file, link, index, defaults, &mut claims)?;
+        let device_at = link.get_ref().device.as_ref().map_or(0, |d| d.span().start);
         if let Some(&first) = devices.get(&spec.device) {
             return Err(file.error(
                 device_at,
                 format!(
-                    "device `{}` is already the device of the [[link]] on line {first}",
-                    spec.device
+                    "device `{}` is already the device of the [[link]] on line {}",
+                    spec.device,
+                    file.line(first)
                 ),
             ));
         }
-        devices.insert(spec.device.clone(), file.line(device_at));
+        devices.insert(spec.device.clone(), device_at);
         topology.links.push(spec);
     }
-    claims.check(&file)?;
+    claims.check(file)?;
     Ok(Some(topology))
 }
 
-/// The file being read, to turn byte offsets into lines.
-struct File<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl File<'_> {
-    fn line(&self, offset: usize) -> usize {
-        let end = offset.min(self.text.len());
-        self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn error(&self, offset: usize, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            path: self.path.to_path_buf(),
-            line: self.line(offset),
-            message: message.into(),
-        }
-    }
-}
-
-/// One `[[link]]` or `[[link.hosts]]` table, its keys checked against those it may hold.
-struct Table<'f, 't, 'i> {
-    file: &'f File<'f>,
-    table: &'t DeTable<'i>,
-    at: usize,
+/// The keys that give a run of hosts: a `[[link.hosts]]`, or a `[[link]]` for its one host.
+struct Block<'a> {
+    file: &'a ConfigFile,
+    /// `[[link]]` or `[[link.hosts]]`.
     name: &'static str,
+    /// Where the table starts, for a problem with no key of its own.
+    at: usize,
+    count: Option<&'a Spanned<Integer>>,
+    ipv4: Option<&'a Spanned<String>>,
+    ipv6_ll: Option<&'a Spanned<String>>,
+    mac: Option<&'a Spanned<String>>,
 }
 
-impl<'f, 't, 'i> Table<'f, 't, 'i> {
-    fn new(
-        file: &'f File<'f>,
-        value: &'t Spanned<DeValue<'i>>,
-        name: &'static str,
-    ) -> Result<Self, ConfigError> {
-        let table = value
-            .get_ref()
-            .as_table()
-            .ok_or_else(|| file.error(value.span().start, format!("{name} must be a table")))?;
-        let keys = if name == "[[link]]" {
-            LINK_KEYS
-        } else {
-            HOST_KEYS
+impl Block<'_> {
+    /// Where `key` is written, else where the table starts.
+    fn at_key(&self, key: &str) -> usize {
+        let span = match key {
+            "count" => self.count.map(Spanned::span),
+            "ipv4" => self.ipv4.map(Spanned::span),
+            "ipv6_ll" => self.ipv6_ll.map(Spanned::span),
+            "mac" => self.mac.map(Spanned::span),
+            _ => None,
         };
-        let keys = || keys.iter().chain(PARAM_KEYS);
-        for (key, _) in table.iter() {
-            if !keys().any(|k| *k == key.get_ref()) {
-                return Err(file.error(
-                    key.span().start,
-                    format!(
-                        "unknown key `{}` in {name} (its keys are: {})",
-                        key.get_ref(),
-                        keys().copied().collect::<Vec<_>>().join(", ")
-                    ),
-                ));
-            }
-        }
-        Ok(Table {
-            file,
-            table,
-            at: value.span().start,
-            name,
-        })
-    }
-
-    fn get(&self, key: &str) -> Option<&'t Spanned<DeValue<'i>>> {
-        self.table
-            .iter()
-            .find(|(k, _)| k.get_ref() == key)
-            .map(|(_, v)| v)
+        span.map_or(self.at, |s| s.start)
     }
 
     fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        let at = self.get(key).map_or(self.at, |v| v.span().start);
-        self.file.error(at, message)
+        self.file.error(self.at_key(key), message)
     }
 
-    fn string(&self, key: &str) -> Result<Option<&'t str>, ConfigError> {
-        match self.get(key).map(Spanned::get_ref) {
-            None => Ok(None),
-            Some(DeValue::String(s)) => Ok(Some(s.as_ref())),
-            Some(other) => Err(self.error(
-                key,
-                format!("`{key}` is a string, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    /// A string parsed by `parse`, whose error is put after the key's name.
+    /// The string of `key` parsed by `parse`, whose error is put after the key's name.
     fn parsed<T>(
         &self,
         key: &str,
+        value: Option<&Spanned<String>>,
         parse: impl FnOnce(&str) -> Result<T, String>,
     ) -> Result<Option<T>, ConfigError> {
-        self.string(key)?
-            .map(|s| parse(s).map_err(|e| self.error(key, format!("`{key}`: {e}"))))
+        value
+            .map(|s| parse(s.get_ref()).map_err(|e| self.error(key, format!("`{key}`: {e}"))))
             .transpose()
-    }
-
-    fn integer(&self, key: &str, range: RangeInclusive<i64>) -> Result<Option<i64>, ConfigError> {
-        let Some(value) = self.get(key).map(Spanned::get_ref) else {
-            return Ok(None);
-        };
-        let DeValue::Integer(integer) = value else {
-            return Err(self.error(
-                key,
-                format!("`{key}` is a number, not {}", value.type_str()),
-            ));
-        };
-        i64::from_str_radix(integer.as_str(), integer.radix())
-            .ok()
-            .filter(|n| range.contains(n))
-            .map(Some)
-            .ok_or_else(|| {
-                self.error(
-                    key,
-                    format!(
-                        "`{key}` must be {} to {}, not {integer}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
-    }
-
-    fn boolean(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key).map(Spanned::get_ref) {
-            None => Ok(None),
-            Some(DeValue::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => Err(self.error(
-                key,
-                format!("`{key}` is true or false, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    /// `base` with this table's settings over it. The ranges are the command line's.
-    fn params(&self, base: HostParams) -> Result<HostParams, ConfigError> {
-        let mut params = base;
-        let small = |key, range| -> Result<Option<u8>, ConfigError> {
-            Ok(self.integer(key, range)?.map(|n| n as u8))
-        };
-        let interval = |key| -> Result<Option<u32>, ConfigError> {
-            Ok(self.integer(key, 1..=3_600_000)?.map(|n| n as u32))
-        };
-        if let Some(v) = small("igmp_version", 1..=3)? {
-            params.igmp_version = v;
-        }
-        if let Some(v) = small("mld_version", 1..=2)? {
-            params.mld_version = v;
-        }
-        if let Some(v) = small("robustness", 1..=10)? {
-            params.robustness = v;
-        }
-        if let Some(v) = interval("unsolicited_interval_ms")? {
-            params.unsolicited_interval_ms = v;
-        }
-        if let Some(v) = interval("v3_unsolicited_interval_ms")? {
-            params.v3_unsolicited_interval_ms = v;
-        }
-        if let Some(v) = self.integer("mtu", 576..=65_535)? {
-            params.mtu = v as u16;
-        }
-        Ok(params)
     }
 }
 
 fn parse_link(
-    table: &Table,
+    file: &ConfigFile,
+    link: &Spanned<LinkTable>,
     index: usize,
     defaults: HostParams,
     claims: &mut Claims,
 ) -> Result<LinkSpec, ConfigError> {
-    let device = table
-        .string("device")?
-        .ok_or_else(|| table.error("device", "a [[link]] needs `device`"))?;
+    let at = link.span().start;
+    let link = link.get_ref();
+    let device = link
+        .device
+        .as_ref()
+        .ok_or_else(|| file.error(at, "a [[link]] needs `device`"))?;
+    let device_at = device.span().start;
+    let device = device.get_ref();
     // IFNAMSIZ is 16 with the NUL; the kernel refuses '/' and white space in names.
     if device.is_empty()
         || device.len() > 15
@@ -329,44 +316,51 @@ fn parse_link(
         || device == ".."
         || device.contains(|c: char| c == '/' || c == ':' || c.is_whitespace())
     {
-        return Err(table.error(
-            "device",
+        return Err(file.error(
+            device_at,
             format!("`device` {device:?} is not a device name (1 to 15 characters, no '/', ':' or spaces)"),
         ));
     }
-    let kind = match table.string("kind")? {
-        None | Some("tun") => LinkKind::Tun,
-        Some("tap") => LinkKind::Tap,
-        Some(other) => {
-            return Err(table.error(
-                "kind",
-                format!("`kind` is \"tun\" or \"tap\", not {other:?}"),
-            ))
-        }
+    let kind = match link.kind {
+        None | Some(KindKey::Tun) => LinkKind::Tun,
+        Some(KindKey::Tap) => LinkKind::Tap,
     };
-    let params = table.params(defaults)?;
-    let mut link = LinkSpec {
+    let params = link.params(defaults, file)?;
+    let mut spec = LinkSpec {
         device: device.to_string(),
         kind,
-        suppression: table.boolean("suppression")?.unwrap_or(true),
+        suppression: link.suppression.unwrap_or(true),
         mtu: params.mtu,
         hosts: Vec::new(),
     };
     let scope = index + 1;
-    match table.get("hosts") {
+    let own = Block {
+        file,
+        name: "[[link]]",
+        at,
+        count: None,
+        ipv4: link.ipv4.as_ref(),
+        ipv6_ll: link.ipv6_ll.as_ref(),
+        mac: link.mac.as_ref(),
+    };
+    match &link.hosts {
         None => {
-            if table.get("ipv4").is_none() {
-                return Err(table.error(
+            if link.ipv4.is_none() {
+                return Err(own.error(
                     "ipv4",
                     "a [[link]] without [[link.hosts]] needs `ipv4` (its one host's address)",
                 ));
             }
-            expand_block(table, 1, params, scope, &mut link, claims)?;
+            expand_block(&own, 1, params, scope, &mut spec, claims)?;
         }
-        Some(hosts) => {
-            for key in ["ipv4", "ipv6_ll", "mac"] {
-                if table.get(key).is_some() {
-                    return Err(table.error(
+        Some(blocks) => {
+            for (key, given) in [
+                ("ipv4", own.ipv4.is_some()),
+                ("ipv6_ll", own.ipv6_ll.is_some()),
+                ("mac", own.mac.is_some()),
+            ] {
+                if given {
+                    return Err(own.error(
                         key,
                         format!(
                             "`{key}` of a [[link]] is its one host's, and this link has \
@@ -375,27 +369,31 @@ fn parse_link(
                     ));
                 }
             }
-            let blocks = hosts
-                .get_ref()
-                .as_array()
-                .ok_or_else(|| table.error("hosts", "`hosts` holds [[link.hosts]] tables"))?;
-            for block in blocks.iter() {
-                let block = Table::new(table.file, block, "[[link.hosts]]")?;
-                let count = block
-                    .integer("count", 1..=MAX_HOSTS_PER_BLOCK)?
-                    .unwrap_or(1);
-                let params = block.params(params)?;
-                expand_block(&block, count as u32, params, scope, &mut link, claims)?;
+            for block in blocks {
+                let host = block.get_ref();
+                let count =
+                    ranged(file, "count", &host.count, 1..=MAX_HOSTS_PER_BLOCK)?.unwrap_or(1);
+                let params = host.params(params, file)?;
+                let block = Block {
+                    file,
+                    name: "[[link.hosts]]",
+                    at: block.span().start,
+                    count: host.count.as_ref(),
+                    ipv4: host.ipv4.as_ref(),
+                    ipv6_ll: host.ipv6_ll.as_ref(),
+                    mac: host.mac.as_ref(),
+                };
+                expand_block(&block, count as u32, params, scope, &mut spec, claims)?;
             }
         }
     }
-    Ok(link)
+    Ok(spec)
 }
 
 /// Appends the `count` hosts of `block` (a `[[link.hosts]]`, or a `[[link]]` for its one
 /// host) to `link`, checking that every address range stays valid and claiming the ranges.
 fn expand_block(
-    block: &Table,
+    block: &Block,
     count: u32,
     params: HostParams,
     scope: usize,
@@ -414,19 +412,18 @@ fn expand_block(
         ));
     }
     let (first_ipv4, prefix_len) = block
-        .parsed("ipv4", crate::parse_ipv4_prefix)?
+        .parsed("ipv4", block.ipv4, crate::parse_ipv4_prefix)?
         .ok_or_else(|| block.error("ipv4", format!("a {} needs `ipv4`", block.name)))?;
     check_ipv4_range(first_ipv4, prefix_len, count)
         .map_err(|problem| block.error("ipv4", format!("`ipv4`: {problem}")))?;
     claims.ipv4.push(Claim::new(
-        block,
-        "ipv4",
+        block.at_key("ipv4"),
         0,
         u32::from(first_ipv4).into(),
         count,
     ));
 
-    let mac = block.parsed("mac", |s| s.parse::<Mac>())?;
+    let mac = block.parsed("mac", block.mac, |s| s.parse::<Mac>())?;
     let first_mac = match (link.kind, mac) {
         (LinkKind::Tun, Some(_)) => {
             return Err(block.error(
@@ -445,12 +442,15 @@ fn expand_block(
     if let Some(mac) = first_mac {
         check_mac_range(mac, count)
             .map_err(|problem| block.error("mac", format!("`mac`: {problem}")))?;
-        claims
-            .mac
-            .push(Claim::new(block, "mac", 0, mac_number(mac).into(), count));
+        claims.mac.push(Claim::new(
+            block.at_key("mac"),
+            0,
+            mac_number(mac).into(),
+            count,
+        ));
     }
 
-    let first_ipv6 = block.parsed("ipv6_ll", crate::parse_link_local)?;
+    let first_ipv6 = block.parsed("ipv6_ll", block.ipv6_ll, crate::parse_link_local)?;
     if let Some(first) = first_ipv6 {
         let first = u128::from(first);
         let in_link_local = |n: u128| n >> 118 == 0xfe80 >> 6;
@@ -468,7 +468,7 @@ fn expand_block(
         }
         claims
             .ipv6
-            .push(Claim::new(block, "ipv6_ll", scope, first, count));
+            .push(Claim::new(block.at_key("ipv6_ll"), scope, first, count));
     }
 
     link.hosts.reserve(count as usize);
@@ -493,140 +493,7 @@ fn expand_block(
     Ok(())
 }
 
-/// `count` consecutive addresses from `first` must stay in its prefix and not reach its
-/// broadcast address.
-fn check_ipv4_range(first: Ipv4Addr, prefix_len: u8, count: u32) -> Result<(), String> {
-    let last = u64::from(u32::from(first)) + u64::from(count) - 1;
-    let last = u32::try_from(last)
-        .map_err(|_| format!("{count} hosts from {first} run past 255.255.255.255"))?;
-    let mask = u32::MAX
-        .checked_shl(32 - u32::from(prefix_len))
-        .unwrap_or(0);
-    let network = Ipv4Addr::from(u32::from(first) & mask);
-    let last_addr = Ipv4Addr::from(last);
-    if last & mask != u32::from(first) & mask {
-        return Err(format!(
-            "{count} hosts from {first} run out of {network}/{prefix_len} (the last would be {last_addr})"
-        ));
-    }
-    // /31 and /32 have no broadcast address (RFC 3021).
-    if prefix_len <= 30 && last == u32::from(first) | !mask {
-        return Err(format!(
-            "{count} hosts from {first} reach {last_addr}, the broadcast address of {network}/{prefix_len}"
-        ));
-    }
-    Ok(())
-}
-
-/// `count` consecutive MACs from `first` must not wrap or turn multicast.
-fn check_mac_range(first: Mac, count: u32) -> Result<(), String> {
-    let last = mac_number(first) + u64::from(count) - 1;
-    if last > 0xffff_ffff_ffff {
-        return Err(format!(
-            "{count} hosts from {first} run past ff:ff:ff:ff:ff:ff"
-        ));
-    }
-    let last = mac_from_number(last);
-    if last.is_multicast() {
-        return Err(format!(
-            "{count} hosts from {first} reach {last}, a multicast MAC"
-        ));
-    }
-    Ok(())
-}
-
-fn mac_number(mac: Mac) -> u64 {
-    let m = mac.0;
-    u64::from_be_bytes([0, 0, m[0], m[1], m[2], m[3], m[4], m[5]])
-}
-
-fn mac_from_number(n: u64) -> Mac {
-    let b = n.to_be_bytes();
-    Mac([b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
-/// A range of addresses given at some line: `first ..= last` within `scope` (0: all links;
-/// a link's index + 1 for link-local addresses, which need only be unique on their link).
-struct Claim {
-    scope: usize,
-    first: u128,
-    last: u128,
-    at: usize,
-}
-
-impl Claim {
-    fn new(table: &Table, key: &str, scope: usize, first: u128, count: u32) -> Claim {
-        Claim {
-            scope,
-            first,
-            last: first + u128::from(count) - 1,
-            at: table.get(key).map_or(table.at, |v| v.span().start),
-        }
-    }
-}
-
-#[derive(Default)]
-struct Claims {
-    ipv4: Vec<Claim>,
-    mac: Vec<Claim>,
-    ipv6: Vec<Claim>,
-}
-
-impl Claims {
-    fn check(&mut self, file: &File) -> Result<(), ConfigError> {
-        let v4 = |n: u128| Ipv4Addr::from(n as u32).to_string();
-        let mac = |n: u128| mac_from_number(n as u64).to_string();
-        let v6 = |n: u128| Ipv6Addr::from(n).to_string();
-        no_overlap(file, &mut self.ipv4, "IPv4 addresses", &v4)?;
-        no_overlap(file, &mut self.mac, "MACs", &mac)?;
-        no_overlap(file, &mut self.ipv6, "IPv6 link-local addresses", &v6)
-    }
-}
-
-/// Refuses the first overlap between `claims`, reported at the one later in the file.
-fn no_overlap(
-    file: &File,
-    claims: &mut [Claim],
-    what: &str,
-    show: &dyn Fn(u128) -> String,
-) -> Result<(), ConfigError> {
-    claims.sort_unstable_by_key(|c| (c.scope, c.first, c.at));
-    let mut widest: Option<&Claim> = None;
-    let mut found: Option<(&Claim, &Claim)> = None;
-    for claim in claims.iter() {
-        match widest {
-            Some(w) if w.scope == claim.scope && claim.first <= w.last => {
-                let (earlier, later) = if w.at < claim.at {
-                    (w, claim)
-                } else {
-                    (claim, w)
-                };
-                // Keep the overlap that comes first in the file, for a stable message.
-                if found.is_none_or(|(_, l)| later.at < l.at) {
-                    found = Some((earlier, later));
-                }
-                if claim.last > w.last {
-                    widest = Some(claim);
-                }
-            }
-            _ => widest = Some(claim),
-        }
-    }
-    match found {
-        None => Ok(()),
-        Some((earlier, later)) => Err(file.error(
-            later.at,
-            format!(
-                "{what} {} to {} overlap those given on line {} ({} to {})",
-                show(later.first),
-                show(later.last),
-                file.line(earlier.at),
-                show(earlier.first),
-                show(earlier.last)
-            ),
-        )),
-    }
-}
+mod claims;
 
 #[cfg(test)]
 mod tests;

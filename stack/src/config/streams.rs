@@ -17,24 +17,17 @@
 //! and the key.
 
 use std::net::IpAddr;
-use std::path::Path;
 
 use control::protocol::StreamSpecArgs;
 use serde::Deserialize;
-use toml::Spanned;
 
-use super::ConfigError;
+use super::{ConfigError, ConfigFile};
 use crate::streams::StreamSpec;
 
-#[derive(Deserialize)]
-struct StreamsFile {
-    #[serde(default)]
-    stream: Vec<Spanned<StreamTable>>,
-}
-
-#[derive(Deserialize)]
+/// One `[[stream]]` table.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct StreamTable {
+pub struct StreamTable {
     link: String,
     source: IpAddr,
     group: String,
@@ -67,36 +60,13 @@ pub fn parse_group_count(text: &str) -> Result<(IpAddr, Option<u32>), String> {
     Ok((group, count))
 }
 
-/// The streams of the file at `path`, each on one of `devices`.
-pub fn streams_from_file(path: &Path, devices: &[&str]) -> Result<Vec<StreamSpec>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        path: path.to_path_buf(),
-        line: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    streams_from_text(path, &text, devices)
-}
-
-/// As [`streams_from_file`], from the file's text.
-pub fn streams_from_text(
-    path: &Path,
-    text: &str,
-    devices: &[&str],
-) -> Result<Vec<StreamSpec>, ConfigError> {
-    let error = |offset: usize, message: String| ConfigError {
-        path: path.to_path_buf(),
-        line: text[..offset.min(text.len())].matches('\n').count() + 1,
-        message,
-    };
-    let file: StreamsFile = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |span| span.start);
-        error(offset, format!("[[stream]]: {}", e.message().trim()))
-    })?;
+/// The streams of the `[[stream]]` tables of `file`, each on one of `devices`.
+pub fn streams(file: &ConfigFile, devices: &[&str]) -> Result<Vec<StreamSpec>, ConfigError> {
     let mut specs = Vec::new();
-    for (n, table) in file.stream.iter().enumerate() {
+    for (n, table) in file.streams.iter().enumerate() {
         let at = table.span().start;
         let t = table.get_ref();
-        let fail = |message: String| error(at, format!("[[stream]] #{}: {message}", n + 1));
+        let fail = |message: String| file.error(at, format!("[[stream]] #{}: {message}", n + 1));
         if !devices.contains(&t.link.as_str()) {
             return Err(fail(format!(
                 "`link`: {} is not a link of this file (its links: {})",
@@ -127,8 +97,9 @@ mod tests {
     use super::*;
 
     fn read(text: &str) -> Result<Vec<StreamSpec>, String> {
-        streams_from_text(Path::new("/etc/lab.toml"), text, &["tap1", "tap2"])
-            .map_err(|e| e.to_string())
+        let file = ConfigFile::parse(std::path::Path::new("/etc/lab.toml"), text.to_string())
+            .map_err(|e| e.to_string())?;
+        streams(&file, &["tap1", "tap2"]).map_err(|e| e.to_string())
     }
 
     #[test]

@@ -221,7 +221,11 @@ fn raise_fd_limit() {
     }
 }
 
-pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
+pub fn run(
+    args: Args,
+    topology: Topology,
+    tests: Vec<crate::config::TestTable>,
+) -> anyhow::Result<()> {
     raise_fd_limit();
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let waker = Arc::new(Waker::new(poll.registry(), Source::Wake.token())?);
@@ -285,7 +289,7 @@ pub fn run(args: Args, topology: Topology) -> anyhow::Result<()> {
     daemon.start_http(&waker)?;
     daemon.log_start(control.path());
     daemon.restore()?;
-    daemon.start_configured_tests()?;
+    daemon.start_configured_tests(tests)?;
     daemon.flush()?;
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
     service_notify(&[

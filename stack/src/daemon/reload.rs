@@ -18,10 +18,11 @@ impl Daemon {
             );
             return Ok(());
         };
-        let parsed = Args::from_argv(&self.argv).and_then(|new| {
-            let tests = crate::config::test_tables::test_tables_from_file(&path)
-                .map_err(crate::ArgsError::Config)?;
-            Ok((new.topology()?, new, tests))
+        // The file is read and parsed once, for its options and all its tables.
+        let parsed = Args::from_argv(&self.argv).and_then(|(new, file)| {
+            let topology = new.topology(file.as_ref())?;
+            let tests = file.map(|f| f.tests).unwrap_or_default();
+            Ok((topology, new, tests))
         });
         let (topology, new, tests) = match parsed {
             Ok(parsed) => parsed,

@@ -361,13 +361,12 @@ impl Daemon {
 }
 
 impl Daemon {
-    /// Reads the `[[test]]` tables of the `--config` file (checked at start already) and
-    /// starts those marked `start = true` (one at a time: the first).
-    pub(super) fn start_configured_tests(&mut self) -> anyhow::Result<()> {
-        let Some(path) = self.args.config.clone() else {
-            return Ok(());
-        };
-        let tables = crate::config::test_tables::test_tables_from_file(&path)?;
+    /// Keeps the `[[test]]` tables of the `--config` file (read with the rest of it at start)
+    /// and starts those marked `start = true` (one at a time: the first).
+    pub(super) fn start_configured_tests(
+        &mut self,
+        tables: Vec<crate::config::TestTable>,
+    ) -> anyhow::Result<()> {
         let first = tables.iter().find(|t| t.start).map(|t| t.spec.clone());
         self.tests.configured = tables.into_iter().map(|t| t.spec).collect();
         if let Some(spec) = first {

@@ -86,11 +86,15 @@ impl Daemon {
         let link = host.link;
         let packet = tx.to_packet();
         let frame = host.framing().encap(&packet, dst);
+        // Stamped as the frame is handed to the device: the write returns only once the
+        // kernel has carried it through the link's far side (a bridge, its snooping, a
+        // capture), which on a loaded machine takes milliseconds that are not the device's
+        // delay (RFC 3918 §5.6: from the report's transmission).
+        let at = self.now_ns();
         if !self.write_frame(link, &frame) {
             debug!("dropped {} {src} -> {dst}", tx.message());
             return;
         }
-        let at = self.now_ns();
         debug!("sent {} {src} -> {dst}", tx.message());
         // What the transmit says it carries: no lookup of our own.
         match tx.carries() {

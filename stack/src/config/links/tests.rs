@@ -3,7 +3,9 @@ use super::*;
 const PATH: &str = "/etc/tunmcastd.toml";
 
 fn parse(text: &str) -> Result<Option<Topology>, String> {
-    topology_from_text(Path::new(PATH), text, HostParams::default()).map_err(|e| e.to_string())
+    let file = ConfigFile::parse(std::path::Path::new(PATH), text.to_string())
+        .map_err(|e| e.to_string())?;
+    topology(&file, HostParams::default()).map_err(|e| e.to_string())
 }
 
 fn links(text: &str) -> Vec<LinkSpec> {
@@ -117,15 +119,16 @@ fn errors_name_the_file_the_line_and_the_problem() {
         ),
         (
             "[[link]]\ndevice = \"tun0\"\nipv4 = \"10.0.0.1/24\"\nspeed = 10\n".into(),
-            "/etc/tunmcastd.toml:4: unknown key `speed` in [[link]] (its keys are: device, \
-             kind, suppression, ipv4, ipv6_ll, mac, hosts, igmp_version, mld_version, \
-             robustness, unsolicited_interval_ms, v3_unsolicited_interval_ms, mtu)",
+            "/etc/tunmcastd.toml:4: [[link]]: unknown field `speed`, expected one of `device`, \
+             `kind`, `suppression`, `ipv4`, `ipv6_ll`, `mac`, `hosts`, `igmp_version`, \
+             `mld_version`, `robustness`, `unsolicited_interval_ms`, \
+             `v3_unsolicited_interval_ms`, `mtu`",
         ),
         (
             format!("{link}[[link.hosts]]\nipv4 = \"10.0.0.1/24\"\ncolour = 1\n"),
-            "/etc/tunmcastd.toml:6: unknown key `colour` in [[link.hosts]] (its keys are: \
-             count, ipv4, ipv6_ll, mac, igmp_version, mld_version, robustness, \
-             unsolicited_interval_ms, v3_unsolicited_interval_ms, mtu)",
+            "/etc/tunmcastd.toml:6: [[link.hosts]]: unknown field `colour`, expected one of \
+             `count`, `ipv4`, `ipv6_ll`, `mac`, `igmp_version`, `mld_version`, `robustness`, \
+             `unsolicited_interval_ms`, `v3_unsolicited_interval_ms`, `mtu`",
         ),
         (
             "[[link]]\ndevice = \"tun0\"\nipv4 = \"10.0.0.1/24\"\n\
@@ -207,7 +210,7 @@ fn errors_name_the_file_the_line_and_the_problem() {
         ),
         (
             format!("{link}ipv4 = \"10.0.0.1/24\"\nrobustness = \"2\"\n"),
-            "/etc/tunmcastd.toml:5: `robustness` is a number, not string",
+            "/etc/tunmcastd.toml:5: [[link]]: `robustness`: invalid type: string \"2\", expected an integer",
         ),
         (
             "ipv4 = \"10.0.0.1/24\"\n[[link]]\ndevice = \"tun0\"\nipv4 = \"10.0.0.1/24\"\n".into(),
@@ -227,7 +230,7 @@ fn errors_name_the_file_the_line_and_the_problem() {
         ),
         (
             "[[link]]\ndevice = \"tun0\"\nkind = \"tan\"\n".into(),
-            "/etc/tunmcastd.toml:3: `kind` is \"tun\" or \"tap\", not \"tan\"",
+            "/etc/tunmcastd.toml:3: [[link]]: `kind`: unknown variant `tan`, expected `tun` or `tap`",
         ),
         (
             "[[link]]\ndevice = \"tun0\"\n".into(),
@@ -255,12 +258,24 @@ fn errors_name_the_file_the_line_and_the_problem() {
              no '/', ':' or spaces)",
         ),
         (
+            format!("{link}[link.hosts]\nipv4 = \"10.0.0.1/24\"\n"),
+            "/etc/tunmcastd.toml:4: [[link]]: [link.hosts] is one table: write [[link.hosts]] \
+             tables, with two brackets",
+        ),
+        (
+            format!("{link}hosts = [{{ ipv4 = \"10.0.0.1/24\", colour = 1 }}]\n"),
+            "/etc/tunmcastd.toml:4: [[link]]: unknown field `colour`, expected one of `count`, \
+             `ipv4`, `ipv6_ll`, `mac`, `igmp_version`, `mld_version`, `robustness`, \
+             `unsolicited_interval_ms`, `v3_unsolicited_interval_ms`, `mtu`",
+        ),
+        (
             "link = 3\n".into(),
             "/etc/tunmcastd.toml:1: `link` holds links: write each as a [[link]] table",
         ),
         (
             format!("{link}ipv4 = \"10.0.0.1/24\"\nsuppression = 1\n"),
-            "/etc/tunmcastd.toml:5: `suppression` is true or false, not integer",
+            "/etc/tunmcastd.toml:5: [[link]]: `suppression`: invalid type: integer `1`, expected a \
+             boolean",
         ),
         (
             format!(
