@@ -105,12 +105,14 @@ pub fn tests_from_value(
                     ))
                 }
             },
-            None => return Err(error(
-                at,
-                format!(
+            None => {
+                return Err(error(
+                    at,
+                    format!(
                     "{label}: missing key `kind` (zapping, rfc3918-join-leave or rfc3918-capacity)"
                 ),
-            )),
+                ))
+            }
         };
         // Where each key of the table and of its [test.sla] is written, for `check`'s messages,
         // which start with the key they are about.

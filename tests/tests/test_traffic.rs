@@ -74,7 +74,9 @@ fn number(v: &Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// One-way latency through a bridge in a namespace: above 0, below 100 ms.
+/// One-way latency through a bridge in a namespace: the median above 0 and below 20 ms (it
+/// is tens of µs on an idle machine), the worst below 1 s (the machine is shared: a loaded
+/// loop reads late).
 fn sane_latency(latency: &Value) {
     let (p50, p99, max) = (
         number(latency, "p50_ns"),
@@ -82,8 +84,9 @@ fn sane_latency(latency: &Value) {
         number(latency, "max_ns"),
     );
     assert!(number(latency, "count") > 0, "{latency}");
-    assert!(p50 > 0 && p50 <= p99, "{latency}");
-    assert!(max < 100_000_000, "latency below 100 ms: {latency}");
+    assert!(p50 > 0 && p50 <= p99 && p99 <= max, "{latency}");
+    assert!(p50 < 20_000_000, "median latency below 20 ms: {latency}");
+    assert!(max < 1_000_000_000, "latency below 1 s: {latency}");
 }
 
 fn zapping_with_its_own_streams(test: &str, channels: &str, source: &str, queries: &str) {
@@ -118,7 +121,7 @@ fn zapping_with_its_own_streams(test: &str, channels: &str, source: &str, querie
         "--max-loss",
         "0",
         "--max-latency-us",
-        "100000",
+        "500000",
         "--wait",
         "--out",
         out.to_str().unwrap(),
@@ -209,7 +212,7 @@ fn burdened_join_delay_and_forwarding_latency_with_background_streams() {
              streams = {{ link = \"{SRC}\", source = \"{SOURCE}\", pps = 500, \
              background_group = \"239.8.2.1\", background_count = 50, background_pps = 200 }}\n\
              [test.sla]\nmax_join_delay_ms = 1000\nmax_leave_delay_ms = 1500\nmax_loss = 0\n\
-             max_latency_us = 100000\n"
+             max_latency_us = 500000\n"
         ),
     )
     .unwrap();
@@ -296,6 +299,11 @@ fn capacity_finds_the_groups_a_snooping_bridge_forwards() {
     let (run, report) = capacity_run(&ns, &daemon, "all", 64);
     assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
     assert_eq!(report["kind"], "rfc3918-capacity");
+    assert_eq!(
+        (&report["zaps"], &report["zaps_planned"]),
+        (&Value::from(64), &Value::from(64)),
+        "every group joined"
+    );
     assert_eq!(report["verdict"], "pass");
     let capacity = &report["capacity"];
     assert_eq!(capacity["groups"], 64, "{capacity}");

@@ -295,6 +295,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         });
         let capacity = match &self.procedure {
             Procedure::Capacity(c) => {
+                // Its joins are its zaps: no probe counts them.
+                r.zaps = c.joins_sent();
                 let result = c.result().clone();
                 if let Some(min) = self.spec.sla().min_capacity {
                     r.checks.push(control::testrun::Check {
