@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::streams::StreamSpecArgs;
 use crate::testrun::TestSpec;
 
 /// What is wrong with a `[[test]]` table.
@@ -171,6 +172,91 @@ pub fn tests_from_value(
     Ok(tables)
 }
 
+/// One `[[stream]]` table of a test file (the keys of the daemon's configuration file's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamTable {
+    link: String,
+    source: std::net::IpAddr,
+    /// `GROUP` or `GROUP+COUNT`.
+    group: String,
+    port: Option<u16>,
+    source_port: Option<u16>,
+    pps: Option<u32>,
+    size: Option<u16>,
+    count: Option<u64>,
+    seconds: Option<u64>,
+    mac: Option<String>,
+    burst: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct StreamDocument {
+    #[serde(default)]
+    stream: Vec<Spanned<StreamTable>>,
+}
+
+/// The `[[stream]]` tables of a test file's `text`, as `stream_add` requests (the daemon
+/// checks the rest); an error names the line and the key.
+pub fn stream_tables(text: &str) -> Result<Vec<StreamSpecArgs>, TableError> {
+    let document: StreamDocument = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim();
+        TableError {
+            line: line_of(text, offset),
+            message: match key_on_line(text, offset) {
+                Some(key) if !message.contains(&format!("`{key}`")) => {
+                    format!("[[stream]]: `{key}`: {message}")
+                }
+                _ => format!("[[stream]]: {message}"),
+            },
+        }
+    })?;
+    document
+        .stream
+        .into_iter()
+        .map(|table| {
+            let line = line_of(text, table.span().start);
+            let t = table.into_inner();
+            let bad = |message: String| TableError {
+                line,
+                message: format!("[[stream]]: {message}"),
+            };
+            let (group, groups) = match t.group.split_once('+') {
+                Some((group, count)) => {
+                    let count = count.trim().parse::<u32>().ok().filter(|&c| c >= 1);
+                    let Some(count) = count else {
+                        return Err(bad(format!(
+                            "`group`: {:?}: GROUP+COUNT, COUNT 1 or more",
+                            t.group
+                        )));
+                    };
+                    (group, Some(count))
+                }
+                None => (t.group.as_str(), None),
+            };
+            let group = group
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("`group`: {group:?} is not an IPv4 or IPv6 address")))?;
+            Ok(StreamSpecArgs {
+                link: t.link,
+                source: t.source,
+                group,
+                groups,
+                port: t.port,
+                source_port: t.source_port,
+                pps: t.pps,
+                size: t.size,
+                count: t.count,
+                seconds: t.seconds,
+                mac: t.mac,
+                burst: t.burst,
+            })
+        })
+        .collect()
+}
+
 /// The 1-based line of `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
@@ -275,6 +361,39 @@ streams = { link = "tap-src", source = "10.99.0.250" }
         };
         assert_eq!(capacity.steps(), vec![8, 16, 24, 32]);
         assert_eq!(tables[1].spec.channels().len(), 32);
+    }
+
+    #[test]
+    fn stream_tables_of_a_test_file() {
+        let text = "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n\n\
+                    [[stream]]\nlink = \"tap-src\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1+4\"\npps = 200\n\n\
+                    [[stream]]\nlink = \"tap-src\"\nsource = \"10.0.0.1\"\ngroup = \"239.9.9.9\"\n";
+        let streams = stream_tables(text).unwrap();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(
+            (streams[0].groups, streams[0].pps, streams[1].groups),
+            (Some(4), Some(200), None)
+        );
+        assert!(stream_tables("[[test]]\nkind = \"zapping\"\n")
+            .unwrap()
+            .is_empty());
+        for (text, expected) in [
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1+0\"\n",
+                "1: [[stream]]: `group`: \"239.1.1.1+0\": GROUP+COUNT",
+            ),
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1\"\nrate = 3\n",
+                "5: [[stream]]: unknown field `rate`",
+            ),
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"x\"\ngroup = \"239.1.1.1\"\n",
+                "3: [[stream]]: `source`:",
+            ),
+        ] {
+            let error = stream_tables(text).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error}");
+        }
     }
 
     #[test]

@@ -418,6 +418,10 @@ pub struct TestStartArgs {
     pub test: Option<TestSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Streams (a test file's `[[stream]]` tables) the daemon starts with the run and removes
+    /// at its end; their datagrams count as an outside sender's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::streams::StreamSpecArgs>,
 }
 
 /// `test_status`, `test_report`, `test_stop`: a run by name (default: the latest).
@@ -666,6 +670,7 @@ mod tests {
                 Request::TestStart(TestStartArgs {
                     test: Some(spec),
                     name: None,
+                    streams: Vec::new(),
                 }),
                 r#"{"cmd":"test_start","test":{"kind":"zapping","name":"iptv","hosts":["10.0.0.2","10.0.0.3"],"channels":["239.1.1.1"],"view_ms":500,"order":"sequential","mode":"leave-join","not_received_ms":2000,"leave_grace_ms":3000,"thresholds_ms":[125],"sla":{"max_not_received":0}}}"#,
             ),
@@ -673,6 +678,7 @@ mod tests {
                 Request::TestStart(TestStartArgs {
                     test: None,
                     name: Some("lab".into()),
+                    streams: Vec::new(),
                 }),
                 r#"{"cmd":"test_start","name":"lab"}"#,
             ),

@@ -351,3 +351,69 @@ fn capacity_finds_the_groups_a_snooping_bridge_forwards() {
         "the run's streams went with it"
     );
 }
+
+/// A test file's `[[stream]]` tables: `test run FILE` has the daemon start them with the run
+/// (the RFC 3918 join/leave delay measured from them, as from an outside sender) and remove
+/// them at its end; a bad table is refused with its line, and nothing starts.
+#[test]
+fn a_test_file_s_stream_tables_are_sent_for_the_run() {
+    let test = "tt_file_streams";
+    let Some(ns) = Netns::new(test) else { return };
+    bridge(&ns);
+    let daemon = daemon(&ns);
+    wait_for_the_querier(&daemon, "igmp_rcv_v3_queries");
+    let file = ns.dir().join("lab.toml");
+    let test_table = format!(
+        "[[test]]\nkind = \"rfc3918-join-leave\"\nname = \"file\"\niface = \"{RX}\"\n\
+         hosts = \"10.99.0.10\"\ngroups = [\"239.4.1.1\", \"239.4.1.2\"]\niterations = 1\n\
+         check_ms = 500\nhold_ms = 800\nleave_grace_ms = 1500\n\
+         [test.sla]\nmax_join_delay_ms = 1000\n"
+    );
+    std::fs::write(
+        &file,
+        format!(
+            "{test_table}\n[[stream]]\nlink = \"{SRC}\"\nsource = \"{SOURCE}\"\n\
+             group = \"239.4.1.1+2\"\npps = 500\n"
+        ),
+    )
+    .unwrap();
+    let out = ns.dir().join("out");
+    let run = daemon.ctl(&[
+        "test",
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.status.code(), Some(0), "{}", describe(&run));
+    let report = read_json(&out.join("report.json"));
+    assert_eq!(report["verdict"], "pass");
+    assert_eq!(report["join_delay"]["count"], 2, "{report}");
+    assert_eq!(report["forwarded_without_join"], 0);
+    assert!(report.get("traffic").is_none(), "no streams of its own");
+    assert!(
+        daemon.ctl_json(&["streams"])["streams"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "the file's streams went with the run"
+    );
+    // A bad [[stream]] table: refused with its line, no test started.
+    std::fs::write(
+        &file,
+        format!(
+            "{test_table}\n[[stream]]\nlink = \"{SRC}\"\nsource = \"{SOURCE}\"\n\
+             group = \"239.4.1.1+0\"\n"
+        ),
+    )
+    .unwrap();
+    let run = daemon.ctl(&["test", "run", file.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(2), "{}", describe(&run));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("lab.toml:14: [[stream]]: `group`"),
+        "{stderr}"
+    );
+    let tests = daemon.ctl_json(&["test", "status"]);
+    assert_eq!(tests["tests"].as_array().unwrap().len(), 1, "{tests}");
+}

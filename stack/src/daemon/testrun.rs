@@ -18,7 +18,7 @@ use crate::datapath::Datagram;
 use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action};
 use control::stream_header::StreamHeader;
-use control::streams::StreamIdsArgs;
+use control::streams::{StreamIdsArgs, StreamSpecArgs};
 
 /// Hosts `test status` lists unless told.
 const STATUS_HOSTS: usize = 20;
@@ -44,7 +44,7 @@ impl Daemon {
             },
             _ => return DaemonReply::refuse("give a test or the name of a configured one"),
         };
-        match self.start_test(spec) {
+        match self.start_test_with(spec, &args.streams) {
             Ok(reply) => DaemonReply::Ok(Body::TestStart(reply)),
             Err(e) => DaemonReply::refuse(e),
         }
@@ -52,6 +52,16 @@ impl Daemon {
 
     /// Starts `spec` on its hosts; nothing changes when it is refused.
     pub(super) fn start_test(&mut self, spec: TestSpec) -> Result<TestStartReply, String> {
+        self.start_test_with(spec, &[])
+    }
+
+    /// Starts `spec` with `streams` (a test file's `[[stream]]` tables) started first and
+    /// removed at its end; nothing changes when it is refused.
+    fn start_test_with(
+        &mut self,
+        spec: TestSpec,
+        streams: &[StreamSpecArgs],
+    ) -> Result<TestStartReply, String> {
         spec.check()?;
         let (iface, hosts) = match &spec {
             TestSpec::Zapping(z) => (&z.iface, &z.hosts),
@@ -74,8 +84,24 @@ impl Daemon {
             hosts: targets.len() as u32,
         };
         // Its streams first (a bad link refuses the test), then the run.
+        let mut file_streams = Vec::new();
+        for args in streams {
+            match self.stream_add(args) {
+                Ok(reply) => file_streams.extend(reply.ids),
+                Err(e) => {
+                    self.remove_test_streams(file_streams);
+                    return Err(format!("[[stream]] of {}: {e}", args.group));
+                }
+            }
+        }
         let traffic = match spec.traffic() {
-            Some(_) => Some(self.start_test_streams(&spec, &targets)?),
+            Some(_) => match self.start_test_streams(&spec, &targets) {
+                Ok(traffic) => Some(traffic),
+                Err(e) => {
+                    self.remove_test_streams(file_streams);
+                    return Err(e);
+                }
+            },
             None => None,
         };
         let now = self.now_ns();
@@ -83,11 +109,13 @@ impl Daemon {
             if let Some(traffic) = traffic {
                 self.remove_test_streams(traffic.stream_ids());
             }
+            self.remove_test_streams(file_streams);
             return Err(e);
         }
         if let Some(traffic) = traffic {
             self.tests.attach_traffic(traffic);
         }
+        self.tests.attach_streams(file_streams);
         info!(
             "test {} ({}) started on {} hosts",
             reply.name, reply.kind, reply.hosts
@@ -344,12 +372,13 @@ impl Daemon {
 
     /// The latest run is over: its streams are removed and its hosts' sessions closed.
     fn settle_test_traffic(&mut self) {
-        let Some(traffic) = self.tests.traffic_to_settle() else {
-            return;
-        };
-        traffic.settle();
-        let ids = traffic.stream_ids();
-        self.remove_test_streams(ids);
+        if let Some(traffic) = self.tests.traffic_to_settle() {
+            traffic.settle();
+            let ids = traffic.stream_ids();
+            self.remove_test_streams(ids);
+        }
+        let file_streams = self.tests.take_ended_streams();
+        self.remove_test_streams(file_streams);
     }
 
     /// A host as reports name it: its IPv4 address.

@@ -201,6 +201,8 @@ pub struct Run<H, L> {
     pub error: Option<String>,
     /// Its own streams, when it has some.
     pub traffic: Option<traffic::RunTraffic<H, L>>,
+    /// Streams started with it (a test file's `[[stream]]` tables), removed at its end.
+    pub file_streams: Vec<u32>,
     /// Its results once it is over (its probes change no more), every host listed and no
     /// record: `test status` and `/api/test` then cost O(channels + page), not O(zaps).
     results_at_end: std::sync::OnceLock<summary::Results>,
@@ -485,6 +487,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             state: RunState::Running,
             error: None,
             traffic: None,
+            file_streams: Vec::new(),
             results_at_end: std::sync::OnceLock::new(),
             tally,
         });
@@ -573,6 +576,24 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         if let Some(i) = self.running {
             self.runs[i].traffic = Some(traffic);
         }
+    }
+
+    /// Gives the running run the streams started with it, to remove at its end.
+    pub fn attach_streams(&mut self, ids: Vec<u32>) {
+        if let Some(i) = self.running {
+            self.runs[i].file_streams = ids;
+        }
+    }
+
+    /// The streams started with the latest run, once it is over (once: they are taken).
+    pub fn take_ended_streams(&mut self) -> Vec<u32> {
+        if self.running.is_some() {
+            return Vec::new();
+        }
+        self.runs
+            .last_mut()
+            .map(|r| std::mem::take(&mut r.file_streams))
+            .unwrap_or_default()
     }
 
     /// A datagram read on `segment`, with its source and its stream header's stream number

@@ -396,6 +396,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             TestStartArgs {
                 test: None,
                 name: Some(name),
+                streams: Vec::new(),
             },
             follow,
         ),
@@ -407,7 +408,14 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             let Some(first) = tables.into_iter().next() else {
                 anyhow::bail!("{}: no [[test]] table", file.display());
             };
-            (given(first.spec), Follow { wait: true, out })
+            // Its [[stream]] tables: the daemon starts them with the run, removes them after.
+            let streams = control::test_file::stream_tables(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
+            let start = TestStartArgs {
+                streams,
+                ..given(first.spec)
+            };
+            (start, Follow { wait: true, out })
         }
         TestCommand::Status {
             name,
@@ -499,6 +507,7 @@ fn given(spec: TestSpec) -> TestStartArgs {
     TestStartArgs {
         test: Some(spec),
         name: None,
+        streams: Vec::new(),
     }
 }
 
