@@ -417,3 +417,54 @@ fn a_test_file_s_stream_tables_are_sent_for_the_run() {
     let tests = daemon.ctl_json(&["test", "status"]);
     assert_eq!(tests["tests"].as_array().unwrap().len(), 1, "{tests}");
 }
+
+/// `test stop` of a run with its own streams: its streams are removed with it, its groups
+/// left, and the partial report has what its hosts received.
+#[test]
+fn a_stopped_run_removes_its_streams() {
+    let test = "tt_stop";
+    let Some(ns) = Netns::new(test) else { return };
+    bridge(&ns);
+    let daemon = daemon(&ns);
+    wait_for_the_querier(&daemon, "igmp_rcv_v3_queries");
+    daemon.ctl_ok(&[
+        "test",
+        "zapping",
+        "--name",
+        "long",
+        "--iface",
+        RX,
+        "--hosts",
+        HOSTS,
+        "--channels",
+        "239.3.1.1,239.3.1.2",
+        "--view-ms",
+        "1000",
+        "--count",
+        "30",
+        "--stream-link",
+        SRC,
+        "--source",
+        SOURCE,
+        "--pps",
+        "200",
+    ]);
+    let running = daemon.ctl_json(&["streams"]);
+    assert_eq!(
+        running["streams"].as_array().unwrap().len(),
+        2,
+        "one stream per channel while it runs: {running}"
+    );
+    std::thread::sleep(secs(3));
+    daemon.ctl_ok(&["test", "stop"]);
+    let streams = daemon.ctl_json(&["streams"]);
+    assert!(
+        streams["streams"].as_array().unwrap().is_empty(),
+        "{streams}"
+    );
+    let status = daemon.ctl_json(&["test", "status", "long"]);
+    let run = &status["tests"][0];
+    assert_eq!(run["state"], "stopped");
+    assert!(number(&run["traffic"], "received") > 0, "{run}");
+    assert_eq!(number(&run["traffic"], "lost"), 0, "{run}");
+}
