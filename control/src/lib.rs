@@ -15,7 +15,9 @@ pub mod protocol;
 mod reply;
 pub mod stream_header;
 pub mod streams;
+pub mod test_capacity;
 pub mod test_file;
+pub mod test_traffic;
 pub mod testrun;
 
 pub use protocol::Request;

@@ -1,6 +1,6 @@
 //! `[[test]]` tables in a TOML file (the daemon's `--config`, or a test file for
-//! `tunmcastctl test run`): each one [`TestSpec`] (`kind = "zapping"` or
-//! `"rfc3918-join-leave"`), its keys the protocol's, plus `start = true` (the daemon starts it
+//! `tunmcastctl test run`): each one [`TestSpec`] (`kind = "zapping"`,
+//! `"rfc3918-join-leave"` or `"rfc3918-capacity"`), its keys the protocol's, plus `start = true` (the daemon starts it
 //! when it starts). An error names the line and the key.
 
 use std::fmt;
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
+use crate::streams::StreamSpecArgs;
 use crate::testrun::TestSpec;
 
 /// What is wrong with a `[[test]]` table.
@@ -108,7 +109,9 @@ pub fn tests_from_value(
             None => {
                 return Err(error(
                     at,
-                    format!("{label}: missing key `kind` (zapping or rfc3918-join-leave)"),
+                    format!(
+                    "{label}: missing key `kind` (zapping, rfc3918-join-leave or rfc3918-capacity)"
+                ),
                 ))
             }
         };
@@ -121,7 +124,8 @@ pub fn tests_from_value(
             .map(|k| (k.get_ref().to_string(), k.span().start))
             .collect();
         let check_at = |message: &str| {
-            let key = message.split(':').next().unwrap_or_default().trim();
+            // `streams.source: ...`: the line of `streams`.
+            let key = message.split([':', '.']).next().unwrap_or_default().trim();
             key_offsets
                 .iter()
                 .find(|(k, _)| k == key)
@@ -145,10 +149,13 @@ pub fn tests_from_value(
             "rfc3918-join-leave" => TestSpec::JoinLeave(
                 Deserialize::deserialize(ValueDeserializer::from(body)).map_err(problem)?,
             ),
+            "rfc3918-capacity" => TestSpec::Capacity(
+                Deserialize::deserialize(ValueDeserializer::from(body)).map_err(problem)?,
+            ),
             other => {
                 return Err(error(
                     kind.span().start,
-                    format!("{label}: unknown kind `{other}` (zapping or rfc3918-join-leave)"),
+                    format!("{label}: unknown kind `{other}` (zapping, rfc3918-join-leave or rfc3918-capacity)"),
                 ))
             }
         };
@@ -163,6 +170,91 @@ pub fn tests_from_value(
         tables.push(TestTable { spec, start });
     }
     Ok(tables)
+}
+
+/// One `[[stream]]` table of a test file (the keys of the daemon's configuration file's).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StreamTable {
+    link: String,
+    source: std::net::IpAddr,
+    /// `GROUP` or `GROUP+COUNT`.
+    group: String,
+    port: Option<u16>,
+    source_port: Option<u16>,
+    pps: Option<u32>,
+    size: Option<u16>,
+    count: Option<u64>,
+    seconds: Option<u64>,
+    mac: Option<String>,
+    burst: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct StreamDocument {
+    #[serde(default)]
+    stream: Vec<Spanned<StreamTable>>,
+}
+
+/// The `[[stream]]` tables of a test file's `text`, as `stream_add` requests (the daemon
+/// checks the rest); an error names the line and the key.
+pub fn stream_tables(text: &str) -> Result<Vec<StreamSpecArgs>, TableError> {
+    let document: StreamDocument = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = e.message().trim();
+        TableError {
+            line: line_of(text, offset),
+            message: match key_on_line(text, offset) {
+                Some(key) if !message.contains(&format!("`{key}`")) => {
+                    format!("[[stream]]: `{key}`: {message}")
+                }
+                _ => format!("[[stream]]: {message}"),
+            },
+        }
+    })?;
+    document
+        .stream
+        .into_iter()
+        .map(|table| {
+            let line = line_of(text, table.span().start);
+            let t = table.into_inner();
+            let bad = |message: String| TableError {
+                line,
+                message: format!("[[stream]]: {message}"),
+            };
+            let (group, groups) = match t.group.split_once('+') {
+                Some((group, count)) => {
+                    let count = count.trim().parse::<u32>().ok().filter(|&c| c >= 1);
+                    let Some(count) = count else {
+                        return Err(bad(format!(
+                            "`group`: {:?}: GROUP+COUNT, COUNT 1 or more",
+                            t.group
+                        )));
+                    };
+                    (group, Some(count))
+                }
+                None => (t.group.as_str(), None),
+            };
+            let group = group
+                .trim()
+                .parse()
+                .map_err(|_| bad(format!("`group`: {group:?} is not an IPv4 or IPv6 address")))?;
+            Ok(StreamSpecArgs {
+                link: t.link,
+                source: t.source,
+                group,
+                groups,
+                port: t.port,
+                source_port: t.source_port,
+                pps: t.pps,
+                size: t.size,
+                count: t.count,
+                seconds: t.seconds,
+                mac: t.mac,
+                burst: t.burst,
+            })
+        })
+        .collect()
 }
 
 /// The 1-based line of `offset` in `text`.
@@ -238,6 +330,73 @@ iterations = 2
     }
 
     #[test]
+    fn tests_with_their_own_streams_and_a_capacity_test() {
+        let tables = read(
+            r#"[[test]]
+kind = "rfc3918-join-leave"
+name = "burdened"
+groups = ["239.1.1.1", "239.1.1.2"]
+streams = { link = "tap-src", source = "10.99.0.250", pps = 500, background_group = "239.2.0.1", background_count = 20 }
+
+[test.sla]
+max_loss = 0
+max_latency_us = 5000
+
+[[test]]
+kind = "rfc3918-capacity"
+first_group = "239.6.0.1"
+start_groups = 8
+step_groups = 8
+max_groups = 32
+streams = { link = "tap-src", source = "10.99.0.250" }
+"#,
+        )
+        .unwrap();
+        let traffic = tables[0].spec.traffic().expect("streams read");
+        assert_eq!(traffic.link, "tap-src");
+        assert_eq!((traffic.pps, traffic.background_count), (Some(500), 20));
+        assert_eq!(tables[0].spec.sla().max_latency_us, Some(5000));
+        let TestSpec::Capacity(capacity) = &tables[1].spec else {
+            panic!("{:?}", tables[1].spec);
+        };
+        assert_eq!(capacity.steps(), vec![8, 16, 24, 32]);
+        assert_eq!(tables[1].spec.channels().len(), 32);
+    }
+
+    #[test]
+    fn stream_tables_of_a_test_file() {
+        let text = "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n\n\
+                    [[stream]]\nlink = \"tap-src\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1+4\"\npps = 200\n\n\
+                    [[stream]]\nlink = \"tap-src\"\nsource = \"10.0.0.1\"\ngroup = \"239.9.9.9\"\n";
+        let streams = stream_tables(text).unwrap();
+        assert_eq!(streams.len(), 2);
+        assert_eq!(
+            (streams[0].groups, streams[0].pps, streams[1].groups),
+            (Some(4), Some(200), None)
+        );
+        assert!(stream_tables("[[test]]\nkind = \"zapping\"\n")
+            .unwrap()
+            .is_empty());
+        for (text, expected) in [
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1+0\"\n",
+                "1: [[stream]]: `group`: \"239.1.1.1+0\": GROUP+COUNT",
+            ),
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1\"\nrate = 3\n",
+                "5: [[stream]]: unknown field `rate`",
+            ),
+            (
+                "[[stream]]\nlink = \"t\"\nsource = \"x\"\ngroup = \"239.1.1.1\"\n",
+                "3: [[stream]]: `source`:",
+            ),
+        ] {
+            let error = stream_tables(text).unwrap_err().to_string();
+            assert!(error.starts_with(expected), "{error}");
+        }
+    }
+
+    #[test]
     fn bad_tables_name_the_file_the_line_and_the_key() {
         let cases = [
             (
@@ -272,6 +431,22 @@ iterations = 2
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nview_ms = \"x\"\n",
                 "lab.toml:4: [[test]]: `view_ms`: invalid type: string \"x\", expected u64",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nstreams = { link = \"tap0\", source = \"ff1e::1\" }\n",
+                "lab.toml:4: [[test]]: streams.source: ff1e::1 is not a unicast address",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\nstreams = { link = \"tap0\", source = \"10.0.0.1\", rate = 5 }\n",
+                "unknown field `rate`",
+            ),
+            (
+                "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_loss = 0\n",
+                "streams: max_loss and max_latency_us need the run's own streams",
+            ),
+            (
+                "[[test]]\nkind = \"rfc3918-capacity\"\nfirst_group = \"239.6.0.1\"\nmax_groups = 5000\n",
+                "lab.toml:4: [[test]]: max_groups: 1 to 4096 groups",
             ),
             (
                 "[[test]]\nkind = \"zapping\"\nchannels = [\"239.1.1.1\"]\n[test.sla]\nmax_join_delay_ms = -5\n",

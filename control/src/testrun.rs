@@ -11,6 +11,8 @@ use std::net::IpAddr;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::protocol::HostRange;
+use crate::test_capacity::{CapacityResult, CapacitySpec};
+use crate::test_traffic::{TestTraffic, TrafficResult};
 
 /// The version of [`TestReport`]'s keys: raised when one changes meaning or goes away.
 pub const REPORT_SCHEMA: u32 = 1;
@@ -28,6 +30,10 @@ pub enum TestSpec {
     /// RFC 3918 §6.1/§6.2: check, join, measure, leave, measure, check; iterations.
     #[serde(rename = "rfc3918-join-leave")]
     JoinLeave(JoinLeaveSpec),
+    /// RFC 3918 §7.1: join groups in steps while a stream runs on each; the largest count
+    /// forwarded correctly.
+    #[serde(rename = "rfc3918-capacity")]
+    Capacity(CapacitySpec),
 }
 
 impl ZappingSpec {
@@ -46,14 +52,16 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.name,
             TestSpec::JoinLeave(j) => &j.name,
+            TestSpec::Capacity(c) => &c.name,
         }
     }
 
-    /// `zapping` or `rfc3918-join-leave`.
+    /// `zapping`, `rfc3918-join-leave` or `rfc3918-capacity`.
     pub fn kind(&self) -> &'static str {
         match self {
             TestSpec::Zapping(_) => "zapping",
             TestSpec::JoinLeave(_) => "rfc3918-join-leave",
+            TestSpec::Capacity(_) => "rfc3918-capacity",
         }
     }
 
@@ -61,6 +69,25 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.sla,
             TestSpec::JoinLeave(j) => &j.sla,
+            TestSpec::Capacity(c) => &c.sla,
+        }
+    }
+
+    /// The streams the run starts itself, if any.
+    pub fn traffic(&self) -> Option<&TestTraffic> {
+        match self {
+            TestSpec::Zapping(z) => z.streams.as_deref(),
+            TestSpec::JoinLeave(j) => j.streams.as_deref(),
+            TestSpec::Capacity(c) => c.streams.as_deref(),
+        }
+    }
+
+    /// Its channels (zapping) or groups (RFC 3918; every group a capacity run may join).
+    pub fn channels(&self) -> std::borrow::Cow<'_, [IpAddr]> {
+        match self {
+            TestSpec::Zapping(z) => (&z.channels[..]).into(),
+            TestSpec::JoinLeave(j) => (&j.groups[..]).into(),
+            TestSpec::Capacity(c) => c.groups().into(),
         }
     }
 
@@ -68,6 +95,7 @@ impl TestSpec {
         match self {
             TestSpec::Zapping(z) => &z.thresholds_ms,
             TestSpec::JoinLeave(j) => &j.thresholds_ms,
+            TestSpec::Capacity(c) => &c.thresholds_ms,
         }
     }
 
@@ -82,6 +110,17 @@ impl TestSpec {
         let (channels, key) = match self {
             TestSpec::Zapping(z) => (&z.channels, "channels"),
             TestSpec::JoinLeave(j) => (&j.groups, "groups"),
+            TestSpec::Capacity(c) => {
+                c.check()?;
+                positive("step_ms", c.step_ms)?;
+                if c.leave_grace_ms > MAX_MS {
+                    return Err(format!("leave_grace_ms: 0 to {MAX_MS} ms"));
+                }
+                if let Some(traffic) = &c.streams {
+                    traffic.check(&c.groups())?;
+                }
+                return Ok(());
+            }
         };
         if channels.is_empty() {
             return Err(format!("{key}: give at least one group"));
@@ -110,6 +149,7 @@ impl TestSpec {
         let grace = match self {
             TestSpec::Zapping(z) => z.leave_grace_ms,
             TestSpec::JoinLeave(j) => j.leave_grace_ms,
+            TestSpec::Capacity(c) => c.leave_grace_ms,
         };
         if grace > MAX_MS {
             return Err(format!("leave_grace_ms: 0 to {MAX_MS} ms"));
@@ -151,6 +191,15 @@ impl TestSpec {
                     return Err("iterations: 1 to 10000".into());
                 }
             }
+            TestSpec::Capacity(_) => {}
+        }
+        if let Some(traffic) = self.traffic() {
+            traffic.check(channels)?;
+        } else if self.sla().max_loss.is_some() || self.sla().max_latency_us.is_some() {
+            return Err(
+                "streams: max_loss and max_latency_us need the run's own streams (`streams`)"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -228,6 +277,16 @@ pub struct Sla {
     /// How many zaps may miss their channel (default 0).
     #[serde(default)]
     pub max_not_received: u64,
+    /// With the run's own streams: how many datagrams may be lost while joined, overall and
+    /// per channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_loss: Option<u64>,
+    /// With the run's own streams: the largest p99 one-way latency allowed, per channel (µs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_latency_us: Option<u64>,
+    /// RFC 3918 §7.1: the fewest groups the device must forward correctly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_capacity: Option<u32>,
 }
 
 fn default_name() -> String {
@@ -303,6 +362,10 @@ pub struct ZappingSpec {
     /// Join delay violation buckets: how many join delays exceed each.
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
+    /// The streams the run starts itself (one per channel, from its first step to its end),
+    /// whose headers credit the datagrams: only the run's own stream of a channel counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<Box<TestTraffic>>,
     #[serde(default)]
     pub sla: Sla,
 }
@@ -339,6 +402,10 @@ pub struct JoinLeaveSpec {
     pub leave_grace_ms: u64,
     #[serde(default = "default_thresholds")]
     pub thresholds_ms: Vec<u64>,
+    /// The streams the run starts itself (one per channel, from its first step to its end),
+    /// whose headers credit the datagrams: only the run's own stream of a channel counts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub streams: Option<Box<TestTraffic>>,
     #[serde(default)]
     pub sla: Sla,
 }
@@ -351,6 +418,10 @@ pub struct TestStartArgs {
     pub test: Option<TestSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Streams (a test file's `[[stream]]` tables) the daemon starts with the run and removes
+    /// at its end; their datagrams count as an outside sender's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<crate::streams::StreamSpecArgs>,
 }
 
 /// `test_status`, `test_report`, `test_stop`: a run by name (default: the latest).
@@ -562,184 +633,13 @@ pub struct TestReport {
     /// How many zaps there are in all (more than `records` holds past the limit).
     #[serde(default)]
     pub records_total: u64,
+    /// With the run's own streams (`spec.streams`): what its hosts received of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<TrafficResult>,
+    /// RFC 3918 §7.1: the capacity found, and each step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityResult>,
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::Request;
-
-    #[test]
-    fn test_requests_round_trip_as_one_json_object_each() {
-        let spec = TestSpec::Zapping(ZappingSpec {
-            name: "iptv".into(),
-            iface: None,
-            hosts: Some(["10.0.0.2".parse().unwrap(), "10.0.0.3".parse().unwrap()]),
-            channels: vec!["239.1.1.1".parse().unwrap()],
-            sources: vec![],
-            view_ms: 500,
-            count: None,
-            order: ZapOrder::Sequential,
-            seed: None,
-            mode: ZapMode::LeaveJoin,
-            not_received_ms: 2000,
-            leave_grace_ms: 3000,
-            thresholds_ms: vec![125],
-            sla: Sla::default(),
-        });
-        let cases = [
-            (
-                Request::TestStart(TestStartArgs {
-                    test: Some(spec),
-                    name: None,
-                }),
-                r#"{"cmd":"test_start","test":{"kind":"zapping","name":"iptv","hosts":["10.0.0.2","10.0.0.3"],"channels":["239.1.1.1"],"view_ms":500,"order":"sequential","mode":"leave-join","not_received_ms":2000,"leave_grace_ms":3000,"thresholds_ms":[125],"sla":{"max_not_received":0}}}"#,
-            ),
-            (
-                Request::TestStart(TestStartArgs {
-                    test: None,
-                    name: Some("lab".into()),
-                }),
-                r#"{"cmd":"test_start","name":"lab"}"#,
-            ),
-            (
-                Request::TestStatus(TestSelect::default()),
-                r#"{"cmd":"test_status"}"#,
-            ),
-            (
-                Request::TestReport(TestSelect {
-                    format: Some(ReportFormat::Junit),
-                    ..TestSelect::default()
-                }),
-                r#"{"cmd":"test_report","format":"junit"}"#,
-            ),
-            (
-                Request::TestStop(TestSelect::default()),
-                r#"{"cmd":"test_stop"}"#,
-            ),
-        ];
-        for (request, line) in cases {
-            assert_eq!(serde_json::to_string(&request).unwrap(), line);
-            assert_eq!(serde_json::from_str::<Request>(line).unwrap(), request);
-        }
-        // The defaults fill what a request leaves out.
-        let short: Request = serde_json::from_str(
-            r#"{"cmd":"test_start","test":{"kind":"rfc3918-join-leave","groups":["ff1e::1"]}}"#,
-        )
-        .unwrap();
-        let Request::TestStart(TestStartArgs {
-            test: Some(TestSpec::JoinLeave(j)),
-            ..
-        }) = short
-        else {
-            panic!("{short:?}");
-        };
-        assert_eq!((j.iterations, j.check_ms, j.hold_ms), (3, 1000, 2000));
-        assert_eq!(j.name, "join-delay");
-    }
-
-    #[test]
-    fn bad_test_requests_are_refused() {
-        for bad in [
-            r#"{"cmd":"test_start","test":{"kind":"flood","channels":["239.1.1.1"]}}"#,
-            r#"{"cmd":"test_start","test":{"kind":"zapping","channels":["239.1.1.1"],"view":1}}"#,
-            r#"{"cmd":"test_start","test":{"kind":"zapping"}}"#,
-            r#"{"cmd":"test_start","test":{"kind":"zapping","channels":["239.1.1.1"],"hosts":"x"}}"#,
-            r#"{"cmd":"test_report","format":"pdf"}"#,
-            r#"{"cmd":"test_status","extra":1}"#,
-        ] {
-            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn specs_are_checked_naming_the_key() {
-        let base = ZappingSpec {
-            name: "z".into(),
-            iface: None,
-            hosts: None,
-            channels: vec!["239.1.1.1".parse().unwrap(), "239.1.1.2".parse().unwrap()],
-            sources: vec![],
-            view_ms: 1000,
-            count: None,
-            order: ZapOrder::Sequential,
-            seed: None,
-            mode: ZapMode::LeaveJoin,
-            not_received_ms: 2000,
-            leave_grace_ms: 3000,
-            thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
-            sla: Sla::default(),
-        };
-        assert_eq!(TestSpec::Zapping(base.clone()).check(), Ok(()));
-        let one: IpAddr = "10.0.0.1".parse().unwrap();
-        let ssm = ZappingSpec {
-            sources: vec![one],
-            ..base.clone()
-        };
-        assert_eq!(TestSpec::Zapping(ssm.clone()).check(), Ok(()));
-        assert_eq!((ssm.source_of(0), ssm.source_of(1)), (Some(one), Some(one)));
-        assert_eq!(base.source_of(1), None);
-        let cases = [
-            (
-                ZappingSpec {
-                    channels: vec![],
-                    ..base.clone()
-                },
-                "channels: give at least one group",
-            ),
-            (
-                ZappingSpec {
-                    channels: vec![base.channels[0], base.channels[0]],
-                    ..base.clone()
-                },
-                "channels: 239.1.1.1 is given twice",
-            ),
-            (
-                ZappingSpec {
-                    thresholds_ms: vec![250, 125],
-                    ..base.clone()
-                },
-                "thresholds_ms:",
-            ),
-            (
-                ZappingSpec {
-                    count: Some(0),
-                    ..base.clone()
-                },
-                "count: 1 or more",
-            ),
-            (
-                ZappingSpec {
-                    name: "two words".into(),
-                    ..base.clone()
-                },
-                "name \"two words\"",
-            ),
-            (
-                ZappingSpec {
-                    sources: vec!["10.0.0.1".parse().unwrap(); 3],
-                    ..base.clone()
-                },
-                "sources: one for every channel, or one per channel (2 channels, 3 sources)",
-            ),
-            (
-                ZappingSpec {
-                    sources: vec!["239.0.0.1".parse().unwrap()],
-                    ..base.clone()
-                },
-                "sources: 239.0.0.1 is not a unicast address",
-            ),
-            (
-                ZappingSpec {
-                    sources: vec!["2001:db8::1".parse().unwrap()],
-                    ..base.clone()
-                },
-                "sources: 2001:db8::1 is not of the channels' family",
-            ),
-        ];
-        for (spec, expected) in cases {
-            let error = TestSpec::Zapping(spec).check().unwrap_err();
-            assert!(error.starts_with(expected), "{error}");
-        }
-    }
-}
+mod tests;

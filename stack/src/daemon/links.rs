@@ -391,7 +391,7 @@ impl Daemon {
         // Multicast UDP is the data path's; the core sees (and counts) everything else.
         match crate::datapath::sort(packet) {
             Sorted::Datagram(datagram) => {
-                self.tests.datagram(id, datagram.group, at);
+                self.test_datagram(id, &datagram, at);
                 self.datagram_to_members(id, &datagram, audience, at);
                 // Asked only when no listener takes the datagram, to count it under the right
                 // reason.

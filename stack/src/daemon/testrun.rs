@@ -11,9 +11,14 @@ use control::testrun::{
 use log::{info, warn};
 use membership::SourceFilter;
 
+use super::streams::StreamAction;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
+use crate::datapath::Datagram;
+use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action};
+use control::stream_header::StreamHeader;
+use control::streams::{StreamIdsArgs, StreamSpecArgs};
 
 /// Hosts `test status` lists unless told.
 const STATUS_HOSTS: usize = 20;
@@ -39,7 +44,7 @@ impl Daemon {
             },
             _ => return DaemonReply::refuse("give a test or the name of a configured one"),
         };
-        match self.start_test(spec) {
+        match self.start_test_with(spec, &args.streams) {
             Ok(reply) => DaemonReply::Ok(Body::TestStart(reply)),
             Err(e) => DaemonReply::refuse(e),
         }
@@ -47,23 +52,70 @@ impl Daemon {
 
     /// Starts `spec` on its hosts; nothing changes when it is refused.
     pub(super) fn start_test(&mut self, spec: TestSpec) -> Result<TestStartReply, String> {
+        self.start_test_with(spec, &[])
+    }
+
+    /// Starts `spec` with `streams` (a test file's `[[stream]]` tables) started first and
+    /// removed at its end; nothing changes when it is refused.
+    fn start_test_with(
+        &mut self,
+        spec: TestSpec,
+        streams: &[StreamSpecArgs],
+    ) -> Result<TestStartReply, String> {
         spec.check()?;
         let (iface, hosts) = match &spec {
             TestSpec::Zapping(z) => (&z.iface, &z.hosts),
             TestSpec::JoinLeave(j) => (&j.iface, &j.hosts),
+            TestSpec::Capacity(c) => (&c.iface, &c.hosts),
         };
         let targets: Vec<(HostId, LinkId)> = self
             .target_hosts(iface, &None, hosts)?
             .into_iter()
             .map(|id| (id, self.hosts[id].link))
             .collect();
-        let now = self.now_ns();
+        if let Some(running) = self.tests.running_name() {
+            return Err(format!(
+                "test {running} is running: one at a time (tunmcastctl test stop)"
+            ));
+        }
         let reply = TestStartReply {
             name: spec.name().to_string(),
             kind: spec.kind().to_string(),
             hosts: targets.len() as u32,
         };
-        self.tests.start(spec, targets, self.seed, now)?;
+        // Its streams first (a bad link refuses the test), then the run.
+        let mut file_streams = Vec::new();
+        for args in streams {
+            match self.stream_add(args) {
+                Ok(reply) => file_streams.extend(reply.ids),
+                Err(e) => {
+                    self.remove_test_streams(file_streams);
+                    return Err(format!("[[stream]] of {}: {e}", args.group));
+                }
+            }
+        }
+        let traffic = match spec.traffic() {
+            Some(_) => match self.start_test_streams(&spec, &targets) {
+                Ok(traffic) => Some(traffic),
+                Err(e) => {
+                    self.remove_test_streams(file_streams);
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        let now = self.now_ns();
+        if let Err(e) = self.tests.start(spec, targets, self.seed, now) {
+            if let Some(traffic) = traffic {
+                self.remove_test_streams(traffic.stream_ids());
+            }
+            self.remove_test_streams(file_streams);
+            return Err(e);
+        }
+        if let Some(traffic) = traffic {
+            self.tests.attach_traffic(traffic);
+        }
+        self.tests.attach_streams(file_streams);
         info!(
             "test {} ({}) started on {} hosts",
             reply.name, reply.kind, reply.hosts
@@ -172,6 +224,7 @@ impl Daemon {
         let mut actions = Vec::new();
         self.tests.stop(self.now_ns(), error, &mut actions);
         self.test_actions(actions);
+        self.settle_test_traffic();
     }
 
     /// The running test's steps due now. Once a turn: O(steps due).
@@ -188,6 +241,7 @@ impl Daemon {
             if let Ok(run) = self.tests.run(None) {
                 info!("test {} is over", run.spec.name());
             }
+            self.settle_test_traffic();
         }
     }
 
@@ -245,6 +299,86 @@ impl Daemon {
             }
             self.reports_owed = self.reports_owed.saturating_add(1);
         }
+    }
+
+    /// A multicast datagram read on link `id` at `at`, for the running test: with its stream
+    /// header when the test has its own streams. O(1).
+    pub(super) fn test_datagram(&mut self, id: LinkId, datagram: &Datagram<'_>, at: u64) {
+        if !self.tests.is_running() {
+            return;
+        }
+        let header =
+            StreamHeader::decode(datagram.payload).map(|h| (h.stream, h.sequence, h.sent_ns));
+        self.tests
+            .stream_datagram(id, datagram.src, datagram.group, header, at);
+    }
+
+    /// Starts the streams of `spec`'s traffic (given) on its link: one per channel, and its
+    /// background ones. Nothing is left of them when one cannot start.
+    fn start_test_streams(
+        &mut self,
+        spec: &TestSpec,
+        targets: &[(HostId, LinkId)],
+    ) -> Result<RunTraffic<HostId, LinkId>, String> {
+        let traffic = spec.traffic().expect("given");
+        let channels = spec.channels().to_vec();
+        let mut channel_streams = Vec::with_capacity(channels.len());
+        for args in traffic.channel_streams(&channels) {
+            match self.stream_add(&args) {
+                Ok(reply) => channel_streams.extend(reply.ids),
+                Err(e) => {
+                    self.remove_test_streams(channel_streams);
+                    return Err(format!("streams: {e}"));
+                }
+            }
+        }
+        let background = match traffic.background_streams() {
+            Some(args) => match self.stream_add(&args) {
+                Ok(reply) => reply.ids,
+                Err(e) => {
+                    self.remove_test_streams(channel_streams);
+                    return Err(format!("streams (background): {e}"));
+                }
+            },
+            None => Vec::new(),
+        };
+        let run = RunTraffic::new(
+            traffic.source,
+            channels,
+            &channel_streams,
+            &background,
+            targets,
+        );
+        info!(
+            "test {}: {} channel streams and {} background streams from {} on {}",
+            spec.name(),
+            channel_streams.len(),
+            background.len(),
+            traffic.source,
+            traffic.link
+        );
+        Ok(run)
+    }
+
+    fn remove_test_streams(&mut self, ids: Vec<u32>) {
+        if ids.is_empty() {
+            return;
+        }
+        let args = StreamIdsArgs { ids, all: false };
+        if let Err(e) = self.stream_action(StreamAction::Remove, &args) {
+            warn!("the test's streams: {e}");
+        }
+    }
+
+    /// The latest run is over: its streams are removed and its hosts' sessions closed.
+    fn settle_test_traffic(&mut self) {
+        if let Some(traffic) = self.tests.traffic_to_settle() {
+            traffic.settle();
+            let ids = traffic.stream_ids();
+            self.remove_test_streams(ids);
+        }
+        let file_streams = self.tests.take_ended_streams();
+        self.remove_test_streams(file_streams);
     }
 
     /// A host as reports name it: its IPv4 address.

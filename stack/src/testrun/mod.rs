@@ -15,9 +15,12 @@ use std::net::IpAddr;
 
 use control::testrun::{RunState, TestReport, TestSpec, Verdict, REPORT_SCHEMA};
 
+pub mod capacity;
 pub mod report;
 pub mod rfc3918;
 pub mod summary;
+pub mod tally;
+pub mod traffic;
 pub mod zapping;
 
 /// Nanoseconds on the daemon's monotonic clock (as the delay tracker's).
@@ -49,6 +52,8 @@ pub enum Action<H> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe<H> {
     pub host: H,
+    /// When it was made: it can change for a while after ([`Run`]'s settling horizon).
+    pub created: Nanos,
     pub seq: u32,
     /// A channel change: overlap is measured.
     pub zap: bool,
@@ -75,6 +80,7 @@ impl<H> Probe<H> {
     pub fn new(host: H) -> Probe<H> {
         Probe {
             host,
+            created: 0,
             seq: 0,
             zap: false,
             from: None,
@@ -95,6 +101,7 @@ impl<H> Probe<H> {
 pub enum Procedure<H, L> {
     Zapping(zapping::Zapping<H, L>),
     JoinLeave(rfc3918::JoinLeave<H, L>),
+    Capacity(capacity::Capacity<H, L>),
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
@@ -102,6 +109,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.next_deadline(),
             Procedure::JoinLeave(j) => j.next_deadline(),
+            Procedure::Capacity(c) => c.next_deadline(),
         }
     }
 
@@ -109,6 +117,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.due(now, out),
             Procedure::JoinLeave(j) => j.due(now, out),
+            Procedure::Capacity(c) => c.due(now, out),
         }
     }
 
@@ -116,6 +125,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.is_over(),
             Procedure::JoinLeave(j) => j.is_over(),
+            Procedure::Capacity(c) => c.is_over(),
         }
     }
 
@@ -123,6 +133,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.report_sent(host, group, at),
             Procedure::JoinLeave(j) => j.report_sent(host, group, at),
+            // No join delay: the groups are judged step by step.
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -130,6 +142,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.left(host, group, at),
             Procedure::JoinLeave(j) => j.left(host, group, at),
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -137,6 +150,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.datagram(segment, group, at),
             Procedure::JoinLeave(j) => j.datagram(segment, group, at),
+            // Judged from the streams' sequence numbers: [`TestRuns::stream_datagram`].
+            Procedure::Capacity(_) => {}
         }
     }
 
@@ -145,6 +160,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.held(out),
             Procedure::JoinLeave(j) => j.held(out),
+            Procedure::Capacity(c) => c.held(out),
         }
     }
 
@@ -152,6 +168,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.probes(),
             Procedure::JoinLeave(j) => j.probes(),
+            Procedure::Capacity(c) => c.probes(),
         }
     }
 
@@ -159,6 +176,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.planned(),
             Procedure::JoinLeave(j) => j.planned(),
+            Procedure::Capacity(c) => c.planned(),
         }
     }
 
@@ -166,6 +184,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Procedure<H, L> {
         match self {
             Procedure::Zapping(z) => z.joins_sent(),
             Procedure::JoinLeave(j) => j.joins_sent(),
+            Procedure::Capacity(c) => c.joins_sent(),
         }
     }
 }
@@ -180,6 +199,15 @@ pub struct Run<H, L> {
     pub end: Option<Nanos>,
     pub state: RunState,
     pub error: Option<String>,
+    /// Its own streams, when it has some.
+    pub traffic: Option<traffic::RunTraffic<H, L>>,
+    /// Streams started with it (a test file's `[[stream]]` tables), removed at its end.
+    pub file_streams: Vec<u32>,
+    /// Its results once it is over (its probes change no more), every host listed and no
+    /// record: `test status` and `/api/test` then cost O(channels + page), not O(zaps).
+    results_at_end: std::sync::OnceLock<summary::Results>,
+    /// While it runs, the figures of its settled probes, for the same.
+    tally: tally::Tally<H>,
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
@@ -217,6 +245,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             checks: Vec::new(),
             records: Vec::new(),
             records_total: 0,
+            traffic: None,
+            capacity: None,
         }
     }
 
@@ -240,22 +270,50 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
         hosts: std::ops::Range<usize>,
         with_records: bool,
     ) -> TestReport {
-        let (not_received_limit, forwarding_checks) = match &self.spec {
-            TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
-            TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
+        let judge = judge_of(&self.spec, self.start, with_records);
+        let (mut r, per_host_total) = if self.state == RunState::Running && !with_records {
+            // The settled zaps' figures: O(channels + page); the zaps made so far.
+            let (mut r, total) =
+                self.tally
+                    .results(self.procedure.probes(), &judge, name, hosts.clone());
+            r.zaps = self.procedure.joins_sent();
+            (r, total)
+        } else if with_records {
+            let mut r = summary::results(self.procedure.probes(), &judge, name);
+            let per_host_total = r.per_host.len() as u64;
+            r.per_host.truncate(hosts.end);
+            r.per_host.drain(..hosts.start.min(r.per_host.len()));
+            (r, per_host_total)
+        } else {
+            let at_end = self
+                .results_at_end
+                .get_or_init(|| summary::results(self.procedure.probes(), &judge, name));
+            (at_end.page(hosts.clone()), at_end.per_host.len() as u64)
         };
-        let judge = summary::Judge {
-            sla: self.spec.sla(),
-            thresholds_ms: self.spec.thresholds_ms(),
-            not_received_limit,
-            forwarding_checks,
-            start: self.start,
-            with_records,
+        let traffic = self.traffic.as_ref().map(|t| {
+            let result = t.result(name, hosts.clone());
+            r.checks.extend(t.checks(self.spec.sla(), &result));
+            result
+        });
+        let capacity = match &self.procedure {
+            Procedure::Capacity(c) => {
+                // Its joins are its zaps: no probe counts them.
+                r.zaps = c.joins_sent();
+                let result = c.result().clone();
+                if let Some(min) = self.spec.sla().min_capacity {
+                    r.checks.push(control::testrun::Check {
+                        name: "min_capacity".into(),
+                        scope: "overall".into(),
+                        measured: u64::from(result.groups),
+                        threshold: u64::from(min),
+                        unit: "groups".into(),
+                        pass: result.groups >= min,
+                    });
+                }
+                Some(result)
+            }
+            _ => None,
         };
-        let mut r = summary::results(self.procedure.probes(), &judge, name);
-        let per_host_total = r.per_host.len() as u64;
-        r.per_host.truncate(hosts.end);
-        r.per_host.drain(..hosts.start.min(r.per_host.len()));
         let verdict = match self.state {
             RunState::Running => Verdict::Pending,
             RunState::Error => Verdict::Error,
@@ -289,8 +347,39 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             checks: r.checks,
             records: r.records,
             records_total: r.records_total,
+            traffic,
+            capacity,
         }
     }
+}
+
+/// How `spec`'s probes are judged (a run started at `start`).
+fn judge_of(spec: &TestSpec, start: Nanos, with_records: bool) -> summary::Judge<'_> {
+    let (not_received_limit, forwarding_checks) = match spec {
+        TestSpec::Zapping(z) => (z.not_received_ms * MS, false),
+        TestSpec::JoinLeave(j) => (j.hold_ms * MS, true),
+        TestSpec::Capacity(c) => (c.step_ms * MS, false),
+    };
+    summary::Judge {
+        sla: spec.sla(),
+        thresholds_ms: spec.thresholds_ms(),
+        not_received_limit,
+        forwarding_checks,
+        start,
+        with_records,
+    }
+}
+
+/// How long after it is made a probe of `spec` may still change: a zap's first datagram
+/// comes while it is watched (`view_ms`), its leave's datagrams for twice the grace; an RFC
+/// 3918 iteration's for its whole length. A second more for reports written late.
+fn settling_horizon(spec: &TestSpec) -> Nanos {
+    let ms = match spec {
+        TestSpec::Zapping(z) => z.view_ms.max(2 * z.leave_grace_ms),
+        TestSpec::JoinLeave(j) => 2 * j.check_ms + j.hold_ms + 2 * j.leave_grace_ms,
+        TestSpec::Capacity(_) => 0,
+    };
+    (ms + 1000) * MS
 }
 
 /// The daemon's test runs: at most one running, the last [`KEPT_RUNS`] kept, and the tests of
@@ -348,6 +437,15 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             TestSpec::JoinLeave(j) => {
                 u64::from(j.iterations) * j.groups.len() as u64 * hosts.len() as u64
             }
+            TestSpec::Capacity(c) => {
+                if hosts.len() != 1 {
+                    return Err(format!(
+                        "hosts: a capacity run joins from one host, not {}",
+                        hosts.len()
+                    ));
+                }
+                u64::from(c.max_groups)
+            }
         };
         if zaps > MAX_ZAPS {
             return Err(format!(
@@ -365,11 +463,20 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
                 let run = rfc3918::JoinLeave::new(j, &hosts, now);
                 (Procedure::JoinLeave(run), None)
             }
+            TestSpec::Capacity(c) => (
+                Procedure::Capacity(capacity::Capacity::new(c, hosts[0])),
+                None,
+            ),
         };
         if self.runs.len() >= KEPT_RUNS {
             self.runs.remove(0);
         }
         self.by_host = hosts.iter().map(|&(h, _)| h).collect();
+        let tally = tally::Tally::new(
+            hosts.iter().map(|&(h, _)| h),
+            settling_horizon(&spec),
+            spec.thresholds_ms().len(),
+        );
         self.runs.push(Run {
             spec,
             procedure,
@@ -379,6 +486,10 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             end: None,
             state: RunState::Running,
             error: None,
+            traffic: None,
+            file_streams: Vec::new(),
+            results_at_end: std::sync::OnceLock::new(),
+            tally,
         });
         self.running = Some(self.runs.len() - 1);
         Ok(())
@@ -397,6 +508,8 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         };
         let run = &mut self.runs[i];
         run.procedure.due(now, out);
+        let judge = judge_of(&run.spec, run.start, false);
+        run.tally.settle(run.procedure.probes(), now, &judge);
         if run.procedure.is_over() {
             run.state = RunState::Finished;
             run.end = Some(now);
@@ -422,25 +535,31 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         self.by_host.clear();
     }
 
-    fn running_run(&mut self, host: H) -> Option<&mut Procedure<H, L>> {
+    fn running_run(&mut self, host: H) -> Option<&mut Run<H, L>> {
         let i = self.running?;
         if !self.by_host.contains(&host) {
             return None;
         }
-        Some(&mut self.runs[i].procedure)
+        Some(&mut self.runs[i])
     }
 
     /// A report (or leave) naming `group` was written for `host` at `at`.
     pub fn report_sent(&mut self, host: H, group: IpAddr, at: Nanos) {
-        if let Some(p) = self.running_run(host) {
-            p.report_sent(host, group, at);
+        if let Some(run) = self.running_run(host) {
+            run.procedure.report_sent(host, group, at);
+            if let Some(t) = &mut run.traffic {
+                t.joined(host, group);
+            }
         }
     }
 
     /// The Leave / TO_IN({}) of `host` for `group` was written at `at`.
     pub fn left(&mut self, host: H, group: IpAddr, at: Nanos) {
-        if let Some(p) = self.running_run(host) {
-            p.left(host, group, at);
+        if let Some(run) = self.running_run(host) {
+            run.procedure.left(host, group, at);
+            if let Some(t) = &mut run.traffic {
+                t.left(host, group);
+            }
         }
     }
 
@@ -449,6 +568,74 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         if let Some(i) = self.running {
             self.runs[i].procedure.datagram(segment, group, at);
         }
+    }
+
+    /// Gives the running run its own streams: from now on only their datagrams are credited
+    /// to it ([`TestRuns::stream_datagram`]).
+    pub fn attach_traffic(&mut self, traffic: traffic::RunTraffic<H, L>) {
+        if let Some(i) = self.running {
+            self.runs[i].traffic = Some(traffic);
+        }
+    }
+
+    /// Gives the running run the streams started with it, to remove at its end.
+    pub fn attach_streams(&mut self, ids: Vec<u32>) {
+        if let Some(i) = self.running {
+            self.runs[i].file_streams = ids;
+        }
+    }
+
+    /// The streams started with the latest run, once it is over (once: they are taken).
+    pub fn take_ended_streams(&mut self) -> Vec<u32> {
+        if self.running.is_some() {
+            return Vec::new();
+        }
+        self.runs
+            .last_mut()
+            .map(|r| std::mem::take(&mut r.file_streams))
+            .unwrap_or_default()
+    }
+
+    /// A datagram read on `segment`, with its source and its stream header's stream number
+    /// and send time (if it has one): for a run with its own streams, credited only when it
+    /// is its channel stream's (its latency noted); for a run without, as
+    /// [`TestRuns::datagram`].
+    pub fn stream_datagram(
+        &mut self,
+        segment: L,
+        source: IpAddr,
+        group: IpAddr,
+        header: Option<(u32, u64, Nanos)>,
+        at: Nanos,
+    ) {
+        let Some(i) = self.running else {
+            return;
+        };
+        let run = &mut self.runs[i];
+        if let Some(traffic) = &mut run.traffic {
+            if traffic.datagram(segment, source, group, header, at) != traffic::Credit::Channel {
+                return;
+            }
+        }
+        match (&mut run.procedure, header) {
+            (Procedure::Capacity(c), Some((_, sequence, _))) => {
+                c.datagram(segment, group, sequence, at)
+            }
+            (procedure, _) => procedure.datagram(segment, group, at),
+        }
+    }
+
+    /// The latest run's streams when it is over and they are not settled yet: the daemon
+    /// then stops them and settles what the hosts received.
+    pub fn traffic_to_settle(&mut self) -> Option<&mut traffic::RunTraffic<H, L>> {
+        if self.running.is_some() {
+            return None;
+        }
+        self.runs
+            .last_mut()?
+            .traffic
+            .as_mut()
+            .filter(|t| !t.is_settled())
     }
 
     /// The run named `name` (default: the latest).

@@ -81,7 +81,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
         };
         for (p, &(host, segment)) in hosts.iter().enumerate() {
             run.by_segment.entry(segment).or_default().push(p);
-            let first_probe = run.new_iteration(host, 0);
+            let first_probe = run.new_iteration(host, 0, now);
             run.probers.push(Prober {
                 host,
                 iteration: 0,
@@ -94,10 +94,11 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
     }
 
     /// The probes of `host`'s iteration `iteration`; the first one's index.
-    fn new_iteration(&mut self, host: H, iteration: u32) -> usize {
+    fn new_iteration(&mut self, host: H, iteration: u32, at: Nanos) -> usize {
         let first = self.probes.len();
         for &group in &self.groups {
             self.probes.push(Probe {
+                created: at,
                 seq: iteration,
                 from: Some(group),
                 to: Some(group),
@@ -169,7 +170,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> JoinLeave<H, L> {
                     self.over += 1;
                     return None;
                 }
-                let first_probe = self.new_iteration(host, iteration);
+                let first_probe = self.new_iteration(host, iteration, at);
                 let prober = &mut self.probers[p];
                 prober.iteration = iteration;
                 prober.first_probe = first_probe;
@@ -260,6 +261,7 @@ mod tests {
             hold_ms: 2000,
             leave_grace_ms: 3000,
             thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+            streams: None,
             sla: Sla::default(),
         }
     }

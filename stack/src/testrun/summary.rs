@@ -88,6 +88,7 @@ impl<H> Probe<H> {
 }
 
 /// The results of a run's probes, before the report names its hosts.
+#[derive(Debug, Clone)]
 pub struct Results {
     pub join_delay: Summary,
     pub leave_delay: Summary,
@@ -106,6 +107,23 @@ pub struct Results {
     pub records_total: u64,
 }
 
+impl Results {
+    /// These results with the hosts of `hosts` listed (their places in address order):
+    /// O(channels + the page), whatever the number of zaps and hosts.
+    pub fn page(&self, hosts: std::ops::Range<usize>) -> Results {
+        let end = hosts.end.min(self.per_host.len());
+        let start = hosts.start.min(end);
+        Results {
+            buckets: self.buckets.clone(),
+            channels: self.channels.clone(),
+            per_host: self.per_host[start..end].to_vec(),
+            checks: self.checks.clone(),
+            records: self.records.clone(),
+            ..*self
+        }
+    }
+}
+
 #[derive(Default)]
 struct Part {
     joins: Vec<Nanos>,
@@ -122,6 +140,28 @@ impl Part {
             not_received: self.not_received,
         }
     }
+}
+
+/// One host's (or any set of probes') figures, exact.
+pub fn part_of<'p, H: 'p>(
+    probes: impl Iterator<Item = &'p Probe<H>>,
+    judge: &Judge,
+    of: String,
+) -> PartResult {
+    let mut part = Part::default();
+    for probe in probes {
+        let m = probe.measured(judge.not_received_limit);
+        if let Some(d) = m.join_delay {
+            part.joins.push(d);
+        }
+        if m.not_received {
+            part.not_received += 1;
+        }
+        if let Some(d) = m.leave_delay {
+            part.leaves.push(d);
+        }
+    }
+    part.result(of)
 }
 
 /// How the results are judged and shown.

@@ -224,6 +224,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                 let from = self.zappers[z].watching.map(|(c, _)| c);
                 let p = self.probes.len();
                 self.probes.push(Probe {
+                    created: at,
                     seq: self.zappers[z].joins,
                     zap: from.is_some(),
                     from: from.map(|c| self.channels[c as usize]),
@@ -264,6 +265,7 @@ impl<H: Copy + Eq + Hash, L: Copy + Eq + Hash> Zapping<H, L> {
                 let (channel, _) = self.zappers[z].watching.take()?;
                 let p = self.probes.len();
                 self.probes.push(Probe {
+                    created: at,
                     seq: self.zappers[z].joins,
                     from: Some(self.channels[channel as usize]),
                     ..Probe::new(host)

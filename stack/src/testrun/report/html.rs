@@ -9,6 +9,8 @@ use control::testrun::{PartResult, Summary, TestReport, Verdict};
 
 use super::{escape, ms};
 
+mod streams;
+
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 60.0;
@@ -77,6 +79,12 @@ pub fn render(report: &TestReport) -> String {
     );
     summary_table(&mut h, report);
     checks_table(&mut h, report);
+    if let Some(capacity) = &report.capacity {
+        streams::capacity(&mut h, capacity);
+    }
+    if let Some(traffic) = &report.traffic {
+        streams::traffic(&mut h, traffic);
+    }
     buckets_table(&mut h, report);
     let joins: Vec<u64> = report
         .records

@@ -15,6 +15,14 @@ fn channel(n: u8) -> std::net::IpAddr {
 /// Two hosts zap over 2 channels twice; host 1's joins take 30 and 300 ms, host 2's 10 and
 /// 20 ms; max join delay allowed 250 ms.
 pub(crate) fn scripted_report() -> TestReport {
+    scripted_runs()
+        .run(None)
+        .unwrap()
+        .report(0, &|h| format!("10.0.0.{h}"), usize::MAX, true)
+}
+
+/// The runs of [`scripted_report`], the one run over.
+fn scripted_runs() -> TestRuns<u32, u32> {
     let spec = ZappingSpec {
         name: "lab<1>".into(),
         iface: None,
@@ -29,6 +37,7 @@ pub(crate) fn scripted_report() -> TestReport {
         not_received_ms: 2000,
         leave_grace_ms: 3000,
         thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+        streams: None,
         sla: Sla {
             max_join_delay_ms: Some(250),
             ..Sla::default()
@@ -55,9 +64,31 @@ pub(crate) fn scripted_report() -> TestReport {
             }
         }
     }
-    runs.run(None)
-        .unwrap()
-        .report(0, &|h| format!("10.0.0.{h}"), usize::MAX, true)
+    runs
+}
+
+/// A run over: `test status` pages are those of the full report, from the results kept at
+/// its end (the same however often asked).
+#[test]
+fn status_pages_of_a_run_over_are_the_report_s() {
+    let runs = scripted_runs();
+    let run = runs.run(None).unwrap();
+    let name = |h: u32| format!("10.0.0.{h}");
+    let full = run.report(0, &name, usize::MAX, true);
+    assert_eq!(full.state, RunState::Finished);
+    for _ in 0..2 {
+        let page = run.report_page(0, &name, 1..2, false);
+        assert_eq!(page.per_host, full.per_host[1..2]);
+        assert_eq!(page.per_host_total, 2);
+        assert_eq!(
+            (page.join_delay, page.channels.clone(), page.checks.clone()),
+            (full.join_delay, full.channels.clone(), full.checks.clone())
+        );
+        assert_eq!(page.verdict, full.verdict);
+        assert!(page.records.is_empty());
+    }
+    let past_the_end = run.report_page(0, &name, 5..9, false);
+    assert!(past_the_end.per_host.is_empty());
 }
 
 #[test]
@@ -159,4 +190,116 @@ fn html_shows_the_figures_and_the_plots_without_the_network() {
     assert_eq!(html.matches("<rect class=\"p50\"").count(), 4);
     assert!(html.contains("10.0.0.2"), "per host table");
     assert!(html.contains("lab&lt;1&gt;"));
+}
+
+#[test]
+fn html_and_json_show_the_streams_and_the_capacity() {
+    use control::test_capacity::{CapacityResult, CapacityStep};
+    use control::test_traffic::{Latency, TrafficPart, TrafficResult};
+    let mut report = scripted_report();
+    // Without streams the report has neither key (byte-identical to before).
+    let json = render(&report, ReportFormat::Json);
+    assert!(!json.contains("\"traffic\"") && !json.contains("\"capacity\""));
+    let latency = Latency {
+        count: 10,
+        p50_ns: 41_000,
+        p99_ns: 97_000,
+        max_ns: 120_000,
+    };
+    report.traffic = Some(TrafficResult {
+        streams: 2,
+        background_streams: 50,
+        received: 1234,
+        lost: 7,
+        latency,
+        background_received: 0,
+        channels: vec![TrafficPart {
+            of: "239.3.0.1".into(),
+            received: 1234,
+            lost: 7,
+            latency: Some(latency),
+        }],
+        per_host: vec![],
+    });
+    report.capacity = Some(CapacityResult {
+        groups: 32,
+        limit_reached: false,
+        steps: vec![
+            CapacityStep {
+                groups: 16,
+                forwarded: 16,
+                lost: 0,
+            },
+            CapacityStep {
+                groups: 32,
+                forwarded: 32,
+                lost: 0,
+            },
+            CapacityStep {
+                groups: 48,
+                forwarded: 0,
+                lost: 0,
+            },
+        ],
+    });
+    let html = render(&report, ReportFormat::Html);
+    for needle in [
+        "id=\"traffic-received\">1234<",
+        "id=\"traffic-lost\">7<",
+        "id=\"loss-bars\"",
+        "id=\"capacity\">32<",
+        "id=\"capacity-bars\"",
+        "0.097",
+    ] {
+        assert!(html.contains(needle), "{needle}");
+    }
+    assert!(!html.contains("<script"), "no script");
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&report, ReportFormat::Json)).unwrap();
+    assert_eq!(json["traffic"]["lost"], 7);
+    assert_eq!(json["capacity"]["steps"][2]["groups"], 48);
+}
+
+/// While a run goes on, `test status` shows the settled zaps from the tally: once every probe
+/// is settled, its figures are the exact ones (percentiles within the sketch's 3 %).
+#[test]
+fn the_running_tally_agrees_with_the_exact_results() {
+    use super::super::{judge_of, tally::Tally};
+    let runs = scripted_runs();
+    let run = runs.run(None).unwrap();
+    let probes = run.procedure.probes();
+    let judge = judge_of(&run.spec, run.start, false);
+    let name = |h: u32| format!("10.0.0.{h}");
+    let mut tally = Tally::new([1, 2], 1000 * MS, judge.thresholds_ms.len());
+    // Nothing is settled before its horizon.
+    tally.settle(probes, 0, &judge);
+    let (early, hosts) = tally.results(probes, &judge, &name, 0..10);
+    assert_eq!((early.join_delay.count, hosts), (0, 2));
+    assert_eq!(
+        early.per_host[1].join_delay.count, 0,
+        "listed, nothing settled"
+    );
+    tally.settle(probes, u64::MAX / 2, &judge);
+    let (got, hosts) = tally.results(probes, &judge, &name, 0..10);
+    let want = super::super::summary::results(probes, &judge, &name);
+    assert_eq!(hosts, 2);
+    assert_eq!(got.per_host, want.per_host, "per host: exact");
+    assert_eq!(got.buckets, want.buckets);
+    assert_eq!(got.not_received, want.not_received);
+    for (g, w) in [
+        (got.join_delay, want.join_delay),
+        (got.leave_delay, want.leave_delay),
+    ] {
+        assert_eq!(
+            (g.count, g.min_ns, g.max_ns, g.mean_ns),
+            (w.count, w.min_ns, w.max_ns, w.mean_ns)
+        );
+        for (a, b) in [(g.p50_ns, w.p50_ns), (g.p99_ns, w.p99_ns)] {
+            assert!(a.abs_diff(b) * 100 <= b * 4, "{a} against {b}");
+        }
+    }
+    assert_eq!(
+        got.checks.iter().map(|c| c.pass).collect::<Vec<_>>(),
+        want.checks.iter().map(|c| c.pass).collect::<Vec<_>>()
+    );
 }

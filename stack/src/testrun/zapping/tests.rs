@@ -24,6 +24,7 @@ fn spec(channels: u8, count: u32, order: ZapOrder, seed: Option<u64>) -> Zapping
         not_received_ms: 500,
         leave_grace_ms: 3000,
         thresholds_ms: DEFAULT_THRESHOLDS_MS.to_vec(),
+        streams: None,
         sla: Sla::default(),
     }
 }

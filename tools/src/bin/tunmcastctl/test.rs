@@ -13,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
+use control::test_capacity::CapacitySpec;
+use control::test_traffic::TestTraffic;
 use control::testrun::{
     JoinLeaveSpec, ReportFormat, RunState, Sla, TestReport, TestReportReply, TestSelect, TestSpec,
     TestStartArgs, TestStartReply, TestStatusReply, Verdict, ZapMode, ZapOrder, ZappingSpec,
@@ -20,6 +22,9 @@ use control::testrun::{
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tools::{Client, Request};
+
+mod text;
+use text::status_text;
 
 /// Nanoseconds as milliseconds with three decimals.
 fn ms(ns: u64) -> String {
@@ -62,8 +67,9 @@ pub enum TestCommand {
     },
     /// RFC 3918 §6.1/§6.2: with the traffic running, check that nothing arrives, join every
     /// group, measure the join delay, leave after --hold-ms, measure the leave delay, check
-    /// that nothing arrives after the grace; --iterations times. (§7.1 capacity and the
-    /// §5/§8 latency tests are not built.)
+    /// that nothing arrives after the grace; --iterations times. With --stream-link the run
+    /// sends its own streams (§5 forwarding latency per group), and with --background-group
+    /// and --background-count it loads the device with streams no host joins (§8 burdened).
     JoinDelay {
         #[command(flatten)]
         hosts: TestHosts,
@@ -77,6 +83,33 @@ pub enum TestCommand {
         /// How long the groups are held.
         #[arg(long, value_name = "MS", default_value_t = 2000)]
         hold_ms: u64,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// RFC 3918 §7.1 group capacity: with the run's own stream on every group
+    /// (--stream-link, --source), one host joins --start-groups groups, then --step-groups
+    /// more at each step up to --max-groups; a step passes when every group joined was
+    /// forwarded (a datagram within --window-ms, at most --max-loss-per-group lost). The
+    /// result: the largest count forwarded correctly.
+    Capacity {
+        #[command(flatten)]
+        hosts: TestHosts,
+        /// The first of the consecutive groups.
+        #[arg(long, value_name = "GROUP")]
+        first_group: IpAddr,
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        start_groups: u32,
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        step_groups: u32,
+        #[arg(long, value_name = "N", default_value_t = 256)]
+        max_groups: u32,
+        /// How long each step lasts from its joins to its verdict.
+        #[arg(long, value_name = "MS", default_value_t = 2000)]
+        step_ms: u64,
+        #[arg(long, value_name = "MS", default_value_t = 500)]
+        window_ms: u64,
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_loss_per_group: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -164,8 +197,62 @@ pub struct Common {
     /// SLA: how many zaps may miss their channel.
     #[arg(long, value_name = "N", default_value_t = 0)]
     max_not_received: u64,
+    /// SLA (with --stream-link): datagrams lost while joined, overall and per channel.
+    #[arg(long, value_name = "N")]
+    max_loss: Option<u64>,
+    /// SLA (with --stream-link): the largest p99 one-way latency per channel (µs).
+    #[arg(long, value_name = "US")]
+    max_latency_us: Option<u64>,
+    /// SLA (capacity): the fewest groups the device must forward correctly.
+    #[arg(long, value_name = "N")]
+    min_capacity: Option<u32>,
+    #[command(flatten)]
+    traffic: Box<TrafficArgs>,
     #[command(flatten)]
     follow: Follow,
+}
+
+/// The run's own streams.
+#[derive(Args)]
+pub struct TrafficArgs {
+    /// Send a stream of each channel on this link of the daemon (the source side of the
+    /// device under test) for the run's length; only their datagrams count.
+    #[arg(long, value_name = "LINK", requires = "source")]
+    stream_link: Option<String>,
+    /// The streams' source address.
+    #[arg(long, value_name = "ADDR", requires = "stream_link")]
+    source: Option<IpAddr>,
+    /// Packets per second of each channel's stream (default 1000).
+    #[arg(long, value_name = "N", requires = "stream_link")]
+    pps: Option<u32>,
+    /// RFC 3918 §8 (burdened): background streams from this group on, that no host joins.
+    #[arg(long, value_name = "GROUP", requires = "background_count")]
+    background_group: Option<IpAddr>,
+    /// How many background streams (consecutive groups).
+    #[arg(
+        long,
+        value_name = "N",
+        requires = "background_group",
+        requires = "stream_link"
+    )]
+    background_count: Option<u32>,
+    /// Packets per second of each background stream (default: --pps).
+    #[arg(long, value_name = "N", requires = "background_group")]
+    background_pps: Option<u32>,
+}
+
+impl TrafficArgs {
+    fn traffic(&self) -> Option<Box<TestTraffic>> {
+        Some(Box::new(TestTraffic {
+            link: self.stream_link.clone()?,
+            source: self.source?,
+            pps: self.pps,
+            size: None,
+            background_group: self.background_group,
+            background_count: self.background_count.unwrap_or(0),
+            background_pps: self.background_pps,
+        }))
+    }
 }
 
 /// Waiting for the end and writing the reports.
@@ -186,6 +273,9 @@ impl Common {
             max_leave_delay_ms: self.max_leave_delay_ms,
             max_overlap_ms: self.max_overlap_ms,
             max_not_received: self.max_not_received,
+            max_loss: self.max_loss,
+            max_latency_us: self.max_latency_us,
+            min_capacity: self.min_capacity,
         }
     }
 
@@ -245,6 +335,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 not_received_ms,
                 leave_grace_ms: common.leave_grace_ms,
                 thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
                 sla: common.sla(),
             });
             spec.check().map_err(anyhow::Error::msg)?;
@@ -268,6 +359,37 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
                 hold_ms,
                 leave_grace_ms: common.leave_grace_ms,
                 thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
+                sla: common.sla(),
+            });
+            spec.check().map_err(anyhow::Error::msg)?;
+            (given(spec), common.follow)
+        }
+        TestCommand::Capacity {
+            hosts,
+            first_group,
+            start_groups,
+            step_groups,
+            max_groups,
+            step_ms,
+            window_ms,
+            max_loss_per_group,
+            common,
+        } => {
+            let spec = TestSpec::Capacity(CapacitySpec {
+                name: common.name.clone().unwrap_or_else(|| "capacity".into()),
+                iface: hosts.iface,
+                hosts: hosts.hosts,
+                first_group,
+                start_groups,
+                step_groups,
+                max_groups,
+                step_ms,
+                window_ms,
+                max_loss_per_group,
+                leave_grace_ms: common.leave_grace_ms,
+                thresholds_ms: common.thresholds(),
+                streams: common.traffic.traffic(),
                 sla: common.sla(),
             });
             spec.check().map_err(anyhow::Error::msg)?;
@@ -277,6 +399,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             TestStartArgs {
                 test: None,
                 name: Some(name),
+                streams: Vec::new(),
             },
             follow,
         ),
@@ -288,7 +411,14 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             let Some(first) = tables.into_iter().next() else {
                 anyhow::bail!("{}: no [[test]] table", file.display());
             };
-            (given(first.spec), Follow { wait: true, out })
+            // Its [[stream]] tables: the daemon starts them with the run, removes them after.
+            let streams = control::test_file::stream_tables(&text)
+                .map_err(|e| anyhow::anyhow!("{}:{e}", file.display()))?;
+            let start = TestStartArgs {
+                streams,
+                ..given(first.spec)
+            };
+            (start, Follow { wait: true, out })
         }
         TestCommand::Status {
             name,
@@ -380,6 +510,7 @@ fn given(spec: TestSpec) -> TestStartArgs {
     TestStartArgs {
         test: Some(spec),
         name: None,
+        streams: Vec::new(),
     }
 }
 
@@ -474,116 +605,4 @@ fn wait(client: &mut Client, name: &str) -> anyhow::Result<TestReport> {
         }
         std::thread::sleep(POLL);
     }
-}
-
-/// A run's results as text.
-fn status_text(r: &TestReport) -> String {
-    use std::fmt::Write as _;
-    let mut t = String::new();
-    let verdict = match r.verdict {
-        Verdict::Pending => "running",
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Error => "ERROR",
-    };
-    let _ = writeln!(
-        t,
-        "test {} ({}): {verdict}, {} hosts, {}/{} zaps, {} s{}",
-        r.name,
-        r.kind,
-        r.hosts,
-        r.zaps,
-        r.zaps_planned,
-        r.elapsed_ms / 1000,
-        match r.state {
-            RunState::Stopped => " (stopped: partial)",
-            _ => "",
-        }
-    );
-    if let Some(e) = &r.error {
-        let _ = writeln!(t, "  error: {e}");
-    }
-    let _ = writeln!(
-        t,
-        "  {:<10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-        "delay ms", "count", "min", "p50", "p90", "p99", "max", "mean"
-    );
-    for (label, s) in [
-        ("join", &r.join_delay),
-        ("leave", &r.leave_delay),
-        ("overlap", &r.overlap),
-    ] {
-        let _ = writeln!(
-            t,
-            "  {label:<10} {:>7} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}",
-            s.count,
-            ms(s.min_ns),
-            ms(s.p50_ns),
-            ms(s.p90_ns),
-            ms(s.p99_ns),
-            ms(s.max_ns),
-            ms(s.mean_ns)
-        );
-    }
-    let buckets: Vec<String> = r
-        .buckets
-        .iter()
-        .map(|b| format!(">{}ms {}", b.threshold_ms, b.over))
-        .collect();
-    let _ = writeln!(t, "  join delay violations: {}", buckets.join(", "));
-    let _ = writeln!(
-        t,
-        "  not received {}, overlap packets {}, leaves shared {}, forwarded without join {}, \
-         after leave {}",
-        r.not_received,
-        r.overlap_packets,
-        r.leave_shared,
-        r.forwarded_without_join,
-        r.forwarded_after_leave
-    );
-    for c in &r.channels {
-        let _ = writeln!(
-            t,
-            "  channel {:<20} joins {:>5}  p50 {:>10}  p99 {:>10}  not received {}",
-            c.of,
-            c.join_delay.count,
-            ms(c.join_delay.p50_ns),
-            ms(c.join_delay.p99_ns),
-            c.not_received
-        );
-    }
-    for h in &r.per_host {
-        let _ = writeln!(
-            t,
-            "  host {:<23} joins {:>5}  p50 {:>10}  p99 {:>10}  not received {}",
-            h.of,
-            h.join_delay.count,
-            ms(h.join_delay.p50_ns),
-            ms(h.join_delay.p99_ns),
-            h.not_received
-        );
-    }
-    if (r.per_host.len() as u64) < r.per_host_total {
-        let _ = writeln!(
-            t,
-            "  ... {} hosts in all (--host-offset N --host-limit N, or the report)",
-            r.per_host_total
-        );
-    }
-    for c in &r.checks {
-        let value = |v: u64| match c.unit.as_str() {
-            "ns" => format!("{} ms", ms(v)),
-            unit => format!("{v} {unit}"),
-        };
-        let _ = writeln!(
-            t,
-            "  check {} {}: {} (limit {}) {}",
-            c.name,
-            c.scope,
-            value(c.measured),
-            value(c.threshold),
-            if c.pass { "pass" } else { "FAIL" }
-        );
-    }
-    t
 }
