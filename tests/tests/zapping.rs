@@ -263,6 +263,24 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     let api = ns.http_get(HTTP.parse().unwrap(), "/api/test").json();
     assert_eq!(api["tests"][0]["join_delay"]["p50_ns"], p50);
     assert_eq!(api["tests"][0]["verdict"], "pass");
+    // /metrics: the zap times as histograms, read by the Prometheus parser; every join delay
+    // of the run counted, their mean the report's.
+    let text = ns.http_get(HTTP.parse().unwrap(), "/metrics").text();
+    let families = parse_prometheus(&text);
+    check_families(&text, &families);
+    let zaps = check_histogram(
+        &families["tunmcast_test_join_delay_seconds"],
+        "test join delay",
+    );
+    assert_eq!(
+        Some(zaps),
+        api["tests"][0]["join_delay"]["count"].as_u64(),
+        "{text}"
+    );
+    check_histogram(
+        &families["tunmcast_test_leave_delay_seconds"],
+        "test leave delay",
+    );
 
     // The same with no join delay allowed: exit 1, the JUnit file names the check.
     let strict = ns.dir().join("strict");

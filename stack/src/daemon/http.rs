@@ -160,6 +160,10 @@ impl Daemon {
                 stats: Box::new(self.stats(&all).map_err(|r| refusal(500, r))?),
                 delays: self.delay_histograms(),
                 latency: self.latency_histograms(),
+                test_delays: self
+                    .tests
+                    .histograms()
+                    .map(|h| Box::new((h.join.clone(), h.leave.clone()))),
             },
             Query::Stats => Snapshot::Stats(self.stats(&all).map_err(|r| refusal(500, r))?),
             Query::Links => Snapshot::Links(self.links_reply()),

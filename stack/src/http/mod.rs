@@ -95,6 +95,13 @@ pub enum Snapshot {
         delays: DelayHistograms,
         /// One-way latency of the test streams, per link (none while streams are unchecked).
         latency: std::collections::BTreeMap<String, control::prometheus::Histogram>,
+        /// Test runs' join and leave delays (zap times), every run's; none before the first.
+        test_delays: Option<
+            Box<(
+                control::prometheus::Histogram,
+                control::prometheus::Histogram,
+            )>,
+        >,
     },
     Stats(StatsReply),
     Links(LinksReply),

@@ -371,6 +371,7 @@ impl Route {
                 stats,
                 delays,
                 latency,
+                test_delays,
             } => {
                 let mut text = prometheus::counters(&stats);
                 prometheus::gauge(
@@ -400,6 +401,24 @@ impl Route {
                         "RFC 3918 leave delay: leave written to last datagram read, per \
                          (host, group).",
                         &delays.leave,
+                    );
+                }
+                if let Some(delays) = &test_delays {
+                    let (join, leave) = &**delays;
+                    prometheus::histogram(
+                        &mut text,
+                        "test_join_delay_seconds",
+                        "Test runs' join delays (zap times): the new channel's first report \
+                         written to its first datagram read, per zap or RFC 3918 iteration, \
+                         every run's.",
+                        join,
+                    );
+                    prometheus::histogram(
+                        &mut text,
+                        "test_leave_delay_seconds",
+                        "Test runs' leave delays: the old channel's leave written to its last \
+                         datagram read, per zap or RFC 3918 iteration, every run's.",
+                        leave,
                     );
                 }
                 if !latency.is_empty() {

@@ -391,6 +391,8 @@ pub struct TestRuns<H, L> {
     pub configured: Vec<TestSpec>,
     /// The running run's hosts: only their reports and leaves are its.
     by_host: HashSet<H>,
+    /// Every run's join and leave delays, for `/metrics`.
+    histograms: tally::ZapHistograms,
 }
 
 impl<H, L> Default for TestRuns<H, L> {
@@ -400,11 +402,18 @@ impl<H, L> Default for TestRuns<H, L> {
             running: None,
             configured: Vec::new(),
             by_host: HashSet::new(),
+            histograms: tally::ZapHistograms::default(),
         }
     }
 }
 
 impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
+    /// The join and leave delays of every run's settled probes (`/metrics`); `None` before the
+    /// first run, so that a daemon that never ran a test shows no such families.
+    pub fn histograms(&self) -> Option<&tally::ZapHistograms> {
+        (!self.runs.is_empty()).then_some(&self.histograms)
+    }
+
     /// Whether a run is going: the loop then credits datagrams to the hosts.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
@@ -509,8 +518,12 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         let run = &mut self.runs[i];
         run.procedure.due(now, out);
         let judge = judge_of(&run.spec, run.start, false);
-        run.tally.settle(run.procedure.probes(), now, &judge);
-        if run.procedure.is_over() {
+        let over = run.procedure.is_over();
+        // A run over settles all its probes: the histograms count every one.
+        let until = if over { Nanos::MAX } else { now };
+        run.tally
+            .settle(run.procedure.probes(), until, &judge, &mut self.histograms);
+        if over {
             run.state = RunState::Finished;
             run.end = Some(now);
             self.running = None;
@@ -526,6 +539,13 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         };
         let run = &mut self.runs[i];
         run.procedure.held(out);
+        let judge = judge_of(&run.spec, run.start, false);
+        run.tally.settle(
+            run.procedure.probes(),
+            Nanos::MAX,
+            &judge,
+            &mut self.histograms,
+        );
         run.state = match error {
             Some(_) => RunState::Error,
             None => RunState::Stopped,

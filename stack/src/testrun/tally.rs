@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::hash::Hash;
 use std::net::IpAddr;
 
+use control::prometheus::Histogram;
 use control::testrun::{PartResult, Summary};
 
 use super::summary::{self, Judge, Results};
@@ -36,6 +37,25 @@ fn value_of(b: usize) -> Nanos {
     let sub = (b & ((1 << SUB_BITS) - 1)) as u64;
     let low = (1u64 << octave) + (sub << (octave - SUB_BITS));
     low + (1u64 << (octave - SUB_BITS)) / 2
+}
+
+/// Every settled probe's join and leave delay since the daemon started, over every run: the
+/// `/metrics` histograms `tunmcast_test_join_delay_seconds` and `..._leave_...` (counters, so
+/// they only grow; the buckets are the delay histograms' own, BNG Blaster's violation
+/// thresholds).
+#[derive(Debug, Clone)]
+pub struct ZapHistograms {
+    pub join: Histogram,
+    pub leave: Histogram,
+}
+
+impl Default for ZapHistograms {
+    fn default() -> ZapHistograms {
+        ZapHistograms {
+            join: Histogram::delays(),
+            leave: Histogram::delays(),
+        }
+    }
 }
 
 /// Delays of one kind: a log-bucketed histogram (4 KiB) and the exact count, min, max, sum.
@@ -152,13 +172,20 @@ impl<H: Copy + Ord + Hash> Tally<H> {
         }
     }
 
-    /// Adds the probes settled by `now`, in the order they were made: O(those).
-    pub fn settle(&mut self, probes: &[Probe<H>], now: Nanos, judge: &Judge) {
+    /// Adds the probes settled by `now`, in the order they were made, to the run's figures
+    /// and to the daemon's histograms `metrics`: O(those).
+    pub fn settle(
+        &mut self,
+        probes: &[Probe<H>],
+        now: Nanos,
+        judge: &Judge,
+        metrics: &mut ZapHistograms,
+    ) {
         while let Some(probe) = probes.get(self.settled) {
             if probe.created.saturating_add(self.horizon) >= now {
                 break;
             }
-            self.add(probe, judge);
+            self.add(probe, judge, metrics);
             self.by_host
                 .entry(probe.host)
                 .or_default()
@@ -167,13 +194,14 @@ impl<H: Copy + Ord + Hash> Tally<H> {
         }
     }
 
-    fn add(&mut self, probe: &Probe<H>, judge: &Judge) {
+    fn add(&mut self, probe: &Probe<H>, judge: &Judge, metrics: &mut ZapHistograms) {
         let m = probe.measured(judge.not_received_limit);
         if probe.join_sent.is_some() {
             self.zaps += 1;
         }
         if let Some(d) = m.join_delay {
             self.joins.observe(d);
+            metrics.join.observe_ns(d);
             for (over, &t) in self.over_threshold.iter_mut().zip(judge.thresholds_ms) {
                 if d > t.saturating_mul(super::MS) {
                     *over += 1;
@@ -191,6 +219,7 @@ impl<H: Copy + Ord + Hash> Tally<H> {
         }
         if let Some(d) = m.leave_delay {
             self.leaves.observe(d);
+            metrics.leave.observe_ns(d);
             if let Some(from) = probe.from {
                 self.channels.entry(from).or_default().leaves.observe(d);
             }

@@ -264,24 +264,35 @@ fn html_and_json_show_the_streams_and_the_capacity() {
 /// is settled, its figures are the exact ones (percentiles within the sketch's 3 %).
 #[test]
 fn the_running_tally_agrees_with_the_exact_results() {
-    use super::super::{judge_of, tally::Tally};
+    use super::super::{judge_of, tally::Tally, tally::ZapHistograms};
     let runs = scripted_runs();
     let run = runs.run(None).unwrap();
     let probes = run.procedure.probes();
     let judge = judge_of(&run.spec, run.start, false);
     let name = |h: u32| format!("10.0.0.{h}");
     let mut tally = Tally::new([1, 2], 1000 * MS, judge.thresholds_ms.len());
+    let mut metrics = ZapHistograms::default();
     // Nothing is settled before its horizon.
-    tally.settle(probes, 0, &judge);
+    tally.settle(probes, 0, &judge, &mut metrics);
+    assert_eq!(metrics.join.count, 0);
     let (early, hosts) = tally.results(probes, &judge, &name, 0..10);
     assert_eq!((early.join_delay.count, hosts), (0, 2));
     assert_eq!(
         early.per_host[1].join_delay.count, 0,
         "listed, nothing settled"
     );
-    tally.settle(probes, u64::MAX / 2, &judge);
+    tally.settle(probes, u64::MAX / 2, &judge, &mut metrics);
     let (got, hosts) = tally.results(probes, &judge, &name, 0..10);
     let want = super::super::summary::results(probes, &judge, &name);
+    // The daemon's histograms count every settled join and leave delay, their sums exact.
+    assert_eq!(metrics.join.count, want.join_delay.count);
+    assert_eq!(metrics.leave.count, want.leave_delay.count);
+    assert_eq!(metrics.join.counts.iter().sum::<u64>(), metrics.join.count);
+    let mean_s = metrics.join.sum_s / metrics.join.count as f64;
+    assert!(
+        (mean_s * 1e9 - want.join_delay.mean_ns as f64).abs() < 1e3,
+        "{mean_s}"
+    );
     assert_eq!(hosts, 2);
     assert_eq!(got.per_host, want.per_host, "per host: exact");
     assert_eq!(got.buckets, want.buckets);
