@@ -17,6 +17,7 @@ pub mod framing;
 pub mod http;
 pub mod ids;
 pub mod listeners;
+pub mod log_buckets;
 pub mod logging;
 pub mod neighbour;
 pub mod runs;

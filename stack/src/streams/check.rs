@@ -171,7 +171,7 @@ impl ReceiverRecord {
 
 /// Sub-buckets per power of two: a value is placed within 1/8 of an octave (≤ 9 %).
 const SUB_BITS: u32 = 3;
-const BUCKETS: usize = 64 << SUB_BITS;
+const BUCKETS: usize = crate::log_buckets::buckets(SUB_BITS);
 
 /// A log-bucketed latency histogram: 512 buckets of u32 counts, 2 KiB.
 #[derive(Debug, Clone)]
@@ -190,23 +190,12 @@ impl Default for LatencyHistogram {
 }
 
 fn bucket_of(ns: Nanos) -> usize {
-    if ns < (1 << SUB_BITS) {
-        return ns as usize;
-    }
-    let octave = 63 - ns.leading_zeros(); // ≥ SUB_BITS
-    let sub = (ns >> (octave - SUB_BITS)) & ((1 << SUB_BITS) - 1);
-    (((octave - SUB_BITS + 1) << SUB_BITS) as usize) + sub as usize
+    crate::log_buckets::bucket_of(ns, SUB_BITS)
 }
 
 /// The middle of bucket `b`.
 fn value_of(b: usize) -> Nanos {
-    if b < (1 << SUB_BITS) {
-        return b as u64;
-    }
-    let octave = (b >> SUB_BITS) as u32 + SUB_BITS - 1;
-    let sub = (b & ((1 << SUB_BITS) - 1)) as u64;
-    let low = (1u64 << octave) + (sub << (octave - SUB_BITS));
-    low + (1u64 << (octave - SUB_BITS)) / 2
+    crate::log_buckets::value_of(b, SUB_BITS)
 }
 
 impl LatencyHistogram {

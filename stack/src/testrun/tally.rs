@@ -17,26 +17,15 @@ use super::summary::{self, Judge, Results};
 use super::{Nanos, Probe};
 
 const SUB_BITS: u32 = 4;
-const BUCKETS: usize = 64 << SUB_BITS;
+const BUCKETS: usize = crate::log_buckets::buckets(SUB_BITS);
 
 fn bucket_of(ns: Nanos) -> usize {
-    if ns < (1 << SUB_BITS) {
-        return ns as usize;
-    }
-    let octave = 63 - ns.leading_zeros();
-    let sub = (ns >> (octave - SUB_BITS)) & ((1 << SUB_BITS) - 1);
-    (((octave - SUB_BITS + 1) << SUB_BITS) as usize) + sub as usize
+    crate::log_buckets::bucket_of(ns, SUB_BITS)
 }
 
 /// The middle of bucket `b`.
 fn value_of(b: usize) -> Nanos {
-    if b < (1 << SUB_BITS) {
-        return b as u64;
-    }
-    let octave = (b >> SUB_BITS) as u32 + SUB_BITS - 1;
-    let sub = (b & ((1 << SUB_BITS) - 1)) as u64;
-    let low = (1u64 << octave) + (sub << (octave - SUB_BITS));
-    low + (1u64 << (octave - SUB_BITS)) / 2
+    crate::log_buckets::value_of(b, SUB_BITS)
 }
 
 /// Every settled probe's join and leave delay since the daemon started, over every run: the
