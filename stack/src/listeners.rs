@@ -62,7 +62,8 @@ pub fn hand_over(
             ))))
         }
     };
-    let (tx, rx) = bounded(1);
+    // Room for a `Part::Working` (the request waits behind a long change) and the reply.
+    let (tx, rx) = bounded(2);
     let envelope = Envelope {
         request,
         reply: tx,

@@ -121,8 +121,13 @@ impl Changes {
         job.heard = now;
         let sinks = self.running.iter().filter_map(|j| j.reply.as_ref());
         for sink in sinks.chain(self.waiting.iter().map(|e| &e.reply)) {
-            // A full or closed channel: the client hears the next one, or is gone.
-            let _ = sink.try_send(Part::Working);
+            // One place is always left for the reply itself, which the loop sends blocking: a
+            // request pipelined behind the change on the same connection is not read from
+            // until the change's reply is written, and its channel must not fill with these.
+            // A closed channel: the client is gone.
+            if sink.len() + 1 < sink.capacity().unwrap_or(usize::MAX) {
+                let _ = sink.try_send(Part::Working);
+            }
         }
     }
 }
@@ -355,8 +360,8 @@ mod tests {
     #[test]
     fn clients_waiting_on_a_long_change_hear_it_is_working_once_a_second() {
         let mut changes = Changes::default();
-        let (job_tx, job_rx) = bounded(4);
-        let (waiter_tx, waiter_rx) = bounded(4);
+        let (job_tx, job_rx) = bounded(crate::control::STREAM_DEPTH);
+        let (waiter_tx, waiter_rx) = bounded(crate::control::STREAM_DEPTH);
         changes.push(job(WallClock::now(), job_tx));
         let leave = Request::Leave(Change::default());
         assert!(
@@ -379,6 +384,15 @@ mod tests {
         assert!(matches!(waiter_rx.try_recv(), Ok(Part::Working)));
         changes.keep_alive();
         assert!(job_rx.try_recv().is_err() && waiter_rx.try_recv().is_err());
+        // A waiter nobody reads yet (pipelined behind the change) gets at most three: the
+        // fourth place stays for its reply, which the loop sends blocking.
+        for _ in 0..10 {
+            changes.running[0].heard -= WORKING_EVERY;
+            changes.keep_alive();
+        }
+        assert_eq!(waiter_rx.len(), 3);
+        assert!(changes.waiting[0].reply.try_send(Part::Working).is_ok());
+        while job_rx.try_recv().is_ok() {}
         // The waiting request comes back only once no change runs.
         assert!(changes.next_waiting().is_none());
         changes.running.clear();
