@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use control::protocol::ReceiverCounts;
 use control::stream_header::StreamHeader;
+use rustc_hash::FxHashMap;
 
 use crate::ids::LinkId;
 
@@ -285,12 +286,12 @@ pub type Flow = (LinkId, IpAddr, IpAddr);
 #[derive(Debug, Default)]
 pub struct Receivers {
     /// By host number (high 32 bits) and flow number (low 32 bits).
-    pub(super) records: HashMap<u64, ReceiverRecord>,
+    pub(super) records: FxHashMap<u64, ReceiverRecord>,
     /// Flow numbers, and each flow with its latency histogram.
     flow_numbers: HashMap<Flow, u32>,
     pub(super) flows: Vec<(Flow, LatencyHistogram)>,
     /// Per (host number, group).
-    sessions: HashMap<(u32, IpAddr), Session>,
+    sessions: FxHashMap<(u32, IpAddr), Session>,
     /// Joins after a leave, of any host and group.
     rejoins: u32,
     /// Stream datagrams per link for a group no host of the link ever joined.
