@@ -21,4 +21,15 @@ pub mod test_traffic;
 pub mod testrun;
 
 pub use protocol::Request;
+
+/// The 1-based line of byte `offset` in `text`: where a configuration or test file's error is,
+/// for the daemon's reader and the client's alike.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
 pub use reply::Reply;

@@ -305,3 +305,84 @@ mod tests {
         }
     }
 }
+
+/// `GROUP` or `GROUP+COUNT` (COUNT consecutive groups from GROUP), as `join`, `leave`,
+/// `stream add` and the `[[stream]]` tables write it: the group, and the count when given.
+pub fn group_and_count(text: &str) -> Result<(IpAddr, Option<u32>), String> {
+    let (group, count) = match text.split_once('+') {
+        Some((group, count)) => {
+            let count = count.trim().parse::<u32>().ok().filter(|&c| c >= 1);
+            let Some(count) = count else {
+                return Err(format!(
+                    "invalid count in {text:?}: expected GROUP+COUNT, COUNT 1 or more"
+                ));
+            };
+            (group, Some(count))
+        }
+        None => (text, None),
+    };
+    let group = group
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid group {group:?}: not an IPv4 or IPv6 address"))?;
+    Ok((group, count))
+}
+
+/// One `[[stream]]` table, in the daemon's configuration file and in a test file alike.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamTable {
+    pub link: String,
+    pub source: IpAddr,
+    /// `GROUP` or `GROUP+COUNT`.
+    pub group: String,
+    pub port: Option<u16>,
+    pub source_port: Option<u16>,
+    pub pps: Option<u32>,
+    pub size: Option<u16>,
+    pub count: Option<u64>,
+    pub seconds: Option<u64>,
+    pub mac: Option<String>,
+    pub burst: Option<u32>,
+}
+
+impl StreamTable {
+    /// As a `stream_add` request; the error names the key (`group`).
+    pub fn to_args(&self) -> Result<StreamSpecArgs, String> {
+        let (group, groups) = group_and_count(&self.group).map_err(|e| format!("`group`: {e}"))?;
+        Ok(StreamSpecArgs {
+            groups,
+            port: self.port,
+            source_port: self.source_port,
+            pps: self.pps,
+            size: self.size,
+            count: self.count,
+            seconds: self.seconds,
+            mac: self.mac.clone(),
+            burst: self.burst,
+            ..StreamSpecArgs::new(&self.link, self.source, group)
+        })
+    }
+}
+
+#[cfg(test)]
+mod group_count_tests {
+    use super::*;
+
+    #[test]
+    fn group_and_count_reads_both_forms_and_names_what_is_wrong() {
+        let g: IpAddr = "232.1.1.1".parse().unwrap();
+        assert_eq!(group_and_count("232.1.1.1"), Ok((g, None)));
+        assert_eq!(group_and_count(" 232.1.1.1 +10"), Ok((g, Some(10))));
+        assert!(group_and_count("232.1.1.1+0")
+            .unwrap_err()
+            .contains("COUNT 1 or more"));
+        assert!(group_and_count("232.1.1.1+x")
+            .unwrap_err()
+            .contains("invalid count"));
+        assert_eq!(
+            group_and_count("x").unwrap_err(),
+            "invalid group \"x\": not an IPv4 or IPv6 address"
+        );
+    }
+}

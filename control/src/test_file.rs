@@ -9,7 +9,8 @@ use serde::Deserialize;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
-use crate::streams::StreamSpecArgs;
+use crate::line_of;
+use crate::streams::{StreamSpecArgs, StreamTable};
 use crate::testrun::TestSpec;
 
 /// What is wrong with a `[[test]]` table.
@@ -172,24 +173,6 @@ pub fn tests_from_value(
     Ok(tables)
 }
 
-/// One `[[stream]]` table of a test file (the keys of the daemon's configuration file's).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StreamTable {
-    link: String,
-    source: std::net::IpAddr,
-    /// `GROUP` or `GROUP+COUNT`.
-    group: String,
-    port: Option<u16>,
-    source_port: Option<u16>,
-    pps: Option<u32>,
-    size: Option<u16>,
-    count: Option<u64>,
-    seconds: Option<u64>,
-    mac: Option<String>,
-    burst: Option<u32>,
-}
-
 #[derive(Deserialize)]
 struct StreamDocument {
     #[serde(default)]
@@ -217,54 +200,12 @@ pub fn stream_tables(text: &str) -> Result<Vec<StreamSpecArgs>, TableError> {
         .into_iter()
         .map(|table| {
             let line = line_of(text, table.span().start);
-            let t = table.into_inner();
-            let bad = |message: String| TableError {
+            table.get_ref().to_args().map_err(|e| TableError {
                 line,
-                message: format!("[[stream]]: {message}"),
-            };
-            let (group, groups) = match t.group.split_once('+') {
-                Some((group, count)) => {
-                    let count = count.trim().parse::<u32>().ok().filter(|&c| c >= 1);
-                    let Some(count) = count else {
-                        return Err(bad(format!(
-                            "`group`: {:?}: GROUP+COUNT, COUNT 1 or more",
-                            t.group
-                        )));
-                    };
-                    (group, Some(count))
-                }
-                None => (t.group.as_str(), None),
-            };
-            let group = group
-                .trim()
-                .parse()
-                .map_err(|_| bad(format!("`group`: {group:?} is not an IPv4 or IPv6 address")))?;
-            Ok(StreamSpecArgs {
-                link: t.link,
-                source: t.source,
-                group,
-                groups,
-                port: t.port,
-                source_port: t.source_port,
-                pps: t.pps,
-                size: t.size,
-                count: t.count,
-                seconds: t.seconds,
-                mac: t.mac,
-                burst: t.burst,
+                message: format!("[[stream]]: {e}"),
             })
         })
         .collect()
-}
-
-/// The 1-based line of `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The key of the `key = value` line of `text` holding `offset`, if that is such a line.
@@ -380,7 +321,7 @@ streams = { link = "tap-src", source = "10.99.0.250" }
         for (text, expected) in [
             (
                 "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1+0\"\n",
-                "1: [[stream]]: `group`: \"239.1.1.1+0\": GROUP+COUNT",
+                "1: [[stream]]: `group`: invalid count in \"239.1.1.1+0\": expected GROUP+COUNT",
             ),
             (
                 "[[stream]]\nlink = \"t\"\nsource = \"10.0.0.1\"\ngroup = \"239.1.1.1\"\nrate = 3\n",

@@ -10,8 +10,9 @@ use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 use super::links::LinkTable;
-use super::streams::StreamTable;
 use super::ConfigError;
+use control::line_of;
+use control::streams::StreamTable;
 
 /// One top-level key of the file: a long option of `tunmcastd` (checked against clap's
 /// definition by [`super::args_from_options`]).
@@ -179,16 +180,6 @@ fn de_error(text: &str, path: &Path, section: &str, e: &toml::de::Error) -> Conf
         line: line_of(text, offset),
         message,
     }
-}
-
-/// The 1-based line of `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 /// The line of `text` holding `offset`.

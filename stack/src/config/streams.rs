@@ -16,49 +16,8 @@
 //! Read with serde (unknown keys refused); an error names the file, the line of the table
 //! and the key.
 
-use std::net::IpAddr;
-
-use control::protocol::StreamSpecArgs;
-use serde::Deserialize;
-
 use super::{ConfigError, ConfigFile};
 use crate::streams::StreamSpec;
-
-/// One `[[stream]]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamTable {
-    link: String,
-    source: IpAddr,
-    group: String,
-    port: Option<u16>,
-    source_port: Option<u16>,
-    pps: Option<u32>,
-    size: Option<u16>,
-    count: Option<u64>,
-    seconds: Option<u64>,
-    mac: Option<String>,
-    burst: Option<u32>,
-}
-
-/// `GROUP` or `GROUP+COUNT`.
-pub fn parse_group_count(text: &str) -> Result<(IpAddr, Option<u32>), String> {
-    let (group, count) =
-        match text.split_once('+') {
-            Some((group, count)) => {
-                let count: u32 = count.trim().parse().ok().filter(|c| *c >= 1).ok_or_else(|| {
-                format!("`group`: invalid count in {text:?}: expected GROUP+COUNT, COUNT 1 or more")
-            })?;
-                (group, Some(count))
-            }
-            None => (text, None),
-        };
-    let group = group
-        .trim()
-        .parse()
-        .map_err(|_| format!("`group`: {group:?} is not an IPv4 or IPv6 address"))?;
-    Ok((group, count))
-}
 
 /// The streams of the `[[stream]]` tables of `file`, each on one of `devices`.
 pub fn streams(file: &ConfigFile, devices: &[&str]) -> Result<Vec<StreamSpec>, ConfigError> {
@@ -74,19 +33,7 @@ pub fn streams(file: &ConfigFile, devices: &[&str]) -> Result<Vec<StreamSpec>, C
                 devices.join(", ")
             )));
         }
-        let (group, groups) = parse_group_count(&t.group).map_err(fail)?;
-        let args = StreamSpecArgs {
-            groups,
-            port: t.port,
-            source_port: t.source_port,
-            pps: t.pps,
-            size: t.size,
-            count: t.count,
-            seconds: t.seconds,
-            mac: t.mac.clone(),
-            burst: t.burst,
-            ..StreamSpecArgs::new(&t.link, t.source, group)
-        };
+        let args = t.to_args().map_err(fail)?;
         specs.extend(StreamSpec::expand(&args).map_err(fail)?);
     }
     Ok(specs)
@@ -94,6 +41,8 @@ pub fn streams(file: &ConfigFile, devices: &[&str]) -> Result<Vec<StreamSpec>, C
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
 
     fn read(text: &str) -> Result<Vec<StreamSpec>, String> {

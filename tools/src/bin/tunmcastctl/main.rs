@@ -414,22 +414,7 @@ fn change(
     include: &Option<Vec<String>>,
     exclude: &Option<Vec<String>>,
 ) -> anyhow::Result<Change> {
-    let (first, count) = match group.split_once('+') {
-        Some((first, count)) => {
-            let count: u32 = count
-                .trim()
-                .parse()
-                .ok()
-                .filter(|c| *c >= 1)
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "invalid count in {group:?}: expected GROUP+COUNT, COUNT 1 or more"
-                    )
-                })?;
-            (parse_group(first)?, Some(count))
-        }
-        None => (parse_group(group)?, None),
-    };
+    let (first, count) = control::streams::group_and_count(group).map_err(anyhow::Error::msg)?;
     let (include, exclude) = parse_sources(&first, include, exclude)?;
     Ok(Change {
         group: Some(first),

@@ -92,21 +92,7 @@ pub struct StreamsFilter {
 
 /// `GROUP` or `GROUP+COUNT`.
 fn group_count(text: &str) -> anyhow::Result<(IpAddr, Option<u32>)> {
-    let (group, count) = match text.split_once('+') {
-        Some((group, count)) => {
-            let count = count.trim().parse::<u32>().ok().filter(|c| *c >= 1);
-            let Some(count) = count else {
-                anyhow::bail!("invalid count in {text:?}: expected GROUP+COUNT, COUNT 1 or more");
-            };
-            (group, Some(count))
-        }
-        None => (text, None),
-    };
-    let group = group
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid group {group:?}: not an IPv4 or IPv6 address"))?;
-    Ok((group, count))
+    control::streams::group_and_count(text).map_err(anyhow::Error::msg)
 }
 
 impl StreamCommand {
