@@ -4,7 +4,7 @@
 //! socket's reply timeout (the client hears [`Part::Working`] once a second until its reply).
 //!
 //! Requests that change memberships and come while a long change is being applied wait for it
-//! ([`Daemon::answer_requests`] keeps them in order), so that pipelined requests still act in
+//! (the loop's `answer_requests` keeps them in order), so that pipelined requests still act in
 //! the order they were sent; reads (`ping`, `show`, `stats`, `delays`, `streams`, `test status`,
 //! `test report`) are answered at once and see the change as far as it went.
 
@@ -18,7 +18,8 @@ use log::{info, warn};
 use membership::{Error, SourceFilter};
 
 use super::requests::{describe, source_filter, OwnedOp};
-use super::{Answer, Daemon, HostId};
+use super::requests::{target_hosts, Memberships};
+use super::{Answer, HostId};
 use crate::control::{Body, DaemonReply, Envelope, Part, Request};
 
 /// The most changes (host × group) applied in one loop turn: about 4 ms of a release build's
@@ -61,6 +62,26 @@ impl ChangeJob {
     pub(super) fn start(&mut self, reply: Sender<Part>) {
         self.reply = Some(reply);
     }
+
+    /// Changes made so far.
+    pub(super) fn done(&self) -> usize {
+        self.done
+    }
+
+    /// Every host has been changed (or a refusal ended it).
+    pub(super) fn is_finished(&self) -> bool {
+        self.finished()
+    }
+
+    /// A slice changed the journal: the reply waits until it is on disk.
+    pub(super) fn note_durable(&mut self, changed: bool) {
+        self.durable |= changed;
+    }
+
+    /// Where the reply goes, and whether it waits for the journal.
+    pub(super) fn into_reply_sink(mut self) -> Option<(Sender<Part>, bool)> {
+        self.reply.take().map(|to| (to, self.durable))
+    }
 }
 
 /// The long changes being applied, and the requests waiting for them.
@@ -95,6 +116,17 @@ impl Changes {
     }
 
     /// Whether a slice is due: the loop does not sleep then.
+    /// The change that runs, taken to apply its next slice ([`Changes::resume`] puts it back).
+    pub(super) fn take_running(&mut self) -> Option<ChangeJob> {
+        self.keep_alive();
+        self.running.pop_front()
+    }
+
+    /// Puts back the change [`Changes::take_running`] took: it runs on next turn.
+    pub(super) fn resume(&mut self, job: ChangeJob) {
+        self.running.push_front(job);
+    }
+
     pub(super) fn is_busy(&self) -> bool {
         !self.running.is_empty()
     }
@@ -132,15 +164,22 @@ impl Changes {
     }
 }
 
-impl Daemon {
+impl Memberships<'_> {
     /// A join (`join` true) or leave of every group the request names, on every host it
     /// names. The groups are checked first (multicast, joined for a leave), so that a refused
     /// request changes nothing; a host's changes happen at one instant, so IGMPv3 / MLDv2 pack
     /// its records into as few reports as the MTU allows. Up to [`CHANGE_SLICE`] changes are
-    /// made at once; more, a slice a turn ([`Daemon::advance_changes`]).
+    /// made at once; more, a slice a turn (the loop's `advance_changes`).
     pub(super) fn change(&mut self, join: bool, change: &Change) -> Answer {
         let refuse = |e: String| Answer::Reply(DaemonReply::refuse(e));
-        let targets = match self.target_hosts(&change.iface, &change.host, &change.hosts) {
+        let targets = match target_hosts(
+            self.hosts,
+            self.links,
+            self.topology,
+            &change.iface,
+            &change.host,
+            &change.hosts,
+        ) {
             Ok(targets) => targets,
             Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
         };
@@ -171,20 +210,18 @@ impl Daemon {
             Ok(filter) => filter,
             Err(e) => return refuse(e),
         };
-        let now = self.now();
+        let now = self.clock.now();
         for group in &groups {
             if !group.is_multicast() {
                 return refuse(Error::NotMulticast(*group).to_string());
             }
             if !join {
                 for &id in &targets {
-                    let h = &self.hosts[id];
-                    if self.cores[h.core]
-                        .engine
-                        .group(h.ifindex, *group, now)
-                        .is_none()
-                    {
-                        return refuse(format!("{group} is not joined on {}", self.host_label(id)));
+                    if self.hosts.group(id, *group, now).is_none() {
+                        return refuse(format!(
+                            "{group} is not joined on {}",
+                            self.hosts.label(id, self.links)
+                        ));
                     }
                 }
             }
@@ -208,7 +245,7 @@ impl Daemon {
             Err(refusal) => refuse(refusal),
             Ok(()) => {
                 // At most one report a host and group, before the reply (see answer_requests).
-                self.reports_owed = self.reports_owed.saturating_add(job.changes());
+                *self.reports_owed = self.reports_owed.saturating_add(job.changes());
                 Answer::Reply(self.change_reply(&job))
             }
         }
@@ -216,37 +253,50 @@ impl Daemon {
 
     /// Makes the changes of `job`'s next hosts, whole hosts, until `budget` changes are made.
     /// A refusal ends the job: it names the change that failed and how many were made.
-    fn apply_changes(&mut self, job: &mut ChangeJob, budget: usize) -> Result<(), String> {
-        let now = self.now();
+    pub(super) fn apply_changes(
+        &mut self,
+        job: &mut ChangeJob,
+        budget: usize,
+    ) -> Result<(), String> {
+        let now = self.clock.now();
         let mut made = 0usize;
         while !job.finished() && made < budget {
             let id = job.targets[job.next];
-            let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
+            let core = self.hosts[id].core;
             for &group in &job.groups {
-                let engine = &mut self.cores[core].engine;
+                let (engine, ifindex) = self.hosts.engine_of(id);
                 let result = match (job.join, &job.filter) {
                     (true, None) => engine.join(ifindex, group, now),
                     (true, Some(f)) => engine.join_filter(ifindex, group, f.clone(), now),
                     (false, None) => engine.leave(ifindex, group, now),
                     (false, Some(f)) => engine.leave_filter(ifindex, group, f.clone(), now),
                 };
-                while let Some(event) = self.cores[core].engine.poll_event() {
-                    self.log_event(core, &event);
-                }
+                self.hosts.drain_events(core, self.links);
                 match result {
                     Ok(n) => {
                         job.users = n;
                         job.done += 1;
                         made += 1;
                         if job.join {
-                            self.note_member(id, group);
+                            self.hosts
+                                .note_member(self.links, id, group, self.tracking());
                         }
-                        self.record_change(id, group);
+                        self.persist.record(
+                            self.hosts,
+                            self.links,
+                            self.listeners,
+                            id,
+                            group,
+                            self.clock.now(),
+                        );
                     }
                     Err(e) => {
                         let error = match e {
                             Error::NotJoined(_) => {
-                                format!("{group} is not joined on {}", self.host_label(id))
+                                format!(
+                                    "{group} is not joined on {}",
+                                    self.hosts.label(id, self.links)
+                                )
                             }
                             Error::NoSuchFilter if !job.join => self.owned_only(id, group),
                             e => format!("{group}: {e}"),
@@ -269,11 +319,11 @@ impl Daemon {
     }
 
     /// The reply to a finished change, logged.
-    fn change_reply(&self, job: &ChangeJob) -> DaemonReply {
+    pub(super) fn change_reply(&self, job: &ChangeJob) -> DaemonReply {
         let verb = if job.join { "join" } else { "leave" };
         let first = job.groups[0];
         let count = job.groups.len() as u32;
-        let label = self.host_label(job.targets[0]);
+        let label = self.hosts.label(job.targets[0], self.links);
         let on = if job.targets.len() == 1 {
             label.clone()
         } else {
@@ -299,40 +349,6 @@ impl Daemon {
             warning: None,
             hosts: job.targets.len() as u32,
         }))
-    }
-
-    /// One slice of the oldest long change; its reports go out now, ahead of what the timers
-    /// have due, and its reply once the last slice is made (after the journal has it, when it
-    /// keeps one).
-    pub(super) fn advance_changes(&mut self) {
-        self.changes.keep_alive();
-        let Some(mut job) = self.changes.running.pop_front() else {
-            return;
-        };
-        let before = job.done;
-        let result = self.apply_changes(&mut job, CHANGE_SLICE);
-        job.durable |= std::mem::take(&mut self.changed_this_request);
-        self.flush_some(job.done - before);
-        if !job.finished() && result.is_ok() {
-            self.changes.running.push_front(job);
-            return;
-        }
-        let reply = match result {
-            Ok(()) => self.change_reply(&job),
-            Err(refusal) => {
-                self.io.control_errors += 1;
-                DaemonReply::refuse(refusal)
-            }
-        };
-        let Some(to) = job.reply.take() else {
-            return;
-        };
-        match &self.journal {
-            Some(journal) if job.durable => journal.reply_when_durable(to, reply),
-            _ => {
-                let _ = to.send(Part::whole(reply));
-            }
-        }
     }
 }
 

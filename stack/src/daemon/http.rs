@@ -4,6 +4,7 @@
 //! Nothing here changes state.
 
 use std::fmt::Write as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use control::http_api::{DelayHistograms, GroupsPage, HostInfo, HostsPage, LinksReply, Overview};
@@ -12,7 +13,8 @@ use control::protocol::{self, DelaysArgs, StatsArgs};
 use membership::GroupCursor;
 use mio::Waker;
 
-use super::{CoreId, Daemon, HostId, LinkId};
+use super::view::View;
+use super::{CoreId, HostId, LinkId};
 use crate::http::{self, Asked, LoopSide, Query, Refusal, Snapshot, Ticket};
 
 /// Hosts or group records one walk visits per turn of the loop.
@@ -67,54 +69,47 @@ fn refusal(status: u16, message: String) -> Refusal {
     Refusal { status, message }
 }
 
-impl Daemon {
+impl HttpPort {
     /// `--http`: binds and starts the server; its queries wake the loop through `waker`.
-    pub(super) fn start_http(&mut self, waker: &Arc<Waker>) -> anyhow::Result<()> {
-        if let Some(addr) = self.args.http {
-            self.http = Some(HttpPort {
-                side: http::start(addr, waker.clone())?,
-                walks: Vec::new(),
-            });
-        }
-        Ok(())
+    pub(super) fn start(addr: SocketAddr, waker: &Arc<Waker>) -> anyhow::Result<HttpPort> {
+        Ok(HttpPort {
+            side: http::start(addr, waker.clone())?,
+            walks: Vec::new(),
+        })
     }
 
     /// A walk has its next slice to do, or queries beyond a turn's share wait (their wakes
     /// are spent): the loop must not sleep.
-    pub(super) fn http_busy(&self) -> bool {
-        self.http
-            .as_ref()
-            .is_some_and(|port| !port.walks.is_empty() || !port.side.queries.is_empty())
+    pub(super) fn is_busy(&self) -> bool {
+        !self.walks.is_empty() || !self.side.queries.is_empty()
     }
 
     /// Takes the server's queries and advances the walks by a slice each.
-    pub(super) fn serve_http(&mut self) {
-        let Some(mut port) = self.http.take() else {
-            return;
-        };
+    pub(super) fn serve(&mut self, view: &View) {
         for _ in 0..QUERIES_PER_TURN {
-            let Ok(Asked { query, ticket }) = port.side.queries.try_recv() else {
+            let Ok(Asked { query, ticket }) = self.side.queries.try_recv() else {
                 break;
             };
-            match self.http_query(query, ticket) {
-                Started::Walking(walk) => port.walks.push(walk),
-                Started::Answered(answer) => port.side.answer(ticket, answer),
+            match view.http_query(query, ticket) {
+                Started::Walking(walk) => self.walks.push(walk),
+                Started::Answered(answer) => self.side.answer(ticket, answer),
             }
         }
-        let mut walks = std::mem::take(&mut port.walks);
-        walks.retain_mut(|walk| match self.advance_walk(walk) {
+        let mut walks = std::mem::take(&mut self.walks);
+        walks.retain_mut(|walk| match view.advance_walk(walk) {
             Some(answer) => {
-                port.side.answer(walk.ticket, answer);
+                self.side.answer(walk.ticket, answer);
                 false
             }
             None => true,
         });
-        port.walks = walks;
-        self.http = Some(port);
+        self.walks = walks;
     }
+}
 
+impl View<'_> {
     /// The answer at once, or the walk that will give it.
-    fn http_query(&mut self, query: Query, ticket: Ticket) -> Started {
+    fn http_query(&self, query: Query, ticket: Ticket) -> Started {
         let walk = |kind, offset, limit| Walk {
             ticket,
             offset,
@@ -151,7 +146,7 @@ impl Daemon {
     }
 
     /// The answer to a query that needs no walk.
-    fn snapshot(&mut self, query: Query) -> Result<Snapshot, Refusal> {
+    fn snapshot(&self, query: Query) -> Result<Snapshot, Refusal> {
         let all = StatsArgs::default();
         Ok(match query {
             Query::Overview => Snapshot::Overview(self.overview()),
@@ -200,19 +195,19 @@ impl Daemon {
         offset: u64,
         limit: u64,
     ) -> Result<Snapshot, Refusal> {
-        let Some(id) = self.by_addr.get(&addr) else {
+        let Some(id) = self.hosts.find(&addr) else {
             return Err(Refusal {
                 status: 404,
                 message: format!("no host has the address {addr}"),
             });
         };
         let (core, ifindex) = (self.hosts[id].core, self.hosts[id].ifindex);
-        let engine = &self.cores[core].engine;
+        let engine = &self.hosts.core(core).engine;
         let total = engine.interface_group_records(ifindex) as u64;
         let mut records = Vec::new();
         let skip = usize::try_from(offset).unwrap_or(usize::MAX);
         let max = usize::try_from(limit).unwrap_or(usize::MAX);
-        engine.interface_groups_page(ifindex, skip, max, self.now(), &mut records);
+        engine.interface_groups_page(ifindex, skip, max, self.clock.now(), &mut records);
         let end = offset + records.len() as u64;
         Ok(Snapshot::Groups(GroupsPage {
             offset,
@@ -226,13 +221,13 @@ impl Daemon {
     /// The start of a walk over every host's group records.
     fn groups_walk(&self) -> WalkKind {
         WalkKind::Groups {
-            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
+            cursor: self.hosts.first_core().map(|c| (c, GroupCursor::START)),
             page: Vec::new(),
             bytes: 0,
             total: self
-                .cores
-                .iter()
-                .map(|c| c.engine.group_records() as u64)
+                .hosts
+                .cores()
+                .map(|(_, c)| c.engine.group_records() as u64)
                 .sum(),
             more: false,
         }
@@ -242,11 +237,11 @@ impl Daemon {
         Overview {
             version: env!("CARGO_PKG_VERSION").to_string(),
             links: self.links.len() as u64,
-            hosts: self.hosts.iter().filter(|(_, h)| !h.retired).count() as u64,
+            hosts: self.hosts.live() as u64,
             group_records: self
-                .cores
-                .iter()
-                .map(|c| c.engine.group_records() as u64)
+                .hosts
+                .cores()
+                .map(|(_, c)| c.engine.group_records() as u64)
                 .sum(),
             delays: self.delays.is_on(),
             uptime_ms: u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -281,9 +276,11 @@ impl Daemon {
     /// One host as `/api/hosts` lists it.
     fn host_info(&self, id: HostId) -> Option<HostInfo> {
         let host = &self.hosts[id];
-        let interface = self.cores[host.core]
+        let interface = self
+            .hosts
+            .core(host.core)
             .engine
-            .interface(host.ifindex, self.now())?;
+            .interface(host.ifindex, self.clock.now())?;
         Some(HostInfo {
             interface: self.interface_info(id, &interface),
             link: self
@@ -368,7 +365,7 @@ impl Daemon {
                 total,
                 more,
             } => {
-                let now = self.now();
+                let now = self.clock.now();
                 let mut records = Vec::new();
                 let mut walked = 0;
                 while let Some((core, at)) = *cursor {
@@ -376,7 +373,7 @@ impl Daemon {
                         break;
                     }
                     records.clear();
-                    let next = self.cores[core].engine.groups_page(
+                    let next = self.hosts.core(core).engine.groups_page(
                         at,
                         WALK_SLICE - walked,
                         now,
@@ -385,10 +382,7 @@ impl Daemon {
                     walked += records.len().max(1);
                     for info in &records {
                         let key = (core, info.iface);
-                        let live = self
-                            .by_iface
-                            .get(key.0, key.1)
-                            .is_some_and(|h| !self.hosts[h].retired);
+                        let live = self.hosts.live_at_iface(key.0, key.1);
                         if !live {
                             continue;
                         }
@@ -411,7 +405,7 @@ impl Daemon {
                     }
                     *cursor = match next {
                         Some(next) => Some((core, next)),
-                        None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
+                        None => self.hosts.core_after(core).map(|c| (c, GroupCursor::START)),
                     };
                 }
                 if cursor.is_some() && !*more {

@@ -1,62 +1,71 @@
-//! The event loop: the one owner of membership state.
+//! The event loop: the one owner of membership state. The loop's state is split into owners,
+//! each keeping its data consistent behind its methods: the links (`Links`: devices,
+//! framing, neighbour answers), the membership cores and emulated hosts (`Hosts`), the
+//! control plane (`ControlPlane`: streamed shows, long changes, pipelined requests), the
+//! data path (`Listeners`), persistence (`Persistence`), delay and traffic measurement
+//! (`DelayTracker`, `Streams`) and the test runs (`TestRuns`). A concern that spans
+//! owners borrows just those it needs, as one of the views built here: `Receive` (what a
+//! link reads), `Wire` (what the cores send), `Memberships` (joins, leaves, listeners),
+//! `Traffic` (streams), `Testing` (test runs), `Reconfigure` (links opened and closed),
+//! and `View` (every owner, read only: `show`, `stats`, the HTTP view). The loop dispatches
+//! one enum of token sources (`Source`).
 
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use control::protocol::PingReply;
 use crossbeam_channel::Receiver;
 use log::{info, warn};
-use membership::{Config, Host, IfIndex, IgmpVersion, InputPolicy, Instant, MldVersion};
-use mio::{Events, Poll, Registry, Waker};
+use mio::{Events, Poll, Waker};
 use sd_notify::NotifyState;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::consts::SIGHUP;
 use signal_hook_mio::v1_0::Signals;
 
-use crate::control::{ControlSocket, Envelope, Part};
+use crate::control::{Body, ControlSocket, DaemonReply, Envelope, Part, Request};
 use crate::delays::DelayTracker;
 use crate::listeners::Listeners;
-use crate::state::Journal;
+use crate::streams::Streams;
 use crate::testrun::TestRuns;
-use crate::topology::{HostParams, Topology};
+use crate::topology::Topology;
 use crate::Args;
 
 mod addrs;
 mod changes;
+mod clock;
+mod control_plane;
 mod hosts;
 mod http;
 mod links;
 mod persist;
+mod receive;
 mod reload;
 mod requests;
+mod service;
 mod show;
 mod streams;
 mod testrun;
 mod transmit;
+mod view;
 
-use addrs::{HostsByAddr, HostsByIface, HostsByMac};
-use changes::Changes;
-use hosts::EmuHost;
-use links::Link;
-use requests::Answer;
-use show::ShowJob;
-
-/// Signals a shell or a service manager sends. SIGHUP reloads; the others leave every group on
-/// the wire and exit 0 (SIGKILL cannot be caught: `--state` covers it).
-const HANDLED_SIGNALS: [i32; 4] = [SIGHUP, SIGINT, SIGTERM, SIGQUIT];
-
-fn signal_name(signal: i32) -> &'static str {
-    match signal {
-        SIGHUP => "SIGHUP",
-        SIGINT => "SIGINT",
-        SIGTERM => "SIGTERM",
-        SIGQUIT => "SIGQUIT",
-        _ => "signal",
-    }
-}
+use changes::CHANGE_SLICE;
+use clock::Clock;
+use control_plane::ControlPlane;
+use hosts::{CoreSettings, Hosts};
+use links::IoStats;
+use links::Links;
+use persist::Persistence;
+use receive::Receive;
+use reload::Reconfigure;
+use requests::{Answer, Memberships};
+use service::{default_seed, raise_fd_limit, service_notify, signal_name, HANDLED_SIGNALS};
+use streams::{StreamAction, Traffic};
+use testrun::Testing;
+use transmit::Wire;
+use view::View;
 
 /// How often the loop checks that the devices still exist, whatever the core's deadlines.
 const DEVICE_CHECK: Duration = Duration::from_secs(1);
@@ -69,135 +78,34 @@ const SHOW_WAIT: Duration = Duration::from_millis(5);
 const READ_BURST: usize = 256;
 
 pub(super) use crate::ids::{CoreId, HostId, LinkId};
-use crate::ids::{IdVec, Table};
 use crate::tokens::Source;
 
-/// A core's settings: `Config` is `#[non_exhaustive]`, so it is built from the default
-/// with its builder methods.
-fn core_config(args: &Args, params: &HostParams) -> Config {
-    let unsolicited = Duration::from_millis(params.unsolicited_interval_ms.into());
-    Config::default()
-        .with_robustness(params.robustness)
-        .with_igmp_unsolicited_interval(unsolicited)
-        .with_mld_unsolicited_interval(unsolicited)
-        .with_report_link_local_groups(args.report_link_local_groups)
-        .with_igmp_max_version(
-            IgmpVersion::try_from(params.igmp_version).expect("checked to be 1..=3"),
-        )
-        .with_mld_max_version(
-            MldVersion::try_from(params.mld_version).expect("checked to be 1..=2"),
-        )
-        .with_v3_unsolicited_interval(Duration::from_millis(
-            params.v3_unsolicited_interval_ms.into(),
-        ))
-        .with_igmp_policy(InputPolicy {
-            require_router_alert: args.strict_igmp,
-            require_hop_limit_one: args.strict_igmp,
-        })
-        .with_mld_policy(InputPolicy {
-            require_router_alert: !args.lenient_mld,
-            require_hop_limit_one: !args.lenient_mld,
-        })
-        .with_answer_burst(match args.answer_burst {
-            0 => u32::MAX,
-            burst => burst,
-        })
-}
-
-fn default_seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default();
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-crate::counters::counters! {
-    /// Counters of the daemon itself, beside the core's: one set per link, and the sum.
-    struct IoStats {
-        tun_rx_packets: "Packets (TUN) or frames (TAP) read from the device.",
-        tun_tx_packets: "Packets or frames written to the device.",
-        tun_tx_errors: "Writes to the device that failed (the packet is lost).",
-        tun_tx_link_down: "Of those, because the link was down.",
-        tap_rx_not_for_us: "TAP frames to another station's MAC.",
-        tap_rx_other_ethertype: "TAP frames neither IPv4 nor IPv6.",
-        tap_rx_truncated: "TAP frames too short for Ethernet.",
-        tap_neighbour_answers: "ARP, Neighbour Solicitation and echo requests answered.",
-        tap_neighbour_drops: "ARP, ND and ICMP frames addressed to the hosts but not answered.",
-        control_requests: "Control requests answered.",
-        control_errors: "Control requests refused.",
-    }
-}
-
-/// The hosts with the same protocol settings share one membership core, each one an
-/// interface of it (the core's settings are per core, its state per interface). "Host" in the
-/// daemon means an emulated host ([`EmuHost`]); the core's `membership::Host` is its `engine`.
-struct Core {
-    params: HostParams,
-    engine: Host,
-}
-
+/// The loop's owners.
 struct Daemon {
-    cores: IdVec<CoreId, Core>,
-    links: Table<LinkId, Link>,
-    hosts: Table<HostId, EmuHost>,
-    /// (core, core ifindex) -> host: where a transmit leaves.
-    by_iface: HostsByIface,
-    /// Live hosts by their IPv4 and IPv6 link-local addresses: `--host`, `--hosts`.
-    by_addr: HostsByAddr,
-    /// The hosts whose address another link's host has too, by (link, address): rare (two labs
-    /// numbered alike), and how each link still finds its own for ARP / ND.
-    shared_addrs: HashMap<(LinkId, IpAddr), HostId>,
-    /// Hosts removed by a reload whose leaves are still going out: their core interfaces are
-    /// removed once the core holds no record of them.
-    departing: Vec<HostId>,
-    /// The next synthetic core ifindex, for hosts after a link's first.
-    next_ifindex: IfIndex,
-    /// The IPv4 address of every host ever made, by its delay number ([`EmuHost`]): numbers
-    /// are never reused, so a removed host's delay figures never mix with a new host's.
-    delay_hosts: Vec<Ipv4Addr>,
-    /// What runs now: the command line's one link, or the file's `[[link]]` tables.
-    topology: Topology,
-    /// Why the last reload was refused.
-    config_error: Option<String>,
-    registry: Registry,
-    seed: u64,
-    args: Args,
-    /// The command line as given, for re-reading the --config file under it on SIGHUP.
-    argv: Vec<OsString>,
-    clock: std::time::Instant,
-    /// `--state`: the journal's writer.
-    journal: Option<Journal>,
-    /// The request being answered changed what the journal holds.
-    changed_this_request: bool,
-    /// Control counters, and the device counters of links closed since the start.
-    io: IoStats,
+    links: Links,
+    hosts: Hosts,
+    control: ControlPlane,
+    persist: Persistence,
     listeners: Listeners,
-    /// `show` replies being written, a slice per turn.
-    shows: Vec<ShowJob>,
-    /// Joins and leaves of many hosts being made, a slice per turn, and the requests that
-    /// wait for them.
-    changes: Changes,
-    /// The last flush stopped at its budget: more may be due now.
-    transmits_due: bool,
-    /// Counts the joins made (`note_member`): a link's "nobody holds this group" stays true
-    /// until it moves.
-    join_epoch: u64,
-    /// The core the next flush starts with, so that a budget cut shares the turns.
-    next_flush_core: usize,
-    /// Reports the requests of this turn may have made: written before their replies.
-    reports_owed: usize,
-    /// Hosts handed a datagram in this read burst (see `streams::MEMBER_WORK_PER_BURST`).
-    member_work: usize,
-    /// Packets sent since the allocator last gave its free pages back.
-    untrimmed_sends: usize,
     delays: DelayTracker,
+    /// Test streams: those sent, and what the hosts receive of any.
+    streams: Streams,
     /// `tunmcastctl test ...` and the `[[test]]` tables: zapping, RFC 3918 join/leave delay.
     tests: TestRuns<HostId, LinkId>,
     /// `--http`: the server's queries and the walks answering them.
     http: Option<http::HttpPort>,
-    /// Test streams: those sent, and what the hosts receive of any.
-    streams: crate::streams::Streams,
+    /// What runs now: the command line's one link, or the file's `[[link]]` tables.
+    topology: Topology,
+    /// Why the last reload was refused.
+    config_error: Option<String>,
+    args: Args,
+    /// The command line as given, for re-reading the --config file under it on SIGHUP.
+    argv: Vec<OsString>,
+    clock: Clock,
+    /// The last flush stopped at its budget: more may be due now.
+    transmits_due: bool,
+    /// Packets sent since the allocator last gave its free pages back.
+    untrimmed_sends: usize,
 }
 
 /// A reply to send once the turn's reports are out: where, what, and whether it waits for
@@ -208,21 +116,6 @@ type PendingReply = (
     bool,
 );
 
-/// Raises the soft limit on open files to the hard one: every control client holds one.
-fn raise_fd_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            if let Err(errno) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-                warn!(
-                    "cannot raise the open-file limit: {}",
-                    io::Error::from(errno)
-                );
-            }
-        }
-    }
-}
-
 pub fn run(
     args: Args,
     topology: Topology,
@@ -232,51 +125,38 @@ pub fn run(
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let waker = Arc::new(Waker::new(poll.registry(), Source::Wake.token())?);
     let mut daemon = Daemon {
-        cores: IdVec::new(),
-        links: Table::new(),
-        hosts: Table::new(),
-        by_iface: HostsByIface::default(),
-        by_addr: HostsByAddr::default(),
-        shared_addrs: HashMap::new(),
-        departing: Vec::new(),
-        next_ifindex: hosts::FIRST_SYNTHETIC_IFINDEX,
-        delay_hosts: Vec::new(),
-        topology: Topology::default(),
-        config_error: None,
-        registry: poll.registry().try_clone()?,
-        seed: args.seed.unwrap_or_else(default_seed),
-        clock: std::time::Instant::now(),
-        journal: None,
-        changed_this_request: false,
-        io: IoStats::default(),
+        links: Links::new(poll.registry().try_clone()?),
+        hosts: Hosts::new(
+            args.seed.unwrap_or_else(default_seed),
+            CoreSettings::of(&args),
+        ),
+        control: ControlPlane::default(),
+        persist: Persistence::default(),
         listeners: Listeners::new(poll.registry().try_clone()?),
-        shows: Vec::new(),
-        changes: Changes::default(),
-        join_epoch: 0,
-        transmits_due: false,
-        next_flush_core: 0,
-        reports_owed: 0,
-        member_work: 0,
-        untrimmed_sends: 0,
         delays: if args.delays {
             DelayTracker::default()
         } else {
             DelayTracker::off()
         },
-        argv: std::env::args_os().collect(),
-        http: None,
-        streams: crate::streams::Streams::new(
+        streams: Streams::new(
             args.check_streams || args.delays || !topology.streams.is_empty(),
             crate::delays::DEFAULT_LEAVE_GRACE,
         ),
         tests: TestRuns::default(),
+        http: None,
+        topology: Topology::default(),
+        config_error: None,
+        argv: std::env::args_os().collect(),
+        clock: Clock::start(),
+        transmits_due: false,
+        untrimmed_sends: 0,
         args,
     };
     // Every device first: a link that cannot be opened at start is a start-up error.
     for spec in &topology.links {
-        daemon.open_link(spec)?;
+        daemon.reconfigure().open_link(spec)?;
     }
-    daemon.configure_streams(&topology.streams);
+    daemon.traffic().configure_streams(&topology.streams);
     daemon.topology = topology;
 
     let mut signals = Signals::new(HANDLED_SIGNALS).context("cannot install signal handlers")?;
@@ -289,11 +169,21 @@ pub fn run(
     let (requests_tx, requests) = crossbeam_channel::unbounded();
     let mut control = ControlSocket::bind(&daemon.args.control_path())?;
     control.serve(requests_tx, waker.clone())?;
-    daemon.start_http(&waker)?;
+    if let Some(addr) = daemon.args.http {
+        daemon.http = Some(http::HttpPort::start(addr, &waker)?);
+    }
     daemon.log_start(control.path());
-    daemon.restore()?;
-    daemon.start_configured_tests(tests)?;
-    daemon.flush()?;
+    let tracking = daemon.tracking();
+    daemon.persist = Persistence::restore(
+        daemon.args.state.as_deref(),
+        &mut daemon.hosts,
+        &mut daemon.links,
+        &daemon.topology,
+        tracking,
+        daemon.clock.now(),
+    )?;
+    daemon.testing().start_configured_tests(tests)?;
+    daemon.flush();
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
     service_notify(&[
         NotifyState::Ready,
@@ -302,23 +192,109 @@ pub fn run(
 
     let result = daemon.event_loop(&mut poll, &requests, &mut signals);
     // Everything acknowledged is on disk already; this waits for the last appends.
-    if let Some(journal) = daemon.journal.take() {
-        journal.stop();
-    }
+    daemon.persist.stop();
     drop(control); // removes the socket file
     result
 }
 
+/// The views: each concern's borrow of just the owners it reaches.
 impl Daemon {
-    fn now(&self) -> Instant {
-        Instant::from_millis(u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX))
+    /// Someone counts each group's members: see [`Hosts::note_member`].
+    fn tracking(&self) -> bool {
+        self.delays.is_on() || self.streams.is_checking()
     }
 
-    /// Nanoseconds since the start: the delay measurements' clock.
-    fn now_ns(&self) -> u64 {
-        u64::try_from(self.clock.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    fn view(&self) -> View<'_> {
+        View {
+            hosts: &self.hosts,
+            links: &self.links,
+            listeners: &self.listeners,
+            delays: &self.delays,
+            streams: &self.streams,
+            tests: &self.tests,
+            topology: &self.topology,
+            args: &self.args,
+            config_error: self.config_error.as_deref(),
+            control_io: &self.control.io,
+            clock: self.clock,
+        }
     }
 
+    fn wire(&mut self) -> Wire<'_> {
+        Wire {
+            hosts: &mut self.hosts,
+            links: &mut self.links,
+            delays: &mut self.delays,
+            streams: &mut self.streams,
+            tests: &mut self.tests,
+            clock: self.clock,
+        }
+    }
+
+    fn receive(&mut self) -> Receive<'_> {
+        Receive {
+            links: &mut self.links,
+            hosts: &mut self.hosts,
+            listeners: &mut self.listeners,
+            delays: &mut self.delays,
+            streams: &mut self.streams,
+            tests: &mut self.tests,
+            clock: self.clock,
+            member_work: 0,
+        }
+    }
+
+    fn memberships(&mut self) -> Memberships<'_> {
+        Memberships {
+            tracking: self.delays.is_on() || self.streams.is_checking(),
+            hosts: &mut self.hosts,
+            links: &mut self.links,
+            listeners: &mut self.listeners,
+            persist: &mut self.persist,
+            topology: &self.topology,
+            clock: self.clock,
+            reports_owed: &mut self.control.reports_owed,
+        }
+    }
+
+    fn traffic(&mut self) -> Traffic<'_> {
+        Traffic {
+            streams: &mut self.streams,
+            links: &mut self.links,
+            clock: self.clock,
+        }
+    }
+
+    fn testing(&mut self) -> Testing<'_> {
+        Testing {
+            tests: &mut self.tests,
+            streams: &mut self.streams,
+            links: &mut self.links,
+            hosts: &mut self.hosts,
+            topology: &self.topology,
+            delays_on: self.delays.is_on(),
+            clock: self.clock,
+            reports_owed: &mut self.control.reports_owed,
+        }
+    }
+
+    fn reconfigure(&mut self) -> Reconfigure<'_> {
+        Reconfigure {
+            links: &mut self.links,
+            hosts: &mut self.hosts,
+            listeners: &mut self.listeners,
+            delays: &mut self.delays,
+            streams: &mut self.streams,
+            tests: &mut self.tests,
+            topology: &mut self.topology,
+            config_error: &mut self.config_error,
+            clock: self.clock,
+        }
+    }
+}
+
+/// The loop.
+impl Daemon {
     fn log_start(&self, control: &std::path::Path) {
         if let [link] = &self.topology.links[..] {
             if let [host] = &link.hosts[..] {
@@ -344,13 +320,6 @@ impl Daemon {
         );
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
-        self.cores
-            .iter()
-            .filter_map(|c| c.engine.poll_timeout())
-            .min()
-    }
-
     fn event_loop(
         &mut self,
         poll: &mut Poll,
@@ -361,7 +330,7 @@ impl Daemon {
         let mut buf = vec![0u8; MTU_BUFFER];
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
-            let now = self.now();
+            let now = self.clock.now();
             // A readable device, a packet still being handed to a link's hosts, a `show` with
             // its next slice to write, packets due beyond the last turn's budget, or an HTTP
             // walk or query waiting: no sleep.
@@ -371,23 +340,23 @@ impl Daemon {
                     .links
                     .iter()
                     .any(|(_, l)| l.readable || !l.fanouts.is_empty())
-                || self.shows.iter().any(|job| !job.is_blocked())
-                || self.changes.is_busy()
-                || self.http_busy();
+                || self.control.is_busy()
+                || self.http.as_ref().is_some_and(http::HttpPort::is_busy);
             let timeout = if busy {
                 Duration::ZERO
-            } else if !self.shows.is_empty() {
+            } else if self.control.is_waiting() {
                 SHOW_WAIT // its client is reading slowly
             } else {
                 let core = self
+                    .hosts
                     .next_deadline()
                     .map_or(DEVICE_CHECK, |at| (at - now).min(DEVICE_CHECK));
                 let stream = self.streams.next_deadline().map_or(DEVICE_CHECK, |at| {
-                    Duration::from_nanos(at.saturating_sub(self.now_ns()))
+                    Duration::from_nanos(at.saturating_sub(self.clock.now_ns()))
                 });
                 core.min(stream)
             };
-            let timeout = self.test_wait(timeout);
+            let timeout = self.testing().test_wait(timeout);
             if let Err(e) = poll.poll(&mut events, Some(timeout)) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -400,7 +369,7 @@ impl Daemon {
                         let pending: Vec<i32> = signals.pending().collect();
                         for signal in pending {
                             if signal == SIGHUP {
-                                self.reload()?;
+                                self.reload();
                             } else {
                                 info!("{}: leaving every group", signal_name(signal));
                                 return self.shutdown();
@@ -418,79 +387,106 @@ impl Daemon {
                 }
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
-            self.answer_requests(requests)?;
+            self.answer_requests(requests);
             self.advance_changes();
             self.advance_shows();
             self.serve_http();
-            let readable: Vec<LinkId> = self
-                .links
-                .iter()
-                .filter(|(_, l)| l.readable)
-                .map(|(id, _)| id)
-                .collect();
-            for id in readable {
-                self.read_burst(id, &mut buf)?;
+            for id in self.links.ids_where(|l| l.readable) {
+                if let Err(why) = self.receive().read_burst(id, &mut buf) {
+                    self.reconfigure().close_link(id, &why)?;
+                }
             }
-            let fanning: Vec<LinkId> = self
-                .links
-                .iter()
-                .filter(|(_, l)| !l.fanouts.is_empty())
-                .map(|(id, _)| id)
-                .collect();
-            for id in fanning {
-                self.continue_fanout(id);
+            for id in self.links.ids_where(|l| !l.fanouts.is_empty()) {
+                self.receive().continue_fanout(id);
             }
             if self.clock.elapsed() >= next_device_check {
-                self.check_devices()?;
-                self.remove_departed();
+                for (id, why) in self.links.gone_devices() {
+                    self.reconfigure().close_link(id, &why)?;
+                }
+                self.hosts.remove_departed();
                 self.trim_heap_if_due();
                 next_device_check = self.clock.elapsed() + DEVICE_CHECK;
             }
             if self.listeners.has_closed() {
-                let now = self.now();
-                let mut cores: IdVec<CoreId, &mut Host> = self.cores.map(|c| &mut c.engine);
-                self.listeners.reap(&mut cores, now);
+                let now = self.clock.now();
+                let mut engines = self.hosts.engines_mut();
+                self.listeners.reap(&mut engines, now);
             }
-            self.advance_tests();
+            self.testing().advance_tests();
             self.flush_some(0);
             // Test streams last: the protocol's packets and the replies went out first.
-            self.send_streams();
+            self.traffic().send_streams();
         }
+    }
+
+    /// Sends everything the cores have due, each packet written before the next is asked
+    /// for. For start-up, shutdown and links being closed; the loop uses
+    /// [`Daemon::flush_some`].
+    fn flush(&mut self) {
+        self.flush_up_to(usize::MAX);
+    }
+
+    /// [`Daemon::flush`] of at most [`transmit::FLUSH_BUDGET`] packets, plus `owed` (the
+    /// reports this turn's requests may have made): a loop that is behind on its timers (a
+    /// million hosts answering one query) gives the control socket and the devices a turn
+    /// every so many packets, rather than writing all that is due first. Sets `transmits_due`
+    /// when it stopped at the budget, so that the loop comes back at once.
+    fn flush_some(&mut self, owed: usize) {
+        self.transmits_due = self.flush_up_to(transmit::FLUSH_BUDGET.saturating_add(owed));
+    }
+
+    fn flush_up_to(&mut self, budget: usize) -> bool {
+        let (sent, more) = self.wire().flush_up_to(budget);
+        self.untrimmed_sends = self.untrimmed_sends.saturating_add(sent);
+        if sent >= transmit::TRIM_AFTER {
+            self.trim_heap();
+        }
+        more
+    }
+
+    /// Gives the allocator's free pages back once [`transmit::TRIM_AFTER`] packets went out
+    /// since the last time, whatever the size of each flush: the loop calls it once a second.
+    /// A join of many hosts leaves each of its retransmission states to be freed over the next
+    /// seconds, a few in each turn; without this their pages stayed in RSS (at 10^5 hosts
+    /// with 2 groups each, about 66 B per membership of 270).
+    fn trim_heap_if_due(&mut self) {
+        if self.untrimmed_sends >= transmit::TRIM_AFTER {
+            self.trim_heap();
+        }
+    }
+
+    fn trim_heap(&mut self) {
+        self.untrimmed_sends = 0;
+        transmit::release_free_memory();
     }
 
     /// Answers every request waiting. Their packets go out first (a join's report is on the
     /// wire when its reply arrives), then the replies, those that changed the state file
     /// once the change is on disk.
-    fn answer_requests(&mut self, requests: &Receiver<Envelope>) -> anyhow::Result<()> {
+    fn answer_requests(&mut self, requests: &Receiver<Envelope>) {
         let mut replies = Vec::new();
         // Those that waited for a long change, in their order, once none runs.
-        while let Some(envelope) = self.changes.next_waiting() {
+        while let Some(envelope) = self.control.changes.next_waiting() {
             self.answer_request(envelope, &mut replies);
         }
         while let Ok(envelope) = requests.try_recv() {
-            if self.changes.must_wait(&envelope.request) {
-                self.changes.wait(envelope);
+            if self.control.changes.must_wait(&envelope.request) {
+                self.control.changes.wait(envelope);
             } else {
                 self.answer_request(envelope, &mut replies);
             }
         }
         if replies.is_empty() {
-            return Ok(());
+            return;
         }
         // A change's state-change reports come first in what is due: a budget of what the
         // requests may have made puts them on the wire before the replies, without writing
         // all that timers have due first (a million hosts' answers would hold the replies).
-        let owed = std::mem::take(&mut self.reports_owed);
+        let owed = std::mem::take(&mut self.control.reports_owed);
         self.flush_some(owed);
         for (to, reply, durable) in replies {
-            match &self.journal {
-                Some(journal) if durable => journal.reply_when_durable(to, reply),
-                _ => {
-                    let _ = to.send(Part::whole(reply));
-                }
-            }
+            self.persist.reply(to, reply, durable);
         }
-        Ok(())
     }
 
     /// Answers one request: a whole reply into `replies` (sent once the turn's reports are
@@ -498,35 +494,161 @@ impl Daemon {
     fn answer_request(&mut self, envelope: Envelope, replies: &mut Vec<PendingReply>) {
         match self.handle_request(envelope.request, envelope.socket) {
             Answer::Reply(reply) => {
-                let durable = std::mem::take(&mut self.changed_this_request);
+                let durable = self.persist.take_changed();
                 replies.push((envelope.reply, reply, durable));
             }
             Answer::Show(mut job) => {
                 job.start(envelope.reply);
-                self.shows.push(job);
+                self.control.shows.push(job);
             }
             Answer::Change(mut job) => {
                 job.start(envelope.reply);
-                self.changes.push(job);
+                self.control.changes.push(job);
             }
+        }
+    }
+
+    /// One request to the owner that answers it.
+    fn handle_request(&mut self, request: Request, socket: Option<OwnedFd>) -> Answer {
+        self.control.io.control_requests += 1;
+        let reply = |r: Result<Body, String>| Answer::Reply(r.into());
+        let answer = match (request, socket) {
+            (Request::Listen(args), Some(socket)) => {
+                Answer::Reply(self.memberships().listen(args, socket))
+            }
+            (Request::Listen(_), None) => {
+                Answer::Reply(DaemonReply::refuse("listen needs a listener socket"))
+            }
+            (Request::Join(change), _) => self.memberships().change(true, &change),
+            (Request::Leave(change), _) => self.memberships().change(false, &change),
+            (Request::Filter(args), _) => Answer::Reply(self.memberships().set_filter(&args)),
+            (Request::Show(args), _) => self.view().show(&args),
+            (Request::Stats(args), _) => reply(self.view().stats(&args).map(Body::Stats)),
+            (Request::Delays(args), _) => {
+                let delays = self.view().delays_reply(&args);
+                if delays.is_ok() && args.reset {
+                    self.delays.reset();
+                }
+                reply(delays.map(Body::Delays))
+            }
+            (Request::Ping, _) => Answer::Reply(DaemonReply::Ok(Body::Ping(PingReply {
+                version: env!("CARGO_PKG_VERSION").to_string(),
+            }))),
+            (Request::StreamAdd(args), _) => {
+                reply(self.traffic().stream_add(&args).map(Body::StreamIds))
+            }
+            (Request::StreamRemove(args), _) => reply(
+                self.traffic()
+                    .stream_action(StreamAction::Remove, &args)
+                    .map(Body::StreamIds),
+            ),
+            (Request::StreamStart(args), _) => reply(
+                self.traffic()
+                    .stream_action(StreamAction::Start, &args)
+                    .map(Body::StreamIds),
+            ),
+            (Request::StreamStop(args), _) => reply(
+                self.traffic()
+                    .stream_action(StreamAction::Stop, &args)
+                    .map(Body::StreamIds),
+            ),
+            (Request::Streams(args), _) => {
+                reply(self.view().streams_reply(&args).map(Body::Streams))
+            }
+            (Request::TestStart(args), _) => Answer::Reply(self.testing().test_start(&args)),
+            (Request::TestStatus(select), _) => Answer::Reply(self.view().test_status(&select)),
+            (Request::TestReport(select), _) => Answer::Reply(self.view().test_report(&select)),
+            (Request::TestStop(select), _) => Answer::Reply(self.testing().test_stop(&select)),
+        };
+        if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
+            self.control.io.control_errors += 1;
+        }
+        answer
+    }
+
+    /// One slice of the oldest long change; its reports go out now, ahead of what the timers
+    /// have due, and its reply once the last slice is made (after the journal has it, when it
+    /// keeps one).
+    fn advance_changes(&mut self) {
+        let Some(mut job) = self.control.changes.take_running() else {
+            return;
+        };
+        let before = job.done();
+        let result = self.memberships().apply_changes(&mut job, CHANGE_SLICE);
+        job.note_durable(self.persist.take_changed());
+        self.flush_some(job.done() - before);
+        if !job.is_finished() && result.is_ok() {
+            self.control.changes.resume(job);
+            return;
+        }
+        let reply = match result {
+            Ok(()) => self.memberships().change_reply(&job),
+            Err(refusal) => {
+                self.control.io.control_errors += 1;
+                DaemonReply::refuse(refusal)
+            }
+        };
+        if let Some((to, durable)) = job.into_reply_sink() {
+            self.persist.reply(to, reply, durable);
+        }
+    }
+
+    /// Writes the next part of every running `show`.
+    fn advance_shows(&mut self) {
+        let mut shows = std::mem::take(&mut self.control.shows);
+        show::advance_shows(&mut shows, &self.view());
+        self.control.shows = shows;
+    }
+
+    /// Takes the HTTP server's queries and advances its walks.
+    fn serve_http(&mut self) {
+        if let Some(mut port) = self.http.take() {
+            port.serve(&self.view());
+            self.http = Some(port);
         }
     }
 
     /// SIGHUP: re-reads the --config file and applies what can change while running (the log
     /// level, the `[[link]]` tables); what needs a restart is named. A bad file changes nothing
     /// and is shown by `show`. Memberships, timers and the wire of what stays are not touched.
-    fn reload(&mut self) -> anyhow::Result<()> {
+    fn reload(&mut self) {
         if let Ok(now) = NotifyState::monotonic_usec_now() {
             service_notify(&[NotifyState::Reloading, now]);
         }
-        let result = self.reread_config();
+        self.reread_config();
         service_notify(&[NotifyState::Ready, NotifyState::Status(&self.status_line())]);
-        result
+    }
+
+    fn reread_config(&mut self) {
+        let Some(path) = self.args.config.clone() else {
+            info!(
+                "SIGHUP: no --config file to re-read; log level stays {:?}",
+                self.args.log_filter()
+            );
+            return;
+        };
+        let reread = match reload::reread(&self.argv) {
+            Ok(reread) => reread,
+            Err(e) => {
+                warn!("SIGHUP: {e}; the running configuration is kept");
+                self.config_error = Some(e);
+                return;
+            }
+        };
+        self.config_error = None;
+        // The [[test]] tables: startable by name from now on (a running test goes on).
+        self.tests.configured = reread.tests.into_iter().map(|t| t.spec).collect();
+        let links_from_file = reload::apply_options(&mut self.args, &reread.args, &path);
+        let streams = reread.topology.streams.clone();
+        if links_from_file {
+            self.reconfigure().apply_topology(reread.topology);
+        }
+        self.traffic().configure_streams(&streams);
     }
 
     /// What `systemctl status` shows beside the unit.
     fn status_line(&self) -> String {
-        let groups = self.total_groups(&|_| true);
+        let groups = self.hosts.total_groups(&|_| true, self.clock.now());
         match &self.topology.links[..] {
             [link] => format!(
                 "serving {} {}: {groups} groups",
@@ -540,25 +662,9 @@ impl Daemon {
             links => format!(
                 "serving {} links, {} hosts: {groups} groups",
                 links.len(),
-                self.by_addr.hosts()
+                self.hosts.live()
             ),
         }
-    }
-
-    /// Groups of the hosts `wanted` admits, on every core.
-    fn total_groups(&self, wanted: &dyn Fn(HostId) -> bool) -> u64 {
-        let now = self.now();
-        let mut total = 0;
-        for (c, core) in self.cores.iter_ids() {
-            for i in core.engine.interfaces(now) {
-                if let Some(id) = self.by_iface.get(c, i.iface) {
-                    if !self.hosts[id].retired && wanted(id) {
-                        total += (i.igmp_groups + i.mld_groups) as u64;
-                    }
-                }
-            }
-        }
-        total
     }
 
     fn shutdown(&mut self) -> anyhow::Result<()> {
@@ -566,56 +672,45 @@ impl Daemon {
             NotifyState::Stopping,
             NotifyState::Status("leaving every group"),
         ]);
-        self.stop_test(None);
+        self.testing().stop_test(None);
         // The state file keeps the memberships, so that a restart joins them again.
-        let now = self.now();
-        for core in &mut self.cores {
-            core.engine.leave_all(now);
-        }
-        self.flush()?;
+        self.hosts.leave_all(self.clock.now());
+        self.flush();
         // IGMPv3 / MLDv2 leaves are state changes, retransmitted Robustness - 1 times within
         // the Unsolicited Report Interval (RFC 9776 §5.1): stay until they are out, bounded.
-        let longest = self
-            .cores
-            .iter()
-            .map(|c| c.params.v3_unsolicited_interval_ms)
-            .max()
-            .unwrap_or(0);
+        let longest = self.hosts.longest_v3_interval_ms();
         let limit = self.clock.elapsed() + Duration::from_millis(longest.into()) * 2;
         // O(cores) a pass: the cores count their records.
-        while self.cores.iter().any(|c| c.engine.group_records() > 0)
-            && self.clock.elapsed() < limit
-        {
+        while self.hosts.hold_records() && self.clock.elapsed() < limit {
             let wait = self
+                .hosts
                 .next_deadline()
-                .map_or(Duration::from_millis(10), |at| at - self.now());
+                .map_or(Duration::from_millis(10), |at| at - self.clock.now());
             std::thread::sleep(wait.min(Duration::from_millis(100)));
-            self.flush()?;
+            self.flush();
         }
         Ok(())
-    }
-}
-
-/// Tells the service manager (systemd, `Type=notify`) about a state change; nothing when the
-/// daemon was not started by one (`NOTIFY_SOCKET` unset).
-fn service_notify(states: &[NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
-        warn!("cannot notify the service manager: {e}");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use clap::Parser as _;
+    use membership::Config;
 
+    use super::hosts::core_config;
     use super::*;
+    use crate::topology::HostParams;
 
     #[test]
     fn answer_burst_reaches_the_cores_and_zero_sends_every_report_at_once() {
         let config = |extra: &[&str]| {
             let mut argv = vec!["tunmcastd", "--tun", "t0", "--ipv4", "10.99.0.2/24"];
             argv.extend(extra);
-            core_config(&Args::parse_from(argv), &HostParams::default())
+            core_config(
+                &CoreSettings::of(&Args::parse_from(argv)),
+                &HostParams::default(),
+            )
         };
         assert_eq!(config(&[]).answer_burst, Config::default().answer_burst);
         assert_eq!(config(&["--answer-burst", "100"]).answer_burst, 100);

@@ -1,23 +1,45 @@
 //! `--state`: joining the journal's memberships again on start, and recording each change.
-//! A record names its host as `host_label` does: `tap1/10.99.1.10`, or the device alone for
+//! A record names its host as `Hosts::label` does: `tap1/10.99.1.10`, or the device alone for
 //! the one host of the command line's link.
 
 use std::net::IpAddr;
+use std::path::Path;
 
+use crossbeam_channel::Sender;
 use log::{debug, info, warn};
-use membership::SourceFilter;
+use membership::{Instant, SourceFilter};
 
-use super::hosts::SOLICITED_NODE_OWNER;
-use super::{Daemon, HostId};
+use super::hosts::{Hosts, SOLICITED_NODE_OWNER};
+use super::links::Links;
+use super::HostId;
+use crate::control::{DaemonReply, Part};
+use crate::listeners::Listeners;
 use crate::state::{self, Journal, Membership, Request as SavedRequest};
+use crate::topology::Topology;
 
-impl Daemon {
-    /// Joins the memberships of the `--state` journal again, then starts its writer.
-    pub(super) fn restore(&mut self) -> anyhow::Result<()> {
-        let Some(path) = self.args.state.clone() else {
-            return Ok(());
+/// `--state`: the journal, and whether the request being answered changed what it holds (its
+/// reply then waits until the change is on disk).
+#[derive(Default)]
+pub(super) struct Persistence {
+    journal: Option<Journal>,
+    changed: bool,
+}
+
+impl Persistence {
+    /// Joins the memberships of the journal at `path` again (nothing without `--state`), then
+    /// starts its writer. `tracking`: see [`Hosts::note_member`].
+    pub fn restore(
+        path: Option<&Path>,
+        hosts: &mut Hosts,
+        links: &mut Links,
+        topology: &Topology,
+        tracking: bool,
+        now: Instant,
+    ) -> anyhow::Result<Persistence> {
+        let Some(path) = path else {
+            return Ok(Persistence::default());
         };
-        let loaded = state::load(&path)?;
+        let loaded = state::load(path)?;
         if let Some(tail) = &loaded.damaged_tail {
             warn!(
                 "state file {}: line {} is damaged ({}); kept the {} valid changes before it \
@@ -32,10 +54,9 @@ impl Daemon {
         if loaded.converted {
             info!("state file {}: converted to a journal", path.display());
         }
-        let now = self.now();
         let mut joined = 0usize;
         for m in &loaded.memberships {
-            let Some(id) = self.host_by_label(&m.iface) else {
+            let Some(id) = hosts.by_label(&m.iface, links, topology) else {
                 warn!(
                     "state file: skipping {} on unknown interface {}",
                     m.group, m.iface
@@ -56,12 +77,8 @@ impl Daemon {
                     })
                     .collect()
             };
-            let (core, ifindex) = {
-                let h = &self.hosts[id];
-                (h.core, h.ifindex)
-            };
             for (owner, filter) in requests {
-                let engine = &mut self.cores[core].engine;
+                let (engine, ifindex) = hosts.engine_of(id);
                 let joined = match owner {
                     Some(owner) => engine.set_filter(ifindex, m.group, owner, filter, now),
                     None => engine.join_filter(ifindex, m.group, filter, now),
@@ -71,7 +88,7 @@ impl Daemon {
                     break;
                 }
             }
-            self.note_member(id, m.group);
+            hosts.note_member(links, id, m.group, tracking);
             joined += 1;
             debug!(
                 "joined {} on {} again (users {})",
@@ -84,22 +101,30 @@ impl Daemon {
                 path.display(),
             );
         }
-        self.journal = Some(Journal::start(&path, &loaded.memberships)?);
-        Ok(())
+        Ok(Persistence {
+            journal: Some(Journal::start(path, &loaded.memberships)?),
+            changed: false,
+        })
     }
 
-    /// Appends `group`'s memberships now to the journal, if there is one: one line, whatever
-    /// the number of groups. The reply to the request waits until it is on disk.
-    pub(super) fn record_change(&mut self, host: HostId, group: IpAddr) {
-        if self.journal.is_none() {
+    /// Appends `group`'s memberships on host `host` now to the journal, if there is one: one
+    /// line, whatever the number of groups. The reply to the request waits until it is on
+    /// disk.
+    pub fn record(
+        &mut self,
+        hosts: &Hosts,
+        links: &Links,
+        listeners: &Listeners,
+        host: HostId,
+        group: IpAddr,
+        now: Instant,
+    ) {
+        let Some(journal) = &self.journal else {
             return;
-        }
-        let h = &self.hosts[host];
-        let info = self.cores[h.core]
-            .engine
-            .group(h.ifindex, group, self.now());
+        };
+        let info = hosts.group(host, group, now);
         let mut membership = Membership {
-            iface: self.host_label(host),
+            iface: hosts.label(host, links),
             group,
             users: info.as_ref().map_or(0, |g| g.users),
             requests: info
@@ -114,8 +139,7 @@ impl Daemon {
         };
         // Listeners' joins belong to their connections, not to the state file; a host's
         // solicited-node join to the host itself (`--solicited-node` makes it on start).
-        self.listeners
-            .unsaved(self.hosts[host].link, host, &mut membership);
+        listeners.unsaved(hosts[host].link, host, &mut membership);
         let before = membership.requests.len();
         membership
             .requests
@@ -130,24 +154,29 @@ impl Daemon {
         {
             membership.requests.clear();
         }
-        if let Some(journal) = &self.journal {
-            journal.change(membership);
-        }
-        self.changed_this_request = true;
+        journal.change(membership);
+        self.changed = true;
     }
-}
 
-impl Daemon {
-    /// The host a journal record names: `device/IPv4`, or `device` for its first host.
-    fn host_by_label(&self, label: &str) -> Option<HostId> {
-        match label.split_once('/') {
-            Some((device, ipv4)) => {
-                let addr: std::net::Ipv4Addr = ipv4.parse().ok()?;
-                let id = self.by_addr.get(&IpAddr::V4(addr))?;
-                let link = self.link_named(device)?;
-                (self.hosts[id].link == link).then_some(id)
+    /// Whether what was answered since the last call changed the journal; forgets it.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Sends `reply` to `to`: once the change is on disk when it made one (`durable`).
+    pub fn reply(&self, to: Sender<Part>, reply: DaemonReply, durable: bool) {
+        match &self.journal {
+            Some(journal) if durable => journal.reply_when_durable(to, reply),
+            _ => {
+                let _ = to.send(Part::whole(reply));
             }
-            None => self.default_host(Some(self.link_named(label)?)),
+        }
+    }
+
+    /// Waits for the last appends (everything acknowledged is on disk already).
+    pub fn stop(&mut self) {
+        if let Some(journal) = self.journal.take() {
+            journal.stop();
         }
     }
 }

@@ -1,22 +1,26 @@
 //! Control requests, answered by the event loop: joins and leaves (one group, COUNT consecutive
 //! groups, or a list), listeners, counters, ping. `show` is in `show.rs`.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 
 use control::protocol::{
     ChangeReply, DelaysArgs, DelaysReply, FilterArgs, HostRange, ListenArgs, ListenReply,
-    PingReply, StatsArgs, StatsReply, MAX_BATCH,
+    StatsArgs, StatsReply, MAX_BATCH,
 };
 use log::{info, warn};
 use membership::{Error, FilterMode, SourceFilter};
 
 use super::changes::ChangeJob;
+use super::hosts::Hosts;
+use super::links::Links;
+use super::persist::Persistence;
 use super::show::ShowJob;
-use super::streams::StreamAction;
-use super::{Daemon, HostId, LinkId};
-use crate::control::{Body, DaemonReply, Request};
-use crate::listeners::{Owner, LISTENER_OWNER_PREFIX};
+use super::view::View;
+use super::{Clock, HostId};
+use crate::control::{Body, DaemonReply};
+use crate::listeners::{Listeners, Owner, LISTENER_OWNER_PREFIX};
+use crate::topology::Topology;
 
 /// What the loop does with a request.
 pub(super) enum Answer {
@@ -28,120 +32,37 @@ pub(super) enum Answer {
     Change(ChangeJob),
 }
 
-impl Daemon {
-    pub(super) fn handle_request(&mut self, request: Request, socket: Option<OwnedFd>) -> Answer {
-        self.io.control_requests += 1;
-        let answer = match (request, socket) {
-            (Request::Listen(args), Some(socket)) => Answer::Reply(self.listen(args, socket)),
-            (Request::Listen(_), None) => {
-                Answer::Reply(DaemonReply::refuse("listen needs a listener socket"))
-            }
-            (Request::Join(change), _) => self.change(true, &change),
-            (Request::Leave(change), _) => self.change(false, &change),
-            (Request::Filter(args), _) => Answer::Reply(self.set_filter(&args)),
-            (Request::Show(args), _) => self.show(&args),
-            (Request::Stats(args), _) => Answer::Reply(self.stats(&args).map(Body::Stats).into()),
-            (Request::Delays(args), _) => {
-                Answer::Reply(self.delays_reply(&args).map(Body::Delays).into())
-            }
-            (Request::Ping, _) => Answer::Reply(DaemonReply::Ok(Body::Ping(PingReply {
-                version: env!("CARGO_PKG_VERSION").to_string(),
-            }))),
-            (Request::StreamAdd(args), _) => {
-                Answer::Reply(self.stream_add(&args).map(Body::StreamIds).into())
-            }
-            (Request::StreamRemove(args), _) => Answer::Reply(
-                self.stream_action(StreamAction::Remove, &args)
-                    .map(Body::StreamIds)
-                    .into(),
-            ),
-            (Request::StreamStart(args), _) => Answer::Reply(
-                self.stream_action(StreamAction::Start, &args)
-                    .map(Body::StreamIds)
-                    .into(),
-            ),
-            (Request::StreamStop(args), _) => Answer::Reply(
-                self.stream_action(StreamAction::Stop, &args)
-                    .map(Body::StreamIds)
-                    .into(),
-            ),
-            (Request::Streams(args), _) => {
-                Answer::Reply(self.streams_reply(&args).map(Body::Streams).into())
-            }
-            (Request::TestStart(args), _) => Answer::Reply(self.test_start(&args)),
-            (Request::TestStatus(select), _) => Answer::Reply(self.test_status(&select)),
-            (Request::TestReport(select), _) => Answer::Reply(self.test_report(&select)),
-            (Request::TestStop(select), _) => Answer::Reply(self.test_stop(&select)),
-        };
-        if matches!(&answer, Answer::Reply(reply) if !reply.is_ok()) {
-            self.io.control_errors += 1;
-        }
-        answer
-    }
+/// The owners a membership change reaches: the hosts and their cores, the links (whose
+/// members it notes), the listeners, the journal.
+pub(super) struct Memberships<'a> {
+    pub hosts: &'a mut Hosts,
+    pub links: &'a mut Links,
+    pub listeners: &'a mut Listeners,
+    pub persist: &'a mut Persistence,
+    pub topology: &'a Topology,
+    /// Someone counts each group's members (delays measured, streams checked): see
+    /// [`Hosts::note_member`].
+    pub tracking: bool,
+    pub clock: Clock,
+    /// Reports the requests of this turn may have made: written before their replies.
+    pub reports_owed: &'a mut usize,
+}
 
-    /// The link `iface` names (default: none, meaning any).
-    pub(super) fn check_iface(&self, iface: &Option<String>) -> Result<Option<LinkId>, String> {
-        let Some(name) = iface else {
-            return Ok(None);
-        };
-        self.link_named(name).map(Some).ok_or_else(|| {
-            let names: Vec<&str> = self.links.iter().map(|(_, l)| l.name.as_str()).collect();
-            format!(
-                "unknown interface {name} (this daemon serves {})",
-                names.join(", ")
-            )
-        })
-    }
-
-    /// The hosts a request names: `host`, every host of the `hosts` range, or the first host
-    /// of the `iface` link (of the first link without it).
-    pub(super) fn target_hosts(
-        &self,
-        iface: &Option<String>,
-        host: &Option<IpAddr>,
-        hosts: &Option<HostRange>,
-    ) -> Result<Vec<HostId>, String> {
-        let link = self.check_iface(iface)?;
-        let on_link = |id: HostId| -> Result<HostId, String> {
-            match link {
-                Some(link) if self.hosts[id].link != link => Err(format!(
-                    "host {} is not on {}",
-                    self.hosts[id].addrs.ipv4.0, self.links[link].name
-                )),
-                _ => Ok(id),
-            }
-        };
-        match (host, hosts) {
-            (Some(_), Some(_)) => Err("give host or hosts, not both".into()),
-            (Some(addr), None) => match self.by_addr.get(addr) {
-                Some(id) => Ok(vec![on_link(id)?]),
-                None => Err(format!("no host has the address {addr}")),
-            },
-            (None, Some([first, last])) => {
-                let (first, last) = (u32::from(*first), u32::from(*last));
-                if first > last || u64::from(last - first) >= u64::from(MAX_BATCH) {
-                    return Err(format!("a host range holds 1 to {MAX_BATCH} hosts"));
-                }
-                (first..=last)
-                    .map(|a| {
-                        let addr = IpAddr::V4(a.into());
-                        match self.by_addr.get(&addr) {
-                            Some(id) => on_link(id),
-                            None => Err(format!("no host has the address {addr}")),
-                        }
-                    })
-                    .collect()
-            }
-            (None, None) => self
-                .default_host(link)
-                .map(|id| vec![id])
-                .ok_or_else(|| "no host to act on".into()),
-        }
+impl Memberships<'_> {
+    pub(super) fn tracking(&self) -> bool {
+        self.tracking
     }
 
     /// `filter`: one owner's filter for a group replaced in one step on every host named.
-    fn set_filter(&mut self, args: &FilterArgs) -> DaemonReply {
-        let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+    pub(super) fn set_filter(&mut self, args: &FilterArgs) -> DaemonReply {
+        let targets = match target_hosts(
+            self.hosts,
+            self.links,
+            self.topology,
+            &args.iface,
+            &args.host,
+            &args.hosts,
+        ) {
             Ok(targets) => targets,
             Err(refusal) => return DaemonReply::Err(refusal),
         };
@@ -155,10 +76,9 @@ impl Daemon {
 
     /// Why an anonymous leave found nothing to drop: names the owners that hold the group.
     pub(super) fn owned_only(&self, id: HostId, group: IpAddr) -> String {
-        let h = &self.hosts[id];
-        let owners: Vec<String> = self.cores[h.core]
-            .engine
-            .group(h.ifindex, group, self.now())
+        let owners: Vec<String> = self
+            .hosts
+            .group(id, group, self.clock.now())
             .map(|g| g.owners.into_iter().flatten().collect())
             .unwrap_or_default();
         if owners.is_empty() {
@@ -167,17 +87,14 @@ impl Daemon {
         format!(
             "{group}: {} on {}; it is held by owner {} (leave --owner NAME)",
             Error::NoSuchFilter,
-            self.host_label(id),
+            self.hosts.label(id, self.links),
             owners.join(", ")
         )
     }
 
     /// The filter `owner` holds for `group` on host `id`, if any.
     fn owner_filter(&self, id: HostId, group: IpAddr, owner: &str) -> Option<SourceFilter> {
-        let h = &self.hosts[id];
-        let info = self.cores[h.core]
-            .engine
-            .group(h.ifindex, group, self.now())?;
+        let info = self.hosts.group(id, group, self.clock.now())?;
         let at = info
             .owners
             .iter()
@@ -216,29 +133,36 @@ impl Daemon {
                 match op.next(current, owner, group) {
                     Ok(filter) => plan.push((id, group, filter)),
                     Err(e) => {
-                        return DaemonReply::refuse(format!("{e} on {}", self.host_label(id)))
+                        return DaemonReply::refuse(format!(
+                            "{e} on {}",
+                            self.hosts.label(id, self.links)
+                        ))
                     }
                 }
             }
         }
-        let now = self.now();
+        let now = self.clock.now();
         let mut users = 0;
         for (done, (id, group, filter)) in plan.iter().enumerate() {
-            let (core, ifindex) = (self.hosts[*id].core, self.hosts[*id].ifindex);
-            let result =
-                self.cores[core]
-                    .engine
-                    .set_filter(ifindex, *group, owner, filter.clone(), now);
-            while let Some(event) = self.cores[core].engine.poll_event() {
-                self.log_event(core, &event);
-            }
+            let core = self.hosts[*id].core;
+            let (engine, ifindex) = self.hosts.engine_of(*id);
+            let result = engine.set_filter(ifindex, *group, owner, filter.clone(), now);
+            self.hosts.drain_events(core, self.links);
             match result {
                 Ok(n) => {
                     users = n;
                     if filter.mode == FilterMode::Exclude || !filter.sources.is_empty() {
-                        self.note_member(*id, *group);
+                        self.hosts
+                            .note_member(self.links, *id, *group, self.tracking());
                     }
-                    self.record_change(*id, *group);
+                    self.persist.record(
+                        self.hosts,
+                        self.links,
+                        self.listeners,
+                        *id,
+                        *group,
+                        self.clock.now(),
+                    );
                 }
                 Err(e) if done > 0 => {
                     warn!("{group}: {e} (after {done} changes of the request were made)");
@@ -249,7 +173,7 @@ impl Daemon {
                 Err(e) => return DaemonReply::refuse(format!("{group}: {e}")),
             }
         }
-        let label = self.host_label(targets[0]);
+        let label = self.hosts.label(targets[0], self.links);
         let (verb, filter) = match &op {
             OwnedOp::Join(f) => ("join", f.clone()),
             OwnedOp::Leave(f) => ("leave", f.clone()),
@@ -277,8 +201,15 @@ impl Daemon {
     /// A join held by the listener `socket` (see `listeners`): on the host `--host` or
     /// `--iface` names (default: the first host of the first link); the datagrams read on its
     /// link reach it.
-    fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> DaemonReply {
-        let targets = match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+    pub(super) fn listen(&mut self, args: ListenArgs, socket: OwnedFd) -> DaemonReply {
+        let targets = match target_hosts(
+            self.hosts,
+            self.links,
+            self.topology,
+            &args.iface,
+            &args.host,
+            &args.hosts,
+        ) {
             Ok(targets) => targets,
             Err(refusal) => return DaemonReply::Err(refusal),
         };
@@ -291,7 +222,7 @@ impl Daemon {
             Ok(filter) => filter.unwrap_or_else(|| SourceFilter::exclude(Vec::new())),
             Err(e) => return DaemonReply::refuse(e),
         };
-        let now = self.now();
+        let now = self.clock.now();
         let h = &self.hosts[id];
         let owner = Owner {
             link: h.link,
@@ -300,7 +231,7 @@ impl Daemon {
             ifindex: h.ifindex,
         };
         match self.listeners.open(
-            &mut self.cores[owner.core].engine,
+            self.hosts.engine_mut(owner.core),
             owner,
             args.group,
             args.port,
@@ -309,10 +240,11 @@ impl Daemon {
             now,
         ) {
             Ok((listener, users)) => {
-                self.note_member(id, args.group);
+                self.hosts
+                    .note_member(self.links, id, args.group, self.tracking());
                 DaemonReply::Ok(Body::Listen(ListenReply {
                     id: listener.as_u64(),
-                    iface: self.host_label(id),
+                    iface: self.hosts.label(id, self.links),
                     group: args.group,
                     port: args.port,
                     users,
@@ -321,7 +253,57 @@ impl Daemon {
             Err(refusal) => DaemonReply::Err(refusal),
         }
     }
+}
 
+/// The hosts a request names: `host`, every host of the `hosts` range, or the first host of
+/// the `iface` link (of the first link without it).
+pub(super) fn target_hosts(
+    hosts: &Hosts,
+    links: &Links,
+    topology: &Topology,
+    iface: &Option<String>,
+    host: &Option<IpAddr>,
+    range: &Option<HostRange>,
+) -> Result<Vec<HostId>, String> {
+    let link = links.check_iface(iface)?;
+    let on_link = |id: HostId| -> Result<HostId, String> {
+        match link {
+            Some(link) if hosts[id].link != link => Err(format!(
+                "host {} is not on {}",
+                hosts[id].addrs.ipv4.0, links[link].name
+            )),
+            _ => Ok(id),
+        }
+    };
+    match (host, range) {
+        (Some(_), Some(_)) => Err("give host or hosts, not both".into()),
+        (Some(addr), None) => match hosts.find(addr) {
+            Some(id) => Ok(vec![on_link(id)?]),
+            None => Err(format!("no host has the address {addr}")),
+        },
+        (None, Some([first, last])) => {
+            let (first, last) = (u32::from(*first), u32::from(*last));
+            if first > last || u64::from(last - first) >= u64::from(MAX_BATCH) {
+                return Err(format!("a host range holds 1 to {MAX_BATCH} hosts"));
+            }
+            (first..=last)
+                .map(|a| {
+                    let addr = IpAddr::V4(a.into());
+                    match hosts.find(&addr) {
+                        Some(id) => on_link(id),
+                        None => Err(format!("no host has the address {addr}")),
+                    }
+                })
+                .collect()
+        }
+        (None, None) => links
+            .default_host(link, topology)
+            .map(|id| vec![id])
+            .ok_or_else(|| "no host to act on".into()),
+    }
+}
+
+impl View<'_> {
     /// The counters: every one (the cores', the devices', the control socket's, the data
     /// path's), or one link's (its device's, its hosts' summed), or one host's.
     pub(super) fn stats(&self, args: &StatsArgs) -> Result<StatsReply, String> {
@@ -334,7 +316,7 @@ impl Daemon {
                 .or_insert_with(|| help.to_string());
         };
         if let Some(addr) = args.host {
-            let Some(id) = self.by_addr.get(&addr) else {
+            let Some(id) = self.hosts.find(&addr) else {
                 return Err(format!("no host has the address {addr}"));
             };
             for (name, value, help) in self.hosts[id].io.described() {
@@ -342,7 +324,7 @@ impl Daemon {
             }
             return Ok(reply);
         }
-        if let Some(link) = self.check_iface(&args.iface)? {
+        if let Some(link) = self.links.check_iface(&args.iface)? {
             for (name, value, help) in self.links[link].io.described() {
                 add(name, value, help);
             }
@@ -356,15 +338,18 @@ impl Daemon {
             }
             return Ok(reply);
         }
-        for core in &self.cores {
+        for (_, core) in self.hosts.cores() {
             for (name, value, help) in core.engine.stats().described() {
                 add(name, value, help);
             }
         }
-        for (name, value, help) in self.io.described() {
-            add(name, value, help);
+        // The control socket's, and the devices' of the links closed since the start.
+        for io in [self.control_io, self.links.closed_io()] {
+            for (name, value, help) in io.described() {
+                add(name, value, help);
+            }
         }
-        for (_, link) in &self.links {
+        for (_, link) in self.links.iter() {
             for (name, value, help) in link.io.described() {
                 add(name, value, help);
             }
@@ -380,8 +365,9 @@ impl Daemon {
         Ok(reply)
     }
 
-    /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address.
-    pub(super) fn delays_reply(&mut self, args: &DelaysArgs) -> Result<DelaysReply, String> {
+    /// `delays`: the RFC 3918 figures, hosts named by their IPv4 address (`reset` is the
+    /// loop's to do).
+    pub(super) fn delays_reply(&self, args: &DelaysArgs) -> Result<DelaysReply, String> {
         if !self.delays.is_on() {
             return Err(
                 "delays are not measured: start tunmcastd with --delays (delays = true in \
@@ -393,13 +379,10 @@ impl Daemon {
             .delays
             .report(args.limit.unwrap_or(100))
             .map_hosts(|n| {
-                self.delay_hosts
-                    .get(n as usize)
-                    .map_or_else(|| format!("#{n}"), Ipv4Addr::to_string)
+                self.hosts
+                    .delay_host(n)
+                    .map_or_else(|| format!("#{n}"), |addr| addr.to_string())
             });
-        if args.reset {
-            self.delays.reset();
-        }
         Ok(reply)
     }
 }

@@ -15,8 +15,9 @@ use control::protocol::{self, InterfaceInfo, LinkInfo, ShowArgs, ShowHeader};
 use crossbeam_channel::{Sender, TrySendError};
 use membership::{GroupCursor, GroupInfo, IfIndex};
 
-use super::requests::Answer;
-use super::{CoreId, Daemon, HostId};
+use super::requests::{target_hosts, Answer};
+use super::view::View;
+use super::{CoreId, HostId};
 use crate::control::{Body, DaemonReply, Part, ShowGroups};
 
 #[cfg(doc)]
@@ -73,16 +74,23 @@ impl ShowJob {
     }
 }
 
-impl Daemon {
+impl View<'_> {
     /// Starts a `show`: the whole reply for one group, else a job whose first part is ready.
     pub(super) fn show(&self, args: &ShowArgs) -> Answer {
-        let link = match self.check_iface(&args.iface) {
+        let link = match self.links.check_iface(&args.iface) {
             Ok(link) => link,
             Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
         };
         // The hosts shown: those named, or those of the link, or all.
         let only: Option<Vec<HostId>> = if args.host.is_some() || args.hosts.is_some() {
-            match self.target_hosts(&args.iface, &args.host, &args.hosts) {
+            match target_hosts(
+                self.hosts,
+                self.links,
+                self.topology,
+                &args.iface,
+                &args.host,
+                &args.hosts,
+            ) {
                 Ok(hosts) => Some(hosts),
                 Err(refusal) => return Answer::Reply(DaemonReply::Err(refusal)),
             }
@@ -96,12 +104,12 @@ impl Daemon {
                 .collect()
         });
         let wanted = |key: &(CoreId, IfIndex)| only.as_ref().is_none_or(|o| o.contains(key));
-        let now = self.now();
+        let now = self.clock.now();
         let mut interfaces = Vec::new();
         let mut total = 0u64;
-        for (c, core) in self.cores.iter_ids() {
+        for (c, core) in self.hosts.cores() {
             for i in core.engine.interfaces(now) {
-                let Some(id) = self.by_iface.get(c, i.iface) else {
+                let Some(id) = self.hosts.at_iface(c, i.iface) else {
                     continue;
                 };
                 if self.hosts[id].retired || !wanted(&(c, i.iface)) {
@@ -113,19 +121,16 @@ impl Daemon {
         }
         let header = ShowHeader {
             interfaces,
-            listeners: self.listeners.show(&|h| self.host_label(h)),
+            listeners: self.listeners.show(&|h| self.hosts.label(h, self.links)),
             links: self.link_infos(),
-            config_error: self.config_error.clone(),
+            config_error: self.config_error.map(str::to_string),
         };
         if let Some(group) = args.group {
             let mut found = Vec::new();
-            for (c, core) in self.cores.iter_ids() {
+            for (c, core) in self.hosts.cores() {
                 for i in core.engine.interfaces(now) {
                     let key = (c, i.iface);
-                    let live = self
-                        .by_iface
-                        .get(key.0, key.1)
-                        .is_some_and(|h| !self.hosts[h].retired);
+                    let live = self.hosts.live_at_iface(key.0, key.1);
                     if !live || !wanted(&key) {
                         continue;
                     }
@@ -154,7 +159,7 @@ impl Daemon {
         head.truncate(head.len() - 2); // the closing brace and the newline
         head.extend_from_slice(b",\"groups\":[");
         Answer::Show(ShowJob {
-            cursor: self.cores.first_id().map(|c| (c, GroupCursor::START)),
+            cursor: self.hosts.first_core().map(|c| (c, GroupCursor::START)),
             only,
             first: true,
             left: args.limit.unwrap_or(u64::MAX),
@@ -172,37 +177,15 @@ impl Daemon {
             .links
             .iter()
             .filter_map(|spec| {
-                let link = &self.links[self.link_named(&spec.device)?];
+                let link = &self.links[self.links.named(&spec.device)?];
                 Some(link.info())
             })
             .collect()
     }
 
-    /// Writes the next part of every running `show`; drops the finished ones.
-    pub(super) fn advance_shows(&mut self) {
-        let mut jobs = std::mem::take(&mut self.shows);
-        for job in &mut jobs {
-            if job.is_blocked() {
-                continue;
-            }
-            if let Some(head) = job.head.take() {
-                if !job.send(head) {
-                    continue;
-                }
-            }
-            let part = self.next_part(job);
-            job.send(part);
-            if job.cursor.is_none() {
-                job.sink = None; // the last part is out
-            }
-        }
-        jobs.retain(ShowJob::is_running);
-        self.shows.append(&mut jobs);
-    }
-
     /// Up to [`SLICE`] groups, comma-separated, and the end of the reply after the last.
     fn next_part(&self, job: &mut ShowJob) -> Vec<u8> {
-        let now = self.now();
+        let now = self.clock.now();
         let mut part = Vec::with_capacity(SLICE * 256);
         let mut page: Vec<GroupInfo> = Vec::with_capacity(SLICE);
         let mut walked = 0;
@@ -212,19 +195,18 @@ impl Daemon {
                 break;
             }
             page.clear();
-            let next = self.cores[core]
-                .engine
-                .groups_page(cursor, SLICE - walked, now, &mut page);
+            let next =
+                self.hosts
+                    .core(core)
+                    .engine
+                    .groups_page(cursor, SLICE - walked, now, &mut page);
             walked += page.len().max(1);
             for info in &page {
                 if job.left == 0 {
                     break;
                 }
                 let key = (core, info.iface);
-                let live = self
-                    .by_iface
-                    .get(key.0, key.1)
-                    .is_some_and(|h| !self.hosts[h].retired);
+                let live = self.hosts.live_at_iface(key.0, key.1);
                 if !live || job.only.as_ref().is_some_and(|o| !o.contains(&key)) {
                     continue;
                 }
@@ -238,7 +220,7 @@ impl Daemon {
             }
             job.cursor = match next {
                 Some(next) => Some((core, next)),
-                None => self.cores.id_after(core).map(|c| (c, GroupCursor::START)),
+                None => self.hosts.core_after(core).map(|c| (c, GroupCursor::START)),
             };
             if job.left == 0 {
                 job.cursor = None;
@@ -246,10 +228,13 @@ impl Daemon {
         }
         if job.cursor.is_none() {
             let only = &job.only;
-            let total = self.total_groups(&|h| {
-                only.as_ref()
-                    .is_none_or(|o| o.contains(&(self.hosts[h].core, self.hosts[h].ifindex)))
-            });
+            let total = self.hosts.total_groups(
+                &|h| {
+                    only.as_ref()
+                        .is_none_or(|o| o.contains(&(self.hosts[h].core, self.hosts[h].ifindex)))
+                },
+                now,
+            );
             let _ = writeln!(part, "],\"total_groups\":{total}}}");
         }
         part
@@ -259,9 +244,9 @@ impl Daemon {
     pub(super) fn group_info(&self, core: CoreId, g: &GroupInfo) -> protocol::GroupInfo {
         protocol::GroupInfo {
             iface: self
-                .by_iface
-                .get(core, g.iface)
-                .map_or_else(|| g.iface.to_string(), |h| self.host_label(h)),
+                .hosts
+                .at_iface(core, g.iface)
+                .map_or_else(|| g.iface.to_string(), |h| self.hosts.label(h, self.links)),
             group: g.group,
             family: if g.group.is_ipv4() { "ipv4" } else { "ipv6" }.into(),
             users: g.users,
@@ -292,9 +277,9 @@ impl Daemon {
     ) -> InterfaceInfo {
         let host = &self.hosts[id];
         let spec = &host.addrs;
-        let params = &self.cores[host.core].params;
+        let params = &self.hosts.core(host.core).params;
         InterfaceInfo {
-            iface: self.host_label(id),
+            iface: self.hosts.label(id, self.links),
             ifindex: i.iface,
             device: self
                 .links
@@ -318,4 +303,26 @@ impl Daemon {
             mld_groups: i.mld_groups as u64,
         }
     }
+}
+
+/// Writes the next part of every running `show`; drops the finished ones.
+pub(super) fn advance_shows(shows: &mut Vec<ShowJob>, view: &View) {
+    let mut jobs = std::mem::take(shows);
+    for job in &mut jobs {
+        if job.is_blocked() {
+            continue;
+        }
+        if let Some(head) = job.head.take() {
+            if !job.send(head) {
+                continue;
+            }
+        }
+        let part = view.next_part(job);
+        job.send(part);
+        if job.cursor.is_none() {
+            job.sink = None; // the last part is out
+        }
+    }
+    jobs.retain(ShowJob::is_running);
+    shows.append(&mut jobs);
 }

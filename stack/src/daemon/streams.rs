@@ -4,7 +4,7 @@
 //! clock meet it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use control::prometheus::Histogram;
 use control::protocol::{
@@ -16,22 +16,12 @@ use control::streams::{
 };
 use log::{info, warn};
 
-use super::links::Audience;
-use super::{Daemon, LinkId};
-use crate::datapath::Datagram;
+use super::links::Links;
+use super::view::View;
+use super::{Clock, LinkId};
 use crate::ids::{Id, StreamId};
-use crate::streams::check::{listener_receiver, Admission};
-use crate::streams::{StreamSpec, TURN_BUDGET};
+use crate::streams::{StreamSpec, Streams, TURN_BUDGET};
 use crate::topology::LinkKind;
-use control::stream_header::StreamHeader;
-
-/// Hosts a read burst hands datagrams to at most (then it ends, the link still readable): about
-/// 10 ms of checking in a release build, so that at 10^4 members a frame the protocol's timers
-/// run every two frames instead of after 256 of them (a second or more). Measured with
-/// `scripts/bench-streams-scale.sh` (stack/BENCHMARKS.md): with 16 Ki, 9,987 of 10,000 hosts
-/// answered a General Query inside its Max Resp Time while checking 2.2 × 10^6 host-datagrams
-/// a second (without the bound, 2,566); with 4 Ki, one frame a turn, the loop fell behind.
-pub(super) const MEMBER_WORK_PER_BURST: usize = 16 * 1024;
 
 /// Which of `stream_remove`, `stream_start`, `stream_stop`.
 #[derive(Clone, Copy)]
@@ -41,107 +31,21 @@ pub(super) enum StreamAction {
     Stop,
 }
 
-impl Daemon {
-    /// A multicast datagram read on link `id` at `at`, handed to the members of its group the
-    /// frame was for: counted per host, its time given to the delay tracker (unless the host's
-    /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
-    /// header, checked per (host, source, group). Where the link keeps member sets (delays,
-    /// streams checked, hosts that hear each other). O(the group's members).
-    pub(super) fn datagram_to_members(
-        &mut self,
-        id: LinkId,
-        datagram: &Datagram<'_>,
-        audience: Audience,
-        at: u64,
-    ) {
-        let header = self
-            .streams
-            .is_checking()
-            .then(|| StreamHeader::decode(datagram.payload))
-            .flatten();
-        // Interned only for a group some host joined: a flood of datagrams to ever new
-        // groups makes no flows.
-        let joined_by_some = self.links[id]
-            .members
-            .get(&datagram.group)
-            .is_some_and(|m| !m.is_empty());
-        let flow = header.filter(|_| joined_by_some).map(|_| {
-            self.streams
-                .receivers
-                .flow(id, datagram.src, datagram.group)
-        });
-        let link = &self.links[id];
-        let members = link.members.get(&datagram.group);
-        if let Some(members) = members {
-            self.member_work = self.member_work.saturating_add(members.len());
-            // Kept only where needed: delays measured, streams checked, or hosts that
-            // hear each other.
-            for &host in members {
-                if audience.admits(host) {
-                    let h = &self.hosts[host];
-                    let admission = Admission::of(self.cores[h.core].engine.admits_source(
-                        h.ifindex,
-                        datagram.group,
-                        datagram.src,
-                    ));
-                    // Only the right (S,G) measures: a source the filter excludes
-                    // neither makes a join nor, after the leave, delays it.
-                    self.delays.datagram(
-                        h.delay_number,
-                        datagram.group,
-                        datagram.src,
-                        admission == Admission::Admitted,
-                        at,
-                    );
-                    if let (Some(header), Some(flow)) = (&header, flow) {
-                        self.streams.receivers.datagram(
-                            h.delay_number,
-                            flow,
-                            header,
-                            datagram.payload.len(),
-                            admission,
-                            at,
-                        );
-                    }
-                    self.hosts[host].io.host_rx_datagrams += 1;
-                }
-            }
-        }
-        // What each `listen` client receives, checked against its own filter: a client that
-        // asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of its host
-        // admits S2.
-        if let (Some(header), Some(flow)) = (&header, flow) {
-            for (listener, admitted) in self.listeners.reached(id, datagram) {
-                let admission = if admitted {
-                    Admission::Admitted
-                } else {
-                    Admission::Excluded
-                };
-                self.streams.receivers.datagram(
-                    listener_receiver(listener.as_u64()),
-                    flow,
-                    header,
-                    datagram.payload.len(),
-                    admission,
-                    at,
-                );
-            }
-        }
-        if header.is_some() && !joined_by_some {
-            self.streams.receivers.not_joined(id);
-        }
-    }
+/// The owners a stream is made on and sent through: the streams, and the links (their names
+/// and devices).
+pub(super) struct Traffic<'a> {
+    pub streams: &'a mut Streams,
+    pub links: &'a mut Links,
+    pub clock: Clock,
+}
 
+impl Traffic<'_> {
     /// Sends the stream packets due, up to the turn's budget, through the links' devices.
     pub(super) fn send_streams(&mut self) {
-        let Daemon {
-            streams,
-            links,
-            clock,
-            ..
-        } = self;
-        streams.send_due(
-            || u64::try_from(clock.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        let clock = self.clock;
+        let links = &mut *self.links;
+        self.streams.send_due(
+            || clock.now_ns(),
             TURN_BUDGET,
             |link, frame| links.get_mut(link).is_some_and(|l| l.write(frame)),
         );
@@ -156,7 +60,7 @@ impl Daemon {
     ) -> Result<Vec<u32>, String> {
         let mut placed = Vec::with_capacity(specs.len());
         for spec in specs {
-            let link = self.link_named(&spec.link).ok_or_else(|| {
+            let link = self.links.named(&spec.link).ok_or_else(|| {
                 let names: Vec<&str> = self.links.iter().map(|(_, l)| l.name.as_str()).collect();
                 format!(
                     "`link`: unknown link {} (this daemon serves {})",
@@ -166,7 +70,7 @@ impl Daemon {
             })?;
             placed.push((spec, link));
         }
-        let now = self.now_ns();
+        let now = self.clock.now_ns();
         let mut ids = Vec::with_capacity(placed.len());
         for (spec, link) in placed {
             let ethernet = self.links[link].kind == LinkKind::Tap;
@@ -220,7 +124,7 @@ impl Daemon {
                 })
                 .collect::<Result<_, _>>()?,
         };
-        let now = self.now_ns();
+        let now = self.clock.now_ns();
         for &id in &ids {
             match action {
                 StreamAction::Remove => {
@@ -235,13 +139,52 @@ impl Daemon {
         })
     }
 
+    /// The configuration file's `[[stream]]` tables, at start or after a reload: streams
+    /// already running as asked are kept (their sequence goes on), those gone are removed,
+    /// new ones made. Streams added with `stream add` are not touched.
+    pub(super) fn configure_streams(&mut self, specs: &[StreamSpec]) {
+        // The file's tables as a multiset: each running stream matched takes one of its copies.
+        let mut wanted: HashMap<&StreamSpec, usize> = HashMap::new();
+        for spec in specs {
+            *wanted.entry(spec).or_default() += 1;
+        }
+        let mut gone = Vec::new();
+        for (id, spec) in self.streams.configured() {
+            match wanted.get_mut(spec) {
+                Some(left) if *left > 0 => *left -= 1,
+                _ => gone.push(id),
+            }
+        }
+        for id in gone {
+            self.streams.remove(id);
+        }
+        // In the file's order.
+        let mut new = Vec::new();
+        for spec in specs {
+            if let Some(left) = wanted.get_mut(spec).filter(|left| **left > 0) {
+                *left -= 1;
+                new.push(spec.clone());
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        let count = new.len();
+        match self.add_streams(new, true) {
+            Ok(ids) => info!("{count} stream(s) from the configuration file: ids {ids:?}"),
+            Err(e) => warn!("cannot make the configuration file's streams: {e}"),
+        }
+    }
+}
+
+impl View<'_> {
     /// `streams`: the streams and a page of at most `limit` receivers the filters admit
     /// (from `offset`), the totals over every one admitted. O(streams + receivers), with a
     /// bounded reply.
     pub(super) fn streams_reply(&self, args: &StreamsArgs) -> Result<StreamsReply, String> {
-        let link = self.check_iface(&args.iface)?;
+        let link = self.links.check_iface(&args.iface)?;
         let host = match args.host {
-            Some(addr) => match self.by_addr.get(&addr) {
+            Some(addr) => match self.hosts.find(&addr) {
                 Some(id) => Some(self.hosts[id].delay_number),
                 None => return Err(format!("no host has the address {addr}")),
             },
@@ -258,9 +201,9 @@ impl Daemon {
                 .get(l)
                 .map_or_else(|| "?".into(), |l| l.name.clone())
         };
-        let mut streams = self
-            .streams
-            .infos(self.now_ns(), |l, g| link_ok(l) && group_ok(g), name);
+        let mut streams =
+            self.streams
+                .infos(self.clock.now_ns(), |l, g| link_ok(l) && group_ok(g), name);
         let total_streams = args.stream_limit.map(|_| streams.len() as u64);
         if let Some(stream_limit) = args.stream_limit {
             let skip = usize::try_from(args.stream_offset.unwrap_or(0)).unwrap_or(usize::MAX);
@@ -286,9 +229,9 @@ impl Daemon {
                 host: match key.listener() {
                     Some(n) => format!("listener {n}"),
                     None => self
-                        .delay_hosts
-                        .get(key.host as usize)
-                        .map_or_else(|| format!("#{}", key.host), Ipv4Addr::to_string),
+                        .hosts
+                        .delay_host(key.host)
+                        .map_or_else(|| format!("#{}", key.host), |addr| addr.to_string()),
                 },
                 link: name(key.link),
                 source: key.source,
@@ -319,7 +262,7 @@ impl Daemon {
         offset: u64,
         limit: u64,
     ) -> Result<FlowsPage, String> {
-        let link = self.check_iface(iface)?;
+        let link = self.links.check_iface(iface)?;
         let flows = self.streams.receivers.flow_summaries(|&(l, _, g)| {
             link.is_none_or(|want| want == l) && group.is_none_or(|want| want == g)
         });
@@ -436,7 +379,7 @@ impl Daemon {
                 .get(l)
                 .map_or_else(|| "?".into(), |l| l.name.clone())
         };
-        let mut streams = self.streams.infos(self.now_ns(), |_, _| true, name);
+        let mut streams = self.streams.infos(self.clock.now_ns(), |_, _| true, name);
         streams.truncate(first as usize);
         let mut received: HashMap<(IpAddr, IpAddr), ReceiverCounts> = HashMap::new();
         for flow in self.streams.receivers.flow_summaries(|_| true) {
@@ -472,43 +415,6 @@ impl Daemon {
                 }
             })
             .collect()
-    }
-
-    /// The configuration file's `[[stream]]` tables, at start or after a reload: streams
-    /// already running as asked are kept (their sequence goes on), those gone are removed,
-    /// new ones made. Streams added with `stream add` are not touched.
-    pub(super) fn configure_streams(&mut self, specs: &[StreamSpec]) {
-        // The file's tables as a multiset: each running stream matched takes one of its copies.
-        let mut wanted: HashMap<&StreamSpec, usize> = HashMap::new();
-        for spec in specs {
-            *wanted.entry(spec).or_default() += 1;
-        }
-        let mut gone = Vec::new();
-        for (id, spec) in self.streams.configured() {
-            match wanted.get_mut(spec) {
-                Some(left) if *left > 0 => *left -= 1,
-                _ => gone.push(id),
-            }
-        }
-        for id in gone {
-            self.streams.remove(id);
-        }
-        // In the file's order.
-        let mut new = Vec::new();
-        for spec in specs {
-            if let Some(left) = wanted.get_mut(spec).filter(|left| **left > 0) {
-                *left -= 1;
-                new.push(spec.clone());
-            }
-        }
-        if new.is_empty() {
-            return;
-        }
-        let count = new.len();
-        match self.add_streams(new, true) {
-            Ok(ids) => info!("{count} stream(s) from the configuration file: ids {ids:?}"),
-            Err(e) => warn!("cannot make the configuration file's streams: {e}"),
-        }
     }
 }
 

@@ -11,19 +11,50 @@ use control::testrun::{
 use log::{info, warn};
 use membership::SourceFilter;
 
-use super::streams::StreamAction;
-use super::{Daemon, HostId, LinkId};
+use super::hosts::Hosts;
+use super::links::Links;
+use super::requests::target_hosts;
+use super::streams::{StreamAction, Traffic};
+use super::view::View;
+use super::{Clock, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
-use crate::datapath::Datagram;
+use crate::streams::Streams;
 use crate::testrun::traffic::RunTraffic;
-use crate::testrun::{owner_name, report, Action};
-use control::stream_header::StreamHeader;
+use crate::testrun::{owner_name, report, Action, TestRuns};
+use crate::topology::Topology;
 use control::streams::{StreamIdsArgs, StreamSpecArgs};
 
 /// Hosts `test status` lists unless told.
 const STATUS_HOSTS: usize = 20;
 
-impl Daemon {
+/// The owners a test run reaches: the runs, the streams it starts (on the links), and the
+/// hosts whose joins and leaves it makes.
+pub(super) struct Testing<'a> {
+    pub tests: &'a mut TestRuns<HostId, LinkId>,
+    pub streams: &'a mut Streams,
+    pub links: &'a mut Links,
+    pub hosts: &'a mut Hosts,
+    pub topology: &'a Topology,
+    /// Delays are measured: see [`Hosts::note_member`].
+    pub delays_on: bool,
+    pub clock: Clock,
+    /// Reports the run's steps made: written before the turn's replies.
+    pub reports_owed: &'a mut usize,
+}
+
+impl Testing<'_> {
+    fn tracking(&self) -> bool {
+        self.delays_on || self.streams.is_checking()
+    }
+
+    fn traffic(&mut self) -> Traffic<'_> {
+        Traffic {
+            streams: &mut *self.streams,
+            links: &mut *self.links,
+            clock: self.clock,
+        }
+    }
+
     pub(super) fn test_start(&mut self, args: &TestStartArgs) -> DaemonReply {
         let spec = match (&args.test, &args.name) {
             (Some(spec), None) => spec.clone(),
@@ -68,11 +99,11 @@ impl Daemon {
             TestSpec::JoinLeave(j) => (&j.iface, &j.hosts),
             TestSpec::Capacity(c) => (&c.iface, &c.hosts),
         };
-        let targets: Vec<(HostId, LinkId)> = self
-            .target_hosts(iface, &None, hosts)?
-            .into_iter()
-            .map(|id| (id, self.hosts[id].link))
-            .collect();
+        let targets: Vec<(HostId, LinkId)> =
+            target_hosts(self.hosts, self.links, self.topology, iface, &None, hosts)?
+                .into_iter()
+                .map(|id| (id, self.hosts[id].link))
+                .collect();
         if let Some(running) = self.tests.running_name() {
             return Err(format!(
                 "test {running} is running: one at a time (tunmcastctl test stop)"
@@ -86,7 +117,7 @@ impl Daemon {
         // Its streams first (a bad link refuses the test), then the run.
         let mut file_streams = Vec::new();
         for args in streams {
-            match self.stream_add(args) {
+            match self.traffic().stream_add(args) {
                 Ok(reply) => file_streams.extend(reply.ids),
                 Err(e) => {
                     self.remove_test_streams(file_streams);
@@ -104,8 +135,8 @@ impl Daemon {
             },
             None => None,
         };
-        let now = self.now_ns();
-        if let Err(e) = self.tests.start(spec, targets, self.seed, now) {
+        let now = self.clock.now_ns();
+        if let Err(e) = self.tests.start(spec, targets, self.hosts.seed(), now) {
             if let Some(traffic) = traffic {
                 self.remove_test_streams(traffic.stream_ids());
             }
@@ -123,80 +154,6 @@ impl Daemon {
         // Its first steps are due now.
         self.advance_tests();
         Ok(reply)
-    }
-
-    pub(super) fn test_status(&self, select: &TestSelect) -> DaemonReply {
-        if select.brief {
-            return match self.tests.run(select.name.as_deref()) {
-                Ok(run) => DaemonReply::Ok(Body::TestStatus(TestStatusReply {
-                    tests: vec![run.progress(self.now_ns())],
-                })),
-                Err(e) => DaemonReply::refuse(e),
-            };
-        }
-        let offset = select.host_offset.unwrap_or(0);
-        let hosts = offset..offset.saturating_add(select.host_limit.unwrap_or(STATUS_HOSTS));
-        match self.test_reports(select.name.as_deref(), hosts) {
-            Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
-            Err(e) => DaemonReply::refuse(e),
-        }
-    }
-
-    /// The latest run's status, no host listed (none when no test has run): the HTTP view's.
-    pub(super) fn latest_test_status(&self) -> TestStatusReply {
-        let now = self.now_ns();
-        let tests = self
-            .tests
-            .run(None)
-            .ok()
-            .map(|run| run.report(now, &|id| self.test_host_name(id), 0, false));
-        TestStatusReply {
-            tests: tests.into_iter().collect(),
-        }
-    }
-
-    /// The status of the run `name`, or of every run kept; the hosts of `hosts` listed (their
-    /// places in address order).
-    pub(super) fn test_reports(
-        &self,
-        name: Option<&str>,
-        hosts: std::ops::Range<usize>,
-    ) -> Result<TestStatusReply, String> {
-        let now = self.now_ns();
-        let host_name = |id: HostId| self.test_host_name(id);
-        let tests = match name {
-            Some(_) => vec![self
-                .tests
-                .run(name)?
-                .report_page(now, &host_name, hosts, false)],
-            None => self
-                .tests
-                .runs()
-                .iter()
-                .map(|run| run.report_page(now, &host_name, hosts.clone(), false))
-                .collect(),
-        };
-        Ok(TestStatusReply { tests })
-    }
-
-    pub(super) fn test_report(&self, select: &TestSelect) -> DaemonReply {
-        let run = match self.tests.run(select.name.as_deref()) {
-            Ok(run) => run,
-            Err(e) => return DaemonReply::refuse(e),
-        };
-        let format = select.format.unwrap_or(ReportFormat::Json);
-        let report = run.report(
-            self.now_ns(),
-            &|id| self.test_host_name(id),
-            usize::MAX,
-            true,
-        );
-        DaemonReply::Ok(Body::TestReport(TestReportReply {
-            name: report.name.clone(),
-            format,
-            verdict: report.verdict,
-            content: report::render(&report, format),
-        }))
     }
 
     pub(super) fn test_stop(&mut self, select: &TestSelect) -> DaemonReply {
@@ -222,7 +179,7 @@ impl Daemon {
     /// Stops the running test (`error`: why it cannot go on), leaving what it holds.
     pub(super) fn stop_test(&mut self, error: Option<String>) {
         let mut actions = Vec::new();
-        self.tests.stop(self.now_ns(), error, &mut actions);
+        self.tests.stop(self.clock.now_ns(), error, &mut actions);
         self.test_actions(actions);
         self.settle_test_traffic();
     }
@@ -233,7 +190,7 @@ impl Daemon {
             return;
         }
         let mut actions = Vec::new();
-        self.tests.due(self.now_ns(), &mut actions);
+        self.tests.due(self.clock.now_ns(), &mut actions);
         if !actions.is_empty() {
             self.test_actions(actions);
         }
@@ -248,7 +205,7 @@ impl Daemon {
     /// How long the loop may sleep, at most `timeout`, for the running test's next step.
     pub(super) fn test_wait(&self, timeout: Duration) -> Duration {
         match self.tests.next_deadline() {
-            Some(at) => timeout.min(Duration::from_nanos(at.saturating_sub(self.now_ns()))),
+            Some(at) => timeout.min(Duration::from_nanos(at.saturating_sub(self.clock.now_ns()))),
             None => timeout,
         }
     }
@@ -263,16 +220,15 @@ impl Daemon {
         else {
             return;
         };
-        let now = self.now();
+        let now = self.clock.now();
         for action in actions {
             let (id, group) = match action {
                 Action::Join { host, group, .. } | Action::Leave { host, group } => (host, group),
             };
-            let Some(host) = self.hosts.get(id).filter(|h| !h.retired) else {
+            let Some(core) = self.hosts.get(id).filter(|h| !h.retired).map(|h| h.core) else {
                 self.stop_test(Some(format!("host {id} is gone")));
                 return;
             };
-            let (core, ifindex) = (host.core, host.ifindex);
             let filter = match action {
                 Action::Join { source: None, .. } => SourceFilter::exclude(Vec::new()),
                 Action::Join {
@@ -281,36 +237,24 @@ impl Daemon {
                 } => SourceFilter::include(vec![source]),
                 Action::Leave { .. } => SourceFilter::include(Vec::new()),
             };
-            let result = self.cores[core]
-                .engine
-                .set_filter(ifindex, group, &owner, filter, now);
-            while let Some(event) = self.cores[core].engine.poll_event() {
-                self.log_event(core, &event);
-            }
+            let (engine, ifindex) = self.hosts.engine_of(id);
+            let result = engine.set_filter(ifindex, group, &owner, filter, now);
+            self.hosts.drain_events(core, self.links);
             match (result, action) {
-                (Ok(_), Action::Join { .. }) => self.note_member(id, group),
+                (Ok(_), Action::Join { .. }) => {
+                    self.hosts
+                        .note_member(self.links, id, group, self.tracking())
+                }
                 (Ok(_), Action::Leave { .. }) => {}
                 (Err(e), _) => {
-                    let why = format!("{group} on {}: {e}", self.host_label(id));
+                    let why = format!("{group} on {}: {e}", self.hosts.label(id, self.links));
                     warn!("test stopped: {why}");
                     self.stop_test(Some(why));
                     return;
                 }
             }
-            self.reports_owed = self.reports_owed.saturating_add(1);
+            *self.reports_owed = self.reports_owed.saturating_add(1);
         }
-    }
-
-    /// A multicast datagram read on link `id` at `at`, for the running test: with its stream
-    /// header when the test has its own streams. O(1).
-    pub(super) fn test_datagram(&mut self, id: LinkId, datagram: &Datagram<'_>, at: u64) {
-        if !self.tests.is_running() {
-            return;
-        }
-        let header =
-            StreamHeader::decode(datagram.payload).map(|h| (h.stream, h.sequence, h.sent_ns));
-        self.tests
-            .stream_datagram(id, datagram.src, datagram.group, header, at);
     }
 
     /// Starts the streams of `spec`'s traffic (given) on its link: one per channel, and its
@@ -324,7 +268,7 @@ impl Daemon {
         let channels = spec.channels().to_vec();
         let mut channel_streams = Vec::with_capacity(channels.len());
         for args in traffic.channel_streams(&channels) {
-            match self.stream_add(&args) {
+            match self.traffic().stream_add(&args) {
                 Ok(reply) => channel_streams.extend(reply.ids),
                 Err(e) => {
                     self.remove_test_streams(channel_streams);
@@ -333,7 +277,7 @@ impl Daemon {
             }
         }
         let background = match traffic.background_streams() {
-            Some(args) => match self.stream_add(&args) {
+            Some(args) => match self.traffic().stream_add(&args) {
                 Ok(reply) => reply.ids,
                 Err(e) => {
                     self.remove_test_streams(channel_streams);
@@ -365,7 +309,7 @@ impl Daemon {
             return;
         }
         let args = StreamIdsArgs { ids, all: false };
-        if let Err(e) = self.stream_action(StreamAction::Remove, &args) {
+        if let Err(e) = self.traffic().stream_action(StreamAction::Remove, &args) {
             warn!("the test's streams: {e}");
         }
     }
@@ -381,15 +325,6 @@ impl Daemon {
         self.remove_test_streams(file_streams);
     }
 
-    /// A host as reports name it: its IPv4 address.
-    fn test_host_name(&self, id: HostId) -> String {
-        self.hosts
-            .get(id)
-            .map_or_else(|| format!("#{id}"), |h| h.addrs.ipv4.0.to_string())
-    }
-}
-
-impl Daemon {
     /// Keeps the `[[test]]` tables of the `--config` file (read with the rest of it at start)
     /// and starts those marked `start = true` (one at a time: the first).
     pub(super) fn start_configured_tests(
@@ -404,5 +339,88 @@ impl Daemon {
                 .map_err(|e| anyhow::anyhow!("[[test]] {name} cannot start: {e}"))?;
         }
         Ok(())
+    }
+}
+
+impl View<'_> {
+    pub(super) fn test_status(&self, select: &TestSelect) -> DaemonReply {
+        if select.brief {
+            return match self.tests.run(select.name.as_deref()) {
+                Ok(run) => DaemonReply::Ok(Body::TestStatus(TestStatusReply {
+                    tests: vec![run.progress(self.clock.now_ns())],
+                })),
+                Err(e) => DaemonReply::refuse(e),
+            };
+        }
+        let offset = select.host_offset.unwrap_or(0);
+        let hosts = offset..offset.saturating_add(select.host_limit.unwrap_or(STATUS_HOSTS));
+        match self.test_reports(select.name.as_deref(), hosts) {
+            Ok(status) => DaemonReply::Ok(Body::TestStatus(status)),
+            Err(e) => DaemonReply::refuse(e),
+        }
+    }
+
+    /// The latest run's status, no host listed (none when no test has run): the HTTP view's.
+    pub(super) fn latest_test_status(&self) -> TestStatusReply {
+        let now = self.clock.now_ns();
+        let tests = self
+            .tests
+            .run(None)
+            .ok()
+            .map(|run| run.report(now, &|id| self.test_host_name(id), 0, false));
+        TestStatusReply {
+            tests: tests.into_iter().collect(),
+        }
+    }
+
+    /// The status of the run `name`, or of every run kept; the hosts of `hosts` listed (their
+    /// places in address order).
+    pub(super) fn test_reports(
+        &self,
+        name: Option<&str>,
+        hosts: std::ops::Range<usize>,
+    ) -> Result<TestStatusReply, String> {
+        let now = self.clock.now_ns();
+        let host_name = |id: HostId| self.test_host_name(id);
+        let tests = match name {
+            Some(_) => vec![self
+                .tests
+                .run(name)?
+                .report_page(now, &host_name, hosts, false)],
+            None => self
+                .tests
+                .runs()
+                .iter()
+                .map(|run| run.report_page(now, &host_name, hosts.clone(), false))
+                .collect(),
+        };
+        Ok(TestStatusReply { tests })
+    }
+
+    pub(super) fn test_report(&self, select: &TestSelect) -> DaemonReply {
+        let run = match self.tests.run(select.name.as_deref()) {
+            Ok(run) => run,
+            Err(e) => return DaemonReply::refuse(e),
+        };
+        let format = select.format.unwrap_or(ReportFormat::Json);
+        let report = run.report(
+            self.clock.now_ns(),
+            &|id| self.test_host_name(id),
+            usize::MAX,
+            true,
+        );
+        DaemonReply::Ok(Body::TestReport(TestReportReply {
+            name: report.name.clone(),
+            format,
+            verdict: report.verdict,
+            content: report::render(&report, format),
+        }))
+    }
+
+    /// A host as reports name it: its IPv4 address.
+    fn test_host_name(&self, id: HostId) -> String {
+        self.hosts
+            .get(id)
+            .map_or_else(|| format!("#{id}"), |h| h.addrs.ipv4.0.to_string())
     }
 }

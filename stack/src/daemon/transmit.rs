@@ -7,77 +7,54 @@ use std::net::IpAddr;
 use log::debug;
 use membership::{Carries, Transmit};
 
-use super::{CoreId, Daemon, HostId};
+use super::hosts::Hosts;
+use super::links::Links;
+use super::{Clock, CoreId, HostId, LinkId};
+use crate::delays::DelayTracker;
+use crate::streams::Streams;
+use crate::testrun::TestRuns;
 
-impl Daemon {
-    /// Sends everything the cores have due, each packet written before the next is asked
-    /// for: a General Query answer over a million groups is built one report at a time. For
-    /// start-up, shutdown and links being closed; the loop uses [`Daemon::flush_some`].
-    pub(super) fn flush(&mut self) -> anyhow::Result<()> {
-        self.flush_up_to(usize::MAX);
-        Ok(())
-    }
+/// The owners what the cores send reaches: the links it leaves on, and those that measure it
+/// (the delay tracker, the stream checker, the running test).
+pub(super) struct Wire<'a> {
+    pub hosts: &'a mut Hosts,
+    pub links: &'a mut Links,
+    pub delays: &'a mut DelayTracker,
+    pub streams: &'a mut Streams,
+    pub tests: &'a mut TestRuns<HostId, LinkId>,
+    pub clock: Clock,
+}
 
-    /// [`Daemon::flush`] of at most [`FLUSH_BUDGET`] packets, plus `owed` (the reports this
-    /// turn's requests may have made): a loop that is behind on its timers (a million hosts
-    /// answering one query) gives the control socket and the devices a turn every so many
-    /// packets, rather than writing all that is due first. Sets `transmits_due` when it
-    /// stopped at the budget, so that the loop comes back at once.
-    pub(super) fn flush_some(&mut self, owed: usize) {
-        self.transmits_due = self.flush_up_to(FLUSH_BUDGET.saturating_add(owed));
-    }
-
-    /// Writes what is due, up to `budget` packets, the cores taken in turn from the one after
-    /// the last that ran out of budget; true if the budget ran out (more may be due).
-    fn flush_up_to(&mut self, budget: usize) -> bool {
-        let now = self.now();
+impl Wire<'_> {
+    /// Writes what is due, up to `budget` packets, each packet written before the next is
+    /// asked for (a General Query answer over a million groups is built one report at a time),
+    /// the cores taken in turn from the one after the last that ran out of budget. The packets
+    /// written, and whether the budget ran out (more may be due).
+    pub fn flush_up_to(&mut self, budget: usize) -> (usize, bool) {
+        let now = self.clock.now();
         let mut sent = 0;
-        for (core, after) in self.cores.ids_from(self.next_flush_core) {
-            self.cores[core].engine.handle_timeout(now);
+        for core in self.hosts.flush_order() {
+            self.hosts.engine_mut(core).handle_timeout(now);
             while sent < budget {
-                let Some(tx) = self.cores[core].engine.poll_transmit() else {
+                let Some(tx) = self.hosts.engine_mut(core).poll_transmit() else {
                     break;
                 };
-                while let Some(event) = self.cores[core].engine.poll_event() {
-                    self.log_event(core, &event);
-                }
+                self.hosts.drain_events(core, self.links);
                 self.transmit(core, tx);
                 sent += 1;
             }
-            while let Some(event) = self.cores[core].engine.poll_event() {
-                self.log_event(core, &event);
-            }
+            self.hosts.drain_events(core, self.links);
             if sent >= budget {
-                self.next_flush_core = after;
+                self.hosts.resume_flush_after(core);
                 break;
             }
         }
-        self.untrimmed_sends = self.untrimmed_sends.saturating_add(sent);
-        if sent >= TRIM_AFTER {
-            self.trim_heap();
-        }
-        sent >= budget
-    }
-
-    /// Gives the allocator's free pages back once [`TRIM_AFTER`] packets went out since the
-    /// last time, whatever the size of each flush: the loop calls it once a second. A join
-    /// of many hosts leaves each of its retransmission states to be freed over the next
-    /// seconds, a few in each turn; without this their pages stayed in RSS (at 10^5 hosts
-    /// with 2 groups each, about 66 B per membership of 270).
-    pub(super) fn trim_heap_if_due(&mut self) {
-        if self.untrimmed_sends >= TRIM_AFTER {
-            self.trim_heap();
-        }
-    }
-
-    fn trim_heap(&mut self) {
-        self.untrimmed_sends = 0;
-        release_free_memory();
+        (sent, sent >= budget)
     }
 
     fn transmit(&mut self, core: CoreId, tx: Transmit) {
         let (src, dst) = (tx.src(), tx.dst());
-        let Some(id) = self.by_iface.get(core, tx.iface()) else {
+        let Some(id) = self.hosts.at_iface(core, tx.iface()) else {
             // A host of a closed link: its device is gone.
             debug!("dropped {} {src} -> {dst}: no link", tx.message());
             return;
@@ -90,8 +67,8 @@ impl Daemon {
         // kernel has carried it through the link's far side (a bridge, its snooping, a
         // capture), which on a loaded machine takes milliseconds that are not the device's
         // delay (RFC 3918 §5.6: from the report's transmission).
-        let at = self.now_ns();
-        if !self.write_frame(link, &frame) {
+        let at = self.clock.now_ns();
+        if !self.links.write(link, &frame) {
             debug!("dropped {} {src} -> {dst}", tx.message());
             return;
         }
@@ -99,7 +76,7 @@ impl Daemon {
         // What the transmit says it carries: no lookup of our own.
         match tx.carries() {
             Carries::Report(group) => {
-                self.hosts[id].io.host_tx_reports += 1;
+                self.hosts.io_mut(id).host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
                 self.streams.host_joined(self.hosts[id].delay_number, group);
@@ -107,14 +84,14 @@ impl Daemon {
                 self.heard_by_others(id, group, &packet);
             }
             Carries::Leave(group) => {
-                self.hosts[id].io.host_tx_leaves += 1;
+                self.hosts.io_mut(id).host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
                 self.streams
                     .host_left(self.hosts[id].delay_number, group, at);
                 self.tests.left(id, group, at);
             }
             Carries::Records(records) => {
-                self.hosts[id].io.host_tx_reports += 1;
+                self.hosts.io_mut(id).host_tx_reports += 1;
                 if !self.delays.is_on() && !self.streams.is_checking() && !self.tests.is_running() {
                     return;
                 }
@@ -149,35 +126,33 @@ impl Daemon {
             return;
         };
         let others: Vec<HostId> = members.iter().copied().filter(|&h| h != sender).collect();
-        let now = self.now();
+        let now = self.clock.now();
         for other in others {
-            let host = &mut self.hosts[other];
-            host.io.host_rx_suppressing += 1;
-            let (core, ifindex) = (host.core, host.ifindex);
+            self.hosts.io_mut(other).host_rx_suppressing += 1;
+            let core = self.hosts[other].core;
+            let (engine, ifindex) = self.hosts.engine_of(other);
             // A report the other host's core drops is counted there, under its reason.
-            let _ = self.cores[core].engine.handle_packet(ifindex, packet, now);
-            while let Some(event) = self.cores[core].engine.poll_event() {
-                self.log_event(core, &event);
-            }
+            let _ = engine.handle_packet(ifindex, packet, now);
+            self.hosts.drain_events(core, self.links);
         }
     }
 }
 
 /// Packets sent after which the allocator is asked to give freed pages back.
-const TRIM_AFTER: usize = 1000;
+pub(super) const TRIM_AFTER: usize = 1000;
 
 /// The most packets one loop turn writes: at about 14 µs a report (a million hosts' answers,
 /// release build), a turn of 512 takes some 7 ms, and a control request waits no longer.
 /// (1,024 gave a `ping` p99 of 136 ms at 10^6 hosts, 512 gives 22 ms, with more answers out
 /// in time: stack/BENCHMARKS.md.)
-const FLUSH_BUDGET: usize = 512;
+pub(super) const FLUSH_BUDGET: usize = 512;
 
 /// A burst (a million groups' retransmissions, a General Query answered for all of them) is
 /// built and sent in one go: thousands of reports of a few KiB, freed right after. glibc keeps
 /// such memory in its heap for reuse, where it counts in RSS for good; `malloc_trim` hands
 /// the free pages back (since glibc 2.8 from the middle of the heap too). Costs a walk of the
 /// allocator's free lists, once per burst.
-fn release_free_memory() {
+pub(super) fn release_free_memory() {
     // SAFETY: malloc_trim takes no pointers and only touches the allocator's own free memory.
     unsafe {
         libc::malloc_trim(0);

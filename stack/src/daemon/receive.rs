@@ -1,0 +1,421 @@
+//! What the links carry in: reading a link's device, answering ARP / ND / echo for its hosts,
+//! and handing each packet to the right hosts (unicast: the one host it is addressed to;
+//! multicast: every host of the link), the data path (listeners), the delay tracker, the
+//! stream checker and the running test. [`Receive`] is this concern's view of the loop's
+//! owners: it touches nothing else (no control plane, no journal).
+
+use std::net::IpAddr;
+
+use log::{debug, info};
+use membership::Instant;
+
+use super::hosts::Hosts;
+use super::links::{Fanout, Links, MemberHint, Received};
+use super::{Clock, HostId, LinkId, READ_BURST};
+use crate::datapath::{Datagram, Sorted};
+use crate::delays::DelayTracker;
+use crate::framing::ethernet_payload;
+use crate::listeners::Listeners;
+use crate::neighbour::{self, NeighbourHost, Neighbours};
+use crate::streams::check::{listener_receiver, Admission};
+use crate::streams::Streams;
+use crate::testrun::TestRuns;
+use crate::topology::LinkKind;
+use control::stream_header::StreamHeader;
+
+/// Hosts a multicast packet is handed to in one loop turn: about 4 ms at 1 µs a host in a
+/// release build; a debug build, ten times slower or more, takes 512 a turn (so the
+/// namespace tests, which run debug builds with thousands of hosts, go through the slices).
+const FANOUT_SLICE: usize = if cfg!(debug_assertions) { 512 } else { 4096 };
+
+/// The most groups a link keeps [`MemberHint`]s for: past it they are cleared, so that a flood
+/// of datagrams to ever new groups cannot grow them.
+const MEMBER_HINTS: usize = 4096;
+
+/// Hosts a read burst hands datagrams to at most (then it ends, the link still readable): about
+/// 10 ms of checking in a release build, so that at 10^4 members a frame the protocol's timers
+/// run every two frames instead of after 256 of them (a second or more). Measured with
+/// `scripts/bench-streams-scale.sh` (stack/BENCHMARKS.md): with 16 Ki, 9,987 of 10,000 hosts
+/// answered a General Query inside its Max Resp Time while checking 2.2 × 10^6 host-datagrams
+/// a second (without the bound, 2,566); with 4 Ki, one frame a turn, the loop fell behind.
+pub(super) const MEMBER_WORK_PER_BURST: usize = 16 * 1024;
+
+/// Which hosts of a link a frame is for.
+#[derive(Clone, Copy)]
+pub(super) enum Audience {
+    Everyone,
+    One(HostId),
+}
+
+impl Audience {
+    pub(super) fn admits(self, host: HostId) -> bool {
+        match self {
+            Audience::Everyone => true,
+            Audience::One(one) => one == host,
+        }
+    }
+}
+
+/// The hosts of one link as [`neighbour::answer`] asks for them: found through the hosts'
+/// index by address, so that a host costs no neighbour table entries of its own.
+struct LinkNeighbours<'a> {
+    link: LinkId,
+    hosts: &'a Hosts,
+}
+
+impl Neighbours for LinkNeighbours<'_> {
+    fn by_ipv4(&self, addr: std::net::Ipv4Addr) -> Option<NeighbourHost> {
+        self.hosts.neighbour(self.link, IpAddr::V4(addr))
+    }
+
+    fn by_ipv6(&self, addr: std::net::Ipv6Addr) -> Option<NeighbourHost> {
+        self.hosts.neighbour(self.link, IpAddr::V6(addr))
+    }
+}
+
+/// The owners a received packet may reach.
+pub(super) struct Receive<'a> {
+    pub links: &'a mut Links,
+    pub hosts: &'a mut Hosts,
+    pub listeners: &'a mut Listeners,
+    pub delays: &'a mut DelayTracker,
+    pub streams: &'a mut Streams,
+    pub tests: &'a mut TestRuns<HostId, LinkId>,
+    pub clock: Clock,
+    /// Hosts handed a datagram in this read burst (see [`MEMBER_WORK_PER_BURST`]).
+    pub member_work: usize,
+}
+
+impl Receive<'_> {
+    /// Reads at most [`READ_BURST`] packets from link `id`, then sends what they brought the
+    /// listeners (one batch per listener). `Err`: the device failed, why (the link is to be
+    /// closed).
+    pub fn read_burst(&mut self, id: LinkId, buf: &mut [u8]) -> Result<(), String> {
+        let read = self.read_packets(id, buf);
+        self.listeners.flush();
+        read
+    }
+
+    fn read_packets(&mut self, id: LinkId, buf: &mut [u8]) -> Result<(), String> {
+        self.member_work = 0;
+        for _ in 0..READ_BURST {
+            // Datagrams handed to many members (test streams checked at 10^4 hosts a frame)
+            // end the burst early: the link stays readable, the timers' answers go out between.
+            if self.member_work >= MEMBER_WORK_PER_BURST {
+                return Ok(());
+            }
+            match self.links.recv(id, buf) {
+                Received::Frame(n) => {
+                    let at = self.clock.now_ns();
+                    self.handle_frame(id, &buf[..n], at);
+                }
+                Received::Empty => return Ok(()),
+                Received::Failed(why) => return Err(why),
+            }
+        }
+        Ok(())
+    }
+
+    /// One frame (TAP) or packet (TUN) read from link `id` at `at` (ns).
+    fn handle_frame(&mut self, id: LinkId, frame: &[u8], at: u64) {
+        let link = &mut self.links[id];
+        link.io.tun_rx_packets += 1;
+        let (packet, audience) = match link.kind {
+            LinkKind::Tun => match link.hosts.first() {
+                Some(&host) => (frame, Audience::One(host)),
+                None => return,
+            },
+            LinkKind::Tap => {
+                // The hosts answer for their own addresses before anything else.
+                let neighbours = LinkNeighbours {
+                    link: id,
+                    hosts: self.hosts,
+                };
+                match neighbour::answer(frame, &neighbours) {
+                    neighbour::Answer::Reply(reply) => {
+                        link.io.tap_neighbour_answers += 1;
+                        self.links.write(id, &reply);
+                        return;
+                    }
+                    neighbour::Answer::Dropped(reason) => {
+                        link.io.tap_neighbour_drops += 1;
+                        debug!("{}: neighbour frame dropped: {}", link.name, reason.name());
+                        return;
+                    }
+                    neighbour::Answer::NotNeighbour => {}
+                }
+                let (dst, packet) = match ethernet_payload(frame) {
+                    Ok(split) => split,
+                    Err(_) => {
+                        link.io.tap_rx_truncated += 1;
+                        return;
+                    }
+                };
+                let audience = if dst.is_multicast() {
+                    Audience::Everyone
+                } else {
+                    match link.by_mac.get(dst) {
+                        Some(host) => Audience::One(host),
+                        None => {
+                            link.io.tap_rx_not_for_us += 1;
+                            return;
+                        }
+                    }
+                };
+                match packet {
+                    Ok(packet) => (packet, audience),
+                    Err(_) => {
+                        link.io.tap_rx_other_ethertype += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        self.handle_packet(id, packet, audience, at);
+    }
+
+    fn handle_packet(&mut self, id: LinkId, packet: &[u8], audience: Audience, at: u64) {
+        // Multicast UDP is the data path's; the core sees (and counts) everything else.
+        match crate::datapath::sort(packet) {
+            Sorted::Datagram(datagram) => {
+                self.test_datagram(id, &datagram, at);
+                self.datagram_to_members(id, &datagram, audience, at);
+                // Asked only when no listener takes the datagram, to count it under the right
+                // reason.
+                let joined = !self.listeners.takes(id, datagram.group)
+                    && self.link_holds(id, datagram.group);
+                return self.listeners.deliver(id, &datagram, || joined);
+            }
+            Sorted::Dropped(reason) => return self.listeners.dropped(reason),
+            Sorted::NotMulticastUdp => {}
+        }
+        let now = self.clock.now();
+        let (accepted, query) = match audience {
+            Audience::One(host) => self.hand_to_host(host, packet, now),
+            Audience::Everyone => {
+                let link = &mut self.links[id];
+                if link.hosts.len() > FANOUT_SLICE || !link.fanouts.is_empty() {
+                    link.fanouts.push_back(Fanout {
+                        packet: packet.to_vec(),
+                        next: 0,
+                        now,
+                    });
+                    self.continue_fanout(id);
+                    return;
+                }
+                let hosts = std::mem::take(&mut self.links[id].hosts);
+                let mut handed = (false, false);
+                for &host in &hosts {
+                    let (accepted, query) = self.hand_to_host(host, packet, now);
+                    handed = (handed.0 | accepted, handed.1 | query);
+                }
+                self.links[id].hosts = hosts;
+                handed
+            }
+        };
+        self.log_handed(id, packet, accepted, query);
+    }
+
+    /// Whether a host of link `id` holds `group`. Where the link keeps member sets (delays,
+    /// suppression), its members are asked; elsewhere the answer is kept per group, so that a
+    /// flood of a group costs O(1) a datagram, not O(hosts): a "yes" as the host that held it
+    /// (asked again each time), a "no" until the next join anywhere (only a join makes a host
+    /// hold a group). The hosts are asked again only when that changed.
+    fn link_holds(&mut self, id: LinkId, group: IpAddr) -> bool {
+        let hosts = &*self.hosts;
+        let holds = |m: &HostId| {
+            let h = &hosts[*m];
+            hosts.core(h.core).engine.is_joined(h.ifindex, group)
+        };
+        let link = &self.links[id];
+        if let Some(members) = link.members.get(&group) {
+            return members.iter().any(holds);
+        }
+        let epoch = hosts.join_epoch();
+        match link.member_hints.get(&group) {
+            Some(MemberHint::Host(host)) if hosts.contains(*host) && holds(host) => return true,
+            Some(MemberHint::Nobody(at)) if *at == epoch => return false,
+            _ => {}
+        }
+        let found = link.hosts.iter().find(|m| holds(m)).copied();
+        let hint = found.map_or(MemberHint::Nobody(epoch), MemberHint::Host);
+        let hints = &mut self.links[id].member_hints;
+        if hints.len() >= MEMBER_HINTS {
+            hints.clear();
+        }
+        hints.insert(group, hint);
+        found.is_some()
+    }
+
+    /// Hands the oldest multicast packet still being handed on link `id` to its next
+    /// [`FANOUT_SLICE`] hosts. The loop calls it every turn while the link has one.
+    pub fn continue_fanout(&mut self, id: LinkId) {
+        let Some(mut fanout) = self.links[id].fanouts.pop_front() else {
+            return;
+        };
+        let hosts = std::mem::take(&mut self.links[id].hosts);
+        let end = (fanout.next + FANOUT_SLICE).min(hosts.len());
+        let mut handed = (false, false);
+        for &host in hosts.get(fanout.next..end).unwrap_or_default() {
+            let (accepted, query) = self.hand_to_host(host, &fanout.packet, fanout.now);
+            handed = (handed.0 | accepted, handed.1 | query);
+        }
+        self.links[id].hosts = hosts;
+        if fanout.next == 0 {
+            self.log_handed(id, &fanout.packet, handed.0, handed.1);
+        }
+        fanout.next = end;
+        if end < self.links[id].hosts.len() {
+            self.links[id].fanouts.push_front(fanout);
+        }
+    }
+
+    /// One packet to one host's core: (accepted, a query heard).
+    fn hand_to_host(&mut self, host: HostId, packet: &[u8], now: Instant) -> (bool, bool) {
+        self.hosts.io_mut(host).host_rx_packets += 1;
+        let core = self.hosts[host].core;
+        let (engine, ifindex) = self.hosts.engine_of(host);
+        let result = engine.handle_packet(ifindex, packet, now);
+        let query = self.hosts.drain_events(core, self.links);
+        match result {
+            Ok(()) => (true, query),
+            Err(reason) => {
+                debug!(
+                    "dropped {} bytes from {}: {}",
+                    packet.len(),
+                    source_of(packet),
+                    reason.describe()
+                );
+                (false, query)
+            }
+        }
+    }
+
+    fn log_handed(&self, id: LinkId, packet: &[u8], accepted: bool, query: bool) {
+        if query {
+            info!(
+                "query on {} from {}",
+                self.links[id].name,
+                source_of(packet)
+            );
+        } else if accepted {
+            debug!("accepted {} bytes from {}", packet.len(), source_of(packet));
+        }
+    }
+
+    /// A multicast datagram read on link `id` at `at`, for the running test: with its stream
+    /// header when the test has its own streams. O(1).
+    fn test_datagram(&mut self, id: LinkId, datagram: &Datagram<'_>, at: u64) {
+        if !self.tests.is_running() {
+            return;
+        }
+        let header =
+            StreamHeader::decode(datagram.payload).map(|h| (h.stream, h.sequence, h.sent_ns));
+        self.tests
+            .stream_datagram(id, datagram.src, datagram.group, header, at);
+    }
+
+    /// A multicast datagram read on link `id` at `at`, handed to the members of its group the
+    /// frame was for: counted per host, its time given to the delay tracker (unless the host's
+    /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
+    /// header, checked per (host, source, group). Where the link keeps member sets (delays,
+    /// streams checked, hosts that hear each other). O(the group's members).
+    fn datagram_to_members(
+        &mut self,
+        id: LinkId,
+        datagram: &Datagram<'_>,
+        audience: Audience,
+        at: u64,
+    ) {
+        let header = self
+            .streams
+            .is_checking()
+            .then(|| StreamHeader::decode(datagram.payload))
+            .flatten();
+        // Interned only for a group some host joined: a flood of datagrams to ever new
+        // groups makes no flows.
+        let joined_by_some = self.links[id]
+            .members
+            .get(&datagram.group)
+            .is_some_and(|m| !m.is_empty());
+        let flow = header.filter(|_| joined_by_some).map(|_| {
+            self.streams
+                .receivers
+                .flow(id, datagram.src, datagram.group)
+        });
+        let link = &self.links[id];
+        let members = link.members.get(&datagram.group);
+        if let Some(members) = members {
+            self.member_work = self.member_work.saturating_add(members.len());
+            // Kept only where needed: delays measured, streams checked, or hosts that
+            // hear each other.
+            for &host in members {
+                if audience.admits(host) {
+                    let h = &self.hosts[host];
+                    let admission = Admission::of(self.hosts.core(h.core).engine.admits_source(
+                        h.ifindex,
+                        datagram.group,
+                        datagram.src,
+                    ));
+                    // Only the right (S,G) measures: a source the filter excludes
+                    // neither makes a join nor, after the leave, delays it.
+                    self.delays.datagram(
+                        h.delay_number,
+                        datagram.group,
+                        datagram.src,
+                        admission == Admission::Admitted,
+                        at,
+                    );
+                    if let (Some(header), Some(flow)) = (&header, flow) {
+                        self.streams.receivers.datagram(
+                            h.delay_number,
+                            flow,
+                            header,
+                            datagram.payload.len(),
+                            admission,
+                            at,
+                        );
+                    }
+                    self.hosts.io_mut(host).host_rx_datagrams += 1;
+                }
+            }
+        }
+        // What each `listen` client receives, checked against its own filter: a client that
+        // asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of its host
+        // admits S2.
+        if let (Some(header), Some(flow)) = (&header, flow) {
+            for (listener, admitted) in self.listeners.reached(id, datagram) {
+                let admission = if admitted {
+                    Admission::Admitted
+                } else {
+                    Admission::Excluded
+                };
+                self.streams.receivers.datagram(
+                    listener_receiver(listener.as_u64()),
+                    flow,
+                    header,
+                    datagram.payload.len(),
+                    admission,
+                    at,
+                );
+            }
+        }
+        if header.is_some() && !joined_by_some {
+            self.streams.receivers.not_joined(id);
+        }
+    }
+}
+
+/// The source address of an IP packet, for log lines.
+fn source_of(packet: &[u8]) -> String {
+    match packet.first().map(|b| b >> 4) {
+        Some(4) if packet.len() >= 20 => {
+            std::net::Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]).to_string()
+        }
+        Some(6) if packet.len() >= 24 => {
+            let bytes: [u8; 16] = packet[8..24].try_into().expect("16 bytes");
+            std::net::Ipv6Addr::from(bytes).to_string()
+        }
+        _ => "?".into(),
+    }
+}
