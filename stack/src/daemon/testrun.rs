@@ -2,10 +2,11 @@
 //! has due (`crate::testrun`), made as its own owner's requests so that they never touch a
 //! user's joins of the same groups.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use control::testrun::{
-    ReportFormat, TestReportReply, TestSelect, TestSpec, TestStartArgs, TestStartReply,
+    ReportFormat, RunState, TestReportReply, TestSelect, TestSpec, TestStartArgs, TestStartReply,
     TestStatusReply,
 };
 use log::{info, warn};
@@ -15,6 +16,7 @@ use super::streams::StreamAction;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
 use crate::datapath::Datagram;
+use crate::testrun::oneshot::{self, OneShot};
 use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action};
 use control::stream_header::StreamHeader;
@@ -225,6 +227,7 @@ impl Daemon {
         self.tests.stop(self.now_ns(), error, &mut actions);
         self.test_actions(actions);
         self.settle_test_traffic();
+        self.finish_one_shot();
     }
 
     /// The running test's steps due now. Once a turn: O(steps due).
@@ -242,7 +245,41 @@ impl Daemon {
                 info!("test {} is over", run.spec.name());
             }
             self.settle_test_traffic();
+            self.finish_one_shot();
         }
+    }
+
+    /// `--run-test`: once its run is over (finished, stopped or failed, its streams settled),
+    /// its reports are written and the exit status set; the loop then leaves every group and
+    /// exits ([`TestRuns::one_shot_over`]).
+    fn finish_one_shot(&mut self) {
+        let Some(one) = self.tests.one_shot.clone() else {
+            return;
+        };
+        if one.is_over() {
+            return;
+        }
+        let Ok(run) = self.tests.run(Some(one.spec.name())) else {
+            return;
+        };
+        if run.state == RunState::Running {
+            return;
+        }
+        let report = run.report(
+            self.now_ns(),
+            &|id| self.test_host_name(id),
+            usize::MAX,
+            true,
+        );
+        if let Err(e) = one.finish(&report) {
+            eprintln!("tunmcastd: --run-test {}: {e}", one.file.display());
+        }
+        info!(
+            "--run-test {}: test {} over, exit status {}",
+            one.file.display(),
+            report.name,
+            one.exit_code().unwrap_or(oneshot::CANNOT_RUN)
+        );
     }
 
     /// How long the loop may sleep, at most `timeout`, for the running test's next step.
@@ -391,13 +428,33 @@ impl Daemon {
 
 impl Daemon {
     /// Keeps the `[[test]]` tables of the `--config` file (read with the rest of it at start)
-    /// and starts those marked `start = true` (one at a time: the first).
+    /// and starts those marked `start = true` (one at a time: the first); with `--run-test`
+    /// (`one_shot`), its test instead, whose refusal is its exit status 2.
     pub(super) fn start_configured_tests(
         &mut self,
         tables: Vec<crate::config::TestTable>,
+        one_shot: Option<Arc<OneShot>>,
     ) -> anyhow::Result<()> {
         let first = tables.iter().find(|t| t.start).map(|t| t.spec.clone());
         self.tests.configured = tables.into_iter().map(|t| t.spec).collect();
+        if let Some(one) = one_shot {
+            if let Some(first) = &first {
+                info!(
+                    "--run-test: [[test]] {} (start = true) is not started",
+                    first.name()
+                );
+            }
+            self.tests.one_shot = Some(one.clone());
+            if let Err(e) = self.start_test_with(one.spec.clone(), &one.streams) {
+                eprintln!(
+                    "tunmcastd: --run-test {}: test {} cannot start: {e}",
+                    one.file.display(),
+                    one.spec.name()
+                );
+                one.could_not_run();
+            }
+            return Ok(());
+        }
         if let Some(spec) = first {
             let name = spec.name().to_string();
             self.start_test(spec)
