@@ -11,7 +11,8 @@
 # RESPONSE_CS, its General Queries' Max Resp Time (300: 3 s), QUERY_CS, their interval (1000),
 # LMI_CS, its last member interval, the group-specific queries' Max Resp Time (20), LMC, their
 # count (2); PORTS, the TAP ports the hosts are spread over, one daemon link each (1);
-# BIN_DIR, binaries to use instead of building the release ones; KEEP=1 keeps the files.
+# BIN_DIR, binaries to use instead of building the release ones; KEEP=1 keeps the files;
+# PERF=1 samples the daemon with perf over the run and prints where its time went.
 #
 # The bridge holds snooped forwarding back for one query response interval after its querier
 # starts (tests/src/bridge.rs): a run started inside that hold gets nothing at first. Until
@@ -125,6 +126,20 @@ tap_dropped() {
 }
 DROPPED0=$(tap_dropped)
 LAST=$(python3 -c "import ipaddress;print(ipaddress.ip_address('10.100.0.10')+$HOSTS-1)")
+if [ -n "${PERF:-}" ]; then
+    perf record -q -F 499 -p "$DAEMON" -o "$DIR/perf.data" 2>"$DIR/perf.err" &
+    PERF_PID=$!
+fi
+handed() {
+    python3 - "$BIN/tunmcastctl" "$DIR/ctl.sock" $TAPS <<'PY'
+import json, subprocess, sys
+ctl, sock, taps = sys.argv[1], sys.argv[2], sys.argv[3:]
+stats = lambda tap: subprocess.run([ctl, "--control", sock, "stats", "--json", "--iface", tap],
+                                   capture_output=True, check=True).stdout
+print(sum(json.loads(stats(tap))["host_rx_packets"] for tap in taps))
+PY
+}
+HANDED0=$(handed)
 RSS0=$(rss "$DAEMON"); CPU0=$(cpu "$DAEMON"); T0=$(date +%s.%N)
 set +e
 ctl test zapping --hosts "10.100.0.10-$LAST" --channels "$CHANNEL_LIST" --view-ms "$VIEW_MS" \
@@ -133,16 +148,24 @@ STATUS=$?
 set -e
 T1=$(date +%s.%N); CPU1=$(cpu "$DAEMON"); RSS1=$(rss "$DAEMON")
 DROPPED1=$(tap_dropped)
+HANDED1=$(handed)
+if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
 sleep 0.5
 kill -INT "$DUMP"; wait "$DUMP" 2>/dev/null || true; DUMP=
 echo "hosts $HOSTS on $PORTS TAP port(s), channels $CHANNELS at $RATE datagrams/s each, view $VIEW_MS ms, $COUNT joins each: exit $STATUS"
 echo "bridge: General Queries every $((QUERY_CS * 10)) ms (Max Resp Time $((RESPONSE_CS * 10)) ms), last member queries $LMC x $((LMI_CS * 10)) ms"
 python3 -c "print(f'run {$T1-$T0:.1f} s, daemon CPU {($CPU1-$CPU0)/100:.2f} s, RSS {$RSS0} -> {$RSS1} KiB')"
 echo "TAP queues (bridge to the daemon): $((DROPPED1 - DROPPED0)) frames dropped during the run"
+echo "packets handed to the hosts (queries: each to every host of its port): $((HANDED1 - HANDED0))"
 echo "capture: $(grep -E 'captured|dropped by kernel' "$DIR/dump.err" | tr '\n' ' ')"
 tshark -r "$DIR/zap.pcap" -T fields -E separator=/t -e frame.time_epoch -e sll.ifindex \
     -e ip.src -e ip.dst \
     -e igmp.type -e igmp.maddr -e igmp.record_type -e udp.dstport >"$DIR/zap.txt" 2>/dev/null
 python3 scripts/bench/zapping_capture.py "$DIR/out/report.json" "$DIR/zap.txt" \
     "$((RESPONSE_CS * 10))" "$((LMI_CS * 10))"
+if [ -n "${PERF_PID:-}" ]; then
+    echo "where the daemon's time went (perf, symbols over 2 %):"
+    perf report -i "$DIR/perf.data" --stdio --sort symbol --percent-limit 2 2>/dev/null |
+        grep -E '^ +[0-9]' | head -n 15
+fi
 tail -n 3 "$DIR/run.err" || true
