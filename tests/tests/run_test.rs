@@ -3,7 +3,7 @@
 //! zapping test driven by its own streams, writes `report.json`, `junit.xml` and
 //! `report.html`, leaves every group (the bridge forgets them) and exits 0 on pass, 1 on a
 //! broken SLA threshold; 2 when the test cannot start or the file is bad (its line and key
-//! named, nothing started).
+//! named, nothing started), or when SIGINT stops it (the reports written, marked partial).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
@@ -45,13 +45,18 @@ fn lab(ns: &Netns) -> PathBuf {
 
 /// A zapping test file: 2 hosts over the 4 channels, the run's own streams, `sla`.
 fn test_file(ns: &Netns, name: &str, hosts: &str, sla: &str) -> PathBuf {
+    test_file_viewing(ns, name, hosts, 300, sla)
+}
+
+/// [`test_file`] with each channel watched `view_ms`.
+fn test_file_viewing(ns: &Netns, name: &str, hosts: &str, view_ms: u32, sla: &str) -> PathBuf {
     let file = ns.dir().join(format!("{name}.toml"));
     let channels: Vec<String> = CHANNELS.iter().map(|c| format!("\"{c}\"")).collect();
     std::fs::write(
         &file,
         format!(
             "[[test]]\nkind = \"zapping\"\nname = \"{name}\"\niface = \"{RX}\"\n\
-             hosts = \"{hosts}\"\nchannels = [{}]\nview_ms = 300\ncount = 4\n\
+             hosts = \"{hosts}\"\nchannels = [{}]\nview_ms = {view_ms}\ncount = 4\n\
              leave_grace_ms = 500\n\
              streams = {{ link = \"{SRC}\", source = \"10.99.0.251\", pps = 500 }}\n\
              [test.sla]\n{sla}\n",
@@ -65,6 +70,24 @@ fn test_file(ns: &Netns, name: &str, hosts: &str, sla: &str) -> PathBuf {
 /// `tunmcastd --config LINKS --run-test FILE [--out DIR]` in the namespace, to its end: its
 /// exit status and its standard output and error.
 fn run_test(ns: &Netns, links: &Path, file: &Path, out: Option<&Path>) -> (ExitStatus, String) {
+    let mut daemon = spawn_run_test(ns, links, file, out);
+    let status = daemon
+        .wait_timeout(secs(30))
+        .expect("tunmcastd --run-test exits once its test is over");
+    let output = format!(
+        "exit {status}\nstdout:\n{}\nstderr:\n{}",
+        daemon.stdout_text(),
+        daemon.stderr_text()
+    );
+    assert!(
+        !ns.dir().join("ctl.sock").exists(),
+        "the control socket is removed: {output}"
+    );
+    (status, output)
+}
+
+/// Starts `tunmcastd --config LINKS --run-test FILE [--out DIR]` in the namespace.
+fn spawn_run_test(ns: &Netns, links: &Path, file: &Path, out: Option<&Path>) -> Spawned {
     let socket = ns.dir().join("ctl.sock");
     let mut args = vec![
         "--config",
@@ -77,17 +100,7 @@ fn run_test(ns: &Netns, links: &Path, file: &Path, out: Option<&Path>) -> (ExitS
     if let Some(out) = out {
         args.extend(["--out", out.to_str().unwrap()]);
     }
-    let mut daemon = ns.spawn("tunmcastd-run-test", &bin("tunmcastd"), &args);
-    let status = daemon
-        .wait_timeout(secs(30))
-        .expect("tunmcastd --run-test exits once its test is over");
-    let output = format!(
-        "exit {status}\nstdout:\n{}\nstderr:\n{}",
-        daemon.stdout_text(),
-        daemon.stderr_text()
-    );
-    assert!(!socket.exists(), "the control socket is removed: {output}");
-    (status, output)
+    ns.spawn("tunmcastd-run-test", &bin("tunmcastd"), &args)
 }
 
 fn read_json(path: &Path) -> Value {
@@ -240,4 +253,40 @@ fn run_test_runs_a_file_writes_its_reports_and_exits_with_its_verdict() {
         !output.contains("tunmcastd on"),
         "nothing started: {output}"
     );
+}
+
+/// SIGINT stops a `--run-test` run as `tunmcastctl test stop` does: its groups left, the
+/// reports written and marked partial, exit 2.
+#[test]
+fn sigint_stops_a_run_test_with_a_partial_report() {
+    let Some(ns) = Netns::new("run_test_sigint") else {
+        return;
+    };
+    let links = lab(&ns);
+    let file = test_file_viewing(&ns, "long", "10.99.0.10-10.99.0.11", 5000, "max_loss = 0");
+    let out = ns.dir().join("long");
+    let mut daemon = spawn_run_test(&ns, &links, &file, Some(&out));
+    must_wait("the run's channels on the bridge", secs(10), || {
+        channels_on_the_bridge(&ns).len() == 2
+    });
+    daemon.signal(Signal::SIGINT);
+    let status = daemon.wait_timeout(secs(10)).expect("tunmcastd exits");
+    let output = format!(
+        "exit {status}\nstdout:\n{}\nstderr:\n{}",
+        daemon.stdout_text(),
+        daemon.stderr_text()
+    );
+    assert_eq!(status.code(), Some(2), "{output}");
+    assert!(output.contains("(stopped: partial)"), "{output}");
+    let report = reports_agree(&out);
+    assert_eq!(report["state"], "stopped");
+    assert_eq!(report["zaps"], 2, "each host's first join: {report}");
+    let junit = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("<property name=\"partial\" value=\"true\"/>"),
+        "{junit}"
+    );
+    must_wait("the bridge forgetting the channels", secs(5), || {
+        channels_on_the_bridge(&ns).is_empty()
+    });
 }

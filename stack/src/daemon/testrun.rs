@@ -240,6 +240,14 @@ impl Daemon {
         if !actions.is_empty() {
             self.test_actions(actions);
         }
+        if let (Some(one), Some(name)) = (&self.tests.one_shot, self.tests.running_name()) {
+            if let Ok(run) = self.tests.run(Some(name)) {
+                let now = self.now_ns();
+                if let Some(line) = one.progress(now, || run.progress(now)) {
+                    eprintln!("{line}");
+                }
+            }
+        }
         if !self.tests.is_running() {
             if let Ok(run) = self.tests.run(None) {
                 info!("test {} is over", run.spec.name());

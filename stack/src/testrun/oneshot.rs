@@ -7,6 +7,7 @@
 //! the test could not run (or was stopped).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use control::streams::StreamSpecArgs;
@@ -20,6 +21,10 @@ pub const PASS: u8 = 0;
 pub const FAIL: u8 = 1;
 /// Exit status: the test could not run, or was stopped before its end.
 pub const CANNOT_RUN: u8 = 2;
+
+/// A line of progress on standard error at most this often (ns), as `tunmcastctl --wait`
+/// prints when not on a terminal.
+pub const PROGRESS_EVERY: u64 = 5_000_000_000;
 
 /// The reports written, and their names in the output directory.
 pub const REPORT_FILES: [(ReportFormat, &str); 3] = [
@@ -39,6 +44,8 @@ pub struct OneShot {
     pub streams: Vec<StreamSpecArgs>,
     /// The exit status, once the run is over and its reports are written.
     exit: OnceLock<u8>,
+    /// When the last line of progress was printed (ns on the daemon's clock).
+    progress_at: AtomicU64,
 }
 
 impl OneShot {
@@ -64,7 +71,30 @@ impl OneShot {
             spec: first.spec,
             streams,
             exit: OnceLock::new(),
+            progress_at: AtomicU64::new(0),
         })
+    }
+
+    /// A line of the running run's progress (`progress`, O(1)) for standard error, when
+    /// [`PROGRESS_EVERY`] has passed since the last (or since the first call).
+    pub fn progress(&self, now: u64, progress: impl FnOnce() -> TestReport) -> Option<String> {
+        let last = self.progress_at.load(Ordering::Relaxed);
+        if last == 0 {
+            self.progress_at.store(now.max(1), Ordering::Relaxed);
+            return None;
+        }
+        if now.saturating_sub(last) < PROGRESS_EVERY {
+            return None;
+        }
+        self.progress_at.store(now, Ordering::Relaxed);
+        let report = progress();
+        Some(format!(
+            "{}: {}/{} zaps, {} s",
+            report.name,
+            report.zaps.min(report.zaps_planned),
+            report.zaps_planned,
+            report.elapsed_ms / 1000
+        ))
     }
 
     /// The exit status, once [`OneShot::finish`] or [`OneShot::could_not_run`] said it.
@@ -216,6 +246,23 @@ mod tests {
         assert_eq!(one.streams.len(), 1);
         assert!(out.is_dir(), "--out made");
         assert_eq!(one.exit_code(), None);
+        // Progress: nothing at the first call, then a line every PROGRESS_EVERY.
+        let report = crate::testrun::report::tests::scripted_report();
+        let line = |now| one.progress(now, || report.clone());
+        assert_eq!(line(1_000), None);
+        assert_eq!(line(1_000 + PROGRESS_EVERY - 1), None);
+        let shown = line(1_000 + PROGRESS_EVERY).expect("a line after 5 s");
+        assert_eq!(
+            shown,
+            format!(
+                "{}: {}/{} zaps, {} s",
+                report.name,
+                report.zaps,
+                report.zaps_planned,
+                report.elapsed_ms / 1000
+            )
+        );
+        assert_eq!(line(1_000 + PROGRESS_EVERY + 1), None, "not again at once");
         one.could_not_run();
         assert_eq!(one.exit_code(), Some(CANNOT_RUN));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -257,6 +304,7 @@ mod tests {
             spec: report.spec.clone(),
             streams: Vec::new(),
             exit: OnceLock::new(),
+            progress_at: AtomicU64::new(0),
         };
         report.state = RunState::Finished;
         assert!(one.finish(&report).unwrap_err().contains("cannot write"));
