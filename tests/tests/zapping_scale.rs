@@ -2,8 +2,8 @@
 //! through a Linux bridge with IGMPv3 / MLDv2 snooping, the channels driven by the run's own
 //! streams (the daemon sends them out of a second port of the bridge). Every zap is measured
 //! (none "not received"), nothing is lost while joined, and each zap's join delay agrees with
-//! a capture of the hosts' port: the host's TO_EX report to the channel's next datagram, as
-//! tcpdump timestamps them.
+//! a capture of the hosts' port (the host's TO_EX report to the channel's next datagram, as
+//! tcpdump timestamps them) within the bounds justified in `zapping_at_scale`.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -279,15 +279,22 @@ fn zapping_at_scale(test: &str, first_channel: &str, source: &str, queries: &str
     // Each zap: the daemon stamps a datagram when its loop reads it, the capture when the
     // bridge queues it for the port. They disagree by the loop's lag in reading, and when a
     // datagram queued just before the report was written is read just after it, by one
-    // datagram interval more (the daemon counts it, the capture the next one): at most
-    // 1000 / PPS ms = 10 ms, plus a lag bounded here by another 10 ms (a debug build, a
-    // shared machine). Most zaps see neither: the median within 2 ms (0.4 to 0.5 ms when
-    // written: the largest 1.9 ms for IGMP, 8.5 for MLD).
+    // datagram interval more (the daemon counts it, the capture the next one): 1000 / PPS =
+    // 10 ms. So: the median within 2 ms (most zaps see neither), 99 % within one interval
+    // and 5 ms of lag, and every zap within one interval and 40 ms of lag (a debug build on a
+    // machine shared with other tests: the OS can hold a loop turn that long, once in
+    // thousands of zaps). When written: median 0.39 / 0.54 ms, p99 1.4 / 2.0 ms, the largest
+    // 1.9 / 8.5 ms (IGMP / MLD).
     let interval_ms = 1000.0 / PPS as f64;
     assert!(at(0.5) < 2.0, "median {:.3} ms", at(0.5));
+    assert!(
+        at(0.99) < interval_ms + 5.0,
+        "p99 {:.3} ms: {differences:?}",
+        at(0.99)
+    );
     let worst = differences[differences.len() - 1];
     assert!(
-        worst < 2.0 * interval_ms,
+        worst < interval_ms + 40.0,
         "the largest difference {worst:.3} ms: {differences:?}"
     );
     assert!(
