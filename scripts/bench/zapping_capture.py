@@ -89,14 +89,22 @@ def main():
         i = bisect.bisect_left(times, sent)
         if i == len(times):
             continue
-        diffs.append(abs((times[i] - sent) * 1e9 - r["join_delay_ns"]) / 1e6)
+        diffs.append((r["join_delay_ns"] - (times[i] - sent) * 1e9) / 1e6)
     if diffs:
-        diffs, at = percentiles(diffs)
+        # Signed: later, the daemon read the datagram after the capture saw it (its loop's
+        # read lag); earlier, it counted a datagram queued before the report was written but
+        # read after it, where the capture has the next one (a datagram interval less).
+        later = [d for d in diffs if d > 1.0]
+        earlier = [d for d in diffs if d < -1.0]
+        diffs, at = percentiles([abs(d) for d in diffs])
         within = sum(d <= 1.0 for d in diffs)
         print(f"daemon vs capture join delay, |difference| ms over {len(diffs)} zaps "
               f"(of {len(report['records'])} records): p50 {at(0.5):.3f} p90 {at(0.9):.3f} "
               f"p99 {at(0.99):.3f} max {diffs[-1]:.3f}; within 1 ms: {within} "
               f"({100 * within / len(diffs):.2f} %)")
+        print(f"  the daemon's more than 1 ms later: {len(later)} (max "
+              f"{max(later, default=0):.3f} ms), more than 1 ms earlier: {len(earlier)} (max "
+              f"{-min(earlier, default=0):.3f} ms)")
     else:
         print("no zap matched in the capture")
 
