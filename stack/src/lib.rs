@@ -362,6 +362,8 @@ impl Args {
         );
         differ("http", self.http != running.http);
         differ("http_public", self.http_public != running.http_public);
+        differ("run_test", self.run_test != running.run_test);
+        differ("out", self.out != running.out);
         names
     }
 
@@ -526,6 +528,8 @@ mod tests {
             vec!["--ipv4", "10.99.0.2/24", "--ipv6-ll", "2001:db8::1"],
             vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "4"],
             vec!["--ipv4", "10.99.0.2/24", "--mld-version", "3"],
+            // --out is --run-test's.
+            vec!["--ipv4", "10.99.0.2/24", "--out", "reports"],
             vec!["--ipv4", "10.99.0.2/24", "--robustness", "0"],
             vec!["--ipv4", "10.99.0.2/24", "--mac", "02:00:00:00:00:01"],
             vec![
