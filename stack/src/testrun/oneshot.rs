@@ -16,11 +16,11 @@ use control::testrun::{ReportFormat, RunState, TestReport, TestSpec, Verdict};
 use super::report;
 
 /// Exit status: the run passed.
-pub const PASS: u8 = 0;
+pub const PASS: u8 = control::testrun::EXIT_PASS;
 /// Exit status: an SLA threshold was broken.
-pub const FAIL: u8 = 1;
+pub const FAIL: u8 = control::testrun::EXIT_FAIL;
 /// Exit status: the test could not run, or was stopped before its end.
-pub const CANNOT_RUN: u8 = 2;
+pub const CANNOT_RUN: u8 = control::testrun::EXIT_CANNOT_RUN;
 
 /// A line of progress on standard error at most this often (ns), as `tunmcastctl --wait`
 /// prints when not on a terminal.
@@ -116,7 +116,7 @@ impl OneShot {
     /// `--out`, a line of its figures on standard output; the exit status set. A report that
     /// cannot be written is an error of the run (exit 2).
     pub fn finish(&self, report: &TestReport) -> Result<(), String> {
-        let code = exit_code(report);
+        let code = report.exit_status();
         let written = match &self.out {
             Some(dir) => write_reports(dir, report),
             None => Ok(()),
@@ -126,16 +126,6 @@ impl OneShot {
             .exit
             .set(if written.is_ok() { code } else { CANNOT_RUN });
         written
-    }
-}
-
-/// 0 pass, 1 fail, 2 stopped (partial) or could not run: `tunmcastctl test run`'s.
-pub fn exit_code(report: &TestReport) -> u8 {
-    match (report.state, report.verdict) {
-        (RunState::Stopped, _) => CANNOT_RUN,
-        (_, Verdict::Pass) => PASS,
-        (_, Verdict::Fail) => FAIL,
-        (_, Verdict::Pending | Verdict::Error) => CANNOT_RUN,
     }
 }
 
@@ -291,11 +281,11 @@ mod tests {
             (Verdict::Error, CANNOT_RUN),
         ] {
             report.verdict = verdict;
-            assert_eq!(exit_code(&report), code, "{verdict:?}");
+            assert_eq!(report.exit_status(), code, "{verdict:?}");
         }
         report.state = RunState::Stopped;
         report.verdict = Verdict::Pass;
-        assert_eq!(exit_code(&report), CANNOT_RUN, "a partial run");
+        assert_eq!(report.exit_status(), CANNOT_RUN, "a partial run");
         assert!(summary_line(&report).contains("(stopped: partial)"));
         let unwritable = dir.join("report.json").join("below-a-file");
         let one = OneShot {
