@@ -57,6 +57,8 @@ cleanup() {
 trap cleanup EXIT
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Nanoseconds the daemon's threads spent runnable but waiting for a CPU (the scheduler's).
+waited() { cat /proc/"$1"/task/*/schedstat | awk '{s += $2} END {print s}'; }
 ctl() { "$BIN/tunmcastctl" --control "$DIR/ctl.sock" "$@"; }
 
 ip netns add "$NS"
@@ -143,13 +145,13 @@ print(sum(json.loads(stats(tap))["host_rx_packets"] for tap in taps))
 PY
 }
 HANDED0=$(handed)
-RSS0=$(rss "$DAEMON"); CPU0=$(cpu "$DAEMON"); T0=$(date +%s.%N)
+RSS0=$(rss "$DAEMON"); CPU0=$(cpu "$DAEMON"); WAIT0=$(waited "$DAEMON"); T0=$(date +%s.%N)
 set +e
 ctl test zapping --hosts "10.100.0.10-$LAST" --channels "$CHANNEL_LIST" --view-ms "$VIEW_MS" \
     --count "$COUNT" --leave-grace-ms 1500 --wait --out "$DIR/out" >"$DIR/run.txt" 2>"$DIR/run.err"
 STATUS=$?
 set -e
-T1=$(date +%s.%N); CPU1=$(cpu "$DAEMON"); RSS1=$(rss "$DAEMON")
+T1=$(date +%s.%N); CPU1=$(cpu "$DAEMON"); WAIT1=$(waited "$DAEMON"); RSS1=$(rss "$DAEMON")
 DROPPED1=$(tap_dropped)
 HANDED1=$(handed)
 if [ -n "${PERF_PID:-}" ]; then kill -INT "$PERF_PID"; wait "$PERF_PID" 2>/dev/null || true; fi
@@ -157,7 +159,7 @@ sleep 0.5
 kill -INT "$DUMP"; wait "$DUMP" 2>/dev/null || true; DUMP=
 echo "hosts $HOSTS on $PORTS TAP port(s), channels $CHANNELS at $RATE datagrams/s each, view $VIEW_MS ms, $COUNT joins each: exit $STATUS"
 echo "bridge: General Queries every $((QUERY_CS * 10)) ms (Max Resp Time $((RESPONSE_CS * 10)) ms), last member queries $LMC x $((LMI_CS * 10)) ms"
-python3 -c "print(f'run {$T1-$T0:.1f} s, daemon CPU {($CPU1-$CPU0)/100:.2f} s, RSS {$RSS0} -> {$RSS1} KiB')"
+python3 -c "print(f'run {$T1-$T0:.1f} s, daemon CPU {($CPU1-$CPU0)/100:.2f} s (and {($WAIT1-$WAIT0)/1e9:.2f} s runnable waiting for a CPU), RSS {$RSS0} -> {$RSS1} KiB')"
 echo "TAP queues (bridge to the daemon): $((DROPPED1 - DROPPED0)) frames dropped during the run"
 echo "packets handed to the hosts (queries: each to every host of its port): $((HANDED1 - HANDED0))"
 echo "capture: $(grep -E 'captured|dropped by kernel' "$DIR/dump.err" | tr '\n' ' ')"
