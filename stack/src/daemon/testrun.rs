@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use control::testrun::{
-    ReportFormat, RunState, TestReportReply, TestSelect, TestSpec, TestStartArgs, TestStartReply,
+    ReportFormat, TestReportReply, TestSelect, TestSpec, TestStartArgs, TestStartReply,
     TestStatusReply,
 };
 use log::{info, warn};
@@ -16,7 +16,7 @@ use super::streams::StreamAction;
 use super::{Daemon, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
 use crate::datapath::Datagram;
-use crate::testrun::oneshot::{self, OneShot};
+use crate::testrun::oneshot::OneShot;
 use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action};
 use control::stream_header::StreamHeader;
@@ -240,13 +240,8 @@ impl Daemon {
         if !actions.is_empty() {
             self.test_actions(actions);
         }
-        if let (Some(one), Some(name)) = (&self.tests.one_shot, self.tests.running_name()) {
-            if let Ok(run) = self.tests.run(Some(name)) {
-                let now = self.now_ns();
-                if let Some(line) = one.progress(now, || run.progress(now)) {
-                    eprintln!("{line}");
-                }
-            }
+        if let Some(line) = self.tests.one_shot_progress(self.now_ns()) {
+            eprintln!("{line}");
         }
         if !self.tests.is_running() {
             if let Ok(run) = self.tests.run(None) {
@@ -257,37 +252,11 @@ impl Daemon {
         }
     }
 
-    /// `--run-test`: once its run is over (finished, stopped or failed, its streams settled),
-    /// its reports are written and the exit status set; the loop then leaves every group and
-    /// exits ([`TestRuns::one_shot_over`]).
+    /// `--run-test`: its reports once its run is over ([`crate::testrun::TestRuns`]).
     fn finish_one_shot(&mut self) {
-        let Some(one) = self.tests.one_shot.clone() else {
-            return;
-        };
-        if one.is_over() {
-            return;
-        }
-        let Ok(run) = self.tests.run(Some(one.spec.name())) else {
-            return;
-        };
-        if run.state == RunState::Running {
-            return;
-        }
-        let report = run.report(
-            self.now_ns(),
-            &|id| self.test_host_name(id),
-            usize::MAX,
-            true,
-        );
-        if let Err(e) = one.finish(&report) {
-            eprintln!("tunmcastd: --run-test {}: {e}", one.file.display());
-        }
-        info!(
-            "--run-test {}: test {} over, exit status {}",
-            one.file.display(),
-            report.name,
-            one.exit_code().unwrap_or(oneshot::CANNOT_RUN)
-        );
+        let now = self.now_ns();
+        self.tests
+            .finish_one_shot(now, &|id| self.test_host_name(id));
     }
 
     /// How long the loop may sleep, at most `timeout`, for the running test's next step.
@@ -454,12 +423,7 @@ impl Daemon {
             }
             self.tests.one_shot = Some(one.clone());
             if let Err(e) = self.start_test_with(one.spec.clone(), &one.streams) {
-                eprintln!(
-                    "tunmcastd: --run-test {}: test {} cannot start: {e}",
-                    one.file.display(),
-                    one.spec.name()
-                );
-                one.could_not_run();
+                one.could_not_run(&e);
             }
             return Ok(());
         }

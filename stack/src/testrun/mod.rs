@@ -424,6 +424,41 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
         self.one_shot.as_ref().is_some_and(|o| o.is_over())
     }
 
+    /// `--run-test`: a line of its run's progress at `now`, every
+    /// [`oneshot::PROGRESS_EVERY`] while it runs (O(1)).
+    pub fn one_shot_progress(&self, now: Nanos) -> Option<String> {
+        let one = self.one_shot.as_ref()?;
+        let run = self.run(Some(self.running_name()?)).ok()?;
+        one.progress(now, || run.progress(now))
+    }
+
+    /// `--run-test`: once its run is over (finished, stopped or failed; its streams settled
+    /// first), its reports written (hosts named by `name`) and the exit status set, once.
+    pub fn finish_one_shot(&self, now: Nanos, name: &dyn Fn(H) -> String) {
+        let Some(one) = &self.one_shot else {
+            return;
+        };
+        if one.is_over() {
+            return;
+        }
+        let Ok(run) = self.run(Some(one.spec.name())) else {
+            return;
+        };
+        if run.state == RunState::Running {
+            return;
+        }
+        let report = run.report(now, name, usize::MAX, true);
+        if let Err(e) = one.finish(&report) {
+            eprintln!("tunmcastd: --run-test {}: {e}", one.file.display());
+        }
+        log::info!(
+            "--run-test {}: test {} over, exit status {}",
+            one.file.display(),
+            report.name,
+            one.exit_code().unwrap_or(oneshot::CANNOT_RUN)
+        );
+    }
+
     /// Whether a run is going: the loop then credits datagrams to the hosts.
     pub fn is_running(&self) -> bool {
         self.running.is_some()

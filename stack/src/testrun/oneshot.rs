@@ -97,7 +97,7 @@ impl OneShot {
         ))
     }
 
-    /// The exit status, once [`OneShot::finish`] or [`OneShot::could_not_run`] said it.
+    /// The exit status, once [`OneShot::finish`] or [`OneShot::could_not_run`] set it.
     pub fn exit_code(&self) -> Option<u8> {
         self.exit.get().copied()
     }
@@ -107,8 +107,13 @@ impl OneShot {
         self.exit.get().is_some()
     }
 
-    /// The test could not start: exit 2.
-    pub fn could_not_run(&self) {
+    /// The test could not start, for `why` (said on standard error): exit 2.
+    pub fn could_not_run(&self, why: &str) {
+        eprintln!(
+            "tunmcastd: --run-test {}: test {} cannot start: {why}",
+            self.file.display(),
+            self.spec.name()
+        );
         let _ = self.exit.set(CANNOT_RUN);
     }
 
@@ -253,7 +258,7 @@ mod tests {
             )
         );
         assert_eq!(line(1_000 + PROGRESS_EVERY + 1), None, "not again at once");
-        one.could_not_run();
+        one.could_not_run("no host");
         assert_eq!(one.exit_code(), Some(CANNOT_RUN));
         std::fs::remove_dir_all(&dir).unwrap();
     }
