@@ -641,5 +641,26 @@ pub struct TestReport {
     pub capacity: Option<CapacityResult>,
 }
 
+/// Exit status of a run waited for: it passed.
+pub const EXIT_PASS: u8 = 0;
+/// Exit status: an SLA threshold was broken.
+pub const EXIT_FAIL: u8 = 1;
+/// Exit status: the test could not run, or was stopped before its end (a partial report).
+pub const EXIT_CANNOT_RUN: u8 = 2;
+
+impl TestReport {
+    /// The exit status of `tunmcastctl test run` / `--wait` and `tunmcastd --run-test` for
+    /// this report: [`EXIT_PASS`], [`EXIT_FAIL`], or [`EXIT_CANNOT_RUN`] when it was stopped
+    /// or has no verdict.
+    pub fn exit_status(&self) -> u8 {
+        match (self.state, self.verdict) {
+            (RunState::Stopped, _) => EXIT_CANNOT_RUN,
+            (_, Verdict::Pass) => EXIT_PASS,
+            (_, Verdict::Fail) => EXIT_FAIL,
+            (_, Verdict::Pending | Verdict::Error) => EXIT_CANNOT_RUN,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -48,7 +48,8 @@ use clap::{CommandFactory, Parser};
                   SIGHUP re-reads the --config file and applies the log level and the `[[link]]` \
                   tables (links and hosts added and removed).\n\
                   Exit status: 0 after a clean stop, 1 on a runtime error, 2 on a usage or \
-                  configuration error."
+                  configuration error; with --run-test, 0 the test passed, 1 it failed, 2 it \
+                  could not run."
 )]
 pub struct Args {
     /// The device to attach to: a TUN device (created if it does not exist), or with --tap a
@@ -157,6 +158,17 @@ pub struct Args {
     /// network, without authentication (logged at start).
     #[arg(long, requires = "http")]
     pub http_public: bool,
+    /// Run one test and exit: once the links are open, the first `[[test]]` table of FILE
+    /// (its `[[stream]]` tables sent for the run, removed after), as `tunmcastctl test run`
+    /// does; then its reports to --out, every group left, and the exit status 0 when it
+    /// passed, 1 when an SLA threshold was broken, 2 when it could not run (a bad file is
+    /// refused with the file, the line and the key before anything starts) or was stopped.
+    #[arg(long, value_name = "FILE")]
+    pub run_test: Option<PathBuf>,
+    /// With --run-test: the directory (created) for `report.json`, `junit.xml` and
+    /// `report.html`, as `tunmcastctl test run --out DIR` writes them.
+    #[arg(long, value_name = "DIR", requires = "run_test")]
+    pub out: Option<PathBuf>,
 }
 
 /// `--solicited-node`: which hosts join their solicited-node group.
@@ -350,6 +362,8 @@ impl Args {
         );
         differ("http", self.http != running.http);
         differ("http_public", self.http_public != running.http_public);
+        differ("run_test", self.run_test != running.run_test);
+        differ("out", self.out != running.out);
         names
     }
 
@@ -467,12 +481,26 @@ pub fn main() -> ExitCode {
     }
     let (args, topology, tests) = Args::from_command_line();
     logging::init(&args.log_filter());
-    match daemon::run(args, topology, tests) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tunmcastd: {e:#}");
-            ExitCode::FAILURE
-        }
+    // --run-test: the file is read and checked before anything starts.
+    let one_shot = match &args.run_test {
+        Some(file) => match testrun::oneshot::OneShot::load(file, args.out.clone()) {
+            Ok(one) => Some(std::sync::Arc::new(one)),
+            Err(e) => {
+                eprintln!("tunmcastd: --run-test {e}");
+                return ExitCode::from(testrun::oneshot::CANNOT_RUN);
+            }
+        },
+        None => None,
+    };
+    let result = daemon::run(args, topology, tests, one_shot.clone());
+    if let Err(e) = &result {
+        eprintln!("tunmcastd: {e:#}");
+    }
+    match (result, one_shot) {
+        // Its verdict's status; none when the daemon stopped before the run was over.
+        (_, Some(one)) => ExitCode::from(one.exit_code().unwrap_or(testrun::oneshot::CANNOT_RUN)),
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Err(_), None) => ExitCode::FAILURE,
     }
 }
 
@@ -500,6 +528,8 @@ mod tests {
             vec!["--ipv4", "10.99.0.2/24", "--ipv6-ll", "2001:db8::1"],
             vec!["--ipv4", "10.99.0.2/24", "--igmp-version", "4"],
             vec!["--ipv4", "10.99.0.2/24", "--mld-version", "3"],
+            // --out is --run-test's.
+            vec!["--ipv4", "10.99.0.2/24", "--out", "reports"],
             vec!["--ipv4", "10.99.0.2/24", "--robustness", "0"],
             vec!["--ipv4", "10.99.0.2/24", "--mac", "02:00:00:00:00:01"],
             vec![

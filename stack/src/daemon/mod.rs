@@ -120,6 +120,7 @@ pub fn run(
     args: Args,
     topology: Topology,
     tests: Vec<crate::config::TestTable>,
+    one_shot: Option<Arc<crate::testrun::oneshot::OneShot>>,
 ) -> anyhow::Result<()> {
     raise_fd_limit();
     let mut poll = Poll::new().context("cannot create the event loop")?;
@@ -182,7 +183,7 @@ pub fn run(
         tracking,
         daemon.clock.now(),
     )?;
-    daemon.testing().start_configured_tests(tests)?;
+    daemon.testing().start_configured_tests(tests, one_shot)?;
     daemon.flush();
     // The control socket is bound and the saved state restored: tell systemd (Type=notify).
     service_notify(&[
@@ -413,6 +414,10 @@ impl Daemon {
                 self.listeners.reap(&mut engines, now);
             }
             self.testing().advance_tests();
+            if self.tests.one_shot_over() {
+                info!("--run-test: over, leaving every group");
+                return self.shutdown();
+            }
             self.flush_some(0);
             // Test streams last: the protocol's packets and the replies went out first.
             self.traffic().send_streams();

@@ -2,6 +2,7 @@
 //! has due (`crate::testrun`), made as its own owner's requests so that they never touch a
 //! user's joins of the same groups.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use control::testrun::{
@@ -19,6 +20,7 @@ use super::view::View;
 use super::{Clock, HostId, LinkId};
 use crate::control::{Body, DaemonReply};
 use crate::streams::Streams;
+use crate::testrun::oneshot::OneShot;
 use crate::testrun::traffic::RunTraffic;
 use crate::testrun::{owner_name, report, Action, TestRuns};
 use crate::topology::Topology;
@@ -182,6 +184,7 @@ impl Testing<'_> {
         self.tests.stop(self.clock.now_ns(), error, &mut actions);
         self.test_actions(actions);
         self.settle_test_traffic();
+        self.finish_one_shot();
     }
 
     /// The running test's steps due now. Once a turn: O(steps due).
@@ -194,12 +197,24 @@ impl Testing<'_> {
         if !actions.is_empty() {
             self.test_actions(actions);
         }
+        if let Some(line) = self.tests.one_shot_progress(self.clock.now_ns()) {
+            eprintln!("{line}");
+        }
         if !self.tests.is_running() {
             if let Ok(run) = self.tests.run(None) {
                 info!("test {} is over", run.spec.name());
             }
             self.settle_test_traffic();
+            self.finish_one_shot();
         }
+    }
+
+    /// `--run-test`: its reports once its run is over ([`crate::testrun::TestRuns`]).
+    fn finish_one_shot(&mut self) {
+        let now = self.clock.now_ns();
+        let hosts = &*self.hosts;
+        self.tests
+            .finish_one_shot(now, &|id| test_host_name(hosts, id));
     }
 
     /// How long the loop may sleep, at most `timeout`, for the running test's next step.
@@ -330,9 +345,23 @@ impl Testing<'_> {
     pub(super) fn start_configured_tests(
         &mut self,
         tables: Vec<crate::config::TestTable>,
+        one_shot: Option<Arc<OneShot>>,
     ) -> anyhow::Result<()> {
         let first = tables.iter().find(|t| t.start).map(|t| t.spec.clone());
         self.tests.configured = tables.into_iter().map(|t| t.spec).collect();
+        if let Some(one) = one_shot {
+            if let Some(first) = &first {
+                info!(
+                    "--run-test: [[test]] {} (start = true) is not started",
+                    first.name()
+                );
+            }
+            self.tests.one_shot = Some(one.clone());
+            if let Err(e) = self.start_test_with(one.spec.clone(), &one.streams) {
+                one.could_not_run(&e);
+            }
+            return Ok(());
+        }
         if let Some(spec) = first {
             let name = spec.name().to_string();
             self.start_test(spec)
@@ -417,10 +446,14 @@ impl View<'_> {
         }))
     }
 
-    /// A host as reports name it: its IPv4 address.
     fn test_host_name(&self, id: HostId) -> String {
-        self.hosts
-            .get(id)
-            .map_or_else(|| format!("#{id}"), |h| h.addrs.ipv4.0.to_string())
+        test_host_name(self.hosts, id)
     }
+}
+
+/// A host as reports name it: its IPv4 address.
+fn test_host_name(hosts: &Hosts, id: HostId) -> String {
+    hosts
+        .get(id)
+        .map_or_else(|| format!("#{id}"), |h| h.addrs.ipv4.0.to_string())
 }

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use control::testrun::{RunState, TestReport, TestSpec, Verdict, REPORT_SCHEMA};
 
 pub mod capacity;
+pub mod oneshot;
 pub mod report;
 pub mod rfc3918;
 pub mod summary;
@@ -393,6 +394,8 @@ pub struct TestRuns<H, L> {
     by_host: HashSet<H>,
     /// Every run's join and leave delays, for `/metrics`.
     histograms: tally::ZapHistograms,
+    /// `--run-test`: the one test the daemon runs before it exits.
+    pub one_shot: Option<std::sync::Arc<oneshot::OneShot>>,
 }
 
 impl<H, L> Default for TestRuns<H, L> {
@@ -403,6 +406,7 @@ impl<H, L> Default for TestRuns<H, L> {
             configured: Vec::new(),
             by_host: HashSet::new(),
             histograms: tally::ZapHistograms::default(),
+            one_shot: None,
         }
     }
 }
@@ -412,6 +416,47 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
     /// first run, so that a daemon that never ran a test shows no such families.
     pub fn histograms(&self) -> Option<&tally::ZapHistograms> {
         (!self.runs.is_empty()).then_some(&self.histograms)
+    }
+
+    /// Whether the `--run-test` run is over (its reports written) or could not start: the
+    /// daemon then leaves every group and exits.
+    pub fn one_shot_over(&self) -> bool {
+        self.one_shot.as_ref().is_some_and(|o| o.is_over())
+    }
+
+    /// `--run-test`: a line of its run's progress at `now`, every
+    /// [`oneshot::PROGRESS_EVERY`] while it runs (O(1)).
+    pub fn one_shot_progress(&self, now: Nanos) -> Option<String> {
+        let one = self.one_shot.as_ref()?;
+        let run = self.run(Some(self.running_name()?)).ok()?;
+        one.progress(now, || run.progress(now))
+    }
+
+    /// `--run-test`: once its run is over (finished, stopped or failed; its streams settled
+    /// first), its reports written (hosts named by `name`) and the exit status set, once.
+    pub fn finish_one_shot(&self, now: Nanos, name: &dyn Fn(H) -> String) {
+        let Some(one) = &self.one_shot else {
+            return;
+        };
+        if one.is_over() {
+            return;
+        }
+        let Ok(run) = self.run(Some(one.spec.name())) else {
+            return;
+        };
+        if run.state == RunState::Running {
+            return;
+        }
+        let report = run.report(now, name, usize::MAX, true);
+        if let Err(e) = one.finish(&report) {
+            eprintln!("tunmcastd: --run-test {}: {e}", one.file.display());
+        }
+        log::info!(
+            "--run-test {}: test {} over, exit status {}",
+            one.file.display(),
+            report.name,
+            one.exit_code().unwrap_or(oneshot::CANNOT_RUN)
+        );
     }
 
     /// Whether a run is going: the loop then credits datagrams to the hosts.

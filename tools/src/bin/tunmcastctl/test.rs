@@ -17,7 +17,7 @@ use control::test_capacity::CapacitySpec;
 use control::test_traffic::TestTraffic;
 use control::testrun::{
     JoinLeaveSpec, ReportFormat, RunState, Sla, TestReport, TestReportReply, TestSelect, TestSpec,
-    TestStartArgs, TestStartReply, TestStatusReply, Verdict, ZapMode, ZapOrder, ZappingSpec,
+    TestStartArgs, TestStartReply, TestStatusReply, ZapMode, ZapOrder, ZappingSpec,
     DEFAULT_THRESHOLDS_MS,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -287,7 +287,7 @@ impl Common {
 }
 
 /// Exit status 2: the test could not run.
-const CANNOT_RUN: u8 = 2;
+const CANNOT_RUN: u8 = control::testrun::EXIT_CANNOT_RUN;
 
 /// Runs a `test` subcommand; the exit status as the module says.
 pub fn main(control: Option<&Path>, json: bool, command: TestCommand) -> ExitCode {
@@ -498,12 +498,7 @@ fn run(control: Option<&Path>, json: bool, command: TestCommand) -> anyhow::Resu
             write_file(&dir.join(file), &rendered.content)?;
         }
     }
-    Ok(match (report.state, report.verdict) {
-        (RunState::Stopped, _) => ExitCode::from(CANNOT_RUN),
-        (_, Verdict::Pass) => ExitCode::SUCCESS,
-        (_, Verdict::Fail) => ExitCode::from(1),
-        (_, Verdict::Pending | Verdict::Error) => ExitCode::from(CANNOT_RUN),
-    })
+    Ok(ExitCode::from(report.exit_status()))
 }
 
 fn given(spec: TestSpec) -> TestStartArgs {

@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""A zapping run's report against a capture of its hosts' port (scripts/bench-zapping.sh).
+
+Usage: zapping_capture.py REPORT_JSON FIELDS_TXT GQ_MRT_MS GSQ_MRT_MS
+
+FIELDS_TXT is `tshark -T fields` output, tab-separated: frame.time_epoch, sll.ifindex (the
+port, in a capture of several; empty in one port's), ip.src, ip.dst, igmp.type, igmp.maddr,
+igmp.record_type, udp.dstport (IGMPv3 and UDP only). Every time is the port's own: a host's
+report and the datagrams and queries of its port.
+
+Prints:
+- the run's figures (zaps, not received, join and leave delays);
+- per zap, the daemon's join delay against the capture's (the host's first TO_EX(G) report to
+  the next datagram of G), |difference| percentiles and how many within 1 ms;
+- the hosts' current-state reports (IS_EX / IS_IN records: query answers) against the
+  queries: an answer is in time when a query it answers (a General Query, or a query of its
+  group) came at most that query's Max Resp Time before it; the others are late (by how much
+  past the latest such query's Max Resp Time).
+"""
+
+import bisect
+import json
+import sys
+
+IGMP_QUERY = "0x11"
+TO_EX = "4"
+CURRENT_STATE = ("1", "2")  # MODE_IS_INCLUDE, MODE_IS_EXCLUDE
+
+
+def percentiles(values):
+    values = sorted(values)
+    at = lambda q: values[min(len(values) - 1, int(q * len(values)))]
+    return values, at
+
+
+def main():
+    report = json.load(open(sys.argv[1]))
+    fields = sys.argv[2]
+    gq_mrt = float(sys.argv[3]) / 1e3
+    gsq_mrt = float(sys.argv[4]) / 1e3
+    ms = lambda ns: f"{ns / 1e6:.3f}"
+    j, l = report["join_delay"], report["leave_delay"]
+    print(f"verdict {report['verdict']}, zaps {report['zaps']} of {report['zaps_planned']}, "
+          f"not received {report['not_received']}, leaves shared {report['leave_shared']}")
+    print(f"join delay ms: min {ms(j['min_ns'])} p50 {ms(j['p50_ns'])} p90 {ms(j['p90_ns'])} "
+          f"p99 {ms(j['p99_ns'])} max {ms(j['max_ns'])} ({j['count']} zaps)")
+    print(f"leave delay ms: p50 {ms(l['p50_ns'])} p99 {ms(l['p99_ns'])} ({l['count']})")
+
+    joins = {}          # (host, group) -> first TO_EX report time
+    port_of = {}        # host -> its port
+    datagrams = {}      # (port, group) -> times
+    general = {}        # port -> General Query times
+    specific = {}       # (port, group) -> its query times
+    answers = []        # (time, port, group) of each current-state record
+    for line in open(fields):
+        f = line.rstrip("\n").split("\t")
+        if len(f) < 8:
+            continue
+        t, port, src, dst, kind, maddr, records, udp = float(f[0]), *f[1:8]
+        if udp:
+            if not dst.startswith("224.0.0."):
+                datagrams.setdefault((port, dst), []).append(t)
+            continue
+        if kind == IGMP_QUERY:
+            if maddr in ("", "0.0.0.0"):
+                general.setdefault(port, []).append(t)
+            else:
+                specific.setdefault((port, maddr), []).append(t)
+            continue
+        if not records:
+            continue
+        # Seen first on its own port; the bridge's copies (to itself, to router ports) after.
+        if port_of.setdefault(src, port) != port:
+            continue
+        for group, record in zip(maddr.split(","), records.split(",")):
+            if record == TO_EX:
+                joins.setdefault((src, group), t)
+            elif record in CURRENT_STATE:
+                answers.append((t, port, group))
+
+    diffs = []
+    for r in report["records"]:
+        if r.get("to") is None or r.get("join_delay_ns") is None:
+            continue
+        sent = joins.get((r["host"], r["to"]))
+        times = datagrams.get((port_of.get(r["host"]), r["to"]), [])
+        if sent is None:
+            continue
+        i = bisect.bisect_left(times, sent)
+        if i == len(times):
+            continue
+        diffs.append((r["join_delay_ns"] - (times[i] - sent) * 1e9) / 1e6)
+    if diffs:
+        # Signed: later, the daemon read the datagram after the capture saw it (its loop's
+        # read lag); earlier, it counted a datagram queued before the report was written but
+        # read after it, where the capture has the next one (a datagram interval less).
+        later = [d for d in diffs if d > 1.0]
+        earlier = [d for d in diffs if d < -1.0]
+        diffs, at = percentiles([abs(d) for d in diffs])
+        within = sum(d <= 1.0 for d in diffs)
+        print(f"daemon vs capture join delay, |difference| ms over {len(diffs)} zaps "
+              f"(of {len(report['records'])} records): p50 {at(0.5):.3f} p90 {at(0.9):.3f} "
+              f"p99 {at(0.99):.3f} max {diffs[-1]:.3f}; within 1 ms: {within} "
+              f"({100 * within / len(diffs):.2f} %)")
+        print(f"  the daemon's more than 1 ms later: {len(later)} (max "
+              f"{max(later, default=0):.3f} ms), more than 1 ms earlier: {len(earlier)} (max "
+              f"{-min(earlier, default=0):.3f} ms)")
+    else:
+        print("no zap matched in the capture")
+
+    for times in list(general.values()) + list(specific.values()):
+        times.sort()
+    late = []
+    unknown = 0
+    for t, port, group in answers:
+        # The latest General Query and query of its group on its port at or before it.
+        port_general = general.get(port, [])
+        i = bisect.bisect_right(port_general, t)
+        g = port_general[i - 1] if i else None
+        times = specific.get((port, group), [])
+        k = bisect.bisect_right(times, t)
+        s = times[k - 1] if k else None
+        past = []
+        if g is not None:
+            past.append(t - g - gq_mrt)
+        if s is not None:
+            past.append(t - s - gsq_mrt)
+        if not past:
+            unknown += 1  # its query came before the capture started
+        elif min(past) > 0:
+            late.append(min(past))
+    answers_known = len(answers) - unknown
+    gsq = sum(len(v) for v in specific.values())
+    print(f"queries captured: {sum(len(v) for v in general.values())} general (every port's) (Max Resp Time {gq_mrt * 1e3:.0f} ms), "
+          f"{gsq} group-specific ({gsq_mrt * 1e3:.0f} ms)")
+    if late:
+        late, at = percentiles(late)
+        print(f"query answers: {answers_known} current-state records after a captured query, "
+              f"{answers_known - len(late)} inside a query's Max Resp Time, {len(late)} late: "
+              f"by p50 {at(0.5) * 1e3:.1f} p99 {at(0.99) * 1e3:.1f} max {late[-1] * 1e3:.1f} ms")
+    else:
+        print(f"query answers: {answers_known} current-state records after a captured query, "
+              f"every one inside a query's Max Resp Time")
+
+
+if __name__ == "__main__":
+    main()
