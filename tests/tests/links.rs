@@ -542,3 +542,70 @@ fn listeners_are_joins_of_their_host_and_hear_their_link_only() {
     let refused = daemon.ctl(&["listen", "239.5.5.6", "--hosts", "10.99.0.10-10.99.0.11"]);
     assert!(!refused.status.success());
 }
+
+/// A query about one group reaches only the hosts holding it, as a network card's multicast
+/// filter lets through only its host's groups: the other hosts are not handed it (their
+/// counters stay), the holders answer it. A general query still reaches every host.
+#[test]
+fn a_query_about_one_group_reaches_only_the_hosts_holding_it() {
+    let Some(ns) = Netns::new("links_specific_query") else {
+        return;
+    };
+    ns.ip(&["tuntap", "add", "dev", "tap1", "mode", "tap"]);
+    // Nothing else on the link: the kernel's own IPv6 (its MLD reports, router and neighbour
+    // solicitations) would reach every host too.
+    ns.exec_ok(&["sysctl", "-qw", "net.ipv6.conf.tap1.disable_ipv6=1"]);
+    ns.ip(&["addr", "add", "10.99.0.1/24", "dev", "tap1"]);
+    ns.ip(&["link", "set", "tap1", "up"]);
+    let (daemon, _) = spawn_linked(
+        &ns,
+        "solicited_node = \"off\"\n[[link]]\ndevice = \"tap1\"\nkind = \"tap\"\n\
+         suppression = false\n[[link.hosts]]\ncount = 6\nipv4 = \"10.99.0.10/24\"\n",
+    );
+    daemon.ctl_ok(&["join", "239.2.2.2", "--hosts", "10.99.0.10-10.99.0.11"]);
+    let hosts: Vec<String> = (10..16).map(|n| format!("10.99.0.{n}")).collect();
+    let handed = || -> Vec<u64> {
+        hosts
+            .iter()
+            .map(|h| {
+                daemon.ctl_json(&["stats", "--host", h])["host_rx_packets"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let query = |group: Option<&str>| {
+        let mut args = vec!["--dev", "tap1", "--igmp", "3", "--max-resp-ms", "500"];
+        if let Some(group) = group {
+            args.extend(["--group", group]);
+        }
+        args.extend(["--count", "1", "--listen-ms", "1500", "--json"]);
+        let mut querier = ns.querier(&args);
+        assert!(
+            querier.wait_exit(secs(6)).is_some(),
+            "mcquerier still listening: {}",
+            querier.output()
+        );
+        querier.heard()
+    };
+    let before = handed();
+    let heard = query(Some("239.2.2.2"));
+    let after = handed();
+    let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(deltas, [1, 1, 0, 0, 0, 0], "the query handed to each host");
+    let answered: BTreeSet<&str> = heard
+        .iter()
+        .filter(|v| v["type"] == "v3-report")
+        .filter_map(|v| v["src"].as_str())
+        .collect();
+    assert_eq!(
+        answered,
+        BTreeSet::from(["10.99.0.10", "10.99.0.11"]),
+        "{heard:?}"
+    );
+    let before = handed();
+    query(None);
+    let after = handed();
+    let deltas: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(deltas, [1; 6], "a general query handed to each host");
+}

@@ -84,6 +84,8 @@ pub(super) enum MemberHint {
 /// Time), not from its turn. Packets are handed on in the order they were read.
 pub(super) struct Fanout {
     pub packet: Vec<u8>,
+    /// Only the hosts holding this group get it (a query about one group).
+    pub only: Option<IpAddr>,
     /// The index in the link's host list of the next host to hand it to.
     pub next: usize,
     /// When it was read.
