@@ -17,20 +17,19 @@ use control::streams::{
 use log::{info, warn};
 
 use super::links::Audience;
-use super::{Daemon, LinkId};
+use super::{Daemon, HostId, LinkId};
 use crate::datapath::Datagram;
-use crate::ids::{Id, StreamId};
+use crate::ids::{FlowId, Id, StreamId};
 use crate::streams::check::{listener_receiver, Admission};
 use crate::streams::{StreamSpec, TURN_BUDGET};
 use crate::topology::LinkKind;
 use control::stream_header::StreamHeader;
 
-/// Hosts a read burst hands datagrams to at most (then it ends, the link still readable): about
-/// 10 ms of checking in a release build, so that at 10^4 members a frame the protocol's timers
-/// run every two frames instead of after 256 of them (a second or more). Measured with
-/// `scripts/bench-streams-scale.sh` (stack/BENCHMARKS.md): with 16 Ki, 9,987 of 10,000 hosts
-/// answered a General Query inside its Max Resp Time while checking 2.2 × 10^6 host-datagrams
-/// a second (without the bound, 2,566); with 4 Ki, one frame a turn, the loop fell behind.
+/// Hosts a read burst measures the delays of at most (then it ends, the link still readable):
+/// with `--delays`, each datagram is handed to every member's delay tracker record (about
+/// 0.3 µs each), so that at 10^4 members a frame the protocol's timers run every two frames
+/// instead of after 256 of them. The test streams' checking does not count here: it costs
+/// O(1) per frame whatever the members (`streams::check`).
 pub(super) const MEMBER_WORK_PER_BURST: usize = 16 * 1024;
 
 /// Which of `stream_remove`, `stream_start`, `stream_stop`.
@@ -45,8 +44,10 @@ impl Daemon {
     /// A multicast datagram read on link `id` at `at`, handed to the members of its group the
     /// frame was for: counted per host, its time given to the delay tracker (unless the host's
     /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
-    /// header, checked per (host, source, group). Where the link keeps member sets (delays,
-    /// streams checked, hosts that hear each other). O(the group's members).
+    /// header, checked once for its flow (link, source, group), whose counts are every member's
+    /// (`streams::check`). Where the link keeps member sets (delays, streams checked, hosts
+    /// that hear each other). O(the group's members) for the per-host counter and the delays;
+    /// the check is O(1) but once per new flow (each member's reception).
     pub(super) fn datagram_to_members(
         &mut self,
         id: LinkId,
@@ -59,77 +60,105 @@ impl Daemon {
             .is_checking()
             .then(|| StreamHeader::decode(datagram.payload))
             .flatten();
+        let members = self.links[id].members.get(&datagram.group);
         // Interned only for a group some host joined: a flood of datagrams to ever new
         // groups makes no flows.
-        let joined_by_some = self.links[id]
-            .members
-            .get(&datagram.group)
-            .is_some_and(|m| !m.is_empty());
-        let flow = header.filter(|_| joined_by_some).map(|_| {
+        let joined_by_some = members.is_some_and(|m| !m.is_empty());
+        // A frame for one host's MAC on a shared link is not its flow's: checked only when it
+        // reaches every member.
+        let reaches_all = match audience {
+            Audience::Everyone => true,
+            Audience::One(host) => members.is_none_or(|m| m.iter().all(|&h| h == host)),
+        };
+        if let Some(header) = header.filter(|_| joined_by_some && reaches_all) {
+            let flow = self.stream_flow(id, datagram, at);
+            // What each `listen` client receives, checked against its own filter: a client
+            // that asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of
+            // its host admits S2.
+            let listeners: Vec<(u32, Admission)> = self
+                .listeners
+                .reached(id, datagram)
+                .map(|(listener, admitted)| {
+                    let admission = if admitted {
+                        Admission::Admitted
+                    } else {
+                        Admission::Excluded
+                    };
+                    (listener_receiver(listener.as_u64()), admission)
+                })
+                .collect();
             self.streams
                 .receivers
-                .flow(id, datagram.src, datagram.group)
-        });
-        let link = &self.links[id];
-        let members = link.members.get(&datagram.group);
-        if let Some(members) = members {
-            self.member_work = self.member_work.saturating_add(members.len());
-            // Kept only where needed: delays measured, streams checked, or hosts that
-            // hear each other.
+                .frame(flow, &header, datagram.payload.len(), at, &listeners);
+        }
+        let measured = self.delays.is_on();
+        if let Some(members) = self.links[id].members.get(&datagram.group) {
+            if measured {
+                self.member_work = self.member_work.saturating_add(members.len());
+            }
             for &host in members {
                 if audience.admits(host) {
-                    let h = &self.hosts[host];
-                    let admission = Admission::of(self.cores[h.core].engine.admits_source(
-                        h.ifindex,
-                        datagram.group,
-                        datagram.src,
-                    ));
-                    // Only the right (S,G) measures: a source the filter excludes
-                    // neither makes a join nor, after the leave, delays it.
-                    self.delays.datagram(
-                        h.delay_number,
-                        datagram.group,
-                        datagram.src,
-                        admission == Admission::Admitted,
-                        at,
-                    );
-                    if let (Some(header), Some(flow)) = (&header, flow) {
-                        self.streams.receivers.datagram(
-                            h.delay_number,
-                            flow,
-                            header,
-                            datagram.payload.len(),
-                            admission,
-                            at,
-                        );
+                    if measured {
+                        // Only the right (S,G) measures: a source the filter excludes
+                        // neither makes a join nor, after the leave, delays it.
+                        let admitted = self.admission(host, datagram.group, datagram.src)
+                            == Admission::Admitted;
+                        let number = self.hosts[host].delay_number;
+                        self.delays
+                            .datagram(number, datagram.group, datagram.src, admitted, at);
                     }
                     self.hosts[host].io.host_rx_datagrams += 1;
                 }
             }
         }
-        // What each `listen` client receives, checked against its own filter: a client that
-        // asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of its host
-        // admits S2.
-        if let (Some(header), Some(flow)) = (&header, flow) {
-            for (listener, admitted) in self.listeners.reached(id, datagram) {
-                let admission = if admitted {
-                    Admission::Admitted
-                } else {
-                    Admission::Excluded
-                };
-                self.streams.receivers.datagram(
-                    listener_receiver(listener.as_u64()),
-                    flow,
-                    header,
-                    datagram.payload.len(),
-                    admission,
-                    at,
-                );
-            }
-        }
         if header.is_some() && !joined_by_some {
             self.streams.receivers.not_joined(id);
         }
+    }
+
+    /// What host `host`'s filter says of `source` in `group`.
+    fn admission(&self, host: HostId, group: IpAddr, source: IpAddr) -> Admission {
+        let h = &self.hosts[host];
+        Admission::of(
+            self.cores[h.core]
+                .engine
+                .admits_source(h.ifindex, group, source),
+        )
+    }
+
+    /// The flow of `datagram` on link `id`; a new one gives each member of its group its
+    /// reception (once per flow: O(the group's members)).
+    fn stream_flow(&mut self, id: LinkId, datagram: &Datagram<'_>, at: u64) -> FlowId {
+        let (flow, new) = self
+            .streams
+            .receivers
+            .flow(id, datagram.src, datagram.group);
+        if new {
+            if let Some(members) = self.links[id].members.get(&datagram.group) {
+                for &host in members {
+                    let admission = self.admission(host, datagram.group, datagram.src);
+                    let number = self.hosts[host].delay_number;
+                    self.streams.receivers.classify(number, flow, admission, at);
+                }
+            }
+        }
+        flow
+    }
+
+    /// The first report of a join (or a change) of `group` went out for host `id`: its
+    /// receptions of the group's flows on its link.
+    pub(super) fn stream_host_joined(&mut self, id: HostId, group: IpAddr) {
+        let Daemon {
+            streams,
+            hosts,
+            cores,
+            ..
+        } = self;
+        let h = &hosts[id];
+        let engine = &cores[h.core].engine;
+        streams.host_joined(h.delay_number, h.link, group, |source| {
+            Admission::of(engine.admits_source(h.ifindex, group, source))
+        });
     }
 
     /// Sends the stream packets due, up to the turn's budget, through the links' devices.

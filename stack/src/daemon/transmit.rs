@@ -102,7 +102,7 @@ impl Daemon {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
                     .report_sent(self.hosts[id].delay_number, group, at);
-                self.streams.host_joined(self.hosts[id].delay_number, group);
+                self.stream_host_joined(id, group);
                 self.tests.report_sent(id, group, at);
                 self.heard_by_others(id, group, &packet);
             }
@@ -110,7 +110,7 @@ impl Daemon {
                 self.hosts[id].io.host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
                 self.streams
-                    .host_left(self.hosts[id].delay_number, group, at);
+                    .host_left(self.hosts[id].delay_number, link, group, at);
                 self.tests.left(id, group, at);
             }
             Carries::Records(records) => {
@@ -125,11 +125,11 @@ impl Daemon {
                     // change.
                     if record.is_leave {
                         self.delays.left(number, record.group, at);
-                        self.streams.host_left(number, record.group, at);
+                        self.streams.host_left(number, link, record.group, at);
                         self.tests.left(id, record.group, at);
                     } else {
                         self.delays.report_sent(number, record.group, at);
-                        self.streams.host_joined(number, record.group);
+                        self.stream_host_joined(id, record.group);
                         self.tests.report_sent(id, record.group, at);
                     }
                 }
