@@ -189,6 +189,7 @@ impl Daemon {
         self.listeners.forget_owners(gone);
         let mut links: Vec<LinkId> = Vec::new();
         for &id in gone {
+            self.member_datagrams.forget(id);
             let host = &mut self.hosts[id];
             host.retired = true;
             let (spec, link_id) = (host.addrs, host.link);
@@ -283,12 +284,23 @@ impl Daemon {
     /// false`), without `--delays` or streams checked.
     pub(super) fn note_member(&mut self, id: HostId, group: IpAddr) {
         self.join_epoch += 1;
-        let link = &mut self.links[self.hosts[id].link];
-        if self.delays.is_on()
+        let link_id = self.hosts[id].link;
+        let link = &mut self.links[link_id];
+        if (self.delays.is_on()
             || self.streams.is_checking()
-            || (link.suppression && link.hosts.len() > 1)
+            || (link.suppression && link.hosts.len() > 1))
+            && link.members.entry(group).or_default().insert(id)
         {
-            link.members.entry(group).or_default().insert(id);
+            self.member_datagrams.member_added(id, link_id, group);
         }
+    }
+
+    /// Host `id`'s counters, with the datagrams it was handed with the rest of its groups'
+    /// members.
+    pub(super) fn host_stats(&self, id: HostId) -> HostStats {
+        let host = &self.hosts[id];
+        let mut io = host.io.clone();
+        io.host_rx_datagrams += self.member_datagrams.of_host(id, host.link);
+        io
     }
 }

@@ -290,8 +290,8 @@ impl Daemon {
                 .links
                 .get(host.link)
                 .map_or_else(String::new, |l| l.name.clone()),
-            stats: host
-                .io
+            stats: self
+                .host_stats(id)
                 .described()
                 .into_iter()
                 .map(|(name, value, _)| (name.to_string(), value))

@@ -192,6 +192,8 @@ struct Daemon {
     /// Packets sent since the allocator last gave its free pages back.
     untrimmed_sends: usize,
     delays: DelayTracker,
+    /// Each host's `host_rx_datagrams` read for every member of a group (O(1) a datagram).
+    member_datagrams: crate::member_datagrams::MemberDatagrams,
     /// `tunmcastctl test ...` and the `[[test]]` tables: zapping, RFC 3918 join/leave delay.
     tests: TestRuns<HostId, LinkId>,
     /// `--http`: the server's queries and the walks answering them.
@@ -258,6 +260,7 @@ pub fn run(
         reports_owed: 0,
         member_work: 0,
         untrimmed_sends: 0,
+        member_datagrams: Default::default(),
         delays: if args.delays {
             DelayTracker::default()
         } else {

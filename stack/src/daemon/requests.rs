@@ -337,7 +337,7 @@ impl Daemon {
             let Some(id) = self.by_addr.get(&addr) else {
                 return Err(format!("no host has the address {addr}"));
             };
-            for (name, value, help) in self.hosts[id].io.described() {
+            for (name, value, help) in self.host_stats(id).described() {
                 add(name, value, help);
             }
             return Ok(reply);
@@ -350,7 +350,7 @@ impl Daemon {
                 add(name, value, help);
             }
             for &id in &self.links[link].hosts {
-                for (name, value, help) in self.hosts[id].io.described() {
+                for (name, value, help) in self.host_stats(id).described() {
                     add(name, value, help);
                 }
             }

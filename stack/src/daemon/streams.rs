@@ -46,8 +46,9 @@ impl Daemon {
     /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
     /// header, checked once for its flow (link, source, group), whose counts are every member's
     /// (`streams::check`). Where the link keeps member sets (delays, streams checked, hosts
-    /// that hear each other). O(the group's members) for the per-host counter and the delays;
-    /// the check is O(1) but once per new flow (each member's reception).
+    /// that hear each other). O(1) whatever the members (the per-host counter is the
+    /// group's, `member_datagrams`), but for a new flow (each member's reception, once) and
+    /// with `--delays` (each member's delay record).
     pub(super) fn datagram_to_members(
         &mut self,
         id: LinkId,
@@ -91,23 +92,35 @@ impl Daemon {
                 .receivers
                 .frame(flow, &header, datagram.payload.len(), at, &listeners);
         }
-        let measured = self.delays.is_on();
-        if let Some(members) = self.links[id].members.get(&datagram.group) {
-            if measured {
-                self.member_work = self.member_work.saturating_add(members.len());
+        if joined_by_some {
+            match audience {
+                Audience::Everyone => self
+                    .member_datagrams
+                    .read_for_every_member(id, datagram.group),
+                Audience::One(host) => {
+                    let members = self.links[id].members.get(&datagram.group);
+                    if members.is_some_and(|m| m.contains(&host)) {
+                        self.hosts[host].io.host_rx_datagrams += 1;
+                    }
+                }
             }
+        }
+        // The delay tracker's records, per member: only with `--delays`.
+        if let Some(members) = self.links[id]
+            .members
+            .get(&datagram.group)
+            .filter(|_| self.delays.is_on())
+        {
+            self.member_work = self.member_work.saturating_add(members.len());
             for &host in members {
                 if audience.admits(host) {
-                    if measured {
-                        // Only the right (S,G) measures: a source the filter excludes
-                        // neither makes a join nor, after the leave, delays it.
-                        let admitted = self.admission(host, datagram.group, datagram.src)
-                            == Admission::Admitted;
-                        let number = self.hosts[host].delay_number;
-                        self.delays
-                            .datagram(number, datagram.group, datagram.src, admitted, at);
-                    }
-                    self.hosts[host].io.host_rx_datagrams += 1;
+                    // Only the right (S,G) measures: a source the filter excludes neither
+                    // makes a join nor, after the leave, delays it.
+                    let admitted =
+                        self.admission(host, datagram.group, datagram.src) == Admission::Admitted;
+                    let number = self.hosts[host].delay_number;
+                    self.delays
+                        .datagram(number, datagram.group, datagram.src, admitted, at);
                 }
             }
         }
