@@ -25,10 +25,11 @@ use crate::streams::{StreamSpec, TURN_BUDGET};
 use crate::topology::LinkKind;
 use control::stream_header::StreamHeader;
 
-/// Hosts a read burst measures the delays of at most (then it ends, the link still readable):
-/// with `--delays`, each datagram is handed to every member's delay tracker record (about
-/// 0.3 µs each), so that at 10^4 members a frame the protocol's timers run every two frames
-/// instead of after 256 of them. The test streams' checking does not count here: it costs
+/// Delay tracker records a read burst hands datagrams to at most (then it ends, the link still
+/// readable): a datagram goes only to the records it changes (`delays::feed`: the first of each
+/// source after a host's report), but a source new to the link, or a General Query answered by
+/// 10^4 hosts, makes that every member once (about 0.3 µs each); the bound lets the protocol's
+/// timers run between such frames. The test streams' checking does not count here: it costs
 /// O(1) per frame whatever the members (`streams::check`).
 pub(super) const MEMBER_WORK_PER_BURST: usize = 16 * 1024;
 
@@ -47,8 +48,8 @@ impl Daemon {
     /// header, checked once for its flow (link, source, group), whose counts are every member's
     /// (`streams::check`). Where the link keeps member sets (delays, streams checked, hosts
     /// that hear each other). O(1) whatever the members (the per-host counter is the
-    /// group's, `member_datagrams`), but for a new flow (each member's reception, once) and
-    /// with `--delays` (each member's delay record).
+    /// group's, `member_datagrams`), but for a new flow or source (each member once) and the
+    /// delay records a host's report left to check (`delays::feed`).
     pub(super) fn datagram_to_members(
         &mut self,
         id: LinkId,
@@ -69,7 +70,7 @@ impl Daemon {
         // reaches every member.
         let reaches_all = match audience {
             Audience::Everyone => true,
-            Audience::One(host) => members.is_none_or(|m| m.iter().all(|&h| h == host)),
+            Audience::One(_) => members.is_none_or(|m| m.iter().all(|&h| audience.admits(h))),
         };
         if let Some(header) = header.filter(|_| joined_by_some && reaches_all) {
             let flow = self.stream_flow(id, datagram, at);
@@ -105,27 +106,51 @@ impl Daemon {
                 }
             }
         }
-        // The delay tracker's records, per member: only with `--delays`.
-        if let Some(members) = self.links[id]
-            .members
-            .get(&datagram.group)
-            .filter(|_| self.delays.is_on())
-        {
-            self.member_work = self.member_work.saturating_add(members.len());
-            for &host in members {
-                if audience.admits(host) {
-                    // Only the right (S,G) measures: a source the filter excludes neither
-                    // makes a join nor, after the leave, delays it.
-                    let admitted =
-                        self.admission(host, datagram.group, datagram.src) == Admission::Admitted;
-                    let number = self.hosts[host].delay_number;
-                    self.delays
-                        .datagram(number, datagram.group, datagram.src, admitted, at);
-                }
-            }
+        if joined_by_some && self.delays.is_on() {
+            self.delay_datagram(id, datagram, audience, at);
         }
         if header.is_some() && !joined_by_some {
             self.streams.receivers.not_joined(id);
+        }
+    }
+
+    /// The delay tracker's share of a datagram for the members of its group on link `id`:
+    /// for every member, only the records it changes (`delays::feed`); for one host, its
+    /// record. Only the right (S,G) measures: a source the filter excludes neither makes a
+    /// join nor, after the leave, delays it.
+    fn delay_datagram(&mut self, id: LinkId, datagram: &Datagram<'_>, audience: Audience, at: u64) {
+        let Daemon {
+            delays,
+            links,
+            hosts,
+            cores,
+            member_work,
+            ..
+        } = self;
+        let (group, source) = (datagram.group, datagram.src);
+        let admits = |host: HostId, number: u32| {
+            hosts.get(host).is_some_and(|h| {
+                h.delay_number == number
+                    && cores[h.core].engine.admits_source(h.ifindex, group, source) == Some(true)
+            })
+        };
+        match audience {
+            Audience::Everyone => {
+                let members = || {
+                    links[id]
+                        .members
+                        .get(&group)
+                        .into_iter()
+                        .flatten()
+                        .map(|&h| (h, hosts[h].delay_number))
+                };
+                let handed = delays.datagram_for_members(id, group, source, at, members, admits);
+                *member_work = member_work.saturating_add(handed);
+            }
+            Audience::One(host) => {
+                let number = hosts[host].delay_number;
+                delays.datagram(number, group, source, admits(host, number), at);
+            }
         }
     }
 

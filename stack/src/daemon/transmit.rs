@@ -101,7 +101,7 @@ impl Daemon {
             Carries::Report(group) => {
                 self.hosts[id].io.host_tx_reports += 1;
                 self.delays
-                    .report_sent(self.hosts[id].delay_number, group, at);
+                    .report_sent_on(link, id, self.hosts[id].delay_number, group, at);
                 self.stream_host_joined(id, group);
                 self.tests.report_sent(id, group, at);
                 self.heard_by_others(id, group, &packet);
@@ -128,7 +128,8 @@ impl Daemon {
                         self.streams.host_left(number, link, record.group, at);
                         self.tests.left(id, record.group, at);
                     } else {
-                        self.delays.report_sent(number, record.group, at);
+                        self.delays
+                            .report_sent_on(link, id, number, record.group, at);
                         self.stream_host_joined(id, record.group);
                         self.tests.report_sent(id, record.group, at);
                     }
