@@ -75,7 +75,7 @@ impl DelayTracker {
     where
         M: IntoIterator<Item = (HostId, u32)>,
     {
-        if self.group_index.get(&group).is_none() {
+        if !self.group_index.contains_key(&group) {
             return 0; // nobody measured joins it
         }
         let sources = self.feeds.entry((link, group)).or_default();
