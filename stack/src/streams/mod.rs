@@ -7,6 +7,7 @@
 pub mod check;
 pub mod latency;
 pub mod pace;
+pub mod record;
 pub mod send;
 pub mod summary;
 pub mod window;
