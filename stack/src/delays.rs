@@ -88,6 +88,8 @@ pub struct DelayTracker {
     feeds: feed::Feeds,
     /// The link of each host measured through [`DelayTracker::report_sent_on`].
     host_links: FxHashMap<u32, LinkId>,
+    /// (link, group, source)s in `feeds`, all groups together: at most [`MAX_SOURCES`].
+    fed_sources: usize,
 }
 
 impl Default for DelayTracker {
@@ -122,6 +124,7 @@ impl DelayTracker {
             more_sources: HashMap::new(),
             feeds: HashMap::new(),
             host_links: FxHashMap::default(),
+            fed_sources: 0,
         }
     }
 

@@ -14,6 +14,7 @@
 //! sources)), a source new to the link takes every member once, and a datagram hands itself
 //! to those it keeps, then forgets them.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -79,21 +80,17 @@ impl DelayTracker {
             return 0; // nobody measured joins it
         }
         let sources = self.feeds.entry((link, group)).or_default();
-        if !sources.contains_key(&source) {
-            if sources.len() >= MAX_SOURCES {
-                return 0; // a flood of forged sources measures nothing
-            }
-            let unchecked = members().into_iter().map(|(id, n)| (n, id)).collect();
-            sources.insert(
-                source,
-                SourceFeed {
+        let feed = match sources.entry(source) {
+            Entry::Occupied(known) => known.into_mut(),
+            // A flood of forged sources measures nothing.
+            Entry::Vacant(_) if self.fed_sources >= MAX_SOURCES => return 0,
+            Entry::Vacant(new) => {
+                self.fed_sources += 1;
+                new.insert(SourceFeed {
                     last: NOT_YET,
-                    unchecked,
-                },
-            );
-        }
-        let Some(feed) = sources.get_mut(&source) else {
-            return 0;
+                    unchecked: members().into_iter().map(|(id, n)| (n, id)).collect(),
+                })
+            }
         };
         feed.last = at;
         if feed.unchecked.is_empty() {
@@ -191,6 +188,27 @@ mod tests {
         assert_eq!(delays[&3].leave_delay_ns, Some(300 * MS));
         assert_eq!(delays[&4].leave_delay_ns, None);
         assert_eq!(tracker.report(10).leave.max_ns, 300 * MS);
+    }
+
+    #[test]
+    fn a_flood_of_forged_sources_is_bounded() {
+        let mut tracker = DelayTracker::new(16, 3000 * MS);
+        let link = LinkId::from_index(0);
+        let g = ip("239.1.1.1");
+        let a = (HostId::from_index(1), 1);
+        tracker.report_sent_on(link, a.0, a.1, g, 0);
+        let excludes = |_: HostId, _: u32| false;
+        let mut handed = Vec::new();
+        for n in 0..MAX_SOURCES as u32 + 10 {
+            let source = IpAddr::from(n.to_be_bytes());
+            handed.push(tracker.datagram_for_members(link, g, source, MS, || [a], excludes));
+        }
+        assert!(handed[..MAX_SOURCES].iter().all(|&n| n == 1));
+        assert!(
+            handed[MAX_SOURCES..].iter().all(|&n| n == 0),
+            "beyond the bound"
+        );
+        assert_eq!(tracker.fed_sources, MAX_SOURCES);
     }
 
     #[test]
