@@ -5,7 +5,7 @@
 macro_rules! counters {
     ($(#[$meta:meta])* $vis:vis struct $name:ident { $($field:ident: $help:literal,)* }) => {
         $(#[$meta])*
-        #[derive(Debug, Default)]
+        #[derive(Debug, Default, Clone)]
         $vis struct $name {
             $(#[doc = $help] pub $field: u64,)*
         }

@@ -17,10 +17,15 @@
 //! a leave look slow. The sources a record admitted are remembered by interned number: one in
 //! the record, any more beside it (an EXCLUDE join with several sources sending).
 
+mod feed;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
+
+use crate::ids::LinkId;
 
 /// Nanoseconds on the daemon's monotonic clock.
 pub type Nanos = u64;
@@ -62,14 +67,6 @@ impl DelayRecord {
     fn join_delay(&self) -> Option<Nanos> {
         (self.first_datagram != NOT_YET).then(|| self.first_datagram - self.report_sent)
     }
-
-    /// 0 when no datagram came after the leave.
-    fn leave_delay(&self) -> Option<Nanos> {
-        (self.left != NOT_YET).then(|| match self.last_datagram {
-            NOT_YET => 0,
-            last => last.saturating_sub(self.left),
-        })
-    }
 }
 
 /// The join and leave delays of every (host, group) being measured.
@@ -86,6 +83,13 @@ pub struct DelayTracker {
     source_index: HashMap<IpAddr, u32>,
     /// Per record that admitted more than one source before its leave: the others.
     more_sources: HashMap<u64, Vec<u32>>,
+    /// The sources of each (link, group) read for every member, their latest datagram and
+    /// the hosts yet to be checked against them ([`feed`]).
+    feeds: feed::Feeds,
+    /// The link of each host measured through [`DelayTracker::report_sent_on`].
+    host_links: FxHashMap<u32, LinkId>,
+    /// (link, group, source)s in `feeds`, all groups together: at most [`MAX_SOURCES`].
+    fed_sources: usize,
 }
 
 impl Default for DelayTracker {
@@ -118,7 +122,25 @@ impl DelayTracker {
             sources: Vec::new(),
             source_index: HashMap::new(),
             more_sources: HashMap::new(),
+            feeds: HashMap::new(),
+            host_links: FxHashMap::default(),
+            fed_sources: 0,
         }
+    }
+
+    /// Record `key`'s leave delay: to the latest datagram of a source it admitted before
+    /// the leave, handed to it or read on its link for every member; 0 when none came after
+    /// the leave.
+    fn leave_delay(&self, key: u64, record: &DelayRecord) -> Option<Nanos> {
+        if record.left == NOT_YET {
+            return None;
+        }
+        let handed = (record.last_datagram != NOT_YET).then_some(record.last_datagram);
+        let last = match (handed, self.last_datagram_of(key)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Some(last.map_or(0, |last| last.saturating_sub(record.left)))
     }
 
     /// How many (host, group) records are kept.
@@ -268,7 +290,7 @@ impl DelayTracker {
             host: (key >> 32) as u32,
             group: self.groups[(*key as u32) as usize],
             join_delay_ns: record.join_delay(),
-            leave_delay_ns: record.leave_delay(),
+            leave_delay_ns: self.leave_delay(*key, record),
         })
     }
 
@@ -288,7 +310,7 @@ impl DelayTracker {
                 Some(delay) => joins.push((group_index, delay)),
                 None => never_forwarded.push(host_group),
             }
-            if let Some(delay) = record.leave_delay() {
+            if let Some(delay) = self.leave_delay(*key, record) {
                 leaves.push((group_index, delay));
                 if delay > self.leave_grace {
                     forwarded_after_leave.push(host_group);

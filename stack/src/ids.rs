@@ -65,6 +65,9 @@ ids! {
     /// id its packets carry names one stream for the daemon's life. 32 bits, as the stream
     /// header carries it.
     StreamId: u32;
+    /// A (link, source, group) the hosts receive test streams from (`streams::check`): its
+    /// place in the receivers' flows, which only grow.
+    FlowId: u32;
 }
 
 impl StreamId {

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod listeners;
 pub mod log_buckets;
 pub mod logging;
+pub mod member_datagrams;
 pub mod neighbour;
 pub mod runs;
 pub mod state;

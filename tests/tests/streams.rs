@@ -143,6 +143,18 @@ fn joined_hosts_get_every_packet_none_after_the_grace_and_the_join_delay_agrees_
         );
     }
 
+    // The host's own counter of the datagrams read for its groups (counted per group, not
+    // per host): every one it received of both streams, and nothing for the other host.
+    let host_rx =
+        |host: &str| daemon.ctl_json(&["stats", "--host", host])["host_rx_datagrams"].as_u64();
+    let received: u64 = [(S1, v4), (S1_V6, v6)]
+        .iter()
+        .map(|(s, g)| count(&receiver(&daemon, HOST, s, g).unwrap(), "received"))
+        .sum();
+    let counted = host_rx(HOST).expect("host_rx_datagrams");
+    assert!(counted >= received, "{counted} of {received}");
+    assert_eq!(host_rx(OTHER_HOST), Some(0));
+
     // The join delay: from the report written to the first datagram read, the daemon's
     // timestamps against tcpdump's on the same port.
     let group = ip(v4);

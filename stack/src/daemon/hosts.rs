@@ -18,6 +18,7 @@ use super::{CoreId, HostId, LinkId};
 use crate::framing::Framing;
 use crate::ids::{Id as _, IdVec, IdsFrom, Table};
 use crate::listeners::Listeners;
+use crate::member_datagrams::MemberDatagrams;
 use crate::neighbour::{solicited_node, NeighbourHost};
 use crate::topology::{HostAddrs, HostParams, HostSpec, Topology};
 use crate::{Args, SolicitedNode};
@@ -160,6 +161,8 @@ pub(super) struct Hosts {
     join_epoch: u64,
     /// The core the next flush starts with, so that a budget cut shares the turns.
     next_flush_core: usize,
+    /// Each host's `host_rx_datagrams` read for every member of a group (O(1) a datagram).
+    member_datagrams: MemberDatagrams,
     seed: u64,
     settings: CoreSettings,
 }
@@ -185,6 +188,7 @@ impl Hosts {
             delay_hosts: Vec::new(),
             join_epoch: 0,
             next_flush_core: 0,
+            member_datagrams: MemberDatagrams::default(),
             seed,
             settings,
         }
@@ -487,6 +491,7 @@ impl Hosts {
         listeners.forget_owners(gone);
         let mut touched: Vec<LinkId> = Vec::new();
         for &id in gone {
+            self.member_datagrams.forget(id);
             let host = &mut self.all[id];
             host.retired = true;
             let (spec, link_id) = (host.addrs, host.link);
@@ -614,10 +619,28 @@ impl Hosts {
     /// (`suppression = false`), without `--delays` or streams checked.
     pub fn note_member(&mut self, links: &mut Links, id: HostId, group: IpAddr, tracking: bool) {
         self.join_epoch += 1;
-        let link = &mut links[self.all[id].link];
-        if tracking || (link.suppression && link.hosts.len() > 1) {
-            link.members.entry(group).or_default().insert(id);
+        let link_id = self.all[id].link;
+        let link = &mut links[link_id];
+        if (tracking || (link.suppression && link.hosts.len() > 1))
+            && link.members.entry(group).or_default().insert(id)
+        {
+            self.member_datagrams.member_added(id, link_id, group);
         }
+    }
+
+    /// A datagram of `group` read on link `link` for every member of the group there: each
+    /// one's `host_rx_datagrams`, at O(1).
+    pub fn datagram_for_every_member(&mut self, link: LinkId, group: IpAddr) {
+        self.member_datagrams.read_for_every_member(link, group);
+    }
+
+    /// Host `id`'s counters, with the datagrams it was handed with the rest of its groups'
+    /// members.
+    pub fn host_stats(&self, id: HostId) -> HostStats {
+        let host = &self.all[id];
+        let mut io = host.io.clone();
+        io.host_rx_datagrams += self.member_datagrams.of_host(id, host.link);
+        io
     }
 }
 

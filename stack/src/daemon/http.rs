@@ -287,8 +287,9 @@ impl View<'_> {
                 .links
                 .get(host.link)
                 .map_or_else(String::new, |l| l.name.clone()),
-            stats: host
-                .io
+            stats: self
+                .hosts
+                .host_stats(id)
                 .described()
                 .into_iter()
                 .map(|(name, value, _)| (name.to_string(), value))

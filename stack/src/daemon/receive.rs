@@ -16,6 +16,7 @@ use super::{Clock, HostId, LinkId, READ_BURST};
 use crate::datapath::{Datagram, Sorted};
 use crate::delays::DelayTracker;
 use crate::framing::ethernet_payload;
+use crate::ids::FlowId;
 use crate::listeners::Listeners;
 use crate::neighbour::{self, NeighbourHost, Neighbours};
 use crate::streams::check::{listener_receiver, Admission};
@@ -33,12 +34,12 @@ const FANOUT_SLICE: usize = if cfg!(debug_assertions) { 512 } else { 4096 };
 /// of datagrams to ever new groups cannot grow them.
 const MEMBER_HINTS: usize = 4096;
 
-/// Hosts a read burst hands datagrams to at most (then it ends, the link still readable): about
-/// 10 ms of checking in a release build, so that at 10^4 members a frame the protocol's timers
-/// run every two frames instead of after 256 of them (a second or more). Measured with
-/// `scripts/bench-streams-scale.sh` (stack/BENCHMARKS.md): with 16 Ki, 9,987 of 10,000 hosts
-/// answered a General Query inside its Max Resp Time while checking 2.2 × 10^6 host-datagrams
-/// a second (without the bound, 2,566); with 4 Ki, one frame a turn, the loop fell behind.
+/// Delay tracker records a read burst hands datagrams to at most (then it ends, the link still
+/// readable): a datagram goes only to the records it changes (`delays::feed`: the first of each
+/// source after a host's report), but a source new to the link, or a General Query answered by
+/// 10^4 hosts, makes that every member once (about 0.3 µs each); the bound lets the protocol's
+/// timers run between such frames. The test streams' checking does not count here: it costs
+/// O(1) per frame whatever the members (`streams::check`).
 pub(super) const MEMBER_WORK_PER_BURST: usize = 16 * 1024;
 
 /// Which hosts of a link a frame is for.
@@ -371,8 +372,11 @@ impl Receive<'_> {
     /// A multicast datagram read on link `id` at `at`, handed to the members of its group the
     /// frame was for: counted per host, its time given to the delay tracker (unless the host's
     /// filter excludes its source: a wrong source cannot fake a join), and, with a stream
-    /// header, checked per (host, source, group). Where the link keeps member sets (delays,
-    /// streams checked, hosts that hear each other). O(the group's members).
+    /// header, checked once for its flow (link, source, group), whose counts are every member's
+    /// (`streams::check`). Where the link keeps member sets (delays, streams checked, hosts
+    /// that hear each other). O(1) whatever the members (the per-host counter is the
+    /// group's, `member_datagrams`), but for a new flow or source (each member once) and the
+    /// delay records a host's report left to check (`delays::feed`).
     fn datagram_to_members(
         &mut self,
         id: LinkId,
@@ -385,77 +389,121 @@ impl Receive<'_> {
             .is_checking()
             .then(|| StreamHeader::decode(datagram.payload))
             .flatten();
+        let members = self.links[id].members.get(&datagram.group);
         // Interned only for a group some host joined: a flood of datagrams to ever new
         // groups makes no flows.
-        let joined_by_some = self.links[id]
-            .members
-            .get(&datagram.group)
-            .is_some_and(|m| !m.is_empty());
-        let flow = header.filter(|_| joined_by_some).map(|_| {
+        let joined_by_some = members.is_some_and(|m| !m.is_empty());
+        // A frame for one host's MAC on a shared link is not its flow's: checked only when it
+        // reaches every member.
+        let reaches_all = match audience {
+            Audience::Everyone => true,
+            Audience::One(_) => members.is_none_or(|m| m.iter().all(|&h| audience.admits(h))),
+        };
+        if let Some(header) = header.filter(|_| joined_by_some && reaches_all) {
+            let flow = self.stream_flow(id, datagram, at);
+            // What each `listen` client receives, checked against its own filter: a client
+            // that asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of
+            // its host admits S2.
+            let listeners: Vec<(u32, Admission)> = self
+                .listeners
+                .reached(id, datagram)
+                .map(|(listener, admitted)| {
+                    let admission = if admitted {
+                        Admission::Admitted
+                    } else {
+                        Admission::Excluded
+                    };
+                    (listener_receiver(listener.as_u64()), admission)
+                })
+                .collect();
             self.streams
                 .receivers
-                .flow(id, datagram.src, datagram.group)
-        });
-        let link = &self.links[id];
-        let members = link.members.get(&datagram.group);
-        if let Some(members) = members {
-            self.member_work = self.member_work.saturating_add(members.len());
-            // Kept only where needed: delays measured, streams checked, or hosts that
-            // hear each other.
-            for &host in members {
-                if audience.admits(host) {
-                    let h = &self.hosts[host];
-                    let admission = Admission::of(self.hosts.core(h.core).engine.admits_source(
-                        h.ifindex,
-                        datagram.group,
-                        datagram.src,
-                    ));
-                    // Only the right (S,G) measures: a source the filter excludes
-                    // neither makes a join nor, after the leave, delays it.
-                    self.delays.datagram(
-                        h.delay_number,
-                        datagram.group,
-                        datagram.src,
-                        admission == Admission::Admitted,
-                        at,
-                    );
-                    if let (Some(header), Some(flow)) = (&header, flow) {
-                        self.streams.receivers.datagram(
-                            h.delay_number,
-                            flow,
-                            header,
-                            datagram.payload.len(),
-                            admission,
-                            at,
-                        );
+                .frame(flow, &header, datagram.payload.len(), at, &listeners);
+        }
+        if joined_by_some {
+            match audience {
+                Audience::Everyone => self.hosts.datagram_for_every_member(id, datagram.group),
+                Audience::One(host) => {
+                    let members = self.links[id].members.get(&datagram.group);
+                    if members.is_some_and(|m| m.contains(&host)) {
+                        self.hosts.io_mut(host).host_rx_datagrams += 1;
                     }
-                    self.hosts.io_mut(host).host_rx_datagrams += 1;
                 }
             }
         }
-        // What each `listen` client receives, checked against its own filter: a client that
-        // asked INCLUDE {S1} counts S2's datagrams as leaks even when another join of its host
-        // admits S2.
-        if let (Some(header), Some(flow)) = (&header, flow) {
-            for (listener, admitted) in self.listeners.reached(id, datagram) {
-                let admission = if admitted {
-                    Admission::Admitted
-                } else {
-                    Admission::Excluded
-                };
-                self.streams.receivers.datagram(
-                    listener_receiver(listener.as_u64()),
-                    flow,
-                    header,
-                    datagram.payload.len(),
-                    admission,
-                    at,
-                );
-            }
+        if joined_by_some && self.delays.is_on() {
+            self.delay_datagram(id, datagram, audience, at);
         }
         if header.is_some() && !joined_by_some {
             self.streams.receivers.not_joined(id);
         }
+    }
+
+    /// The delay tracker's share of a datagram for the members of its group on link `id`:
+    /// for every member, only the records it changes (`delays::feed`); for one host, its
+    /// record. Only the right (S,G) measures: a source the filter excludes neither makes a
+    /// join nor, after the leave, delays it.
+    fn delay_datagram(&mut self, id: LinkId, datagram: &Datagram<'_>, audience: Audience, at: u64) {
+        let (delays, links, hosts) = (&mut *self.delays, &*self.links, &*self.hosts);
+        let (group, source) = (datagram.group, datagram.src);
+        let admits = |host: HostId, number: u32| {
+            hosts.get(host).is_some_and(|h| {
+                h.delay_number == number
+                    && hosts
+                        .core(h.core)
+                        .engine
+                        .admits_source(h.ifindex, group, source)
+                        == Some(true)
+            })
+        };
+        match audience {
+            Audience::Everyone => {
+                let members = || {
+                    links[id]
+                        .members
+                        .get(&group)
+                        .into_iter()
+                        .flatten()
+                        .map(|&h| (h, hosts[h].delay_number))
+                };
+                let handed = delays.datagram_for_members(id, group, source, at, members, admits);
+                self.member_work = self.member_work.saturating_add(handed);
+            }
+            Audience::One(host) => {
+                let number = hosts[host].delay_number;
+                delays.datagram(number, group, source, admits(host, number), at);
+            }
+        }
+    }
+
+    /// What host `host`'s filter says of `source` in `group`.
+    fn admission(&self, host: HostId, group: IpAddr, source: IpAddr) -> Admission {
+        let h = &self.hosts[host];
+        Admission::of(
+            self.hosts
+                .core(h.core)
+                .engine
+                .admits_source(h.ifindex, group, source),
+        )
+    }
+
+    /// The flow of `datagram` on link `id`; a new one gives each member of its group its
+    /// reception (once per flow: O(the group's members)).
+    fn stream_flow(&mut self, id: LinkId, datagram: &Datagram<'_>, at: u64) -> FlowId {
+        let (flow, new) = self
+            .streams
+            .receivers
+            .flow(id, datagram.src, datagram.group);
+        if new {
+            if let Some(members) = self.links[id].members.get(&datagram.group) {
+                for &host in members {
+                    let admission = self.admission(host, datagram.group, datagram.src);
+                    let number = self.hosts[host].delay_number;
+                    self.streams.receivers.classify(number, flow, admission, at);
+                }
+            }
+        }
+        flow
     }
 }
 

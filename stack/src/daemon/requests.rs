@@ -319,7 +319,7 @@ impl View<'_> {
             let Some(id) = self.hosts.find(&addr) else {
                 return Err(format!("no host has the address {addr}"));
             };
-            for (name, value, help) in self.hosts[id].io.described() {
+            for (name, value, help) in self.hosts.host_stats(id).described() {
                 add(name, value, help);
             }
             return Ok(reply);
@@ -332,7 +332,7 @@ impl View<'_> {
                 add(name, value, help);
             }
             for &id in &self.links[link].hosts {
-                for (name, value, help) in self.hosts[id].io.described() {
+                for (name, value, help) in self.hosts.host_stats(id).described() {
                     add(name, value, help);
                 }
             }

@@ -11,6 +11,7 @@ use super::hosts::Hosts;
 use super::links::Links;
 use super::{Clock, CoreId, HostId, LinkId};
 use crate::delays::DelayTracker;
+use crate::streams::check::Admission;
 use crate::streams::Streams;
 use crate::testrun::TestRuns;
 
@@ -78,8 +79,8 @@ impl Wire<'_> {
             Carries::Report(group) => {
                 self.hosts.io_mut(id).host_tx_reports += 1;
                 self.delays
-                    .report_sent(self.hosts[id].delay_number, group, at);
-                self.streams.host_joined(self.hosts[id].delay_number, group);
+                    .report_sent_on(link, id, self.hosts[id].delay_number, group, at);
+                self.stream_host_joined(id, group);
                 self.tests.report_sent(id, group, at);
                 self.heard_by_others(id, group, &packet);
             }
@@ -87,7 +88,7 @@ impl Wire<'_> {
                 self.hosts.io_mut(id).host_tx_leaves += 1;
                 self.delays.left(self.hosts[id].delay_number, group, at);
                 self.streams
-                    .host_left(self.hosts[id].delay_number, group, at);
+                    .host_left(self.hosts[id].delay_number, link, group, at);
                 self.tests.left(id, group, at);
             }
             Carries::Records(records) => {
@@ -102,17 +103,29 @@ impl Wire<'_> {
                     // change.
                     if record.is_leave {
                         self.delays.left(number, record.group, at);
-                        self.streams.host_left(number, record.group, at);
+                        self.streams.host_left(number, link, record.group, at);
                         self.tests.left(id, record.group, at);
                     } else {
-                        self.delays.report_sent(number, record.group, at);
-                        self.streams.host_joined(number, record.group);
+                        self.delays
+                            .report_sent_on(link, id, number, record.group, at);
+                        self.stream_host_joined(id, record.group);
                         self.tests.report_sent(id, record.group, at);
                     }
                 }
             }
             Carries::Query => {}
         }
+    }
+
+    /// The first report of a join (or a change) of `group` went out for host `id`: its
+    /// receptions of the group's flows on its link.
+    fn stream_host_joined(&mut self, id: HostId, group: IpAddr) {
+        let h = &self.hosts[id];
+        let engine = &self.hosts.core(h.core).engine;
+        self.streams
+            .host_joined(h.delay_number, h.link, group, |source| {
+                Admission::of(engine.admits_source(h.ifindex, group, source))
+            });
     }
 
     /// On a suppressing link, the members of `group` other than `sender` hear its report, as

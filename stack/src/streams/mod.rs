@@ -1,12 +1,16 @@
 //! Test streams: multicast UDP the daemon sends ([`send`], paced by [`pace`]) and checks per
 //! (host, source, group) where its hosts receive it ([`check`]). [`Streams`] owns both sides:
 //! the stream table, the pacer's deadlines and the receiver records; the daemon hands it the
-//! clock, the device writes and the datagrams its hosts read.
+//! clock, the device writes and the frames its links read, each once per flow ([`window`],
+//! [`latency`]) whatever the number of hosts it reaches.
 
 pub mod check;
+pub mod latency;
 pub mod pace;
+pub mod record;
 pub mod send;
 pub mod summary;
+pub mod window;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -211,17 +215,24 @@ impl Streams {
     }
 
     /// The first report of a join (or a change) of `group` went out for host `host` (its
-    /// number for the daemon's life). Nothing is kept while streams are not checked.
-    pub fn host_joined(&mut self, host: u32, group: IpAddr) {
+    /// number for the daemon's life) on `link`; `admission` says what its filter says of a
+    /// source now. Nothing is kept while streams are not checked.
+    pub fn host_joined(
+        &mut self,
+        host: u32,
+        link: LinkId,
+        group: IpAddr,
+        admission: impl Fn(IpAddr) -> check::Admission,
+    ) {
         if self.checking {
-            self.receivers.joined(host, group);
+            self.receivers.joined(host, link, group, admission);
         }
     }
 
-    /// The leave of `group` went out for host `host` at `at`.
-    pub fn host_left(&mut self, host: u32, group: IpAddr, at: Nanos) {
+    /// The leave of `group` went out for host `host` on `link` at `at`.
+    pub fn host_left(&mut self, host: u32, link: LinkId, group: IpAddr, at: Nanos) {
         if self.checking {
-            self.receivers.left(host, group, at);
+            self.receivers.left(host, link, group, at);
         }
     }
 
