@@ -4,7 +4,8 @@
 
 use core::time::Duration;
 
-use super::table::{GroupMode, TimerKey};
+use super::entry::GroupMode;
+use super::table::TimerKey;
 use super::v1v2::machine::MemberContext;
 use super::{Env, Family, Protocol};
 use crate::event::Event;
@@ -218,16 +219,13 @@ impl<P: Protocol> Family<P> {
         for key in self.keys_on(ifindex) {
             self.cancel_timer(key);
             let record = &mut self.records[key];
-            record.mode = GroupMode::new(Compat::V3, true);
             // What the older reports told the router: (*,G). Its next change is reported
             // against EXCLUDE {} (TAHI MLDv2 6.1.a: leaving INCLUDE {S1} sends TO_IN {}, which
             // ends the (*,G) state, not BLOCK {S1}, which a router in EXCLUDE {} ignores).
-            if let GroupMode::V3 {
-                router_any_source, ..
-            } = &mut record.mode
-            {
-                *router_any_source = record.filter.has_reception_state();
-            }
+            record.mode = GroupMode::V3 {
+                mode_change: 0,
+                router_any_source: record.has_reception_state(),
+            };
         }
     }
 

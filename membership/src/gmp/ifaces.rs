@@ -79,7 +79,9 @@ mod tests {
             .get_mut(&3)
             .unwrap()
             .groups
-            .insert(Ipv4Addr::new(239, 1, 1, 1), 9);
+            .insert(Ipv4Addr::new(239, 1, 1, 1), 9, |_| {
+                unreachable!("the first group")
+            });
         table.add(3); // already there: kept as it is
         assert_eq!(table.get(&3).unwrap().groups.len(), 1);
         assert!(table.get(&4).is_none());

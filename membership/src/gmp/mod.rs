@@ -13,6 +13,7 @@
 //!   and packing.
 
 pub(crate) mod compat;
+pub(crate) mod entry;
 pub(crate) mod ifaces;
 pub(crate) mod index;
 pub(crate) mod info;
@@ -38,9 +39,10 @@ use crate::timer::TimerWheel;
 use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
+use entry::GroupEntry;
 use ifaces::IfaceTable;
 pub(crate) use input::{Heard, QueryView};
-use table::{GroupEntry, TimerKey};
+use table::TimerKey;
 use v1v2::machine::{MemberContext, MemberMessage};
 pub(crate) use v3::PackedReport;
 
@@ -173,7 +175,7 @@ impl<P: Protocol> Family<P> {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
         };
-        let keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        let keys: Vec<usize> = iface.groups.slots().map(|k| k as usize).collect();
         for key in keys {
             self.remove(key);
         }

@@ -189,13 +189,15 @@ impl<P: Protocol> Family<P> {
     ) -> Option<PackedReport<P::Addr>> {
         let answer = self.answers.get_mut(&ifindex)?;
         let groups = &self.ifaces.get(&ifindex)?.groups;
+        let records = &self.records;
+        let group_of = |s: u32| records[s as usize].group;
         loop {
             for piece in answer.pieces.by_ref() {
                 if let Some(full) = answer.packer.add(piece, false) {
                     return Some(full);
                 }
             }
-            let Some((group, key)) = groups.next_after(answer.after) else {
+            let Some((group, key)) = groups.next_after(answer.after, group_of) else {
                 return answer.packer.finish();
             };
             answer.after = Some(group);
@@ -205,7 +207,7 @@ impl<P: Protocol> Family<P> {
                 continue;
             }
             let record = &self.records[key as usize];
-            if let Some(state) = current_state(&record.filter, None) {
+            if let Some(state) = current_state(&record.filter(), None) {
                 answer.pieces = answer.packer.split(record_of(group, state)).into_iter();
             }
         }

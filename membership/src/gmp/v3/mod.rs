@@ -5,7 +5,6 @@
 mod answer;
 mod records;
 
-use alloc::boxed::Box;
 use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
@@ -15,7 +14,8 @@ pub(crate) use answer::Answer;
 use records::{current_state, pack};
 pub(crate) use records::{PackedReport, Retransmit};
 
-use super::table::{tidy, with_news, GroupMode, TimerKey, V3Extra};
+use super::entry::GroupMode;
+use super::table::TimerKey;
 use super::{random_delay, Compat, Env, Family, Protocol};
 use crate::filter::Filter;
 use crate::time::Instant;
@@ -109,21 +109,20 @@ impl<P: Protocol> Family<P> {
             );
             return;
         };
-        let Some(key) = iface.groups.get(&group).map(|&k| k as usize) else {
+        let records = &self.records;
+        let group_of = |s: u32| records[s as usize].group;
+        let Some(key) = iface.groups.get(&group, group_of).map(|k| k as usize) else {
             return;
         };
         let record = &mut self.records[key];
-        if !record.filter.has_reception_state() || !P::reportable(&group, env.config) {
+        if !record.has_reception_state() || !P::reportable(&group, env.config) {
             return;
         }
-        let GroupMode::V3 {
-            response, extra, ..
-        } = &mut record.mode
-        else {
+        if !matches!(record.mode, GroupMode::V3 { .. }) {
             return;
-        };
-        let queried_now = extra.as_ref().is_some_and(|e| e.queried.is_some());
-        let pending = response.and_then(|t| self.wheel.deadline(t));
+        }
+        let queried_now = record.queried().is_some();
+        let pending = record.timer.and_then(|t| self.wheel.deadline(t));
         let queried = match pending {
             // Rule 3: nothing pending: schedule, remembering the sources.
             None => (!sources.is_empty()).then_some(sources),
@@ -131,25 +130,13 @@ impl<P: Protocol> Family<P> {
             Some(_) if sources.is_empty() || !queried_now => None,
             // Rule 5: add the sources.
             Some(_) => {
-                let mut all = extra
-                    .as_mut()
-                    .and_then(|e| e.queried.take())
-                    .unwrap_or_default();
+                let mut all = record.set_queried(None).unwrap_or_default();
                 all.extend(sources);
                 Some(all)
             }
         };
-        match (queried, extra.as_mut()) {
-            (queried, Some(e)) => e.queried = queried,
-            (Some(queried), None) => {
-                *extra = Some(Box::new(V3Extra {
-                    queried: Some(queried),
-                    sources: Default::default(),
-                }))
-            }
-            (None, None) => {}
-        }
-        tidy(extra);
+        record.set_queried(queried);
+        let response = &mut record.timer;
         match pending {
             None => {
                 *response = Some(self.wheel.schedule(at, TimerKey::Report(key)));
@@ -168,12 +155,11 @@ impl<P: Protocol> Family<P> {
     /// A group's query-response timer fired: its current state, or the queried part of it.
     pub(super) fn query_response_due(&mut self, key: usize) {
         let record = &mut self.records[key];
-        let GroupMode::V3 { extra, .. } = &mut record.mode else {
+        if !matches!(record.mode, GroupMode::V3 { .. }) {
             return;
-        };
-        let queried = extra.as_mut().and_then(|e| e.queried.take());
-        tidy(extra);
-        if let Some(state) = current_state(&record.filter, queried.as_ref()) {
+        }
+        let queried = record.set_queried(None);
+        if let Some(state) = current_state(&record.filter(), queried.as_ref()) {
             let (ifindex, group) = (record.iface, record.group);
             self.pending.push(Decided {
                 iface: ifindex,
@@ -196,12 +182,9 @@ impl<P: Protocol> Family<P> {
         let ifindex = self.records[key].iface;
         let robustness = self.robustness(ifindex, env.config);
         let record = &mut self.records[key];
-        let listed = !record.mode.news_done();
+        let listed = !record.news_done();
         let GroupMode::V3 {
-            mode_change,
-            extra,
-            router_any_source,
-            ..
+            router_any_source, ..
         } = &mut record.mode
         else {
             return;
@@ -214,12 +197,9 @@ impl<P: Protocol> Family<P> {
         } else {
             old
         };
-        let filter = &record.filter;
-        with_news(mode_change, extra, |news| {
-            news.change(old, filter, robustness)
-        });
+        record.with_news(|news, filter| news.change(old, filter, robustness));
         self.send_next_records(key);
-        if self.records[key].mode.news_done() {
+        if self.records[key].news_done() {
             if listed {
                 // Done at once (robustness 1): off the list again.
                 if let Some(iface) = self.ifaces.get_mut(&ifindex) {
@@ -259,7 +239,7 @@ impl<P: Protocol> Family<P> {
         let mut still = Vec::new();
         for key in keys.into_iter().map(|k| k as usize) {
             self.send_next_records(key);
-            if self.records[key].mode.news_done() {
+            if self.records[key].news_done() {
                 self.forget_if_done(key);
             } else {
                 still.push(key as u32);
@@ -283,19 +263,15 @@ impl<P: Protocol> Family<P> {
     /// leave when the group has no reception state left.
     fn send_next_records(&mut self, key: usize) {
         let record = &mut self.records[key];
-        if record.mode.news_done() {
+        if record.news_done() {
             return;
         }
-        let GroupMode::V3 {
-            mode_change, extra, ..
-        } = &mut record.mode
+        let Some((bodies, is_leave)) =
+            record.with_news(|news, filter| (news.next(filter), !filter.has_reception_state()))
         else {
             return;
         };
-        let filter = &record.filter;
-        let bodies = with_news(mode_change, extra, |news| news.next(filter));
         let (iface, group) = (record.iface, record.group);
-        let is_leave = !filter.has_reception_state();
         self.pending.extend(bodies.into_iter().map(|body| Decided {
             iface,
             record: record_of(group, body),
