@@ -33,7 +33,7 @@ pub(crate) struct OlderQueriers {
 
 impl OlderQueriers {
     /// The oldest querier version present.
-    fn heard(&self) -> Compat {
+    pub(super) fn heard(&self) -> Compat {
         match (self.v1, self.v2) {
             (Some(_), _) => Compat::V1,
             (None, Some(_)) => Compat::V2,

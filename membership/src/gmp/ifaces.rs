@@ -2,9 +2,15 @@
 //! interface number. A core may hold a million emulated hosts as interfaces: in a B-tree map
 //! keyed by interface the 120-byte states sat in nodes about half full (about 230 bytes an
 //! interface); here they cost their own size and the index 8 bytes an entry.
+//!
+//! The index is a hash table, not a B-tree: every packet, timer and answer of an interface
+//! starts by finding it, and at 10^5 interfaces a B-tree search was five nodes deep, a cache
+//! miss each (a third of the General Query answer's time in the core). A hash table finds it
+//! in one probe, in about the memory of the B-tree's half-full nodes (8 bytes and a control
+//! byte an entry, at 44 to 87 % load).
 
-use alloc::collections::BTreeMap;
-
+use hashbrown::HashMap;
+use rustc_hash::FxBuildHasher;
 use slab::Slab;
 
 use super::table::FamilyIface;
@@ -14,14 +20,14 @@ use crate::IfIndex;
 #[derive(Debug)]
 pub(crate) struct IfaceTable<A> {
     /// Each interface's slot in `states` (u32: never 2^32 interfaces).
-    slots: BTreeMap<IfIndex, u32>,
+    slots: HashMap<IfIndex, u32, FxBuildHasher>,
     states: Slab<FamilyIface<A>>,
 }
 
 impl<A> Default for IfaceTable<A> {
     fn default() -> Self {
         IfaceTable {
-            slots: BTreeMap::new(),
+            slots: HashMap::with_hasher(FxBuildHasher),
             states: Slab::new(),
         }
     }

@@ -28,8 +28,10 @@ use core::fmt::Debug;
 use core::net::IpAddr;
 use core::time::Duration;
 
+use hashbrown::HashMap;
 use rand::rngs::SmallRng;
 use rand::Rng;
+use rustc_hash::FxBuildHasher;
 use slab::Slab;
 
 use crate::config::ProtocolVersion;
@@ -97,10 +99,15 @@ pub(crate) trait Protocol {
     ) -> Transmit;
 }
 
+/// Every interface's addresses and MTU, by interface number: found in one hash probe (a core
+/// may hold a million emulated hosts as interfaces, and every report sent looks its interface
+/// up). Not ordered: what goes out interface by interface sorts the numbers first.
+pub(crate) type Interfaces = HashMap<IfIndex, InterfaceConfig, FxBuildHasher>;
+
 /// The Host's parts that every operation needs besides the family itself.
 pub(crate) struct Env<'a> {
     pub config: &'a Config,
-    pub interfaces: &'a BTreeMap<IfIndex, InterfaceConfig>,
+    pub interfaces: &'a Interfaces,
     pub rng: &'a mut SmallRng,
     pub out: &'a mut VecDeque<Transmit>,
     pub stats: &'a mut Stats,

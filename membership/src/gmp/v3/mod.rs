@@ -69,10 +69,11 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) {
-        let mode = self.compat(ifindex, env.config);
         let Some(iface) = self.ifaces.get_mut(&ifindex) else {
             return;
         };
+        // `Family::compat`, from the interface in hand: one lookup, not two.
+        let mode = iface.older.heard().min(P::max_compat(env.config));
         // RFC 9776 §4.1.6-4.1.7: a QRV of 0 keeps the old value; QQIC gives the interval.
         let (qrv, qqi) = querier;
         if qrv != 0 {
