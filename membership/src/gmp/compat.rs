@@ -68,8 +68,32 @@ impl OlderQueriers {
 #[derive(Debug, Default)]
 pub(crate) struct QuerierParams {
     pub(super) robustness: Option<u8>,
-    pub(super) query_interval: Option<Duration>,
-    pub(super) response_interval: Option<Duration>,
+    pub(super) query_interval: Told,
+    pub(super) response_interval: Told,
+}
+
+/// A time a querier told us, in whole milliseconds (what the wire carries always is: QQIC's
+/// seconds, IGMPv3's tenths of a second, MLDv2's milliseconds), or nothing yet. 4 bytes, not
+/// an `Option<Duration>`'s 16: every interface holds two per family.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Told(u32);
+
+impl Default for Told {
+    fn default() -> Self {
+        Told(u32::MAX)
+    }
+}
+
+impl Told {
+    /// Told `time` (below a millisecond's fraction; at most about 49 days, which no field
+    /// can say).
+    pub(super) fn set(&mut self, time: Duration) {
+        self.0 = u32::try_from(time.as_millis()).map_or(u32::MAX - 1, |ms| ms.min(u32::MAX - 1));
+    }
+
+    pub(super) fn get(self) -> Option<Duration> {
+        (self.0 != u32::MAX).then(|| Duration::from_millis(u64::from(self.0)))
+    }
 }
 
 impl<P: Protocol> Family<P> {
@@ -182,10 +206,10 @@ impl<P: Protocol> Family<P> {
         let querier = self.ifaces.get(&ifindex).map(|i| &i.querier);
         let robustness = self.robustness(ifindex, config);
         let interval = querier
-            .and_then(|q| q.query_interval)
+            .and_then(|q| q.query_interval.get())
             .unwrap_or(config.query_interval);
         let response = querier
-            .and_then(|q| q.response_interval)
+            .and_then(|q| q.response_interval.get())
             .unwrap_or(config.query_response_interval);
         interval * u32::from(robustness) + response
     }
