@@ -40,6 +40,9 @@ pub(crate) struct V3Iface {
 /// when they end. A Vec of u32, not a set: a burst of a million joins costs 4 bytes each
 /// here. Boxed, and only while it holds any: 8 bytes in every interface, not a Vec's 24.
 #[derive(Debug, Default)]
+// The box is the point: one allocation more, only while news is pending, 16 bytes less in
+// every interface.
+#[allow(clippy::box_collection)]
 pub(crate) struct Changed(Option<Box<Vec<u32>>>);
 
 impl Changed {
