@@ -113,8 +113,13 @@ impl<P: Protocol> Family<P> {
     }
 
     pub(super) fn context(&self, ifindex: IfIndex, config: &Config) -> MemberContext {
+        Self::context_in(self.compat(ifindex, config), config)
+    }
+
+    /// The context of an interface in compatibility `mode`.
+    pub(super) fn context_in(mode: Compat, config: &Config) -> MemberContext {
         MemberContext {
-            v1_querier: self.compat(ifindex, config) == Compat::V1,
+            v1_querier: mode == Compat::V1,
             robustness: config.robustness,
             unsolicited_interval: P::unsolicited_interval(config),
         }

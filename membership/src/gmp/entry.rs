@@ -147,7 +147,12 @@ impl<A: Ord + Copy> GroupEntry<A> {
 
     /// Whether the interface state means any reception at all (not INCLUDE {}).
     pub(super) fn has_reception_state(&self) -> bool {
-        self.filter().has_reception_state()
+        // `filter().has_reception_state()`, without making the filter.
+        self.any_source > 0
+            || self
+                .rare
+                .as_ref()
+                .is_some_and(|r| !r.filtered.is_empty() && r.merged.has_reception_state())
     }
 
     /// Applies a request change; the interface state before it. Nothing changes on an error.

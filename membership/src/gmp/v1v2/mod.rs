@@ -59,10 +59,14 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) {
-        let ctx = self.context(ifindex, env.config);
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
         };
+        // `Family::context`, from the interface in hand: one lookup, not two.
+        let ctx = Self::context_in(
+            iface.older.heard().min(P::max_compat(env.config)),
+            env.config,
+        );
         let event = MemberEvent::Query {
             max_delay,
             from_v1_querier,
@@ -93,16 +97,15 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) -> bool {
-        let Some(key) = self
-            .ifaces
-            .get(&ifindex)
-            .and_then(|i| i.groups.get(&group, |s| self.records[s as usize].group))
-            .map(|k| k as usize)
-        else {
+        // One lookup of the interface for its record and its mode (`Family::compat`).
+        let Some((key, mode)) = self.ifaces.get(&ifindex).and_then(|i| {
+            let key = i.groups.get(&group, |s| self.records[s as usize].group)?;
+            Some((key as usize, i.older.heard().min(P::max_compat(env.config))))
+        }) else {
             return false;
         };
-        if self.compat(ifindex, env.config) < Compat::V3 {
-            let ctx = self.context(ifindex, env.config);
+        if mode < Compat::V3 {
+            let ctx = Self::context_in(mode, env.config);
             self.event(key, MemberEvent::ReportHeard { v1 }, &ctx, now, env);
         }
         true
