@@ -238,7 +238,7 @@ impl<P: Protocol> Family<P> {
             self.cancel_timer(key);
             let record = &mut self.records[key];
             let reportable = P::reportable(&record.group, env.config);
-            record.mode = GroupMode::new(Compat::V2, reportable);
+            record.set_mode(GroupMode::new(Compat::V2, reportable));
             self.forget_if_done(key);
         }
     }
@@ -251,10 +251,11 @@ impl<P: Protocol> Family<P> {
             // What the older reports told the router: (*,G). Its next change is reported
             // against EXCLUDE {} (TAHI MLDv2 6.1.a: leaving INCLUDE {S1} sends TO_IN {}, which
             // ends the (*,G) state, not BLOCK {S1}, which a router in EXCLUDE {} ignores).
-            record.mode = GroupMode::V3 {
+            let router_any_source = record.has_reception_state();
+            record.set_mode(GroupMode::V3 {
                 mode_change: 0,
-                router_any_source: record.has_reception_state(),
-            };
+                router_any_source,
+            });
         }
     }
 

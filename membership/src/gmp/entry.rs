@@ -252,6 +252,18 @@ impl<A: Ord + Copy> GroupEntry<A> {
         Some(result)
     }
 
+    /// Switches the record to `mode`. Leaving v3 drops what only v3 keeps (a source-specific
+    /// query's sources, source news): the v1/v2 machine starts afresh, and the state of a
+    /// mode left is not brought back by the next switch to v3.
+    pub(super) fn set_mode(&mut self, mode: GroupMode) {
+        if let (GroupMode::Older(_), Some(rare)) = (mode, self.rare.as_mut()) {
+            rare.queried = None;
+            rare.news.clear();
+        }
+        self.mode = mode;
+        self.tidy();
+    }
+
     /// Takes the record's timer out.
     pub(super) fn take_timer(&mut self) -> Option<TimerId> {
         self.timer.take()
@@ -308,6 +320,17 @@ mod tests {
         assert!(record.rare.is_some(), "the query's sources are still held");
         assert_eq!(record.set_queried(None), Some([3].into()));
         assert!(record.rare.is_none() && record.is_leaving());
+        // Leaving v3 forgets a pending query's sources; the filtered requests stay.
+        assert_eq!(record.change(RequestChange::Add(inc(&[4]))), Ok(inc(&[])));
+        record.set_queried(Some([4].into()));
+        record.set_mode(GroupMode::new(Compat::V2, true));
+        assert!(record.queried().is_none() && record.rare.is_some());
+        assert_eq!(*record.filter(), inc(&[4]));
+        assert_eq!(
+            record.change(RequestChange::DropIncluded([4].into())),
+            Ok(inc(&[4]))
+        );
+        assert!(record.rare.is_none());
         // A change that fails changes nothing.
         assert!(record.change(RequestChange::LeaveGroup).is_err());
         assert!(record.rare.is_none() && record.users() == 0);
