@@ -107,24 +107,21 @@ pub(crate) struct Request<A> {
     pub filter: Filter<A>,
 }
 
-/// The requests held for one group (each join is one). Plain anonymous joins, EXCLUDE {}, are
-/// by far the most common and are only counted, so that a group joined from any source holds
-/// no allocation of its own; the requests with sources, INCLUDE ones, or owned ones are kept
-/// whole.
-///
-/// The whole ones are a boxed slice, not a `Vec`: 8 bytes less in every record, and they
-/// change seldom.
+/// The requests held for one group (each join is one), as a request change sees them. Plain
+/// anonymous joins, EXCLUDE {}, are by far the most common and are only counted; the requests
+/// with sources, INCLUDE ones, or owned ones are kept whole. The group's record keeps the two
+/// apart (`gmp::entry`): the count in place, the others out of line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Requests<A> {
-    any_source: u32,
-    filtered: Box<[Request<A>]>,
+    pub any_source: u32,
+    pub filtered: Vec<Request<A>>,
 }
 
 impl<A> Default for Requests<A> {
     fn default() -> Self {
         Requests {
             any_source: 0,
-            filtered: Box::new([]),
+            filtered: Vec::new(),
         }
     }
 }
@@ -135,27 +132,21 @@ impl<A: Ord + Copy> Requests<A> {
         self.any_source as usize + self.filtered.len()
     }
 
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.any_source == 0 && self.filtered.is_empty()
     }
 
     /// Every request, the plain ones first.
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = Filter<A>> + '_ {
-        self.iter_owned().map(|(_, f)| f)
-    }
-
-    /// Every request with its owner (`None`: an anonymous join), the plain ones first.
-    pub fn iter_owned(&self) -> impl Iterator<Item = (Option<&str>, Filter<A>)> + '_ {
         (0..self.any_source)
-            .map(|_| (None, Filter::any_source()))
-            .chain(
-                self.filtered
-                    .iter()
-                    .map(|r| (r.owner.as_deref(), r.filter.clone())),
-            )
+            .map(|_| Filter::any_source())
+            .chain(self.filtered.iter().map(|r| r.filter.clone()))
     }
 
     /// The interface state for the group: the requests merged.
+    #[cfg(test)]
     pub fn merged(&self) -> Filter<A> {
         if self.any_source > 0 {
             // EXCLUDE {} intersected with anything is EXCLUDE {}, whatever the INCLUDEs add.
@@ -174,7 +165,7 @@ pub(crate) fn merge<A: Ord + Copy>(requests: &[Filter<A>]) -> Filter<A> {
 }
 
 /// [`merge`] over any list of filters.
-fn merge_all<'a, A: Ord + Copy + 'a>(
+pub(crate) fn merge_all<'a, A: Ord + Copy + 'a>(
     requests: impl Iterator<Item = &'a Filter<A>> + Clone,
 ) -> Filter<A> {
     let includes = requests
@@ -278,12 +269,7 @@ pub(crate) fn apply_change<A: Ord + Copy>(
             *requests = Requests::default();
             Ok(())
         }
-        change => {
-            let mut filtered = core::mem::take(&mut requests.filtered).into_vec();
-            let result = change_filtered(&mut filtered, change);
-            requests.filtered = filtered.into_boxed_slice();
-            result
-        }
+        change => change_filtered(&mut requests.filtered, change),
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Host`]: the one owner of all membership state, and every public operation on it.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::net::IpAddr;
 
@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use crate::event::{Event, EventQueue};
 use crate::filter::{Filter, FilterMode, RequestChange, SourceFilter};
 use crate::gmp::info::millis;
-use crate::gmp::{Compat, Env, Family};
+use crate::gmp::{Compat, Env, Family, Interfaces};
 use crate::igmp::{self, Igmp};
 use crate::info::{GroupCursor, GroupInfo, InterfaceInfo};
 use crate::mld::{self, Mld};
@@ -31,7 +31,7 @@ use crate::{Config, Error, IfIndex, InterfaceConfig, Transmit};
 pub struct Host {
     config: Config,
     rng: SmallRng,
-    interfaces: BTreeMap<IfIndex, InterfaceConfig>,
+    interfaces: Interfaces,
     igmp: Family<Igmp>,
     mld: Family<Mld>,
     outbox: VecDeque<Transmit>,
@@ -46,7 +46,7 @@ impl Host {
     pub fn new(config: Config, rng_seed: u64) -> Host {
         Host {
             rng: SmallRng::seed_from_u64(rng_seed),
-            interfaces: BTreeMap::new(),
+            interfaces: Interfaces::default(),
             igmp: Family::default(),
             mld: Family::default(),
             outbox: VecDeque::new(),
@@ -204,7 +204,7 @@ impl Host {
     /// Leaves every group on every interface, as a host shutting down does.
     pub fn leave_all(&mut self, now: Instant) {
         self.tick(now);
-        let ifindexes: Vec<IfIndex> = self.interfaces.keys().copied().collect();
+        let ifindexes = self.ifindexes();
         let (igmp, mld, mut env) = self.split();
         for ifindex in ifindexes {
             igmp.leave_all(ifindex, now, &mut env);
@@ -476,12 +476,19 @@ impl Host {
         all
     }
 
-    /// Every interface: the versions spoken and the timers that hold them.
+    /// Every interface: the versions spoken and the timers that hold them, by number.
     pub fn interfaces(&self, now: Instant) -> Vec<InterfaceInfo> {
-        self.interfaces
-            .keys()
-            .filter_map(|&ifindex| self.interface(ifindex, now))
+        self.ifindexes()
+            .into_iter()
+            .filter_map(|ifindex| self.interface(ifindex, now))
             .collect()
+    }
+
+    /// Every interface's number, in order.
+    fn ifindexes(&self) -> Vec<IfIndex> {
+        let mut ifindexes: Vec<IfIndex> = self.interfaces.keys().copied().collect();
+        ifindexes.sort_unstable();
+        ifindexes
     }
 
     /// One interface, as [`Host::interfaces`] lists it; `None` if it is not one of this host's.

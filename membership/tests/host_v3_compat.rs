@@ -81,6 +81,7 @@ for_both_families!(
     older_queriers_switch_the_mode_and_it_times_out,
     an_older_querier_cancels_pending_v3_work,
     learned_qqic_and_qrv_shape_the_older_querier_timeout,
+    an_older_mode_forgets_pending_source_news,
 );
 
 fn older_queriers_switch_the_mode_and_it_times_out<F: Family>() {
@@ -164,4 +165,34 @@ fn learned_qqic_and_qrv_shape_the_older_querier_timeout<F: Family>() {
         F::older_querier_ms(&host.interfaces(t(11_000))[0]),
         Some(62_000)
     );
+}
+
+/// Source news pending when an older querier arrives is dropped with the v3 mode, not kept for
+/// the next return to v3: back in v3, a leave is retransmitted as robustness says and the
+/// record then goes.
+fn an_older_mode_forgets_pending_source_news<F: Family>() {
+    let mut host = host();
+    let g = a::<F>("239.1.1.1");
+    let sources = || SourceFilter::include(addrs::<F>(&["10.1.1.1"]));
+    host.join_filter(IF, g, sources(), t(0)).unwrap();
+    assert_eq!(
+        now_sent(&mut host, 0).len(),
+        1,
+        "ALLOW, one retransmission left"
+    );
+    host.handle_packet(IF, &F::older_general_query(1000), t(1))
+        .unwrap();
+    run(&mut host, 5_000);
+    run(&mut host, 261_000);
+    assert_eq!(F::version(&host.interfaces(t(261_000))[0]), F::V3);
+    host.leave_filter(IF, g, sources(), t(270_000)).unwrap();
+    let mut sent: Vec<Transmit> = now_sent(&mut host, 270_000);
+    sent.extend(run(&mut host, 280_000).into_iter().map(|(_, tx)| tx));
+    let leaves: Vec<Vec<String>> = sent.iter().map(records).collect();
+    assert_eq!(
+        leaves,
+        vec![vec![rec::<F>("to_in", "239.1.1.1", &[])]; 2],
+        "the leave and its retransmission (the router holds (*,G) after the older reports)"
+    );
+    assert!(host.group(IF, g, t(280_000)).is_none(), "the record went");
 }

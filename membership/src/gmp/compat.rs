@@ -4,7 +4,8 @@
 
 use core::time::Duration;
 
-use super::table::{GroupMode, TimerKey};
+use super::entry::GroupMode;
+use super::table::TimerKey;
 use super::v1v2::machine::MemberContext;
 use super::{Env, Family, Protocol};
 use crate::event::Event;
@@ -32,7 +33,7 @@ pub(crate) struct OlderQueriers {
 
 impl OlderQueriers {
     /// The oldest querier version present.
-    fn heard(&self) -> Compat {
+    pub(super) fn heard(&self) -> Compat {
         match (self.v1, self.v2) {
             (Some(_), _) => Compat::V1,
             (None, Some(_)) => Compat::V2,
@@ -67,8 +68,32 @@ impl OlderQueriers {
 #[derive(Debug, Default)]
 pub(crate) struct QuerierParams {
     pub(super) robustness: Option<u8>,
-    pub(super) query_interval: Option<Duration>,
-    pub(super) response_interval: Option<Duration>,
+    pub(super) query_interval: Told,
+    pub(super) response_interval: Told,
+}
+
+/// A time a querier told us, in whole milliseconds (what the wire carries always is: QQIC's
+/// seconds, IGMPv3's tenths of a second, MLDv2's milliseconds), or nothing yet. 4 bytes, not
+/// an `Option<Duration>`'s 16: every interface holds two per family.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Told(u32);
+
+impl Default for Told {
+    fn default() -> Self {
+        Told(u32::MAX)
+    }
+}
+
+impl Told {
+    /// Told `time` (below a millisecond's fraction; at most about 49 days, which no field
+    /// can say).
+    pub(super) fn set(&mut self, time: Duration) {
+        self.0 = u32::try_from(time.as_millis()).map_or(u32::MAX - 1, |ms| ms.min(u32::MAX - 1));
+    }
+
+    pub(super) fn get(self) -> Option<Duration> {
+        (self.0 != u32::MAX).then(|| Duration::from_millis(u64::from(self.0)))
+    }
 }
 
 impl<P: Protocol> Family<P> {
@@ -88,8 +113,13 @@ impl<P: Protocol> Family<P> {
     }
 
     pub(super) fn context(&self, ifindex: IfIndex, config: &Config) -> MemberContext {
+        Self::context_in(self.compat(ifindex, config), config)
+    }
+
+    /// The context of an interface in compatibility `mode`.
+    pub(super) fn context_in(mode: Compat, config: &Config) -> MemberContext {
         MemberContext {
-            v1_querier: self.compat(ifindex, config) == Compat::V1,
+            v1_querier: mode == Compat::V1,
             robustness: config.robustness,
             unsolicited_interval: P::unsolicited_interval(config),
         }
@@ -181,10 +211,10 @@ impl<P: Protocol> Family<P> {
         let querier = self.ifaces.get(&ifindex).map(|i| &i.querier);
         let robustness = self.robustness(ifindex, config);
         let interval = querier
-            .and_then(|q| q.query_interval)
+            .and_then(|q| q.query_interval.get())
             .unwrap_or(config.query_interval);
         let response = querier
-            .and_then(|q| q.response_interval)
+            .and_then(|q| q.response_interval.get())
             .unwrap_or(config.query_response_interval);
         interval * u32::from(robustness) + response
     }
@@ -208,7 +238,7 @@ impl<P: Protocol> Family<P> {
             self.cancel_timer(key);
             let record = &mut self.records[key];
             let reportable = P::reportable(&record.group, env.config);
-            record.mode = GroupMode::new(Compat::V2, reportable);
+            record.set_mode(GroupMode::new(Compat::V2, reportable));
             self.forget_if_done(key);
         }
     }
@@ -218,16 +248,14 @@ impl<P: Protocol> Family<P> {
         for key in self.keys_on(ifindex) {
             self.cancel_timer(key);
             let record = &mut self.records[key];
-            record.mode = GroupMode::new(Compat::V3, true);
             // What the older reports told the router: (*,G). Its next change is reported
             // against EXCLUDE {} (TAHI MLDv2 6.1.a: leaving INCLUDE {S1} sends TO_IN {}, which
             // ends the (*,G) state, not BLOCK {S1}, which a router in EXCLUDE {} ignores).
-            if let GroupMode::V3 {
-                router_any_source, ..
-            } = &mut record.mode
-            {
-                *router_any_source = record.filter.has_reception_state();
-            }
+            let router_any_source = record.has_reception_state();
+            record.set_mode(GroupMode::V3 {
+                mode_change: 0,
+                router_any_source,
+            });
         }
     }
 

@@ -1,15 +1,23 @@
-//! An interface's group index: each group's record slot, in group order. Most emulated hosts
-//! hold one or two groups, and a B-tree's first leaf takes 100 bytes (IPv4) or 232 bytes (IPv6)
-//! however little it holds: more than the record itself. So a few groups live in a sorted
-//! vector sized to them, and the tree takes over past [`FEW`].
+//! An interface's group index: each group's record slot, in group order.
+//!
+//! Most emulated hosts hold one or two groups. The index holds slots only, not the groups:
+//! a group is read from its record (the `group_of` argument), so that the index is not a
+//! second copy of the keys the records hold. Up to [`INLINE`] slots sit in the index itself
+//! (no allocation at all), up to [`FEW`] in a sorted vector sized to them, and past that a
+//! B-tree keyed by group takes over (the records are then too many to compare through).
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::cmp::Ordering;
 use core::ops::Bound;
 
+/// Slots held in place, without allocating: as many as fit beside the vector's niche.
+const INLINE: usize = 4;
 /// Groups kept in the sorted vector; past this, a B-tree (and back under half of it).
 const FEW: usize = 16;
+/// An unused place in [`GroupIndex::Inline`]; never a slot (the table stops short of it).
+pub(crate) const NO_SLOT: u32 = u32::MAX;
 
 /// Group → record slot (u32: the table never holds 2^32 records).
 #[derive(Debug)]
@@ -17,75 +25,122 @@ const FEW: usize = 16;
 // extra allocation is one per interface of more than FEW groups.
 #[allow(clippy::box_collection)]
 pub(crate) enum GroupIndex<A> {
-    /// Sorted by group, capacity exactly the length.
-    Few(Vec<(A, u32)>),
+    /// Up to [`INLINE`] slots sorted by their records' groups, then [`NO_SLOT`]s.
+    Inline([u32; INLINE]),
+    /// Slots sorted by their records' groups, capacity exactly the length.
+    Few(Vec<u32>),
     /// Boxed, so that the index is no larger than the vector: every interface has one.
     Many(Box<BTreeMap<A, u32>>),
 }
 
 impl<A> Default for GroupIndex<A> {
     fn default() -> Self {
-        GroupIndex::Few(Vec::new())
+        GroupIndex::Inline([NO_SLOT; INLINE])
     }
+}
+
+/// The slots in use of an inline index.
+fn inline_slots(slots: &[u32; INLINE]) -> &[u32] {
+    let len = slots.iter().position(|&s| s == NO_SLOT).unwrap_or(INLINE);
+    &slots[..len]
+}
+
+/// Where `group` is, or would go, among `slots` sorted by group.
+fn search<A: Ord>(slots: &[u32], group: &A, group_of: impl Fn(u32) -> A) -> Result<usize, usize> {
+    slots.binary_search_by(|&s| group_of(s).cmp(group))
 }
 
 impl<A: Ord + Copy> GroupIndex<A> {
     pub fn len(&self) -> usize {
         match self {
+            GroupIndex::Inline(slots) => inline_slots(slots).len(),
             GroupIndex::Few(few) => few.len(),
             GroupIndex::Many(many) => many.len(),
         }
     }
 
-    pub fn get(&self, group: &A) -> Option<&u32> {
-        match self {
-            GroupIndex::Few(few) => few
-                .binary_search_by(|(g, _)| g.cmp(group))
-                .ok()
-                .map(|i| &few[i].1),
-            GroupIndex::Many(many) => many.get(group),
-        }
+    /// The slot of `group`; `group_of` gives the group of a slot the index holds.
+    pub fn get(&self, group: &A, group_of: impl Fn(u32) -> A) -> Option<u32> {
+        let slots = match self {
+            GroupIndex::Inline(slots) => inline_slots(slots),
+            GroupIndex::Few(few) => few,
+            GroupIndex::Many(many) => return many.get(group).copied(),
+        };
+        search(slots, group, group_of).ok().map(|i| slots[i])
     }
 
-    pub fn contains_key(&self, group: &A) -> bool {
-        self.get(group).is_some()
-    }
-
-    /// Sets the slot of `group`; the slot it had.
-    pub fn insert(&mut self, group: A, slot: u32) -> Option<u32> {
+    /// Adds `group`, which the index does not hold, at `slot` (never [`NO_SLOT`]); the
+    /// record at `slot` may already say `group` or not: `group_of` is only asked about the
+    /// slots held before.
+    pub fn insert(&mut self, group: A, slot: u32, group_of: impl Fn(u32) -> A) {
+        debug_assert!(slot != NO_SLOT);
         match self {
-            GroupIndex::Few(few) => match few.binary_search_by(|(g, _)| g.cmp(&group)) {
-                Ok(i) => Some(core::mem::replace(&mut few[i].1, slot)),
-                Err(i) if few.len() < FEW => {
-                    few.reserve_exact(1);
-                    few.insert(i, (group, slot));
-                    None
+            GroupIndex::Inline(slots) => {
+                let held = inline_slots(slots);
+                let len = held.len();
+                let Err(at) = search(held, &group, &group_of) else {
+                    return;
+                };
+                if len < INLINE {
+                    slots.copy_within(at..len, at + 1);
+                    slots[at] = slot;
+                } else {
+                    let mut few = Vec::with_capacity(INLINE + 1);
+                    few.extend_from_slice(&slots[..at]);
+                    few.push(slot);
+                    few.extend_from_slice(&slots[at..]);
+                    *self = GroupIndex::Few(few);
                 }
-                Err(_) => {
-                    let mut many: BTreeMap<A, u32> = few.drain(..).collect();
+            }
+            GroupIndex::Few(few) => {
+                let Err(at) = search(few, &group, &group_of) else {
+                    return;
+                };
+                if few.len() < FEW {
+                    few.reserve_exact(1);
+                    few.insert(at, slot);
+                } else {
+                    let mut many: BTreeMap<A, u32> =
+                        few.drain(..).map(|s| (group_of(s), s)).collect();
                     many.insert(group, slot);
                     *self = GroupIndex::Many(Box::new(many));
-                    None
                 }
-            },
-            GroupIndex::Many(many) => many.insert(group, slot),
+            }
+            GroupIndex::Many(many) => {
+                many.insert(group, slot);
+            }
         }
     }
 
-    /// Forgets `group`; its slot.
-    pub fn remove(&mut self, group: &A) -> Option<u32> {
+    /// Forgets `group`, whose record is still where `group_of` finds it; its slot.
+    pub fn remove(&mut self, group: &A, group_of: impl Fn(u32) -> A) -> Option<u32> {
         match self {
+            GroupIndex::Inline(slots) => {
+                let held = inline_slots(slots);
+                let len = held.len();
+                let at = search(held, group, &group_of).ok()?;
+                let slot = slots[at];
+                slots.copy_within(at + 1..len, at);
+                slots[len - 1] = NO_SLOT;
+                Some(slot)
+            }
             GroupIndex::Few(few) => {
-                let i = few.binary_search_by(|(g, _)| g.cmp(group)).ok()?;
-                let (_, slot) = few.remove(i);
-                few.shrink_to_fit();
+                let at = search(few, group, &group_of).ok()?;
+                let slot = few.remove(at);
+                if few.len() <= INLINE {
+                    let mut slots = [NO_SLOT; INLINE];
+                    slots[..few.len()].copy_from_slice(few);
+                    *self = GroupIndex::Inline(slots);
+                } else {
+                    few.shrink_to_fit();
+                }
                 Some(slot)
             }
             GroupIndex::Many(many) => {
                 let slot = many.remove(group)?;
                 if many.len() <= FEW / 2 {
-                    let mut few: Vec<(A, u32)> = Vec::with_capacity(many.len());
-                    few.extend(core::mem::take(many.as_mut()));
+                    let mut few: Vec<u32> = Vec::with_capacity(many.len());
+                    few.extend(many.values().copied());
                     *self = GroupIndex::Few(few);
                 }
                 Some(slot)
@@ -93,41 +148,38 @@ impl<A: Ord + Copy> GroupIndex<A> {
         }
     }
 
-    /// Every group and its slot, in group order.
-    pub fn iter(&self) -> impl Iterator<Item = (&A, &u32)> {
+    /// Every slot, in group order.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
         let (few, many) = match self {
-            GroupIndex::Few(few) => (Some(few.iter().map(|(g, s)| (g, s))), None),
-            GroupIndex::Many(many) => (None, Some(many.iter())),
+            GroupIndex::Inline(slots) => (Some(inline_slots(slots).iter()), None),
+            GroupIndex::Few(few) => (Some(few.iter()), None),
+            GroupIndex::Many(many) => (None, Some(many.values())),
         };
-        few.into_iter().flatten().chain(many.into_iter().flatten())
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &A> {
-        self.iter().map(|(g, _)| g)
-    }
-
-    pub fn values(&self) -> impl Iterator<Item = &u32> {
-        self.iter().map(|(_, s)| s)
+        few.into_iter()
+            .flatten()
+            .chain(many.into_iter().flatten())
+            .copied()
     }
 
     /// The first group after `after` (from the first with `None`), and its slot: a cursor
     /// that resumes in O(log n) however the index changed meanwhile.
-    pub fn next_after(&self, after: Option<A>) -> Option<(A, u32)> {
-        match self {
-            GroupIndex::Few(few) => {
-                let start = match after {
-                    Some(a) => few.partition_point(|(g, _)| *g <= a),
-                    None => 0,
-                };
-                few.get(start).copied()
-            }
+    pub fn next_after(&self, after: Option<A>, group_of: impl Fn(u32) -> A) -> Option<(A, u32)> {
+        let slots = match self {
+            GroupIndex::Inline(slots) => inline_slots(slots),
+            GroupIndex::Few(few) => few,
             GroupIndex::Many(many) => {
                 let from = after.map_or(Bound::Unbounded, Bound::Excluded);
-                many.range((from, Bound::Unbounded))
+                return many
+                    .range((from, Bound::Unbounded))
                     .next()
-                    .map(|(&g, &s)| (g, s))
+                    .map(|(&g, &s)| (g, s));
             }
-        }
+        };
+        let start = match after {
+            Some(a) => slots.partition_point(|&s| group_of(s).cmp(&a) != Ordering::Greater),
+            None => 0,
+        };
+        slots.get(start).map(|&s| (group_of(s), s))
     }
 }
 
@@ -136,44 +188,60 @@ mod tests {
     use alloc::collections::BTreeMap;
     use alloc::vec::Vec;
 
-    use super::{GroupIndex, FEW};
+    use super::{GroupIndex, FEW, INLINE};
 
-    /// The index against a BTreeMap through growth past FEW and shrinking back: the same
-    /// lookups, order and cursor steps.
+    /// The index against a BTreeMap through growth past INLINE and FEW and shrinking back:
+    /// the same lookups, order and cursor steps. Slot `s` holds group `groups[s]`, as the
+    /// record table would.
     #[test]
-    fn behaves_as_a_sorted_map_across_both_forms() {
+    fn behaves_as_a_sorted_map_across_all_forms() {
         let mut index = GroupIndex::default();
         let mut model = BTreeMap::new();
         // A scattered insertion order, then removals down to nothing.
         let groups: Vec<u32> = (0..3 * FEW as u32).map(|i| (i * 37) % 101).collect();
+        let group_of = |s: u32| groups[s as usize];
         let check = |index: &GroupIndex<u32>, model: &BTreeMap<u32, u32>| {
             assert_eq!(index.len(), model.len());
-            let listed: Vec<(u32, u32)> = index.iter().map(|(&g, &s)| (g, s)).collect();
-            let want: Vec<(u32, u32)> = model.iter().map(|(&g, &s)| (g, s)).collect();
-            assert_eq!(listed, want);
+            let slots: Vec<u32> = index.slots().collect();
+            let want: Vec<u32> = model.values().copied().collect();
+            assert_eq!(slots, want);
             let mut cursor = None;
             let mut walked = Vec::new();
-            while let Some((g, s)) = index.next_after(cursor) {
-                walked.push((g, s));
+            while let Some((g, s)) = index.next_after(cursor, group_of) {
+                assert_eq!(group_of(s), g);
+                walked.push(s);
                 cursor = Some(g);
             }
             assert_eq!(walked, want);
             for g in 0..101 {
-                assert_eq!(index.get(&g), model.get(&g));
+                assert_eq!(index.get(&g, group_of), model.get(&g).copied());
             }
         };
+        let mut forms = Vec::new();
         for (slot, &g) in groups.iter().enumerate() {
-            assert_eq!(index.insert(g, slot as u32), model.insert(g, slot as u32));
+            index.insert(g, slot as u32, group_of);
+            model.insert(g, slot as u32);
             check(&index, &model);
+            forms.push(core::mem::discriminant(&index));
         }
         assert!(matches!(index, GroupIndex::Many(_)));
-        assert_eq!(index.insert(groups[0], 999), model.insert(groups[0], 999));
+        assert!(matches!(
+            GroupIndex::<u32>::default(),
+            GroupIndex::Inline(_)
+        ));
+        // Inline up to INLINE groups, a vector up to FEW.
+        assert_eq!(forms[INLINE - 1], forms[0]);
+        assert_ne!(forms[INLINE], forms[0]);
+        assert_eq!(forms[FEW - 1], forms[INLINE]);
         for g in &groups {
-            assert_eq!(index.remove(g), model.remove(g));
+            assert_eq!(index.remove(g, group_of), model.remove(g));
             check(&index, &model);
+            if let GroupIndex::Few(few) = &index {
+                assert_eq!(few.capacity(), few.len(), "a vector sized to its slots");
+            }
         }
-        assert!(matches!(index, GroupIndex::Few(ref few) if few.capacity() == 0));
-        assert_eq!(index.remove(&5), None);
+        assert!(matches!(index, GroupIndex::Inline(_)));
+        assert_eq!(index.remove(&5, group_of), None);
     }
 
     /// Every interface holds one per family: no larger than the B-tree map it replaced.

@@ -4,7 +4,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use super::table::{GroupEntry, GroupMode};
+use super::entry::{GroupEntry, GroupMode};
 use super::{Family, Protocol};
 use crate::info::GroupInfo;
 use crate::time::Instant;
@@ -27,17 +27,24 @@ impl<P: Protocol> Family<P> {
 
     /// Whether `group` has a record on `ifindex`.
     pub fn has_record(&self, ifindex: IfIndex, group: P::Addr) -> bool {
-        self.ifaces
-            .get(&ifindex)
-            .is_some_and(|i| i.groups.contains_key(&group))
+        self.slot_of(ifindex, group).is_some()
+    }
+
+    /// The slot of the record of `group` on `ifindex`. O(log of the interface's groups).
+    pub(super) fn slot_of(&self, ifindex: IfIndex, group: P::Addr) -> Option<usize> {
+        let iface = self.ifaces.get(&ifindex)?;
+        let slot = iface
+            .groups
+            .get(&group, |s| self.records[s as usize].group)?;
+        Some(slot as usize)
     }
 
     /// Whether the interface state of `group` on `ifindex` admits `source` (RFC 9776 §3.2):
     /// `None` without a record or with no reception state (a record being left). O(log of
     /// the group's sources).
     pub fn admits_source(&self, ifindex: IfIndex, group: P::Addr, source: P::Addr) -> Option<bool> {
-        let key = *self.ifaces.get(&ifindex)?.groups.get(&group)? as usize;
-        let filter = &self.records[key].filter;
+        let key = self.slot_of(ifindex, group)?;
+        let filter = self.records[key].filter();
         if !filter.has_reception_state() {
             return None;
         }
@@ -56,7 +63,7 @@ impl<P: Protocol> Family<P> {
         config: &Config,
         now: Instant,
     ) -> Option<GroupInfo> {
-        let key = *self.ifaces.get(&ifindex)?.groups.get(&group)? as usize;
+        let key = self.slot_of(ifindex, group)?;
         Some(self.group_info(&self.records[key], config, now))
     }
 
@@ -99,25 +106,25 @@ impl<P: Protocol> Family<P> {
             out.extend(
                 iface
                     .groups
-                    .values()
+                    .slots()
                     .skip(skip)
                     .take(max)
-                    .map(|&key| self.group_info(&self.records[key as usize], config, now)),
+                    .map(|key| self.group_info(&self.records[key as usize], config, now)),
             );
         }
     }
 
     fn group_info(&self, r: &GroupEntry<P::Addr>, config: &Config, now: Instant) -> GroupInfo {
-        let timer_ms = self.timer_left(r.mode.timer(), now).map(millis);
+        let timer_ms = self.timer_left(r.timer, now).map(millis);
         let (state, last_reporter, unsolicited_left, retransmit_ms) = match r.mode {
-            GroupMode::Older { member, .. } => (
+            GroupMode::Older(member) => (
                 member.state.name(),
                 member.state.last_reporter(),
                 member.unsolicited_left,
                 None,
             ),
             GroupMode::V3 { .. } => {
-                let retransmit_ms = (!r.mode.news_done()).then_some(()).and_then(|()| {
+                let retransmit_ms = (!r.news_done()).then_some(()).and_then(|()| {
                     let timer = self.ifaces.get(&r.iface).and_then(|i| i.v3.retransmit);
                     self.timer_left(timer, now).map(millis)
                 });
@@ -135,6 +142,7 @@ impl<P: Protocol> Family<P> {
                 (state, false, 0, retransmit_ms)
             }
         };
+        let filter = r.filter();
         GroupInfo {
             iface: r.iface,
             group: r.group.into(),
@@ -144,12 +152,11 @@ impl<P: Protocol> Family<P> {
             last_reporter,
             unsolicited_left,
             retransmit_ms,
-            filter_mode: r.filter.mode.name(),
-            sources: r.filter.sources.iter().map(|&s| s.into()).collect(),
-            requests: r.requests.iter().map(|f| f.to_api()).collect(),
+            filter_mode: filter.mode.name(),
+            sources: filter.sources.iter().map(|&s| s.into()).collect(),
+            requests: r.requests().map(|(_, f)| f.to_api()).collect(),
             owners: r
-                .requests
-                .iter_owned()
+                .requests()
                 .map(|(owner, _)| owner.map(String::from))
                 .collect(),
         }

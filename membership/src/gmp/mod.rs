@@ -13,6 +13,7 @@
 //!   and packing.
 
 pub(crate) mod compat;
+pub(crate) mod entry;
 pub(crate) mod ifaces;
 pub(crate) mod index;
 pub(crate) mod info;
@@ -27,8 +28,10 @@ use core::fmt::Debug;
 use core::net::IpAddr;
 use core::time::Duration;
 
+use hashbrown::HashMap;
 use rand::rngs::SmallRng;
 use rand::Rng;
+use rustc_hash::FxBuildHasher;
 use slab::Slab;
 
 use crate::config::ProtocolVersion;
@@ -38,9 +41,10 @@ use crate::timer::TimerWheel;
 use crate::{Config, IfIndex, InterfaceConfig, Transmit};
 
 pub(crate) use compat::Compat;
+use entry::GroupEntry;
 use ifaces::IfaceTable;
 pub(crate) use input::{Heard, QueryView};
-use table::{GroupEntry, TimerKey};
+use table::TimerKey;
 use v1v2::machine::{MemberContext, MemberMessage};
 pub(crate) use v3::PackedReport;
 
@@ -95,10 +99,15 @@ pub(crate) trait Protocol {
     ) -> Transmit;
 }
 
+/// Every interface's addresses and MTU, by interface number: found in one hash probe (a core
+/// may hold a million emulated hosts as interfaces, and every report sent looks its interface
+/// up). Not ordered: what goes out interface by interface sorts the numbers first.
+pub(crate) type Interfaces = HashMap<IfIndex, InterfaceConfig, FxBuildHasher>;
+
 /// The Host's parts that every operation needs besides the family itself.
 pub(crate) struct Env<'a> {
     pub config: &'a Config,
-    pub interfaces: &'a BTreeMap<IfIndex, InterfaceConfig>,
+    pub interfaces: &'a Interfaces,
     pub rng: &'a mut SmallRng,
     pub out: &'a mut VecDeque<Transmit>,
     pub stats: &'a mut Stats,
@@ -173,7 +182,7 @@ impl<P: Protocol> Family<P> {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
         };
-        let keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        let keys: Vec<usize> = iface.groups.slots().map(|k| k as usize).collect();
         for key in keys {
             self.remove(key);
         }

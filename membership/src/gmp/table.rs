@@ -1,176 +1,20 @@
-//! The group table: one record per (interface, group) with the requests held for it, the
-//! per-interface state, the timer wheel's keys, and the request changes that drive it all.
+//! The group table: one record per (interface, group) (`gmp::entry`), the per-interface
+//! state, the timer wheel's keys, and the request changes that drive it all.
 
-use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::net::IpAddr;
 use core::time::Duration;
 
 use super::compat::{OlderQueriers, QuerierParams};
-use super::index::GroupIndex;
-use super::v1v2::machine::{Member, MemberState};
-use super::v3::{Retransmit, V3Iface};
+use super::entry::{GroupEntry, GroupMode};
+use super::index::{GroupIndex, NO_SLOT};
+use super::v3::V3Iface;
 use super::{Compat, Env, Family, Protocol};
 use crate::event::Event;
-use crate::filter::{apply_change, Filter, RequestChange, Requests};
+use crate::filter::RequestChange;
 use crate::time::Instant;
 use crate::timer::TimerId;
 use crate::{Error, IfIndex};
-
-/// An entry of the group table: one group on one interface (not a group record of a v3
-/// report, which is `wire::GroupRecord`).
-#[derive(Debug)]
-pub(crate) struct GroupEntry<A> {
-    pub(super) iface: IfIndex,
-    pub(super) group: A,
-    /// Every request held (each join is one; the seeds' reference count is their number). A
-    /// record without requests is a v3 group being left: only its leave's retransmissions keep
-    /// it, and it is not joined any more.
-    pub(super) requests: Requests<A>,
-    /// The interface state: the requests merged.
-    pub(super) filter: Filter<A>,
-    /// What the interface's compatibility mode keeps for the group.
-    pub(super) mode: GroupMode<A>,
-}
-
-/// A group's state in each compatibility mode; an interface switches all its records at once.
-#[derive(Debug)]
-pub(crate) enum GroupMode<A> {
-    /// IGMPv1/v2, MLDv1: the group state machine and its report timer.
-    Older {
-        member: Member,
-        report: Option<TimerId>,
-    },
-    /// IGMPv3, MLDv2. The rarely used parts are boxed, so that a settled group stays small.
-    V3 {
-        /// The pending response to a group-specific or group-and-source-specific query.
-        response: Option<TimerId>,
-        /// Filter-mode change reports (TO_IN / TO_EX) still to send: every plain join and
-        /// leave is one, and it costs this byte, nothing allocated.
-        mode_change: u8,
-        /// The group was reported in an older mode (IGMPv1/v2, MLDv1) and no change has been
-        /// reported since: the router holds (*,G), EXCLUDE {}, whatever our filter says
-        /// (RFC 9776 §7.3.2, RFC 9777 §8.3.2: an older report counts as IS_EX {}). The next
-        /// state change is reported against that state (see `Family::state_changed`).
-        router_any_source: bool,
-        /// What only source-specific queries and source changes need.
-        extra: Option<Box<V3Extra<A>>>,
-    },
-}
-
-/// The rare parts of a v3 group's state, boxed together: 8 bytes in every record.
-#[derive(Debug)]
-pub(crate) struct V3Extra<A> {
-    /// The sources a group-and-source-specific query asked about (None: the whole group).
-    pub(super) queried: Option<BTreeSet<A>>,
-    /// Sources to announce as allowed / blocked, with the reports each has left.
-    pub(super) sources: BTreeMap<A, u8>,
-}
-
-/// Drops the box of `extra` once it holds nothing.
-pub(super) fn tidy<A>(extra: &mut Option<Box<V3Extra<A>>>) {
-    if extra
-        .as_ref()
-        .is_some_and(|e| e.queried.is_none() && e.sources.is_empty())
-    {
-        *extra = None;
-    }
-}
-
-/// Runs `f` on a v3 group's state-change news as a [`Retransmit`] and keeps what it leaves.
-pub(super) fn with_news<A: Ord + Copy, T>(
-    mode_change: &mut u8,
-    extra: &mut Option<Box<V3Extra<A>>>,
-    f: impl FnOnce(&mut Retransmit<A>) -> T,
-) -> T {
-    let mut news = Retransmit {
-        mode_change: *mode_change,
-        sources: extra
-            .as_mut()
-            .map(|e| core::mem::take(&mut e.sources))
-            .unwrap_or_default(),
-    };
-    let result = f(&mut news);
-    *mode_change = news.mode_change;
-    if !news.sources.is_empty() {
-        extra
-            .get_or_insert_with(|| {
-                Box::new(V3Extra {
-                    queried: None,
-                    sources: BTreeMap::new(),
-                })
-            })
-            .sources = news.sources;
-    }
-    tidy(extra);
-    result
-}
-
-impl<A: Ord + Copy> GroupMode<A> {
-    /// A new group's state in `mode`.
-    pub(super) fn new(mode: Compat, reportable: bool) -> GroupMode<A> {
-        if mode == Compat::V3 {
-            return GroupMode::V3 {
-                response: None,
-                mode_change: 0,
-                router_any_source: false,
-                extra: None,
-            };
-        }
-        let state = if reportable {
-            MemberState::Idle {
-                last_reporter: false,
-            }
-        } else {
-            MemberState::Silent
-        };
-        GroupMode::Older {
-            member: Member {
-                state,
-                unsolicited_left: 0,
-            },
-            report: None,
-        }
-    }
-
-    /// The group's timer: the v1/v2 report timer or the v3 query-response timer.
-    pub(super) fn timer(&self) -> Option<TimerId> {
-        match self {
-            GroupMode::Older { report, .. } => *report,
-            GroupMode::V3 { response, .. } => *response,
-        }
-    }
-
-    fn take_timer(&mut self) -> Option<TimerId> {
-        match self {
-            GroupMode::Older { report, .. } => report.take(),
-            GroupMode::V3 { response, .. } => response.take(),
-        }
-    }
-
-    /// Whether no state-change news is left to retransmit.
-    pub(super) fn news_done(&self) -> bool {
-        match self {
-            GroupMode::V3 {
-                mode_change, extra, ..
-            } => *mode_change == 0 && extra.as_ref().is_none_or(|e| e.sources.is_empty()),
-            GroupMode::Older { .. } => true,
-        }
-    }
-}
-
-impl<A: Ord + Copy> GroupEntry<A> {
-    pub(super) fn users(&self) -> u32 {
-        u32::try_from(self.requests.len()).unwrap_or(u32::MAX)
-    }
-
-    /// A v3 group whose last request was dropped: kept only while its leave is retransmitted,
-    /// and not joined any more.
-    pub(super) fn is_leaving(&self) -> bool {
-        self.requests.is_empty()
-    }
-}
 
 /// Per interface and family: its groups, the queriers heard, and v3 query state.
 #[derive(Debug)]
@@ -254,7 +98,9 @@ impl<P: Protocol> Family<P> {
             RequestChange::SetOwner(_, filter) => filter.has_reception_state(),
             _ => false,
         };
-        let key = match iface.groups.get(&group).map(|&k| k as usize) {
+        let records = &self.records;
+        let group_of = |slot: u32| records[slot as usize].group;
+        let key = match iface.groups.get(&group, group_of).map(|k| k as usize) {
             // A group being left (its last retransmissions pending) is not joined any more.
             Some(key) if self.records[key].is_leaving() && !adding => {
                 return Err(Error::NotJoined(group.into()));
@@ -268,31 +114,36 @@ impl<P: Protocol> Family<P> {
                     let step = (self.records.capacity() / 8).max(64);
                     self.records.reserve_exact(step);
                 }
-                // The index keeps slots as u32 (smaller per group); 2^32 records would take
-                // hundreds of GiB, but a full index is an error, never a panic.
-                let Ok(slot) = u32::try_from(self.records.vacant_key()) else {
-                    return Err(Error::TableFull);
+                // The index keeps slots as u32 (smaller per group), NO_SLOT never one; 2^32
+                // records would take hundreds of GiB, but a full index is an error, never a
+                // panic.
+                let slot = match u32::try_from(self.records.vacant_key()) {
+                    Ok(slot) if slot != NO_SLOT => slot,
+                    _ => return Err(Error::TableFull),
                 };
-                let key = self.records.insert(GroupEntry {
-                    iface: ifindex,
+                let records = &self.records;
+                iface
+                    .groups
+                    .insert(group, slot, |s| records[s as usize].group);
+                self.records.insert(GroupEntry::new(
+                    ifindex,
                     group,
-                    requests: Requests::default(),
-                    filter: Filter::none(),
-                    mode: GroupMode::new(mode, reportable),
-                });
-                iface.groups.insert(group, slot);
-                key
+                    GroupMode::new(mode, reportable),
+                ))
             }
         };
-        if let Err(e) = apply_change(&mut self.records[key].requests, change) {
-            self.forget_if_done(key); // a record created for a change that did not apply
-            return Err(e);
-        }
-        let record = &mut self.records[key];
-        let old = core::mem::replace(&mut record.filter, record.requests.merged());
+        let old = match self.records[key].change(change) {
+            Ok(old) => old,
+            Err(e) => {
+                self.forget_if_done(key); // a record created for a change that did not apply
+                return Err(e);
+            }
+        };
+        let record = &self.records[key];
+        let filter = record.filter();
         let users = record.users();
         let had = old.has_reception_state();
-        let has = record.filter.has_reception_state();
+        let has = filter.has_reception_state();
         let event = match (had, has) {
             (false, true) => Some(Event::Joined {
                 iface: ifindex,
@@ -302,10 +153,10 @@ impl<P: Protocol> Family<P> {
                 iface: ifindex,
                 group: group.into(),
             }),
-            (true, true) if old != record.filter => Some(Event::FilterChanged {
+            (true, true) if old != *filter => Some(Event::FilterChanged {
                 iface: ifindex,
                 group: group.into(),
-                filter: record.filter.to_api(),
+                filter: filter.to_api(),
             }),
             _ => None,
         };
@@ -319,7 +170,7 @@ impl<P: Protocol> Family<P> {
             return Ok(users);
         }
         if mode == Compat::V3 {
-            if old != self.records[key].filter {
+            if old != *self.records[key].filter() {
                 self.state_changed(key, &old, now, env);
             }
             self.forget_if_done(key);
@@ -332,7 +183,11 @@ impl<P: Protocol> Family<P> {
     /// Every request on `ifindex` dropped (shutdown): each group leaves as the mode says.
     pub fn leave_all(&mut self, ifindex: IfIndex, now: Instant, env: &mut Env<'_>) {
         let groups: Vec<P::Addr> = match self.ifaces.get(&ifindex) {
-            Some(iface) => iface.groups.keys().copied().collect(),
+            Some(iface) => iface
+                .groups
+                .slots()
+                .map(|slot| self.records[slot as usize].group)
+                .collect(),
             None => return,
         };
         for group in groups {
@@ -341,15 +196,14 @@ impl<P: Protocol> Family<P> {
     }
 
     pub(super) fn remove(&mut self, key: usize) {
-        let mut record = self.records.remove(key);
-        if let Some(timer) = record.mode.take_timer() {
-            self.wheel.cancel(timer);
-        }
-        if let Some(iface) = self.ifaces.get_mut(&record.iface) {
-            iface.groups.remove(&record.group);
-            if !record.mode.news_done() {
+        let record = &self.records[key];
+        let (ifindex, group, news_left) = (record.iface, record.group, !record.news_done());
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            let records = &self.records;
+            iface.groups.remove(&group, |s| records[s as usize].group);
+            if news_left {
                 // Seldom: a record goes with news pending only when its interface leaves v3.
-                iface.v3.changed.retain(|&k| k as usize != key);
+                iface.v3.changed.remove(key as u32);
             }
             if iface.v3.changed.is_empty() {
                 if let Some(timer) = iface.v3.retransmit.take() {
@@ -357,19 +211,23 @@ impl<P: Protocol> Family<P> {
                 }
             }
         }
+        let mut record = self.records.remove(key);
+        if let Some(timer) = record.take_timer() {
+            self.wheel.cancel(timer);
+        }
     }
 
     /// A record with no requests stays only while its leave is being retransmitted.
     pub(super) fn forget_if_done(&mut self, key: usize) {
         let record = &self.records[key];
-        if record.is_leaving() && record.mode.news_done() {
+        if record.is_leaving() && record.news_done() {
             self.remove(key);
         }
     }
 
     /// Cancels a record's timer.
     pub(super) fn cancel_timer(&mut self, key: usize) {
-        if let Some(timer) = self.records[key].mode.take_timer() {
+        if let Some(timer) = self.records[key].take_timer() {
             self.wheel.cancel(timer);
         }
     }
@@ -383,7 +241,7 @@ impl<P: Protocol> Family<P> {
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return Vec::new();
         };
-        let mut keys: Vec<usize> = iface.groups.values().map(|&k| k as usize).collect();
+        let mut keys: Vec<usize> = iface.groups.slots().map(|k| k as usize).collect();
         keys.sort_unstable();
         self.visited += keys.len() as u64;
         keys
@@ -412,17 +270,10 @@ impl<P: Protocol> Family<P> {
                 let Some(record) = self.records.get_mut(record_key) else {
                     return;
                 };
+                record.timer = None;
                 match record.mode {
-                    GroupMode::Older { ref mut report, .. } => {
-                        *report = None;
-                        self.report_timer_expired(record_key, at, env);
-                    }
-                    GroupMode::V3 {
-                        ref mut response, ..
-                    } => {
-                        *response = None;
-                        self.query_response_due(record_key);
-                    }
+                    GroupMode::Older(_) => self.report_timer_expired(record_key, at, env),
+                    GroupMode::V3 { .. } => self.query_response_due(record_key),
                 }
             }
             TimerKey::Retransmit(ifindex) => self.retransmit(ifindex, at, env),
@@ -455,15 +306,15 @@ impl<P: Protocol> Family<P> {
 mod tests {
     use core::net::{Ipv4Addr, Ipv6Addr};
 
-    use super::{GroupEntry, TimerKey};
+    use super::{FamilyIface, TimerKey};
 
-    /// Per-membership memory (DESIGN.md: ≤ 150 B per any-source membership at 10^6 groups).
-    /// Before the per-mode state types: 144 and 160 bytes; 96 and 112 before the v3 news kept
-    /// their mode-change count in the record.
+    /// Every emulated host holds one per family (issue 16: ≤ 512 B per idle host in the
+    /// daemon). 120 bytes before the querier's times went to milliseconds and the list of
+    /// records with news to a box of its own.
     #[test]
-    fn records_stay_small() {
-        assert!(core::mem::size_of::<GroupEntry<Ipv4Addr>>() <= 88);
-        assert!(core::mem::size_of::<GroupEntry<Ipv6Addr>>() <= 104);
+    fn interface_states_stay_small() {
+        assert!(core::mem::size_of::<FamilyIface<Ipv4Addr>>() <= 80);
+        assert!(core::mem::size_of::<FamilyIface<Ipv6Addr>>() <= 80);
     }
 
     /// Every timer on the wheel holds one; the General Query's deadline rides in the padding.

@@ -5,7 +5,8 @@ pub(crate) mod machine;
 
 use core::time::Duration;
 
-use super::table::{GroupMode, TimerKey};
+use super::entry::GroupMode;
+use super::table::TimerKey;
 use super::{random_delay, Compat, Env, Family, Protocol};
 use crate::time::Instant;
 use crate::IfIndex;
@@ -32,7 +33,7 @@ impl<P: Protocol> Family<P> {
             }
             (true, false) => {
                 let member = match record.mode {
-                    GroupMode::Older { member, .. } => member,
+                    GroupMode::Older(member) => member,
                     GroupMode::V3 { .. } => return,
                 };
                 self.remove(key);
@@ -58,10 +59,14 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) {
-        let ctx = self.context(ifindex, env.config);
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
         };
+        // `Family::context`, from the interface in hand: one lookup, not two.
+        let ctx = Self::context_in(
+            iface.older.heard().min(P::max_compat(env.config)),
+            env.config,
+        );
         let event = MemberEvent::Query {
             max_delay,
             from_v1_querier,
@@ -73,7 +78,9 @@ impl<P: Protocol> Family<P> {
                 }
             }
             Some(group) => {
-                if let Some(key) = iface.groups.get(&group).map(|&k| k as usize) {
+                let records = &self.records;
+                let group_of = |s: u32| records[s as usize].group;
+                if let Some(key) = iface.groups.get(&group, group_of).map(|k| k as usize) {
                     self.event(key, event, &ctx, now, env);
                 }
             }
@@ -90,16 +97,15 @@ impl<P: Protocol> Family<P> {
         now: Instant,
         env: &mut Env<'_>,
     ) -> bool {
-        let Some(key) = self
-            .ifaces
-            .get(&ifindex)
-            .and_then(|i| i.groups.get(&group))
-            .map(|&k| k as usize)
-        else {
+        // One lookup of the interface for its record and its mode (`Family::compat`).
+        let Some((key, mode)) = self.ifaces.get(&ifindex).and_then(|i| {
+            let key = i.groups.get(&group, |s| self.records[s as usize].group)?;
+            Some((key as usize, i.older.heard().min(P::max_compat(env.config))))
+        }) else {
             return false;
         };
-        if self.compat(ifindex, env.config) < Compat::V3 {
-            let ctx = self.context(ifindex, env.config);
+        if mode < Compat::V3 {
+            let ctx = Self::context_in(mode, env.config);
             self.event(key, MemberEvent::ReportHeard { v1 }, &ctx, now, env);
         }
         true
@@ -120,13 +126,14 @@ impl<P: Protocol> Family<P> {
         env: &mut Env<'_>,
     ) {
         let record = &self.records[key];
-        let GroupMode::Older { member, report } = record.mode else {
+        let GroupMode::Older(member) = record.mode else {
             return;
         };
-        if !record.filter.has_reception_state() {
+        if !record.has_reception_state() {
             return;
         }
-        let remaining = report
+        let remaining = record
+            .timer
             .and_then(|t| self.wheel.deadline(t))
             .map(|deadline| deadline - now);
         let (member, actions) = machine::on_event(member, event, remaining, ctx);
@@ -144,14 +151,11 @@ impl<P: Protocol> Family<P> {
         env: &mut Env<'_>,
     ) {
         let record = &mut self.records[key];
-        let GroupMode::Older {
-            member: ref mut current,
-            ref mut report,
-        } = record.mode
-        else {
+        let GroupMode::Older(ref mut current) = record.mode else {
             return;
         };
         *current = member;
+        let report = &mut record.timer;
         match actions.timer {
             TimerCmd::Keep => {}
             TimerCmd::Cancel => {

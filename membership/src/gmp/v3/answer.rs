@@ -13,10 +13,8 @@
 //! Pacing (`Config::answer_burst`): after the first reports, the rest are spread evenly over
 //! what is left of the query's Max Resp Time, never past it.
 
-use alloc::vec::{IntoIter, Vec};
-
 use super::record_of;
-use super::records::{current_state, PackedReport, Packer};
+use super::records::{current_state, PackedReport, Packer, Pieces};
 use crate::gmp::table::TimerKey;
 use crate::gmp::{Env, Family, Protocol};
 use crate::time::Instant;
@@ -30,7 +28,7 @@ pub(crate) struct Answer<A> {
     /// The last group whose record was taken; `None` before the first.
     after: Option<A>,
     /// What is left of that group's record, split to fit reports.
-    pieces: IntoIter<GroupRecord<A>>,
+    pieces: smallvec::IntoIter<[GroupRecord<A>; 1]>,
     /// The report being filled.
     packer: Packer<A>,
     /// Groups not visited yet, as counted when the answer began: with the records a report
@@ -83,7 +81,7 @@ impl<P: Protocol> Family<P> {
             ifindex,
             Answer {
                 after: None,
-                pieces: Vec::new().into_iter(),
+                pieces: Pieces::new().into_iter(),
                 packer: Packer::new(space, P::RECORD_OVERHEAD, P::ADDR_LEN),
                 groups_left: groups,
                 per_report: (space / P::RECORD_OVERHEAD).max(1),
@@ -120,9 +118,16 @@ impl<P: Protocol> Family<P> {
                 continue;
             }
             if let Some(addrs) = env.interfaces.get(&ifindex) {
-                if let Some(report) = self.next_answer_report(ifindex, env.config) {
+                if let Some((report, last)) = self.next_answer_report(ifindex, env.config) {
+                    if last {
+                        // Done: not polled once more only to find that out (one lookup of
+                        // everything an interface's answer touches fewer, per host).
+                        self.answers_due.pop_front();
+                        self.cancel_answer(ifindex);
+                    } else {
+                        self.pace(ifindex, now, env.config.answer_burst);
+                    }
                     // A General Query answer holds current-state records: no leaves.
-                    self.pace(ifindex, now, env.config.answer_burst);
                     return Some(P::v3_report(ifindex, addrs, report, env.stats));
                 }
             }
@@ -181,22 +186,25 @@ impl<P: Protocol> Family<P> {
     }
 
     /// The next report of the answer on `ifindex`: groups taken from the cursor until one
-    /// report is full; `None` once the last has gone.
+    /// report is full, and whether it is the last (the cursor reached the interface's last
+    /// group); `None` once the last has gone.
     fn next_answer_report(
         &mut self,
         ifindex: IfIndex,
         config: &Config,
-    ) -> Option<PackedReport<P::Addr>> {
+    ) -> Option<(PackedReport<P::Addr>, bool)> {
         let answer = self.answers.get_mut(&ifindex)?;
         let groups = &self.ifaces.get(&ifindex)?.groups;
+        let records = &self.records;
+        let group_of = |s: u32| records[s as usize].group;
         loop {
             for piece in answer.pieces.by_ref() {
                 if let Some(full) = answer.packer.add(piece, false) {
-                    return Some(full);
+                    return Some((full, false));
                 }
             }
-            let Some((group, key)) = groups.next_after(answer.after) else {
-                return answer.packer.finish();
+            let Some((group, key)) = groups.next_after(answer.after, group_of) else {
+                return answer.packer.finish().map(|report| (report, true));
             };
             answer.after = Some(group);
             answer.groups_left = answer.groups_left.saturating_sub(1);
@@ -205,7 +213,7 @@ impl<P: Protocol> Family<P> {
                 continue;
             }
             let record = &self.records[key as usize];
-            if let Some(state) = current_state(&record.filter, None) {
+            if let Some(state) = current_state(&record.filter(), None) {
                 answer.pieces = answer.packer.split(record_of(group, state)).into_iter();
             }
         }

@@ -7,6 +7,8 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use smallvec::{smallvec, SmallVec};
+
 use crate::filter::{Filter, FilterMode};
 use crate::transmit::LeaveMask;
 use crate::wire::{GroupRecord, RecordType};
@@ -208,6 +210,10 @@ pub(crate) fn pack<A: Copy>(
     reports
 }
 
+/// The pieces [`Packer::split`] makes of a record: one, held in place, unless it is too large
+/// for a report.
+pub(crate) type Pieces<A> = SmallVec<[GroupRecord<A>; 1]>;
+
 /// One report's records, and which of them are leaves.
 #[derive(Debug)]
 pub(crate) struct PackedReport<A> {
@@ -246,17 +252,18 @@ impl<A: Copy> Packer<A> {
 
     /// The pieces `record` goes out as: itself when it fits one report; else records of its
     /// type with the sources split among them, or, for IS_EX / TO_EX, as many as fit.
-    pub fn split(&self, mut record: GroupRecord<A>) -> Vec<GroupRecord<A>> {
+    /// A record that fits is returned in place, nothing allocated: nearly every record does.
+    pub fn split(&self, mut record: GroupRecord<A>) -> Pieces<A> {
         let max_sources = self.space.saturating_sub(self.record_overhead) / self.addr_len;
         if record.sources.len() <= max_sources {
-            return vec![record];
+            return smallvec![record];
         }
         if matches!(
             record.kind,
             RecordType::ModeIsExclude | RecordType::ChangeToExclude
         ) {
             record.sources.truncate(max_sources);
-            return vec![record];
+            return smallvec![record];
         }
         record
             .sources
