@@ -227,3 +227,47 @@ fn removing_the_interface_ends_its_answer() {
     assert_eq!(host.poll_timeout(), None, "the answer's timer went with it");
     assert!(run(&mut host, now.as_millis(), 60_000).is_empty());
 }
+
+/// `Config::answer_margin`: every answer drawn to be out that long before the query's Max Resp
+/// Time ends (the margin at most a tenth of it), in IGMPv3 and in IGMPv2 mode, and a paced
+/// answer ends that much early too.
+#[test]
+fn the_answer_margin_brings_every_answer_forward() {
+    let margin = std::time::Duration::from_millis(500);
+    // (config, Max Resp Code, the window the answers must fall in, ms after the query)
+    let cases = [
+        (Config::default(), 100, 9_500),
+        (Config::v2(), 100, 9_500),
+        // 1 s: the margin is capped at a tenth of it.
+        (Config::default(), 10, 900),
+        (Config::v2(), 10, 900),
+    ];
+    for (config, code, window) in cases {
+        let mut latest = 0;
+        for seed in 0..200 {
+            let mut host = host_on(config.clone().with_answer_margin(margin), seed);
+            host.join(IF, group(1), t(0)).unwrap();
+            run(&mut host, 0, 10_000);
+            host.handle_packet(IF, &igmp_general_query(code), t(10_000))
+                .unwrap();
+            let sent = run(&mut host, 10_000, 40_000);
+            assert_eq!(sent.len(), 1, "one answer (seed {seed})");
+            latest = latest.max(sent[0].0 - 10_000);
+        }
+        assert!(
+            (window * 9 / 10..window).contains(&latest),
+            "code {code}: the latest of 200 answers {latest} ms after the query, window {window} ms"
+        );
+    }
+
+    let mut host = joined(Config::default().with_answer_margin(margin), 20_000);
+    host.handle_packet(IF, &igmp_general_query(100), t(10_000))
+        .unwrap();
+    let sent = run(&mut host, 10_000, 60_000);
+    assert_eq!(sent.len(), 110);
+    let last = sent.last().unwrap().0;
+    assert!(
+        (19_400..19_500).contains(&last),
+        "the paced answer's last report at {last}"
+    );
+}

@@ -9,7 +9,9 @@
 use core::net::IpAddr;
 use core::time::Duration;
 
-use super::{check_report, query_target, Compat, Env, Family, Protocol, QueryProblem};
+use super::{
+    answer_window, check_report, query_target, Compat, Env, Family, Protocol, QueryProblem,
+};
 use crate::event::Event;
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -90,7 +92,8 @@ impl<P: Protocol> Family<P> {
             self.v3_query(ifindex, target, sources, max, query.querier(), now, env);
         } else {
             self.older_querier_heard(ifindex, form, now, env);
-            self.query(ifindex, target, max, form == Compat::V1, now, env);
+            let window = answer_window(max, env.config);
+            self.query(ifindex, target, window, form == Compat::V1, now, env);
         }
         Ok(())
     }

@@ -269,6 +269,12 @@ pub(crate) fn check_report<P: Protocol>(group: P::Addr, dst: P::Addr) -> Result<
     Ok(())
 }
 
+/// How long after a query its answer may be due: the query's Max Resp Time less
+/// [`Config::answer_margin`], the margin at most a tenth of it.
+fn answer_window(max: Duration, config: &Config) -> Duration {
+    max - config.answer_margin.min(max / 10)
+}
+
 /// Uniform over [0, max) at millisecond resolution, from the host's seeded RNG: a report
 /// drawn so never lands on the deadline itself (Linux draws `get_random_u32_below(max)` too;
 /// NetBSD's `IGMP_RANDOM_DELAY`, `cprng_fast32() % X + 1`, gives [1, max],

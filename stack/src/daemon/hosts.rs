@@ -79,6 +79,7 @@ pub(super) struct CoreSettings {
     strict_igmp: bool,
     lenient_mld: bool,
     answer_burst: u32,
+    answer_margin: Duration,
     solicited_node: SolicitedNode,
     /// The command line's one link: a host is named by its device alone.
     one_link: bool,
@@ -91,6 +92,7 @@ impl CoreSettings {
             strict_igmp: args.strict_igmp,
             lenient_mld: args.lenient_mld,
             answer_burst: args.answer_burst,
+            answer_margin: Duration::from_millis(args.answer_margin_ms),
             solicited_node: args.solicited_node,
             one_link: args.iface.is_some(),
         }
@@ -127,6 +129,7 @@ pub(super) fn core_config(settings: &CoreSettings, params: &HostParams) -> Confi
             0 => u32::MAX,
             burst => burst,
         })
+        .with_answer_margin(settings.answer_margin)
 }
 
 /// [`Hosts::flush_order`]: the cores, a round robin's turn.

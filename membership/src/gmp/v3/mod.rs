@@ -17,7 +17,7 @@ pub(crate) use records::{PackedReport, Retransmit};
 
 use super::entry::GroupMode;
 use super::table::TimerKey;
-use super::{random_delay, Compat, Env, Family, Protocol};
+use super::{answer_window, random_delay, Compat, Env, Family, Protocol};
 use crate::filter::Filter;
 use crate::time::Instant;
 use crate::timer::TimerId;
@@ -135,11 +135,12 @@ impl<P: Protocol> Family<P> {
         if target.is_none() {
             iface.querier.response_interval.set(max_delay);
         }
+        let window = answer_window(max_delay, env.config);
         if mode < Compat::V3 {
-            self.query(ifindex, target, max_delay, mode == Compat::V1, now, env);
+            self.query(ifindex, target, window, mode == Compat::V1, now, env);
             return;
         }
-        let at = now + random_delay(env.rng, max_delay);
+        let at = now + random_delay(env.rng, window);
         // Rule 1: a general response due sooner covers this query.
         if let Some(general) = iface.v3.general.and_then(|t| self.wheel.deadline(t)) {
             if general <= at {
@@ -151,7 +152,7 @@ impl<P: Protocol> Family<P> {
             if let Some(timer) = iface.v3.general.take() {
                 self.wheel.cancel(timer);
             }
-            let by = now + max_delay;
+            let by = now + window;
             iface.v3.general = Some(
                 self.wheel
                     .schedule(at, TimerKey::GeneralResponse(ifindex, by)),
