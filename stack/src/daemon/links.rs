@@ -60,6 +60,12 @@ pub(super) struct Link {
     /// The device may hold packets (mio is edge-triggered: after a capped burst it may still
     /// hold some without a new event).
     pub readable: bool,
+    /// The daemon clock (ns) when the loop last learned that the device holds packets: what
+    /// is read from it is stamped no later than that, not at its read (see
+    /// [`Link::arrival_stamp`]).
+    pub readable_since: Option<u64>,
+    /// When the last report or leave on this link was stamped, just before its write.
+    pub reported_at: u64,
     /// Multicast packets still being handed to the hosts, oldest first.
     pub fanouts: VecDeque<Fanout>,
     /// Whether a host holds a group, as last found for a datagram no listener took (see
@@ -93,6 +99,28 @@ pub(super) struct Fanout {
 }
 
 impl Link {
+    /// The device is readable, as the loop learned at `woke` (ns): the time its packets are
+    /// stamped with, unless it was readable already (a burst left some: they keep the stamp
+    /// the burst gave them).
+    pub fn became_readable(&mut self, woke: u64) {
+        if !self.readable {
+            self.readable = true;
+            self.readable_since = Some(woke);
+        }
+    }
+
+    /// The stamp of a packet read now from this device: when the loop learned that the device
+    /// held packets, or the last report written on it if that came later. A single thread
+    /// reading a thousand devices that one bridge forwarded a datagram to at the same instant
+    /// reads the last of them milliseconds after the first; each was there when the loop woke,
+    /// and a capture stamps them all at once. Never before a report this link's hosts wrote
+    /// (a datagram read after a join's report is not stamped before it), never after the read
+    /// (`read_at`, the stamp of a device opened readable, before any wake-up).
+    pub fn arrival_stamp(&self, read_at: u64) -> u64 {
+        self.readable_since
+            .map_or(read_at, |since| since.max(self.reported_at))
+    }
+
     /// The link and its device's counters, as `show` and `/api/links` list it.
     pub fn info(&self) -> LinkInfo {
         LinkInfo {
@@ -263,6 +291,8 @@ impl Links {
             member_hints: HashMap::new(),
             // Packets may be waiting already (a device reopened by a reload).
             readable: true,
+            readable_since: None,
+            reported_at: 0,
         });
         debug_assert_eq!(
             inserted, id,

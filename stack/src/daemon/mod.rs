@@ -327,7 +327,10 @@ impl Daemon {
         requests: &Receiver<Envelope>,
         signals: &mut Signals,
     ) -> anyhow::Result<()> {
-        let mut events = Events::with_capacity(64);
+        // Room for every device of a large lab in one wake-up: a datagram a bridge forwards to
+        // a thousand ports makes a thousand readable at once, and each is stamped with the
+        // time the loop learned of it (`Link::arrival_stamp`).
+        let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; MTU_BUFFER];
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
         loop {
@@ -364,6 +367,7 @@ impl Daemon {
                 }
                 return Err(e).context("event loop poll failed");
             }
+            let woke = self.clock.now_ns();
             for event in events.iter() {
                 match Source::of(event.token()) {
                     Some(Source::Signal) => {
@@ -380,7 +384,7 @@ impl Daemon {
                     Some(Source::Listener(id)) => self.listeners.readable(id),
                     Some(Source::Link(id)) => {
                         if let Some(link) = self.links.get_mut(id) {
-                            link.readable = true;
+                            link.became_readable(woke);
                         }
                     }
                     // Wake: the requests are drained below, every turn.
