@@ -18,6 +18,7 @@ use mio::{Interest, Registry};
 use tun_tap::{Iface, Mode};
 
 use super::addrs::HostsByMac;
+use super::arrivals::{ArrivalSlot, Arrivals};
 use super::{HostId, LinkId};
 use crate::ids::Table;
 use crate::tokens::Source;
@@ -60,12 +61,9 @@ pub(super) struct Link {
     /// The device may hold packets (mio is edge-triggered: after a capped burst it may still
     /// hold some without a new event).
     pub readable: bool,
-    /// The daemon clock (ns) when the loop last learned that the device holds packets: what
-    /// is read from it is stamped no later than that, not at its read (see
-    /// [`Link::arrival_stamp`]).
-    pub readable_since: Option<u64>,
-    /// When the last report or leave on this link was stamped, just before its write.
-    pub reported_at: u64,
+    /// The first packet's arrival, as the stamper thread saw it (none if it could not watch
+    /// the device).
+    arrival: Option<ArrivalSlot>,
     /// Multicast packets still being handed to the hosts, oldest first.
     pub fanouts: VecDeque<Fanout>,
     /// Whether a host holds a group, as last found for a datagram no listener took (see
@@ -99,26 +97,17 @@ pub(super) struct Fanout {
 }
 
 impl Link {
-    /// The device is readable, as the loop learned at `woke` (ns): the time its packets are
-    /// stamped with, unless it was readable already (a burst left some: they keep the stamp
-    /// the burst gave them).
-    pub fn became_readable(&mut self, woke: u64) {
-        if !self.readable {
-            self.readable = true;
-            self.readable_since = Some(woke);
-        }
-    }
-
-    /// The stamp of a packet read now from this device: when the loop learned that the device
-    /// held packets, or the last report written on it if that came later. A single thread
-    /// reading a thousand devices that one bridge forwarded a datagram to at the same instant
-    /// reads the last of them milliseconds after the first; each was there when the loop woke,
-    /// and a capture stamps them all at once. Never before a report this link's hosts wrote
-    /// (a datagram read after a join's report is not stamped before it), never after the read
-    /// (`read_at`, the stamp of a device opened readable, before any wake-up).
+    /// The stamp of a packet read now (`read_at`) from this device. The first packet after
+    /// the device was empty: when it arrived, as the stamper thread saw it (`arrivals`): a
+    /// single thread reading a thousand devices that one bridge forwarded a datagram to at the
+    /// same instant reads the last of them milliseconds after the first, and a capture stamps
+    /// them all at once. The others, and any the thread did not see: their read. Never
+    /// before the packet arrived.
     pub fn arrival_stamp(&self, read_at: u64) -> u64 {
-        self.readable_since
-            .map_or(read_at, |since| since.max(self.reported_at))
+        match self.arrival.as_ref().and_then(ArrivalSlot::take) {
+            Some(first) if first <= read_at => first,
+            _ => read_at,
+        }
     }
 
     /// The link and its device's counters, as `show` and `/api/links` list it.
@@ -162,6 +151,8 @@ pub(super) enum Received {
 pub(super) struct Links {
     all: Table<LinkId, Link>,
     registry: Registry,
+    /// The stamper thread: when packets arrive on the devices.
+    arrivals: Arrivals,
     closed: IoStats,
 }
 
@@ -180,10 +171,11 @@ impl IndexMut<LinkId> for Links {
 }
 
 impl Links {
-    pub fn new(registry: Registry) -> Links {
+    pub fn new(registry: Registry, arrivals: Arrivals) -> Links {
         Links {
             all: Table::new(),
             registry,
+            arrivals,
             closed: IoStats::default(),
         }
     }
@@ -274,6 +266,11 @@ impl Links {
             Source::Link(id).token(),
             Interest::READABLE,
         )?;
+        let arrival = self
+            .arrivals
+            .watch(device.as_raw_fd())
+            .map_err(|e| warn!("{name}: packets stamped at their read: {e}"))
+            .ok();
         let mut hosts = Vec::new();
         // Sized once: grown by doubling, the vectors freed on the way stay in the RSS.
         hosts.reserve_exact(spec.hosts.len());
@@ -291,8 +288,7 @@ impl Links {
             member_hints: HashMap::new(),
             // Packets may be waiting already (a device reopened by a reload).
             readable: true,
-            readable_since: None,
-            reported_at: 0,
+            arrival,
         });
         debug_assert_eq!(
             inserted, id,
@@ -307,6 +303,9 @@ impl Links {
         let _ = self
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
+        if let Some(slot) = &link.arrival {
+            self.arrivals.unwatch(slot);
+        }
         self.closed.add(&link.io);
         link
     }
@@ -319,6 +318,9 @@ impl Links {
                 Ok(n) => return Received::Frame(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     link.readable = false;
+                    if let Some(slot) = &link.arrival {
+                        self.arrivals.rearm(slot);
+                    }
                     return Received::Empty;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

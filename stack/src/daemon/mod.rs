@@ -34,6 +34,7 @@ use crate::topology::Topology;
 use crate::Args;
 
 mod addrs;
+mod arrivals;
 mod changes;
 mod clock;
 mod control_plane;
@@ -125,8 +126,10 @@ pub fn run(
     raise_fd_limit();
     let mut poll = Poll::new().context("cannot create the event loop")?;
     let waker = Arc::new(Waker::new(poll.registry(), Source::Wake.token())?);
+    let clock = Clock::start();
+    let arrivals = arrivals::Arrivals::start(clock).context("cannot start the arrival stamps")?;
     let mut daemon = Daemon {
-        links: Links::new(poll.registry().try_clone()?),
+        links: Links::new(poll.registry().try_clone()?, arrivals),
         hosts: Hosts::new(
             args.seed.unwrap_or_else(default_seed),
             CoreSettings::of(&args),
@@ -148,7 +151,7 @@ pub fn run(
         topology: Topology::default(),
         config_error: None,
         argv: std::env::args_os().collect(),
-        clock: Clock::start(),
+        clock,
         transmits_due: false,
         untrimmed_sends: 0,
         args,
@@ -328,8 +331,7 @@ impl Daemon {
         signals: &mut Signals,
     ) -> anyhow::Result<()> {
         // Room for every device of a large lab in one wake-up: a datagram a bridge forwards to
-        // a thousand ports makes a thousand readable at once, and each is stamped with the
-        // time the loop learned of it (`Link::arrival_stamp`).
+        // a thousand ports makes a thousand readable at once.
         let mut events = Events::with_capacity(1024);
         let mut buf = vec![0u8; MTU_BUFFER];
         let mut next_device_check = self.clock.elapsed() + DEVICE_CHECK;
@@ -367,7 +369,6 @@ impl Daemon {
                 }
                 return Err(e).context("event loop poll failed");
             }
-            let woke = self.clock.now_ns();
             for event in events.iter() {
                 match Source::of(event.token()) {
                     Some(Source::Signal) => {
@@ -384,7 +385,7 @@ impl Daemon {
                     Some(Source::Listener(id)) => self.listeners.readable(id),
                     Some(Source::Link(id)) => {
                         if let Some(link) = self.links.get_mut(id) {
-                            link.became_readable(woke);
+                            link.readable = true;
                         }
                     }
                     // Wake: the requests are drained below, every turn.

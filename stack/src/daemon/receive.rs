@@ -130,7 +130,6 @@ impl Receive<'_> {
             // Datagrams handed to many members (test streams checked at 10^4 hosts a frame)
             // end the burst early: the link stays readable, the timers' answers go out between.
             if self.member_work >= MEMBER_WORK_PER_BURST {
-                self.burst_cut(id);
                 return Ok(());
             }
             match self.links.recv(id, buf) {
@@ -142,17 +141,7 @@ impl Receive<'_> {
                 Received::Failed(why) => return Err(why),
             }
         }
-        self.burst_cut(id);
         Ok(())
-    }
-
-    /// A burst ended with packets left on link `id`: they were there by now, and are stamped
-    /// so when the next turn reads them.
-    fn burst_cut(&mut self, id: LinkId) {
-        let link = &mut self.links[id];
-        if link.readable {
-            link.readable_since = Some(self.clock.now_ns());
-        }
     }
 
     /// One frame (TAP) or packet (TUN) read from link `id` at `at` (ns).

@@ -69,7 +69,6 @@ impl Wire<'_> {
         // capture), which on a loaded machine takes milliseconds that are not the device's
         // delay (RFC 3918 §5.6: from the report's transmission).
         let at = self.clock.now_ns();
-        self.links[link].reported_at = at;
         if !self.links.write(link, &frame) {
             debug!("dropped {} {src} -> {dst}", tx.message());
             return;
