@@ -9,8 +9,10 @@
 //! the clock into the device's slot. The loop takes that stamp for the first packet it reads
 //! and re-arms the device once it has read it empty; packets read after the first in the same
 //! burst are stamped at their read (`Link::arrival_stamp`). A stamp is never before the
-//! packet's arrival: the thread reads the clock after epoll found the packet there, and each
-//! arming has its number (an event of an earlier arming, delivered late, stamps nothing). One
+//! packet's arrival: the thread reads the clock after epoll found the packet there, each
+//! arming has its number (an event of an earlier arming, delivered late, stamps nothing), and
+//! the thread stamps nothing once the loop has read a packet of the arming (a thread woken
+//! late would give the first packet's stamp to the second). One
 //! wake-up of the thread and one `epoll_ctl` of the loop per time a device goes from empty to
 //! not, not per packet: under a flood a device stays non-empty and costs nothing more. The
 //! protocol state stays the loop's alone: the thread writes stamps, nothing else.
@@ -35,6 +37,9 @@ const STOP: u64 = u64::MAX;
 struct Stamp {
     arming: u32,
     first: Option<u64>,
+    /// The loop read a packet of this arming: a stamp the thread makes after it would be a
+    /// later packet's, stamped with an earlier one's arrival.
+    read: bool,
 }
 
 type Slots = Arc<RwLock<HashMap<u32, Arc<Mutex<Stamp>>>>>;
@@ -62,9 +67,12 @@ pub(super) struct ArrivalSlot {
 
 impl ArrivalSlot {
     /// When the first packet of the device's current burst arrived (the daemon clock's ns),
-    /// once: later calls give `None` until the device is re-armed.
+    /// for the first packet read: later calls give `None` until the device is re-armed, and so
+    /// does the first if the thread had not stamped it yet (it will not stamp it after).
     pub fn take(&self) -> Option<u64> {
-        self.stamp.lock().first.take()
+        let mut stamp = self.stamp.lock();
+        stamp.read = true;
+        stamp.first.take()
     }
 }
 
@@ -132,6 +140,7 @@ impl Arrivals {
             let mut stamp = slot.stamp.lock();
             stamp.arming = stamp.arming.wrapping_add(1);
             stamp.first = None;
+            stamp.read = false;
             stamp.arming
         };
         // A packet that came after the last read fires at once: its stamp is this call's time,
@@ -208,7 +217,7 @@ fn stamp_arrivals(epoll: RawFd, slots: &Slots, clock: Clock) {
             let (key, arming) = ((data >> 32) as u32, data as u32);
             if let Some(stamp) = slots.get(&key) {
                 let mut stamp = stamp.lock();
-                if stamp.arming == arming && stamp.first.is_none() {
+                if stamp.arming == arming && !stamp.read && stamp.first.is_none() {
                     stamp.first = Some(now);
                 }
             }
@@ -224,15 +233,16 @@ mod tests {
 
     use super::*;
 
-    /// Waits up to a second for the thread to stamp `slot`.
+    /// Waits up to a second for the thread to stamp `slot` (without reading, which would
+    /// stop it), then reads the stamp.
     fn stamped(slot: &ArrivalSlot) -> Option<u64> {
         for _ in 0..1000 {
-            if let Some(at) = slot.take() {
-                return Some(at);
+            if slot.stamp.lock().first.is_some() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        None
+        slot.take()
     }
 
     /// The first packet after an arming is stamped once, between its sending and its read;
@@ -246,7 +256,7 @@ mod tests {
         rx.set_nonblocking(true).unwrap();
         let slot = arrivals.watch(rx.as_raw_fd()).unwrap();
         std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(slot.take(), None, "nothing came");
+        assert_eq!(slot.stamp.lock().first, None, "nothing came");
 
         let sent = clock.now_ns();
         tx.write_all(b"a").unwrap();
@@ -271,6 +281,14 @@ mod tests {
             at > before,
             "stamped at the re-arming, not before the packet came"
         );
+
+        // A packet read before the thread stamped it: nothing stamped after.
+        assert_eq!(rx.read(&mut buf).unwrap(), 1);
+        arrivals.rearm(&slot);
+        assert_eq!(slot.take(), None, "read before any packet came");
+        tx.write_all(b"d").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(slot.take(), None, "the arming's first read was taken");
 
         arrivals.unwatch(&slot);
         drop(arrivals); // the thread stops
