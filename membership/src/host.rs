@@ -323,6 +323,15 @@ impl Host {
         mld.flush_reports(&mut env);
     }
 
+    /// Packets built and waiting for [`poll_transmit`](Host::poll_transmit) (General Query
+    /// answers, built one report per call, not counted): a driver that writes fewer a turn
+    /// than its timers make can hold [`handle_timeout`](Host::handle_timeout) back while
+    /// these are many, so that the timers wait in the wheel (a few bytes each, one per
+    /// record at most) instead of as built packets that would grow with every turn.
+    pub fn transmits_queued(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// The next packet to send, if any; call again until `None`, after every call that may
     /// send (a join or leave, a packet handled, [`handle_timeout`](Host::handle_timeout)).
     /// Takes no clock: the time is the latest the host was told. A General Query answer is

@@ -271,3 +271,26 @@ fn the_answer_margin_brings_every_answer_forward() {
         "the paced answer's last report at {last}"
     );
 }
+
+/// `Host::transmits_queued` counts the packets built and not yet taken: a driver's measure of
+/// how far behind its writes are.
+#[test]
+fn transmits_queued_counts_the_built_packets_not_yet_taken() {
+    let mut host = host_on(Config::default(), 3);
+    assert_eq!(host.transmits_queued(), 0);
+    for i in 1..=3 {
+        host.join(IF, group(i), t(0)).unwrap();
+    }
+    let mut built = 0;
+    while host.poll_transmit().is_some() {
+        built += 1;
+    }
+    assert!(built >= 1);
+    assert_eq!(host.transmits_queued(), 0, "all taken");
+    // The retransmissions, due within the unsolicited interval: built when their timers fire.
+    host.handle_timeout(t(1_000));
+    let queued = host.transmits_queued();
+    assert!(queued >= 1, "the retransmission built");
+    assert!(host.poll_transmit().is_some());
+    assert_eq!(host.transmits_queued(), queued - 1);
+}
