@@ -218,15 +218,29 @@ impl DelayTracker {
         admitted: bool,
         at: Nanos,
     ) {
+        self.datagram_before_report(host, group, source, admitted, at);
+    }
+
+    /// [`DelayTracker::datagram`]; whether the datagram came before the host's report (it
+    /// arrived before the report was written, and was read after it): the host must still be
+    /// handed the next one of its source (`delays::feed`), which may be its join's first.
+    pub(super) fn datagram_before_report(
+        &mut self,
+        host: u32,
+        group: IpAddr,
+        source: IpAddr,
+        admitted: bool,
+        at: Nanos,
+    ) -> bool {
         let Some(key) = self.key(host, group) else {
-            return;
+            return false;
         };
         let Some(record) = self.records.get_mut(&key) else {
-            return;
+            return false;
         };
         if record.left == NOT_YET {
             if !admitted {
-                return;
+                return false;
             }
             let number = match self.source_index.get(&source) {
                 Some(&number) => Some(number),
@@ -250,13 +264,16 @@ impl DelayTracker {
             }
             // Datagrams flowing before our report (another member on the link) do not
             // measure our join.
-            if record.first_datagram == NOT_YET && at >= record.report_sent {
+            if at < record.report_sent {
+                return true;
+            }
+            if record.first_datagram == NOT_YET {
                 record.first_datagram = at;
             }
         } else {
             // After the leave: only a source admitted before it.
             let Some(&number) = self.source_index.get(&source) else {
-                return;
+                return false;
             };
             let admitted_before = record.source == number
                 || self
@@ -264,12 +281,13 @@ impl DelayTracker {
                     .get(&key)
                     .is_some_and(|more| more.contains(&number));
             if !admitted_before {
-                return;
+                return false;
             }
         }
         if record.last_datagram == NOT_YET || at > record.last_datagram {
             record.last_datagram = at;
         }
+        false
     }
 
     /// The Leave / TO_IN({}) of `host` for `group` was written at `at`.

@@ -96,11 +96,22 @@ impl DelayTracker {
         if feed.unchecked.is_empty() {
             return 0;
         }
-        let unchecked = std::mem::take(&mut feed.unchecked);
+        let mut unchecked = std::mem::take(&mut feed.unchecked);
         let handed = unchecked.len();
-        for (host, id) in unchecked {
+        // A datagram that arrived before a host's report (read after it) leaves the host
+        // waiting for the next one: that may be its join's first.
+        unchecked.retain(|&host, &mut id| {
             let admitted = admits(id, host);
-            self.datagram(host, group, source, admitted, at);
+            self.datagram_before_report(host, group, source, admitted, at)
+        });
+        if !unchecked.is_empty() {
+            if let Some(feed) = self
+                .feeds
+                .get_mut(&(link, group))
+                .and_then(|sources| sources.get_mut(&source))
+            {
+                feed.unchecked.extend(unchecked);
+            }
         }
         handed
     }
@@ -232,5 +243,36 @@ mod tests {
         assert_eq!(delays[&1].join_delay_ns, Some(5 * MS));
         assert_eq!(delays[&2].join_delay_ns, Some(3 * MS));
         assert_eq!(delays[&2].leave_delay_ns, Some(0));
+    }
+
+    /// A datagram that arrived before a host's report was written, and was read after it
+    /// (stamped at its arrival), does not measure the join and leaves the host waiting: the
+    /// next datagram of the source is its join's first.
+    #[test]
+    fn a_datagram_from_before_the_report_leaves_the_host_waiting_for_the_next() {
+        let mut tracker = DelayTracker::new(16, 3000 * MS);
+        let link = LinkId::from_index(0);
+        let (g, s1) = (ip("239.1.1.1"), ip("10.0.0.1"));
+        let (a, b) = ((HostId::from_index(1), 1), (HostId::from_index(2), 2));
+        let admits = |_: HostId, _: u32| true;
+        tracker.report_sent_on(link, a.0, a.1, g, 0);
+        tracker.datagram_for_members(link, g, s1, 5 * MS, || [a], admits);
+        tracker.report_sent_on(link, b.0, b.1, g, 20 * MS);
+        // Arrived at 19 ms, read after B's report.
+        assert_eq!(
+            tracker.datagram_for_members(link, g, s1, 19 * MS, || [a, b], admits),
+            1
+        );
+        assert_eq!(
+            tracker.datagram_for_members(link, g, s1, 25 * MS, || [a, b], admits),
+            1,
+            "B still waits for its first"
+        );
+        assert_eq!(
+            tracker.datagram_for_members(link, g, s1, 30 * MS, || [a, b], admits),
+            0
+        );
+        let delays: HashMap<u32, _> = tracker.delays().map(|d| (d.host, d)).collect();
+        assert_eq!(delays[&2].join_delay_ns, Some(5 * MS));
     }
 }
