@@ -79,6 +79,10 @@ def main():
                 answers.append((t, port, group))
 
     diffs = []
+    # Each side of a zap's difference on its own: the daemon's stamps of the report and of the
+    # first datagram against the capture's, on one clock (the daemon's clock is moved onto the
+    # capture's by the median difference of the report stamps).
+    pairs = []
     for r in report["records"]:
         if r.get("to") is None or r.get("join_delay_ns") is None:
             continue
@@ -90,6 +94,9 @@ def main():
         if i == len(times):
             continue
         diffs.append((r["join_delay_ns"] - (times[i] - sent) * 1e9) / 1e6)
+        if r.get("join_sent_ns") is not None and r.get("first_packet_ns") is not None:
+            pairs.append((r["join_sent_ns"] / 1e9 - sent, r["first_packet_ns"] / 1e9 - times[i],
+                          diffs[-1]))
     if diffs:
         # Signed: later, the daemon read the datagram after the capture saw it (its loop's
         # read lag); earlier, it counted a datagram queued before the report was written but
@@ -105,6 +112,18 @@ def main():
         print(f"  the daemon's more than 1 ms later: {len(later)} (max "
               f"{max(later, default=0):.3f} ms), more than 1 ms earlier: {len(earlier)} (max "
               f"{-min(earlier, default=0):.3f} ms)")
+        if pairs:
+            offset = sorted(p[0] for p in pairs)[len(pairs) // 2]
+            side = lambda k, sel: sorted((p[k] - offset) * 1e3 for p in pairs if sel(p))
+            for name, sel in (("all zaps", lambda p: True),
+                              ("the zaps more than 1 ms later", lambda p: p[2] > 1.0)):
+                rep, pkt = side(0, sel), side(1, sel)
+                if not rep:
+                    continue
+                q = lambda v, f: v[min(len(v) - 1, int(f * len(v)))]
+                print(f"  {name} ({len(rep)}), each stamp against the capture's, ms: report "
+                      f"p50 {q(rep, 0.5):.3f} p99 {q(rep, 0.99):.3f}; first datagram p50 "
+                      f"{q(pkt, 0.5):.3f} p99 {q(pkt, 0.99):.3f}")
     else:
         print("no zap matched in the capture")
 
