@@ -54,25 +54,7 @@ BEFORE=$(rss)
 
 ( while kill -0 "$DAEMON" 2>/dev/null; do rss; sleep 0.02; done ) >"$DIR/rss.txt" &
 SAMPLER=$!
-python3 - "$CTL" >"$DIR/ping.txt" <<'PY' &
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-s.settimeout(10)
-f = s.makefile("rb")
-lat = []
-end = time.monotonic() + 12
-while time.monotonic() < end:
-    t = time.monotonic()
-    s.sendall(b'{"cmd":"ping"}\n')
-    f.readline()
-    lat.append((time.monotonic() - t) * 1e3)
-    time.sleep(0.01)
-lat.sort()
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-print(f"control ping during the answer: {len(lat)} requests, p50 {p(0.5):.2f} ms, "
-      f"p99 {p(0.99):.2f} ms, max {lat[-1]:.2f} ms")
-PY
+python3 scripts/bench/control_ping.py "$CTL" 12 "during the answer" >"$DIR/ping.txt" &
 PINGER=$!
 nsx "$BIN/mcquerier" --iface tun0 --igmp 3 --max-resp-ms 10000 --count 1 --json \
     --listen-ms 13000 >"$DIR/heard.json" 2>"$DIR/mcquerier.err" || true

@@ -115,30 +115,11 @@ sleep 1
 # same pinger runs 6 s first with no query: the loop's own cost (pings, idle turns, the
 # device checks), subtracted from the answer's to give the cost per host answered.
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-cat >"$DIR/pinger.py" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.connect(sys.argv[1])
-s.settimeout(10)
-f = s.makefile("rb")
-lat = []
-end = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < end:
-    t = time.monotonic()
-    s.sendall(b'{"cmd":"ping"}\n')
-    f.readline()
-    lat.append((time.monotonic() - t) * 1e3)
-    time.sleep(0.01)
-lat.sort()
-p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-print(f"control ping {sys.argv[3]}: {len(lat)} requests, p50 {p(0.5):.2f} ms, "
-      f"p99 {p(0.99):.2f} ms, max {lat[-1]:.2f} ms")
-PY
 BASE0=$(cpu "$DAEMON")
-python3 "$DIR/pinger.py" "$DIR/ctl.sock" 6 "with no query (the baseline)" >"$DIR/ping0.txt"
+python3 scripts/bench/control_ping.py "$DIR/ctl.sock" 6 "with no query (the baseline)" >"$DIR/ping0.txt"
 BASE1=$(cpu "$DAEMON")
 CPU0=$(cpu "$DAEMON")
-python3 "$DIR/pinger.py" "$DIR/ctl.sock" 12 "during the answer" >"$DIR/ping.txt" &
+python3 scripts/bench/control_ping.py "$DIR/ctl.sock" 12 "during the answer" >"$DIR/ping.txt" &
 PINGER=$!
 # Frames the daemon wrote that the kernel dropped (RX of the TAP): counted across the answer
 # only.
