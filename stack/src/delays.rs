@@ -210,21 +210,10 @@ impl DelayTracker {
     /// A datagram of `group` from `source` was read at `at` for `host`, a member of it (or
     /// being one); `admitted`: whether the host's filter admits the source now (none does
     /// once the host left). O(1), plus the record's other sources when it has several.
+    /// Whether it came before the host's report (it arrived before the report was written,
+    /// and was read after it): the host must still be handed the next one of its source
+    /// (`delays::feed`), which may be its join's first.
     pub fn datagram(
-        &mut self,
-        host: u32,
-        group: IpAddr,
-        source: IpAddr,
-        admitted: bool,
-        at: Nanos,
-    ) {
-        self.datagram_before_report(host, group, source, admitted, at);
-    }
-
-    /// [`DelayTracker::datagram`]; whether the datagram came before the host's report (it
-    /// arrived before the report was written, and was read after it): the host must still be
-    /// handed the next one of its source (`delays::feed`), which may be its join's first.
-    pub(super) fn datagram_before_report(
         &mut self,
         host: u32,
         group: IpAddr,

@@ -102,7 +102,7 @@ impl DelayTracker {
         // waiting for the next one: that may be its join's first.
         unchecked.retain(|&host, &mut id| {
             let admitted = admits(id, host);
-            self.datagram_before_report(host, group, source, admitted, at)
+            self.datagram(host, group, source, admitted, at)
         });
         if !unchecked.is_empty() {
             if let Some(feed) = self
