@@ -112,6 +112,15 @@ pub struct Args {
     /// querier counts from. 0: the RFCs' whole interval.
     #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     pub answer_margin_ms: u64,
+    /// How the packets read from the devices are stamped with their arrival (the join delays,
+    /// latencies and zap times measured from them): `kernel`, the time the kernel sent each
+    /// frame to the device, from a packet socket per link (a capture's time; needs
+    /// CAP_NET_RAW and costs the kernel a clone of each frame); `thread`, a thread woken by
+    /// the first packet to reach an empty device (a wake-up later: tens of µs on an idle
+    /// machine, a millisecond or more on a busy one); `read`, when the loop reads it. Links
+    /// that cannot have `kernel` get `thread`.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = ArrivalStamping::Kernel)]
+    pub arrival_stamps: ArrivalStamping,
     /// Drop IGMP without Router Alert or with TTL other than 1 (default: accept and count, as
     /// the Linux kernel and FRR do).
     #[arg(long)]
@@ -176,6 +185,17 @@ pub struct Args {
     /// `report.html`, as `tunmcastctl test run --out DIR` writes them.
     #[arg(long, value_name = "DIR", requires = "run_test")]
     pub out: Option<PathBuf>,
+}
+
+/// `--arrival-stamps`: how the packets read are stamped with their arrival.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArrivalStamping {
+    /// The kernel's time of sending the frame to the device.
+    Kernel,
+    /// A thread's time of seeing the first packet reach an empty device.
+    Thread,
+    /// The loop's time of reading it.
+    Read,
 }
 
 /// `--solicited-node`: which hosts join their solicited-node group.
@@ -352,6 +372,10 @@ impl Args {
         differ(
             "answer_margin_ms",
             self.answer_margin_ms != running.answer_margin_ms,
+        );
+        differ(
+            "arrival_stamps",
+            self.arrival_stamps != running.arrival_stamps,
         );
         differ("strict_igmp", self.strict_igmp != running.strict_igmp);
         differ("lenient_mld", self.lenient_mld != running.lenient_mld);

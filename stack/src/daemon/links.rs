@@ -19,10 +19,13 @@ use tun_tap::{Iface, Mode};
 
 use super::addrs::HostsByMac;
 use super::arrivals::{ArrivalSlot, Arrivals};
+use super::clock::Clock;
+use super::kernel_stamps::{CopyBuffers, KernelStamps};
 use super::{HostId, LinkId};
 use crate::ids::Table;
 use crate::tokens::Source;
 use crate::topology::{LinkKind, LinkSpec, Topology};
+use crate::ArrivalStamping;
 
 crate::counters::counters! {
     /// Counters of the daemon itself, beside the core's: one set per link, and the sum.
@@ -36,6 +39,8 @@ crate::counters::counters! {
         tap_rx_truncated: "TAP frames too short for Ethernet.",
         tap_neighbour_answers: "ARP, Neighbour Solicitation and echo requests answered.",
         tap_neighbour_drops: "ARP, ND and ICMP frames addressed to the hosts but not answered.",
+        rx_kernel_stamps: "Packets read stamped with the time the kernel sent them to the device.",
+        rx_kernel_stamps_missed: "Packets read whose kernel stamp was lost (stamped at their read).",
         control_requests: "Control requests answered.",
         control_errors: "Control requests refused.",
     }
@@ -61,9 +66,8 @@ pub(super) struct Link {
     /// The device may hold packets (mio is edge-triggered: after a capped burst it may still
     /// hold some without a new event).
     pub readable: bool,
-    /// The first packet's arrival, as the stamper thread saw it (none if it could not watch
-    /// the device).
-    arrival: Option<ArrivalSlot>,
+    /// How its packets are stamped with their arrival.
+    stamps: LinkStamps,
     /// Multicast packets still being handed to the hosts, oldest first.
     pub fanouts: VecDeque<Fanout>,
     /// Whether a host holds a group, as last found for a datagram no listener took (see
@@ -96,20 +100,21 @@ pub(super) struct Fanout {
     pub now: Instant,
 }
 
-impl Link {
-    /// The stamp of a packet read now (`read_at`) from this device. The first packet after
-    /// the device was empty: when it arrived, as the stamper thread saw it (`arrivals`): a
-    /// single thread reading a thousand devices that one bridge forwarded a datagram to at the
-    /// same instant reads the last of them milliseconds after the first, and a capture stamps
-    /// them all at once. The others, and any the thread did not see: their read. Never
-    /// before the packet arrived.
-    pub fn arrival_stamp(&self, read_at: u64) -> u64 {
-        match self.arrival.as_ref().and_then(ArrivalSlot::take) {
-            Some(first) if first <= read_at => first,
-            _ => read_at,
-        }
-    }
+/// How a link's packets are stamped with their arrival (`--arrival-stamps`): a single loop
+/// reading a thousand devices that one bridge forwarded a datagram to at the same instant reads
+/// the last of them milliseconds after the first, and a capture stamps them all at once.
+enum LinkStamps {
+    /// With the time the kernel sent the frame to the device, from a packet socket's copy
+    /// (`kernel_stamps.rs`): a capture's time.
+    Kernel(KernelStamps),
+    /// The first packet after the device was empty: when the stamper thread saw it arrive
+    /// (`arrivals.rs`); the others at their read.
+    Woken(ArrivalSlot),
+    /// At their read.
+    Read,
+}
 
+impl Link {
     /// The link and its device's counters, as `show` and `/api/links` list it.
     pub fn info(&self) -> LinkInfo {
         LinkInfo {
@@ -151,8 +156,12 @@ pub(super) enum Received {
 pub(super) struct Links {
     all: Table<LinkId, Link>,
     registry: Registry,
-    /// The stamper thread: when packets arrive on the devices.
+    /// How packets are stamped with their arrival.
+    stamping: ArrivalStamping,
+    /// The stamper thread: when packets arrive on the devices it watches.
     arrivals: Arrivals,
+    /// Where the kernel's copies are read into.
+    copies: CopyBuffers,
     closed: IoStats,
 }
 
@@ -171,12 +180,58 @@ impl IndexMut<LinkId> for Links {
 }
 
 impl Links {
-    pub fn new(registry: Registry, arrivals: Arrivals) -> Links {
+    pub fn new(registry: Registry, stamping: ArrivalStamping, arrivals: Arrivals) -> Links {
         Links {
             all: Table::new(),
             registry,
+            stamping,
             arrivals,
+            copies: CopyBuffers::default(),
             closed: IoStats::default(),
+        }
+    }
+
+    /// The stamp of `frame`, read now (`read_at`, the daemon clock's ns) from link `id`'s
+    /// device: when it arrived, as the link's [`LinkStamps`] tell. Never after its read.
+    pub fn arrival_stamp(&mut self, id: LinkId, frame: &[u8], read_at: u64, clock: Clock) -> u64 {
+        let link = &mut self.all[id];
+        let arrived = match &mut link.stamps {
+            LinkStamps::Kernel(stamps) => match stamps.sent_ns(frame, &mut self.copies) {
+                Some(sent) => {
+                    link.io.rx_kernel_stamps += 1;
+                    Some(clock.at_realtime(sent))
+                }
+                None => {
+                    link.io.rx_kernel_stamps_missed += 1;
+                    None
+                }
+            },
+            LinkStamps::Woken(slot) => slot.take(),
+            LinkStamps::Read => None,
+        };
+        arrived.map_or(read_at, |at| at.min(read_at))
+    }
+
+    /// How the packets of the device `name` (of index `ifindex`, descriptor `fd`) are to be
+    /// stamped: as asked, else as well as this process can.
+    fn link_stamps(&mut self, name: &str, ifindex: u32, fd: std::os::fd::RawFd) -> LinkStamps {
+        if self.stamping == ArrivalStamping::Kernel {
+            match KernelStamps::open(ifindex) {
+                Ok(stamps) => return LinkStamps::Kernel(stamps),
+                Err(e) => warn!(
+                    "{name}: no kernel stamps ({e}): packets stamped by a thread woken by them"
+                ),
+            }
+        }
+        if self.stamping == ArrivalStamping::Read {
+            return LinkStamps::Read;
+        }
+        match self.arrivals.watch(fd) {
+            Ok(slot) => LinkStamps::Woken(slot),
+            Err(e) => {
+                warn!("{name}: packets stamped at their read: {e}");
+                LinkStamps::Read
+            }
         }
     }
 
@@ -266,11 +321,7 @@ impl Links {
             Source::Link(id).token(),
             Interest::READABLE,
         )?;
-        let arrival = self
-            .arrivals
-            .watch(device.as_raw_fd())
-            .map_err(|e| warn!("{name}: packets stamped at their read: {e}"))
-            .ok();
+        let stamps = self.link_stamps(&name, ifindex, device.as_raw_fd());
         let mut hosts = Vec::new();
         // Sized once: grown by doubling, the vectors freed on the way stay in the RSS.
         hosts.reserve_exact(spec.hosts.len());
@@ -288,7 +339,7 @@ impl Links {
             member_hints: HashMap::new(),
             // Packets may be waiting already (a device reopened by a reload).
             readable: true,
-            arrival,
+            stamps,
         });
         debug_assert_eq!(
             inserted, id,
@@ -303,7 +354,7 @@ impl Links {
         let _ = self
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
-        if let Some(slot) = &link.arrival {
+        if let LinkStamps::Woken(slot) = &link.stamps {
             self.arrivals.unwatch(slot);
         }
         self.closed.add(&link.io);
@@ -318,7 +369,7 @@ impl Links {
                 Ok(n) => return Received::Frame(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     link.readable = false;
-                    if let Some(slot) = &link.arrival {
+                    if let LinkStamps::Woken(slot) = &link.stamps {
                         self.arrivals.rearm(slot);
                     }
                     return Received::Empty;

@@ -40,6 +40,7 @@ mod clock;
 mod control_plane;
 mod hosts;
 mod http;
+mod kernel_stamps;
 mod links;
 mod persist;
 mod receive;
@@ -129,7 +130,7 @@ pub fn run(
     let clock = Clock::start();
     let arrivals = arrivals::Arrivals::start(clock).context("cannot start the arrival stamps")?;
     let mut daemon = Daemon {
-        links: Links::new(poll.registry().try_clone()?, arrivals),
+        links: Links::new(poll.registry().try_clone()?, args.arrival_stamps, arrivals),
         hosts: Hosts::new(
             args.seed.unwrap_or_else(default_seed),
             CoreSettings::of(&args),

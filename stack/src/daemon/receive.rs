@@ -134,7 +134,8 @@ impl Receive<'_> {
             }
             match self.links.recv(id, buf) {
                 Received::Frame(n) => {
-                    let at = self.links[id].arrival_stamp(self.clock.now_ns());
+                    let read_at = self.clock.now_ns();
+                    let at = self.links.arrival_stamp(id, &buf[..n], read_at, self.clock);
                     self.handle_frame(id, &buf[..n], at);
                 }
                 Received::Empty => return Ok(()),
