@@ -9,6 +9,7 @@
 #      Linux kernel's own multicast delivery (the sockets joined to the group on the TUN's
 #      side), then tunmcastd with 100 `listen --udp-to` listeners, one socket each.
 # usage: scripts/bench-datapath.sh [SECONDS] [PAYLOAD_LEN]   (root; gcc; release build)
+# Environment: STAMPS, the daemon's --arrival-stamps (kernel).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_packages iproute2:ip gcc:gcc python3:python3
@@ -87,7 +88,7 @@ KERNEL_MANY=$(awk -F'= ' '/udp_many/ {split($2, a, "/"); print a[1]}' "$WORK/man
 # 2. tunmcastd and one --udp-to listener.
 start_daemon() {
     in_ns env RUST_LOG=warn "$BIN/tunmcastd" --tun $TUN --ipv4 10.99.0.2/24 \
-        --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
+        --arrival-stamps "${STAMPS:-kernel}" --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
     for _ in $(seq 100); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.05; done
     echo "tunmcastd did not start" >&2; cat "$WORK/daemon.err" >&2; exit 1
 }

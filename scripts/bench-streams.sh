@@ -8,6 +8,8 @@
 #      (scripts/bench/tun_drain.c), then tunmcastd with 1 and with HOSTS emulated hosts on it, each joined
 #      to the 10 groups: frames read and checked per second, and (host, source, group) records.
 # usage: scripts/bench-streams.sh [SECONDS]   (root; gcc; release build)
+# Environment: STREAMS (1000), STREAM_PPS (5000), HOSTS (100), and STAMPS, the daemon's
+# --arrival-stamps (kernel).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_packages iproute2:ip gcc:gcc python3:python3
@@ -51,7 +53,7 @@ start_daemon() { # CONFIG
     printf '%s' "$1" >"$WORK/bench.toml"
     # Not through in_ns: a function sent to the background is a subshell, and $! its pid.
     ip netns exec "$NS" env RUST_LOG=warn "$BIN/tunmcastd" --config "$WORK/bench.toml" \
-        --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
+        --arrival-stamps "${STAMPS:-kernel}" --control "$WORK/ctl.sock" 2>"$WORK/daemon.err" &
     DAEMON=$!
     for _ in $(seq 200); do ctl ping >/dev/null 2>&1 && return 0; sleep 0.05; done
     echo "tunmcastd did not start" >&2; cat "$WORK/daemon.err" >&2; exit 1

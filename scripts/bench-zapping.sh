@@ -11,7 +11,8 @@
 # RESPONSE_CS, its General Queries' Max Resp Time (300: 3 s), QUERY_CS, their interval (1000),
 # LMI_CS, its last member interval, the group-specific queries' Max Resp Time (20), LMC, their
 # count (2); PORTS, the TAP ports the hosts are spread over, one daemon link each (1);
-# BIN_DIR, binaries to use instead of building the release ones; KEEP=1 keeps the files;
+# STAMPS, the daemon's --arrival-stamps (kernel); BIN_DIR, binaries to use instead of building
+# the release ones; KEEP=1 keeps the files;
 # PERF=1 samples the daemon with perf over the run and prints where its time went.
 #
 # The bridge holds snooped forwarding back for one query response interval after its querier
@@ -86,7 +87,8 @@ for tap in $TAPS; do echo "link set $tap up"; done | ip -n "$NS" -batch -
 # Snooped forwarding starts one response interval after the querier does.
 FORWARDING_AT=$(python3 -c "import time; print(time.time() + $RESPONSE_CS / 100 + 0.5)")
 
-printf 'solicited_node = "off"\nlog_level = "warn"\n' >"$DIR/bench.toml"
+printf 'solicited_node = "off"\nlog_level = "warn"\narrival_stamps = "%s"\n' "${STAMPS:-kernel}" \
+    >"$DIR/bench.toml"
 python3 - "$PORTS" "$PER_PORT" >>"$DIR/bench.toml" <<'PY'
 import ipaddress, sys
 ports, per_port = int(sys.argv[1]), int(sys.argv[2])

@@ -341,9 +341,10 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
 }
 
 /// Each zap's join delay as the capture of the TAP has it (the host's first report with
-/// TO_EX(G) to the first datagram of G after it) against the daemon's: the median within 5
-/// ms, the largest difference within 20 (a debug build stamps a datagram when its loop reads
-/// it, after whatever that turn writes first).
+/// TO_EX(G) to the first datagram of G after it) against the daemon's: the median within 0.5
+/// ms (the daemon stamps a datagram with the kernel's time of sending it to the TAP, as the
+/// capture does: 0.012 ms at most when written), the largest difference within 20 (the OS may
+/// take the core from the loop between a report's stamp and its write, on a shared machine).
 fn compare_with_the_capture(report: &Value, packets: &[Pkt], udp_file: &Path) {
     let mut datagrams: std::collections::HashMap<String, Vec<f64>> = Default::default();
     let fields = tests::run_ok(
@@ -397,7 +398,7 @@ fn compare_with_the_capture(report: &Value, packets: &[Pkt], udp_file: &Path) {
         "the daemon's join delays against the capture's, |difference| in ms: {differences:.3?}"
     );
     assert_eq!(differences.len(), 12, "every zap found in the capture");
-    assert!(differences[6] < 5.0, "{differences:?}");
+    assert!(differences[6] < 0.5, "{differences:?}");
     assert!(differences[11] < 20.0, "{differences:?}");
 }
 

@@ -15,7 +15,8 @@
 //! test stream's datagrams carry their sequence number, and never are.
 //!
 //! This costs the kernel one clone of each frame a device is sent, and the loop one
-//! `recvmmsg` per [`BATCH`] frames. It needs `CAP_NET_RAW`; without it (or with
+//! `recvmmsg` per [`BATCH`] frames: the sockets are hooked only while something measures
+//! (delays, checked streams, a test run). It needs `CAP_NET_RAW`; without it (or with
 //! `--arrival-stamps thread`) the stamper thread of `arrivals.rs` stamps the devices instead.
 
 use std::collections::VecDeque;
@@ -29,6 +30,8 @@ pub(super) const PREFIX: usize = 128;
 const BATCH: usize = 32;
 /// Copies kept waiting for their frames, per link: more than a TAP device queues (500).
 const PENDING_MAX: usize = 1024;
+/// Copies a frame is compared with, at most.
+const SCAN: usize = 64;
 /// The socket's receive buffer: a full device queue of copies (each costs the kernel about
 /// 1 KiB of buffer) and a loop's turn more.
 const SOCKET_BUFFER: libc::c_int = 2 << 20;
@@ -54,7 +57,9 @@ impl Copy {
 /// A link's packet socket and the copies taken from it whose frames were not read yet.
 pub(super) struct KernelStamps {
     socket: OwnedFd,
+    ifindex: i32,
     pending: VecDeque<Copy>,
+    hooked: bool,
 }
 
 /// The buffers copies are taken into, one set for all links (the loop reads one at a time).
@@ -121,8 +126,8 @@ fn outgoing_only() -> [libc::sock_filter; 4] {
 
 impl KernelStamps {
     /// A packet socket on the device of index `ifindex`, receiving stamped copies of the frames
-    /// the kernel sends it from now on.
-    pub fn open(ifindex: u32) -> io::Result<KernelStamps> {
+    /// the kernel sends it from now on if `hooked` (see [`KernelStamps::hook`]).
+    pub fn open(ifindex: u32, hooked: bool) -> io::Result<KernelStamps> {
         // Protocol 0: nothing is received before the filter is in place and the socket bound.
         // SAFETY: a plain syscall; the descriptor is owned once created.
         let socket = unsafe {
@@ -163,35 +168,71 @@ impl KernelStamps {
         if set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
             set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, &size)?;
         }
+        let ifindex = i32::try_from(ifindex)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
+        let mut stamps = KernelStamps {
+            socket,
+            ifindex,
+            pending: VecDeque::new(),
+            hooked: false,
+        };
+        stamps.hook(hooked)?;
+        Ok(stamps)
+    }
+
+    /// Receives the copies (`on`) or not: the kernel clones each frame a device is sent for
+    /// the sockets hooked to it, a cost worth paying only while something measures. Bound to
+    /// protocol 0 a socket is unhooked; a device that is down is hooked when it comes up.
+    pub fn hook(&mut self, on: bool) -> io::Result<()> {
         // SAFETY: an all-zero sockaddr_ll is valid; its fields are set below.
         let mut address: libc::sockaddr_ll = unsafe { zeroed() };
         address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex = i32::try_from(ifindex)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
+        address.sll_protocol = if on {
+            (libc::ETH_P_ALL as u16).to_be()
+        } else {
+            0
+        };
+        address.sll_ifindex = self.ifindex;
         // SAFETY: `address` lives across the call and its size is passed with it.
         check(unsafe {
             libc::bind(
-                socket.as_raw_fd(),
+                self.socket.as_raw_fd(),
                 (&address as *const libc::sockaddr_ll).cast(),
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
-        Ok(KernelStamps {
-            socket,
-            pending: VecDeque::new(),
-        })
+        self.hooked = on;
+        if !on {
+            // Copies of frames read before a later hook would be taken for theirs.
+            let mut discard = CopyBuffers::default();
+            while matches!(self.take_copies(&mut discard), Ok(n) if n > 0) {}
+            self.pending.clear();
+        }
+        Ok(())
     }
 
     /// When the kernel sent the device `frame`, just read from it (CLOCK_REALTIME ns); `None`
     /// when its copy is not there (dropped by a full socket buffer).
     pub fn sent_ns(&mut self, frame: &[u8], buffers: &mut CopyBuffers) -> Option<i64> {
+        if !self.hooked {
+            return None;
+        }
         loop {
-            if let Some(at) = self.pending.iter().position(|copy| copy.is_of(frame)) {
+            let window = self.pending.len().min(SCAN);
+            if let Some(at) = self.pending.range(..window).position(|c| c.is_of(frame)) {
                 let sent = self.pending[at].sent_ns;
                 // The copies before it are of frames the device dropped.
                 self.pending.drain(..=at);
                 return Some(sent);
+            }
+            if window == SCAN {
+                // Not among the next SCAN copies: either its copy was lost (the socket's
+                // buffer was full) and these are of the frames after it, or more than SCAN
+                // frames before it were dropped by the device. Both happen only while the
+                // loop cannot keep up; the window moves on so that a frame costs at most SCAN
+                // comparisons, and the frames whose copies it passes are stamped at their read.
+                self.pending.drain(..SCAN);
+                return None;
             }
             // The frame's copy was queued on the socket before the frame on the device: it is
             // there unless it was dropped.

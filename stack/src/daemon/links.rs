@@ -162,6 +162,8 @@ pub(super) struct Links {
     arrivals: Arrivals,
     /// Where the kernel's copies are read into.
     copies: CopyBuffers,
+    /// The kernel stamps' sockets are hooked: something measures arrivals.
+    measuring: bool,
     closed: IoStats,
 }
 
@@ -187,7 +189,24 @@ impl Links {
             stamping,
             arrivals,
             copies: CopyBuffers::default(),
+            measuring: false,
             closed: IoStats::default(),
+        }
+    }
+
+    /// Whether something measures arrivals (delays, checked streams, a test run): the kernel
+    /// stamps cost the kernel a clone of each frame and are taken only while it does.
+    pub fn measure_arrivals(&mut self, on: bool) {
+        if on == self.measuring {
+            return;
+        }
+        self.measuring = on;
+        for (_, link) in self.all.iter_mut() {
+            if let LinkStamps::Kernel(stamps) = &mut link.stamps {
+                if let Err(e) = stamps.hook(on) {
+                    warn!("{}: cannot switch its kernel stamps: {e}", link.name);
+                }
+            }
         }
     }
 
@@ -216,7 +235,7 @@ impl Links {
     /// stamped: as asked, else as well as this process can.
     fn link_stamps(&mut self, name: &str, ifindex: u32, fd: std::os::fd::RawFd) -> LinkStamps {
         if self.stamping == ArrivalStamping::Kernel {
-            match KernelStamps::open(ifindex) {
+            match KernelStamps::open(ifindex, self.measuring) {
                 Ok(stamps) => return LinkStamps::Kernel(stamps),
                 Err(e) => warn!(
                     "{name}: no kernel stamps ({e}): packets stamped by a thread woken by them"

@@ -398,6 +398,9 @@ impl Daemon {
             self.advance_changes();
             self.advance_shows();
             self.serve_http();
+            self.links.measure_arrivals(
+                self.delays.is_on() || self.streams.is_checking() || self.tests.is_running(),
+            );
             for id in self.links.ids_where(|l| l.readable) {
                 if let Err(why) = self.receive().read_burst(id, &mut buf) {
                     self.reconfigure().close_link(id, &why)?;
