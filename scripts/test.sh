@@ -15,7 +15,7 @@ source scripts/lib.sh
 # every Command::new, run(), exec_ok() and spawn() under tests/, and the scripts they call).
 say "tools the tests run"
 ensure_packages iproute2:ip iproute2:bridge iputils-ping:ping procps:sysctl \
-    tcpdump:tcpdump tshark:tshark python3:python3 coreutils:chown \
+    tcpdump:tcpdump tshark:tshark python3:python3 coreutils:chown util-linux:setpriv \
     frr:/usr/lib/frr/zebra frr:/usr/lib/frr/pimd frr:vtysh \
     man-db:man systemd:systemd-analyze chromium:chromium
 ensure_python_module prometheus_client prometheus-client python3-prometheus-client

@@ -17,6 +17,12 @@ impl Netns {
     /// and `<dir>/ctl.sock`, as an IGMPv2 / MLDv1 host unless `extra` names the
     /// versions, plus `extra`; returns once `tunmcastctl ping` answers.
     pub fn spawn_daemon(&self, extra: &[&str]) -> Daemon<'_> {
+        self.spawn_daemon_under(&[], extra)
+    }
+
+    /// [`Netns::spawn_daemon`], started by `wrapper` (a program and the arguments before the
+    /// daemon's path, as `setpriv --bounding-set=-net_raw` takes them); none: directly.
+    pub fn spawn_daemon_under(&self, wrapper: &[&str], extra: &[&str]) -> Daemon<'_> {
         let socket = self.dir.join("ctl.sock");
         let socket_arg = socket.to_str().expect("UTF-8 temp dir").to_string();
         let tun = self.first_tun();
@@ -39,7 +45,16 @@ impl Netns {
             args.extend_from_slice(&["--mld-version", "1"]);
         }
         args.extend_from_slice(extra);
-        self.spawn_daemon_with(&args, &socket)
+        match wrapper.split_first() {
+            None => self.spawn_daemon_with(&args, &socket),
+            Some((program, before)) => {
+                let daemon = bin("tunmcastd");
+                let mut full: Vec<&str> = before.to_vec();
+                full.push(daemon.to_str().expect("UTF-8 binary path"));
+                full.extend_from_slice(&args);
+                self.start_daemon(Path::new(program), &full, &socket)
+            }
+        }
     }
 
     /// The `--config` file [`Netns::spawn_configured`] writes: rewrite it and send SIGHUP to
@@ -66,8 +81,13 @@ impl Netns {
 
     /// Starts tunmcastd with exactly `args`; `socket` is its control socket.
     pub fn spawn_daemon_with(&self, args: &[&str], socket: &Path) -> Daemon<'_> {
+        self.start_daemon(&bin("tunmcastd"), args, socket)
+    }
+
+    /// Runs `program ARGS`, which starts the daemon, and waits for its control socket.
+    fn start_daemon(&self, program: &Path, args: &[&str], socket: &Path) -> Daemon<'_> {
         let ctl = bin("tunmcastctl");
-        let process = self.spawn("tunmcastd", &bin("tunmcastd"), args);
+        let process = self.spawn("tunmcastd", program, args);
         let mut daemon = Daemon {
             ns: self,
             process,
@@ -91,6 +111,17 @@ impl Netns {
         }
         daemon
     }
+}
+
+/// A packet socket of the daemon, as `/proc/net/packet` lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketSocket {
+    /// 3 (ETH_P_ALL) once bound to receive, 0 before.
+    pub protocol: u16,
+    /// The device it is bound to; 0 unbound.
+    pub ifindex: u32,
+    /// Its hook is in the device's list: the kernel hands it a copy of each frame.
+    pub hooked: bool,
 }
 
 /// A running tunmcastd. Killed on drop if still running.
@@ -203,6 +234,38 @@ impl Daemon<'_> {
             .get(name)
             .and_then(Value::as_u64)
             .unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
+    }
+
+    /// The daemon's packet sockets (its kernel stamps'), as the kernel lists them in
+    /// `/proc/net/packet` of its namespace.
+    pub fn packet_sockets(&self) -> Vec<PacketSocket> {
+        let fds = format!("/proc/{}/fd", self.pid());
+        let inodes: Vec<String> = std::fs::read_dir(&fds)
+            .unwrap_or_else(|e| panic!("cannot list {fds}: {e}"))
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let target = target.to_str()?;
+                Some(
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .to_string(),
+                )
+            })
+            .collect();
+        let table = self.ns.exec_ok(&["cat", "/proc/net/packet"]);
+        // sk RefCnt Type Proto Iface R Rmem User Inode
+        table
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.len() >= 9 && inodes.iter().any(|i| i == fields[8]))
+            .map(|fields| PacketSocket {
+                protocol: u16::from_str_radix(fields[3], 16).expect("a hex protocol"),
+                ifindex: fields[4].parse().expect("an interface index"),
+                hooked: fields[5] == "1",
+            })
+            .collect()
     }
 
     /// Waits until no group has a report pending (`timer_ms` null everywhere):

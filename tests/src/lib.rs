@@ -47,7 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use bridge::{Mdb, MdbEntry, SnoopingBridge};
 pub use browser::{chromium_available, Browser};
 pub use capture::Capture;
-pub use daemon::Daemon;
+pub use daemon::{Daemon, PacketSocket};
 pub use http::{parse_response, Exchange, HttpResponse};
 pub use kernel::{kernel_has, KernelFeature};
 pub use namespace::{privileged, LinkCounters, Netns};

@@ -127,6 +127,9 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     let (_src, sender) = lab(&ns, test, &channels);
     let daemon = daemon(&ns, &format!("http = \"{HTTP}\""));
     wait_for_the_querier(&daemon, queries);
+    // The kernel stamps' sockets are hooked only while something measures: a run.
+    let unhooked = |d: &Daemon<'_>| d.packet_sockets().iter().all(|s| !s.hooked);
+    assert!(unhooked(&daemon), "{:?}", daemon.packet_sockets());
     let list = channels.join(",");
     let out: PathBuf = ns.dir().join("pass");
     let zapping = |name: &str, dir: &Path, extra: &[&str]| {
@@ -337,6 +340,12 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     let status_all = daemon.ctl_json(&["test", "status"]);
     assert_eq!(status_all["tests"].as_array().unwrap().len(), runs);
     assert_eq!(test_groups(&daemon), Vec::<Value>::new());
+    assert!(daemon.counter("rx_kernel_stamps") > 0);
+    must_wait(
+        "the packet sockets unhooked after the runs",
+        secs(5),
+        || unhooked(&daemon),
+    );
     sender.signal(Signal::SIGTERM);
 }
 

@@ -124,54 +124,60 @@ fn outgoing_only() -> [libc::sock_filter; 4] {
     ]
 }
 
+/// A packet socket receiving nothing yet (protocol 0, unbound), filtered to the frames the
+/// kernel sends a device, stamping them, its buffer sized for a device's queue.
+fn unbound_socket() -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall; the descriptor is owned once created.
+    let socket = unsafe {
+        OwnedFd::from_raw_fd(check(libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        ))?)
+    };
+    let filter = outgoing_only();
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr().cast_mut(),
+    };
+    // SAFETY: `program` and the filter it points to live across the call, which copies them;
+    // the option's value is the fprog's bytes.
+    let program_bytes = unsafe {
+        std::slice::from_raw_parts(
+            (&program as *const libc::sock_fprog).cast::<u8>(),
+            size_of::<libc::sock_fprog>(),
+        )
+    };
+    set_option(
+        &socket,
+        libc::SOL_SOCKET,
+        libc::SO_ATTACH_FILTER,
+        program_bytes,
+    )?;
+    let on: libc::c_int = 1;
+    set_option(
+        &socket,
+        libc::SOL_SOCKET,
+        libc::SO_TIMESTAMPNS,
+        &on.to_ne_bytes(),
+    )?;
+    // Above the system's rmem_max with CAP_NET_ADMIN; up to it without.
+    let size = SOCKET_BUFFER.to_ne_bytes();
+    if set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+        set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, &size)?;
+    }
+    Ok(socket)
+}
+
 impl KernelStamps {
     /// A packet socket on the device of index `ifindex`, receiving stamped copies of the frames
-    /// the kernel sends it from now on if `hooked` (see [`KernelStamps::hook`]).
+    /// the kernel sends it from now on if `hooked` (see [`KernelStamps::hook`]). Fails
+    /// without CAP_NET_RAW.
     pub fn open(ifindex: u32, hooked: bool) -> io::Result<KernelStamps> {
-        // Protocol 0: nothing is received before the filter is in place and the socket bound.
-        // SAFETY: a plain syscall; the descriptor is owned once created.
-        let socket = unsafe {
-            OwnedFd::from_raw_fd(check(libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                0,
-            ))?)
-        };
-        let filter = outgoing_only();
-        let program = libc::sock_fprog {
-            len: filter.len() as u16,
-            filter: filter.as_ptr().cast_mut(),
-        };
-        // SAFETY: `program` and the filter it points to live across the call, which copies
-        // them; the option's value is the fprog's bytes.
-        let program_bytes = unsafe {
-            std::slice::from_raw_parts(
-                (&program as *const libc::sock_fprog).cast::<u8>(),
-                size_of::<libc::sock_fprog>(),
-            )
-        };
-        set_option(
-            &socket,
-            libc::SOL_SOCKET,
-            libc::SO_ATTACH_FILTER,
-            program_bytes,
-        )?;
-        let on: libc::c_int = 1;
-        set_option(
-            &socket,
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            &on.to_ne_bytes(),
-        )?;
-        // Above the system's rmem_max with CAP_NET_ADMIN; up to it without.
-        let size = SOCKET_BUFFER.to_ne_bytes();
-        if set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
-            set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVBUF, &size)?;
-        }
         let ifindex = i32::try_from(ifindex)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
         let mut stamps = KernelStamps {
-            socket,
+            socket: unbound_socket()?,
             ifindex,
             pending: VecDeque::new(),
             hooked: false,
@@ -181,17 +187,26 @@ impl KernelStamps {
     }
 
     /// Receives the copies (`on`) or not: the kernel clones each frame a device is sent for
-    /// the sockets hooked to it, a cost worth paying only while something measures. Bound to
-    /// protocol 0 a socket is unhooked; a device that is down is hooked when it comes up.
+    /// the sockets hooked to it, a cost worth paying only while something measures. A socket
+    /// is hooked by binding it to the device (a device that is down, once it comes up), and
+    /// unhooked by closing it (binding to protocol 0 keeps the protocol it has): a new one,
+    /// unbound, takes its place.
     pub fn hook(&mut self, on: bool) -> io::Result<()> {
+        if on == self.hooked {
+            return Ok(());
+        }
+        // The copies of a socket unhooked are of frames already read, or to be read before
+        // a later hook: none is a later frame's.
+        self.pending.clear();
+        if !on {
+            self.socket = unbound_socket()?;
+            self.hooked = false;
+            return Ok(());
+        }
         // SAFETY: an all-zero sockaddr_ll is valid; its fields are set below.
         let mut address: libc::sockaddr_ll = unsafe { zeroed() };
         address.sll_family = libc::AF_PACKET as u16;
-        address.sll_protocol = if on {
-            (libc::ETH_P_ALL as u16).to_be()
-        } else {
-            0
-        };
+        address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
         address.sll_ifindex = self.ifindex;
         // SAFETY: `address` lives across the call and its size is passed with it.
         check(unsafe {
@@ -201,22 +216,18 @@ impl KernelStamps {
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         })?;
-        self.hooked = on;
-        if !on {
-            // Copies of frames read before a later hook would be taken for theirs.
-            let mut discard = CopyBuffers::default();
-            while matches!(self.take_copies(&mut discard), Ok(n) if n > 0) {}
-            self.pending.clear();
-        }
+        self.hooked = true;
         Ok(())
     }
 
+    /// Whether the socket receives copies (see [`KernelStamps::hook`]).
+    pub fn is_hooked(&self) -> bool {
+        self.hooked
+    }
+
     /// When the kernel sent the device `frame`, just read from it (CLOCK_REALTIME ns); `None`
-    /// when its copy is not there (dropped by a full socket buffer).
+    /// when its copy is not there (dropped by a full socket buffer). Only while hooked.
     pub fn sent_ns(&mut self, frame: &[u8], buffers: &mut CopyBuffers) -> Option<i64> {
-        if !self.hooked {
-            return None;
-        }
         loop {
             let window = self.pending.len().min(SCAN);
             if let Some(at) = self.pending.range(..window).position(|c| c.is_of(frame)) {
