@@ -90,7 +90,7 @@ fn a_hundred_hosts_behind_a_snooping_bridge() {
     src.ip(&["link", "set", "vsrc", "up"]);
 
     // At info: a debug line per host per query slows a debug build's loop by hundreds of ms
-    // under 200 datagrams/s, and the delays are taken when the loop reads the device.
+    // under 200 datagrams/s.
     let (daemon, _) = spawn_linked(
         &ns,
         "log_level = \"info\"\ndelays = true\n\
@@ -227,11 +227,12 @@ fn a_hundred_hosts_behind_a_snooping_bridge() {
     );
     assert_eq!(delays["join"]["count"], 100, "{delays}");
     assert_eq!(delays["leave"]["count"], 100, "{delays}");
-    // The daemon stamps a datagram when its loop reads it: one that arrives while the loop
-    // writes the hundred hosts' reports is read (and stamped) after the burst, a few ms late
-    // in a debug build. The median agrees to 5 ms, the largest delay to 10.
+    // The daemon stamps a datagram with the time the kernel sent it to the TAP (as the capture
+    // does), a report with its write. When written both agreed to 0.1 ms (0.7 / 5.2 ms join,
+    // 1008.6 / 1009.1 ms leave). The median within 1 ms; the largest within 10 (the OS may
+    // take the core from the loop between a report's stamp and its write, on a shared machine).
     for (what, capture) in [("join", &capture_join), ("leave", &capture_leave)] {
-        for (rank, figure, within) in [("p50_ns", p50(capture), 5.0), ("max_ns", capture[99], 10.0)]
+        for (rank, figure, within) in [("p50_ns", p50(capture), 1.0), ("max_ns", capture[99], 10.0)]
         {
             assert!(
                 (ms(what, rank) - figure).abs() < within,

@@ -19,7 +19,7 @@ use tun_tap::{Iface, Mode};
 
 use super::addrs::HostsByMac;
 use super::arrivals::{ArrivalSlot, Arrivals};
-use super::clock::Clock;
+use super::clock::{Clock, RealtimeOffset};
 use super::kernel_stamps::{CopyBuffers, KernelStamps};
 use super::{HostId, LinkId};
 use crate::ids::Table;
@@ -100,6 +100,10 @@ pub(super) struct Fanout {
     pub now: Instant,
 }
 
+/// How often the distance of the kernel's stamps' clock (CLOCK_REALTIME) from the daemon's is
+/// sampled again: a step of the wall clock is felt for at most this long.
+const REALTIME_RESAMPLE_NS: u64 = 1_000_000_000;
+
 /// How a link's packets are stamped with their arrival (`--arrival-stamps`): a single loop
 /// reading a thousand devices that one bridge forwarded a datagram to at the same instant reads
 /// the last of them milliseconds after the first, and a capture stamps them all at once.
@@ -164,6 +168,9 @@ pub(super) struct Links {
     copies: CopyBuffers,
     /// The kernel stamps' sockets are hooked: something measures arrivals.
     measuring: bool,
+    /// What turns a kernel stamp into the daemon clock's time, sampled again each
+    /// [`REALTIME_RESAMPLE_NS`].
+    realtime: Option<RealtimeOffset>,
     closed: IoStats,
 }
 
@@ -190,6 +197,7 @@ impl Links {
             arrivals,
             copies: CopyBuffers::default(),
             measuring: false,
+            realtime: None,
             closed: IoStats::default(),
         }
     }
@@ -220,7 +228,11 @@ impl Links {
             LinkStamps::Kernel(stamps) => match stamps.sent_ns(frame, &mut self.copies) {
                 Some(sent) => {
                     link.io.rx_kernel_stamps += 1;
-                    Some(clock.at_realtime(sent))
+                    let realtime = match self.realtime {
+                        Some(r) if read_at.saturating_sub(r.sampled_at) < REALTIME_RESAMPLE_NS => r,
+                        _ => *self.realtime.insert(clock.realtime_offset()),
+                    };
+                    Some(realtime.to_clock(sent))
                 }
                 None => {
                     link.io.rx_kernel_stamps_missed += 1;
