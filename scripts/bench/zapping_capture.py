@@ -15,7 +15,13 @@ Prints:
 - the hosts' current-state reports (IS_EX / IS_IN records: query answers) against the
   queries: an answer is in time when a query it answers (a General Query, or a query of its
   group) came at most that query's Max Resp Time before it; the others are late (by how much
-  past the latest such query's Max Resp Time).
+  past the latest such query's Max Resp Time);
+- the queries against the answers they are owed: each query on a port (a General Query, or a
+  query of group G), each host of the port holding a group (G) when it came (joined with
+  TO_EX, not left with TO_IN: the bench's channels are any-source) owes a current-state record
+  of it within the query's Max Resp Time, unless it joins or leaves that group within that
+  time (its answer then tells the new state, or is not sent: RFC 3376 §5.2). The triples with
+  no such record in time are missing (with the first record that came later, how late).
 """
 
 import bisect
@@ -23,6 +29,7 @@ import json
 import sys
 
 IGMP_QUERY = "0x11"
+TO_IN = "3"
 TO_EX = "4"
 CURRENT_STATE = ("1", "2")  # MODE_IS_INCLUDE, MODE_IS_EXCLUDE
 
@@ -52,6 +59,8 @@ def main():
     general = {}        # port -> General Query times
     specific = {}       # (port, group) -> its query times
     answers = []        # (time, port, group) of each current-state record
+    changes = {}        # (host, group) -> [(time, holds after it)], joins and leaves
+    answered = {}       # (host, group) -> current-state record times
     for line in open(fields):
         f = line.rstrip("\n").split("\t")
         if len(f) < 8:
@@ -75,8 +84,12 @@ def main():
         for group, record in zip(maddr.split(","), records.split(",")):
             if record == TO_EX:
                 joins.setdefault((src, group), t)
+                changes.setdefault((src, group), []).append((t, True))
+            elif record == TO_IN:
+                changes.setdefault((src, group), []).append((t, False))
             elif record in CURRENT_STATE:
                 answers.append((t, port, group))
+                answered.setdefault((src, group), []).append(t)
 
     diffs = []
     # Each side of a zap's difference on its own: the daemon's stamps of the report and of the
@@ -160,6 +173,61 @@ def main():
     else:
         print(f"query answers: {answers_known} current-state records after a captured query, "
               f"every one inside a query's Max Resp Time")
+    owed_answers(changes, answered, port_of, general, specific, gq_mrt, gsq_mrt)
+
+
+def owed_answers(changes, answered, port_of, general, specific, gq_mrt, gsq_mrt):
+    """Each query against the answers it is owed (see the module's doc): one sweep over each
+    (port, group)'s joins, leaves and queries, keeping the hosts that hold the group."""
+    events = {}  # (port, group) -> [(time, order, what, host)]
+    for (host, group), timeline in changes.items():
+        port = port_of.get(host)
+        for t, holds in timeline:
+            # At one instant a change comes before a query (the query finds the new state).
+            events.setdefault((port, group), []).append((t, 0, holds, host))
+        timeline.sort()
+    for (port, group), times in specific.items():
+        for t in times:
+            events.setdefault((port, group), []).append((t, 1, gsq_mrt, None))
+    for (port, group) in list(events):
+        for t in general.get(port, []):
+            events[(port, group)].append((t, 1, gq_mrt, None))
+    for times in answered.values():
+        times.sort()
+    owed = missing = 0
+    late = []
+    for (port, group), timeline in events.items():
+        timeline.sort(key=lambda e: (e[0], e[1]))
+        holders = set()
+        for t, order, what, host in timeline:
+            if order == 0:
+                (holders.add if what else holders.discard)(host)
+                continue
+            mrt = what
+            for h in holders:
+                hc = changes[(h, group)]
+                # A join or leave of the group within the Max Resp Time: excused.
+                i = bisect.bisect_right(hc, (t, True))
+                if i < len(hc) and hc[i][0] <= t + mrt:
+                    continue
+                owed += 1
+                times = answered.get((h, group), [])
+                k = bisect.bisect_right(times, t)
+                if k < len(times) and times[k] <= t + mrt:
+                    continue
+                missing += 1
+                if k < len(times):
+                    late.append(times[k] - t - mrt)
+    if not owed:
+        print("queries owed answers: none captured")
+        return
+    text = (f"queries owed answers: {owed} (query, host, group) triples, "
+            f"{owed - missing} answered inside the query's Max Resp Time, {missing} not")
+    if late:
+        late, at = percentiles(late)
+        text += (f" ({len(late)} answered later: by p50 {at(0.5) * 1e3:.1f} max "
+                 f"{late[-1] * 1e3:.1f} ms)")
+    print(text)
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ pub use processes::{
 };
 pub use prometheus::{check_families, check_histogram, declared, parse_prometheus};
 pub use tshark::{
-    assert_daemon_packets_well_formed, daemon_reports, dissect_full, full_listing, listing, Pkt,
-    Record,
+    assert_daemon_packets_well_formed, daemon_reports, datagram_times, dissect_full, full_listing,
+    listing, Pkt, Record,
 };
 
 mod datapath;

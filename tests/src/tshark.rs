@@ -52,6 +52,32 @@ const V3_FIELDS: &[&str] = &[
     "icmpv6.mld.source_address",
 ];
 
+/// The times (epoch seconds) of the IPv4 datagrams in `file`, by destination address (as
+/// tshark writes it): a UDP capture's datagrams of each group.
+pub fn datagram_times(file: &Path) -> std::collections::HashMap<String, Vec<f64>> {
+    let mut times: std::collections::HashMap<String, Vec<f64>> = Default::default();
+    let fields = crate::run_ok(
+        "tshark",
+        &[
+            "-r",
+            file.to_str().expect("a UTF-8 path"),
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "ip.dst",
+        ],
+    );
+    for line in fields.lines() {
+        if let Some((time, dst)) = line.split_once('\t') {
+            let time: f64 = time.trim().parse().expect("a frame time");
+            times.entry(dst.trim().to_string()).or_default().push(time);
+        }
+    }
+    times
+}
+
 /// Every frame of `file` dissected with `TSHARK_FIELDS` and `V3_FIELDS`: [`Pkt`]s whose
 /// [`Pkt::records`] and [`Pkt::query_sources`] work.
 pub fn dissect_full(file: &Path) -> Vec<Pkt> {

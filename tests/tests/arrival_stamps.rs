@@ -38,29 +38,7 @@ fn sender(ns: &Netns, seconds: u64) -> Spawned {
 /// Each group's join delay as the capture has it: the daemon's report with TO_EX(G) to the
 /// first datagram of G after it, ms.
 fn capture_join_delays(reports: &[Pkt], udp_file: &Path) -> HashMap<String, f64> {
-    let mut datagrams: HashMap<String, Vec<f64>> = HashMap::new();
-    let fields = run_ok(
-        "tshark",
-        &[
-            "-r",
-            udp_file.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "ip.dst",
-        ],
-    );
-    for line in fields.lines() {
-        if let Some((time, dst)) = line.split_once('\t') {
-            let time: f64 = time.trim().parse().unwrap();
-            datagrams
-                .entry(dst.trim().to_string())
-                .or_default()
-                .push(time);
-        }
-    }
+    let datagrams = datagram_times(udp_file);
     let mut delays = HashMap::new();
     for group in GROUPS {
         let joined = reports

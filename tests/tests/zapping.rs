@@ -355,29 +355,7 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
 /// capture does: 0.012 ms at most when written), the largest difference within 20 (the OS may
 /// take the core from the loop between a report's stamp and its write, on a shared machine).
 fn compare_with_the_capture(report: &Value, packets: &[Pkt], udp_file: &Path) {
-    let mut datagrams: std::collections::HashMap<String, Vec<f64>> = Default::default();
-    let fields = tests::run_ok(
-        "tshark",
-        &[
-            "-r",
-            udp_file.to_str().unwrap(),
-            "-T",
-            "fields",
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "ip.dst",
-        ],
-    );
-    for line in fields.lines() {
-        if let Some((time, dst)) = line.split_once('\t') {
-            let time: f64 = time.trim().parse().unwrap();
-            datagrams
-                .entry(dst.trim().to_string())
-                .or_default()
-                .push(time);
-        }
-    }
+    let datagrams = datagram_times(udp_file);
     let mut differences = Vec::new();
     for record in report["records"].as_array().unwrap() {
         let (Some(to), Some(delay)) = (record["to"].as_str(), record["join_delay_ns"].as_u64())
