@@ -1,71 +1,79 @@
 //! When packets arrive on the devices, as the kernel stamps them: the time a capture
 //! (tcpdump, tshark) gives them. The kernel hands every frame it sends a device to the packet
-//! sockets bound to it (`dev_queue_xmit_nit`), one copy stamped once for all of them, and only
-//! then queues it for the device's reader. So a packet socket bound to each link, filtered to
-//! the frames sent to the device (`PACKET_OUTGOING`), holds a stamped copy of every frame the
-//! loop reads from it, in the same order, queued before the frame itself: the loop takes a
+//! sockets hooked to it (`dev_queue_xmit_nit`), one copy stamped once for all of them, and only
+//! then queues it for the device's reader. So a packet socket filtered to the frames sent to
+//! the links' devices (`PACKET_OUTGOING`) holds a stamped copy of every frame the loop reads
+//! from them, each device's in the same order, queued before the frame itself: the loop takes a
 //! frame's stamp from its copy when it reads the frame, whatever it was busy with when the
 //! frame came, and without a thread to wake.
 //!
 //! The copies and the frames are matched by their first bytes ([`PREFIX`]: the link, IP and
-//! transport headers, whose lengths and checksums tell apart two frames of one flow): a copy
-//! with no frame (the device's queue was full and dropped it) is passed over, a frame with no
-//! copy (the socket's buffer was full) is stamped at its read. Two identical frames one after
-//! the other, the first of them dropped by the device, give the second the first's stamp: a
-//! test stream's datagrams carry their sequence number, and never are.
+//! transport headers, whose lengths and checksums tell apart two frames of one flow, and a test
+//! stream's sequence number), kept as a hash: a copy with no frame (the device's queue was full
+//! and dropped it) is passed over, a frame with no copy (the socket's buffer was full) is
+//! stamped at its read. Two identical frames one after the other, the first of them dropped by
+//! the device, give the second the first's stamp.
 //!
-//! This costs the kernel one clone of each frame a device is sent, and the loop one
-//! `recvmmsg` per [`BATCH`] frames: the sockets are hooked only while something measures
-//! (delays, checked streams, a test run). It needs `CAP_NET_RAW`; without it (or with
-//! `--arrival-stamps thread`) the stamper thread of `arrivals.rs` stamps the devices instead.
+//! One socket serves every link: the kernel waits for a grace period (`synchronize_net`) each
+//! time it closes a hooked packet socket, and a thousand links' sockets took 18 s to close. It
+//! costs the kernel one clone of each frame a link's device is sent, and the loop one
+//! `recvmmsg` per [`BATCH`] frames, so it is hooked only while something measures (delays,
+//! checked streams, a test run), and unhooked by closing it on a thread of its own. It needs
+//! `CAP_NET_RAW`; without it (or with `--arrival-stamps thread`) the stamper thread of
+//! `arrivals.rs` stamps the devices instead.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hasher;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-/// How many first bytes of a frame are kept to match it with its copy.
-pub(super) const PREFIX: usize = 128;
-/// Copies taken from a socket in one call.
+/// How many first bytes of a frame tell it from the others.
+const PREFIX: usize = 128;
+/// Copies taken from the socket in one call.
 const BATCH: usize = 32;
 /// Copies kept waiting for their frames, per link: more than a TAP device queues (500).
 const PENDING_MAX: usize = 1024;
 /// Copies a frame is compared with, at most.
 const SCAN: usize = 64;
-/// The socket's receive buffer: a full device queue of copies (each costs the kernel about
-/// 1 KiB of buffer) and a loop's turn more.
-const SOCKET_BUFFER: libc::c_int = 2 << 20;
+/// The socket's receive buffer: a few devices' full queues of copies (each costs the kernel
+/// about 1 KiB of buffer).
+const SOCKET_BUFFER: libc::c_int = 8 << 20;
 /// Room for one `SCM_TIMESTAMPNS` control message (`CMSG_SPACE` of a timespec: 32 bytes).
 const CONTROL_WORDS: usize = 8;
 
 /// The copy of a frame the kernel sent a device.
+#[derive(Clone, Copy)]
 struct Copy {
-    /// Its first bytes (all of them when it is shorter than [`PREFIX`]).
-    bytes: [u8; PREFIX],
+    /// The hash of its first bytes ([`PREFIX`]) and their number.
+    prefix: u64,
     len: usize,
     /// When the kernel sent it (CLOCK_REALTIME, ns).
     sent_ns: i64,
 }
 
-impl Copy {
-    fn is_of(&self, frame: &[u8]) -> bool {
-        let n = frame.len().min(PREFIX);
-        self.len == n && self.bytes[..n] == frame[..n]
-    }
+/// The hash a frame's copy is matched by.
+fn prefix_hash(bytes: &[u8]) -> u64 {
+    let mut hasher = rustc_hash::FxHasher::default();
+    hasher.write(&bytes[..bytes.len().min(PREFIX)]);
+    hasher.finish()
 }
 
-/// A link's packet socket and the copies taken from it whose frames were not read yet.
+/// The packet socket of every link whose packets the kernel stamps, and each link's copies
+/// taken from it whose frames were not read yet (by the device's interface index).
 pub(super) struct KernelStamps {
     socket: OwnedFd,
-    ifindex: i32,
-    pending: VecDeque<Copy>,
+    /// The copies waiting for their frames, of each device watched.
+    pending: HashMap<u32, VecDeque<Copy>>,
     hooked: bool,
+    buffers: CopyBuffers,
 }
 
-/// The buffers copies are taken into, one set for all links (the loop reads one at a time).
-pub(super) struct CopyBuffers {
+/// The buffers copies are taken into.
+struct CopyBuffers {
     bytes: Box<[[u8; PREFIX]; BATCH]>,
     control: Box<[[u64; CONTROL_WORDS]; BATCH]>,
+    addresses: Box<[libc::sockaddr_ll; BATCH]>,
 }
 
 impl Default for CopyBuffers {
@@ -73,6 +81,8 @@ impl Default for CopyBuffers {
         CopyBuffers {
             bytes: Box::new([[0; PREFIX]; BATCH]),
             control: Box::new([[0; CONTROL_WORDS]; BATCH]),
+            // SAFETY: an all-zero sockaddr_ll is valid.
+            addresses: Box::new(unsafe { zeroed() }),
         }
     }
 }
@@ -104,38 +114,33 @@ fn set_option(
     .map(|_| ())
 }
 
-/// The classic BPF program keeping only the frames the kernel sends the device: load the
-/// packet type, keep the whole frame if it is `PACKET_OUTGOING`, else nothing.
-fn outgoing_only() -> [libc::sock_filter; 4] {
+/// The classic BPF program keeping only the frames the kernel sends the devices of interface
+/// indexes `lowest..=highest` (the loop passes over the copies of other devices in between):
+/// the whole frame if its packet type is `PACKET_OUTGOING` and its device in the range, else
+/// nothing. `None`: no device, nothing kept.
+fn outgoing_to(range: Option<(u32, u32)>) -> Vec<libc::sock_filter> {
     const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
     const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const JGE_K: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+    const JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
     const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
     let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
-    [
-        op(
-            LD_W_ABS,
-            0,
-            0,
-            (libc::SKF_AD_OFF + libc::SKF_AD_PKTTYPE) as u32,
-        ),
-        op(JEQ_K, 0, 1, u32::from(libc::PACKET_OUTGOING)),
+    let ancillary = |field: libc::c_int| (libc::SKF_AD_OFF + field) as u32;
+    let Some((lowest, highest)) = range else {
+        return vec![op(RET_K, 0, 0, 0)];
+    };
+    vec![
+        op(LD_W_ABS, 0, 0, ancillary(libc::SKF_AD_PKTTYPE)),
+        op(JEQ_K, 0, 4, u32::from(libc::PACKET_OUTGOING)),
+        op(LD_W_ABS, 0, 0, ancillary(libc::SKF_AD_IFINDEX)),
+        op(JGE_K, 0, 2, lowest),
+        op(JGT_K, 1, 0, highest),
         op(RET_K, 0, 0, u32::MAX),
         op(RET_K, 0, 0, 0),
     ]
 }
 
-/// A packet socket receiving nothing yet (protocol 0, unbound), filtered to the frames the
-/// kernel sends a device, stamping them, its buffer sized for a device's queue.
-fn unbound_socket() -> io::Result<OwnedFd> {
-    // SAFETY: a plain syscall; the descriptor is owned once created.
-    let socket = unsafe {
-        OwnedFd::from_raw_fd(check(libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        ))?)
-    };
-    let filter = outgoing_only();
+fn attach(socket: &OwnedFd, filter: &[libc::sock_filter]) -> io::Result<()> {
     let program = libc::sock_fprog {
         len: filter.len() as u16,
         filter: filter.as_ptr().cast_mut(),
@@ -149,11 +154,25 @@ fn unbound_socket() -> io::Result<OwnedFd> {
         )
     };
     set_option(
-        &socket,
+        socket,
         libc::SOL_SOCKET,
         libc::SO_ATTACH_FILTER,
         program_bytes,
-    )?;
+    )
+}
+
+/// A packet socket receiving nothing yet (protocol 0, unbound), filtered by `filter`, stamping
+/// what it receives, its buffer sized for the devices' queues.
+fn unbound_socket(filter: &[libc::sock_filter]) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall; the descriptor is owned once created.
+    let socket = unsafe {
+        OwnedFd::from_raw_fd(check(libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        ))?)
+    };
+    attach(&socket, filter)?;
     let on: libc::c_int = 1;
     set_option(
         &socket,
@@ -170,44 +189,74 @@ fn unbound_socket() -> io::Result<OwnedFd> {
 }
 
 impl KernelStamps {
-    /// A packet socket on the device of index `ifindex`, receiving stamped copies of the frames
-    /// the kernel sends it from now on if `hooked` (see [`KernelStamps::hook`]). Fails
-    /// without CAP_NET_RAW.
-    pub fn open(ifindex: u32, hooked: bool) -> io::Result<KernelStamps> {
-        let ifindex = i32::try_from(ifindex)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface index"))?;
-        let mut stamps = KernelStamps {
-            socket: unbound_socket()?,
-            ifindex,
-            pending: VecDeque::new(),
+    /// The packet socket, unhooked, no device watched. Fails without CAP_NET_RAW.
+    pub fn open() -> io::Result<KernelStamps> {
+        Ok(KernelStamps {
+            socket: unbound_socket(&outgoing_to(None))?,
+            pending: HashMap::new(),
             hooked: false,
-        };
-        stamps.hook(hooked)?;
-        Ok(stamps)
+            buffers: CopyBuffers::default(),
+        })
+    }
+
+    /// The filter for the devices watched now.
+    fn filter(&self) -> Vec<libc::sock_filter> {
+        let lowest = self.pending.keys().min().copied();
+        let highest = self.pending.keys().max().copied();
+        outgoing_to(lowest.zip(highest))
+    }
+
+    /// Takes copies of the frames sent to the device of index `ifindex` too.
+    pub fn watch(&mut self, ifindex: u32) -> io::Result<()> {
+        self.pending.insert(ifindex, VecDeque::new());
+        let filter = self.filter();
+        attach(&self.socket, &filter).inspect_err(|_| {
+            self.pending.remove(&ifindex);
+        })
+    }
+
+    /// No longer takes copies of the frames sent to the device of index `ifindex`.
+    pub fn unwatch(&mut self, ifindex: u32) {
+        if self.pending.remove(&ifindex).is_some() {
+            let filter = self.filter();
+            if let Err(e) = attach(&self.socket, &filter) {
+                log::warn!("arrival stamps: cannot narrow the kernel's copies: {e}");
+            }
+        }
+    }
+
+    /// Whether the socket receives copies (see [`KernelStamps::hook`]).
+    pub fn is_hooked(&self) -> bool {
+        self.hooked
     }
 
     /// Receives the copies (`on`) or not: the kernel clones each frame a device is sent for
-    /// the sockets hooked to it, a cost worth paying only while something measures. A socket
-    /// is hooked by binding it to the device (a device that is down, once it comes up), and
-    /// unhooked by closing it (binding to protocol 0 keeps the protocol it has): a new one,
-    /// unbound, takes its place.
+    /// the sockets hooked to it, a cost worth paying only while something measures. The socket
+    /// is hooked by binding it to every device (its filter keeps the links'), and unhooked by
+    /// closing it (binding to protocol 0 keeps the protocol it has), on a thread of its own
+    /// (the kernel waits for a grace period): a new one, unbound, takes its place.
     pub fn hook(&mut self, on: bool) -> io::Result<()> {
         if on == self.hooked {
             return Ok(());
         }
-        // The copies of a socket unhooked are of frames already read, or to be read before
-        // a later hook: none is a later frame's.
-        self.pending.clear();
+        // The copies of a socket unhooked are of frames already read, or to be read before a
+        // later hook: none is a later frame's.
+        for copies in self.pending.values_mut() {
+            *copies = VecDeque::new();
+        }
         if !on {
-            self.socket = unbound_socket()?;
+            let fresh = unbound_socket(&self.filter())?;
+            let old = std::mem::replace(&mut self.socket, fresh);
             self.hooked = false;
+            let closing = std::thread::Builder::new().name("stamps-close".into());
+            // If no thread can be made, closed here.
+            let _ = closing.spawn(move || drop(old));
             return Ok(());
         }
         // SAFETY: an all-zero sockaddr_ll is valid; its fields are set below.
         let mut address: libc::sockaddr_ll = unsafe { zeroed() };
         address.sll_family = libc::AF_PACKET as u16;
         address.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
-        address.sll_ifindex = self.ifindex;
         // SAFETY: `address` lives across the call and its size is passed with it.
         check(unsafe {
             libc::bind(
@@ -220,20 +269,24 @@ impl KernelStamps {
         Ok(())
     }
 
-    /// Whether the socket receives copies (see [`KernelStamps::hook`]).
-    pub fn is_hooked(&self) -> bool {
-        self.hooked
-    }
-
-    /// When the kernel sent the device `frame`, just read from it (CLOCK_REALTIME ns); `None`
-    /// when its copy is not there (dropped by a full socket buffer). Only while hooked.
-    pub fn sent_ns(&mut self, frame: &[u8], buffers: &mut CopyBuffers) -> Option<i64> {
+    /// When the kernel sent `frame`, just read from the device of index `ifindex`, to the
+    /// device (CLOCK_REALTIME ns); `None` when its copy is not there (dropped by a full socket
+    /// buffer), or while unhooked.
+    pub fn sent_ns(&mut self, ifindex: u32, frame: &[u8]) -> Option<i64> {
+        if !self.hooked {
+            return None;
+        }
+        let (prefix, len) = (prefix_hash(frame), frame.len().min(PREFIX));
         loop {
-            let window = self.pending.len().min(SCAN);
-            if let Some(at) = self.pending.range(..window).position(|c| c.is_of(frame)) {
-                let sent = self.pending[at].sent_ns;
+            let copies = self.pending.get_mut(&ifindex)?;
+            let window = copies.len().min(SCAN);
+            if let Some(at) = copies
+                .range(..window)
+                .position(|c| c.prefix == prefix && c.len == len)
+            {
+                let sent = copies[at].sent_ns;
                 // The copies before it are of frames the device dropped.
-                self.pending.drain(..=at);
+                copies.drain(..=at);
                 return Some(sent);
             }
             if window == SCAN {
@@ -242,12 +295,12 @@ impl KernelStamps {
                 // frames before it were dropped by the device. Both happen only while the
                 // loop cannot keep up; the window moves on so that a frame costs at most SCAN
                 // comparisons, and the frames whose copies it passes are stamped at their read.
-                self.pending.drain(..SCAN);
+                copies.drain(..SCAN);
                 return None;
             }
             // The frame's copy was queued on the socket before the frame on the device: it is
             // there unless it was dropped.
-            match self.take_copies(buffers) {
+            match self.take_copies() {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => {
@@ -258,8 +311,9 @@ impl KernelStamps {
         }
     }
 
-    /// Takes up to [`BATCH`] copies from the socket into `pending`: how many.
-    fn take_copies(&mut self, buffers: &mut CopyBuffers) -> io::Result<usize> {
+    /// Takes up to [`BATCH`] copies from the socket, each to its device's `pending`: how many.
+    fn take_copies(&mut self) -> io::Result<usize> {
+        let buffers = &mut self.buffers;
         // SAFETY: all-zero iovecs and mmsghdrs are valid; each is pointed below at buffers
         // that outlive the call, with their lengths.
         let mut iovecs: [libc::iovec; BATCH] = unsafe { zeroed() };
@@ -267,10 +321,13 @@ impl KernelStamps {
         for (i, (iovec, message)) in iovecs.iter_mut().zip(messages.iter_mut()).enumerate() {
             iovec.iov_base = buffers.bytes[i].as_mut_ptr().cast();
             iovec.iov_len = PREFIX;
-            message.msg_hdr.msg_iov = iovec;
-            message.msg_hdr.msg_iovlen = 1;
-            message.msg_hdr.msg_control = buffers.control[i].as_mut_ptr().cast();
-            message.msg_hdr.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
+            let header = &mut message.msg_hdr;
+            header.msg_name = (&mut buffers.addresses[i] as *mut libc::sockaddr_ll).cast();
+            header.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            header.msg_iov = iovec;
+            header.msg_iovlen = 1;
+            header.msg_control = buffers.control[i].as_mut_ptr().cast();
+            header.msg_controllen = size_of::<[u64; CONTROL_WORDS]>();
         }
         // SAFETY: `messages` has BATCH entries, each pointing at live buffers (above).
         let n = unsafe {
@@ -291,15 +348,20 @@ impl KernelStamps {
         }
         let n = n as usize;
         for (i, message) in messages[..n].iter().enumerate() {
+            let ifindex = buffers.addresses[i].sll_ifindex as u32;
+            // A device in the filter's range that is not a link's.
+            let Some(copies) = self.pending.get_mut(&ifindex) else {
+                continue;
+            };
             let Some(sent_ns) = timestamp(&message.msg_hdr) else {
                 continue;
             };
-            if self.pending.len() == PENDING_MAX {
-                self.pending.pop_front();
+            if copies.len() == PENDING_MAX {
+                copies.pop_front();
             }
             let len = (message.msg_len as usize).min(PREFIX);
-            self.pending.push_back(Copy {
-                bytes: buffers.bytes[i],
+            copies.push_back(Copy {
+                prefix: prefix_hash(&buffers.bytes[i][..len]),
                 len,
                 sent_ns,
             });

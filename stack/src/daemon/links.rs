@@ -20,7 +20,7 @@ use tun_tap::{Iface, Mode};
 use super::addrs::HostsByMac;
 use super::arrivals::{ArrivalSlot, Arrivals};
 use super::clock::{Clock, RealtimeOffset};
-use super::kernel_stamps::{CopyBuffers, KernelStamps};
+use super::kernel_stamps::KernelStamps;
 use super::{HostId, LinkId};
 use crate::ids::Table;
 use crate::tokens::Source;
@@ -108,9 +108,9 @@ const REALTIME_RESAMPLE_NS: u64 = 1_000_000_000;
 /// reading a thousand devices that one bridge forwarded a datagram to at the same instant reads
 /// the last of them milliseconds after the first, and a capture stamps them all at once.
 enum LinkStamps {
-    /// With the time the kernel sent the frame to the device, from a packet socket's copy
+    /// With the time the kernel sent the frame to the device, from the packet socket's copy
     /// (`kernel_stamps.rs`): a capture's time.
-    Kernel(KernelStamps),
+    Kernel,
     /// The first packet after the device was empty: when the stamper thread saw it arrive
     /// (`arrivals.rs`); the others at their read.
     Woken(ArrivalSlot),
@@ -164,10 +164,9 @@ pub(super) struct Links {
     stamping: ArrivalStamping,
     /// The stamper thread: when packets arrive on the devices it watches.
     arrivals: Arrivals,
-    /// Where the kernel's copies are read into.
-    copies: CopyBuffers,
-    /// The kernel stamps' sockets are hooked: something measures arrivals.
-    measuring: bool,
+    /// The kernel's stamps of the links' packets (`--arrival-stamps kernel`, with the
+    /// privilege).
+    kernel: Option<KernelStamps>,
     /// What turns a kernel stamp into the daemon clock's time, sampled again each
     /// [`REALTIME_RESAMPLE_NS`].
     realtime: Option<RealtimeOffset>,
@@ -195,8 +194,17 @@ impl Links {
             registry,
             stamping,
             arrivals,
-            copies: CopyBuffers::default(),
-            measuring: false,
+            kernel: (stamping == ArrivalStamping::Kernel)
+                .then(|| {
+                    KernelStamps::open()
+                        .map_err(|e| {
+                            warn!(
+                                "no kernel stamps ({e}): packets stamped by a thread woken by them"
+                            )
+                        })
+                        .ok()
+                })
+                .flatten(),
             realtime: None,
             closed: IoStats::default(),
         }
@@ -205,14 +213,12 @@ impl Links {
     /// Whether something measures arrivals (delays, checked streams, a test run): the kernel
     /// stamps cost the kernel a clone of each frame and are taken only while it does.
     pub fn measure_arrivals(&mut self, on: bool) {
-        if on == self.measuring {
-            return;
-        }
-        self.measuring = on;
-        for (_, link) in self.all.iter_mut() {
-            if let LinkStamps::Kernel(stamps) = &mut link.stamps {
-                if let Err(e) = stamps.hook(on) {
-                    warn!("{}: cannot switch its kernel stamps: {e}", link.name);
+        if let Some(kernel) = &mut self.kernel {
+            if kernel.is_hooked() != on {
+                if let Err(e) = kernel.hook(on) {
+                    // Not tried again each turn: its links' packets are stamped at their read.
+                    warn!("no more kernel stamps: cannot switch them on or off: {e}");
+                    self.kernel = None;
                 }
             }
         }
@@ -223,22 +229,31 @@ impl Links {
     pub fn arrival_stamp(&mut self, id: LinkId, frame: &[u8], read_at: u64, clock: Clock) -> u64 {
         let link = &mut self.all[id];
         let arrived = match &mut link.stamps {
-            // Not measuring: no copies to take.
-            LinkStamps::Kernel(stamps) if !stamps.is_hooked() => None,
-            LinkStamps::Kernel(stamps) => match stamps.sent_ns(frame, &mut self.copies) {
-                Some(sent) => {
-                    link.io.rx_kernel_stamps += 1;
-                    let realtime = match self.realtime {
-                        Some(r) if read_at.saturating_sub(r.sampled_at) < REALTIME_RESAMPLE_NS => r,
-                        _ => *self.realtime.insert(clock.realtime_offset()),
-                    };
-                    Some(realtime.to_clock(sent))
+            LinkStamps::Kernel => {
+                let sent = match self.kernel.as_mut() {
+                    // Not measuring: no copies to take.
+                    Some(kernel) if kernel.is_hooked() => kernel.sent_ns(link.ifindex, frame),
+                    _ => return read_at,
+                };
+                match sent {
+                    Some(sent) => {
+                        link.io.rx_kernel_stamps += 1;
+                        let realtime = match self.realtime {
+                            Some(r)
+                                if read_at.saturating_sub(r.sampled_at) < REALTIME_RESAMPLE_NS =>
+                            {
+                                r
+                            }
+                            _ => *self.realtime.insert(clock.realtime_offset()),
+                        };
+                        Some(realtime.to_clock(sent))
+                    }
+                    None => {
+                        link.io.rx_kernel_stamps_missed += 1;
+                        None
+                    }
                 }
-                None => {
-                    link.io.rx_kernel_stamps_missed += 1;
-                    None
-                }
-            },
+            }
             LinkStamps::Woken(slot) => slot.take(),
             LinkStamps::Read => None,
         };
@@ -248,9 +263,9 @@ impl Links {
     /// How the packets of the device `name` (of index `ifindex`, descriptor `fd`) are to be
     /// stamped: as asked, else as well as this process can.
     fn link_stamps(&mut self, name: &str, ifindex: u32, fd: std::os::fd::RawFd) -> LinkStamps {
-        if self.stamping == ArrivalStamping::Kernel {
-            match KernelStamps::open(ifindex, self.measuring) {
-                Ok(stamps) => return LinkStamps::Kernel(stamps),
+        if let Some(kernel) = &mut self.kernel {
+            match kernel.watch(ifindex) {
+                Ok(()) => return LinkStamps::Kernel,
                 Err(e) => warn!(
                     "{name}: no kernel stamps ({e}): packets stamped by a thread woken by them"
                 ),
@@ -387,8 +402,14 @@ impl Links {
         let _ = self
             .registry
             .deregister(&mut SourceFd(&link.device.as_raw_fd()));
-        if let LinkStamps::Woken(slot) = &link.stamps {
-            self.arrivals.unwatch(slot);
+        match &link.stamps {
+            LinkStamps::Woken(slot) => self.arrivals.unwatch(slot),
+            LinkStamps::Kernel => {
+                if let Some(kernel) = &mut self.kernel {
+                    kernel.unwatch(link.ifindex);
+                }
+            }
+            LinkStamps::Read => {}
         }
         self.closed.add(&link.io);
         link
