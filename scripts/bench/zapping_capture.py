@@ -196,6 +196,7 @@ def owed_answers(changes, answered, port_of, general, specific, gq_mrt, gsq_mrt)
         times.sort()
     owed = missing = 0
     late = []
+    examples = []  # (query time, host, group, Max Resp Time, the next record's time)
     for (port, group), timeline in events.items():
         timeline.sort(key=lambda e: (e[0], e[1]))
         holders = set()
@@ -218,6 +219,8 @@ def owed_answers(changes, answered, port_of, general, specific, gq_mrt, gsq_mrt)
                 missing += 1
                 if k < len(times):
                     late.append(times[k] - t - mrt)
+                if len(examples) < 5:
+                    examples.append((t, h, group, mrt, times[k] if k < len(times) else None))
     if not owed:
         print("queries owed answers: none captured")
         return
@@ -228,6 +231,11 @@ def owed_answers(changes, answered, port_of, general, specific, gq_mrt, gsq_mrt)
         text += (f" ({len(late)} answered later: by p50 {at(0.5) * 1e3:.1f} max "
                  f"{late[-1] * 1e3:.1f} ms)")
     print(text)
+    start = min(e[0] for timeline in events.values() for e in timeline)
+    for t, h, group, mrt, answer in sorted(examples):
+        after = "none after" if answer is None else f"its record {(answer - t) * 1e3:.1f} ms after"
+        print(f"  e.g. {h}, {group}: a query at {t - start:.3f} s (Max Resp Time "
+              f"{mrt * 1e3:.0f} ms), {after}")
 
 
 if __name__ == "__main__":

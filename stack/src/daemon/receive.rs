@@ -218,7 +218,10 @@ impl Receive<'_> {
             Sorted::Dropped(reason) => return self.listeners.dropped(reason),
             Sorted::NotMulticastUdp => {}
         }
-        let now = self.clock.now();
+        // The core's time of the packet: its arrival, so that a query's answers are drawn from
+        // when it came (RFC 3376 §5.2, RFC 3810 §6.2), not from when a busy loop read it. (At
+        // its read unless the arrivals are stamped: `Links::arrival_stamp`.)
+        let now = Instant::from_millis(at / 1_000_000);
         let (accepted, query) = match audience {
             Audience::One(host) => self.hand_to_host(host, packet, now),
             Audience::Everyone => {
