@@ -22,7 +22,7 @@
 //! `CAP_NET_RAW`; without it (or with `--arrival-stamps thread`) the stamper thread of
 //! `arrivals.rs` stamps the devices instead.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hasher;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -64,7 +64,7 @@ fn prefix_hash(bytes: &[u8]) -> u64 {
 pub(super) struct KernelStamps {
     socket: OwnedFd,
     /// The copies waiting for their frames, of each device watched.
-    pending: HashMap<u32, VecDeque<Copy>>,
+    pending: rustc_hash::FxHashMap<u32, VecDeque<Copy>>,
     hooked: bool,
     buffers: CopyBuffers,
 }
@@ -193,7 +193,7 @@ impl KernelStamps {
     pub fn open() -> io::Result<KernelStamps> {
         Ok(KernelStamps {
             socket: unbound_socket(&outgoing_to(None))?,
-            pending: HashMap::new(),
+            pending: rustc_hash::FxHashMap::default(),
             hooked: false,
             buffers: CopyBuffers::default(),
         })
