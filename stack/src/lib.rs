@@ -114,8 +114,9 @@ pub struct Args {
     pub answer_margin_ms: u64,
     /// How the packets read from the devices are stamped with their arrival (the join delays,
     /// latencies and zap times measured from them): `kernel`, the time the kernel sent each
-    /// frame to the device, from a packet socket per link (a capture's time; needs
-    /// CAP_NET_RAW and costs the kernel a clone of each frame); `thread`, a thread woken by
+    /// frame to the device, from a packet socket's copy of it (a capture's time; needs
+    /// CAP_NET_RAW and costs the kernel a clone of each frame, so taken only while delays,
+    /// checked streams or a test run measure); `thread`, a thread woken by
     /// the first packet to reach an empty device (a wake-up later: tens of µs on an idle
     /// machine, a millisecond or more on a busy one); `read`, when the loop reads it. Links
     /// that cannot have `kernel` get `thread`.

@@ -192,7 +192,7 @@ fn without_cap_net_raw_a_thread_stamps_the_packets() {
 }
 
 /// Not measuring (no --delays, no streams, no test run), the daemon takes no kernel stamps:
-/// its packet sockets are unhooked, so the kernel clones nothing for them.
+/// its packet socket is unhooked (unbound), so the kernel clones nothing for it.
 #[test]
 fn no_kernel_stamps_while_nothing_measures() {
     let Some(ns) = Netns::new("stamps_idle") else {
