@@ -606,6 +606,13 @@ pub struct TestReport {
     pub error: Option<String>,
     /// Since the run started.
     pub elapsed_ms: u64,
+    /// How the datagrams and queries the hosts read were stamped with their arrival, the
+    /// time every delay is measured from: `kernel` (the time the kernel sent each to the
+    /// device, as a capture stamps it), `thread` (a thread woken by the first to reach an
+    /// empty device), `read` (the daemon's read); several, comma-separated, when the links
+    /// differ.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival_stamps: Option<String>,
     pub hosts: u32,
     /// Zaps (joins of a channel) planned, and made so far.
     pub zaps_planned: u64,

@@ -176,6 +176,10 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
     }
     eprintln!("{test}: {}", String::from_utf8_lossy(&run.stdout));
     assert_eq!(report["schema"], 1);
+    assert_eq!(
+        report["arrival_stamps"], "kernel",
+        "how its delays were stamped"
+    );
     assert_eq!(report["verdict"], "pass");
     assert_eq!(report["state"], "finished");
     assert_eq!(report["zaps"], 12, "3 hosts × 4 joins");
@@ -254,6 +258,7 @@ fn zapping_through_the_bridge(test: &str, channels: [&str; 4], queries: &str) {
             assert!(dom.contains(&format!("<figure id=\"{plot}\">")), "{plot}");
         }
         assert!(dom.contains("id=\"verdict\">PASS</span>"));
+        assert!(dom.contains("<span id=\"arrival-stamps\">kernel</span>"));
         // The HTTP view's test panel says the same.
         let page = ns.dump_dom(&format!("http://{HTTP}/"), secs(3));
         let cell = format!(

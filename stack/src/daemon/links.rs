@@ -210,6 +210,25 @@ impl Links {
         }
     }
 
+    /// How the links' packets are stamped with their arrival, each way once (`kernel`,
+    /// `thread`, `read`), in that order.
+    pub fn arrival_stamping(&self) -> Vec<&'static str> {
+        let mut ways = [false; 3];
+        for (_, link) in self.all.iter() {
+            let way = match link.stamps {
+                LinkStamps::Kernel if self.kernel.is_some() => 0,
+                LinkStamps::Kernel | LinkStamps::Read => 2,
+                LinkStamps::Woken(_) => 1,
+            };
+            ways[way] = true;
+        }
+        ["kernel", "thread", "read"]
+            .into_iter()
+            .zip(ways)
+            .filter_map(|(name, used)| used.then_some(name))
+            .collect()
+    }
+
     /// Whether something measures arrivals (delays, checked streams, a test run): the kernel
     /// stamps cost the kernel a clone of each frame and are taken only while it does.
     pub fn measure_arrivals(&mut self, on: bool) {

@@ -148,6 +148,8 @@ impl Testing<'_> {
         if let Some(traffic) = traffic {
             self.tests.attach_traffic(traffic);
         }
+        self.tests
+            .attach_arrival_stamps(self.links.arrival_stamping().join(", "));
         self.tests.attach_streams(file_streams);
         info!(
             "test {} ({}) started on {} hosts",

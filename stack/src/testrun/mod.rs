@@ -52,6 +52,8 @@ pub struct Run<H, L> {
     pub traffic: Option<traffic::RunTraffic<H, L>>,
     /// Streams started with it (a test file's `[[stream]]` tables), removed at its end.
     pub file_streams: Vec<u32>,
+    /// How its hosts' packets are stamped with their arrival (the report's `arrival_stamps`).
+    pub arrival_stamps: Option<String>,
     /// Its results once it is over (its probes change no more), every host listed and no
     /// record: `test status` and `/api/test` then cost O(channels + page), not O(zaps).
     results_at_end: std::sync::OnceLock<summary::Results>,
@@ -76,6 +78,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             },
             error: self.error.clone(),
             elapsed_ms: (self.end.unwrap_or(now).saturating_sub(self.start)) / MS,
+            arrival_stamps: self.arrival_stamps.clone(),
             hosts: self.hosts,
             zaps_planned: self.procedure.planned(),
             zaps: self.procedure.joins_sent(),
@@ -178,6 +181,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> Run<H, L> {
             verdict,
             error: self.error.clone(),
             elapsed_ms: (self.end.unwrap_or(now).saturating_sub(self.start)) / MS,
+            arrival_stamps: self.arrival_stamps.clone(),
             hosts: self.hosts,
             zaps_planned: self.procedure.planned(),
             zaps: r.zaps,
@@ -390,6 +394,7 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
             error: None,
             traffic: None,
             file_streams: Vec::new(),
+            arrival_stamps: None,
             results_at_end: std::sync::OnceLock::new(),
             tally,
         });
@@ -488,6 +493,13 @@ impl<H: Copy + Eq + Hash + Ord, L: Copy + Eq + Hash> TestRuns<H, L> {
     pub fn attach_traffic(&mut self, traffic: traffic::RunTraffic<H, L>) {
         if let Some(i) = self.running {
             self.runs[i].traffic = Some(traffic);
+        }
+    }
+
+    /// Says how the running run's packets are stamped with their arrival, for its report.
+    pub fn attach_arrival_stamps(&mut self, how: String) {
+        if let Some(i) = self.running {
+            self.runs[i].arrival_stamps = Some(how);
         }
     }
 

@@ -57,7 +57,7 @@ pub fn render(report: &TestReport) -> String {
     let _ = writeln!(
         h,
         "<p>kind {} · state <span id=\"state\">{}</span> · {} hosts · {} of {} zaps · {} \
-         s · report schema {}{}</p>",
+         s · report schema {}{}{}</p>",
         escape(&report.kind),
         format!("{:?}", report.state).to_lowercase(),
         report.hosts,
@@ -68,6 +68,13 @@ pub fn render(report: &TestReport) -> String {
         report
             .seed
             .map_or(String::new(), |s| format!(" · seed {s}")),
+        report
+            .arrival_stamps
+            .as_deref()
+            .map_or(String::new(), |how| format!(
+                " · arrivals stamped: <span id=\"arrival-stamps\">{}</span>",
+                escape(how)
+            )),
     );
     if let Some(error) = &report.error {
         let _ = writeln!(h, "<p class=\"fail\">error: {}</p>", escape(error));
