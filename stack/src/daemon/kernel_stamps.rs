@@ -43,20 +43,75 @@ const SOCKET_BUFFER: libc::c_int = 8 << 20;
 const CONTROL_WORDS: usize = 8;
 
 /// The copy of a frame the kernel sent a device.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Copy {
-    /// The hash of its first bytes ([`PREFIX`]) and their number.
-    prefix: u64,
-    len: usize,
+    /// What it is matched by: the hash of its first bytes ([`PREFIX`]) and their number.
+    key: (u64, usize),
     /// When the kernel sent it (CLOCK_REALTIME, ns).
     sent_ns: i64,
 }
 
-/// The hash a frame's copy is matched by.
-fn prefix_hash(bytes: &[u8]) -> u64 {
-    let mut hasher = rustc_hash::FxHasher::default();
-    hasher.write(&bytes[..bytes.len().min(PREFIX)]);
-    hasher.finish()
+impl Copy {
+    /// What the copy of `frame` (its whole or first [`PREFIX`] bytes) is matched by.
+    fn key(frame: &[u8]) -> (u64, usize) {
+        let prefix = &frame[..frame.len().min(PREFIX)];
+        let mut hasher = rustc_hash::FxHasher::default();
+        hasher.write(prefix);
+        (hasher.finish(), prefix.len())
+    }
+
+    fn of(bytes: &[u8], sent_ns: i64) -> Copy {
+        Copy {
+            key: Copy::key(bytes),
+            sent_ns,
+        }
+    }
+}
+
+/// One device's copies whose frames the loop has not read yet, in the order the kernel sent
+/// them (the order of the device's queue).
+#[derive(Default)]
+struct Copies(VecDeque<Copy>);
+
+/// What [`Copies::find`] found of a frame's copy.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// Its stamp (CLOCK_REALTIME, ns).
+    Sent(i64),
+    /// Not among the next [`SCAN`] copies: passed over (its frame to be stamped at its read).
+    Passed,
+    /// Not here yet: more may be on the socket.
+    NotYet,
+}
+
+impl Copies {
+    fn push(&mut self, copy: Copy) {
+        if self.0.len() == PENDING_MAX {
+            self.0.pop_front();
+        }
+        self.0.push_back(copy);
+    }
+
+    /// The copy of the frame of `key` just read, and the copies before it gone (of frames the
+    /// device dropped).
+    fn find(&mut self, key: (u64, usize)) -> Found {
+        let window = self.0.len().min(SCAN);
+        if let Some(at) = self.0.range(..window).position(|c| c.key == key) {
+            let sent = self.0[at].sent_ns;
+            self.0.drain(..=at);
+            return Found::Sent(sent);
+        }
+        if window < SCAN {
+            return Found::NotYet;
+        }
+        // Not among the next SCAN copies: either its copy was lost (the socket's buffer was
+        // full) and these are of the frames after it, or more than SCAN frames before it were
+        // dropped by the device. Both happen only while the loop cannot keep up; the window
+        // moves on so that a frame costs at most SCAN comparisons, and the frames whose copies
+        // it passes are stamped at their read.
+        self.0.drain(..SCAN);
+        Found::Passed
+    }
 }
 
 /// The packet socket of every link whose packets the kernel stamps, and each link's copies
@@ -64,7 +119,7 @@ fn prefix_hash(bytes: &[u8]) -> u64 {
 pub(super) struct KernelStamps {
     socket: OwnedFd,
     /// The copies waiting for their frames, of each device watched.
-    pending: rustc_hash::FxHashMap<u32, VecDeque<Copy>>,
+    pending: rustc_hash::FxHashMap<u32, Copies>,
     hooked: bool,
     buffers: CopyBuffers,
 }
@@ -208,7 +263,7 @@ impl KernelStamps {
 
     /// Takes copies of the frames sent to the device of index `ifindex` too.
     pub fn watch(&mut self, ifindex: u32) -> io::Result<()> {
-        self.pending.insert(ifindex, VecDeque::new());
+        self.pending.insert(ifindex, Copies::default());
         let filter = self.filter();
         attach(&self.socket, &filter).inspect_err(|_| {
             self.pending.remove(&ifindex);
@@ -242,7 +297,7 @@ impl KernelStamps {
         // The copies of a socket unhooked are of frames already read, or to be read before a
         // later hook: none is a later frame's.
         for copies in self.pending.values_mut() {
-            *copies = VecDeque::new();
+            *copies = Copies::default();
         }
         if !on {
             let fresh = unbound_socket(&self.filter())?;
@@ -276,27 +331,12 @@ impl KernelStamps {
         if !self.hooked {
             return None;
         }
-        let (prefix, len) = (prefix_hash(frame), frame.len().min(PREFIX));
+        let copy_of = Copy::key(frame);
         loop {
-            let copies = self.pending.get_mut(&ifindex)?;
-            let window = copies.len().min(SCAN);
-            if let Some(at) = copies
-                .range(..window)
-                .position(|c| c.prefix == prefix && c.len == len)
-            {
-                let sent = copies[at].sent_ns;
-                // The copies before it are of frames the device dropped.
-                copies.drain(..=at);
-                return Some(sent);
-            }
-            if window == SCAN {
-                // Not among the next SCAN copies: either its copy was lost (the socket's
-                // buffer was full) and these are of the frames after it, or more than SCAN
-                // frames before it were dropped by the device. Both happen only while the
-                // loop cannot keep up; the window moves on so that a frame costs at most SCAN
-                // comparisons, and the frames whose copies it passes are stamped at their read.
-                copies.drain(..SCAN);
-                return None;
+            match self.pending.get_mut(&ifindex)?.find(copy_of) {
+                Found::Sent(sent_ns) => return Some(sent_ns),
+                Found::Passed => return None,
+                Found::NotYet => {}
             }
             // The frame's copy was queued on the socket before the frame on the device: it is
             // there unless it was dropped.
@@ -356,15 +396,8 @@ impl KernelStamps {
             let Some(sent_ns) = timestamp(&message.msg_hdr) else {
                 continue;
             };
-            if copies.len() == PENDING_MAX {
-                copies.pop_front();
-            }
             let len = (message.msg_len as usize).min(PREFIX);
-            copies.push_back(Copy {
-                prefix: prefix_hash(&buffers.bytes[i][..len]),
-                len,
-                sent_ns,
-            });
+            copies.push(Copy::of(&buffers.bytes[i][..len], sent_ns));
         }
         Ok(n)
     }
@@ -386,4 +419,92 @@ fn timestamp(header: &libc::msghdr) -> Option<i64> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(n: u8) -> Vec<u8> {
+        vec![n; 60]
+    }
+
+    fn copies_of(frames: &[u8]) -> Copies {
+        let mut copies = Copies::default();
+        for &n in frames {
+            copies.push(Copy::of(&frame(n), i64::from(n) * 1000));
+        }
+        copies
+    }
+
+    /// Each frame read takes its own copy's stamp, in order; the copies of frames the device
+    /// dropped are passed over; a frame whose copy is not there yet asks for more.
+    #[test]
+    fn frames_take_their_copies_stamps_and_pass_over_the_dropped() {
+        // The kernel sent 1..=5; the device dropped 2 and 3.
+        let mut copies = copies_of(&[1, 2, 3, 4, 5]);
+        assert_eq!(copies.find(Copy::key(&frame(1))), Found::Sent(1000));
+        assert_eq!(copies.find(Copy::key(&frame(4))), Found::Sent(4000));
+        assert_eq!(copies.0.len(), 1, "2 and 3 gone with 4");
+        assert_eq!(copies.find(Copy::key(&frame(5))), Found::Sent(5000));
+        assert_eq!(copies.find(Copy::key(&frame(6))), Found::NotYet);
+    }
+
+    /// Only the first PREFIX bytes count: frames alike in them are one to the match; frames of
+    /// other lengths are not.
+    #[test]
+    fn a_copy_is_matched_by_its_first_bytes_and_their_number() {
+        let long = vec![7u8; 1500];
+        let mut copies = Copies::default();
+        copies.push(Copy::of(&long[..PREFIX], 1));
+        let mut other_tail = long.clone();
+        other_tail[PREFIX + 10] = 8;
+        assert_eq!(copies.find(Copy::key(&other_tail)), Found::Sent(1));
+        copies.push(Copy::of(&long[..60], 2));
+        assert_eq!(copies.find(Copy::key(&long[..61])), Found::NotYet);
+        assert_eq!(copies.find(Copy::key(&long[..60])), Found::Sent(2));
+    }
+
+    /// A frame whose copy was lost costs SCAN comparisons at most: the window moves on, and
+    /// the frames after it find theirs again once past it.
+    #[test]
+    fn a_lost_copy_moves_the_window_on() {
+        let mut copies = Copies::default();
+        for n in 0..(SCAN as i64 + 10) {
+            copies.push(Copy::of(&n.to_be_bytes(), n));
+        }
+        let lost = 1_000_000i64.to_be_bytes();
+        assert_eq!(copies.find(Copy::key(&lost)), Found::Passed);
+        assert_eq!(copies.0.len(), 10, "the window passed over");
+        let next = (SCAN as i64 + 3).to_be_bytes();
+        assert_eq!(copies.find(Copy::key(&next)), Found::Sent(SCAN as i64 + 3));
+    }
+
+    /// A device's unread copies are bounded: the oldest go first.
+    #[test]
+    fn the_copies_kept_are_bounded() {
+        let mut copies = Copies::default();
+        for n in 0..(PENDING_MAX as i64 + 5) {
+            copies.push(Copy::of(&n.to_be_bytes(), n));
+        }
+        assert_eq!(copies.0.len(), PENDING_MAX);
+        assert_eq!(copies.0[0].sent_ns, 5);
+    }
+
+    /// The filter keeps nothing without a device, and checks the packet type and the range of
+    /// devices with one; every jump lands inside it.
+    #[test]
+    fn the_filter_checks_the_direction_and_the_devices_range() {
+        assert_eq!(outgoing_to(None).len(), 1);
+        let program = outgoing_to(Some((5, 9)));
+        assert_eq!(program.len(), 7);
+        assert_eq!((program[3].k, program[4].k), (5, 9));
+        for (i, op) in program.iter().enumerate() {
+            if op.code & 0x07 == libc::BPF_JMP as u16 {
+                for offset in [op.jt, op.jf] {
+                    assert!(i + 1 + usize::from(offset) < program.len());
+                }
+            }
+        }
+    }
 }
