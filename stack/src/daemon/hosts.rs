@@ -631,6 +631,38 @@ impl Hosts {
         }
     }
 
+    /// Notes every group each live host holds now as its link's member (see
+    /// [`Hosts::note_member`]): when the daemon starts keeping members at run time (the first
+    /// stream checked), the hosts that joined before are members too, or a group-specific
+    /// query handed to the members would miss them. O(memberships), once.
+    pub fn note_all_members(&mut self, links: &mut Links, now: Instant) {
+        let ids: Vec<HostId> = self
+            .all
+            .iter()
+            .filter(|(_, h)| !h.retired)
+            .map(|(id, _)| id)
+            .collect();
+        let mut groups = Vec::new();
+        for id in ids {
+            let host = &self.all[id];
+            groups.clear();
+            self.cores[host.core].engine.interface_groups_page(
+                host.ifindex,
+                0,
+                usize::MAX,
+                now,
+                &mut groups,
+            );
+            for info in &groups {
+                let group = info.group;
+                let host = &self.all[id];
+                if self.cores[host.core].engine.is_joined(host.ifindex, group) {
+                    self.note_member(links, id, group, true);
+                }
+            }
+        }
+    }
+
     /// A datagram of `group` read on link `link` for every member of the group there: each
     /// one's `host_rx_datagrams`, at O(1).
     pub fn datagram_for_every_member(&mut self, link: LinkId, group: IpAddr) {
