@@ -82,6 +82,8 @@ def main():
         if port_of.setdefault(src, port) != port:
             continue
         for group, record in zip(maddr.split(","), records.split(",")):
+            if group.startswith("224.0.0."):
+                continue  # link-local: the bridge's own (224.0.0.106), never asked about
             if record == TO_EX:
                 joins.setdefault((src, group), t)
                 changes.setdefault((src, group), []).append((t, True))
