@@ -623,6 +623,7 @@ impl Hosts {
     pub fn note_member(&mut self, links: &mut Links, id: HostId, group: IpAddr, tracking: bool) {
         self.join_epoch += 1;
         let link_id = self.all[id].link;
+        let tracking = tracking || links.members_complete;
         let link = &mut links[link_id];
         if (tracking || (link.suppression && link.hosts.len() > 1))
             && link.members.entry(group).or_default().insert(id)

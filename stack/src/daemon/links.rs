@@ -94,7 +94,9 @@ pub(super) struct Fanout {
     pub packet: Vec<u8>,
     /// Only the hosts holding this group get it (a query about one group).
     pub only: Option<IpAddr>,
-    /// The index in the link's host list of the next host to hand it to.
+    /// The hosts to hand it to, when not every host of the link: the group's members.
+    pub hosts: Option<Vec<HostId>>,
+    /// The index in `hosts` (else the link's host list) of the next host to hand it to.
     pub next: usize,
     /// When it was read.
     pub now: Instant,
@@ -170,6 +172,11 @@ pub(super) struct Links {
     /// What turns a kernel stamp into the daemon clock's time, sampled again each
     /// [`REALTIME_RESAMPLE_NS`].
     realtime: Option<RealtimeOffset>,
+    /// Every link keeps each group's members (`Link::members`), every host that joined it since
+    /// the daemon started keeping them, and every host that held it then: a group's holders
+    /// are among its members. From the start with delays or checked streams, else from the
+    /// first stream checked or test run on (`Hosts::note_all_members`), for good.
+    pub members_complete: bool,
     closed: IoStats,
 }
 
@@ -206,6 +213,7 @@ impl Links {
                 })
                 .flatten(),
             realtime: None,
+            members_complete: false,
             closed: IoStats::default(),
         }
     }

@@ -106,9 +106,6 @@ struct Daemon {
     clock: Clock,
     /// The last flush stopped at its budget: more may be due now.
     transmits_due: bool,
-    /// Each group's members are kept on the links ([`Daemon::tracking`]) and hold every host
-    /// that holds it: once it starts at run time, the hosts that joined before are noted.
-    members_kept: bool,
     /// Packets sent since the allocator last gave its free pages back.
     untrimmed_sends: usize,
 }
@@ -157,7 +154,6 @@ pub fn run(
         argv: std::env::args_os().collect(),
         clock,
         transmits_due: false,
-        members_kept: false,
         untrimmed_sends: 0,
         args,
     };
@@ -183,7 +179,7 @@ pub fn run(
     }
     daemon.log_start(control.path());
     let tracking = daemon.tracking();
-    daemon.members_kept = tracking;
+    daemon.links.members_complete = tracking;
     daemon.persist = Persistence::restore(
         daemon.args.state.as_deref(),
         &mut daemon.hosts,
@@ -400,12 +396,13 @@ impl Daemon {
             }
             // Control requests are answered between bursts, so a flood cannot starve them.
             self.answer_requests(requests);
-            if !self.members_kept && self.tracking() {
-                // The first stream checked: before any packet is read (a group-specific query
-                // is handed to the members), the hosts that joined before are members too.
+            if !self.links.members_complete && (self.tracking() || self.tests.is_running()) {
+                // The first stream checked or test run: before any packet is read (a
+                // group-specific query is then handed to the group's members alone), the hosts
+                // that joined before are members too.
                 self.hosts
                     .note_all_members(&mut self.links, self.clock.now());
-                self.members_kept = true;
+                self.links.members_complete = true;
             }
             self.advance_changes();
             self.advance_shows();

@@ -226,9 +226,19 @@ impl Receive<'_> {
             Audience::One(host) => self.hand_to_host(host, packet, now),
             Audience::Everyone => {
                 let only = only_for_members(packet);
+                let complete = self.links.members_complete;
                 let link = &mut self.links[id];
-                // Few members known by name: those alone, whatever the link's size.
-                if let Some(members) = only.and_then(|group| link.members.get(&group)) {
+                // A query about one group, where every holder of it is among its members: to
+                // those alone, whatever the link's size (O(members), not O(hosts)).
+                let members = only.and_then(|group| link.members.get(&group));
+                let to_members = match (only, members) {
+                    (Some(_), None) if complete => return, // nobody holds it
+                    (Some(_), Some(members)) if complete || members.len() <= FANOUT_SLICE => {
+                        Some(members)
+                    }
+                    _ => None,
+                };
+                if let Some(members) = to_members {
                     if members.len() <= FANOUT_SLICE && link.fanouts.is_empty() {
                         let members: Vec<HostId> = members.iter().copied().collect();
                         let handed = self.hand_to_holders(&members, only, packet, now);
@@ -236,9 +246,14 @@ impl Receive<'_> {
                     }
                 }
                 if link.hosts.len() > FANOUT_SLICE || !link.fanouts.is_empty() {
+                    // Many members: a slice a turn of them (a snapshot: members join meanwhile).
+                    let hosts = to_members
+                        .filter(|m| m.len() < link.hosts.len())
+                        .map(|m| m.iter().copied().collect());
                     link.fanouts.push_back(Fanout {
                         packet: packet.to_vec(),
                         only,
+                        hosts,
                         next: 0,
                         now,
                     });
@@ -314,16 +329,25 @@ impl Receive<'_> {
         let Some(mut fanout) = self.links[id].fanouts.pop_front() else {
             return;
         };
-        let hosts = std::mem::take(&mut self.links[id].hosts);
+        // To the group's members (a query about one group), else every host of the link.
+        let (hosts, to_members) = match fanout.hosts.take() {
+            Some(members) => (members, true),
+            None => (std::mem::take(&mut self.links[id].hosts), false),
+        };
         let end = (fanout.next + FANOUT_SLICE).min(hosts.len());
         let slice = hosts.get(fanout.next..end).unwrap_or_default();
         let handed = self.hand_to_holders(slice, fanout.only, &fanout.packet, fanout.now);
-        self.links[id].hosts = hosts;
+        let total = hosts.len();
+        if to_members {
+            fanout.hosts = Some(hosts);
+        } else {
+            self.links[id].hosts = hosts;
+        }
         if fanout.next == 0 {
             self.log_handed(id, &fanout.packet, handed.0, handed.1);
         }
         fanout.next = end;
-        if end < self.links[id].hosts.len() {
+        if end < total {
             self.links[id].fanouts.push_front(fanout);
         }
     }
