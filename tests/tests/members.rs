@@ -1,7 +1,8 @@
 //! The hosts a group-specific query reaches: every host of the link holding the group, however
 //! the daemon came to keep the members of each group. A daemon keeps them once something
-//! counts each group's datagrams per host (delays, checked streams); when that starts at run
-//! time, the hosts that joined before are members too.
+//! counts each group's datagrams per host (delays, checked streams) or a test runs, and then
+//! hands a query about one group to its members alone; when that starts at run time, the
+//! hosts that joined before are members too.
 
 use std::net::IpAddr;
 

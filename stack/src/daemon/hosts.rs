@@ -634,8 +634,8 @@ impl Hosts {
 
     /// Notes every group each live host holds now as its link's member (see
     /// [`Hosts::note_member`]): when the daemon starts keeping members at run time (the first
-    /// stream checked), the hosts that joined before are members too, or a group-specific
-    /// query handed to the members would miss them. O(memberships), once.
+    /// stream checked or test run), the hosts that joined before are members too, or a
+    /// group-specific query handed to the members would miss them. O(memberships), once.
     pub fn note_all_members(&mut self, links: &mut Links, now: Instant) {
         let ids: Vec<HostId> = self
             .all
