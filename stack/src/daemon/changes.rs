@@ -17,9 +17,10 @@ use crossbeam_channel::Sender;
 use log::{info, warn};
 use membership::{Error, SourceFilter};
 
+use super::requests::Answer;
 use super::requests::{describe, source_filter, OwnedOp};
 use super::requests::{target_hosts, Memberships};
-use super::{Answer, HostId};
+use super::HostId;
 use crate::control::{Body, DaemonReply, Envelope, Part, Request};
 
 /// The most changes (host × group) applied in one loop turn: about 4 ms of a release build's
