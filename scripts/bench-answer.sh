@@ -22,13 +22,8 @@ trap cleanup EXIT
 cargo build --release -q -p stack -p tools
 BIN=$PWD/target/release
 
-ip netns add "$NS"
+bench_tun_namespace "$NS"
 nsx() { ip netns exec "$NS" "$@"; }
-nsx ip link set lo up
-nsx ip tuntap add dev tun0 mode tun
-nsx ip link set tun0 addrgenmode none
-nsx ip addr add 10.99.0.1/24 dev tun0
-nsx ip link set tun0 up
 CTL=$DIR/ctl.sock
 ctl() { "$BIN/tunmcastctl" --control "$CTL" "$@"; }
 # Not through nsx: $! must be the daemon itself (ip netns exec execs it).

@@ -30,14 +30,8 @@ say "cargo build --release --workspace --bins"
 cargo build --release --workspace --bins
 BIN=$PWD/target/release
 
-ip netns add "$NS"
+bench_tun_namespace "$NS" fe80::1
 nsx() { ip netns exec "$NS" "$@"; }
-nsx ip link set lo up
-nsx ip tuntap add dev tun0 mode tun
-nsx ip link set tun0 addrgenmode none
-nsx ip addr add 10.99.0.1/24 dev tun0
-nsx ip -6 addr add fe80::1/64 dev tun0 nodad
-nsx ip link set tun0 up
 
 CTL=$DIR/ctl.sock
 start_daemon() {

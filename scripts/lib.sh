@@ -108,3 +108,16 @@ kernel_features() {
     [[ -c /dev/net/tun ]] || die "/dev/net/tun is missing: this kernel has no TUN/TAP (CONFIG_TUN)"
     echo "  CONFIG_TUN: yes"
 }
+
+# Makes network namespace $1 for a benchmark: lo up, and a TUN tun0 whose kernel side is
+# 10.99.0.1/24 (and the link-local $2, without DAD, if given).
+bench_tun_namespace() {
+    local ns=$1 ll=${2:-}
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" tuntap add dev tun0 mode tun
+    ip -n "$ns" link set tun0 addrgenmode none
+    ip -n "$ns" addr add 10.99.0.1/24 dev tun0
+    if [ -n "$ll" ]; then ip -n "$ns" -6 addr add "$ll/64" dev tun0 nodad; fi
+    ip -n "$ns" link set tun0 up
+}
